@@ -1,0 +1,99 @@
+"""Find the backend service the GKE Ingress controller made for our Service, and describe it.
+
+The kit reads this resource and points its URL map at it, but never changes it: Kubernetes owns
+it, and any edit made here would be overwritten on the controller's next sync.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+
+from mtlskit.clients import RETRY, Clients
+from mtlskit.k8s import BACKENDS_ANNOTATION, IngressNotReady, _read
+from mtlskit.params import Params
+
+
+class BackendNotFound(RuntimeError):
+    pass
+
+
+@dataclass
+class BackendService:
+    name: str
+    self_link: str
+    scheme: str
+    protocol: str
+    service: str
+    service_port: str
+    health: str
+    log_enable: bool
+    log_sample_rate: float
+    custom_request_headers: list[str]
+    backends: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"field": k, "value": v} for k, v in self.__dict__.items()]
+
+
+def backend_names(clients: Clients, params: Params) -> dict[str, str]:
+    """Backend service name -> health, as written on the anchor Ingress by the controller."""
+    k = params.kubernetes
+    ing = _read(clients, "Ingress", params)
+    if ing is None:
+        raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} not found: run notebook 10_ingress with "
+                              "apply=True first")
+    raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
+    if not raw:
+        raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} has no {BACKENDS_ANNOTATION} annotation yet: the "
+                              "controller has not created the backend service (wait in notebook 10_ingress)")
+    return dict(json.loads(raw))
+
+
+def locate_backend_service(clients: Clients, params: Params) -> BackendService:
+    """The backend service for params' Service and port, among those the anchor Ingress names."""
+    k = params.kubernetes
+    health = backend_names(clients, params)
+    wanted = (f"{k.namespace}/{k.service}", str(k.service_port))
+    seen = []
+    for name, state in health.items():
+        try:
+            bs = clients.compute.backend_services.get(project=clients.project, backend_service=name, retry=RETRY)
+        except gexc.NotFound:
+            seen.append(f"{name} (named on the Ingress but missing in Compute)")
+            continue
+        try:
+            desc = json.loads(bs.description or "{}")
+        except ValueError:
+            desc = {}
+        key = (desc.get("kubernetes.io/service-name"), desc.get("kubernetes.io/service-port"))
+        if key == wanted:
+            return describe(bs, state)
+        seen.append(f"{name} -> {key[0]}:{key[1]}")
+    raise BackendNotFound(
+        f"none of the backend services on Ingress {k.namespace}/{k.ingress} serves Service {wanted[0]} port "
+        f"{wanted[1]} (found: {', '.join(seen) or 'none'}); check kubernetes.service and "
+        "kubernetes.service_port in the params")
+
+
+def describe(bs: compute_v1.BackendService, health: str = "") -> BackendService:
+    desc = json.loads(bs.description or "{}") if (bs.description or "").startswith("{") else {}
+    return BackendService(
+        name=bs.name,
+        self_link=bs.self_link,
+        scheme=bs.load_balancing_scheme,
+        protocol=bs.protocol,
+        service=desc.get("kubernetes.io/service-name", ""),
+        service_port=desc.get("kubernetes.io/service-port", ""),
+        health=health,
+        log_enable=bool(bs.log_config.enable),
+        log_sample_rate=float(bs.log_config.sample_rate) if bs.log_config.enable else 0.0,
+        custom_request_headers=list(bs.custom_request_headers),
+        backends=[b.group.rsplit("/", 3)[-3] + "/" + b.group.rsplit("/", 1)[-1] for b in bs.backends],
+        fingerprint=bs.fingerprint,
+    )

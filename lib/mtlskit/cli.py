@@ -1,0 +1,144 @@
+"""`mtlskit`: parses arguments, calls the library, renders results. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import click
+
+from mtlskit import params as params_mod
+from mtlskit.params import ParamsError
+
+
+def _load(params_file: str | None) -> params_mod.Params:
+    try:
+        return params_mod.load(params_file)
+    except ParamsError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@click.group()
+def main() -> None:
+    """Runbook kit: global external Application Load Balancer with mTLS in front of a GKE Ingress backend."""
+
+
+@main.group()
+def sandbox() -> None:
+    """The local stand-in for Google Cloud and Kubernetes."""
+
+
+def _state_dir(params_file: str | None, state_dir: str | None) -> Path:
+    if state_dir:
+        return Path(state_dir).resolve()
+    return _load(params_file).state_dir
+
+
+STATE_OPTS = [
+    click.option("--params", "params_file", default=None, help="params file (default params/sandbox.yaml)"),
+    click.option("--state-dir", default=None, help="sandbox state directory (overrides the params)"),
+]
+
+
+def _with_state(f):  # type: ignore[no-untyped-def]
+    for opt in reversed(STATE_OPTS):
+        f = opt(f)
+    return f
+
+
+@sandbox.command("up")
+@_with_state
+@click.option("--foreground", is_flag=True, help="run in this terminal until Ctrl-C")
+@click.option("--port", type=int, default=None)
+def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool, port: int | None) -> None:
+    """Start the sandbox (or report the one already running)."""
+    from mtlskit.sandbox import process
+
+    p = _load(params_file)
+    directory = Path(state_dir).resolve() if state_dir else p.state_dir
+    chosen_port = p.sandbox.port if port is None else port
+    if foreground:
+        from mtlskit.sandbox.__main__ import main as serve
+
+        args = ["--state-dir", str(directory), "--port", str(chosen_port), "--project", p.project,
+                "--operation-delay", str(p.sandbox.operation_delay_seconds),
+                "--managed-cert-delay", str(p.sandbox.managed_cert_delay_seconds)]
+        sys.exit(serve(args))
+    info = process.start(directory, port=chosen_port, projects=[p.project],
+                         operation_delay=p.sandbox.operation_delay_seconds,
+                         managed_cert_delay=p.sandbox.managed_cert_delay_seconds)
+    click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
+    click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")
+
+
+@sandbox.command("down")
+@_with_state
+def sandbox_down(params_file: str | None, state_dir: str | None) -> None:
+    """Stop the sandbox; its state stays on disk."""
+    from mtlskit.sandbox import process
+
+    stopped = process.stop(_state_dir(params_file, state_dir))
+    click.echo("sandbox stopped" if stopped else "no sandbox was running")
+
+
+@sandbox.command("status")
+@_with_state
+def sandbox_status(params_file: str | None, state_dir: str | None) -> None:
+    """Say whether the sandbox runs, where, and what it has counted."""
+    from mtlskit.sandbox import process
+
+    info = process.status(_state_dir(params_file, state_dir))
+    if info is None:
+        click.echo("sandbox: not running")
+        sys.exit(3)
+    with urllib.request.urlopen(f"{info.endpoint}/_sandbox/healthz", timeout=5) as r:
+        health = json.load(r)
+    click.echo(f"sandbox: running at {info.endpoint} (pid {info.pid})")
+    click.echo(f"projects: {', '.join(health['projects'])}; cluster uid: {health['cluster_uid']}")
+    click.echo(f"kubeconfig: {info.kubeconfig}")
+
+
+@sandbox.command("reset")
+@_with_state
+@click.confirmation_option(prompt="Forget every sandbox resource?")
+def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
+    """Stop the sandbox and forget all its resources (the demo PKI is kept)."""
+    from mtlskit.sandbox import process
+
+    process.reset(_state_dir(params_file, state_dir))
+    click.echo("sandbox state cleared")
+
+
+@main.command("check-params")
+@click.argument("params_file", required=False)
+def check_params(params_file: str | None) -> None:
+    """Validate a params file and say what it targets. Calls no API."""
+    p = _load(params_file)
+    click.echo(f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
+               f"ingress={p.kubernetes.ingress}")
+
+
+@main.command("demo-ingress")
+@click.option("--params", "params_file", default=None)
+def demo_ingress(params_file: str | None) -> None:
+    """Apply Service + BackendConfig + anchor Ingress and show the backend service the controller made."""
+    from mtlskit import backend, k8s, plan
+    from mtlskit.clients import build_clients
+
+    p = _load(params_file)
+    clients = build_clients(p)
+    changes = k8s.plan_ingress(clients, p)
+    for row in plan.table(changes):
+        click.echo(f"  {row['action']:<10} {row['resource']:<14} {row['name']}  {row['changed fields']}")
+    k8s.apply_ingress(clients, p, changes)
+    k8s.wait_for_backends(clients, p)
+    bs = backend.locate_backend_service(clients, p)
+    click.echo("backend service created by the Ingress controller (read with google-cloud-compute):")
+    for row in bs.rows():
+        click.echo(f"  {row['field']:<24} {row['value']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The one place that knows which target the kit talks to.
+
+Everything else receives a `Clients` and calls the official libraries through it. For the sandbox
+that means anonymous credentials, `http://127.0.0.1:PORT` endpoints and the REST transport; for
+Google Cloud, Application Default Credentials and the named kube context.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
+from google.cloud import logging as cloud_logging
+from kubernetes import client as kube
+from kubernetes import config as kube_config
+
+from mtlskit.params import Params
+
+TRANSIENT = (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError, gexc.GatewayTimeout,
+             gexc.BadGateway)
+
+# Every call the kit makes retries transient answers with backoff; inserts carry a request id so a
+# retried create cannot make a second resource.
+RETRY = gretry.Retry(predicate=gretry.if_exception_type(*TRANSIENT), initial=0.2, maximum=4.0, multiplier=2.0,
+                     timeout=90.0)
+
+
+class OperationError(RuntimeError):
+    """A long-running operation finished with an error; `cause` is the mapped API exception."""
+
+    def __init__(self, what: str, cause: gexc.GoogleAPICallError):
+        super().__init__(f"{what} failed: {cause}")
+        self.what = what
+        self.cause = cause
+
+
+@dataclass
+class ComputeClients:
+    addresses: compute_v1.GlobalAddressesClient
+    ssl_certificates: compute_v1.SslCertificatesClient
+    ssl_policies: compute_v1.SslPoliciesClient
+    url_maps: compute_v1.UrlMapsClient
+    target_https_proxies: compute_v1.TargetHttpsProxiesClient
+    target_http_proxies: compute_v1.TargetHttpProxiesClient
+    forwarding_rules: compute_v1.GlobalForwardingRulesClient
+    backend_services: compute_v1.BackendServicesClient
+    health_checks: compute_v1.HealthChecksClient
+    network_endpoint_groups: compute_v1.NetworkEndpointGroupsClient
+    operations: compute_v1.GlobalOperationsClient
+
+
+@dataclass
+class KubeClients:
+    api: kube.ApiClient
+    core: kube.CoreV1Api
+    networking: kube.NetworkingV1Api
+    custom: kube.CustomObjectsApi
+    context: str
+
+
+@dataclass
+class Clients:
+    target: str
+    project: str
+    endpoint: str | None
+    compute: ComputeClients
+    network_security: network_security_v1.NetworkSecurityClient
+    certificate_manager: certificate_manager_v1.CertificateManagerClient
+    logging: cloud_logging.Client
+    kube: KubeClients
+
+    @property
+    def location(self) -> str:
+        return f"projects/{self.project}/locations/global"
+
+
+def _compute_clients(credentials: Credentials | None, options: ClientOptions | None) -> ComputeClients:
+    kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
+    ops = compute_v1.GlobalOperationsClient(**kw)
+
+    def make(cls: Callable[..., Any]) -> Any:
+        c = cls(**kw)
+        if options is not None:
+            # ExtendedOperation.result() builds its poller without client_options and would poll
+            # compute.googleapis.com; give it the operations client that points where we do.
+            c._transport._extended_operations_services["global_operations"] = ops
+        return c
+
+    return ComputeClients(
+        addresses=make(compute_v1.GlobalAddressesClient),
+        ssl_certificates=make(compute_v1.SslCertificatesClient),
+        ssl_policies=make(compute_v1.SslPoliciesClient),
+        url_maps=make(compute_v1.UrlMapsClient),
+        target_https_proxies=make(compute_v1.TargetHttpsProxiesClient),
+        target_http_proxies=make(compute_v1.TargetHttpProxiesClient),
+        forwarding_rules=make(compute_v1.GlobalForwardingRulesClient),
+        backend_services=make(compute_v1.BackendServicesClient),
+        health_checks=make(compute_v1.HealthChecksClient),
+        network_endpoint_groups=make(compute_v1.NetworkEndpointGroupsClient),
+        operations=ops,
+    )
+
+
+def _kube_clients(kubeconfig: str | None, context: str | None) -> KubeClients:
+    api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+    ctx = context or kube_config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
+    return KubeClients(api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), ctx)
+
+
+def build_clients(params: Params) -> Clients:
+    """Clients for the params' target; for the sandbox, start it first when nothing runs."""
+    if params.target == "sandbox":
+        from mtlskit.sandbox import process  # the kit only ever starts the sandbox, never imports its internals
+
+        info = process.start(
+            params.state_dir,
+            port=params.sandbox.port,
+            projects=[params.project],
+            operation_delay=params.sandbox.operation_delay_seconds,
+            managed_cert_delay=params.sandbox.managed_cert_delay_seconds,
+        )
+        credentials: Credentials | None = AnonymousCredentials()
+        options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
+        kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
+        log_client = cloud_logging.Client(project=params.project, credentials=credentials, _use_grpc=False,
+                                          client_options={"api_endpoint": info.endpoint})
+    else:
+        credentials, options, endpoint = None, None, None
+        kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
+        log_client = cloud_logging.Client(project=params.project, _use_grpc=False)
+    kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
+    return Clients(
+        target=params.target,
+        project=params.project,
+        endpoint=endpoint,
+        compute=_compute_clients(credentials, options),
+        network_security=network_security_v1.NetworkSecurityClient(**kw),
+        certificate_manager=certificate_manager_v1.CertificateManagerClient(**kw),
+        logging=log_client,
+        kube=_kube_clients(kubeconfig, context),
+    )
+
+
+def wait_for_compute(clients: Clients, operation: Any, what: str, timeout: float = 600.0,
+                     on_progress: Callable[[str], None] | None = None) -> None:
+    """Wait for a global Compute operation through the operations client the kit configured."""
+    name = getattr(operation, "name", None) or operation
+    deadline = time.monotonic() + timeout
+    while True:
+        op = clients.compute.operations.wait(project=clients.project, operation=name, retry=RETRY)
+        if on_progress:
+            on_progress(op.status.name)
+        if op.status == compute_v1.Operation.Status.DONE:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: operation {name} not done after {timeout:.0f}s")
+    if op.http_error_status_code or (op.error and op.error.errors):
+        message = op.http_error_message or "; ".join(e.message for e in op.error.errors)
+        detail = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors) if op.error else ""
+        cause = gexc.from_http_status(op.http_error_status_code or 500, f"{message} {detail}".strip())
+        raise OperationError(what, cause)

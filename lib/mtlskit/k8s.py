@@ -1,0 +1,191 @@
+"""The Kubernetes half of the split: Service (NEG), BackendConfig and the anchor Ingress.
+
+Only an Ingress makes the GKE Ingress controller create the backend service, and only while it
+exists does the controller keep applying BackendConfig changes to it. The anchor is hardened so
+its own frontend exposes nothing: HTTP off, no TLS section, so no forwarding rule of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from mtlskit.clients import Clients
+from mtlskit.params import Params
+from mtlskit.plan import Change, changed_fields
+
+BACKENDS_ANNOTATION = "ingress.kubernetes.io/backends"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "mtlskit"}
+
+
+class IngressNotReady(RuntimeError):
+    pass
+
+
+def manifests(params: Params) -> dict[str, dict[str, Any]]:
+    k = params.kubernetes
+    labels = {**MANAGED_BY, "mtlskit/stack": params.stack}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": k.service,
+            "namespace": k.namespace,
+            "labels": labels,
+            "annotations": {
+                "cloud.google.com/neg": json.dumps({"ingress": True}),
+                "cloud.google.com/backend-config": json.dumps({"default": k.backend_config}),
+            },
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": k.app_label},
+            "ports": [{"name": "http", "port": k.service_port, "targetPort": k.target_port, "protocol": "TCP"}],
+        },
+    }
+    backend_config = {
+        "apiVersion": "cloud.google.com/v1",
+        "kind": "BackendConfig",
+        "metadata": {"name": k.backend_config, "namespace": k.namespace, "labels": labels},
+        "spec": {
+            "logging": {"enable": params.logging.enable, "sampleRate": params.logging.sample_rate},
+            "customRequestHeaders": {"headers": list(params.mtls.custom_headers)},
+        },
+    }
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": k.ingress,
+            "namespace": k.namespace,
+            "labels": {**labels, "mtlskit/role": "anchor"},
+            "annotations": {
+                "kubernetes.io/ingress.class": "gce",
+                # The anchor exists only so the controller owns and syncs the backend service;
+                # it must not serve traffic itself.
+                "kubernetes.io/ingress.allow-http": "false",
+                "mtlskit/anchor": "true - deleting this Ingress makes GKE stop syncing the backend service",
+            },
+        },
+        "spec": {"defaultBackend": {"service": {"name": k.service, "port": {"number": k.service_port}}}},
+    }
+    return {"Service": service, "BackendConfig": backend_config, "Ingress": ingress}
+
+
+def _read(clients: Clients, kind: str, params: Params) -> dict[str, Any] | None:
+    k, api = params.kubernetes, clients.kube
+    try:
+        if kind == "Namespace":
+            obj = api.core.read_namespace(k.namespace)
+        elif kind == "Service":
+            obj = api.core.read_namespaced_service(k.service, k.namespace)
+        elif kind == "Ingress":
+            obj = api.networking.read_namespaced_ingress(k.ingress, k.namespace)
+        else:
+            return api.custom.get_namespaced_custom_object(
+                "cloud.google.com", "v1", k.namespace, "backendconfigs", k.backend_config)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return api.api.sanitize_for_serialization(obj)
+
+
+def _kubectl(obj: dict[str, Any]) -> str:
+    return f"kubectl apply -f {obj['kind'].lower()}-{obj['metadata']['name']}.yaml -n {obj['metadata']['namespace']}"
+
+
+def plan_ingress(clients: Clients, params: Params) -> list[Change]:
+    """Namespace, Service, BackendConfig and anchor Ingress: desired vs what the cluster has."""
+    changes = []
+    ns = params.kubernetes.namespace
+    if _read(clients, "Namespace", params) is None:
+        changes.append(Change("Namespace", ns, "create", gcloud=f"kubectl create namespace {ns}",
+                              desired={"metadata": {"name": ns}}))
+    for kind, desired in manifests(params).items():
+        current = _read(clients, kind, params)
+        watched = {"metadata": {"labels": desired["metadata"]["labels"],
+                                "annotations": desired["metadata"].get("annotations", {})},
+                   "spec": desired["spec"]}
+        if current is None:
+            changes.append(Change(kind, desired["metadata"]["name"], "create", gcloud=_kubectl(desired),
+                                  desired=desired))
+            continue
+        diff = changed_fields(watched, current)
+        changes.append(Change(kind, desired["metadata"]["name"], "update" if diff else "no change", diff,
+                              _kubectl(desired) if diff else "", desired, current))
+    return changes
+
+
+def apply_ingress(clients: Clients, params: Params, changes: list[Change]) -> list[Change]:
+    """Execute a plan from `plan_ingress`; unchanged resources get no call at all."""
+    api, ns = clients.kube, params.kubernetes.namespace
+    for c in changes:
+        if c.action == "no change":
+            continue
+        body = c.desired
+        if c.kind == "Namespace":
+            api.core.create_namespace(body)
+        elif c.kind == "Service":
+            if c.action == "create":
+                api.core.create_namespaced_service(ns, body)
+            else:
+                api.core.patch_namespaced_service(c.name, ns, body)
+        elif c.kind == "BackendConfig":
+            if c.action == "create":
+                api.custom.create_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", body)
+            else:
+                api.custom.patch_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", c.name, body)
+        elif c.kind == "Ingress":
+            if c.action == "create":
+                api.networking.create_namespaced_ingress(ns, body)
+            else:
+                api.networking.patch_namespaced_ingress(c.name, ns, body)
+    return changes
+
+
+def wait_for_backends(clients: Clients, params: Params, timeout: float = 600.0,
+                      on_progress: Callable[[float], None] | None = None) -> dict[str, str]:
+    """Wait until the controller has written `ingress.kubernetes.io/backends` on the anchor Ingress.
+
+    On GKE this takes minutes (NEGs, health checks); the annotation is the controller's own word
+    that the backend service exists.
+    """
+    k = params.kubernetes
+    start = time.monotonic()
+    delay = 0.2
+    while True:
+        ing = _read(clients, "Ingress", params)
+        if ing is None:
+            raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} does not exist: run notebook 10_ingress "
+                                  "with apply=True first")
+        raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
+        if raw:
+            return dict(json.loads(raw))
+        elapsed = time.monotonic() - start
+        if on_progress:
+            on_progress(elapsed)
+        if elapsed > timeout:
+            raise IngressNotReady(
+                f"the GKE Ingress controller has not written {BACKENDS_ANNOTATION} on {k.namespace}/{k.ingress} "
+                f"after {timeout:.0f}s; check the Ingress events (kubectl describe ingress {k.ingress} -n "
+                f"{k.namespace})")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+def ingress_events(clients: Clients, params: Params) -> list[dict[str, str]]:
+    """The controller's events for the anchor Ingress, oldest first."""
+    k = params.kubernetes
+    events = clients.kube.core.list_namespaced_event(k.namespace).items
+    rows = [
+        {"time": str(e.last_timestamp or e.first_timestamp or ""), "type": e.type or "", "reason": e.reason or "",
+         "message": e.message or ""}
+        for e in events
+        if e.involved_object and e.involved_object.kind == "Ingress" and e.involved_object.name == k.ingress
+    ]
+    return sorted(rows, key=lambda r: r["time"])

@@ -1,0 +1,405 @@
+"""One YAML file per environment, validated before anything talks to an API.
+
+A typo in a params file must never reach Google Cloud: unknown keys are errors, names are checked
+against the rules the APIs will apply, certificate files must exist, and every problem is reported at
+once with the field path, the offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtlskit import paths
+
+# Google Compute resource names (RFC 1035 label) and Kubernetes names (RFC 1123).
+GOOGLE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Network Security ids: letters, digits, hyphens, underscores, not starting with a digit.
+NETSEC_ID = re.compile(r"^[A-Za-z_-][A-Za-z0-9_-]{0,62}$")
+# Certificate Manager ids.
+CERTMGR_ID = re.compile(r"^[a-z0-9-]{1,63}$")
+PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+FORBIDDEN_HEADER_PREFIXES = ("x-google", "x-goog-", "x-gfe", "x-amz-")
+FORBIDDEN_HEADERS = {
+    "x-user-ip",
+    "cdn-loop",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+
+DEFAULT_MTLS_HEADERS = [
+    "X-Client-Cert-Present:{client_cert_present}",
+    "X-Client-Cert-Chain-Verified:{client_cert_chain_verified}",
+    "X-Client-Cert-Error:{client_cert_error}",
+    "X-Client-Cert-Hash:{client_cert_sha256_fingerprint}",
+    "X-Client-Cert-Serial-Number:{client_cert_serial_number}",
+    "X-Client-Cert-SPIFFE:{client_cert_spiffe_id}",
+    "X-Client-Cert-URI-SANs:{client_cert_uri_sans}",
+    "X-Client-Cert-DNSName-SANs:{client_cert_dnsname_sans}",
+    "X-Client-Cert-Valid-Not-Before:{client_cert_valid_not_before}",
+    "X-Client-Cert-Valid-Not-After:{client_cert_valid_not_after}",
+    "X-Client-Cert-Issuer-Dn:{client_cert_issuer_dn}",
+    "X-Client-Cert-Subject-Dn:{client_cert_subject_dn}",
+    "X-Client-Cert-Leaf:{client_cert_leaf}",
+    "X-Client-Cert-Chain:{client_cert_chain}",
+]
+
+
+def _rule(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return check
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _google_name(v: str) -> str:
+    return _rule(GOOGLE_NAME, "a Google resource name: 1-63 chars, lowercase letters, digits and '-', "
+                 "starting with a letter and not ending with '-' (RFC 1035)")(v)
+
+
+def _dns_label(v: str) -> str:
+    return _rule(DNS1123_LABEL, "a Kubernetes DNS-1123 label: 1-63 chars, lowercase letters, digits and '-', "
+                 "starting and ending with a letter or digit")(v)
+
+
+def _dns_subdomain(v: str) -> str:
+    if len(v) > 253:
+        raise ValueError("must be at most 253 characters (DNS-1123 subdomain)")
+    return _rule(DNS1123_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")(v)
+
+
+class SandboxSettings(_Strict):
+    state_dir: str = ".sandbox"
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    data_plane_port: int = Field(8443, ge=1024, le=65535)
+    operation_delay_seconds: float = Field(0.2, ge=0, le=30)
+    managed_cert_delay_seconds: float = Field(1.0, ge=0, le=600)
+    demo_pki: bool = Field(True, description="generate the demo PKI into the state directory on first use")
+
+
+class KubernetesSettings(_Strict):
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str = "default"
+    service: str = "web"
+    service_port: int = Field(80, ge=1, le=65535)
+    target_port: int = Field(8080, ge=1, le=65535)
+    app_label: str = "web"
+    backend_config: str = "web-backendconfig"
+    ingress: str = "web-anchor"
+
+    _ns = field_validator("namespace", "service")(_dns_label)
+    _sub = field_validator("backend_config", "ingress")(_dns_subdomain)
+
+    @field_validator("app_label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if not re.match(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]|[A-Za-z0-9])$", v):
+            raise ValueError("must be a Kubernetes label value (1-63 alphanumerics, '-', '_', '.')")
+        return v
+
+
+class FrontendSettings(_Strict):
+    address: str = "mtls-ip"
+    certificate: str = "mtls-cert"
+    domains: list[str] = Field(default_factory=lambda: ["api.example.com"], min_length=1, max_length=100)
+    ssl_policy: str = "mtls-ssl"
+    ssl_profile: Literal["COMPATIBLE", "MODERN", "RESTRICTED", "FIPS_202205"] = "MODERN"
+    min_tls_version: Literal["TLS_1_0", "TLS_1_1", "TLS_1_2", "TLS_1_3"] = "TLS_1_2"
+    url_map: str = "mtls-urlmap"
+    target_proxy: str = "mtls-proxy"
+    forwarding_rule: str = "mtls-fr"
+    load_balancing_scheme: Literal["EXTERNAL", "EXTERNAL_MANAGED"] = "EXTERNAL"
+
+    _names = field_validator("address", "certificate", "ssl_policy", "url_map", "target_proxy",
+                             "forwarding_rule")(_google_name)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if not DOMAIN.match(d)]
+        if bad:
+            raise ValueError(f"not a fully qualified domain name: {', '.join(map(repr, bad))}")
+        if len(set(v)) != len(v):
+            raise ValueError("domains must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _tls13(self) -> FrontendSettings:
+        if self.min_tls_version == "TLS_1_3" and self.ssl_profile != "RESTRICTED":
+            raise ValueError("min_tls_version TLS_1_3 needs ssl_profile RESTRICTED")
+        if self.ssl_profile == "FIPS_202205" and self.min_tls_version != "TLS_1_2":
+            raise ValueError("ssl_profile FIPS_202205 needs min_tls_version TLS_1_2")
+        return self
+
+
+class MtlsSettings(_Strict):
+    trust_config: str = "mtls-trust"
+    server_tls_policy: str = "mtls-policy"
+    validation_mode: Literal["REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"] = "REJECT_INVALID"
+    trust_anchors: list[str] = Field(default_factory=list, max_length=200)
+    intermediates: list[str] = Field(default_factory=list, max_length=100)
+    allowlisted: list[str] = Field(default_factory=list)
+    custom_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_MTLS_HEADERS), max_length=16)
+
+    @field_validator("trust_config")
+    @classmethod
+    def _tc(cls, v: str) -> str:
+        return _rule(CERTMGR_ID, "a trust config id: 1-63 chars of lowercase letters, digits and '-'")(v)
+
+    @field_validator("server_tls_policy")
+    @classmethod
+    def _stp(cls, v: str) -> str:
+        return _rule(NETSEC_ID, "a server TLS policy id: 1-63 letters, digits, '-' or '_', "
+                     "not starting with a digit")(v)
+
+    @field_validator("custom_headers")
+    @classmethod
+    def _headers(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        problems = []
+        for h in v:
+            name, sep, _ = h.partition(":")
+            low = name.lower()
+            if not sep or not HEADER_NAME.match(name):
+                problems.append(f"{h!r} is not 'Name:value' with an RFC 7230 header name")
+            elif low in FORBIDDEN_HEADERS or low.startswith(FORBIDDEN_HEADER_PREFIXES):
+                problems.append(f"{name!r} is a header name the load balancer reserves")
+            elif low in seen:
+                problems.append(f"{name!r} appears twice")
+            seen.add(low)
+        if sum(len(h) for h in v) > 8192:
+            problems.append("custom headers exceed 8 KB in total")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @model_validator(mode="after")
+    def _trust(self) -> MtlsSettings:
+        if self.validation_mode == "REJECT_INVALID" and not (self.trust_anchors or self.allowlisted):
+            raise ValueError("REJECT_INVALID needs at least one trust anchor or allowlisted certificate")
+        return self
+
+
+class ProbeSettings(_Strict):
+    client_cert: str | None = None
+    client_key: str | None = None
+    extra_client_certs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pair(self) -> ProbeSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together: give both or neither")
+        return self
+
+
+class LoggingSettings(_Strict):
+    enable: bool = True
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    lookback_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+
+
+class Params(_Strict):
+    """A validated environment. Paths inside it are already absolute."""
+
+    target: Literal["sandbox", "gcp"]
+    project: str
+    stack: str = Field("mtlskit", description="ownership marker written into what the kit creates")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    frontend: FrontendSettings = Field(default_factory=FrontendSettings)
+    mtls: MtlsSettings = Field(default_factory=MtlsSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    expiry_horizon_days: int = Field(30, ge=1, le=3650)
+    apply: bool = False
+    confirm_project: str | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        return _rule(PROJECT_ID, "a Google Cloud project id: 6-30 chars, lowercase letters, digits and '-', "
+                     "starting with a letter")(v)
+
+    _stack = field_validator("stack")(_google_name)
+
+    @model_validator(mode="after")
+    def _target_rules(self) -> Params:
+        if self.target == "gcp" and self.apply and self.confirm_project != self.project:
+            raise ValueError(
+                f"apply against target gcp needs confirm_project equal to the project id ({self.project!r})"
+            )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return paths.resolve(self.sandbox.state_dir)
+
+    def certificate_files(self) -> dict[str, list[str]]:
+        """Every certificate path the params name, grouped by role."""
+        probe = [p for p in [self.probe.client_cert, *self.probe.extra_client_certs] if p]
+        return {
+            "mtls.trust_anchors": list(self.mtls.trust_anchors),
+            "mtls.intermediates": list(self.mtls.intermediates),
+            "mtls.allowlisted": list(self.mtls.allowlisted),
+            "probe.client_certs": probe,
+        }
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        shown = f" (got {self.value})" if self.value is not None else ""
+        return f"{self.field}: {self.message}{shown}"
+
+
+class ParamsError(ValueError):
+    """All problems of one params file, so the user can fix them in one go."""
+
+    def __init__(self, source: str, problems: list[FieldProblem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in params:\n{lines}")
+
+
+def _show(value: Any) -> str | None:
+    if isinstance(value, dict | list):
+        return None
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _problems_from(err: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for e in err.errors(include_url=False):
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see params/example-gcp.yaml for every key)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        elif e["type"] == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        value = None if e["type"] == "missing" else _show(e.get("input"))
+        problems.append(FieldProblem(_field_path(loc), msg, value))
+    return problems
+
+
+def parse(data: Any, source: str = "<params>", base: Path | None = None) -> Params:
+    """Validate a params mapping; relative paths resolve from `base` (default: the repository root)."""
+    if not isinstance(data, dict):
+        raise ParamsError(source, [FieldProblem("(top level)", "must be a mapping of keys to values")])
+    try:
+        params = Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(source, _problems_from(err)) from None
+    params = _absolutise(params, base)
+    _prepare_demo_pki(params)
+    missing = _missing_files(params)
+    if missing:
+        raise ParamsError(source, missing)
+    return params
+
+
+def load(path: str | Path | None = None) -> Params:
+    """Read and validate a params file. Never starts a sandbox and never calls an API."""
+    file = paths.resolve(path) if path else paths.default_params_file()
+    source = str(file)
+    if not file.is_file():
+        raise ParamsError(source, [FieldProblem("(file)", f"params file not found: {file}")])
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(source, [FieldProblem("(file)", f"not valid YAML{where}")]) from None
+    return parse(data, source)
+
+
+def _absolutise(params: Params, base: Path | None) -> Params:
+    def fix(p: str | None) -> str | None:
+        return None if p is None else str(paths.resolve(p, base))
+
+    mtls = params.mtls.model_copy(
+        update={
+            "trust_anchors": [fix(p) for p in params.mtls.trust_anchors],
+            "intermediates": [fix(p) for p in params.mtls.intermediates],
+            "allowlisted": [fix(p) for p in params.mtls.allowlisted],
+        }
+    )
+    probe = params.probe.model_copy(
+        update={
+            "client_cert": fix(params.probe.client_cert),
+            "client_key": fix(params.probe.client_key),
+            "extra_client_certs": [fix(p) for p in params.probe.extra_client_certs],
+        }
+    )
+    sandbox = params.sandbox.model_copy(update={"state_dir": fix(params.sandbox.state_dir)})
+    kube = params.kubernetes.model_copy(update={"kubeconfig": fix(params.kubernetes.kubeconfig)})
+    return params.model_copy(update={"mtls": mtls, "probe": probe, "sandbox": sandbox, "kubernetes": kube})
+
+
+def _prepare_demo_pki(params: Params) -> None:
+    """The sandbox's default params point into a PKI the kit generates on first use (never committed)."""
+    if params.target != "sandbox" or not params.sandbox.demo_pki:
+        return
+    from mtlskit import certs  # local: certificate generation is only needed for the demo PKI
+
+    certs.ensure_demo_pki(params.state_dir / "pki")
+
+
+def _missing_files(params: Params) -> list[FieldProblem]:
+    problems = []
+    groups: dict[str, list[str | None]] = {
+        "mtls.trust_anchors": list(params.mtls.trust_anchors),
+        "mtls.intermediates": list(params.mtls.intermediates),
+        "mtls.allowlisted": list(params.mtls.allowlisted),
+        "probe.extra_client_certs": list(params.probe.extra_client_certs),
+    }
+    for field, files in groups.items():
+        for i, f in enumerate(files):
+            if f and not Path(f).is_file():
+                problems.append(FieldProblem(f"{field}[{i}]", f"certificate file not found: {f}"))
+    for field in ("client_cert", "client_key"):
+        f = getattr(params.probe, field)
+        if f and not Path(f).is_file():
+            problems.append(FieldProblem(f"probe.{field}", f"file not found: {f}"))
+    if params.kubernetes.kubeconfig and not Path(params.kubernetes.kubeconfig).is_file():
+        problems.append(FieldProblem("kubernetes.kubeconfig", f"file not found: {params.kubernetes.kubeconfig}"))
+    return problems

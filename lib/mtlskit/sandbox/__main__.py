@@ -1,0 +1,55 @@
+"""`python -m mtlskit.sandbox`: run the sandbox server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from mtlskit.sandbox.process import INFO, SandboxInfo, write_kubeconfig
+from mtlskit.sandbox.server import Sandbox, Settings, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mtlskit.sandbox")
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--project", action="append", default=[])
+    ap.add_argument("--operation-delay", type=float, default=0.2)
+    ap.add_argument("--managed-cert-delay", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    state_dir = Path(args.state_dir).resolve()
+    sandbox = Sandbox(state_dir, Settings(args.operation_delay, args.managed_cert_delay), args.project)
+    server = serve(sandbox, args.port)
+    port = server.server_address[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    kubeconfig = write_kubeconfig(state_dir, endpoint)
+    info = SandboxInfo(os.getpid(), port, endpoint, str(kubeconfig), str(state_dir))
+
+    def shutdown(*_: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    (state_dir / INFO).write_text(json.dumps(info.__dict__))
+    print(f"mtlskit sandbox listening on {endpoint} (state: {state_dir}, projects: {', '.join(sandbox.projects)})",
+          flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        sandbox.store.close()
+        if SandboxInfo.read(state_dir) == info:
+            (state_dir / INFO).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The slice of the Kubernetes API the kit uses, with the API server's semantics.
+
+Creates answer 201 with uid/resourceVersion/creationTimestamp; PUT checks resourceVersion (409
+Conflict); merge and strategic-merge patches (strategic merge is applied as a merge patch: the kit
+only patches maps); deletes honour finalizers; errors are `Status` objects. Every write is handed to
+the simulated ingress controller, which reconciles before the response returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, rfc3339
+
+if TYPE_CHECKING:
+    from mtlskit.sandbox.server import Sandbox
+
+API = "kube"
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+KINDS = {
+    ("", "namespaces"): Kind("", "v1", "namespaces", "Namespace", namespaced=False),
+    ("", "services"): Kind("", "v1", "services", "Service"),
+    ("", "endpoints"): Kind("", "v1", "endpoints", "Endpoints"),
+    ("", "events"): Kind("", "v1", "events", "Event"),
+    ("", "configmaps"): Kind("", "v1", "configmaps", "ConfigMap"),
+    ("networking.k8s.io", "ingresses"): Kind("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ("cloud.google.com", "backendconfigs"): Kind("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
+}
+
+
+def key_of(kind: Kind, namespace: str | None, name: str) -> str:
+    return f"{kind.qualified}/{namespace or ''}/{name}"
+
+
+class Kube:
+    def __init__(self, sandbox: Sandbox):
+        self.sb = sandbox
+        self.store = sandbox.store
+        for ns in ("default", "kube-system"):
+            if self.get(KINDS[("", "namespaces")], None, ns) is None:
+                self.create(KINDS[("", "namespaces")], None, {"metadata": {"name": ns}})
+
+    # ---- object store ------------------------------------------------------------------------------
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.store.get(API, kind.qualified, key_of(kind, namespace, name))
+
+    def list(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
+        prefix = f"{kind.qualified}/{namespace}/" if namespace else f"{kind.qualified}/"
+        return [b for _k, b in self.store.list(API, kind.qualified, prefix)]
+
+    def _next_rv(self) -> str:
+        return str(self.store.next_counter("kube-resource-version"))
+
+    def _save(self, kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        meta["resourceVersion"] = self._next_rv()
+        self.store.put(API, kind.qualified, key_of(kind, meta.get("namespace"), meta["name"]), obj)
+        return obj
+
+    def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = dict(obj.get("metadata") or {})
+        name = meta.get("name")
+        if not name and meta.get("generateName"):
+            name = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not name:
+            raise ApiError.kube(422, "Invalid", f"{kind.kind} \"\" is invalid: metadata.name: Required value",
+                                kind=kind.kind, group=kind.group)
+        if kind.namespaced:
+            if namespace is None:
+                raise ApiError.kube(400, "BadRequest", "a namespace is required")
+            if meta.get("namespace") not in (None, namespace):
+                raise ApiError.kube(400, "BadRequest", "the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+            if self.get(KINDS[("", "namespaces")], None, namespace) is None:
+                raise ApiError.kube(404, "NotFound", f"namespaces \"{namespace}\" not found", name=namespace,
+                                    kind="namespaces")
+        if self.get(kind, namespace, name) is not None:
+            raise ApiError.kube(409, "AlreadyExists", f"{kind.qualified} \"{name}\" already exists", name=name,
+                                group=kind.group, kind=kind.plural)
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=rfc3339().split(".")[0] + "Z", generation=1)
+        meta.pop("resourceVersion", None)
+        if kind.namespaced:
+            meta["namespace"] = namespace
+        body = {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
+        if kind.plural == "services":
+            spec = body.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("clusterIP", f"10.96.{self.store.next_counter('cluster-ip') % 250}.10")
+        return self._save(kind, body)
+
+    def require(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        obj = self.get(kind, namespace, name)
+        if obj is None:
+            raise ApiError.kube(404, "NotFound", f"{kind.qualified} \"{name}\" not found", name=name,
+                                group=kind.group, kind=kind.plural)
+        return obj
+
+    def replace(self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any],
+                status_only: bool = False) -> dict[str, Any]:
+        current = self.require(kind, namespace, name)
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != current["metadata"]["resourceVersion"]:
+            raise ApiError.kube(409, "Conflict", f"Operation cannot be fulfilled on {kind.qualified} \"{name}\": "
+                                "the object has been modified; please apply your changes to the latest version "
+                                "and try again", name=name, group=kind.group, kind=kind.plural)
+        return self._store_update(kind, current, obj, status_only)
+
+    def patch(self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any],
+              status_only: bool = False) -> dict[str, Any]:
+        current = self.require(kind, namespace, name)
+        rv = (patch.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != current["metadata"]["resourceVersion"]:
+            raise ApiError.kube(409, "Conflict", f"Operation cannot be fulfilled on {kind.qualified} \"{name}\": "
+                                "the object has been modified", name=name, group=kind.group, kind=kind.plural)
+        return self._store_update(kind, current, merge_patch(current, patch), status_only)
+
+    def _store_update(self, kind: Kind, current: dict[str, Any], new: dict[str, Any],
+                      status_only: bool) -> dict[str, Any]:
+        if status_only:
+            body = {**current, "status": new.get("status", {})}
+        else:
+            body = {**new, "status": current.get("status", new.get("status"))} if "status" in current else dict(new)
+            meta = dict(new.get("metadata") or {})
+            meta.pop("deletionTimestamp", None)  # only a delete sets it
+            for keep in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
+                if keep in current["metadata"]:
+                    meta[keep] = current["metadata"][keep]
+            meta["generation"] = current["metadata"].get("generation", 1) + (
+                1 if new.get("spec") != current.get("spec") else 0)
+            body["metadata"] = meta
+            body["apiVersion"], body["kind"] = kind.api_version, kind.kind
+        saved = self._save(kind, body)
+        if saved["metadata"].get("deletionTimestamp") and not saved["metadata"].get("finalizers"):
+            self.store.delete(API, kind.qualified, key_of(kind, saved["metadata"].get("namespace"),
+                                                          saved["metadata"]["name"]))
+        return saved
+
+    def delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        current = self.require(kind, namespace, name)
+        if current["metadata"].get("finalizers"):
+            if not current["metadata"].get("deletionTimestamp"):
+                current["metadata"]["deletionTimestamp"] = rfc3339().split(".")[0] + "Z"
+                current = self._save(kind, current)
+            return current
+        self.store.delete(API, kind.qualified, key_of(kind, namespace, name))
+        if kind.plural == "namespaces":
+            for k in KINDS.values():
+                if k.namespaced:
+                    for obj in self.list(k, name):
+                        self.store.delete(API, k.qualified, key_of(k, name, obj["metadata"]["name"]))
+        return current
+
+    def record_event(self, involved: dict[str, Any], kind: Kind, reason: str, message: str,
+                     type_: str = "Normal") -> None:
+        meta = involved["metadata"]
+        ns = meta.get("namespace", "default")
+        now = rfc3339().split(".")[0] + "Z"
+        self.create(KINDS[("", "events")], ns, {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": ns},
+            "involvedObject": {"kind": kind.kind, "apiVersion": kind.api_version, "name": meta["name"],
+                               "namespace": ns, "uid": meta.get("uid")},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": "loadbalancer-controller"},
+        })
+
+    # ---- HTTP ---------------------------------------------------------------------------------------
+
+    def handle(self, req: Request, parts: list[str]) -> Response:
+        if parts[:1] == ["version"]:
+            return Response(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-mtlskit-sandbox",
+                                  "platform": "linux/amd64"})
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, rest = "", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, rest = parts[1], parts[3:]
+        else:
+            raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        elif rest[:1] == ["namespaces"]:
+            kind = KINDS[("", "namespaces")]
+            return self._dispatch(req, kind, None, rest[1:])
+        if not rest or (group, rest[0]) not in KINDS:
+            raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
+        return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
+
+    def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
+        changed = False
+        if not rest:
+            if req.method == "GET":
+                items = self.list(kind, namespace)
+                selector = req.arg("labelSelector")
+                if selector:
+                    wanted = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
+                    items = [i for i in items
+                             if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+                rv = self.store.meta("counter:kube-resource-version", "0")
+                return Response(200, {"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
+                                      "metadata": {"resourceVersion": rv}, "items": items})
+            if req.method == "POST":
+                result = self.create(kind, namespace, req.json())
+                self.sb.after_kube_change(kind, result)
+                return Response(201, self.get(kind, namespace, result["metadata"]["name"]) or result)
+        else:
+            name, sub = rest[0], rest[1] if len(rest) > 1 else None
+            status_only = sub == "status"
+            if req.method == "GET":
+                return Response(200, self.require(kind, namespace, name))
+            if req.method == "PUT":
+                result = self.replace(kind, namespace, name, req.json(), status_only)
+                changed = True
+            elif req.method == "PATCH":
+                ctype = req.headers.get("content-type", "")
+                if "json-patch" in ctype:
+                    raise ApiError.kube(415, "UnsupportedMediaType", "the sandbox accepts merge and strategic "
+                                        "merge patches only")
+                result = self.patch(kind, namespace, name, req.json(), status_only)
+                changed = True
+            elif req.method == "DELETE":
+                result = self.delete(kind, namespace, name)
+                self.sb.after_kube_change(kind, result)
+                if self.get(kind, namespace, name) is None:
+                    return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                          "status": "Success", "details": {"name": name, "kind": kind.plural}})
+                return Response(200, self.get(kind, namespace, name))
+            else:
+                raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
+            if changed:
+                self.sb.after_kube_change(kind, result)
+                return Response(200, self.get(kind, namespace, name) or result)
+        raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")

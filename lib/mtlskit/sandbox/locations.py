@@ -1,0 +1,307 @@
+"""Network Security (serverTlsPolicies) and Certificate Manager (trustConfigs).
+
+Both are `projects/*/locations/*` APIs with google.longrunning operations that share one URL shape;
+operations live in one table keyed by their full name, so a poll is answered correctly whichever
+API created the operation. The load balancer's rules for ALB policies and trust stores are enforced
+here, because the real APIs refuse the same things.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from mtlskit.sandbox import discovery
+from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, new_id, rfc3339
+
+if TYPE_CHECKING:
+    from mtlskit.sandbox.server import Sandbox
+
+NETSEC_ID = re.compile(r"^[A-Za-z_-][A-Za-z0-9_-]{0,62}$")
+CERTMGR_ID = re.compile(r"^[a-z0-9-]{1,63}$")
+POLICY_REF = re.compile(r"(?:^|//networksecurity\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/serverTlsPolicies/([^/]+)$")
+TRUST_REF = re.compile(r"(?:^|//certificatemanager\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/trustConfigs/([^/]+)$")
+MAX_PEM = 5 * 1024
+
+KINDS: dict[str, dict[str, Any]] = {
+    "serverTlsPolicies": {
+        "api": "networksecurity",
+        "schema": "ServerTlsPolicy",
+        "id_param": "serverTlsPolicyId",
+        "id_rule": NETSEC_ID,
+        "type": "type.googleapis.com/google.cloud.networksecurity.v1.ServerTlsPolicy",
+        "meta": "type.googleapis.com/google.cloud.networksecurity.v1.OperationMetadata",
+        "mask_required": False,
+    },
+    "trustConfigs": {
+        "api": "certificatemanager",
+        "schema": "TrustConfig",
+        "id_param": "trustConfigId",
+        "id_rule": CERTMGR_ID,
+        "type": "type.googleapis.com/google.cloud.certificatemanager.v1.TrustConfig",
+        "meta": "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata",
+        "mask_required": True,
+    },
+}
+OUTPUT_ONLY = {"name", "createTime", "updateTime", "etag"}
+
+
+def _err(status: int, message: str) -> ApiError:
+    return ApiError.google(status, message)
+
+
+class Locations:
+    def __init__(self, sandbox: Sandbox):
+        self.sb = sandbox
+        self.store = sandbox.store
+
+    # ---- shared with compute --------------------------------------------------------------------------
+
+    def require_policy_ref(self, value: str, field: str) -> dict[str, Any]:
+        m = POLICY_REF.search(value)
+        if not m:
+            raise ApiError.google(400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid")
+        name = f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}"
+        body = self.store.get("networksecurity", "serverTlsPolicies", name)
+        if body is None:
+            raise ApiError.google(400, f"Invalid value for field '{field}': '{value}'. The resource '{name}' "
+                                  "was not found.", "invalid")
+        return body
+
+    def policy(self, ref: str) -> dict[str, Any] | None:
+        m = POLICY_REF.search(ref)
+        if not m:
+            return None
+        return self.store.get("networksecurity", "serverTlsPolicies",
+                              f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}")
+
+    def trust_config(self, ref: str) -> dict[str, Any] | None:
+        m = TRUST_REF.search(ref)
+        if not m:
+            return None
+        return self.store.get("certificatemanager", "trustConfigs",
+                              f"projects/{m[1]}/locations/{m[2]}/trustConfigs/{m[3]}")
+
+    # ---- HTTP -----------------------------------------------------------------------------------------
+
+    def handle(self, req: Request, rest: list[str], service: str) -> Response:
+        # rest: projects/{p}/locations/{l}/{collection}[/{id}]
+        if len(rest) < 5 or rest[0] != "projects" or rest[2] != "locations":
+            raise _err(404, f"Not found: {req.path}")
+        project, location, coll = rest[1], rest[3], rest[4]
+        self.sb.require_project(project, service)
+        parent = f"projects/{project}/locations/{location}"
+        if coll == "operations":
+            return self._operation(req, parent, rest[5:])
+        if coll not in KINDS or KINDS[coll]["api"] != service:
+            raise _err(404, f"Not found: {req.path}")
+        if location != "global":
+            raise _err(400, f"Location '{location}' is not served by the sandbox; global load balancers use 'global'.")
+        spec = KINDS[coll]
+        if len(rest) == 5:
+            if req.method == "GET":
+                items = [self._public(b) for _k, b in self.store.list(spec["api"], coll, f"{parent}/{coll}/")]
+                return Response(200, {coll: items})
+            if req.method == "POST":
+                return self._create(req, parent, coll, spec)
+        elif len(rest) == 6:
+            name = f"{parent}/{coll}/{rest[5]}"
+            if req.method == "GET":
+                return Response(200, self._public(self._require(spec, coll, name)))
+            if req.method == "PATCH":
+                return self._patch(req, name, coll, spec)
+            if req.method == "DELETE":
+                return self._delete(req, name, coll, spec)
+        raise _err(405, f"Method {req.method} not allowed on {req.path}")
+
+    def _require(self, spec: dict[str, Any], coll: str, name: str) -> dict[str, Any]:
+        body = self.store.get(spec["api"], coll, name)
+        if body is None:
+            raise _err(404, f"Resource '{name}' was not found")
+        return body
+
+    @staticmethod
+    def _public(body: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in body.items() if not k.startswith("_")}
+
+    def _create(self, req: Request, parent: str, coll: str, spec: dict[str, Any]) -> Response:
+        rid = req.arg(spec["id_param"])
+        if not rid or not spec["id_rule"].match(rid):
+            raise _err(400, f"Invalid {spec['id_param']} '{rid}': must match {spec['id_rule'].pattern}")
+        name = f"{parent}/{coll}/{rid}"
+        if self.store.get(spec["api"], coll, name) is not None:
+            raise _err(409, f"Resource '{name}' already exists")
+        body = discovery.normalise_enums(spec["api"], spec["schema"], req.json())
+        body = {k: v for k, v in body.items() if k not in OUTPUT_ONLY}
+        getattr(self, f"_check_{coll}")(body, parent)
+        now = rfc3339()
+        body.update(name=name, createTime=now, updateTime=now)
+        if coll == "trustConfigs":
+            body["etag"] = _etag(body)
+        return self._operate(parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body))
+
+    def _patch(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
+        current = self._require(spec, coll, name)
+        mask = req.arg("updateMask")
+        if spec["mask_required"] and not mask:
+            raise _err(400, "updateMask is required")
+        patch = discovery.normalise_enums(spec["api"], spec["schema"], req.json())
+        if coll == "trustConfigs" and patch.get("etag") and patch["etag"] != current.get("etag"):
+            raise _err(409, "The etag does not match the current trust config (ABORTED); read it again.")
+        if mask:
+            updated = dict(current)
+            for path in mask.split(","):
+                top = _camel(path.strip().split(".")[0])
+                if top in OUTPUT_ONLY:
+                    continue
+                if top in patch:
+                    updated[top] = patch[top]
+                else:
+                    updated.pop(top, None)
+        else:
+            keep = {k: current[k] for k in OUTPUT_ONLY if k in current}
+            updated = {**{k: v for k, v in patch.items() if k not in OUTPUT_ONLY}, **keep}
+        getattr(self, f"_check_{coll}")(updated, name.rsplit(f"/{coll}/", 1)[0])
+        updated["updateTime"] = rfc3339()
+        if coll == "trustConfigs":
+            updated["etag"] = _etag(updated)
+        return self._operate(name.rsplit(f"/{coll}/", 1)[0], spec, name, "update",
+                             lambda: self.store.put(spec["api"], coll, name, updated))
+
+    def _delete(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
+        current = self._require(spec, coll, name)
+        etag = req.arg("etag")
+        if etag and etag != current.get("etag"):
+            raise _err(409, "The etag does not match the current resource (ABORTED); read it again.")
+        users = self._users(coll, name)
+        if users:
+            raise ApiError.google(400, f"The resource '{name}' is already being used by '{users[0]}'",
+                                  "resourceInUseByAnotherResource", "FAILED_PRECONDITION")
+        return self._operate(name.rsplit(f"/{coll}/", 1)[0], spec, name, "delete",
+                             lambda: self.store.delete(spec["api"], coll, name), empty=True)
+
+    def _users(self, coll: str, name: str) -> list[str]:
+        users = []
+        for api, _c, key, body in self.store.all():
+            if coll == "serverTlsPolicies" and api == "compute" and body.get("serverTlsPolicy"):
+                if body["serverTlsPolicy"].endswith(name):
+                    users.append(body.get("selfLink", key))
+            if coll == "trustConfigs" and api == "networksecurity":
+                ref = (body.get("mtlsPolicy") or {}).get("clientValidationTrustConfig", "")
+                if ref.endswith(name):
+                    users.append(key)
+        return users
+
+    # ---- rules ------------------------------------------------------------------------------------------
+
+    def _check_serverTlsPolicies(self, body: dict[str, Any], parent: str) -> None:
+        mtls = body.get("mtlsPolicy")
+        if body.get("allowOpen") or body.get("serverCertificate"):
+            raise _err(400, "allowOpen and serverCertificate are for Traffic Director; an Application Load "
+                            "Balancer policy must leave them unset.")
+        if not mtls:
+            raise _err(400, "mtlsPolicy is required for an Application Load Balancer policy.")
+        if mtls.get("clientValidationCa"):
+            raise _err(400, "mtlsPolicy.clientValidationCa is for Traffic Director; use clientValidationTrustConfig.")
+        mode = mtls.get("clientValidationMode")
+        if mode in (None, "CLIENT_VALIDATION_MODE_UNSPECIFIED"):
+            raise _err(400, "mtlsPolicy.clientValidationMode is required (ALLOW_INVALID_OR_MISSING_CLIENT_CERT "
+                            "or REJECT_INVALID).")
+        tc = mtls.get("clientValidationTrustConfig")
+        if mode == "REJECT_INVALID" and not tc:
+            raise _err(400, "mtlsPolicy.clientValidationTrustConfig is required when clientValidationMode is "
+                            "REJECT_INVALID.")
+        if tc and self.trust_config(tc) is None:
+            raise _err(400, f"Invalid value for mtlsPolicy.clientValidationTrustConfig: trust config '{tc}' "
+                            "was not found.")
+
+    def _check_trustConfigs(self, body: dict[str, Any], parent: str) -> None:
+        stores = body.get("trustStores") or []
+        if len(stores) > 1:
+            raise _err(400, "Only one trust store is allowed per trust config.")
+        allow = body.get("allowlistedCertificates") or []
+        for store in stores:
+            anchors = store.get("trustAnchors") or []
+            inters = store.get("intermediateCas") or []
+            if len(anchors) > 200:
+                raise _err(400, f"A trust store holds at most 200 trust anchors (got {len(anchors)}).")
+            if len(inters) > 100:
+                raise _err(400, f"A trust store holds at most 100 intermediate CAs (got {len(inters)}).")
+            for field, items in (("trustAnchors", anchors), ("intermediateCas", inters)):
+                for i, item in enumerate(items):
+                    _check_pem(item.get("pemCertificate", ""), f"trustStores[0].{field}[{i}].pemCertificate")
+        for i, item in enumerate(allow):
+            _check_pem(item.get("pemCertificate", ""), f"allowlistedCertificates[{i}].pemCertificate")
+
+    # ---- operations -------------------------------------------------------------------------------------
+
+    def _operate(self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any,
+                 empty: bool = False) -> Response:
+        fail = self.sb.faults.operation_should_fail()
+        if not fail:
+            change()
+        name = f"{parent}/operations/operation-{int(time.time() * 1000)}-{new_id()[:10]}"
+        op = {
+            "name": name,
+            "_created": time.time(),
+            "_fail": fail,
+            "_api": spec["api"],
+            "_coll": target.split("/")[-2],
+            "_target": target,
+            "_empty": empty,
+            "metadata": {"@type": spec["meta"], "createTime": rfc3339(), "target": target, "verb": verb,
+                         "apiVersion": "v1"},
+            "done": False,
+        }
+        self.store.put("lro", "operations", name, op)
+        return Response(200, self._render_op(op))
+
+    def _render_op(self, op: dict[str, Any]) -> dict[str, Any]:
+        out = self._public(op)
+        if time.time() - op["_created"] < self.sb.settings.operation_delay_seconds:
+            return out
+        out["done"] = True
+        out["metadata"] = {**out["metadata"], "endTime": rfc3339()}
+        if op["_fail"]:
+            out["error"] = {"code": 14, "message": "The service is currently unavailable (sandbox fault)."}
+        elif op["_empty"]:
+            out["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+        else:
+            spec = KINDS[op["_coll"]]
+            resource = self.store.get(op["_api"], op["_coll"], op["_target"]) or {}
+            out["response"] = {"@type": spec["type"], **self._public(resource)}
+        return out
+
+    def _operation(self, req: Request, parent: str, rest: list[str]) -> Response:
+        if not rest:
+            items = [self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")]
+            return Response(200, {"operations": items})
+        name = f"{parent}/operations/{rest[0].split(':')[0]}"
+        op = self.store.get("lro", "operations", name)
+        if op is None:
+            raise _err(404, f"Operation '{name}' was not found")
+        if req.method == "DELETE" or rest[0].endswith(":cancel"):
+            return Response(200, {})
+        return Response(200, self._render_op(op))
+
+
+def _camel(path: str) -> str:
+    head, *rest = path.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _check_pem(text: str, field: str) -> None:
+    if len(text.encode()) > MAX_PEM:
+        raise _err(400, f"{field}: each PEM certificate must be at most 5 kB (got {len(text.encode())} bytes).")
+    try:
+        x509.load_pem_x509_certificate(text.encode())
+    except ValueError:
+        raise _err(400, f"{field}: not a parseable PEM X.509 certificate.") from None
+
+
+def _etag(body: dict[str, Any]) -> str:
+    return hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()[:16]

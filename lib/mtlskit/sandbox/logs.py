@@ -1,0 +1,125 @@
+"""Cloud Logging `entries:list` over the entries the data plane writes.
+
+Supports the filter subset the kit and the Logs Explorer queries in the docs use: comparisons
+(`=`, `!=`, `=~`, `!~`, `:`, `<`, `<=`, `>`, `>=`) on dotted field paths, joined by AND (or by
+newlines, which Logging treats as AND). Anything else is refused with a 400 that says so, rather
+than silently matching everything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from mtlskit.sandbox.web import ApiError, Request, Response, parse_time
+
+if TYPE_CHECKING:
+    from mtlskit.sandbox.server import Sandbox
+
+CLAUSE = re.compile(r'^\s*(?P<field>[A-Za-z_@][\w@.\-]*)\s*(?P<op>=~|!~|!=|>=|<=|=|:|<|>)\s*(?P<value>.+?)\s*$')
+
+
+def split_and(filter_text: str) -> list[str]:
+    """Split on AND / newlines outside quotes."""
+    parts, buf, quote, i = [], "", False, 0
+    text = filter_text.replace("\n", " AND ")
+    while i < len(text):
+        ch = text[i]
+        if ch == '"' and (i == 0 or text[i - 1] != "\\"):
+            quote = not quote
+        if not quote and text[i:i + 5] == " AND ":
+            parts.append(buf)
+            buf, i = "", i + 5
+            continue
+        buf += ch
+        i += 1
+    parts.append(buf)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"')
+    return value
+
+
+def _lookup(entry: dict[str, Any], path: str) -> Any:
+    node: Any = entry
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def compile_filter(filter_text: str) -> list[tuple[str, str, str]]:
+    clauses = []
+    for raw in split_and(filter_text):
+        if raw.upper().startswith("NOT ") or " OR " in raw:
+            raise ApiError.google(400, f"Unsupported filter in the sandbox: {raw!r} (only AND-joined comparisons)")
+        m = CLAUSE.match(raw)
+        if not m:
+            raise ApiError.google(400, f"Invalid filter expression: {raw!r}")
+        clauses.append((m["field"], m["op"], _unquote(m["value"])))
+    return clauses
+
+
+def matches(entry: dict[str, Any], clauses: list[tuple[str, str, str]]) -> bool:
+    for field, op, value in clauses:
+        actual = _lookup(entry, field)
+        if field in ("timestamp", "receiveTimestamp"):
+            if actual is None:
+                return False
+            a, b = parse_time(str(actual)), parse_time(value)
+            ok = {"=": a == b, "!=": a != b, ">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b}.get(op)
+            if ok is None:
+                raise ApiError.google(400, f"Operator {op} is not supported on {field}")
+            if not ok:
+                return False
+            continue
+        text = "" if actual is None else (str(actual).lower() if isinstance(actual, bool) else str(actual))
+        if op == "=" and not (actual is not None and text == value):
+            return False
+        if op == "!=" and text == value:
+            return False
+        if op == ":" and not (actual is not None and value.lower() in text.lower()):
+            return False
+        if op == "=~" and not (actual is not None and re.search(value, text)):
+            return False
+        if op == "!~" and actual is not None and re.search(value, text):
+            return False
+        if op in ("<", "<=", ">", ">="):
+            try:
+                a, b = float(text), float(value)
+            except ValueError:
+                a, b = text, value  # type: ignore[assignment]
+            if not {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]:
+                return False
+    return True
+
+
+class Logging:
+    def __init__(self, sandbox: Sandbox):
+        self.sb = sandbox
+
+    def handle(self, req: Request) -> Response:
+        body = req.json()
+        projects = [r.split("/", 1)[1] for r in body.get("resourceNames", []) if r.startswith("projects/")]
+        if not projects:
+            raise ApiError.google(400, "resourceNames must name at least one project (projects/PROJECT_ID)")
+        for p in projects:
+            self.sb.require_project(p, "logging")
+        clauses = compile_filter(body.get("filter", ""))
+        wanted = {f"projects/{p}/" for p in projects}
+        entries = [e for e in self.sb.store.log_entries()
+                   if any(e.get("logName", "").startswith(w) for w in wanted) and matches(e, clauses)]
+        order = (body.get("orderBy") or "timestamp asc").lower()
+        if order.endswith("desc"):
+            entries.reverse()
+        size = int(body.get("pageSize") or 1000)
+        start = int(body.get("pageToken") or 0)
+        out: dict[str, Any] = {"entries": entries[start:start + size]}
+        if start + size < len(entries):
+            out["nextPageToken"] = str(start + size)
+        return Response(200, out)

@@ -1,0 +1,150 @@
+"""Start, find and stop the sandbox as a background process tied to a state directory.
+
+`sandbox.json` in the state directory says where a running sandbox listens; it is written only once
+the server answers, and removed when it stops, so a stale file (a killed process) is detected by
+pid and health check rather than trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+INFO = "sandbox.json"
+KUBECONFIG = "kubeconfig"
+LOG = "sandbox.log"
+KUBE_CONTEXT = "mtlskit-sandbox"
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    pid: int
+    port: int
+    endpoint: str
+    kubeconfig: str
+    state_dir: str
+
+    @classmethod
+    def read(cls, state_dir: Path) -> SandboxInfo | None:
+        path = Path(state_dir) / INFO
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def healthy(endpoint: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_sandbox/healthz", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def status(state_dir: Path) -> SandboxInfo | None:
+    """The running sandbox for this state directory, or None."""
+    info = SandboxInfo.read(state_dir)
+    if info and _alive(info.pid) and healthy(info.endpoint):
+        return info
+    return None
+
+
+def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:
+    path = Path(state_dir) / KUBECONFIG
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": KUBE_CONTEXT, "cluster": {"server": endpoint}}],
+        "users": [{"name": KUBE_CONTEXT, "user": {"token": "sandbox"}}],
+        "contexts": [{"name": KUBE_CONTEXT, "context": {"cluster": KUBE_CONTEXT, "user": KUBE_CONTEXT,
+                                                        "namespace": "default"}}],
+        "current-context": KUBE_CONTEXT,
+    }
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def start(state_dir: Path, port: int = 0, projects: list[str] | None = None, operation_delay: float = 0.2,
+          managed_cert_delay: float = 1.0, timeout: float = 30.0) -> SandboxInfo:
+    """Start a sandbox in the background unless one already runs for this state directory."""
+    state_dir = Path(state_dir).resolve()
+    running = status(state_dir)
+    if running:
+        return running
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / INFO).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "mtlskit.sandbox", "--state-dir", str(state_dir), "--port", str(port),
+           "--operation-delay", str(operation_delay), "--managed-cert-delay", str(managed_cert_delay)]
+    for p in projects or []:
+        cmd += ["--project", p]
+    with open(state_dir / LOG, "ab") as logfile:
+        proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (state_dir / LOG).read_text(errors="replace")[-2000:]
+            raise SandboxError(f"the sandbox exited with code {proc.returncode} while starting:\n{tail}")
+        info = SandboxInfo.read(state_dir)
+        if info and healthy(info.endpoint, timeout=0.5):
+            return info
+        time.sleep(0.1)
+    proc.kill()
+    raise SandboxError(f"the sandbox did not answer within {timeout:.0f}s; see {state_dir / LOG}")
+
+
+def stop(state_dir: Path, timeout: float = 10.0) -> bool:
+    """Stop the sandbox of this state directory; True when one was running."""
+    state_dir = Path(state_dir).resolve()
+    info = SandboxInfo.read(state_dir)
+    if info is None or not _alive(info.pid):
+        (state_dir / INFO).unlink(missing_ok=True)
+        return False
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(info.pid):
+        _reap(info.pid)
+        time.sleep(0.05)
+    if _alive(info.pid):
+        os.kill(info.pid, signal.SIGKILL)
+        _reap(info.pid)
+    (state_dir / INFO).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child so it does not linger as a zombie (which still answers kill -0)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def reset(state_dir: Path) -> None:
+    """Forget every resource (the demo PKI is kept, so certificates stay the same)."""
+    state_dir = Path(state_dir).resolve()
+    stop(state_dir)
+    for suffix in ("", "-wal", "-shm"):
+        (state_dir / f"state.sqlite{suffix}").unlink(missing_ok=True)
