@@ -134,8 +134,8 @@ class Compute:
         """Self links of every resource (in any API) that names `link`."""
         tail = link.split("/compute/v1/")[-1] if "/compute/v1/" in link else link
         users = []
-        for api, _coll, _key, body in self.store.all():
-            if api not in ("compute", "networksecurity") or body.get("selfLink") == link:
+        for api, coll, _key, body in self.store.all():
+            if api not in ("compute", "networksecurity") or coll == "operations" or body.get("selfLink") == link:
                 continue
             if _mentions(body, tail, skip=("selfLink", "users", "region", "zone")):
                 users.append(body.get("selfLink") or body.get("name", "?"))
