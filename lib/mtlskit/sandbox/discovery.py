@@ -120,6 +120,8 @@ def _check(schemas: dict[str, Any], schema: dict[str, Any], value: Any, where: s
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")
         for key, item in value.items():
+            if key not in props and _camel(key) in props:
+                key = _camel(key)  # proto JSON accepts the snake_case field name too
             if key in props:
                 _check(schemas, props[key], item, f"{where}.{key}", problems, enums_as_int)
             elif extra is not None:
@@ -171,3 +173,8 @@ def _norm(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
         enum = schema["enum"]
         return enum[value] if 0 <= value < len(enum) else value
     return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)

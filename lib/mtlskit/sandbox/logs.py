@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from mtlskit.sandbox.web import ApiError, Request, Response, parse_time
+from mtlskit.sandbox.web import ApiError, Request, Response, new_id, parse_time, rfc3339
 
 if TYPE_CHECKING:
     from mtlskit.sandbox.server import Sandbox
@@ -104,6 +104,8 @@ class Logging:
         self.sb = sandbox
 
     def handle(self, req: Request) -> Response:
+        if req.path.endswith("entries:write"):
+            return self._write(req.json())
         body = req.json()
         projects = [r.split("/", 1)[1] for r in body.get("resourceNames", []) if r.startswith("projects/")]
         if not projects:
@@ -123,3 +125,26 @@ class Logging:
         if start + size < len(entries):
             out["nextPageToken"] = str(start + size)
         return Response(200, out)
+
+    def _write(self, body: dict[str, Any]) -> Response:
+        for entry in body.get("entries", []):
+            full = {
+                "logName": entry.get("logName") or body.get("logName"),
+                "resource": entry.get("resource") or body.get("resource") or {"type": "global", "labels": {}},
+                **{k: v for k, v in entry.items() if k not in ("logName", "resource")},
+            }
+            if not full["logName"] or not str(full["logName"]).startswith("projects/"):
+                raise ApiError.google(400, "logName must be projects/PROJECT_ID/logs/LOG_ID")
+            self.sb.require_project(full["logName"].split("/")[1], "logging")
+            self.append(full)
+        return Response(200, {})
+
+    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The one write path, shared by entries:write and the data plane."""
+        now = rfc3339()
+        entry.setdefault("timestamp", now)
+        entry["receiveTimestamp"] = now
+        entry.setdefault("insertId", new_id()[:14])
+        entry.setdefault("severity", "INFO")
+        self.sb.store.append_log(entry["timestamp"], entry)
+        return entry
