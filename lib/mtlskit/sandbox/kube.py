@@ -59,6 +59,12 @@ class Kube:
         for ns in ("default", "kube-system"):
             if self.get(KINDS[("", "namespaces")], None, ns) is None:
                 self.create(KINDS[("", "namespaces")], None, {"metadata": {"name": ns}})
+        # Where GKE's Ingress controller keeps the cluster UID its resource names start with.
+        configmaps = KINDS[("", "configmaps")]
+        if self.get(configmaps, "kube-system", "ingress-uid") is None:
+            self.create(configmaps, "kube-system", {"metadata": {"name": "ingress-uid"},
+                                                    "data": {"uid": sandbox.cluster_uid,
+                                                             "provider-uid": sandbox.cluster_uid}})
 
     # ---- object store ------------------------------------------------------------------------------
 
