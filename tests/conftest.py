@@ -26,7 +26,11 @@ def sandbox_params(state_dir: Path, **overrides: Any) -> params_mod.Params:
     data: dict[str, Any] = {
         "target": "sandbox",
         "project": PROJECT,
-        "sandbox": {"state_dir": str(state_dir), "operation_delay_seconds": 0.1, "managed_cert_delay_seconds": 1.0},
+        "sandbox": {
+            "state_dir": str(state_dir),
+            "operation_delay_seconds": 0.1,
+            "managed_cert_delay_seconds": 1.0,
+        },
         "mtls": {
             "trust_anchors": [str(state_dir / "pki" / "root.pem")],
             "intermediates": [str(state_dir / "pki" / "intermediate.pem")],
@@ -64,8 +68,12 @@ def unique() -> str:
 
 def sandbox_call(clients: Clients, path: str, method: str = "GET", body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{clients.endpoint}/_sandbox/{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{clients.endpoint}/_sandbox/{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
 

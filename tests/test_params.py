@@ -72,8 +72,12 @@ CASES = [
     ("reject-without-trust", "mtls.trust_anchors", [], "mtls"),
     ("header-without-colon", "mtls.custom_headers", ["X-Client-Cert-Present"], "mtls.custom_headers"),
     ("reserved-header", "mtls.custom_headers", ["X-Goog-Cert:{client_cert_present}"], "mtls.custom_headers"),
-    ("duplicate-header", "mtls.custom_headers", ["X-A:{client_cert_present}", "x-a:{client_cert_error}"],
-     "mtls.custom_headers"),
+    (
+        "duplicate-header",
+        "mtls.custom_headers",
+        ["X-A:{client_cert_present}", "x-a:{client_cert_error}"],
+        "mtls.custom_headers",
+    ),
     ("bad-policy-id", "mtls.server_tls_policy", "1policy", "mtls.server_tls_policy"),
     ("bad-trust-config-id", "mtls.trust_config", "Trust_Config", "mtls.trust_config"),
     ("cert-without-key", "probe.client_key", _DELETE, "probe"),
@@ -134,7 +138,9 @@ def test_all_problems_are_reported_at_once(base: dict[str, Any]) -> None:
     assert "Bad_Name" in str(info.value)
 
 
-def test_relative_paths_resolve_from_the_repository_root(base: dict[str, Any], pki: Path, monkeypatch) -> None:
+def test_relative_paths_resolve_from_the_repository_root(
+    base: dict[str, Any], pki: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(pki)  # the cwd must not matter
     data = copy.deepcopy(base)
     data["sandbox"]["state_dir"] = ".sandbox-test-relative"

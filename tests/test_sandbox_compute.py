@@ -18,7 +18,8 @@ P = PROJECT
 
 def _backend(clients: Clients, name: str, scheme: str = "EXTERNAL") -> str:
     op = clients.compute.backend_services.insert(
-        project=P, backend_service_resource=compute_v1.BackendService(name=name, load_balancing_scheme=scheme))
+        project=P, backend_service_resource=compute_v1.BackendService(name=name, load_balancing_scheme=scheme)
+    )
     wait_for_compute(clients, op, f"create {name}")
     return clients.compute.backend_services.get(project=P, backend_service=name).self_link
 
@@ -27,10 +28,15 @@ def _self_managed_cert(clients: Clients, name: str) -> str:
     leaf = certs.issue("api.mtlskit.test", dns_names=["api.mtlskit.test"])
     from cryptography.hazmat.primitives import serialization
 
-    key = leaf.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode()
-    op = clients.compute.ssl_certificates.insert(project=P, ssl_certificate_resource=compute_v1.SslCertificate(
-        name=name, certificate=certs.pem(leaf.cert), private_key=key))
+    key = leaf.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    op = clients.compute.ssl_certificates.insert(
+        project=P,
+        ssl_certificate_resource=compute_v1.SslCertificate(
+            name=name, certificate=certs.pem(leaf.cert), private_key=key
+        ),
+    )
     wait_for_compute(clients, op, name)
     return clients.compute.ssl_certificates.get(project=P, ssl_certificate=name).self_link
 
@@ -47,8 +53,11 @@ def test_operations_go_pending_to_done_and_wait_returns_done(clients: Clients, u
 
 
 def test_address_gets_a_loopback_ip_and_lists_and_deletes(clients: Clients, unique: str) -> None:
-    wait_for_compute(clients, clients.compute.addresses.insert(
-        project=P, address_resource=compute_v1.Address(name=unique)), "addr")
+    wait_for_compute(
+        clients,
+        clients.compute.addresses.insert(project=P, address_resource=compute_v1.Address(name=unique)),
+        "addr",
+    )
     addr = clients.compute.addresses.get(project=P, address=unique)
     assert addr.address.startswith("127.") and addr.status == "RESERVED"
     assert unique in [a.name for a in clients.compute.addresses.list(project=P)]
@@ -65,10 +74,18 @@ def test_creating_an_existing_name_is_a_conflict(clients: Clients, unique: str) 
 
 
 def test_managed_certificate_moves_from_provisioning_to_active(clients: Clients, unique: str) -> None:
-    res = compute_v1.SslCertificate(name=unique, type_="MANAGED",
-                                    managed=compute_v1.SslCertificateManagedSslCertificate(domains=["a.mtlskit.test"]))
-    wait_for_compute(clients, clients.compute.ssl_certificates.insert(project=P, ssl_certificate_resource=res), "c")
-    assert clients.compute.ssl_certificates.get(project=P, ssl_certificate=unique).managed.status == "PROVISIONING"
+    res = compute_v1.SslCertificate(
+        name=unique,
+        type_="MANAGED",
+        managed=compute_v1.SslCertificateManagedSslCertificate(domains=["a.mtlskit.test"]),
+    )
+    wait_for_compute(
+        clients, clients.compute.ssl_certificates.insert(project=P, ssl_certificate_resource=res), "c"
+    )
+    assert (
+        clients.compute.ssl_certificates.get(project=P, ssl_certificate=unique).managed.status
+        == "PROVISIONING"
+    )
     time.sleep(1.1)
     cert = clients.compute.ssl_certificates.get(project=P, ssl_certificate=unique)
     assert cert.managed.status == "ACTIVE"
@@ -84,88 +101,176 @@ def test_self_managed_certificate_never_returns_its_private_key(clients: Clients
 
 def test_url_map_with_missing_backend_service_is_refused(clients: Clients, unique: str) -> None:
     with pytest.raises(gexc.BadRequest, match="was not found"):
-        clients.compute.url_maps.insert(project=P, url_map_resource=compute_v1.UrlMap(
-            name=unique, default_service=f"projects/{P}/global/backendServices/nope-{unique}"))
+        clients.compute.url_maps.insert(
+            project=P,
+            url_map_resource=compute_v1.UrlMap(
+                name=unique, default_service=f"projects/{P}/global/backendServices/nope-{unique}"
+            ),
+        )
 
 
 def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients, unique: str) -> None:
     bs = _backend(clients, f"{unique}-bs")
-    wait_for_compute(clients, clients.compute.url_maps.insert(project=P, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-um", default_service=bs)), "um")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
+        ),
+        "um",
+    )
     cert = _self_managed_cert(clients, f"{unique}-cert")
-    wait_for_compute(clients, clients.compute.target_https_proxies.insert(
-        project=P, target_https_proxy_resource=compute_v1.TargetHttpsProxy(
-            name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert])), "px")
-    wait_for_compute(clients, clients.compute.ssl_policies.insert(project=P, ssl_policy_resource=compute_v1.SslPolicy(
-        name=f"{unique}-pol", profile="MODERN", min_tls_version="TLS_1_2")), "pol")
-    wait_for_compute(clients, clients.compute.target_https_proxies.set_ssl_policy(
-        project=P, target_https_proxy=f"{unique}-px",
-        ssl_policy_reference_resource=compute_v1.SslPolicyReference(ssl_policy=f"global/sslPolicies/{unique}-pol")),
-        "setSslPolicy")
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.insert(
+            project=P,
+            target_https_proxy_resource=compute_v1.TargetHttpsProxy(
+                name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert]
+            ),
+        ),
+        "px",
+    )
+    wait_for_compute(
+        clients,
+        clients.compute.ssl_policies.insert(
+            project=P,
+            ssl_policy_resource=compute_v1.SslPolicy(
+                name=f"{unique}-pol", profile="MODERN", min_tls_version="TLS_1_2"
+            ),
+        ),
+        "pol",
+    )
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.set_ssl_policy(
+            project=P,
+            target_https_proxy=f"{unique}-px",
+            ssl_policy_reference_resource=compute_v1.SslPolicyReference(
+                ssl_policy=f"global/sslPolicies/{unique}-pol"
+            ),
+        ),
+        "setSslPolicy",
+    )
     proxy = clients.compute.target_https_proxies.get(project=P, target_https_proxy=f"{unique}-px")
     assert proxy.ssl_policy.endswith(f"/sslPolicies/{unique}-pol")
     stale = proxy.fingerprint
-    wait_for_compute(clients, clients.compute.target_https_proxies.patch(
-        project=P, target_https_proxy=f"{unique}-px",
-        target_https_proxy_resource=compute_v1.TargetHttpsProxy(fingerprint=stale, description="v2")), "patch")
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.patch(
+            project=P,
+            target_https_proxy=f"{unique}-px",
+            target_https_proxy_resource=compute_v1.TargetHttpsProxy(fingerprint=stale, description="v2"),
+        ),
+        "patch",
+    )
     with pytest.raises(gexc.PreconditionFailed):
         clients.compute.target_https_proxies.patch(
-            project=P, target_https_proxy=f"{unique}-px",
-            target_https_proxy_resource=compute_v1.TargetHttpsProxy(fingerprint=stale, description="v3"))
-    assert clients.compute.target_https_proxies.get(project=P, target_https_proxy=f"{unique}-px").description == "v2"
+            project=P,
+            target_https_proxy=f"{unique}-px",
+            target_https_proxy_resource=compute_v1.TargetHttpsProxy(fingerprint=stale, description="v3"),
+        )
+    assert (
+        clients.compute.target_https_proxies.get(project=P, target_https_proxy=f"{unique}-px").description
+        == "v2"
+    )
     # setUrlMap lives outside /global/ in the v1 API
-    wait_for_compute(clients, clients.compute.url_maps.insert(project=P, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-um2", default_service=bs)), "um2")
-    wait_for_compute(clients, clients.compute.target_https_proxies.set_url_map(
-        project=P, target_https_proxy=f"{unique}-px",
-        url_map_reference_resource=compute_v1.UrlMapReference(url_map=f"global/urlMaps/{unique}-um2")), "setUrlMap")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um2", default_service=bs)
+        ),
+        "um2",
+    )
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.set_url_map(
+            project=P,
+            target_https_proxy=f"{unique}-px",
+            url_map_reference_resource=compute_v1.UrlMapReference(url_map=f"global/urlMaps/{unique}-um2"),
+        ),
+        "setUrlMap",
+    )
     assert clients.compute.target_https_proxies.get(
-        project=P, target_https_proxy=f"{unique}-px").url_map.endswith(f"{unique}-um2")
+        project=P, target_https_proxy=f"{unique}-px"
+    ).url_map.endswith(f"{unique}-um2")
 
 
 def test_forwarding_rule_scheme_must_match_backend_service(clients: Clients, unique: str) -> None:
     bs = _backend(clients, f"{unique}-bs", scheme="EXTERNAL")
-    wait_for_compute(clients, clients.compute.url_maps.insert(project=P, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-um", default_service=bs)), "um")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
+        ),
+        "um",
+    )
     cert = _self_managed_cert(clients, f"{unique}-cert")
-    wait_for_compute(clients, clients.compute.target_https_proxies.insert(
-        project=P, target_https_proxy_resource=compute_v1.TargetHttpsProxy(
-            name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert])), "px")
-    rule = compute_v1.ForwardingRule(name=f"{unique}-fr", target=f"global/targetHttpsProxies/{unique}-px",
-                                     port_range="443", load_balancing_scheme="EXTERNAL_MANAGED")
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.insert(
+            project=P,
+            target_https_proxy_resource=compute_v1.TargetHttpsProxy(
+                name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert]
+            ),
+        ),
+        "px",
+    )
+    rule = compute_v1.ForwardingRule(
+        name=f"{unique}-fr",
+        target=f"global/targetHttpsProxies/{unique}-px",
+        port_range="443",
+        load_balancing_scheme="EXTERNAL_MANAGED",
+    )
     with pytest.raises(gexc.BadRequest, match="must match the backend service"):
         clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule)
     rule.load_balancing_scheme = "EXTERNAL"
-    wait_for_compute(clients, clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule), "fr")
-    assert clients.compute.forwarding_rules.get(project=P, forwarding_rule=f"{unique}-fr").I_p_address.startswith("127.")
+    wait_for_compute(
+        clients, clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule), "fr"
+    )
+    assert clients.compute.forwarding_rules.get(
+        project=P, forwarding_rule=f"{unique}-fr"
+    ).I_p_address.startswith("127.")
 
 
 def test_deleting_a_referenced_resource_is_refused(clients: Clients, unique: str) -> None:
     bs = _backend(clients, f"{unique}-bs")
-    wait_for_compute(clients, clients.compute.url_maps.insert(project=P, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-um", default_service=bs)), "um")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
+        ),
+        "um",
+    )
     with pytest.raises(gexc.BadRequest, match="already being used") as info:
         clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs")
     assert info.value.errors[0]["reason"] == "resourceInUseByAnotherResource"
     wait_for_compute(clients, clients.compute.url_maps.delete(project=P, url_map=f"{unique}-um"), "del um")
-    wait_for_compute(clients, clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs"), "d")
+    wait_for_compute(
+        clients, clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs"), "d"
+    )
 
 
 def test_unknown_field_is_rejected_by_the_discovery_schema(clients: Clients, unique: str) -> None:
     # The typed client cannot send an unknown field, so speak REST the way an older client might.
     import requests
 
-    r = requests.post(f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
-                      json={"name": unique, "profile": "MODERN", "minTlsVersionn": "TLS_1_2"}, timeout=10)
+    r = requests.post(
+        f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
+        json={"name": unique, "profile": "MODERN", "minTlsVersionn": "TLS_1_2"},
+        timeout=10,
+    )
     assert r.status_code == 400 and "minTlsVersionn: unknown field" in r.json()["error"]["message"]
-    r = requests.post(f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
-                      json={"name": unique, "profile": "BOGUS"}, timeout=10)
+    r = requests.post(
+        f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
+        json={"name": unique, "profile": "BOGUS"},
+        timeout=10,
+    )
     assert r.status_code == 400 and "not in enum" in r.json()["error"]["message"]
 
 
 def test_request_id_makes_a_retried_insert_safe(clients: Clients, unique: str) -> None:
     request = compute_v1.InsertGlobalAddressRequest(
-        project=P, address_resource=compute_v1.Address(name=unique), request_id=str(uuid.uuid4()))
+        project=P, address_resource=compute_v1.Address(name=unique), request_id=str(uuid.uuid4())
+    )
     first = clients.compute.addresses.insert(request=request)
     again = clients.compute.addresses.insert(request=request)
     assert first.name == again.name
@@ -175,8 +280,9 @@ def test_request_id_makes_a_retried_insert_safe(clients: Clients, unique: str) -
 
 def test_list_pages_through_results(clients: Clients, unique: str) -> None:
     for i in range(3):
-        clients.compute.health_checks.insert(project=P, health_check_resource=compute_v1.HealthCheck(
-            name=f"{unique}-{i}", type_="HTTP"))
+        clients.compute.health_checks.insert(
+            project=P, health_check_resource=compute_v1.HealthCheck(name=f"{unique}-{i}", type_="HTTP")
+        )
     request = compute_v1.ListHealthChecksRequest(project=P, max_results=2)
     names = [h.name for h in clients.compute.health_checks.list(request=request)]
     assert {f"{unique}-{i}" for i in range(3)} <= set(names)

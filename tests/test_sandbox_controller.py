@@ -8,6 +8,7 @@ import json
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
+from kubernetes.client.exceptions import ApiException
 
 from mtlskit import backend, k8s
 from mtlskit.clients import Clients, wait_for_compute
@@ -43,12 +44,16 @@ def env(state_dir, unique: str) -> Params:
     return sandbox_params(state_dir, kubernetes={"namespace": unique, "service": "web", "service_port": 8080})
 
 
-@pytest.mark.parametrize(("namespace", "service", "port"), [
-    ("short", "web", 80),
-    ("a-rather-long-namespace-name-for-tests", "an-even-longer-service-name-for-trimming", 31337),
-])
-def test_backend_service_is_named_like_ingress_gce(clients: Clients, state_dir, unique: str,
-                                                   namespace: str, service: str, port: int) -> None:
+@pytest.mark.parametrize(
+    ("namespace", "service", "port"),
+    [
+        ("short", "web", 80),
+        ("a-rather-long-namespace-name-for-tests", "an-even-longer-service-name-for-trimming", 31337),
+    ],
+)
+def test_backend_service_is_named_like_ingress_gce(
+    clients: Clients, state_dir, unique: str, namespace: str, service: str, port: int
+) -> None:
     ns = f"{namespace[:50]}-{unique}"
     params = sandbox_params(state_dir, kubernetes={"namespace": ns, "service": service, "service_port": port})
     backends = setup_ingress(clients, params)
@@ -68,14 +73,27 @@ def test_backendconfig_is_applied_and_wins_over_out_of_band_edits(clients: Clien
     assert bs.log_enable and bs.log_sample_rate == 1.0
     assert bs.custom_request_headers == list(env.mtls.custom_headers)
     # someone edits the backend service by hand...
-    wait_for_compute(clients, clients.compute.backend_services.patch(
-        project=PROJECT, backend_service=bs.name, backend_service_resource=compute_v1.BackendService(
-            fingerprint=bs.fingerprint, custom_request_headers=["X-Hand-Edit:1"])), "hand edit")
+    wait_for_compute(
+        clients,
+        clients.compute.backend_services.patch(
+            project=PROJECT,
+            backend_service=bs.name,
+            backend_service_resource=compute_v1.BackendService(
+                fingerprint=bs.fingerprint, custom_request_headers=["X-Hand-Edit:1"]
+            ),
+        ),
+        "hand edit",
+    )
     assert backend.locate_backend_service(clients, env).custom_request_headers == ["X-Hand-Edit:1"]
     # ...and the next sync (any change to the BackendConfig) replaces the whole list again
     clients.kube.custom.patch_namespaced_custom_object(
-        "cloud.google.com", "v1", env.kubernetes.namespace, "backendconfigs", env.kubernetes.backend_config,
-        {"spec": {"logging": {"enable": False}}})
+        "cloud.google.com",
+        "v1",
+        env.kubernetes.namespace,
+        "backendconfigs",
+        env.kubernetes.backend_config,
+        {"spec": {"logging": {"enable": False}}},
+    )
     after = backend.locate_backend_service(clients, env)
     assert after.custom_request_headers == list(env.mtls.custom_headers)
     assert not after.log_enable
@@ -87,12 +105,16 @@ def test_anchor_exposes_no_frontend_but_a_plain_ingress_does(clients: Clients, e
     anchor = clients.kube.networking.read_namespaced_ingress(env.kubernetes.ingress, ns)
     assert not any(a.startswith("ingress.kubernetes.io/url-map") for a in anchor.metadata.annotations)
     assert not anchor.status.load_balancer.ingress
-    plain = {"metadata": {"name": "plain", "annotations": {"kubernetes.io/ingress.class": "gce"}},
-             "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 8080}}}}}
+    plain = {
+        "metadata": {"name": "plain", "annotations": {"kubernetes.io/ingress.class": "gce"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 8080}}}},
+    }
     clients.kube.networking.create_namespaced_ingress(ns, plain)
     got = clients.kube.networking.read_namespaced_ingress("plain", ns)
     ann = got.metadata.annotations
-    fr = clients.compute.forwarding_rules.get(project=PROJECT, forwarding_rule=ann["ingress.kubernetes.io/forwarding-rule"])
+    fr = clients.compute.forwarding_rules.get(
+        project=PROJECT, forwarding_rule=ann["ingress.kubernetes.io/forwarding-rule"]
+    )
     assert fr.port_range.startswith("80") and fr.load_balancing_scheme == "EXTERNAL"
     assert got.status.load_balancer.ingress[0].ip == fr.I_p_address
     um = clients.compute.url_maps.get(project=PROJECT, url_map=ann["ingress.kubernetes.io/url-map"])
@@ -100,11 +122,15 @@ def test_anchor_exposes_no_frontend_but_a_plain_ingress_does(clients: Clients, e
     # deleting it removes its frontend but keeps the backend service the anchor still uses
     clients.kube.networking.delete_namespaced_ingress("plain", ns)
     with pytest.raises(gexc.NotFound):
-        clients.compute.forwarding_rules.get(project=PROJECT, forwarding_rule=ann["ingress.kubernetes.io/forwarding-rule"])
+        clients.compute.forwarding_rules.get(
+            project=PROJECT, forwarding_rule=ann["ingress.kubernetes.io/forwarding-rule"]
+        )
     assert backend.locate_backend_service(clients, env).name
 
 
-def test_deleting_the_only_ingress_garbage_collects_its_backend_service(clients: Clients, env: Params) -> None:
+def test_deleting_the_only_ingress_garbage_collects_its_backend_service(
+    clients: Clients, env: Params
+) -> None:
     name = next(iter(setup_ingress(clients, env)))
     clients.kube.networking.delete_namespaced_ingress(env.kubernetes.ingress, env.kubernetes.namespace)
     with pytest.raises(gexc.NotFound):
@@ -115,24 +141,41 @@ def test_deleting_the_only_ingress_garbage_collects_its_backend_service(clients:
     assert "GarbageCollection" in events
 
 
-def test_deleting_the_anchor_under_a_live_url_map_orphans_the_backend_service(clients: Clients, env: Params,
-                                                                              unique: str) -> None:
+def test_deleting_the_anchor_under_a_live_url_map_orphans_the_backend_service(
+    clients: Clients, env: Params, unique: str
+) -> None:
     name = next(iter(setup_ingress(clients, env)))
-    wait_for_compute(clients, clients.compute.url_maps.insert(project=PROJECT, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-kit-um", default_service=f"global/backendServices/{name}")), "kit url map")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=PROJECT,
+            url_map_resource=compute_v1.UrlMap(
+                name=f"{unique}-kit-um", default_service=f"global/backendServices/{name}"
+            ),
+        ),
+        "kit url map",
+    )
     ns = env.kubernetes.namespace
     clients.kube.networking.delete_namespaced_ingress(env.kubernetes.ingress, ns)
-    with pytest.raises(Exception):
+    with pytest.raises(ApiException) as gone:
         clients.kube.networking.read_namespaced_ingress(env.kubernetes.ingress, ns)
+    assert gone.value.status == 404
     kept = clients.compute.backend_services.get(project=PROJECT, backend_service=name)  # GC failed: in use
     warnings = [e.message for e in clients.kube.core.list_namespaced_event(ns).items if e.type == "Warning"]
     assert any("already being used" in m and name in m for m in warnings)
     # ...and Kubernetes changes no longer reach it
     clients.kube.custom.patch_namespaced_custom_object(
-        "cloud.google.com", "v1", ns, "backendconfigs", env.kubernetes.backend_config,
-        {"spec": {"customRequestHeaders": {"headers": ["X-New:1"]}}})
-    assert clients.compute.backend_services.get(project=PROJECT, backend_service=name).custom_request_headers == \
-        kept.custom_request_headers
+        "cloud.google.com",
+        "v1",
+        ns,
+        "backendconfigs",
+        env.kubernetes.backend_config,
+        {"spec": {"customRequestHeaders": {"headers": ["X-New:1"]}}},
+    )
+    assert (
+        clients.compute.backend_services.get(project=PROJECT, backend_service=name).custom_request_headers
+        == kept.custom_request_headers
+    )
 
 
 def test_missing_service_is_reported_as_an_event(clients: Clients, env: Params) -> None:

@@ -17,8 +17,13 @@ def ns(clients: Clients, unique: str) -> str:
 
 def test_create_get_list_and_conflicts(clients: Clients, ns: str) -> None:
     core = clients.kube.core
-    svc = core.create_namespaced_service(ns, {"metadata": {"name": "web", "labels": {"app": "web"}},
-                                              "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
+    svc = core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
     assert svc.metadata.uid and svc.metadata.resource_version and svc.metadata.creation_timestamp
     assert svc.kind == "Service" and svc.api_version == "v1" and svc.spec.cluster_ip
     with pytest.raises(ApiException) as info:
@@ -27,7 +32,9 @@ def test_create_get_list_and_conflicts(clients: Clients, ns: str) -> None:
     with pytest.raises(ApiException) as info:
         core.read_namespaced_service("absent", ns)
     assert info.value.status == 404 and '"reason": "NotFound"' in info.value.body.replace('":"', '": "')
-    assert [s.metadata.name for s in core.list_namespaced_service(ns, label_selector="app=web").items] == ["web"]
+    assert [s.metadata.name for s in core.list_namespaced_service(ns, label_selector="app=web").items] == [
+        "web"
+    ]
     with pytest.raises(ApiException) as info:
         core.create_namespaced_service("no-such-namespace", {"metadata": {"name": "x"}, "spec": {}})
     assert info.value.status == 404
@@ -35,7 +42,10 @@ def test_create_get_list_and_conflicts(clients: Clients, ns: str) -> None:
 
 def test_replace_checks_resource_version(clients: Clients, ns: str) -> None:
     net = clients.kube.networking
-    body = {"metadata": {"name": "ing"}, "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}
+    body = {
+        "metadata": {"name": "ing"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    }
     ing = net.create_namespaced_ingress(ns, body)
     ing.metadata.annotations = {"kubernetes.io/ingress.class": "nginx"}
     updated = net.replace_namespaced_ingress("ing", ns, ing)
@@ -47,22 +57,34 @@ def test_replace_checks_resource_version(clients: Clients, ns: str) -> None:
 
 def test_patches_merge_and_null_removes(clients: Clients, ns: str) -> None:
     net = clients.kube.networking
-    net.create_namespaced_ingress(ns, {"metadata": {"name": "ing", "annotations": {"a": "1", "b": "2"}},
-                                       "spec": {"ingressClassName": "other"}})
+    net.create_namespaced_ingress(
+        ns,
+        {
+            "metadata": {"name": "ing", "annotations": {"a": "1", "b": "2"}},
+            "spec": {"ingressClassName": "other"},
+        },
+    )
     patched = net.patch_namespaced_ingress("ing", ns, {"metadata": {"annotations": {"a": None, "c": "3"}}})
     assert patched.metadata.annotations == {"b": "2", "c": "3"}
-    status = net.patch_namespaced_ingress_status("ing", ns, {"status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}})
+    status = net.patch_namespaced_ingress_status(
+        "ing", ns, {"status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}}
+    )
     assert status.status.load_balancer.ingress[0].ip == "1.2.3.4"
 
 
 def test_backendconfig_custom_object_create_returns_201_body(clients: Clients, ns: str) -> None:
     co = clients.kube.custom
-    bc = {"apiVersion": "cloud.google.com/v1", "kind": "BackendConfig", "metadata": {"name": "bc"},
-          "spec": {"logging": {"enable": True}}}
+    bc = {
+        "apiVersion": "cloud.google.com/v1",
+        "kind": "BackendConfig",
+        "metadata": {"name": "bc"},
+        "spec": {"logging": {"enable": True}},
+    }
     created = co.create_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", bc)
     assert created is not None and created["metadata"]["uid"]
-    co.patch_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", "bc",
-                                      {"spec": {"logging": {"sampleRate": 0.5}}})
+    co.patch_namespaced_custom_object(
+        "cloud.google.com", "v1", ns, "backendconfigs", "bc", {"spec": {"logging": {"sampleRate": 0.5}}}
+    )
     got = co.get_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", "bc")
     assert got["spec"]["logging"] == {"enable": True, "sampleRate": 0.5}
     co.delete_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", "bc")
@@ -72,7 +94,9 @@ def test_backendconfig_custom_object_create_returns_201_body(clients: Clients, n
 
 def test_delete_waits_for_finalizers(clients: Clients, ns: str) -> None:
     core = clients.kube.core
-    core.create_namespaced_config_map(ns, k.V1ConfigMap(metadata=k.V1ObjectMeta(name="cm", finalizers=["x/y"])))
+    core.create_namespaced_config_map(
+        ns, k.V1ConfigMap(metadata=k.V1ObjectMeta(name="cm", finalizers=["x/y"]))
+    )
     core.delete_namespaced_config_map("cm", ns)
     pending = core.read_namespaced_config_map("cm", ns)
     assert pending.metadata.deletion_timestamp is not None

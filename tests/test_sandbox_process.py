@@ -38,8 +38,11 @@ def test_state_survives_restart_and_stop_leaves_no_process(tmp_path: Path) -> No
     assert info is not None
     listening = _listening_addresses(info.pid)
     assert listening and all(a.startswith("0100007F:") for a in listening), listening  # 127.0.0.1 only
-    wait_for_compute(clients, clients.compute.addresses.insert(
-        project=PROJECT, address_resource=compute_v1.Address(name="kept")), "insert")
+    wait_for_compute(
+        clients,
+        clients.compute.addresses.insert(project=PROJECT, address_resource=compute_v1.Address(name="kept")),
+        "insert",
+    )
     clients.kube.core.create_namespace({"metadata": {"name": "kept"}})
 
     assert process.stop(tmp_path) is True
@@ -57,12 +60,18 @@ def test_state_survives_restart_and_stop_leaves_no_process(tmp_path: Path) -> No
 
 def test_cli_up_status_down_reset(tmp_path: Path) -> None:
     params_file = tmp_path / "p.yaml"
-    params_file.write_text(f"target: sandbox\nproject: {PROJECT}\nsandbox:\n  state_dir: {tmp_path / 'st'}\n"
-                           f"  demo_pki: false\nmtls:\n  validation_mode: ALLOW_INVALID_OR_MISSING_CLIENT_CERT\n")
+    params_file.write_text(
+        f"target: sandbox\nproject: {PROJECT}\nsandbox:\n  state_dir: {tmp_path / 'st'}\n"
+        f"  demo_pki: false\nmtls:\n  validation_mode: ALLOW_INVALID_OR_MISSING_CLIENT_CERT\n"
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mtlskit.cli", "sandbox", *args, "--params", str(params_file)],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "mtlskit.cli", "sandbox", *args, "--params", str(params_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert cli("status").returncode == 3
     up = cli("up")
@@ -71,6 +80,10 @@ def test_cli_up_status_down_reset(tmp_path: Path) -> None:
     assert status.returncode == 0 and PROJECT in status.stdout
     assert cli("down").returncode == 0
     assert "not running" in cli("status").stdout
-    reset = subprocess.run([sys.executable, "-m", "mtlskit.cli", "sandbox", "reset", "--yes", "--params",
-                            str(params_file)], capture_output=True, text=True, timeout=60)
+    reset = subprocess.run(
+        [sys.executable, "-m", "mtlskit.cli", "sandbox", "reset", "--yes", "--params", str(params_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert reset.returncode == 0 and not (tmp_path / "st" / "state.sqlite").exists()

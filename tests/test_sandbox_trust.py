@@ -23,17 +23,29 @@ def _pem(name: str) -> str:
 
 
 def _trust_config(clients: Clients, tc_id: str, anchors: int = 1) -> cm.TrustConfig:
-    tc = cm.TrustConfig(trust_stores=[cm.TrustConfig.TrustStore(
-        trust_anchors=[cm.TrustConfig.TrustAnchor(pem_certificate=_pem(f"root {i}")) for i in range(anchors)])])
-    return clients.certificate_manager.create_trust_config(parent=LOC, trust_config_id=tc_id,
-                                                           trust_config=tc).result(timeout=30)
+    tc = cm.TrustConfig(
+        trust_stores=[
+            cm.TrustConfig.TrustStore(
+                trust_anchors=[
+                    cm.TrustConfig.TrustAnchor(pem_certificate=_pem(f"root {i}")) for i in range(anchors)
+                ]
+            )
+        ]
+    )
+    return clients.certificate_manager.create_trust_config(
+        parent=LOC, trust_config_id=tc_id, trust_config=tc
+    ).result(timeout=30)
 
 
 def _policy(clients: Clients, policy_id: str, mode: str, tc: str | None) -> ns.ServerTlsPolicy:
-    policy = ns.ServerTlsPolicy(mtls_policy=ns.ServerTlsPolicy.MTLSPolicy(
-        client_validation_mode=mode, client_validation_trust_config=tc or ""))
+    policy = ns.ServerTlsPolicy(
+        mtls_policy=ns.ServerTlsPolicy.MTLSPolicy(
+            client_validation_mode=mode, client_validation_trust_config=tc or ""
+        )
+    )
     return clients.network_security.create_server_tls_policy(
-        parent=LOC, server_tls_policy_id=policy_id, server_tls_policy=policy).result(timeout=30)
+        parent=LOC, server_tls_policy_id=policy_id, server_tls_policy=policy
+    ).result(timeout=30)
 
 
 def test_trust_config_lifecycle(clients: Clients, unique: str) -> None:
@@ -41,12 +53,17 @@ def test_trust_config_lifecycle(clients: Clients, unique: str) -> None:
     assert created.name == f"{LOC}/trustConfigs/{unique}" and created.etag
     got = clients.certificate_manager.get_trust_config(name=created.name)
     assert "BEGIN CERTIFICATE" in got.trust_stores[0].trust_anchors[0].pem_certificate
-    assert unique in [t.name.rsplit("/", 1)[-1] for t in clients.certificate_manager.list_trust_configs(parent=LOC)]
-    got.allowlisted_certificates.append(cm.TrustConfig.AllowlistedCertificate(pem_certificate=_pem("allowed")))
+    assert unique in [
+        t.name.rsplit("/", 1)[-1] for t in clients.certificate_manager.list_trust_configs(parent=LOC)
+    ]
+    got.allowlisted_certificates.append(
+        cm.TrustConfig.AllowlistedCertificate(pem_certificate=_pem("allowed"))
+    )
     with pytest.raises(gexc.BadRequest, match="updateMask"):
         clients.certificate_manager.update_trust_config(trust_config=got)
     updated = clients.certificate_manager.update_trust_config(
-        trust_config=got, update_mask=field_mask_pb2.FieldMask(paths=["allowlisted_certificates"])).result(timeout=30)
+        trust_config=got, update_mask=field_mask_pb2.FieldMask(paths=["allowlisted_certificates"])
+    ).result(timeout=30)
     assert len(updated.allowlisted_certificates) == 1 and updated.etag != created.etag
     clients.certificate_manager.delete_trust_config(name=created.name).result(timeout=30)
     with pytest.raises(gexc.NotFound):
@@ -56,8 +73,15 @@ def test_trust_config_lifecycle(clients: Clients, unique: str) -> None:
 def test_trust_config_rules(clients: Clients, unique: str) -> None:
     with pytest.raises(gexc.BadRequest, match="at most 200"):
         _trust_config(clients, unique, anchors=201)
-    bad = cm.TrustConfig(trust_stores=[cm.TrustConfig.TrustStore(
-        trust_anchors=[cm.TrustConfig.TrustAnchor(pem_certificate="-----BEGIN CERTIFICATE-----\nnope\n")])])
+    bad = cm.TrustConfig(
+        trust_stores=[
+            cm.TrustConfig.TrustStore(
+                trust_anchors=[
+                    cm.TrustConfig.TrustAnchor(pem_certificate="-----BEGIN CERTIFICATE-----\nnope\n")
+                ]
+            )
+        ]
+    )
     with pytest.raises(gexc.BadRequest, match="parseable"):
         clients.certificate_manager.create_trust_config(parent=LOC, trust_config_id=unique, trust_config=bad)
     two = cm.TrustConfig(trust_stores=[cm.TrustConfig.TrustStore(), cm.TrustConfig.TrustStore()])
@@ -71,7 +95,10 @@ def test_trust_config_rules(clients: Clients, unique: str) -> None:
 def test_server_tls_policy_lifecycle_with_integer_enums(clients: Clients, unique: str) -> None:
     tc = _trust_config(clients, f"{unique}-tc")
     policy = _policy(clients, unique, "REJECT_INVALID", tc.name)
-    assert policy.mtls_policy.client_validation_mode == ns.ServerTlsPolicy.MTLSPolicy.ClientValidationMode.REJECT_INVALID
+    assert (
+        policy.mtls_policy.client_validation_mode
+        == ns.ServerTlsPolicy.MTLSPolicy.ClientValidationMode.REJECT_INVALID
+    )
     got = clients.network_security.get_server_tls_policy(name=f"{LOC}/serverTlsPolicies/{unique}")
     assert got.mtls_policy.client_validation_trust_config == tc.name
     got.mtls_policy.client_validation_mode = "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
@@ -90,7 +117,8 @@ def test_alb_policy_rules(clients: Clients, unique: str) -> None:
         _policy(clients, unique, "REJECT_INVALID", f"{LOC}/trustConfigs/absent-{unique}")
     with pytest.raises(gexc.BadRequest, match="Traffic Director"):
         clients.network_security.create_server_tls_policy(
-            parent=LOC, server_tls_policy_id=unique, server_tls_policy=ns.ServerTlsPolicy(allow_open=True))
+            parent=LOC, server_tls_policy_id=unique, server_tls_policy=ns.ServerTlsPolicy(allow_open=True)
+        )
     assert _policy(clients, unique, "ALLOW_INVALID_OR_MISSING_CLIENT_CERT", None).name.endswith(unique)
 
 
@@ -98,20 +126,47 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
     tc = _trust_config(clients, f"{unique}-tc")
     policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
     c = clients.compute
-    wait_for_compute(clients, c.backend_services.insert(project=PROJECT, backend_service_resource=compute_v1.BackendService(
-        name=f"{unique}-bs")), "bs")
-    wait_for_compute(clients, c.url_maps.insert(project=PROJECT, url_map_resource=compute_v1.UrlMap(
-        name=f"{unique}-um", default_service=f"global/backendServices/{unique}-bs")), "um")
-    wait_for_compute(clients, c.ssl_certificates.insert(project=PROJECT, ssl_certificate_resource=compute_v1.SslCertificate(
-        name=f"{unique}-crt", type_="MANAGED",
-        managed=compute_v1.SslCertificateManagedSslCertificate(domains=["x.mtlskit.test"]))), "cert")
+    wait_for_compute(
+        clients,
+        c.backend_services.insert(
+            project=PROJECT, backend_service_resource=compute_v1.BackendService(name=f"{unique}-bs")
+        ),
+        "bs",
+    )
+    wait_for_compute(
+        clients,
+        c.url_maps.insert(
+            project=PROJECT,
+            url_map_resource=compute_v1.UrlMap(
+                name=f"{unique}-um", default_service=f"global/backendServices/{unique}-bs"
+            ),
+        ),
+        "um",
+    )
+    wait_for_compute(
+        clients,
+        c.ssl_certificates.insert(
+            project=PROJECT,
+            ssl_certificate_resource=compute_v1.SslCertificate(
+                name=f"{unique}-crt",
+                type_="MANAGED",
+                managed=compute_v1.SslCertificateManagedSslCertificate(domains=["x.mtlskit.test"]),
+            ),
+        ),
+        "cert",
+    )
     proxy = compute_v1.TargetHttpsProxy(
-        name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[f"global/sslCertificates/{unique}-crt"],
-        server_tls_policy=f"//networksecurity.googleapis.com/{LOC}/serverTlsPolicies/absent")
+        name=f"{unique}-px",
+        url_map=f"global/urlMaps/{unique}-um",
+        ssl_certificates=[f"global/sslCertificates/{unique}-crt"],
+        server_tls_policy=f"//networksecurity.googleapis.com/{LOC}/serverTlsPolicies/absent",
+    )
     with pytest.raises(gexc.BadRequest, match="serverTlsPolicy"):
         c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy)
     proxy.server_tls_policy = f"//networksecurity.googleapis.com/{policy.name}"
-    wait_for_compute(clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px")
+    wait_for_compute(
+        clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px"
+    )
     with pytest.raises(gexc.BadRequest, match="already being used"):
         clients.network_security.delete_server_tls_policy(name=policy.name)
 
@@ -119,4 +174,5 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
 def test_unknown_project_is_refused(clients: Clients) -> None:
     with pytest.raises(gexc.Forbidden):
         clients.network_security.get_server_tls_policy(
-            name="projects/other-project-1/locations/global/serverTlsPolicies/x")
+            name="projects/other-project-1/locations/global/serverTlsPolicies/x"
+        )

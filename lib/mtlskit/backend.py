@@ -46,12 +46,15 @@ def backend_names(clients: Clients, params: Params) -> dict[str, str]:
     k = params.kubernetes
     ing = _read(clients, "Ingress", params)
     if ing is None:
-        raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} not found: run notebook 10_ingress with "
-                              "apply=True first")
+        raise IngressNotReady(
+            f"Ingress {k.namespace}/{k.ingress} not found: run notebook 10_ingress with apply=True first"
+        )
     raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
     if not raw:
-        raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} has no {BACKENDS_ANNOTATION} annotation yet: the "
-                              "controller has not created the backend service (wait in notebook 10_ingress)")
+        raise IngressNotReady(
+            f"Ingress {k.namespace}/{k.ingress} has no {BACKENDS_ANNOTATION} annotation yet: the "
+            "controller has not created the backend service (wait in notebook 10_ingress)"
+        )
     return dict(json.loads(raw))
 
 
@@ -63,7 +66,9 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
     seen = []
     for name, state in health.items():
         try:
-            bs = clients.compute.backend_services.get(project=clients.project, backend_service=name, retry=RETRY)
+            bs = clients.compute.backend_services.get(
+                project=clients.project, backend_service=name, retry=RETRY
+            )
         except gexc.NotFound:
             seen.append(f"{name} (named on the Ingress but missing in Compute)")
             continue
@@ -78,7 +83,8 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
     raise BackendNotFound(
         f"none of the backend services on Ingress {k.namespace}/{k.ingress} serves Service {wanted[0]} port "
         f"{wanted[1]} (found: {', '.join(seen) or 'none'}); check kubernetes.service and "
-        "kubernetes.service_port in the params")
+        "kubernetes.service_port in the params"
+    )
 
 
 def describe(bs: compute_v1.BackendService, health: str = "") -> BackendService:

@@ -75,8 +75,12 @@ def issue(
     """Issue one certificate. `issuer=None` makes it self-signed."""
     key = key or new_key()
     now = _now()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mtlskit demo")])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mtlskit demo"),
+        ]
+    )
     signer_key = issuer.key if issuer else key
     issuer_name = issuer.cert.subject if issuer else subject
     builder = (
@@ -92,20 +96,40 @@ def issue(
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     else:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False,
-                          key_encipherment=isinstance(key, rsa.RSAPrivateKey), data_encipherment=False,
-                          key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False,
-                          decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if issuer is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
+        )
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names or []]
     sans += [x509.UniformResourceIdentifier(u) for u in uris or []]
     if sans:
@@ -141,7 +165,8 @@ def write_issued(directory: Path, name: str, issued: Issued) -> tuple[Path, Path
     key_path = directory / f"{name}.key"
     cert_path.write_text(pem(issued.cert))
     key_bytes = issued.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key_bytes)
@@ -155,31 +180,77 @@ SERVER_AUTH = [ExtendedKeyUsageOID.SERVER_AUTH]
 def demo_pki_specs() -> list[CertSpec]:
     return [
         CertSpec("client", "valid leaf: root -> intermediate -> leaf", "ok", ["intermediate"]),
-        CertSpec("client-no-chain", "valid leaf sent without its intermediate (intermediate is in the trust config)",
-                 "ok"),
-        CertSpec("untrusted-client", "leaf from a CA that is not a trust anchor", "client_cert_validation_failed",
-                 ["untrusted-root"]),
-        CertSpec("expired-client", "leaf whose notAfter has passed", "client_cert_validation_failed",
-                 ["intermediate"]),
-        CertSpec("not-yet-valid-client", "leaf whose notBefore is in the future", "client_cert_validation_failed",
-                 ["intermediate"]),
-        CertSpec("no-clientauth-client", "leaf whose EKU is serverAuth only", "client_cert_chain_invalid_eku",
-                 ["intermediate"]),
-        CertSpec("serverauth-issuer-client", "valid leaf under an issuer whose EKU is serverAuth only",
-                 "client_cert_chain_invalid_eku", ["serverauth-intermediate"]),
-        CertSpec("ca-leaf-client", "leaf with basicConstraints CA=true", "client_cert_validation_failed",
-                 ["intermediate"]),
-        CertSpec("rsa1024-client", "leaf with an RSA-1024 key", "client_cert_invalid_rsa_key_size", ["intermediate"]),
-        CertSpec("p521-client", "leaf with a P-521 key", "client_cert_unsupported_elliptic_curve_key",
-                 ["intermediate"]),
-        CertSpec("ed25519-client", "leaf with an Ed25519 key", "client_cert_unsupported_key_algorithm",
-                 ["intermediate"]),
+        CertSpec(
+            "client-no-chain",
+            "valid leaf sent without its intermediate (intermediate is in the trust config)",
+            "ok",
+        ),
+        CertSpec(
+            "untrusted-client",
+            "leaf from a CA that is not a trust anchor",
+            "client_cert_validation_failed",
+            ["untrusted-root"],
+        ),
+        CertSpec(
+            "expired-client",
+            "leaf whose notAfter has passed",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "not-yet-valid-client",
+            "leaf whose notBefore is in the future",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "no-clientauth-client",
+            "leaf whose EKU is serverAuth only",
+            "client_cert_chain_invalid_eku",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "serverauth-issuer-client",
+            "valid leaf under an issuer whose EKU is serverAuth only",
+            "client_cert_chain_invalid_eku",
+            ["serverauth-intermediate"],
+        ),
+        CertSpec(
+            "ca-leaf-client",
+            "leaf with basicConstraints CA=true",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "rsa1024-client",
+            "leaf with an RSA-1024 key",
+            "client_cert_invalid_rsa_key_size",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "p521-client",
+            "leaf with a P-521 key",
+            "client_cert_unsupported_elliptic_curve_key",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "ed25519-client",
+            "leaf with an Ed25519 key",
+            "client_cert_unsupported_key_algorithm",
+            ["intermediate"],
+        ),
         CertSpec("sha1-client", "leaf signed with SHA-1", "client_cert_validation_failed", ["intermediate"]),
         CertSpec("selfsigned-client", "self-signed leaf, not allowlisted", "client_cert_validation_failed"),
         CertSpec("allowlisted-client", "self-signed leaf that the trust config allowlists", "ok"),
-        CertSpec("allowlisted-expired-client", "expired self-signed leaf that the trust config allowlists", "ok"),
-        CertSpec("deep-client", "leaf under a chain of 11 intermediates (deeper than 10)",
-                 "client_cert_validation_search_limit_exceeded", [f"deep-{i}" for i in range(10, -1, -1)]),
+        CertSpec(
+            "allowlisted-expired-client", "expired self-signed leaf that the trust config allowlists", "ok"
+        ),
+        CertSpec(
+            "deep-client",
+            "leaf under a chain of 11 intermediates (deeper than 10)",
+            "client_cert_validation_search_limit_exceeded",
+            [f"deep-{i}" for i in range(10, -1, -1)],
+        ),
     ]
 
 
@@ -203,37 +274,65 @@ def generate_demo_pki(directory: Path) -> dict[str, object]:
     root = out["root"] = issue("mtlskit demo root CA", ca=True, eku=CLIENT_AUTH)
     inter = out["intermediate"] = issue("mtlskit demo intermediate CA", issuer=root, ca=True, eku=CLIENT_AUTH)
     out["untrusted-root"] = issue("mtlskit untrusted root CA", ca=True, eku=CLIENT_AUTH)
-    out["serverauth-intermediate"] = issue("mtlskit serverAuth-only intermediate", issuer=root, ca=True,
-                                           eku=SERVER_AUTH)
-    out["client"] = issue("client.mtlskit.test", issuer=inter, eku=CLIENT_AUTH, dns_names=["client.mtlskit.test"],
-                          uris=["spiffe://mtlskit.test/ns/default/sa/client"])
+    out["serverauth-intermediate"] = issue(
+        "mtlskit serverAuth-only intermediate", issuer=root, ca=True, eku=SERVER_AUTH
+    )
+    out["client"] = issue(
+        "client.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        dns_names=["client.mtlskit.test"],
+        uris=["spiffe://mtlskit.test/ns/default/sa/client"],
+    )
     out["client-no-chain"] = issue("client-no-chain.mtlskit.test", issuer=inter, eku=CLIENT_AUTH)
     out["untrusted-client"] = issue("untrusted.mtlskit.test", issuer=out["untrusted-root"], eku=CLIENT_AUTH)
-    out["expired-client"] = issue("expired.mtlskit.test", issuer=inter, eku=CLIENT_AUTH,
-                                  not_before=now - dt.timedelta(days=60), not_after=now - dt.timedelta(days=1))
-    out["not-yet-valid-client"] = issue("future.mtlskit.test", issuer=inter, eku=CLIENT_AUTH,
-                                        not_before=now + dt.timedelta(days=1), not_after=now + dt.timedelta(days=90))
+    out["expired-client"] = issue(
+        "expired.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        not_before=now - dt.timedelta(days=60),
+        not_after=now - dt.timedelta(days=1),
+    )
+    out["not-yet-valid-client"] = issue(
+        "future.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        not_before=now + dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=90),
+    )
     out["no-clientauth-client"] = issue("serveronly.mtlskit.test", issuer=inter, eku=SERVER_AUTH)
-    out["serverauth-issuer-client"] = issue("badissuer.mtlskit.test", issuer=out["serverauth-intermediate"],
-                                            eku=CLIENT_AUTH)
+    out["serverauth-issuer-client"] = issue(
+        "badissuer.mtlskit.test", issuer=out["serverauth-intermediate"], eku=CLIENT_AUTH
+    )
     out["ca-leaf-client"] = issue("caleaf.mtlskit.test", issuer=inter, ca=True, eku=CLIENT_AUTH)
-    out["rsa1024-client"] = issue("rsa1024.mtlskit.test", issuer=inter, key=new_key("rsa1024"), eku=CLIENT_AUTH)
+    out["rsa1024-client"] = issue(
+        "rsa1024.mtlskit.test", issuer=inter, key=new_key("rsa1024"), eku=CLIENT_AUTH
+    )
     out["p521-client"] = issue("p521.mtlskit.test", issuer=inter, key=new_key("ec521"), eku=CLIENT_AUTH)
-    out["ed25519-client"] = issue("ed25519.mtlskit.test", issuer=inter, key=new_key("ed25519"), eku=CLIENT_AUTH)
+    out["ed25519-client"] = issue(
+        "ed25519.mtlskit.test", issuer=inter, key=new_key("ed25519"), eku=CLIENT_AUTH
+    )
     out["sha1-client"] = issue("sha1.mtlskit.test", issuer=inter, eku=CLIENT_AUTH, hash_alg=hashes.SHA1())
     out["selfsigned-client"] = issue("selfsigned.mtlskit.test", eku=CLIENT_AUTH)
     out["allowlisted-client"] = issue("allowlisted.mtlskit.test", eku=CLIENT_AUTH)
-    out["allowlisted-expired-client"] = issue("allowlisted-expired.mtlskit.test", eku=CLIENT_AUTH,
-                                              not_before=now - dt.timedelta(days=60),
-                                              not_after=now - dt.timedelta(days=1))
+    out["allowlisted-expired-client"] = issue(
+        "allowlisted-expired.mtlskit.test",
+        eku=CLIENT_AUTH,
+        not_before=now - dt.timedelta(days=60),
+        not_after=now - dt.timedelta(days=1),
+    )
     parent = root
     for i in range(11):
-        parent = out[f"deep-{i}"] = issue(f"mtlskit deep intermediate {i}", issuer=parent, ca=True, eku=CLIENT_AUTH)
+        parent = out[f"deep-{i}"] = issue(
+            f"mtlskit deep intermediate {i}", issuer=parent, ca=True, eku=CLIENT_AUTH
+        )
     out["deep-client"] = issue("deep.mtlskit.test", issuer=parent, eku=CLIENT_AUTH)
 
     for name, issued in out.items():
         write_issued(directory, name, issued)
-    specs = {s.name: {"purpose": s.purpose, "expected": s.expected, "chain": s.chain} for s in demo_pki_specs()}
+    specs = {
+        s.name: {"purpose": s.purpose, "expected": s.expected, "chain": s.chain} for s in demo_pki_specs()
+    }
     manifest: dict[str, object] = {
         "version": PKI_VERSION,
         "created": now.isoformat(),

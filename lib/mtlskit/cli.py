@@ -62,13 +62,26 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
     if foreground:
         from mtlskit.sandbox.__main__ import main as serve
 
-        args = ["--state-dir", str(directory), "--port", str(chosen_port), "--project", p.project,
-                "--operation-delay", str(p.sandbox.operation_delay_seconds),
-                "--managed-cert-delay", str(p.sandbox.managed_cert_delay_seconds)]
+        args = [
+            "--state-dir",
+            str(directory),
+            "--port",
+            str(chosen_port),
+            "--project",
+            p.project,
+            "--operation-delay",
+            str(p.sandbox.operation_delay_seconds),
+            "--managed-cert-delay",
+            str(p.sandbox.managed_cert_delay_seconds),
+        ]
         sys.exit(serve(args))
-    info = process.start(directory, port=chosen_port, projects=[p.project],
-                         operation_delay=p.sandbox.operation_delay_seconds,
-                         managed_cert_delay=p.sandbox.managed_cert_delay_seconds)
+    info = process.start(
+        directory,
+        port=chosen_port,
+        projects=[p.project],
+        operation_delay=p.sandbox.operation_delay_seconds,
+        managed_cert_delay=p.sandbox.managed_cert_delay_seconds,
+    )
     click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
     click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")
 
@@ -116,8 +129,10 @@ def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
 def check_params(params_file: str | None) -> None:
     """Validate a params file and say what it targets. Calls no API."""
     p = _load(params_file)
-    click.echo(f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
-               f"ingress={p.kubernetes.ingress}")
+    click.echo(
+        f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
+        f"ingress={p.kubernetes.ingress}"
+    )
 
 
 @main.command("demo-ingress")

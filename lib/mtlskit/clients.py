@@ -23,13 +23,19 @@ from kubernetes import config as kube_config
 
 from mtlskit.params import Params
 
-TRANSIENT = (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError, gexc.GatewayTimeout,
-             gexc.BadGateway)
+TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.GatewayTimeout,
+    gexc.BadGateway,
+)
 
 # Every call the kit makes retries transient answers with backoff; inserts carry a request id so a
 # retried create cannot make a second resource.
-RETRY = gretry.Retry(predicate=gretry.if_exception_type(*TRANSIENT), initial=0.2, maximum=4.0, multiplier=2.0,
-                     timeout=90.0)
+RETRY = gretry.Retry(
+    predicate=gretry.if_exception_type(*TRANSIENT), initial=0.2, maximum=4.0, multiplier=2.0, timeout=90.0
+)
 
 
 class OperationError(RuntimeError):
@@ -117,7 +123,9 @@ def _kube_clients(kubeconfig: str | None, context: str | None) -> KubeClients:
 def build_clients(params: Params) -> Clients:
     """Clients for the params' target; for the sandbox, start it first when nothing runs."""
     if params.target == "sandbox":
-        from mtlskit.sandbox import process  # the kit only ever starts the sandbox, never imports its internals
+        from mtlskit.sandbox import (
+            process,  # the kit only ever starts the sandbox, never imports its internals
+        )
 
         info = process.start(
             params.state_dir,
@@ -129,8 +137,12 @@ def build_clients(params: Params) -> Clients:
         credentials: Credentials | None = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
         kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
-        log_client = cloud_logging.Client(project=params.project, credentials=credentials, _use_grpc=False,
-                                          client_options={"api_endpoint": info.endpoint})
+        log_client = cloud_logging.Client(
+            project=params.project,
+            credentials=credentials,
+            _use_grpc=False,
+            client_options={"api_endpoint": info.endpoint},
+        )
     else:
         credentials, options, endpoint = None, None, None
         kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
@@ -148,8 +160,13 @@ def build_clients(params: Params) -> Clients:
     )
 
 
-def wait_for_compute(clients: Clients, operation: Any, what: str, timeout: float = 600.0,
-                     on_progress: Callable[[str], None] | None = None) -> None:
+def wait_for_compute(
+    clients: Clients,
+    operation: Any,
+    what: str,
+    timeout: float = 600.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> None:
     """Wait for a global Compute operation through the operations client the kit configured."""
     name = getattr(operation, "name", None) or operation
     deadline = time.monotonic() + timeout

@@ -44,7 +44,9 @@ def manifests(params: Params) -> dict[str, dict[str, Any]]:
         "spec": {
             "type": "ClusterIP",
             "selector": {"app": k.app_label},
-            "ports": [{"name": "http", "port": k.service_port, "targetPort": k.target_port, "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": k.service_port, "targetPort": k.target_port, "protocol": "TCP"}
+            ],
         },
     }
     backend_config = {
@@ -87,7 +89,8 @@ def _read(clients: Clients, kind: str, params: Params) -> dict[str, Any] | None:
             obj = api.networking.read_namespaced_ingress(k.ingress, k.namespace)
         else:
             return api.custom.get_namespaced_custom_object(
-                "cloud.google.com", "v1", k.namespace, "backendconfigs", k.backend_config)
+                "cloud.google.com", "v1", k.namespace, "backendconfigs", k.backend_config
+            )
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -104,20 +107,41 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
     changes = []
     ns = params.kubernetes.namespace
     if _read(clients, "Namespace", params) is None:
-        changes.append(Change("Namespace", ns, "create", gcloud=f"kubectl create namespace {ns}",
-                              desired={"metadata": {"name": ns}}))
+        changes.append(
+            Change(
+                "Namespace",
+                ns,
+                "create",
+                gcloud=f"kubectl create namespace {ns}",
+                desired={"metadata": {"name": ns}},
+            )
+        )
     for kind, desired in manifests(params).items():
         current = _read(clients, kind, params)
-        watched = {"metadata": {"labels": desired["metadata"]["labels"],
-                                "annotations": desired["metadata"].get("annotations", {})},
-                   "spec": desired["spec"]}
+        watched = {
+            "metadata": {
+                "labels": desired["metadata"]["labels"],
+                "annotations": desired["metadata"].get("annotations", {}),
+            },
+            "spec": desired["spec"],
+        }
         if current is None:
-            changes.append(Change(kind, desired["metadata"]["name"], "create", gcloud=_kubectl(desired),
-                                  desired=desired))
+            changes.append(
+                Change(kind, desired["metadata"]["name"], "create", gcloud=_kubectl(desired), desired=desired)
+            )
             continue
         diff = changed_fields(watched, current)
-        changes.append(Change(kind, desired["metadata"]["name"], "update" if diff else "no change", diff,
-                              _kubectl(desired) if diff else "", desired, current))
+        changes.append(
+            Change(
+                kind,
+                desired["metadata"]["name"],
+                "update" if diff else "no change",
+                diff,
+                _kubectl(desired) if diff else "",
+                desired,
+                current,
+            )
+        )
     return changes
 
 
@@ -137,9 +161,13 @@ def apply_ingress(clients: Clients, params: Params, changes: list[Change]) -> li
                 api.core.patch_namespaced_service(c.name, ns, body)
         elif c.kind == "BackendConfig":
             if c.action == "create":
-                api.custom.create_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", body)
+                api.custom.create_namespaced_custom_object(
+                    "cloud.google.com", "v1", ns, "backendconfigs", body
+                )
             else:
-                api.custom.patch_namespaced_custom_object("cloud.google.com", "v1", ns, "backendconfigs", c.name, body)
+                api.custom.patch_namespaced_custom_object(
+                    "cloud.google.com", "v1", ns, "backendconfigs", c.name, body
+                )
         elif c.kind == "Ingress":
             if c.action == "create":
                 api.networking.create_namespaced_ingress(ns, body)
@@ -148,8 +176,12 @@ def apply_ingress(clients: Clients, params: Params, changes: list[Change]) -> li
     return changes
 
 
-def wait_for_backends(clients: Clients, params: Params, timeout: float = 600.0,
-                      on_progress: Callable[[float], None] | None = None) -> dict[str, str]:
+def wait_for_backends(
+    clients: Clients,
+    params: Params,
+    timeout: float = 600.0,
+    on_progress: Callable[[float], None] | None = None,
+) -> dict[str, str]:
     """Wait until the controller has written `ingress.kubernetes.io/backends` on the anchor Ingress.
 
     On GKE this takes minutes (NEGs, health checks); the annotation is the controller's own word
@@ -161,8 +193,10 @@ def wait_for_backends(clients: Clients, params: Params, timeout: float = 600.0,
     while True:
         ing = _read(clients, "Ingress", params)
         if ing is None:
-            raise IngressNotReady(f"Ingress {k.namespace}/{k.ingress} does not exist: run notebook 10_ingress "
-                                  "with apply=True first")
+            raise IngressNotReady(
+                f"Ingress {k.namespace}/{k.ingress} does not exist: run notebook 10_ingress "
+                "with apply=True first"
+            )
         raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
         if raw:
             return dict(json.loads(raw))
@@ -173,7 +207,8 @@ def wait_for_backends(clients: Clients, params: Params, timeout: float = 600.0,
             raise IngressNotReady(
                 f"the GKE Ingress controller has not written {BACKENDS_ANNOTATION} on {k.namespace}/{k.ingress} "
                 f"after {timeout:.0f}s; check the Ingress events (kubectl describe ingress {k.ingress} -n "
-                f"{k.namespace})")
+                f"{k.namespace})"
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
@@ -183,8 +218,12 @@ def ingress_events(clients: Clients, params: Params) -> list[dict[str, str]]:
     k = params.kubernetes
     events = clients.kube.core.list_namespaced_event(k.namespace).items
     rows = [
-        {"time": str(e.last_timestamp or e.first_timestamp or ""), "type": e.type or "", "reason": e.reason or "",
-         "message": e.message or ""}
+        {
+            "time": str(e.last_timestamp or e.first_timestamp or ""),
+            "type": e.type or "",
+            "reason": e.reason or "",
+            "message": e.message or "",
+        }
         for e in events
         if e.involved_object and e.involved_object.kind == "Ingress" and e.involved_object.name == k.ingress
     ]

@@ -74,19 +74,27 @@ class _Strict(BaseModel):
 
 
 def _google_name(v: str) -> str:
-    return _rule(GOOGLE_NAME, "a Google resource name: 1-63 chars, lowercase letters, digits and '-', "
-                 "starting with a letter and not ending with '-' (RFC 1035)")(v)
+    return _rule(
+        GOOGLE_NAME,
+        "a Google resource name: 1-63 chars, lowercase letters, digits and '-', "
+        "starting with a letter and not ending with '-' (RFC 1035)",
+    )(v)
 
 
 def _dns_label(v: str) -> str:
-    return _rule(DNS1123_LABEL, "a Kubernetes DNS-1123 label: 1-63 chars, lowercase letters, digits and '-', "
-                 "starting and ending with a letter or digit")(v)
+    return _rule(
+        DNS1123_LABEL,
+        "a Kubernetes DNS-1123 label: 1-63 chars, lowercase letters, digits and '-', "
+        "starting and ending with a letter or digit",
+    )(v)
 
 
 def _dns_subdomain(v: str) -> str:
     if len(v) > 253:
         raise ValueError("must be at most 253 characters (DNS-1123 subdomain)")
-    return _rule(DNS1123_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")(v)
+    return _rule(
+        DNS1123_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
+    )(v)
 
 
 class SandboxSettings(_Strict):
@@ -132,8 +140,9 @@ class FrontendSettings(_Strict):
     forwarding_rule: str = "mtls-fr"
     load_balancing_scheme: Literal["EXTERNAL", "EXTERNAL_MANAGED"] = "EXTERNAL"
 
-    _names = field_validator("address", "certificate", "ssl_policy", "url_map", "target_proxy",
-                             "forwarding_rule")(_google_name)
+    _names = field_validator(
+        "address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule"
+    )(_google_name)
 
     @field_validator("domains")
     @classmethod
@@ -171,8 +180,9 @@ class MtlsSettings(_Strict):
     @field_validator("server_tls_policy")
     @classmethod
     def _stp(cls, v: str) -> str:
-        return _rule(NETSEC_ID, "a server TLS policy id: 1-63 letters, digits, '-' or '_', "
-                     "not starting with a digit")(v)
+        return _rule(
+            NETSEC_ID, "a server TLS policy id: 1-63 letters, digits, '-' or '_', not starting with a digit"
+        )(v)
 
     @field_validator("custom_headers")
     @classmethod
@@ -239,8 +249,11 @@ class Params(_Strict):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str) -> str:
-        return _rule(PROJECT_ID, "a Google Cloud project id: 6-30 chars, lowercase letters, digits and '-', "
-                     "starting with a letter")(v)
+        return _rule(
+            PROJECT_ID,
+            "a Google Cloud project id: 6-30 chars, lowercase letters, digits and '-', "
+            "starting with a letter",
+        )(v)
 
     _stack = field_validator("stack")(_google_name)
 
@@ -401,5 +414,7 @@ def _missing_files(params: Params) -> list[FieldProblem]:
         if f and not Path(f).is_file():
             problems.append(FieldProblem(f"probe.{field}", f"file not found: {f}"))
     if params.kubernetes.kubeconfig and not Path(params.kubernetes.kubeconfig).is_file():
-        problems.append(FieldProblem("kubernetes.kubeconfig", f"file not found: {params.kubernetes.kubeconfig}"))
+        problems.append(
+            FieldProblem("kubernetes.kubeconfig", f"file not found: {params.kubernetes.kubeconfig}")
+        )
     return problems

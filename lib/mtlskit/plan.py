@@ -24,8 +24,13 @@ class Change:
     current: Any = field(default=None, repr=False)
 
     def row(self) -> dict[str, str]:
-        return {"resource": self.kind, "name": self.name, "action": self.action,
-                "changed fields": ", ".join(self.fields), "equivalent command": self.gcloud}
+        return {
+            "resource": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "changed fields": ", ".join(self.fields),
+            "equivalent command": self.gcloud,
+        }
 
 
 def changed_fields(desired: Any, current: Any, prefix: str = "") -> list[str]:

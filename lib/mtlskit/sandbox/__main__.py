@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     (state_dir / INFO).write_text(json.dumps(info.__dict__))
-    print(f"mtlskit sandbox listening on {endpoint} (state: {state_dir}, projects: {', '.join(sandbox.projects)})",
-          flush=True)
+    print(
+        f"mtlskit sandbox listening on {endpoint} (state: {state_dir}, projects: {', '.join(sandbox.projects)})",
+        flush=True,
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

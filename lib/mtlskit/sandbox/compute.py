@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 API = "compute"
 BASE = "https://www.googleapis.com/compute/v1/"
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-REF = re.compile(r"(?:^|/)projects/(?P<project>[^/]+)/(?:global|zones/(?P<zone>[^/]+))/(?P<coll>[^/]+)/(?P<name>[^/]+)$")
+REF = re.compile(
+    r"(?:^|/)projects/(?P<project>[^/]+)/(?:global|zones/(?P<zone>[^/]+))/(?P<coll>[^/]+)/(?P<name>[^/]+)$"
+)
 REL_REF = re.compile(r"^(?:global|zones/(?P<zone>[^/]+))/(?P<coll>[^/]+)/(?P<name>[^/]+)$")
 
 KINDS = {
@@ -37,8 +39,14 @@ KINDS = {
     "healthChecks": "healthCheck",
     "networkEndpointGroups": "networkEndpointGroup",
 }
-FINGERPRINTED = {"sslPolicies", "urlMaps", "targetHttpsProxies", "targetHttpProxies", "backendServices",
-                 "forwardingRules"}
+FINGERPRINTED = {
+    "sslPolicies",
+    "urlMaps",
+    "targetHttpsProxies",
+    "targetHttpProxies",
+    "backendServices",
+    "forwardingRules",
+}
 SCHEMA_REFS = {
     "addresses": "Address",
     "sslCertificates": "SslCertificate",
@@ -78,7 +86,9 @@ def public(body: dict[str, Any]) -> dict[str, Any]:
 
 def not_found(project: str, coll: str, name: str, zone: str | None = None) -> ApiError:
     where = f"zones/{zone}" if zone else "global"
-    return ApiError.google(404, f"The resource 'projects/{project}/{where}/{coll}/{name}' was not found", "notFound")
+    return ApiError.google(
+        404, f"The resource 'projects/{project}/{where}/{coll}/{name}' was not found", "notFound"
+    )
 
 
 def invalid(message: str) -> ApiError:
@@ -108,15 +118,19 @@ class Compute:
         p, coll, name, zone = ref
         body = self.get(p, coll, name, zone)
         if body is None:
-            raise invalid(f"Invalid value for field '{field}': '{value}'. "
-                          f"The resource 'projects/{p}/global/{coll}/{name}' was not found.")
+            raise invalid(
+                f"Invalid value for field '{field}': '{value}'. "
+                f"The resource 'projects/{p}/global/{coll}/{name}' was not found."
+            )
         return body
 
     def save(self, project: str, coll: str, body: dict[str, Any], zone: str | None = None) -> dict[str, Any]:
         self.store.put(API, coll, key_of(project, body["name"], zone), body)
         return body
 
-    def stamp_new(self, project: str, coll: str, body: dict[str, Any], zone: str | None = None) -> dict[str, Any]:
+    def stamp_new(
+        self, project: str, coll: str, body: dict[str, Any], zone: str | None = None
+    ) -> dict[str, Any]:
         body = dict(body)
         body.update(
             kind=f"compute#{KINDS[coll]}",
@@ -135,7 +149,11 @@ class Compute:
         tail = link.split("/compute/v1/")[-1] if "/compute/v1/" in link else link
         users = []
         for api, coll, _key, body in self.store.all():
-            if api not in ("compute", "networksecurity") or coll == "operations" or body.get("selfLink") == link:
+            if (
+                api not in ("compute", "networksecurity")
+                or coll == "operations"
+                or body.get("selfLink") == link
+            ):
                 continue
             if _mentions(body, tail, skip=("selfLink", "users", "region", "zone")):
                 users.append(body.get("selfLink") or body.get("name", "?"))
@@ -147,7 +165,9 @@ class Compute:
             short = body["selfLink"].split("/compute/v1/")[-1]
             used_by = users[0].split("/compute/v1/")[-1] if "/compute/v1/" in users[0] else users[0]
             raise ApiError.google(
-                400, f"The resource '{short}' is already being used by '{used_by}'", "resourceInUseByAnotherResource"
+                400,
+                f"The resource '{short}' is already being used by '{used_by}'",
+                "resourceInUseByAnotherResource",
             )
 
     def delete_checked(self, project: str, coll: str, name: str, zone: str | None = None) -> dict[str, Any]:
@@ -195,7 +215,9 @@ class Compute:
             return self._verb(req, project, "targetHttpsProxies", tail[1], tail[2])
         raise ApiError.google(404, f"Not found: {req.path}", "notFound")
 
-    def _collection(self, req: Request, project: str, coll: str, more: list[str], zone: str | None) -> Response:
+    def _collection(
+        self, req: Request, project: str, coll: str, more: list[str], zone: str | None
+    ) -> Response:
         if coll not in KINDS:
             raise ApiError.google(404, f"Not found: {req.path}", "notFound")
         if not more:
@@ -220,7 +242,7 @@ class Compute:
         items = [self.render(b) for k, b in self.store.list(API, coll, prefix) if zone or k.count("/") == 1]
         size = int(req.arg("maxResults") or 500)
         start = int(req.arg("pageToken") or 0)
-        page = items[start:start + size]
+        page = items[start : start + size]
         body: dict[str, Any] = {
             "kind": f"compute#{KINDS[coll]}List",
             "id": f"projects/{project}/global/{coll}",
@@ -248,8 +270,10 @@ class Compute:
         body = req.json()
         name = body.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise invalid(f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex "
-                          "'(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
+            raise invalid(
+                f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex "
+                "'(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"
+            )
         replay = self._dedupe(req, project)
         if replay:
             return replay
@@ -257,8 +281,15 @@ class Compute:
             short = f"projects/{project}/global/{coll}/{name}"
             raise ApiError.google(409, f"The resource '{short}' already exists", "alreadyExists")
         prepared = getattr(self, f"_prepare_{coll}", lambda p, b: b)(project, dict(body))
-        return self._mutate(req, project, "insert", coll, name, zone,
-                            lambda: self.save(project, coll, self.stamp_new(project, coll, prepared, zone), zone))
+        return self._mutate(
+            req,
+            project,
+            "insert",
+            coll,
+            name,
+            zone,
+            lambda: self.save(project, coll, self.stamp_new(project, coll, prepared, zone), zone),
+        )
 
     def _update(self, req: Request, project: str, coll: str, name: str, replace: bool) -> Response:
         current = self.require(project, coll, name)
@@ -268,36 +299,57 @@ class Compute:
             if given != current.get("fingerprint"):
                 raise ApiError.google(
                     412,
-                    "Supplied fingerprint does not match current metadata fingerprint." if given else
-                    "Required field 'fingerprint' not specified or does not match.",
+                    "Supplied fingerprint does not match current metadata fingerprint."
+                    if given
+                    else "Required field 'fingerprint' not specified or does not match.",
                     "conditionNotMet",
                     "FAILED_PRECONDITION",
                 )
         if patch.get("name", name) != name:
             raise invalid("Invalid value for field 'resource.name': the name of a resource cannot change.")
-        keep = {k: current[k] for k in ("kind", "id", "creationTimestamp", "selfLink", "name") if k in current}
+        keep = {
+            k: current[k] for k in ("kind", "id", "creationTimestamp", "selfLink", "name") if k in current
+        }
         internal = {k: v for k, v in current.items() if k.startswith("_")}
         merged = {**patch, **keep, **internal} if replace else {**merge_patch(current, patch), **keep}
         merged.pop("fingerprint", None)
         merged = getattr(self, f"_prepare_{coll}", lambda p, b: b)(project, merged)
         if coll in FINGERPRINTED:
             merged["fingerprint"] = new_fingerprint()
-        return self._mutate(req, project, "update" if replace else "patch", coll, name, None,
-                            lambda: self.save(project, coll, merged))
+        return self._mutate(
+            req,
+            project,
+            "update" if replace else "patch",
+            coll,
+            name,
+            None,
+            lambda: self.save(project, coll, merged),
+        )
 
     def _delete(self, req: Request, project: str, coll: str, name: str, zone: str | None) -> Response:
         replay = self._dedupe(req, project)
         if replay:
             return replay
         self.raise_if_in_use(self.require(project, coll, name, zone))
-        return self._mutate(req, project, "delete", coll, name, zone,
-                            lambda: self.store.delete(API, coll, key_of(project, name, zone)))
+        return self._mutate(
+            req,
+            project,
+            "delete",
+            coll,
+            name,
+            zone,
+            lambda: self.store.delete(API, coll, key_of(project, name, zone)),
+        )
 
     def _verb(self, req: Request, project: str, coll: str, name: str, verb: str) -> Response:
         current = self.require(project, coll, name)
         body = req.json()
         if coll == "targetHttpsProxies" and verb in ("setUrlMap", "setSslPolicy", "setSslCertificates"):
-            field = {"setUrlMap": "urlMap", "setSslPolicy": "sslPolicy", "setSslCertificates": "sslCertificates"}[verb]
+            field = {
+                "setUrlMap": "urlMap",
+                "setSslPolicy": "sslPolicy",
+                "setSslCertificates": "sslCertificates",
+            }[verb]
             updated = dict(current)
             if body.get(field) in (None, []):
                 updated.pop(field, None)
@@ -305,22 +357,28 @@ class Compute:
                 updated[field] = body[field]
             updated = self._prepare_targetHttpsProxies(project, updated)
             updated["fingerprint"] = new_fingerprint()
-            return self._mutate(req, project, verb, coll, name, None, lambda: self.save(project, coll, updated))
+            return self._mutate(
+                req, project, verb, coll, name, None, lambda: self.save(project, coll, updated)
+            )
         if coll == "backendServices" and verb == "getHealth":
             return Response(200, self._health(project, current))
         if coll == "forwardingRules" and verb == "setTarget":
             updated = self._prepare_forwardingRules(project, {**current, "target": body.get("target")})
-            return self._mutate(req, project, verb, coll, name, None, lambda: self.save(project, coll, updated))
+            return self._mutate(
+                req, project, verb, coll, name, None, lambda: self.save(project, coll, updated)
+            )
         raise ApiError.google(400, f"Unsupported action {verb} on {coll}", "invalid")
 
-    def _mutate(self, req: Request, project: str, kind: str, coll: str, name: str, zone: str | None,
-                change: Any) -> Response:
+    def _mutate(
+        self, req: Request, project: str, kind: str, coll: str, name: str, zone: str | None, change: Any
+    ) -> Response:
         """Apply `change` unless the fault switch fails this operation; answer with the operation."""
         fail = self.sb.faults.operation_should_fail()
         target = None if fail else change()
         link = self_link(project, coll, name, zone)
-        op = self.new_operation(project, kind, link, target.get("id") if isinstance(target, dict) else None,
-                                failed=fail)
+        op = self.new_operation(
+            project, kind, link, target.get("id") if isinstance(target, dict) else None, failed=fail
+        )
         rid = req.arg("requestId")
         if rid:
             self.store.set_meta(f"compute-request:{project}:{rid}", op["name"])
@@ -343,8 +401,10 @@ class Compute:
         if kind == "MANAGED":
             domains = (body.get("managed") or {}).get("domains") or []
             if not domains:
-                raise invalid("Invalid value for field 'resource.managed.domains': a MANAGED certificate needs "
-                              "at least one domain.")
+                raise invalid(
+                    "Invalid value for field 'resource.managed.domains': a MANAGED certificate needs "
+                    "at least one domain."
+                )
             if body.get("certificate") or body.get("privateKey"):
                 raise invalid("A MANAGED certificate must not carry 'certificate' or 'privateKey'.")
             body["_provisionStart"] = time.time()
@@ -355,8 +415,9 @@ class Compute:
             try:
                 certs = x509.load_pem_x509_certificates(body["certificate"].encode())
             except ValueError:
-                raise invalid("Invalid value for field 'resource.certificate': the certificate could not be "
-                              "parsed.") from None
+                raise invalid(
+                    "Invalid value for field 'resource.certificate': the certificate could not be parsed."
+                ) from None
             leaf = certs[0]
             body["expireTime"] = rfc3339(leaf.not_valid_after_utc, compute=True)
             try:
@@ -373,7 +434,9 @@ class Compute:
         if body["profile"] == "CUSTOM" and not body.get("customFeatures"):
             raise invalid("Invalid value for field 'resource.customFeatures': required for profile CUSTOM.")
         if body["profile"] != "CUSTOM" and body.get("customFeatures"):
-            raise invalid("Invalid value for field 'resource.customFeatures': allowed only with profile CUSTOM.")
+            raise invalid(
+                "Invalid value for field 'resource.customFeatures': allowed only with profile CUSTOM."
+            )
         return body
 
     def _prepare_urlMaps(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -384,18 +447,27 @@ class Compute:
         matchers = {m.get("name") for m in body.get("pathMatchers", [])}
         for i, m in enumerate(body.get("pathMatchers", [])):
             if m.get("defaultService"):
-                m["defaultService"] = self.resolve(m["defaultService"], project, services,
-                                                   f"resource.pathMatchers[{i}].defaultService")["selfLink"]
+                m["defaultService"] = self.resolve(
+                    m["defaultService"], project, services, f"resource.pathMatchers[{i}].defaultService"
+                )["selfLink"]
             for j, rule in enumerate(m.get("pathRules", [])):
                 if rule.get("service"):
-                    rule["service"] = self.resolve(rule["service"], project, services,
-                                                   f"resource.pathMatchers[{i}].pathRules[{j}].service")["selfLink"]
+                    rule["service"] = self.resolve(
+                        rule["service"],
+                        project,
+                        services,
+                        f"resource.pathMatchers[{i}].pathRules[{j}].service",
+                    )["selfLink"]
         for i, hr in enumerate(body.get("hostRules", [])):
             if hr.get("pathMatcher") not in matchers:
-                raise invalid(f"Invalid value for field 'resource.hostRules[{i}].pathMatcher': "
-                              f"'{hr.get('pathMatcher')}'. No path matcher with that name.")
+                raise invalid(
+                    f"Invalid value for field 'resource.hostRules[{i}].pathMatcher': "
+                    f"'{hr.get('pathMatcher')}'. No path matcher with that name."
+                )
         if not body.get("defaultService") and not body.get("defaultUrlRedirect"):
-            raise invalid("Invalid value for field 'resource': a URL map needs defaultService or defaultUrlRedirect.")
+            raise invalid(
+                "Invalid value for field 'resource': a URL map needs defaultService or defaultUrlRedirect."
+            )
         return body
 
     def _prepare_targetHttpsProxies(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -404,7 +476,9 @@ class Compute:
         body["urlMap"] = self.resolve(body["urlMap"], project, {"urlMaps"}, "resource.urlMap")["selfLink"]
         certs = body.get("sslCertificates") or []
         if not certs and not body.get("certificateMap"):
-            raise invalid("Invalid value for field 'resource.sslCertificates': at least one certificate is required.")
+            raise invalid(
+                "Invalid value for field 'resource.sslCertificates': at least one certificate is required."
+            )
         if len(certs) > 15:
             raise invalid("Invalid value for field 'resource.sslCertificates': at most 15 certificates.")
         body["sslCertificates"] = [
@@ -412,13 +486,17 @@ class Compute:
             for i, c in enumerate(certs)
         ]
         if body.get("sslPolicy"):
-            body["sslPolicy"] = self.resolve(body["sslPolicy"], project, {"sslPolicies"}, "resource.sslPolicy")["selfLink"]
+            body["sslPolicy"] = self.resolve(
+                body["sslPolicy"], project, {"sslPolicies"}, "resource.sslPolicy"
+            )["selfLink"]
         if body.get("serverTlsPolicy"):
             self.sb.netsec.require_policy_ref(body["serverTlsPolicy"], "resource.serverTlsPolicy")
         return body
 
     def _prepare_targetHttpProxies(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        body["urlMap"] = self.resolve(body.get("urlMap") or "", project, {"urlMaps"}, "resource.urlMap")["selfLink"]
+        body["urlMap"] = self.resolve(body.get("urlMap") or "", project, {"urlMaps"}, "resource.urlMap")[
+            "selfLink"
+        ]
         return body
 
     def _prepare_forwardingRules(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -426,9 +504,12 @@ class Compute:
         body.setdefault("IPProtocol", "TCP")
         body.setdefault("networkTier", "PREMIUM")
         if body["networkTier"] != "PREMIUM":
-            raise invalid("Invalid value for field 'resource.networkTier': global forwarding rules need PREMIUM.")
-        target = self.resolve(body.get("target") or "", project, {"targetHttpsProxies", "targetHttpProxies"},
-                              "resource.target")
+            raise invalid(
+                "Invalid value for field 'resource.networkTier': global forwarding rules need PREMIUM."
+            )
+        target = self.resolve(
+            body.get("target") or "", project, {"targetHttpsProxies", "targetHttpProxies"}, "resource.target"
+        )
         body["target"] = target["selfLink"]
         ip = body.get("IPAddress")
         if ip:
@@ -438,7 +519,9 @@ class Compute:
             except ValueError:
                 address = self.resolve(ip, project, {"addresses"}, "resource.IPAddress")
             if address is None:
-                raise invalid(f"Invalid value for field 'resource.IPAddress': '{ip}'. No reserved address has it.")
+                raise invalid(
+                    f"Invalid value for field 'resource.IPAddress': '{ip}'. No reserved address has it."
+                )
             body["IPAddress"] = address["address"]
             body["_address"] = address["selfLink"]
         else:
@@ -446,10 +529,15 @@ class Compute:
         body.setdefault("portRange", "443" if target["kind"] == "compute#targetHttpsProxy" else "80")
         port = body["portRange"].split("-")[0]
         for _k, other in self.store.list(API, "forwardingRules", f"{project}/"):
-            if other["name"] != body["name"] and other.get("IPAddress") == body["IPAddress"] \
-                    and other.get("portRange", "").split("-")[0] == port:
-                raise invalid(f"Invalid value for field 'resource.IPAddress': '{body['IPAddress']}'. "
-                              f"The IP and port are already in use by '{other['name']}'.")
+            if (
+                other["name"] != body["name"]
+                and other.get("IPAddress") == body["IPAddress"]
+                and other.get("portRange", "").split("-")[0] == port
+            ):
+                raise invalid(
+                    f"Invalid value for field 'resource.IPAddress': '{body['IPAddress']}'. "
+                    f"The IP and port are already in use by '{other['name']}'."
+                )
         for svc in self._backend_services_behind(project, target):
             if svc.get("loadBalancingScheme", "EXTERNAL") != scheme:
                 raise invalid(
@@ -494,14 +582,22 @@ class Compute:
             ref = parse_ref(backend.get("group", ""), project)
             neg = self.get(ref[0], ref[1], ref[2], ref[3]) if ref else None
             for ep in (neg or {}).get("_endpoints", []):
-                statuses.append({"ipAddress": ep["ip"], "port": ep["port"], "healthState": "HEALTHY",
-                                 "forwardingRule": "", "instance": ""})
+                statuses.append(
+                    {
+                        "ipAddress": ep["ip"],
+                        "port": ep["port"],
+                        "healthState": "HEALTHY",
+                        "forwardingRule": "",
+                        "instance": "",
+                    }
+                )
         return {"kind": "compute#backendServiceGroupHealth", "healthStatus": statuses}
 
     # ---- operations ------------------------------------------------------------------------------------
 
-    def new_operation(self, project: str, kind: str, target_link: str, target_id: str | None,
-                      failed: bool = False) -> dict[str, Any]:
+    def new_operation(
+        self, project: str, kind: str, target_link: str, target_id: str | None, failed: bool = False
+    ) -> dict[str, Any]:
         name = f"operation-{int(time.time() * 1000)}-{new_id()[:12]}"
         op: dict[str, Any] = {
             "kind": "compute#operation",

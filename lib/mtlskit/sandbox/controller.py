@@ -121,7 +121,12 @@ class IngressController:
         meta = ing["metadata"]
         ns = meta["namespace"]
         if FINALIZER not in (meta.get("finalizers") or []):
-            kube.patch(INGRESS, ns, meta["name"], {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}})
+            kube.patch(
+                INGRESS,
+                ns,
+                meta["name"],
+                {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}},
+            )
             ing = kube.get(INGRESS, ns, meta["name"]) or ing
             meta = ing["metadata"]
         backends: dict[str, str] = {}
@@ -129,13 +134,22 @@ class IngressController:
         for ref in self._backend_refs(ing):
             svc = kube.get(SERVICE, ns, ref.get("name", ""))
             if svc is None:
-                self._event(ing, "Translate", f"Translation failed: service \"{ns}/{ref.get('name')}\" not found",
-                            "Warning")
+                self._event(
+                    ing,
+                    "Translate",
+                    f'Translation failed: service "{ns}/{ref.get("name")}" not found',
+                    "Warning",
+                )
                 continue
             port = self._service_port(svc, ref.get("port") or {})
             if port is None:
-                self._event(ing, "Translate", f"Translation failed: service \"{ns}/{svc['metadata']['name']}\" has no "
-                            f"port {json.dumps(ref.get('port'))}", "Warning")
+                self._event(
+                    ing,
+                    "Translate",
+                    f'Translation failed: service "{ns}/{svc["metadata"]["name"]}" has no '
+                    f"port {json.dumps(ref.get('port'))}",
+                    "Warning",
+                )
                 continue
             bs = self._ensure_backend(ing, svc, port)
             backends[bs["name"]] = "HEALTHY"
@@ -153,8 +167,13 @@ class IngressController:
         else:
             self._delete_frontend(ing)
             if not ing.get("spec", {}).get("tls"):
-                self._event(ing, "Sync", "HTTP is disabled (kubernetes.io/ingress.allow-http: \"false\") and the "
-                            "Ingress has no TLS: it exposes no frontend of its own", once=True)
+                self._event(
+                    ing,
+                    "Sync",
+                    'HTTP is disabled (kubernetes.io/ingress.allow-http: "false") and the '
+                    "Ingress has no TLS: it exposes no frontend of its own",
+                    once=True,
+                )
         if new_ann != annotations:
             patch = {k: None for k in annotations if k not in new_ann}
             patch.update({k: v for k, v in new_ann.items() if annotations.get(k) != v})
@@ -176,45 +195,96 @@ class IngressController:
         c = self.sb.compute
         ns, svc_name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         name = neg_name(self.uid, ns, svc_name, port)
-        target_port = next((p.get("targetPort", port) for p in svc["spec"].get("ports", []) if p.get("port") == port), port)
+        target_port = next(
+            (p.get("targetPort", port) for p in svc["spec"].get("ports", []) if p.get("port") == port), port
+        )
         if c.get(self.project, "networkEndpointGroups", name, ZONE) is None:
-            neg = c.stamp_new(self.project, "networkEndpointGroups", {
-                "name": name, "networkEndpointType": "GCE_VM_IP_PORT", "size": 1, "defaultPort": target_port,
-                "description": json.dumps({"cluster-uid": self.uid, "namespace": ns, "service-name": svc_name,
-                                           "port": str(port)}),
-                "_endpoints": [{"ip": "127.0.0.1", "port": target_port}], "_owner": OWNER}, ZONE)
+            neg = c.stamp_new(
+                self.project,
+                "networkEndpointGroups",
+                {
+                    "name": name,
+                    "networkEndpointType": "GCE_VM_IP_PORT",
+                    "size": 1,
+                    "defaultPort": target_port,
+                    "description": json.dumps(
+                        {
+                            "cluster-uid": self.uid,
+                            "namespace": ns,
+                            "service-name": svc_name,
+                            "port": str(port),
+                        }
+                    ),
+                    "_endpoints": [{"ip": "127.0.0.1", "port": target_port}],
+                    "_owner": OWNER,
+                },
+                ZONE,
+            )
             c.save(self.project, "networkEndpointGroups", neg, ZONE)
-            self._event(ing, "Create", f"Created NEG \"{name}\" for {ns}/{svc_name}-{port} in \"{ZONE}\"")
+            self._event(ing, "Create", f'Created NEG "{name}" for {ns}/{svc_name}-{port} in "{ZONE}"')
         if c.get(self.project, "healthChecks", name) is None:
-            c.save(self.project, "healthChecks", c.stamp_new(self.project, "healthChecks", {
-                "name": name, "type": "HTTP", "checkIntervalSec": 15, "timeoutSec": 15,
-                "httpHealthCheck": {"portSpecification": "USE_SERVING_PORT", "requestPath": "/"}, "_owner": OWNER}))
+            c.save(
+                self.project,
+                "healthChecks",
+                c.stamp_new(
+                    self.project,
+                    "healthChecks",
+                    {
+                        "name": name,
+                        "type": "HTTP",
+                        "checkIntervalSec": 15,
+                        "timeoutSec": 15,
+                        "httpHealthCheck": {"portSpecification": "USE_SERVING_PORT", "requestPath": "/"},
+                        "_owner": OWNER,
+                    },
+                ),
+            )
         bs = c.get(self.project, "backendServices", name)
         created = bs is None
         if bs is None:
-            bs = c.stamp_new(self.project, "backendServices", {
-                "name": name,
-                "description": json.dumps({"kubernetes.io/service-name": f"{ns}/{svc_name}",
-                                           "kubernetes.io/service-port": str(port), "x-features": ["NEG"]}),
-                "protocol": "HTTP", "port": 80, "portName": f"port{port}", "timeoutSec": 30,
-                "loadBalancingScheme": "EXTERNAL", "connectionDraining": {"drainingTimeoutSec": 0},
-                "backends": [{"group": gce.self_link(self.project, "networkEndpointGroups", name, ZONE),
-                              "balancingMode": "RATE", "maxRatePerEndpoint": 1, "capacityScaler": 1}],
-                "healthChecks": [gce.self_link(self.project, "healthChecks", name)],
-                "logConfig": {"enable": True, "sampleRate": 1.0},
-                "_owner": OWNER,
-            })
+            bs = c.stamp_new(
+                self.project,
+                "backendServices",
+                {
+                    "name": name,
+                    "description": json.dumps(
+                        {
+                            "kubernetes.io/service-name": f"{ns}/{svc_name}",
+                            "kubernetes.io/service-port": str(port),
+                            "x-features": ["NEG"],
+                        }
+                    ),
+                    "protocol": "HTTP",
+                    "port": 80,
+                    "portName": f"port{port}",
+                    "timeoutSec": 30,
+                    "loadBalancingScheme": "EXTERNAL",
+                    "connectionDraining": {"drainingTimeoutSec": 0},
+                    "backends": [
+                        {
+                            "group": gce.self_link(self.project, "networkEndpointGroups", name, ZONE),
+                            "balancingMode": "RATE",
+                            "maxRatePerEndpoint": 1,
+                            "capacityScaler": 1,
+                        }
+                    ],
+                    "healthChecks": [gce.self_link(self.project, "healthChecks", name)],
+                    "logConfig": {"enable": True, "sampleRate": 1.0},
+                    "_owner": OWNER,
+                },
+            )
         desired = self._apply_backend_config(ing, svc, port, dict(bs))
         desired.pop("_orphaned", None)  # an Ingress that names it again adopts it again
         if created or desired != bs:
             if not created:
                 desired["fingerprint"] = new_fingerprint()
             c.save(self.project, "backendServices", desired)
-            self._event(ing, "Sync", f"{'Created' if created else 'Updated'} backend service \"{name}\"")
+            self._event(ing, "Sync", f'{"Created" if created else "Updated"} backend service "{name}"')
         return desired
 
-    def _apply_backend_config(self, ing: dict[str, Any], svc: dict[str, Any], port: int,
-                              bs: dict[str, Any]) -> dict[str, Any]:
+    def _apply_backend_config(
+        self, ing: dict[str, Any], svc: dict[str, Any], port: int, bs: dict[str, Any]
+    ) -> dict[str, Any]:
         ann = svc["metadata"].get("annotations") or {}
         raw = ann.get("cloud.google.com/backend-config") or ann.get("beta.cloud.google.com/backend-config")
         if not raw:
@@ -222,8 +292,13 @@ class IngressController:
         try:
             mapping = json.loads(raw)
         except ValueError:
-            self._event(ing, "Sync", f"invalid cloud.google.com/backend-config annotation on service "
-                        f"{svc['metadata']['name']}: not JSON", "Warning")
+            self._event(
+                ing,
+                "Sync",
+                f"invalid cloud.google.com/backend-config annotation on service "
+                f"{svc['metadata']['name']}: not JSON",
+                "Warning",
+            )
             return bs
         port_names = {str(p.get("port")): p.get("name") for p in svc["spec"].get("ports", [])}
         ports = mapping.get("ports") or {}
@@ -232,8 +307,14 @@ class IngressController:
             return bs
         bc = self.sb.kube.get(BACKEND_CONFIG, svc["metadata"]["namespace"], bc_name)
         if bc is None:
-            self._event(ing, "Sync", f"Error syncing backend service: BackendConfig "
-                        f"{svc['metadata']['namespace']}/{bc_name} not found", "Warning", once=True)
+            self._event(
+                ing,
+                "Sync",
+                f"Error syncing backend service: BackendConfig "
+                f"{svc['metadata']['namespace']}/{bc_name} not found",
+                "Warning",
+                once=True,
+            )
             return bs
         spec = bc.get("spec") or {}
         logging = spec.get("logging")
@@ -266,18 +347,43 @@ class IngressController:
         um, tp, fr = (frontend_name(k, self.uid, ns, name) for k in ("um", "tp", "fr"))
         current = c.get(p, "urlMaps", um)
         if current is None:
-            c.save(p, "urlMaps", c.stamp_new(p, "urlMaps", {"name": um, "defaultService": default_bs, "_owner": OWNER}))
+            c.save(
+                p,
+                "urlMaps",
+                c.stamp_new(p, "urlMaps", {"name": um, "defaultService": default_bs, "_owner": OWNER}),
+            )
         elif current.get("defaultService") != default_bs:
             c.save(p, "urlMaps", {**current, "defaultService": default_bs, "fingerprint": new_fingerprint()})
         if c.get(p, "targetHttpProxies", tp) is None:
-            c.save(p, "targetHttpProxies", c.stamp_new(p, "targetHttpProxies", {
-                "name": tp, "urlMap": gce.self_link(p, "urlMaps", um), "_owner": OWNER}))
+            c.save(
+                p,
+                "targetHttpProxies",
+                c.stamp_new(
+                    p,
+                    "targetHttpProxies",
+                    {"name": tp, "urlMap": gce.self_link(p, "urlMaps", um), "_owner": OWNER},
+                ),
+            )
         rule = c.get(p, "forwardingRules", fr)
         if rule is None:
-            rule = c.save(p, "forwardingRules", c.stamp_new(p, "forwardingRules", {
-                "name": fr, "IPAddress": self.sb.allocate_ip(), "IPProtocol": "TCP", "portRange": "80-80",
-                "target": gce.self_link(p, "targetHttpProxies", tp), "loadBalancingScheme": "EXTERNAL",
-                "networkTier": "PREMIUM", "_owner": OWNER}))
+            rule = c.save(
+                p,
+                "forwardingRules",
+                c.stamp_new(
+                    p,
+                    "forwardingRules",
+                    {
+                        "name": fr,
+                        "IPAddress": self.sb.allocate_ip(),
+                        "IPProtocol": "TCP",
+                        "portRange": "80-80",
+                        "target": gce.self_link(p, "targetHttpProxies", tp),
+                        "loadBalancingScheme": "EXTERNAL",
+                        "networkTier": "PREMIUM",
+                        "_owner": OWNER,
+                    },
+                ),
+            )
             self._event(ing, "Sync", f"Created HTTP frontend {fr} ({rule['IPAddress']}:80)")
         return {"url-map": um, "target-proxy": tp, "forwarding-rule": fr, "ip": rule["IPAddress"]}
 
@@ -306,18 +412,26 @@ class IngressController:
                 c.save(p, "backendServices", {**bs, "_orphaned": True})
                 for ing in deleting or [None]:
                     if ing is not None:
-                        self._event(ing, "GarbageCollection", f"Error deleting backend service {name}: {message}. "
-                                    "It is left in place and no longer synced from Kubernetes.", "Warning")
+                        self._event(
+                            ing,
+                            "GarbageCollection",
+                            f"Error deleting backend service {name}: {message}. "
+                            "It is left in place and no longer synced from Kubernetes.",
+                            "Warning",
+                        )
                 continue
             for coll, zone in (("healthChecks", None), ("networkEndpointGroups", ZONE)):
                 c.store.delete("compute", coll, gce.key_of(p, name, zone))
             for ing in deleting:
                 self._event(ing, "GarbageCollection", f"Deleted backend service {name}")
 
-    def _event(self, ing: dict[str, Any], reason: str, message: str, type_: str = "Normal",
-               once: bool = False) -> None:
+    def _event(
+        self, ing: dict[str, Any], reason: str, message: str, type_: str = "Normal", once: bool = False
+    ) -> None:
         if once:
             for ev in self.sb.kube.list(KINDS[("", "events")], ing["metadata"]["namespace"]):
-                if ev.get("message") == message and ev["involvedObject"].get("uid") == ing["metadata"].get("uid"):
+                if ev.get("message") == message and ev["involvedObject"].get("uid") == ing["metadata"].get(
+                    "uid"
+                ):
                     return
         self.sb.kube.record_event(ing, INGRESS, reason, message, type_)

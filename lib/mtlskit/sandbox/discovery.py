@@ -106,8 +106,14 @@ def enum_values(api_name: str, ref: str, field_path: list[str]) -> list[str]:
     return list(node.get("enum", []))
 
 
-def _check(schemas: dict[str, Any], schema: dict[str, Any], value: Any, where: str, problems: list[str],
-           enums_as_int: bool) -> None:
+def _check(
+    schemas: dict[str, Any],
+    schema: dict[str, Any],
+    value: Any,
+    where: str,
+    problems: list[str],
+    enums_as_int: bool,
+) -> None:
     if "$ref" in schema:
         schema = schemas[schema["$ref"]]
     typ = schema.get("type")
@@ -150,9 +156,10 @@ def _check(schemas: dict[str, Any], schema: dict[str, Any], value: Any, where: s
         if not isinstance(value, bool):
             problems.append(f"{where}: expected a boolean")
     elif typ in ("integer", "number"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            if not (isinstance(value, str) and re.match(r"^-?\d+(\.\d+)?$", value)):
-                problems.append(f"{where}: expected a number")
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        # int64 values travel as JSON strings
+        if not numeric and not (isinstance(value, str) and re.match(r"^-?\d+(\.\d+)?$", value)):
+            problems.append(f"{where}: expected a number")
 
 
 def normalise_enums(api_name: str, ref: str, body: Any) -> Any:

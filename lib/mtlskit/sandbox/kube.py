@@ -62,9 +62,14 @@ class Kube:
         # Where GKE's Ingress controller keeps the cluster UID its resource names start with.
         configmaps = KINDS[("", "configmaps")]
         if self.get(configmaps, "kube-system", "ingress-uid") is None:
-            self.create(configmaps, "kube-system", {"metadata": {"name": "ingress-uid"},
-                                                    "data": {"uid": sandbox.cluster_uid,
-                                                             "provider-uid": sandbox.cluster_uid}})
+            self.create(
+                configmaps,
+                "kube-system",
+                {
+                    "metadata": {"name": "ingress-uid"},
+                    "data": {"uid": sandbox.cluster_uid, "provider-uid": sandbox.cluster_uid},
+                },
+            )
 
     # ---- object store ------------------------------------------------------------------------------
 
@@ -90,21 +95,38 @@ class Kube:
         if not name and meta.get("generateName"):
             name = meta["generateName"] + uuid.uuid4().hex[:5]
         if not name:
-            raise ApiError.kube(422, "Invalid", f"{kind.kind} \"\" is invalid: metadata.name: Required value",
-                                kind=kind.kind, group=kind.group)
+            raise ApiError.kube(
+                422,
+                "Invalid",
+                f'{kind.kind} "" is invalid: metadata.name: Required value',
+                kind=kind.kind,
+                group=kind.group,
+            )
         if kind.namespaced:
             if namespace is None:
                 raise ApiError.kube(400, "BadRequest", "a namespace is required")
             if meta.get("namespace") not in (None, namespace):
-                raise ApiError.kube(400, "BadRequest", "the namespace of the provided object does not match the "
-                                    "namespace sent on the request")
+                raise ApiError.kube(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             if self.get(KINDS[("", "namespaces")], None, namespace) is None:
-                raise ApiError.kube(404, "NotFound", f"namespaces \"{namespace}\" not found", name=namespace,
-                                    kind="namespaces")
+                raise ApiError.kube(
+                    404, "NotFound", f'namespaces "{namespace}" not found', name=namespace, kind="namespaces"
+                )
         if self.get(kind, namespace, name) is not None:
-            raise ApiError.kube(409, "AlreadyExists", f"{kind.qualified} \"{name}\" already exists", name=name,
-                                group=kind.group, kind=kind.plural)
-        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=rfc3339().split(".")[0] + "Z", generation=1)
+            raise ApiError.kube(
+                409,
+                "AlreadyExists",
+                f'{kind.qualified} "{name}" already exists',
+                name=name,
+                group=kind.group,
+                kind=kind.plural,
+            )
+        meta.update(
+            name=name, uid=str(uuid.uuid4()), creationTimestamp=rfc3339().split(".")[0] + "Z", generation=1
+        )
         meta.pop("resourceVersion", None)
         if kind.namespaced:
             meta["namespace"] = namespace
@@ -118,48 +140,78 @@ class Kube:
     def require(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         obj = self.get(kind, namespace, name)
         if obj is None:
-            raise ApiError.kube(404, "NotFound", f"{kind.qualified} \"{name}\" not found", name=name,
-                                group=kind.group, kind=kind.plural)
+            raise ApiError.kube(
+                404,
+                "NotFound",
+                f'{kind.qualified} "{name}" not found',
+                name=name,
+                group=kind.group,
+                kind=kind.plural,
+            )
         return obj
 
-    def replace(self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any],
-                status_only: bool = False) -> dict[str, Any]:
+    def replace(
+        self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any], status_only: bool = False
+    ) -> dict[str, Any]:
         current = self.require(kind, namespace, name)
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
-            raise ApiError.kube(409, "Conflict", f"Operation cannot be fulfilled on {kind.qualified} \"{name}\": "
-                                "the object has been modified; please apply your changes to the latest version "
-                                "and try again", name=name, group=kind.group, kind=kind.plural)
+            raise ApiError.kube(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {kind.qualified} "{name}": '
+                "the object has been modified; please apply your changes to the latest version "
+                "and try again",
+                name=name,
+                group=kind.group,
+                kind=kind.plural,
+            )
         return self._store_update(kind, current, obj, status_only)
 
-    def patch(self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any],
-              status_only: bool = False) -> dict[str, Any]:
+    def patch(
+        self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], status_only: bool = False
+    ) -> dict[str, Any]:
         current = self.require(kind, namespace, name)
         rv = (patch.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
-            raise ApiError.kube(409, "Conflict", f"Operation cannot be fulfilled on {kind.qualified} \"{name}\": "
-                                "the object has been modified", name=name, group=kind.group, kind=kind.plural)
+            raise ApiError.kube(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified',
+                name=name,
+                group=kind.group,
+                kind=kind.plural,
+            )
         return self._store_update(kind, current, merge_patch(current, patch), status_only)
 
-    def _store_update(self, kind: Kind, current: dict[str, Any], new: dict[str, Any],
-                      status_only: bool) -> dict[str, Any]:
+    def _store_update(
+        self, kind: Kind, current: dict[str, Any], new: dict[str, Any], status_only: bool
+    ) -> dict[str, Any]:
         if status_only:
             body = {**current, "status": new.get("status", {})}
         else:
-            body = {**new, "status": current.get("status", new.get("status"))} if "status" in current else dict(new)
+            body = (
+                {**new, "status": current.get("status", new.get("status"))}
+                if "status" in current
+                else dict(new)
+            )
             meta = dict(new.get("metadata") or {})
             meta.pop("deletionTimestamp", None)  # only a delete sets it
             for keep in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
                 if keep in current["metadata"]:
                     meta[keep] = current["metadata"][keep]
             meta["generation"] = current["metadata"].get("generation", 1) + (
-                1 if new.get("spec") != current.get("spec") else 0)
+                1 if new.get("spec") != current.get("spec") else 0
+            )
             body["metadata"] = meta
             body["apiVersion"], body["kind"] = kind.api_version, kind.kind
         saved = self._save(kind, body)
         if saved["metadata"].get("deletionTimestamp") and not saved["metadata"].get("finalizers"):
-            self.store.delete(API, kind.qualified, key_of(kind, saved["metadata"].get("namespace"),
-                                                          saved["metadata"]["name"]))
+            self.store.delete(
+                API,
+                kind.qualified,
+                key_of(kind, saved["metadata"].get("namespace"), saved["metadata"]["name"]),
+            )
         return saved
 
     def delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
@@ -177,26 +229,47 @@ class Kube:
                         self.store.delete(API, k.qualified, key_of(k, name, obj["metadata"]["name"]))
         return current
 
-    def record_event(self, involved: dict[str, Any], kind: Kind, reason: str, message: str,
-                     type_: str = "Normal") -> None:
+    def record_event(
+        self, involved: dict[str, Any], kind: Kind, reason: str, message: str, type_: str = "Normal"
+    ) -> None:
         meta = involved["metadata"]
         ns = meta.get("namespace", "default")
         now = rfc3339().split(".")[0] + "Z"
-        self.create(KINDS[("", "events")], ns, {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": ns},
-            "involvedObject": {"kind": kind.kind, "apiVersion": kind.api_version, "name": meta["name"],
-                               "namespace": ns, "uid": meta.get("uid")},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now,
-            "source": {"component": "loadbalancer-controller"},
-        })
+        self.create(
+            KINDS[("", "events")],
+            ns,
+            {
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": ns},
+                "involvedObject": {
+                    "kind": kind.kind,
+                    "apiVersion": kind.api_version,
+                    "name": meta["name"],
+                    "namespace": ns,
+                    "uid": meta.get("uid"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": "loadbalancer-controller"},
+            },
+        )
 
     # ---- HTTP ---------------------------------------------------------------------------------------
 
     def handle(self, req: Request, parts: list[str]) -> Response:
         if parts[:1] == ["version"]:
-            return Response(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-mtlskit-sandbox",
-                                  "platform": "linux/amd64"})
+            return Response(
+                200,
+                {
+                    "major": "1",
+                    "minor": "31",
+                    "gitVersion": "v1.31.0-mtlskit-sandbox",
+                    "platform": "linux/amd64",
+                },
+            )
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, rest = "", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
@@ -221,11 +294,21 @@ class Kube:
                 selector = req.arg("labelSelector")
                 if selector:
                     wanted = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
-                    items = [i for i in items
-                             if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+                    items = [
+                        i
+                        for i in items
+                        if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+                    ]
                 rv = self.store.meta("counter:kube-resource-version", "0")
-                return Response(200, {"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
-                                      "metadata": {"resourceVersion": rv}, "items": items})
+                return Response(
+                    200,
+                    {
+                        "apiVersion": kind.api_version,
+                        "kind": f"{kind.kind}List",
+                        "metadata": {"resourceVersion": rv},
+                        "items": items,
+                    },
+                )
             if req.method == "POST":
                 result = self.create(kind, namespace, req.json())
                 self.sb.after_kube_change(kind, result)
@@ -241,16 +324,27 @@ class Kube:
             elif req.method == "PATCH":
                 ctype = req.headers.get("content-type", "")
                 if "json-patch" in ctype:
-                    raise ApiError.kube(415, "UnsupportedMediaType", "the sandbox accepts merge and strategic "
-                                        "merge patches only")
+                    raise ApiError.kube(
+                        415,
+                        "UnsupportedMediaType",
+                        "the sandbox accepts merge and strategic merge patches only",
+                    )
                 result = self.patch(kind, namespace, name, req.json(), status_only)
                 changed = True
             elif req.method == "DELETE":
                 result = self.delete(kind, namespace, name)
                 self.sb.after_kube_change(kind, result)
                 if self.get(kind, namespace, name) is None:
-                    return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                          "status": "Success", "details": {"name": name, "kind": kind.plural}})
+                    return Response(
+                        200,
+                        {
+                            "kind": "Status",
+                            "apiVersion": "v1",
+                            "metadata": {},
+                            "status": "Success",
+                            "details": {"name": name, "kind": kind.plural},
+                        },
+                    )
                 return Response(200, self.get(kind, namespace, name))
             else:
                 raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")

@@ -16,15 +16,19 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from mtlskit.sandbox import discovery
-from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, new_id, rfc3339
+from mtlskit.sandbox.web import ApiError, Request, Response, new_id, rfc3339
 
 if TYPE_CHECKING:
     from mtlskit.sandbox.server import Sandbox
 
 NETSEC_ID = re.compile(r"^[A-Za-z_-][A-Za-z0-9_-]{0,62}$")
 CERTMGR_ID = re.compile(r"^[a-z0-9-]{1,63}$")
-POLICY_REF = re.compile(r"(?:^|//networksecurity\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/serverTlsPolicies/([^/]+)$")
-TRUST_REF = re.compile(r"(?:^|//certificatemanager\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/trustConfigs/([^/]+)$")
+POLICY_REF = re.compile(
+    r"(?:^|//networksecurity\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/serverTlsPolicies/([^/]+)$"
+)
+TRUST_REF = re.compile(
+    r"(?:^|//certificatemanager\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/trustConfigs/([^/]+)$"
+)
 MAX_PEM = 5 * 1024
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -64,27 +68,36 @@ class Locations:
     def require_policy_ref(self, value: str, field: str) -> dict[str, Any]:
         m = POLICY_REF.search(value)
         if not m:
-            raise ApiError.google(400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid")
+            raise ApiError.google(
+                400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
+            )
         name = f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}"
         body = self.store.get("networksecurity", "serverTlsPolicies", name)
         if body is None:
-            raise ApiError.google(400, f"Invalid value for field '{field}': '{value}'. The resource '{name}' "
-                                  "was not found.", "invalid")
+            raise ApiError.google(
+                400,
+                f"Invalid value for field '{field}': '{value}'. The resource '{name}' was not found.",
+                "invalid",
+            )
         return body
 
     def policy(self, ref: str) -> dict[str, Any] | None:
         m = POLICY_REF.search(ref)
         if not m:
             return None
-        return self.store.get("networksecurity", "serverTlsPolicies",
-                              f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}")
+        return self.store.get(
+            "networksecurity",
+            "serverTlsPolicies",
+            f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}",
+        )
 
     def trust_config(self, ref: str) -> dict[str, Any] | None:
         m = TRUST_REF.search(ref)
         if not m:
             return None
-        return self.store.get("certificatemanager", "trustConfigs",
-                              f"projects/{m[1]}/locations/{m[2]}/trustConfigs/{m[3]}")
+        return self.store.get(
+            "certificatemanager", "trustConfigs", f"projects/{m[1]}/locations/{m[2]}/trustConfigs/{m[3]}"
+        )
 
     # ---- HTTP -----------------------------------------------------------------------------------------
 
@@ -100,7 +113,10 @@ class Locations:
         if coll not in KINDS or KINDS[coll]["api"] != service:
             raise _err(404, f"Not found: {req.path}")
         if location != "global":
-            raise _err(400, f"Location '{location}' is not served by the sandbox; global load balancers use 'global'.")
+            raise _err(
+                400,
+                f"Location '{location}' is not served by the sandbox; global load balancers use 'global'.",
+            )
         spec = KINDS[coll]
         if len(rest) == 5:
             if req.method == "GET":
@@ -142,7 +158,9 @@ class Locations:
         body.update(name=name, createTime=now, updateTime=now)
         if coll == "trustConfigs":
             body["etag"] = _etag(body)
-        return self._operate(parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body))
+        return self._operate(
+            parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body)
+        )
 
     def _patch(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
         current = self._require(spec, coll, name)
@@ -169,8 +187,13 @@ class Locations:
         updated["updateTime"] = rfc3339()
         if coll == "trustConfigs":
             updated["etag"] = _etag(updated)
-        return self._operate(name.rsplit(f"/{coll}/", 1)[0], spec, name, "update",
-                             lambda: self.store.put(spec["api"], coll, name, updated))
+        return self._operate(
+            name.rsplit(f"/{coll}/", 1)[0],
+            spec,
+            name,
+            "update",
+            lambda: self.store.put(spec["api"], coll, name, updated),
+        )
 
     def _delete(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
         current = self._require(spec, coll, name)
@@ -179,17 +202,30 @@ class Locations:
             raise _err(409, "The etag does not match the current resource (ABORTED); read it again.")
         users = self._users(coll, name)
         if users:
-            raise ApiError.google(400, f"The resource '{name}' is already being used by '{users[0]}'",
-                                  "resourceInUseByAnotherResource", "FAILED_PRECONDITION")
-        return self._operate(name.rsplit(f"/{coll}/", 1)[0], spec, name, "delete",
-                             lambda: self.store.delete(spec["api"], coll, name), empty=True)
+            raise ApiError.google(
+                400,
+                f"The resource '{name}' is already being used by '{users[0]}'",
+                "resourceInUseByAnotherResource",
+                "FAILED_PRECONDITION",
+            )
+        return self._operate(
+            name.rsplit(f"/{coll}/", 1)[0],
+            spec,
+            name,
+            "delete",
+            lambda: self.store.delete(spec["api"], coll, name),
+            empty=True,
+        )
 
     def _users(self, coll: str, name: str) -> list[str]:
         users = []
         for api, _c, key, body in self.store.all():
-            if coll == "serverTlsPolicies" and api == "compute" and body.get("serverTlsPolicy"):
-                if body["serverTlsPolicy"].endswith(name):
-                    users.append(body.get("selfLink", key))
+            if (
+                coll == "serverTlsPolicies"
+                and api == "compute"
+                and body.get("serverTlsPolicy", "").endswith(name)
+            ):
+                users.append(body.get("selfLink", key))
             if coll == "trustConfigs" and api == "networksecurity":
                 ref = (body.get("mtlsPolicy") or {}).get("clientValidationTrustConfig", "")
                 if ref.endswith(name):
@@ -201,23 +237,37 @@ class Locations:
     def _check_serverTlsPolicies(self, body: dict[str, Any], parent: str) -> None:
         mtls = body.get("mtlsPolicy")
         if body.get("allowOpen") or body.get("serverCertificate"):
-            raise _err(400, "allowOpen and serverCertificate are for Traffic Director; an Application Load "
-                            "Balancer policy must leave them unset.")
+            raise _err(
+                400,
+                "allowOpen and serverCertificate are for Traffic Director; an Application Load "
+                "Balancer policy must leave them unset.",
+            )
         if not mtls:
             raise _err(400, "mtlsPolicy is required for an Application Load Balancer policy.")
         if mtls.get("clientValidationCa"):
-            raise _err(400, "mtlsPolicy.clientValidationCa is for Traffic Director; use clientValidationTrustConfig.")
+            raise _err(
+                400, "mtlsPolicy.clientValidationCa is for Traffic Director; use clientValidationTrustConfig."
+            )
         mode = mtls.get("clientValidationMode")
         if mode in (None, "CLIENT_VALIDATION_MODE_UNSPECIFIED"):
-            raise _err(400, "mtlsPolicy.clientValidationMode is required (ALLOW_INVALID_OR_MISSING_CLIENT_CERT "
-                            "or REJECT_INVALID).")
+            raise _err(
+                400,
+                "mtlsPolicy.clientValidationMode is required (ALLOW_INVALID_OR_MISSING_CLIENT_CERT "
+                "or REJECT_INVALID).",
+            )
         tc = mtls.get("clientValidationTrustConfig")
         if mode == "REJECT_INVALID" and not tc:
-            raise _err(400, "mtlsPolicy.clientValidationTrustConfig is required when clientValidationMode is "
-                            "REJECT_INVALID.")
+            raise _err(
+                400,
+                "mtlsPolicy.clientValidationTrustConfig is required when clientValidationMode is "
+                "REJECT_INVALID.",
+            )
         if tc and self.trust_config(tc) is None:
-            raise _err(400, f"Invalid value for mtlsPolicy.clientValidationTrustConfig: trust config '{tc}' "
-                            "was not found.")
+            raise _err(
+                400,
+                f"Invalid value for mtlsPolicy.clientValidationTrustConfig: trust config '{tc}' "
+                "was not found.",
+            )
 
     def _check_trustConfigs(self, body: dict[str, Any], parent: str) -> None:
         stores = body.get("trustStores") or []
@@ -239,8 +289,9 @@ class Locations:
 
     # ---- operations -------------------------------------------------------------------------------------
 
-    def _operate(self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any,
-                 empty: bool = False) -> Response:
+    def _operate(
+        self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any, empty: bool = False
+    ) -> Response:
         fail = self.sb.faults.operation_should_fail()
         if not fail:
             change()
@@ -253,8 +304,13 @@ class Locations:
             "_coll": target.split("/")[-2],
             "_target": target,
             "_empty": empty,
-            "metadata": {"@type": spec["meta"], "createTime": rfc3339(), "target": target, "verb": verb,
-                         "apiVersion": "v1"},
+            "metadata": {
+                "@type": spec["meta"],
+                "createTime": rfc3339(),
+                "target": target,
+                "verb": verb,
+                "apiVersion": "v1",
+            },
             "done": False,
         }
         self.store.put("lro", "operations", name, op)
@@ -278,7 +334,9 @@ class Locations:
 
     def _operation(self, req: Request, parent: str, rest: list[str]) -> Response:
         if not rest:
-            items = [self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")]
+            items = [
+                self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
+            ]
             return Response(200, {"operations": items})
         name = f"{parent}/operations/{rest[0].split(':')[0]}"
         op = self.store.get("lro", "operations", name)
@@ -296,7 +354,9 @@ def _camel(path: str) -> str:
 
 def _check_pem(text: str, field: str) -> None:
     if len(text.encode()) > MAX_PEM:
-        raise _err(400, f"{field}: each PEM certificate must be at most 5 kB (got {len(text.encode())} bytes).")
+        raise _err(
+            400, f"{field}: each PEM certificate must be at most 5 kB (got {len(text.encode())} bytes)."
+        )
     try:
         x509.load_pem_x509_certificate(text.encode())
     except ValueError:

@@ -16,7 +16,9 @@ from mtlskit.sandbox.web import ApiError, Request, Response, new_id, parse_time,
 if TYPE_CHECKING:
     from mtlskit.sandbox.server import Sandbox
 
-CLAUSE = re.compile(r'^\s*(?P<field>[A-Za-z_@][\w@.\-]*)\s*(?P<op>=~|!~|!=|>=|<=|=|:|<|>)\s*(?P<value>.+?)\s*$')
+CLAUSE = re.compile(
+    r"^\s*(?P<field>[A-Za-z_@][\w@.\-]*)\s*(?P<op>=~|!~|!=|>=|<=|=|:|<|>)\s*(?P<value>.+?)\s*$"
+)
 
 
 def split_and(filter_text: str) -> list[str]:
@@ -27,7 +29,7 @@ def split_and(filter_text: str) -> list[str]:
         ch = text[i]
         if ch == '"' and (i == 0 or text[i - 1] != "\\"):
             quote = not quote
-        if not quote and text[i:i + 5] == " AND ":
+        if not quote and text[i : i + 5] == " AND ":
             parts.append(buf)
             buf, i = "", i + 5
             continue
@@ -57,7 +59,9 @@ def compile_filter(filter_text: str) -> list[tuple[str, str, str]]:
     clauses = []
     for raw in split_and(filter_text):
         if raw.upper().startswith("NOT ") or " OR " in raw:
-            raise ApiError.google(400, f"Unsupported filter in the sandbox: {raw!r} (only AND-joined comparisons)")
+            raise ApiError.google(
+                400, f"Unsupported filter in the sandbox: {raw!r} (only AND-joined comparisons)"
+            )
         m = CLAUSE.match(raw)
         if not m:
             raise ApiError.google(400, f"Invalid filter expression: {raw!r}")
@@ -114,14 +118,17 @@ class Logging:
             self.sb.require_project(p, "logging")
         clauses = compile_filter(body.get("filter", ""))
         wanted = {f"projects/{p}/" for p in projects}
-        entries = [e for e in self.sb.store.log_entries()
-                   if any(e.get("logName", "").startswith(w) for w in wanted) and matches(e, clauses)]
+        entries = [
+            e
+            for e in self.sb.store.log_entries()
+            if any(e.get("logName", "").startswith(w) for w in wanted) and matches(e, clauses)
+        ]
         order = (body.get("orderBy") or "timestamp asc").lower()
         if order.endswith("desc"):
             entries.reverse()
         size = int(body.get("pageSize") or 1000)
         start = int(body.get("pageToken") or 0)
-        out: dict[str, Any] = {"entries": entries[start:start + size]}
+        out: dict[str, Any] = {"entries": entries[start : start + size]}
         if start + size < len(entries):
             out["nextPageToken"] = str(start + size)
         return Response(200, out)

@@ -7,6 +7,7 @@ pid and health check rather than trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 INFO = "sandbox.json"
@@ -78,16 +79,26 @@ def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:
         "kind": "Config",
         "clusters": [{"name": KUBE_CONTEXT, "cluster": {"server": endpoint}}],
         "users": [{"name": KUBE_CONTEXT, "user": {"token": "sandbox"}}],
-        "contexts": [{"name": KUBE_CONTEXT, "context": {"cluster": KUBE_CONTEXT, "user": KUBE_CONTEXT,
-                                                        "namespace": "default"}}],
+        "contexts": [
+            {
+                "name": KUBE_CONTEXT,
+                "context": {"cluster": KUBE_CONTEXT, "user": KUBE_CONTEXT, "namespace": "default"},
+            }
+        ],
         "current-context": KUBE_CONTEXT,
     }
     path.write_text(json.dumps(config, indent=2))
     return path
 
 
-def start(state_dir: Path, port: int = 0, projects: list[str] | None = None, operation_delay: float = 0.2,
-          managed_cert_delay: float = 1.0, timeout: float = 30.0) -> SandboxInfo:
+def start(
+    state_dir: Path,
+    port: int = 0,
+    projects: list[str] | None = None,
+    operation_delay: float = 0.2,
+    managed_cert_delay: float = 1.0,
+    timeout: float = 30.0,
+) -> SandboxInfo:
     """Start a sandbox in the background unless one already runs for this state directory."""
     state_dir = Path(state_dir).resolve()
     running = status(state_dir)
@@ -95,13 +106,30 @@ def start(state_dir: Path, port: int = 0, projects: list[str] | None = None, ope
         return running
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / INFO).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "mtlskit.sandbox", "--state-dir", str(state_dir), "--port", str(port),
-           "--operation-delay", str(operation_delay), "--managed-cert-delay", str(managed_cert_delay)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mtlskit.sandbox",
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(port),
+        "--operation-delay",
+        str(operation_delay),
+        "--managed-cert-delay",
+        str(managed_cert_delay),
+    ]
     for p in projects or []:
         cmd += ["--project", p]
     with open(state_dir / LOG, "ab") as logfile:
-        proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -136,10 +164,8 @@ def stop(state_dir: Path, timeout: float = 10.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect our own child so it does not linger as a zombie (which still answers kill -0)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def reset(state_dir: Path) -> None:

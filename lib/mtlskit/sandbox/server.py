@@ -32,7 +32,11 @@ from mtlskit.sandbox.web import ApiError, Request, Response
 log = logging.getLogger("mtlskit.sandbox")
 DEFAULT_PROJECT = "mtlskit-sandbox"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-READ_ONLY_POSTS = {"compute.globalOperations.wait", "logging.entries.list", "compute.backendServices.getHealth"}
+READ_ONLY_POSTS = {
+    "compute.globalOperations.wait",
+    "logging.entries.list",
+    "compute.backendServices.getHealth",
+}
 
 
 @dataclass
@@ -49,7 +53,9 @@ class Faults:
     operation_error_rate: float = 0.0
     statuses: list[int] = field(default_factory=lambda: [429, 503])
     seed: int | None = None
-    apis: list[str] = field(default_factory=lambda: ["compute", "networksecurity", "certificatemanager", "logging"])
+    apis: list[str] = field(
+        default_factory=lambda: ["compute", "networksecurity", "certificatemanager", "logging"]
+    )
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -115,8 +121,12 @@ class Sandbox:
         if project not in self.projects:
             if api == "compute":
                 raise ApiError.google(404, f"The resource 'projects/{project}' was not found", "notFound")
-            raise ApiError.google(403, f"Permission denied on resource project {project} (the sandbox serves "
-                                  f"{', '.join(self.projects)}).", status_name="PERMISSION_DENIED")
+            raise ApiError.google(
+                403,
+                f"Permission denied on resource project {project} (the sandbox serves "
+                f"{', '.join(self.projects)}).",
+                status_name="PERMISSION_DENIED",
+            )
 
     def allocate_ip(self) -> str:
         """A fresh 127.x address, so each forwarding rule can get its own loopback listener."""
@@ -142,7 +152,11 @@ class Sandbox:
         self.count(method_id)
         status = self.faults.request_fault(api)
         if status is not None:
-            msg = "Quota exceeded (sandbox fault)." if status == 429 else "The service is unavailable (sandbox fault)."
+            msg = (
+                "Quota exceeded (sandbox fault)."
+                if status == 429
+                else "The service is unavailable (sandbox fault)."
+            )
             raise ApiError.google(status, msg, "rateLimitExceeded" if status == 429 else "backendError")
         with self.store.lock:
             if api == "compute":
@@ -175,7 +189,9 @@ class Sandbox:
         if req.method in MUTATING and method.request_ref and method.id not in READ_ONLY_POSTS:
             problems = discovery.check(api, method.request_ref, req.json(), enums_as_int=req.enums_as_int)
             if problems:
-                raise ApiError.google(400, "Invalid JSON payload received. " + "; ".join(problems[:5]), "invalid")
+                raise ApiError.google(
+                    400, "Invalid JSON payload received. " + "; ".join(problems[:5]), "invalid"
+                )
         return api, method.id
 
     def _operation_api(self, path: str) -> str:
@@ -232,8 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
             resp = Response(err.status, err.body)
         except Exception as exc:  # a bug in the sandbox must still answer, like a 500 from the service
             log.exception("sandbox error on %s %s", self.command, self.path)
-            resp = Response(500, {"error": {"code": 500, "message": f"sandbox internal error: {exc}",
-                                            "status": "INTERNAL"}})
+            resp = Response(
+                500,
+                {"error": {"code": 500, "message": f"sandbox internal error: {exc}", "status": "INTERNAL"}},
+            )
         payload = resp.encode()
         self.send_response(resp.status)
         self.send_header("Content-Type", "application/json")

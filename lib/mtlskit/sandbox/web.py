@@ -39,8 +39,13 @@ class Request:
     @classmethod
     def build(cls, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Request:
         path, _, qs = raw_path.partition("?")
-        return cls(method.upper(), path, parse_qs(qs, keep_blank_values=True),
-                   {k.lower(): v for k, v in headers.items()}, body)
+        return cls(
+            method.upper(),
+            path,
+            parse_qs(qs, keep_blank_values=True),
+            {k.lower(): v for k, v in headers.items()},
+            body,
+        )
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -54,7 +59,9 @@ class Request:
                 try:
                     self._json = json.loads(self.body)
                 except ValueError as exc:
-                    raise ApiError.google(400, f"Invalid JSON payload received. {exc}", "parseError") from None
+                    raise ApiError.google(
+                        400, f"Invalid JSON payload received. {exc}", "parseError"
+                    ) from None
         return self._json
 
     @property
@@ -81,7 +88,9 @@ class ApiError(Exception):
         self.body = body
 
     @classmethod
-    def google(cls, status: int, message: str, reason: str | None = None, status_name: str | None = None) -> ApiError:
+    def google(
+        cls, status: int, message: str, reason: str | None = None, status_name: str | None = None
+    ) -> ApiError:
         body: dict[str, Any] = {
             "error": {
                 "code": status,
@@ -94,8 +103,9 @@ class ApiError(Exception):
         return cls(status, body)
 
     @classmethod
-    def kube(cls, status: int, reason: str, message: str, name: str = "", group: str = "",
-             kind: str = "") -> ApiError:
+    def kube(
+        cls, status: int, reason: str, message: str, name: str = "", group: str = "", kind: str = ""
+    ) -> ApiError:
         details: dict[str, Any] = {}
         if name:
             details["name"] = name
@@ -103,8 +113,16 @@ class ApiError(Exception):
             details["group"] = group
         if kind:
             details["kind"] = kind
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-                "reason": reason, "details": details, "code": status}
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "details": details,
+            "code": status,
+        }
         return cls(status, body)
 
 
@@ -128,7 +146,7 @@ def parse_time(value: str) -> dt.datetime:
     if "." in v:
         head, _, rest = v.partition(".")
         digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits):]
+        tz = rest[len(digits) :]
         v = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
     parsed = dt.datetime.fromisoformat(v)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
