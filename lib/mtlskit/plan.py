@@ -52,3 +52,19 @@ def summary(changes: list[Change]) -> str:
 
 def table(changes: list[Change]) -> list[dict[str, str]]:
     return [c.row() for c in changes]
+
+
+OWNER_MARKER = "managed-by=mtlskit"
+
+
+def owner_description(stack: str) -> str:
+    """Written into every Compute resource the kit creates; teardown deletes nothing without it."""
+    return f"{OWNER_MARKER} stack={stack}"
+
+
+def owner_labels(stack: str) -> dict[str, str]:
+    return {"managed-by": "mtlskit", "mtlskit-stack": stack}
+
+
+def is_owned(description: str | None, stack: str) -> bool:
+    return (description or "").split()[:2] == owner_description(stack).split()

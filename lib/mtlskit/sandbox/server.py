@@ -236,6 +236,9 @@ def _kube_shape(parts: list[str]) -> list[str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = (
+        True  # headers and body go out in two writes; without this each call waits ~40 ms
+    )
     server: _Server
 
     def _serve(self) -> None:

@@ -1,0 +1,281 @@
+"""The kit's half of the load balancer: address, managed certificate, SSL policy, URL map -> the
+Ingress-owned backend service, target HTTPS proxy with the server TLS policy, forwarding rule on 443.
+
+Planned as data first; applied in dependency order with a request id on every insert (a retried
+create cannot make a second resource) and a wait on every operation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+
+from mtlskit import trust
+from mtlskit.backend import BackendService
+from mtlskit.clients import RETRY, Clients, wait_for_compute
+from mtlskit.params import Params
+from mtlskit.plan import Change, owner_description
+
+ORDER = ["Address", "SslCertificate", "SslPolicy", "UrlMap", "TargetHttpsProxy", "ForwardingRule"]
+
+
+class SchemeMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    client: str
+    resource_arg: str
+    name_arg: str
+    proto: Any
+    collection: str
+    patchable: bool
+
+
+KINDS = {
+    "Address": Kind(
+        "Address", "addresses", "address_resource", "address", compute_v1.Address, "addresses", False
+    ),
+    "SslCertificate": Kind(
+        "SslCertificate",
+        "ssl_certificates",
+        "ssl_certificate_resource",
+        "ssl_certificate",
+        compute_v1.SslCertificate,
+        "sslCertificates",
+        False,
+    ),
+    "SslPolicy": Kind(
+        "SslPolicy",
+        "ssl_policies",
+        "ssl_policy_resource",
+        "ssl_policy",
+        compute_v1.SslPolicy,
+        "sslPolicies",
+        True,
+    ),
+    "UrlMap": Kind("UrlMap", "url_maps", "url_map_resource", "url_map", compute_v1.UrlMap, "urlMaps", True),
+    "TargetHttpsProxy": Kind(
+        "TargetHttpsProxy",
+        "target_https_proxies",
+        "target_https_proxy_resource",
+        "target_https_proxy",
+        compute_v1.TargetHttpsProxy,
+        "targetHttpsProxies",
+        True,
+    ),
+    "ForwardingRule": Kind(
+        "ForwardingRule",
+        "forwarding_rules",
+        "forwarding_rule_resource",
+        "forwarding_rule",
+        compute_v1.ForwardingRule,
+        "forwardingRules",
+        False,
+    ),
+}
+
+
+def link(project: str, collection: str, name: str) -> str:
+    return f"projects/{project}/global/{collection}/{name}"
+
+
+def _tail(value: Any) -> Any:
+    if isinstance(value, str) and "/projects/" in value:
+        return "projects/" + value.split("/projects/", 1)[1]
+    if isinstance(value, list):
+        return [_tail(v) for v in value]
+    return value
+
+
+def desired_frontend(
+    clients: Clients, params: Params, bs: BackendService
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    f, p = params.frontend, clients.project
+    desc = owner_description(params.stack)
+    return {
+        "Address": (f.address, {"description": desc, "ip_version": "IPV4", "address_type": "EXTERNAL"}),
+        "SslCertificate": (
+            f.certificate,
+            {
+                "description": desc,
+                "type_": "MANAGED",
+                "managed": compute_v1.SslCertificateManagedSslCertificate(domains=f.domains),
+            },
+        ),
+        "SslPolicy": (
+            f.ssl_policy,
+            {"description": desc, "profile": f.ssl_profile, "min_tls_version": f.min_tls_version},
+        ),
+        "UrlMap": (f.url_map, {"description": desc, "default_service": link(p, "backendServices", bs.name)}),
+        "TargetHttpsProxy": (
+            f.target_proxy,
+            {
+                "description": desc,
+                "url_map": link(p, "urlMaps", f.url_map),
+                "ssl_certificates": [link(p, "sslCertificates", f.certificate)],
+                "ssl_policy": link(p, "sslPolicies", f.ssl_policy),
+                "server_tls_policy": trust.policy_reference(clients, params),
+            },
+        ),
+        "ForwardingRule": (
+            f.forwarding_rule,
+            {
+                "description": desc,
+                "I_p_address": link(p, "addresses", f.address),
+                "I_p_protocol": "TCP",
+                "port_range": "443-443",
+                "target": link(p, "targetHttpsProxies", f.target_proxy),
+                "load_balancing_scheme": f.load_balancing_scheme,
+                "network_tier": "PREMIUM",
+            },
+        ),
+    }
+
+
+def _differences(kind: str, desired: dict[str, Any], current: Any, clients: Clients) -> list[str]:
+    diff = []
+    for attr, want in desired.items():
+        have = getattr(current, attr)
+        if kind == "ForwardingRule" and attr == "I_p_address":
+            address = clients.compute.addresses.get(project=clients.project, address=want.rsplit("/", 1)[-1])
+            want = address.address
+        if kind == "SslCertificate" and attr == "managed":
+            have, want = list(have.domains), list(want.domains)
+        if kind == "ForwardingRule" and attr == "port_range":
+            have, want = have.split("-")[0], want.split("-")[0]
+        if _tail(have) != _tail(want) and not (
+            isinstance(want, list) and list(map(_tail, have)) == _tail(want)
+        ):
+            diff.append(attr)
+    return diff
+
+
+def check_scheme(params: Params, bs: BackendService) -> None:
+    """Compute refuses a forwarding rule whose scheme differs from its backend service; say so before
+    creating anything, so no half-built frontend is left behind."""
+    if bs.scheme != params.frontend.load_balancing_scheme:
+        raise SchemeMismatch(
+            f"frontend.load_balancing_scheme is {params.frontend.load_balancing_scheme} but backend service "
+            f"{bs.name} (made by the GKE Ingress controller) is {bs.scheme}; set frontend.load_balancing_scheme: "
+            f"{bs.scheme} in the params (Ingress class gce builds a classic load balancer: EXTERNAL)"
+        )
+
+
+def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[Change]:
+    check_scheme(params, bs)
+    changes = []
+    for kind_name, (name, desired) in desired_frontend(clients, params, bs).items():
+        kind = KINDS[kind_name]
+        client = getattr(clients.compute, kind.client)
+        try:
+            current = client.get(project=clients.project, **{kind.name_arg: name}, retry=RETRY)
+        except gexc.NotFound:
+            changes.append(
+                Change(kind_name, name, "create", gcloud=gcloud(kind_name, name, params, bs), desired=desired)
+            )
+            continue
+        diff = _differences(kind_name, desired, current, clients)
+        changes.append(
+            Change(
+                kind_name,
+                name,
+                "update" if diff else "no change",
+                diff,
+                gcloud(kind_name, name, params, bs) if diff else "",
+                desired,
+                current,
+            )
+        )
+    return changes
+
+
+def apply_frontend(
+    clients: Clients, params: Params, changes: list[Change], on_step: Callable[[Change], None] | None = None
+) -> list[Change]:
+    for c in sorted(changes, key=lambda c: ORDER.index(c.kind)):
+        if c.action == "no change":
+            continue
+        if on_step:
+            on_step(c)
+        kind = KINDS[c.kind]
+        client = getattr(clients.compute, kind.client)
+        if c.action == "create":
+            request = {
+                "project": clients.project,
+                kind.resource_arg: kind.proto(name=c.name, **c.desired),
+                "request_id": str(uuid.uuid4()),
+            }
+            op = client.insert(request=_insert_request(client, request), retry=RETRY)
+        elif kind.patchable:
+            body = kind.proto(
+                name=c.name, fingerprint=c.current.fingerprint, **{f: c.desired[f] for f in c.fields}
+            )
+            op = client.patch(
+                project=clients.project, **{kind.name_arg: c.name, kind.resource_arg: body}, retry=RETRY
+            )
+        else:
+            raise ValueError(
+                f"{c.kind} {c.name}: {', '.join(c.fields)} cannot change in place; choose a new name "
+                "in the params or run 90_teardown first"
+            )
+        wait_for_compute(clients, op, f"{c.action} {c.kind} {c.name}")
+    return changes
+
+
+def _insert_request(client: Any, request: dict[str, Any]) -> Any:
+    """The typed insert request (the flattened form has no request_id)."""
+    name = type(client).__name__.replace("Client", "")
+    request_cls = {
+        "GlobalAddresses": compute_v1.InsertGlobalAddressRequest,
+        "SslCertificates": compute_v1.InsertSslCertificateRequest,
+        "SslPolicies": compute_v1.InsertSslPolicyRequest,
+        "UrlMaps": compute_v1.InsertUrlMapRequest,
+        "TargetHttpsProxies": compute_v1.InsertTargetHttpsProxyRequest,
+        "GlobalForwardingRules": compute_v1.InsertGlobalForwardingRuleRequest,
+    }[name]
+    return request_cls(**request)
+
+
+def gcloud(kind: str, name: str, params: Params, bs: BackendService) -> str:
+    f, p = params.frontend, params.project
+    return {
+        "Address": f"gcloud compute addresses create {name} --global --ip-version=IPV4 --project={p}",
+        "SslCertificate": f"gcloud compute ssl-certificates create {name} --global --domains={','.join(f.domains)} "
+        f"--project={p}",
+        "SslPolicy": f"gcloud compute ssl-policies create {name} --profile={f.ssl_profile} "
+        f"--min-tls-version={f.min_tls_version[4:].replace('_', '.')} --global --project={p}",
+        "UrlMap": f"gcloud compute url-maps create {name} --default-service={bs.name} --global --project={p}",
+        "TargetHttpsProxy": f"gcloud compute target-https-proxies create {name} --url-map={f.url_map} "
+        f"--ssl-certificates={f.certificate} --ssl-policy={f.ssl_policy} "
+        f"--server-tls-policy={params.mtls.server_tls_policy} --global --project={p}",
+        "ForwardingRule": f"gcloud compute forwarding-rules create {name} --global "
+        f"--load-balancing-scheme={f.load_balancing_scheme} --address={f.address} "
+        f"--target-https-proxy={f.target_proxy} --ports=443 --project={p}",
+    }[kind]
+
+
+@dataclass
+class FrontendStatus:
+    ip: str
+    certificate_status: str
+    domains: list[str]
+
+    def dns_records(self) -> list[dict[str, str]]:
+        return [{"name": d, "type": "A", "value": self.ip} for d in self.domains]
+
+
+def frontend_status(clients: Clients, params: Params) -> FrontendStatus:
+    f = params.frontend
+    address = clients.compute.addresses.get(project=clients.project, address=f.address, retry=RETRY)
+    cert = clients.compute.ssl_certificates.get(
+        project=clients.project, ssl_certificate=f.certificate, retry=RETRY
+    )
+    return FrontendStatus(address.address, cert.managed.status, list(cert.managed.domains))

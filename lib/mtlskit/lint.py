@@ -1,0 +1,308 @@
+"""Certificate lint against the load balancer's client-certificate rules, before anything is built.
+
+The original team found late that their client CA broke one of these rules. Each finding says which
+certificate, which rule, the `client_cert_*` outcome the load balancer would log, and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from mtlskit.params import Params
+
+MAX_PEM_BYTES = 5 * 1024
+OK_CURVES = (ec.SECP256R1, ec.SECP384R1)
+WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+
+
+@dataclass
+class Finding:
+    role: str
+    file: str
+    subject: str
+    rule: str
+    severity: str  # error | warn | ok
+    outcome: str  # the statusDetails the load balancer would log, or "" when not applicable
+    detail: str
+    fix: str
+
+    def row(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def key_problem(cert: x509.Certificate) -> tuple[str, str] | None:
+    """(outcome, detail) when the key is one the load balancer refuses."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if not 2048 <= key.key_size <= 4096:
+            return "client_cert_invalid_rsa_key_size", f"RSA-{key.key_size} (allowed: 2048 to 4096 bits)"
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, OK_CURVES):
+            return (
+                "client_cert_unsupported_elliptic_curve_key",
+                f"curve {key.curve.name} (allowed: P-256, P-384)",
+            )
+        return None
+    return (
+        "client_cert_unsupported_key_algorithm",
+        f"{type(key).__name__.replace('PublicKey', '')} (RSA or ECDSA only)",
+    )
+
+
+def certificate_findings(
+    cert: x509.Certificate,
+    role: str,
+    file: str,
+    pem_bytes: int,
+    horizon_days: int,
+    now: dt.datetime | None = None,
+) -> list[Finding]:
+    """Rules that apply to one certificate in its role (anchor, intermediate, allowlisted, client)."""
+    now = now or dt.datetime.now(dt.UTC)
+    subj = _subject(cert)
+    out: list[Finding] = []
+
+    def add(rule: str, severity: str, outcome: str, detail: str, fix: str) -> None:
+        out.append(Finding(role, file, subj, rule, severity, outcome, detail, fix))
+
+    allowlisted = role == "allowlisted"
+    if pem_bytes > MAX_PEM_BYTES:
+        add(
+            "PEM size",
+            "error",
+            "",
+            f"{pem_bytes} bytes (max 5 kB)",
+            "use a smaller certificate (fewer extensions)",
+        )
+    problem = key_problem(cert)
+    if problem and not allowlisted:
+        add(
+            "key type and size",
+            "error",
+            problem[0],
+            problem[1],
+            "reissue with RSA 2048-4096 or ECDSA P-256/P-384",
+        )
+    algo = cert.signature_hash_algorithm  # None for Ed25519, which the key rule already refuses
+    if role != "trust anchor" and not allowlisted and isinstance(algo, WEAK_HASHES):
+        add(
+            "signature hash",
+            "error",
+            "client_cert_validation_failed",
+            f"signed with {algo.name}",
+            "reissue signed with SHA-256 or stronger",
+        )
+    ca = _is_ca(cert)
+    eku = _eku(cert)
+    if role in ("trust anchor", "intermediate"):
+        if not ca:
+            add(
+                "basicConstraints",
+                "error",
+                "client_cert_validation_failed",
+                "CA=false on an issuer",
+                "issuers need basicConstraints CA=true and keyUsage keyCertSign",
+            )
+        if eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+            add(
+                "issuer EKU",
+                "error",
+                "client_cert_chain_invalid_eku",
+                "issuer EKU lacks clientAuth",
+                "add clientAuth to the issuer's extendedKeyUsage, or drop the EKU extension",
+            )
+        try:
+            nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+            count = len(nc.permitted_subtrees or []) + len(nc.excluded_subtrees or [])
+            if count > 10:
+                add(
+                    "name constraints",
+                    "error",
+                    "client_cert_chain_max_name_constraints_exceeded",
+                    f"{count} name constraints (max 10)",
+                    "split the CA or reduce its name constraints",
+                )
+        except x509.ExtensionNotFound:
+            pass
+    if role == "client":
+        if ca:
+            add(
+                "basicConstraints",
+                "error",
+                "client_cert_validation_failed",
+                "leaf has CA=true",
+                "issue the client certificate with basicConstraints CA=false",
+            )
+        if eku is None or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+            add(
+                "leaf EKU",
+                "error",
+                "client_cert_chain_invalid_eku",
+                "leaf EKU lacks clientAuth",
+                "issue the client certificate with extendedKeyUsage clientAuth",
+            )
+    not_after, not_before = cert.not_valid_after_utc, cert.not_valid_before_utc
+    days = (not_after - now).days
+    if not_after < now:
+        sev = "warn" if allowlisted else "error"
+        add(
+            "validity",
+            sev,
+            "" if allowlisted else "client_cert_validation_failed",
+            f"expired {-days} days ago",
+            "allowlisted certificates are accepted expired" if allowlisted else "renew the certificate",
+        )
+    elif not_before > now:
+        add(
+            "validity",
+            "error",
+            "client_cert_validation_failed",
+            f"not valid before {not_before:%Y-%m-%d}",
+            "wait, or reissue with a notBefore in the past",
+        )
+    elif days < horizon_days:
+        add("expiry", "warn", "", f"expires in {days} days ({not_after:%Y-%m-%d})", "plan the renewal now")
+    if not out:
+        add("all rules", "ok", "", f"valid until {not_after:%Y-%m-%d} ({days} days)", "")
+    return out
+
+
+def chain_finding(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: list[x509.Certificate],
+    allowlisted: list[x509.Certificate],
+    file: str,
+) -> Finding | None:
+    """Would this client certificate chain to an anchor (with the trust config's intermediates)?"""
+    if any(leaf == a for a in allowlisted):
+        return Finding("client", file, _subject(leaf), "chain", "ok", "", "allowlisted (exact match)", "")
+    if not anchors:
+        return Finding(
+            "client",
+            file,
+            _subject(leaf),
+            "chain",
+            "error",
+            "client_cert_validation_failed",
+            "no trust anchors configured and not allowlisted",
+            "add its root CA as a trust anchor",
+        )
+    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+    )
+    verifier = (
+        PolicyBuilder()
+        .store(Store(anchors))
+        .max_chain_depth(8)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(leaf, intermediates)
+    except VerificationError as exc:
+        return Finding(
+            "client",
+            file,
+            _subject(leaf),
+            "chain",
+            "error",
+            "client_cert_validation_failed",
+            f"does not chain to a trust anchor: {exc}",
+            "add the issuing CA or intermediate to the trust config",
+        )
+    return Finding("client", file, _subject(leaf), "chain", "ok", "", "chains to a trust anchor", "")
+
+
+def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
+    """Every certificate the params name, against every rule that applies to its role."""
+    findings: list[Finding] = []
+    loaded: dict[str, list[x509.Certificate]] = {"trust anchor": [], "intermediate": [], "allowlisted": []}
+    roles = [
+        ("trust anchor", params.mtls.trust_anchors),
+        ("intermediate", params.mtls.intermediates),
+        ("allowlisted", params.mtls.allowlisted),
+    ]
+    clients = [p for p in [params.probe.client_cert, *params.probe.extra_client_certs] if p]
+    for role, files in [*roles, ("client", clients)]:
+        for f in files:
+            data = Path(f).read_bytes()
+            try:
+                certs = x509.load_pem_x509_certificates(data)
+            except ValueError:
+                findings.append(
+                    Finding(
+                        role,
+                        f,
+                        "",
+                        "parse",
+                        "error",
+                        "",
+                        "not a PEM X.509 certificate",
+                        "export the certificate as PEM",
+                    )
+                )
+                continue
+            if role != "client":
+                loaded[role].extend(certs)
+            findings += certificate_findings(
+                certs[0], role, Path(f).name, len(data), params.expiry_horizon_days, now
+            )
+            if role == "client":
+                extra = certs[1:]
+                chain = chain_finding(
+                    certs[0],
+                    loaded["intermediate"] + extra,
+                    loaded["trust anchor"],
+                    loaded["allowlisted"],
+                    Path(f).name,
+                )
+                if chain:
+                    findings.append(chain)
+    if len(params.mtls.trust_anchors) > 200 or len(params.mtls.intermediates) > 100:
+        findings.append(
+            Finding(
+                "trust config",
+                "",
+                "",
+                "counts",
+                "error",
+                "",
+                "more than 200 anchors or 100 intermediates",
+                "split the trust config",
+            )
+        )
+    return findings

@@ -1,0 +1,180 @@
+"""Trust config (Certificate Manager) and server TLS policy (Network Security), planned then applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import certificate_manager_v1 as cm
+from google.cloud import network_security_v1 as ns
+from google.protobuf import field_mask_pb2
+
+from mtlskit.clients import RETRY, Clients
+from mtlskit.params import Params
+from mtlskit.plan import Change, changed_fields, owner_labels
+
+LRO_TIMEOUT = 600.0
+
+
+def _pems(files: list[str]) -> list[str]:
+    return [Path(f).read_text() for f in files]
+
+
+def trust_config_name(clients: Clients, params: Params) -> str:
+    return f"{clients.location}/trustConfigs/{params.mtls.trust_config}"
+
+
+def policy_name(clients: Clients, params: Params) -> str:
+    return f"{clients.location}/serverTlsPolicies/{params.mtls.server_tls_policy}"
+
+
+def policy_reference(clients: Clients, params: Params) -> str:
+    """The form a target HTTPS proxy stores in `serverTlsPolicy`."""
+    return f"//networksecurity.googleapis.com/{policy_name(clients, params)}"
+
+
+def desired_trust_config(params: Params) -> dict[str, Any]:
+    store: dict[str, Any] = {}
+    if params.mtls.trust_anchors:
+        store["trust_anchors"] = [{"pem_certificate": p} for p in _pems(params.mtls.trust_anchors)]
+    if params.mtls.intermediates:
+        store["intermediate_cas"] = [{"pem_certificate": p} for p in _pems(params.mtls.intermediates)]
+    body: dict[str, Any] = {
+        "description": f"mTLS trust for {params.stack}",
+        "labels": owner_labels(params.stack),
+    }
+    if store:
+        body["trust_stores"] = [store]
+    if params.mtls.allowlisted:
+        body["allowlisted_certificates"] = [{"pem_certificate": p} for p in _pems(params.mtls.allowlisted)]
+    return body
+
+
+def desired_policy(clients: Clients, params: Params) -> dict[str, Any]:
+    mtls: dict[str, Any] = {
+        "client_validation_mode": params.mtls.validation_mode,
+        "client_validation_trust_config": trust_config_name(clients, params),
+    }
+    return {
+        "description": f"mTLS client validation for {params.stack}",
+        "labels": owner_labels(params.stack),
+        "mtls_policy": mtls,
+    }
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    raw = type(message).to_dict(message, preserving_proto_field_name=True, use_integers_for_enums=False)
+    return raw
+
+
+def plan_trust(clients: Clients, params: Params) -> list[Change]:
+    changes = []
+    tc_name = trust_config_name(clients, params)
+    tc_desired = desired_trust_config(params)
+    try:
+        current = _as_dict(clients.certificate_manager.get_trust_config(name=tc_name, retry=RETRY))
+        diff = changed_fields(tc_desired, current)
+        for key in ("trust_stores", "allowlisted_certificates"):  # a removed list is a change too
+            if key not in tc_desired and current.get(key):
+                diff.append(key)
+        changes.append(
+            Change(
+                "TrustConfig",
+                params.mtls.trust_config,
+                "update" if diff else "no change",
+                diff,
+                _tc_gcloud(params) if diff else "",
+                tc_desired,
+                current,
+            )
+        )
+    except gexc.NotFound:
+        changes.append(
+            Change(
+                "TrustConfig",
+                params.mtls.trust_config,
+                "create",
+                gcloud=_tc_gcloud(params),
+                desired=tc_desired,
+            )
+        )
+    pol_desired = desired_policy(clients, params)
+    try:
+        current = _as_dict(
+            clients.network_security.get_server_tls_policy(name=policy_name(clients, params), retry=RETRY)
+        )
+        diff = changed_fields(pol_desired, current)
+        changes.append(
+            Change(
+                "ServerTlsPolicy",
+                params.mtls.server_tls_policy,
+                "update" if diff else "no change",
+                diff,
+                _policy_gcloud(params) if diff else "",
+                pol_desired,
+                current,
+            )
+        )
+    except gexc.NotFound:
+        changes.append(
+            Change(
+                "ServerTlsPolicy",
+                params.mtls.server_tls_policy,
+                "create",
+                gcloud=_policy_gcloud(params),
+                desired=pol_desired,
+            )
+        )
+    return changes
+
+
+def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list[Change]:
+    """Trust config first: the policy refers to it."""
+    for c in changes:
+        if c.action == "no change":
+            continue
+        if c.kind == "TrustConfig":
+            tc = cm.TrustConfig(c.desired)
+            if c.action == "create":
+                op = clients.certificate_manager.create_trust_config(
+                    parent=clients.location, trust_config_id=c.name, trust_config=tc, retry=RETRY
+                )
+            else:
+                tc.name = trust_config_name(clients, params)
+                mask = field_mask_pb2.FieldMask(
+                    paths=["description", "labels", "trust_stores", "allowlisted_certificates"]
+                )
+                op = clients.certificate_manager.update_trust_config(
+                    trust_config=tc, update_mask=mask, retry=RETRY
+                )
+            op.result(timeout=LRO_TIMEOUT)
+        elif c.kind == "ServerTlsPolicy":
+            policy = ns.ServerTlsPolicy(c.desired)
+            policy.name = policy_name(clients, params)
+            if c.action == "create":
+                op = clients.network_security.create_server_tls_policy(
+                    parent=clients.location,
+                    server_tls_policy_id=c.name,
+                    server_tls_policy=policy,
+                    retry=RETRY,
+                )
+            else:
+                op = clients.network_security.update_server_tls_policy(server_tls_policy=policy, retry=RETRY)
+            op.result(timeout=LRO_TIMEOUT)
+    return changes
+
+
+def _tc_gcloud(params: Params) -> str:
+    return (
+        f"gcloud certificate-manager trust-configs import {params.mtls.trust_config} "
+        f"--source=trust_config.yaml --location=global --project={params.project}"
+    )
+
+
+def _policy_gcloud(params: Params) -> str:
+    return (
+        f"gcloud network-security server-tls-policies import {params.mtls.server_tls_policy} "
+        f"--source=server_tls_policy.yaml --location=global --project={params.project}  "
+        f"# clientValidationMode: {params.mtls.validation_mode}"
+    )
