@@ -8,7 +8,6 @@ create cannot make a second resource) and a wait on every operation.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from mtlskit import trust
 from mtlskit.backend import BackendService
 from mtlskit.clients import RETRY, Clients, wait_for_compute
 from mtlskit.params import Params
-from mtlskit.plan import Change, owner_description
+from mtlskit.plan import Change, MissingPrerequisite, owner_description
 
 ORDER = ["Address", "SslCertificate", "SslPolicy", "UrlMap", "TargetHttpsProxy", "ForwardingRule"]
 
@@ -171,6 +170,13 @@ def check_scheme(params: Params, bs: BackendService) -> None:
 
 def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[Change]:
     check_scheme(params, bs)
+    try:
+        clients.network_security.get_server_tls_policy(name=trust.policy_name(clients, params), retry=RETRY)
+    except gexc.NotFound:
+        raise MissingPrerequisite(
+            f"server TLS policy {params.mtls.server_tls_policy} does not exist: run notebook "
+            "30_trust with apply=True first"
+        ) from None
     changes = []
     for kind_name, (name, desired) in desired_frontend(clients, params, bs).items():
         kind = KINDS[kind_name]
@@ -198,13 +204,12 @@ def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[
 
 
 def apply_frontend(
-    clients: Clients, params: Params, changes: list[Change], on_step: Callable[[Change], None] | None = None
+    clients: Clients, params: Params, changes: list[Change], bs: BackendService | None = None
 ) -> list[Change]:
+    """Execute a plan from `plan_frontend` (`bs` is accepted so planner and applier take the same arguments)."""
     for c in sorted(changes, key=lambda c: ORDER.index(c.kind)):
         if c.action == "no change":
             continue
-        if on_step:
-            on_step(c)
         kind = KINDS[c.kind]
         client = getattr(clients.compute, kind.client)
         if c.action == "create":

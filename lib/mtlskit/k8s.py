@@ -118,11 +118,9 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
         )
     for kind, desired in manifests(params).items():
         current = _read(clients, kind, params)
+        meta = desired["metadata"]
         watched = {
-            "metadata": {
-                "labels": desired["metadata"]["labels"],
-                "annotations": desired["metadata"].get("annotations", {}),
-            },
+            "metadata": {k: meta[k] for k in ("labels", "annotations") if k in meta},
             "spec": desired["spec"],
         }
         if current is None:

@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Action = Literal["create", "update", "no change"]
+Action = Literal["create", "update", "no change", "delete", "keep"]
+
+
+class MissingPrerequisite(RuntimeError):
+    """An earlier runbook step has not been applied; the message names it."""
 
 
 @dataclass

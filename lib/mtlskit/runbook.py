@@ -1,0 +1,307 @@
+"""What every notebook does around its one step: load params, build clients, gate changes, and turn
+results into tables and check values. One helper serves every notebook, so they stay thin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mtlskit import params as params_mod
+from mtlskit import paths, plan
+from mtlskit.backend import BackendNotFound
+from mtlskit.clients import Clients, build_clients
+from mtlskit.k8s import IngressNotReady
+from mtlskit.plan import MissingPrerequisite
+
+NOTEBOOKS = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
+TEARDOWN = "90_teardown"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | warn | fail
+    evidence: str
+    fix: str = ""
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+# Errors that mean "an earlier notebook has not run yet", as opposed to a fault.
+PREREQUISITE_ERRORS: tuple[type[Exception], ...] = (IngressNotReady, BackendNotFound, MissingPrerequisite)
+
+
+@dataclass
+class Step:
+    params: params_mod.Params
+    clients: Clients
+    apply: bool
+    blocked: str | None = None
+
+    def need(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a prerequisite lookup; when an earlier step is missing, remember why instead of failing,
+        so the notebook still runs top to bottom and ends by saying which notebook to run first."""
+        if self.blocked:
+            return None
+        try:
+            return fn(self.clients, self.params, *args)
+        except PREREQUISITE_ERRORS as err:
+            self.blocked = str(err)
+            return None
+
+    def run(
+        self, planner: Callable[..., list[plan.Change]], applier: Callable[..., Any], *args: Any
+    ) -> pd.DataFrame:
+        """Plan; apply only when asked; then plan again, so the table shows what is true now."""
+        if self.blocked:
+            return pd.DataFrame([{"skipped": self.blocked}])
+        changes = self.need(planner, *args)
+        if changes is None:
+            return pd.DataFrame([{"skipped": self.blocked}])
+        if not self.apply:
+            return pd.DataFrame(plan.table(changes)).assign(applied="no (apply=False)")
+        applier(self.clients, self.params, changes, *args)
+        after = {(c.kind, c.name): c.action for c in planner(self.clients, self.params, *args)}
+        now = [after.get((c.kind, c.name), "gone") for c in changes]
+        return pd.DataFrame(plan.table(changes)).assign(applied="yes", **{"after apply": now})
+
+    def finish(self, checks: list[Check]) -> pd.DataFrame:
+        """The step's checks as a table; a failed check (or a blocked apply) fails a headless run."""
+        if self.blocked:
+            checks = [
+                *checks,
+                Check(
+                    "prerequisites",
+                    "fail" if self.apply else "warn",
+                    self.blocked,
+                    "run the earlier notebook named above",
+                ),
+            ]
+        frame = checks_frame(checks)
+        bad = [c for c in checks if c.status == "fail"]
+        if bad:
+            raise StepFailed("; ".join(f"{c.name}: {c.evidence}" for c in bad))
+        return frame
+
+
+def start(params_file: str | None = None, apply: bool = False) -> Step:
+    """Load params (errors name the field), refuse unconfirmed changes to a real project, build clients."""
+    params = params_mod.load(params_file or paths.default_params_file())
+    if apply and params.target == "gcp" and params.confirm_project != params.project:
+        raise PermissionError(
+            f"apply against project {params.project!r} needs confirm_project: {params.project} "
+            "in the params file"
+        )
+    return Step(params, build_clients(params), apply)
+
+
+def checks_frame(checks: list[Check]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(c) for c in checks])
+
+
+def verdict(checks: list[Check]) -> str:
+    failed = [c.name for c in checks if c.status == "fail"]
+    warned = [c.name for c in checks if c.status == "warn"]
+    if failed:
+        return f"FAIL: {', '.join(failed)}"
+    return f"PASS ({len(checks)} checks{', warnings: ' + ', '.join(warned) if warned else ''})"
+
+
+def run_notebooks(
+    params_file: str | None,
+    names: list[str],
+    apply: bool,
+    out_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Execute notebooks in order with papermill; outputs land in runs/<timestamp>-<env>/."""
+    import papermill as pm
+
+    params_path = paths.resolve(params_file) if params_file else paths.default_params_file()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir or paths.repo_root() / "runs" / f"{stamp}-{params_path.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    summary: list[dict[str, Any]] = []
+    for name in names:
+        src = paths.repo_root() / "notebooks" / f"{name}.ipynb"
+        dst = out / f"{name}.ipynb"
+        try:
+            pm.execute_notebook(
+                str(src),
+                str(dst),
+                parameters={"params_file": str(params_path), "apply": apply, **(extra or {})},
+                kernel_name="python3",
+                cwd=str(src.parent),
+                progress_bar=False,
+            )
+            summary.append({"notebook": name, "status": "ok"})
+        except pm.PapermillExecutionError as err:
+            summary.append({"notebook": name, "status": "failed", "error": f"{err.ename}: {err.evalue}"})
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            raise
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return out
+
+
+# ---- tables and checks the notebooks show ------------------------------------------------------------
+
+
+def findings_frame(findings: list[Any]) -> pd.DataFrame:
+    cols = ["severity", "role", "file", "rule", "outcome", "detail", "fix"]
+    return pd.DataFrame([f.row() for f in findings])[cols]
+
+
+def rows_frame(obj: Any) -> pd.DataFrame:
+    if obj is None:
+        return pd.DataFrame([{"skipped": "prerequisite missing (see the checks below)"}])
+    return pd.DataFrame(obj.rows())
+
+
+def wait_for_backends(step: Step, timeout: float = 900.0) -> dict[str, str]:
+    """The controller's backends annotation, with a progress bar while it is not there yet."""
+    from tqdm.auto import tqdm
+
+    from mtlskit import k8s
+
+    if not step.apply and step.need(lambda c, p: k8s._read(c, "Ingress", p)) is None:
+        step.blocked = (
+            step.blocked or "the anchor Ingress does not exist yet: run this notebook with apply=True"
+        )
+        return {}
+    with tqdm(total=None, desc="waiting for the GKE Ingress controller", unit="s") as bar:
+        return dict(
+            step.need(
+                k8s.wait_for_backends,
+                timeout,
+                lambda elapsed: bar.update(0) or bar.set_postfix(elapsed=f"{elapsed:.0f}s"),
+            )
+            or {}
+        )
+
+
+def events_frame(step: Step) -> pd.DataFrame:
+    from mtlskit import k8s
+
+    return pd.DataFrame(
+        k8s.ingress_events(step.clients, step.params), columns=["time", "type", "reason", "message"]
+    )
+
+
+def ingress_checks(step: Step, backends: dict[str, str]) -> list[Check]:
+    if step.blocked:
+        return []
+    checks = [
+        Check(
+            "backend service created",
+            "pass" if backends else "fail",
+            ", ".join(f"{k} ({v})" for k, v in backends.items()) or "no backends annotation",
+            "see the Ingress events above",
+        )
+    ]
+    from mtlskit import k8s
+
+    ing = k8s._read(step.clients, "Ingress", step.params) or {}
+    ann = (ing.get("metadata") or {}).get("annotations") or {}
+    exposed = [k for k in ann if k.endswith(("/forwarding-rule", "/https-forwarding-rule"))]
+    checks.append(
+        Check(
+            "anchor exposes nothing",
+            "fail" if exposed else "pass",
+            f"anchor has its own frontend: {exposed}" if exposed else "no forwarding rule of its own",
+            'set kubernetes.io/ingress.allow-http: "false" and remove spec.tls',
+        )
+    )
+    return checks
+
+
+def backend_checks(step: Step, bs: Any) -> list[Check]:
+    if bs is None:
+        return []
+    p = step.params
+    return [
+        Check(
+            "scheme matches frontend",
+            "pass" if bs.scheme == p.frontend.load_balancing_scheme else "fail",
+            f"backend {bs.scheme}, params {p.frontend.load_balancing_scheme}",
+            f"set frontend.load_balancing_scheme: {bs.scheme}",
+        ),
+        Check(
+            "logging as BackendConfig asks",
+            "pass" if (bs.log_enable == p.logging.enable) else "fail",
+            f"enable={bs.log_enable} sampleRate={bs.log_sample_rate}",
+            "re-run 10_ingress with apply=True",
+        ),
+        Check(
+            "mTLS headers as BackendConfig asks",
+            "pass" if bs.custom_request_headers == list(p.mtls.custom_headers) else "fail",
+            f"{len(bs.custom_request_headers)} custom request headers",
+            "re-run 10_ingress with apply=True",
+        ),
+    ]
+
+
+def _all_unchanged(planner: Callable[..., list[plan.Change]], step: Step, *args: Any) -> Check:
+    name = planner.__name__.removeprefix("plan_")
+    try:
+        changes = planner(step.clients, step.params, *args)
+    except PREREQUISITE_ERRORS as err:
+        return Check(f"{name} in place", "warn" if not step.apply else "fail", str(err))
+    pending = [f"{c.kind} {c.name}: {c.action}" for c in changes if c.action != "no change"]
+    status = "pass" if not pending else ("warn" if not step.apply else "fail")
+    return Check(
+        f"{name} matches params",
+        status,
+        "; ".join(pending) or "all resources match",
+        "run with apply=True" if pending else "",
+    )
+
+
+def trust_checks(step: Step) -> list[Check]:
+    from mtlskit import trust
+
+    return [_all_unchanged(trust.plan_trust, step)]
+
+
+def frontend_checks(step: Step) -> list[Check]:
+    from mtlskit import backend, frontend
+
+    if step.blocked:
+        return []
+    bs = backend.locate_backend_service(step.clients, step.params)
+    return [_all_unchanged(frontend.plan_frontend, step, bs)]
+
+
+def dns_frame(step: Step) -> pd.DataFrame:
+    from google.api_core import exceptions as gexc
+
+    from mtlskit import frontend
+
+    try:
+        status = frontend.frontend_status(step.clients, step.params)
+    except gexc.NotFound:
+        return pd.DataFrame([{"skipped": "the frontend is not built yet (apply=True)"}])
+    return pd.DataFrame(status.dns_records()).assign(certificate=status.certificate_status)
+
+
+def teardown_checks(step: Step) -> list[Check]:
+    from mtlskit import teardown
+
+    left = [c for c in teardown.plan_teardown(step.clients, step.params) if c.action == "delete"]
+    if not step.apply:
+        return [Check("teardown planned", "pass", f"{len(left)} resource(s) would be deleted")]
+    return [
+        Check(
+            "kit resources removed",
+            "pass" if not left else "fail",
+            ", ".join(f"{c.kind} {c.name}" for c in left) or "none left",
+        )
+    ]

@@ -1,0 +1,118 @@
+"""Remove what the kit built, in reverse dependency order, and nothing else.
+
+A resource is deleted only when it carries the kit's ownership marker for this stack. The backend
+service and everything Kubernetes owns are never touched; the anchor Ingress goes only when asked
+explicitly, because deleting it makes GKE stop syncing the backend service.
+"""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+
+from mtlskit import trust
+from mtlskit.clients import RETRY, Clients, wait_for_compute
+from mtlskit.frontend import KINDS, ORDER
+from mtlskit.params import Params
+from mtlskit.plan import Change, is_owned
+
+
+def _names(params: Params) -> dict[str, str]:
+    f = params.frontend
+    return {
+        "Address": f.address,
+        "SslCertificate": f.certificate,
+        "SslPolicy": f.ssl_policy,
+        "UrlMap": f.url_map,
+        "TargetHttpsProxy": f.target_proxy,
+        "ForwardingRule": f.forwarding_rule,
+    }
+
+
+def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False) -> list[Change]:
+    """Deletions, in the order they must happen. Resources not marked as ours are listed as kept."""
+    changes: list[Change] = []
+    names = _names(params)
+    for kind_name in reversed(ORDER):
+        kind = KINDS[kind_name]
+        client = getattr(clients.compute, kind.client)
+        try:
+            current = client.get(project=clients.project, **{kind.name_arg: names[kind_name]}, retry=RETRY)
+        except gexc.NotFound:
+            continue
+        owned = is_owned(current.description, params.stack)
+        changes.append(
+            Change(
+                kind_name,
+                names[kind_name],
+                "delete" if owned else "keep",
+                [] if owned else ["not created by this stack (no ownership marker)"],
+                f"gcloud compute {kind.collection} delete {names[kind_name]} --global" if owned else "",
+                current=current,
+            )
+        )
+    for kind_name, getter, name in (
+        (
+            "ServerTlsPolicy",
+            clients.network_security.get_server_tls_policy,
+            trust.policy_name(clients, params),
+        ),
+        (
+            "TrustConfig",
+            clients.certificate_manager.get_trust_config,
+            trust.trust_config_name(clients, params),
+        ),
+    ):
+        try:
+            current = getter(name=name, retry=RETRY)
+        except gexc.NotFound:
+            continue
+        owned = current.labels.get("mtlskit-stack") == params.stack
+        changes.append(
+            Change(
+                kind_name,
+                name.rsplit("/", 1)[-1],
+                "delete" if owned else "keep",
+                [] if owned else ["not created by this stack (no ownership label)"],
+                current=current,
+            )
+        )
+    if delete_anchor:
+        changes.append(
+            Change(
+                "Ingress",
+                params.kubernetes.ingress,
+                "delete",
+                ["WARNING: GKE stops syncing the backend service and garbage-collects it"],
+                f"kubectl delete ingress {params.kubernetes.ingress} -n {params.kubernetes.namespace}",
+            )
+        )
+    return changes
+
+
+def apply_teardown(
+    clients: Clients,
+    params: Params,
+    changes: list[Change],
+    delete_anchor: bool = False,
+) -> list[Change]:
+    """Execute a plan from `plan_teardown`; only its `delete` rows cause calls."""
+    for c in changes:
+        if c.action != "delete":
+            continue
+        try:
+            if c.kind in KINDS:
+                kind = KINDS[c.kind]
+                client = getattr(clients.compute, kind.client)
+                op = client.delete(project=clients.project, **{kind.name_arg: c.name}, retry=RETRY)
+                wait_for_compute(clients, op, f"delete {c.kind} {c.name}")
+            elif c.kind == "ServerTlsPolicy":
+                clients.network_security.delete_server_tls_policy(name=c.current.name, retry=RETRY).result(
+                    600
+                )
+            elif c.kind == "TrustConfig":
+                clients.certificate_manager.delete_trust_config(name=c.current.name, retry=RETRY).result(600)
+            elif c.kind == "Ingress":
+                clients.kube.networking.delete_namespaced_ingress(c.name, params.kubernetes.namespace)
+        except gexc.NotFound:
+            pass  # already gone: a re-run after a partial teardown
+    return changes

@@ -1,0 +1,172 @@
+"""The build runbook end to end: notebooks run by papermill against a sandbox, checked through the
+official clients; nbval over the committed notebooks as they stand (plan only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from google.api_core import exceptions as gexc
+
+from mtlskit import backend, paths, runbook
+from mtlskit.clients import build_clients
+from mtlskit.params import load
+from mtlskit.sandbox import process
+from tests.conftest import PROJECT, sandbox_call
+
+MUTATING = (
+    "insert",
+    "patch",
+    "delete",
+    "create",
+    "update",
+    "set",
+    "kube.POST",
+    "kube.PUT",
+    "kube.PATCH",
+    "kube.DELETE",
+)
+
+
+@pytest.fixture(scope="module")
+def second_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second environment: other names, namespace and port, ALLOW mode."""
+    d = tmp_path_factory.mktemp("second-env")
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    state = d / "state"
+    data["sandbox"]["state_dir"] = str(state)
+    data["stack"] = "second"
+    data["kubernetes"].update(
+        namespace="team-b", service="api", service_port=8443, backend_config="api-bc", ingress="api-anchor"
+    )
+    data["frontend"].update(
+        address="b-ip",
+        certificate="b-cert",
+        ssl_policy="b-ssl",
+        url_map="b-um",
+        target_proxy="b-proxy",
+        forwarding_rule="b-fr",
+        domains=["b.mtlskit.test"],
+    )
+    data["mtls"].update(
+        trust_config="b-trust",
+        server_tls_policy="b-policy",
+        validation_mode="ALLOW_INVALID_OR_MISSING_CLIENT_CERT",
+        trust_anchors=[str(state / "pki" / "root.pem")],
+        intermediates=[str(state / "pki" / "intermediate.pem")],
+        allowlisted=[str(state / "pki" / "allowlisted-client.pem")],
+    )
+    data["probe"].update(
+        client_cert=str(state / "pki" / "client.pem"), client_key=str(state / "pki" / "client.key")
+    )
+    path = d / "second.yaml"
+    path.write_text(yaml.safe_dump(data))
+    yield path
+    process.stop(state)
+
+
+def mutating_calls(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if any(m in k for m in MUTATING) and "operations.wait" not in k}
+
+
+def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp_path: Path) -> None:
+    params = load(second_env)
+    out = runbook.run_notebooks(str(second_env), runbook.NOTEBOOKS, apply=True, out_dir=tmp_path / "build")
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["status"] for s in summary] == ["ok"] * len(runbook.NOTEBOOKS)
+    for nb in out.glob("*.ipynb"):
+        assert "PRIVATE KEY" not in nb.read_text(), nb.name
+
+    clients = build_clients(params)
+    bs = backend.locate_backend_service(clients, params)
+    assert bs.service == "team-b/api" and bs.service_port == "8443"
+    um = clients.compute.url_maps.get(project=PROJECT, url_map="b-um")
+    assert um.default_service.endswith(f"/backendServices/{bs.name}")
+    proxy = clients.compute.target_https_proxies.get(project=PROJECT, target_https_proxy="b-proxy")
+    assert proxy.server_tls_policy.endswith("/serverTlsPolicies/b-policy")
+    fr = clients.compute.forwarding_rules.get(project=PROJECT, forwarding_rule="b-fr")
+    assert fr.load_balancing_scheme == "EXTERNAL" and fr.port_range.startswith("443")
+    policy = clients.network_security.get_server_tls_policy(
+        name=f"projects/{PROJECT}/locations/global/serverTlsPolicies/b-policy"
+    )
+    assert policy.mtls_policy.client_validation_mode.name == "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+
+    # A second apply of the same params changes nothing: zero mutating requests reach the APIs.
+    sandbox_call(clients, "counters", "DELETE")
+    runbook.run_notebooks(str(second_env), runbook.NOTEBOOKS[1:], apply=True, out_dir=tmp_path / "again")
+    counts = sandbox_call(clients, "counters")["counts"]
+    assert mutating_calls(counts) == {}, mutating_calls(counts)
+    assert counts  # the re-run did read
+
+    runbook.run_notebooks(str(second_env), [runbook.TEARDOWN], apply=True, out_dir=tmp_path / "down")
+    for getter, kw in [
+        (clients.compute.forwarding_rules.get, {"forwarding_rule": "b-fr"}),
+        (clients.compute.url_maps.get, {"url_map": "b-um"}),
+        (clients.compute.addresses.get, {"address": "b-ip"}),
+    ]:
+        with pytest.raises(gexc.NotFound):
+            getter(project=PROJECT, **kw)
+    with pytest.raises(gexc.NotFound):
+        clients.certificate_manager.get_trust_config(
+            name=f"projects/{PROJECT}/locations/global/trustConfigs/b-trust"
+        )
+    # the Ingress-owned backend service and the anchor Ingress are left alone
+    assert clients.compute.backend_services.get(project=PROJECT, backend_service=bs.name).name == bs.name
+    assert (
+        clients.kube.networking.read_namespaced_ingress("api-anchor", "team-b").metadata.name == "api-anchor"
+    )
+
+
+def test_scheme_mismatch_stops_before_any_change(second_env: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(second_env.read_text())
+    data["frontend"]["load_balancing_scheme"] = "EXTERNAL_MANAGED"
+    data["frontend"]["address"] = "mismatch-ip"
+    bad = tmp_path / "mismatch.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    params = load(bad)
+    clients = build_clients(params)
+    runbook.run_notebooks(
+        str(bad), ["00_preflight", "10_ingress", "30_trust"], apply=True, out_dir=tmp_path / "pre"
+    )
+    sandbox_call(clients, "counters", "DELETE")
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="load_balancing_scheme"):
+        runbook.run_notebooks(str(bad), ["40_frontend"], apply=True, out_dir=tmp_path / "fe")
+    assert mutating_calls(sandbox_call(clients, "counters")["counts"]) == {}
+    with pytest.raises(gexc.NotFound):
+        clients.compute.addresses.get(project=PROJECT, address="mismatch-ip")
+
+
+def test_committed_notebooks_run_top_to_bottom_under_nbval() -> None:
+    """As stored (apply=False, default sandbox params): plan-only, so nothing changes."""
+    root = paths.repo_root()
+    state = root / ".sandbox"
+    was_running = process.status(state) is not None
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval-lax",
+                "--nbval-current-env",
+                *[str(root / "notebooks" / f"{n}.ipynb") for n in [*runbook.NOTEBOOKS, runbook.TEARDOWN]],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=root,
+        )
+    finally:
+        if not was_running:
+            process.stop(state)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout
