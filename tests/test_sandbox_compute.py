@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -16,9 +17,10 @@ from tests.conftest import PROJECT, sandbox_call
 P = PROJECT
 
 
-def _backend(clients: Clients, name: str, scheme: str = "EXTERNAL") -> str:
+def _backend(clients: Clients, name: str) -> str:
     op = clients.compute.backend_services.insert(
-        project=P, backend_service_resource=compute_v1.BackendService(name=name, load_balancing_scheme=scheme)
+        project=P,
+        backend_service_resource=compute_v1.BackendService(name=name, load_balancing_scheme="EXTERNAL"),
     )
     wait_for_compute(clients, op, f"create {name}")
     return clients.compute.backend_services.get(project=P, backend_service=name).self_link
@@ -39,6 +41,30 @@ def _self_managed_cert(clients: Clients, name: str) -> str:
     )
     wait_for_compute(clients, op, name)
     return clients.compute.ssl_certificates.get(project=P, ssl_certificate=name).self_link
+
+
+def https_chain(clients: Clients, prefix: str) -> str:
+    """Backend service <- URL map <- target HTTPS proxy, named <prefix>-bs/-um/-px; returns the backend link."""
+    bs = _backend(clients, f"{prefix}-bs")
+    wait_for_compute(
+        clients,
+        clients.compute.url_maps.insert(
+            project=P, url_map_resource=compute_v1.UrlMap(name=f"{prefix}-um", default_service=bs)
+        ),
+        "um",
+    )
+    cert = _self_managed_cert(clients, f"{prefix}-cert")
+    wait_for_compute(
+        clients,
+        clients.compute.target_https_proxies.insert(
+            project=P,
+            target_https_proxy_resource=compute_v1.TargetHttpsProxy(
+                name=f"{prefix}-px", url_map=f"global/urlMaps/{prefix}-um", ssl_certificates=[cert]
+            ),
+        ),
+        "px",
+    )
+    return bs
 
 
 def test_operations_go_pending_to_done_and_wait_returns_done(clients: Clients, unique: str) -> None:
@@ -110,25 +136,7 @@ def test_url_map_with_missing_backend_service_is_refused(clients: Clients, uniqu
 
 
 def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients, unique: str) -> None:
-    bs = _backend(clients, f"{unique}-bs")
-    wait_for_compute(
-        clients,
-        clients.compute.url_maps.insert(
-            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
-        ),
-        "um",
-    )
-    cert = _self_managed_cert(clients, f"{unique}-cert")
-    wait_for_compute(
-        clients,
-        clients.compute.target_https_proxies.insert(
-            project=P,
-            target_https_proxy_resource=compute_v1.TargetHttpsProxy(
-                name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert]
-            ),
-        ),
-        "px",
-    )
+    bs = https_chain(clients, unique)
     wait_for_compute(
         clients,
         clients.compute.ssl_policies.insert(
@@ -195,25 +203,7 @@ def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients
 
 
 def test_forwarding_rule_scheme_must_match_backend_service(clients: Clients, unique: str) -> None:
-    bs = _backend(clients, f"{unique}-bs", scheme="EXTERNAL")
-    wait_for_compute(
-        clients,
-        clients.compute.url_maps.insert(
-            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
-        ),
-        "um",
-    )
-    cert = _self_managed_cert(clients, f"{unique}-cert")
-    wait_for_compute(
-        clients,
-        clients.compute.target_https_proxies.insert(
-            project=P,
-            target_https_proxy_resource=compute_v1.TargetHttpsProxy(
-                name=f"{unique}-px", url_map=f"global/urlMaps/{unique}-um", ssl_certificates=[cert]
-            ),
-        ),
-        "px",
-    )
+    https_chain(clients, unique)  # its backend service is EXTERNAL, like one made by a GKE Ingress
     rule = compute_v1.ForwardingRule(
         name=f"{unique}-fr",
         target=f"global/targetHttpsProxies/{unique}-px",
@@ -283,9 +273,14 @@ def test_list_pages_through_results(clients: Clients, unique: str) -> None:
         clients.compute.health_checks.insert(
             project=P, health_check_resource=compute_v1.HealthCheck(name=f"{unique}-{i}", type_="HTTP")
         )
+    sandbox_call(clients, "counters", "DELETE")
     request = compute_v1.ListHealthChecksRequest(project=P, max_results=2)
     names = [h.name for h in clients.compute.health_checks.list(request=request)]
     assert {f"{unique}-{i}" for i in range(3)} <= set(names)
+    # two per page: the pager had to follow nextPageToken
+    assert sandbox_call(clients, "counters")["counts"]["compute.healthChecks.list"] == math.ceil(
+        len(names) / 2
+    )
 
 
 def test_unknown_project_is_not_found(clients: Clients) -> None:

@@ -14,7 +14,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from mtlskit.clients import RETRY, Clients
-from mtlskit.k8s import BACKENDS_ANNOTATION, IngressNotReady, _read
+from mtlskit.k8s import BACKENDS_ANNOTATION, IngressNotReady, backends_annotation
 from mtlskit.params import Params
 
 
@@ -41,27 +41,15 @@ class BackendService:
         return [{"field": k, "value": v} for k, v in self.__dict__.items()]
 
 
-def backend_names(clients: Clients, params: Params) -> dict[str, str]:
-    """Backend service name -> health, as written on the anchor Ingress by the controller."""
-    k = params.kubernetes
-    ing = _read(clients, "Ingress", params)
-    if ing is None:
-        raise IngressNotReady(
-            f"Ingress {k.namespace}/{k.ingress} not found: run notebook 10_ingress with apply=True first"
-        )
-    raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
-    if not raw:
-        raise IngressNotReady(
-            f"Ingress {k.namespace}/{k.ingress} has no {BACKENDS_ANNOTATION} annotation yet: the "
-            "controller has not created the backend service (wait in notebook 10_ingress)"
-        )
-    return dict(json.loads(raw))
-
-
 def locate_backend_service(clients: Clients, params: Params) -> BackendService:
     """The backend service for params' Service and port, among those the anchor Ingress names."""
     k = params.kubernetes
-    health = backend_names(clients, params)
+    health = backends_annotation(clients, params)
+    if health is None:
+        raise IngressNotReady(
+            f"Ingress {k.namespace}/{k.ingress} has no {BACKENDS_ANNOTATION} annotation yet: the controller "
+            "has not created the backend service (wait for it in notebook 10_ingress)"
+        )
     wanted = (f"{k.namespace}/{k.service}", str(k.service_port))
     seen = []
     for name, state in health.items():
@@ -72,14 +60,10 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
         except gexc.NotFound:
             seen.append(f"{name} (named on the Ingress but missing in Compute)")
             continue
-        try:
-            desc = json.loads(bs.description or "{}")
-        except ValueError:
-            desc = {}
-        key = (desc.get("kubernetes.io/service-name"), desc.get("kubernetes.io/service-port"))
-        if key == wanted:
-            return describe(bs, state)
-        seen.append(f"{name} -> {key[0]}:{key[1]}")
+        found = describe(bs, state)
+        if (found.service, found.service_port) == wanted:
+            return found
+        seen.append(f"{name} -> {found.service}:{found.service_port}")
     raise BackendNotFound(
         f"none of the backend services on Ingress {k.namespace}/{k.ingress} serves Service {wanted[0]} port "
         f"{wanted[1]} (found: {', '.join(seen) or 'none'}); check kubernetes.service and "
@@ -88,7 +72,12 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
 
 
 def describe(bs: compute_v1.BackendService, health: str = "") -> BackendService:
-    desc = json.loads(bs.description or "{}") if (bs.description or "").startswith("{") else {}
+    try:  # the controller records which Service port it made the backend service for
+        desc = json.loads(bs.description or "{}")
+    except ValueError:
+        desc = {}
+    if not isinstance(desc, dict):
+        desc = {}
     return BackendService(
         name=bs.name,
         self_link=bs.self_link,

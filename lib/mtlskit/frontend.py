@@ -18,7 +18,7 @@ from mtlskit import trust
 from mtlskit.backend import BackendService
 from mtlskit.clients import RETRY, Clients, wait_for_compute
 from mtlskit.params import Params
-from mtlskit.plan import Change, MissingPrerequisite, owner_description
+from mtlskit.plan import Change, MissingPrerequisite, decide, owner_description
 
 ORDER = ["Address", "SslCertificate", "SslPolicy", "UrlMap", "TargetHttpsProxy", "ForwardingRule"]
 
@@ -86,56 +86,58 @@ def link(project: str, collection: str, name: str) -> str:
     return f"projects/{project}/global/{collection}/{name}"
 
 
-def _tail(value: Any) -> Any:
-    if isinstance(value, str) and "/projects/" in value:
-        return "projects/" + value.split("/projects/", 1)[1]
-    if isinstance(value, list):
-        return [_tail(v) for v in value]
+def _comparable(value: Any) -> Any:
+    """Compute answers with full URLs and repeated-field wrappers; compare relative links and plain lists."""
+    if isinstance(value, str):
+        return "projects/" + value.split("/projects/", 1)[1] if "/projects/" in value else value
+    if isinstance(value, list | tuple) or type(value).__name__.startswith("Repeated"):
+        return [_comparable(v) for v in value]
     return value
 
 
-def desired_frontend(
-    clients: Clients, params: Params, bs: BackendService
-) -> dict[str, tuple[str, dict[str, Any]]]:
+def resource_names(params: Params) -> dict[str, str]:
+    """The frontend resources' names by kind: what the kit builds and what teardown may remove."""
+    f = params.frontend
+    return {
+        "Address": f.address,
+        "SslCertificate": f.certificate,
+        "SslPolicy": f.ssl_policy,
+        "UrlMap": f.url_map,
+        "TargetHttpsProxy": f.target_proxy,
+        "ForwardingRule": f.forwarding_rule,
+    }
+
+
+def desired_frontend(clients: Clients, params: Params, bs: BackendService) -> dict[str, dict[str, Any]]:
+    """Each frontend resource's fields (python names of compute_v1), by kind; names come from
+    `resource_names`."""
     f, p = params.frontend, clients.project
     desc = owner_description(params.stack)
     return {
-        "Address": (f.address, {"description": desc, "ip_version": "IPV4", "address_type": "EXTERNAL"}),
-        "SslCertificate": (
-            f.certificate,
-            {
-                "description": desc,
-                "type_": "MANAGED",
-                "managed": compute_v1.SslCertificateManagedSslCertificate(domains=f.domains),
-            },
-        ),
-        "SslPolicy": (
-            f.ssl_policy,
-            {"description": desc, "profile": f.ssl_profile, "min_tls_version": f.min_tls_version},
-        ),
-        "UrlMap": (f.url_map, {"description": desc, "default_service": link(p, "backendServices", bs.name)}),
-        "TargetHttpsProxy": (
-            f.target_proxy,
-            {
-                "description": desc,
-                "url_map": link(p, "urlMaps", f.url_map),
-                "ssl_certificates": [link(p, "sslCertificates", f.certificate)],
-                "ssl_policy": link(p, "sslPolicies", f.ssl_policy),
-                "server_tls_policy": trust.policy_reference(clients, params),
-            },
-        ),
-        "ForwardingRule": (
-            f.forwarding_rule,
-            {
-                "description": desc,
-                "I_p_address": link(p, "addresses", f.address),
-                "I_p_protocol": "TCP",
-                "port_range": "443-443",
-                "target": link(p, "targetHttpsProxies", f.target_proxy),
-                "load_balancing_scheme": f.load_balancing_scheme,
-                "network_tier": "PREMIUM",
-            },
-        ),
+        "Address": {"description": desc, "ip_version": "IPV4", "address_type": "EXTERNAL"},
+        "SslCertificate": {
+            "description": desc,
+            "type_": "MANAGED",
+            "managed": compute_v1.SslCertificateManagedSslCertificate(domains=f.domains),
+        },
+        "SslPolicy": {"description": desc, "profile": f.ssl_profile, "min_tls_version": f.min_tls_version},
+        "UrlMap": {"description": desc, "default_service": link(p, "backendServices", bs.name)},
+        "TargetHttpsProxy": {
+            "description": desc,
+            "url_map": link(p, "urlMaps", f.url_map),
+            "ssl_certificates": [link(p, "sslCertificates", f.certificate)],
+            "ssl_policy": link(p, "sslPolicies", f.ssl_policy),
+            "server_tls_policy": trust.policy_reference(clients, params),
+        },
+        "ForwardingRule": {
+            "description": desc,
+            "I_p_address": link(p, "addresses", f.address),
+            "I_p_protocol": "TCP",
+            "port_range": "443-443",
+            "target": link(p, "targetHttpsProxies", f.target_proxy),
+            "load_balancing_scheme": f.load_balancing_scheme,
+            "network_tier": "PREMIUM",
+        },
     }
 
 
@@ -150,9 +152,7 @@ def _differences(kind: str, desired: dict[str, Any], current: Any, clients: Clie
             have, want = list(have.domains), list(want.domains)
         if kind == "ForwardingRule" and attr == "port_range":
             have, want = have.split("-")[0], want.split("-")[0]
-        if _tail(have) != _tail(want) and not (
-            isinstance(want, list) and list(map(_tail, have)) == _tail(want)
-        ):
+        if _comparable(have) != _comparable(want):
             diff.append(attr)
     return diff
 
@@ -178,28 +178,17 @@ def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[
             "30_trust with apply=True first"
         ) from None
     changes = []
-    for kind_name, (name, desired) in desired_frontend(clients, params, bs).items():
+    names = resource_names(params)
+    for kind_name, desired in desired_frontend(clients, params, bs).items():
+        name = names[kind_name]
         kind = KINDS[kind_name]
         client = getattr(clients.compute, kind.client)
         try:
             current = client.get(project=clients.project, **{kind.name_arg: name}, retry=RETRY)
         except gexc.NotFound:
-            changes.append(
-                Change(kind_name, name, "create", gcloud=gcloud(kind_name, name, params, bs), desired=desired)
-            )
-            continue
-        diff = _differences(kind_name, desired, current, clients)
-        changes.append(
-            Change(
-                kind_name,
-                name,
-                "update" if diff else "no change",
-                diff,
-                gcloud(kind_name, name, params, bs) if diff else "",
-                desired,
-                current,
-            )
-        )
+            current = None
+        diff = None if current is None else _differences(kind_name, desired, current, clients)
+        changes.append(decide(kind_name, name, desired, current, gcloud(kind_name, name, params, bs), diff))
     return changes
 
 

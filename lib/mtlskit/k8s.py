@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from mtlskit.clients import Clients
 from mtlskit.params import Params
-from mtlskit.plan import Change, changed_fields
+from mtlskit.plan import Change, changed_fields, decide
 
 BACKENDS_ANNOTATION = "ingress.kubernetes.io/backends"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mtlskit"}
@@ -108,38 +108,18 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
     ns = params.kubernetes.namespace
     if _read(clients, "Namespace", params) is None:
         changes.append(
-            Change(
-                "Namespace",
-                ns,
-                "create",
-                gcloud=f"kubectl create namespace {ns}",
-                desired={"metadata": {"name": ns}},
-            )
+            decide("Namespace", ns, {"metadata": {"name": ns}}, None, f"kubectl create namespace {ns}")
         )
     for kind, desired in manifests(params).items():
         current = _read(clients, kind, params)
         meta = desired["metadata"]
+        # Only what the kit sets is compared: the API server and the controller add fields of their own.
         watched = {
             "metadata": {k: meta[k] for k in ("labels", "annotations") if k in meta},
             "spec": desired["spec"],
         }
-        if current is None:
-            changes.append(
-                Change(kind, desired["metadata"]["name"], "create", gcloud=_kubectl(desired), desired=desired)
-            )
-            continue
-        diff = changed_fields(watched, current)
-        changes.append(
-            Change(
-                kind,
-                desired["metadata"]["name"],
-                "update" if diff else "no change",
-                diff,
-                _kubectl(desired) if diff else "",
-                desired,
-                current,
-            )
-        )
+        diff = None if current is None else changed_fields(watched, current)
+        changes.append(decide(kind, meta["name"], desired, current, _kubectl(desired), diff))
     return changes
 
 
@@ -174,6 +154,22 @@ def apply_ingress(clients: Clients, params: Params, changes: list[Change]) -> li
     return changes
 
 
+def read_anchor(clients: Clients, params: Params) -> dict[str, Any]:
+    k = params.kubernetes
+    ing = _read(clients, "Ingress", params)
+    if ing is None:
+        raise IngressNotReady(
+            f"Ingress {k.namespace}/{k.ingress} does not exist: apply it with notebook 10_ingress (apply=True)"
+        )
+    return ing
+
+
+def backends_annotation(clients: Clients, params: Params) -> dict[str, str] | None:
+    """Backend service name -> health, as the controller wrote it on the anchor; None until it has."""
+    raw = (read_anchor(clients, params)["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
+    return dict(json.loads(raw)) if raw else None
+
+
 def wait_for_backends(
     clients: Clients,
     params: Params,
@@ -188,16 +184,7 @@ def wait_for_backends(
     k = params.kubernetes
     start = time.monotonic()
     delay = 0.2
-    while True:
-        ing = _read(clients, "Ingress", params)
-        if ing is None:
-            raise IngressNotReady(
-                f"Ingress {k.namespace}/{k.ingress} does not exist: run notebook 10_ingress "
-                "with apply=True first"
-            )
-        raw = (ing["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
-        if raw:
-            return dict(json.loads(raw))
+    while (backends := backends_annotation(clients, params)) is None:
         elapsed = time.monotonic() - start
         if on_progress:
             on_progress(elapsed)
@@ -209,6 +196,7 @@ def wait_for_backends(
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
+    return backends
 
 
 def ingress_events(clients: Clients, params: Params) -> list[dict[str, str]]:

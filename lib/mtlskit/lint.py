@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -25,6 +26,7 @@ from cryptography.x509.verification import (
 from mtlskit.params import Params
 
 MAX_PEM_BYTES = 5 * 1024
+MAX_INTERMEDIATES = 8  # a chain holds at most 10 certificates, root and leaf included
 OK_CURVES = (ec.SECP256R1, ec.SECP384R1)
 WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
@@ -200,73 +202,84 @@ def certificate_findings(
     return out
 
 
+def _client_verifier(anchors: list[x509.Certificate], max_depth: int, now: dt.datetime | None) -> Any:
+    # The load balancer does not require a SAN on client certificates; the web-PKI default does.
+    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+    )
+    builder = PolicyBuilder().store(Store(anchors)).max_chain_depth(max_depth)
+    if now is not None:
+        builder = builder.time(now)
+    return builder.extension_policies(
+        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee
+    ).build_client_verifier()
+
+
 def chain_finding(
     leaf: x509.Certificate,
     intermediates: list[x509.Certificate],
     anchors: list[x509.Certificate],
     allowlisted: list[x509.Certificate],
     file: str,
-) -> Finding | None:
+    now: dt.datetime | None = None,
+) -> Finding:
     """Would this client certificate chain to an anchor (with the trust config's intermediates)?"""
+
+    def finding(severity: str, outcome: str, detail: str, fix: str = "") -> Finding:
+        return Finding("client", file, _subject(leaf), "chain", severity, outcome, detail, fix)
+
     if any(leaf == a for a in allowlisted):
-        return Finding("client", file, _subject(leaf), "chain", "ok", "", "allowlisted (exact match)", "")
+        return finding("ok", "", "allowlisted (exact match)")
     if not anchors:
-        return Finding(
-            "client",
-            file,
-            _subject(leaf),
-            "chain",
+        return finding(
             "error",
             "client_cert_validation_failed",
             "no trust anchors configured and not allowlisted",
             "add its root CA as a trust anchor",
         )
-    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-    )
-    verifier = (
-        PolicyBuilder()
-        .store(Store(anchors))
-        .max_chain_depth(8)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
-        .build_client_verifier()
-    )
     try:
-        verifier.verify(leaf, intermediates)
+        _client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, intermediates)
     except VerificationError as exc:
-        return Finding(
-            "client",
-            file,
-            _subject(leaf),
-            "chain",
+        try:  # would it chain if depth were unlimited? then depth is the only problem
+            _client_verifier(anchors, 64, now).verify(leaf, intermediates)
+        except VerificationError:
+            return finding(
+                "error",
+                "client_cert_validation_failed",
+                f"does not chain to a trust anchor: {exc}",
+                "add the issuing CA or intermediate to the trust config",
+            )
+        return finding(
             "error",
-            "client_cert_validation_failed",
-            f"does not chain to a trust anchor: {exc}",
-            "add the issuing CA or intermediate to the trust config",
+            "client_cert_validation_search_limit_exceeded",
+            f"chain longer than {MAX_INTERMEDIATES + 2} certificates (root and leaf included)",
+            "shorten the CA hierarchy",
         )
-    return Finding("client", file, _subject(leaf), "chain", "ok", "", "chains to a trust anchor", "")
+    return finding("ok", "", "chains to a trust anchor")
 
 
 def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
     """Every certificate the params name, against every rule that applies to its role."""
     findings: list[Finding] = []
     loaded: dict[str, list[x509.Certificate]] = {"trust anchor": [], "intermediate": [], "allowlisted": []}
+    clients = [p for p in [params.probe.client_cert, *params.probe.extra_client_certs] if p]
     roles = [
         ("trust anchor", params.mtls.trust_anchors),
         ("intermediate", params.mtls.intermediates),
         ("allowlisted", params.mtls.allowlisted),
+        ("client", clients),  # last: client chains are checked against everything loaded before
     ]
-    clients = [p for p in [params.probe.client_cert, *params.probe.extra_client_certs] if p]
-    for role, files in [*roles, ("client", clients)]:
+    for role, files in roles:
         for f in files:
             data = Path(f).read_bytes()
+            name = Path(f).name
             try:
                 certs = x509.load_pem_x509_certificates(data)
             except ValueError:
                 findings.append(
                     Finding(
                         role,
-                        f,
+                        name,
                         "",
                         "parse",
                         "error",
@@ -276,33 +289,19 @@ def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
                     )
                 )
                 continue
-            if role != "client":
-                loaded[role].extend(certs)
-            findings += certificate_findings(
-                certs[0], role, Path(f).name, len(data), params.expiry_horizon_days, now
-            )
+            findings += certificate_findings(certs[0], role, name, len(data), params.expiry_horizon_days, now)
             if role == "client":
-                extra = certs[1:]
-                chain = chain_finding(
-                    certs[0],
-                    loaded["intermediate"] + extra,
-                    loaded["trust anchor"],
-                    loaded["allowlisted"],
-                    Path(f).name,
+                findings.append(
+                    chain_finding(
+                        certs[0],
+                        loaded["intermediate"] + certs[1:],
+                        loaded["trust anchor"],
+                        loaded["allowlisted"],
+                        name,
+                        now,
+                    )
                 )
-                if chain:
-                    findings.append(chain)
-    if len(params.mtls.trust_anchors) > 200 or len(params.mtls.intermediates) > 100:
-        findings.append(
-            Finding(
-                "trust config",
-                "",
-                "",
-                "counts",
-                "error",
-                "",
-                "more than 200 anchors or 100 intermediates",
-                "split the trust config",
-            )
-        )
+            else:
+                loaded[role].extend(certs)
+    # Counts (<= 200 anchors, <= 100 intermediates) are enforced when the params are loaded.
     return findings

@@ -269,16 +269,6 @@ class Params(_Strict):
     def state_dir(self) -> Path:
         return paths.resolve(self.sandbox.state_dir)
 
-    def certificate_files(self) -> dict[str, list[str]]:
-        """Every certificate path the params name, grouped by role."""
-        probe = [p for p in [self.probe.client_cert, *self.probe.extra_client_certs] if p]
-        return {
-            "mtls.trust_anchors": list(self.mtls.trust_anchors),
-            "mtls.intermediates": list(self.mtls.intermediates),
-            "mtls.allowlisted": list(self.mtls.allowlisted),
-            "probe.client_certs": probe,
-        }
-
 
 @dataclass(frozen=True)
 class FieldProblem:

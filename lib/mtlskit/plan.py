@@ -37,6 +37,21 @@ class Change:
         }
 
 
+def decide(
+    kind: str, name: str, desired: Any, current: Any, gcloud: str, diff: list[str] | None = None
+) -> Change:
+    """One planned resource: create when it is missing, update when a field differs, else no change.
+
+    `diff` overrides the generic comparison for resources whose API shape differs from the desired one.
+    """
+    if current is None:
+        return Change(kind, name, "create", gcloud=gcloud, desired=desired)
+    fields = changed_fields(desired, current) if diff is None else diff
+    return Change(
+        kind, name, "update" if fields else "no change", fields, gcloud if fields else "", desired, current
+    )
+
+
 def changed_fields(desired: Any, current: Any, prefix: str = "") -> list[str]:
     """Paths where `current` does not already hold what `desired` asks for (extra keys are ignored)."""
     if isinstance(desired, dict) and isinstance(current, dict):

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from google.api_core import exceptions as gexc
+from tqdm.auto import tqdm
 
+from mtlskit import frontend, k8s, paths, plan
 from mtlskit import params as params_mod
-from mtlskit import paths, plan
 from mtlskit.backend import BackendNotFound
 from mtlskit.clients import Clients, build_clients
 from mtlskit.k8s import IngressNotReady
@@ -46,6 +48,9 @@ class Step:
     clients: Clients
     apply: bool
     blocked: str | None = None
+    # What is still to do after this step ran: the plan itself when only planning, the re-plan after
+    # applying. The step's checks read it instead of asking the APIs again.
+    outcome: list[plan.Change] | None = None
 
     def need(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a prerequisite lookup; when an earlier step is missing, remember why instead of failing,
@@ -62,15 +67,15 @@ class Step:
         self, planner: Callable[..., list[plan.Change]], applier: Callable[..., Any], *args: Any
     ) -> pd.DataFrame:
         """Plan; apply only when asked; then plan again, so the table shows what is true now."""
-        if self.blocked:
-            return pd.DataFrame([{"skipped": self.blocked}])
         changes = self.need(planner, *args)
         if changes is None:
             return pd.DataFrame([{"skipped": self.blocked}])
         if not self.apply:
+            self.outcome = changes
             return pd.DataFrame(plan.table(changes)).assign(applied="no (apply=False)")
         applier(self.clients, self.params, changes, *args)
-        after = {(c.kind, c.name): c.action for c in planner(self.clients, self.params, *args)}
+        self.outcome = planner(self.clients, self.params, *args)
+        after = {(c.kind, c.name): c.action for c in self.outcome}
         now = [after.get((c.kind, c.name), "gone") for c in changes]
         return pd.DataFrame(plan.table(changes)).assign(applied="yes", **{"after apply": now})
 
@@ -168,29 +173,17 @@ def rows_frame(obj: Any) -> pd.DataFrame:
 
 def wait_for_backends(step: Step, timeout: float = 900.0) -> dict[str, str]:
     """The controller's backends annotation, with a progress bar while it is not there yet."""
-    from tqdm.auto import tqdm
-
-    from mtlskit import k8s
-
-    if not step.apply and step.need(lambda c, p: k8s._read(c, "Ingress", p)) is None:
-        step.blocked = (
-            step.blocked or "the anchor Ingress does not exist yet: run this notebook with apply=True"
-        )
+    if step.need(k8s.read_anchor) is None:
         return {}
     with tqdm(total=None, desc="waiting for the GKE Ingress controller", unit="s") as bar:
-        return dict(
-            step.need(
-                k8s.wait_for_backends,
-                timeout,
-                lambda elapsed: bar.update(0) or bar.set_postfix(elapsed=f"{elapsed:.0f}s"),
-            )
-            or {}
-        )
+
+        def progress(elapsed: float) -> None:
+            bar.set_postfix(elapsed=f"{elapsed:.0f}s")
+
+        return dict(step.need(k8s.wait_for_backends, timeout, progress) or {})
 
 
 def events_frame(step: Step) -> pd.DataFrame:
-    from mtlskit import k8s
-
     return pd.DataFrame(
         k8s.ingress_events(step.clients, step.params), columns=["time", "type", "reason", "message"]
     )
@@ -207,10 +200,7 @@ def ingress_checks(step: Step, backends: dict[str, str]) -> list[Check]:
             "see the Ingress events above",
         )
     ]
-    from mtlskit import k8s
-
-    ing = k8s._read(step.clients, "Ingress", step.params) or {}
-    ann = (ing.get("metadata") or {}).get("annotations") or {}
+    ann = k8s.read_anchor(step.clients, step.params)["metadata"].get("annotations") or {}
     exposed = [k for k in ann if k.endswith(("/forwarding-rule", "/https-forwarding-rule"))]
     checks.append(
         Check(
@@ -249,59 +239,24 @@ def backend_checks(step: Step, bs: Any) -> list[Check]:
     ]
 
 
-def _all_unchanged(planner: Callable[..., list[plan.Change]], step: Step, *args: Any) -> Check:
-    name = planner.__name__.removeprefix("plan_")
-    try:
-        changes = planner(step.clients, step.params, *args)
-    except PREREQUISITE_ERRORS as err:
-        return Check(f"{name} in place", "warn" if not step.apply else "fail", str(err))
-    pending = [f"{c.kind} {c.name}: {c.action}" for c in changes if c.action != "no change"]
-    status = "pass" if not pending else ("warn" if not step.apply else "fail")
-    return Check(
-        f"{name} matches params",
-        status,
-        "; ".join(pending) or "all resources match",
-        "run with apply=True" if pending else "",
-    )
-
-
-def trust_checks(step: Step) -> list[Check]:
-    from mtlskit import trust
-
-    return [_all_unchanged(trust.plan_trust, step)]
-
-
-def frontend_checks(step: Step) -> list[Check]:
-    from mtlskit import backend, frontend
-
-    if step.blocked:
+def outcome_checks(step: Step, what: str) -> list[Check]:
+    """Does the target now match the params? Read from the step's own final plan, not asked again."""
+    if step.outcome is None:
         return []
-    bs = backend.locate_backend_service(step.clients, step.params)
-    return [_all_unchanged(frontend.plan_frontend, step, bs)]
+    pending = [
+        f"{c.kind} {c.name}: {c.action}" for c in step.outcome if c.action not in ("no change", "keep")
+    ]
+    kept = [f"{c.kind} {c.name}" for c in step.outcome if c.action == "keep"]
+    status = "pass" if not pending else ("fail" if step.apply else "warn")
+    evidence = "; ".join(pending) or "nothing left to do"
+    if kept:
+        evidence += f" (left alone, not ours: {', '.join(kept)})"
+    return [Check(what, status, evidence, "run with apply=True" if pending else "")]
 
 
 def dns_frame(step: Step) -> pd.DataFrame:
-    from google.api_core import exceptions as gexc
-
-    from mtlskit import frontend
-
     try:
         status = frontend.frontend_status(step.clients, step.params)
     except gexc.NotFound:
         return pd.DataFrame([{"skipped": "the frontend is not built yet (apply=True)"}])
     return pd.DataFrame(status.dns_records()).assign(certificate=status.certificate_status)
-
-
-def teardown_checks(step: Step) -> list[Check]:
-    from mtlskit import teardown
-
-    left = [c for c in teardown.plan_teardown(step.clients, step.params) if c.action == "delete"]
-    if not step.apply:
-        return [Check("teardown planned", "pass", f"{len(left)} resource(s) would be deleted")]
-    return [
-        Check(
-            "kit resources removed",
-            "pass" if not left else "fail",
-            ", ".join(f"{c.kind} {c.name}" for c in left) or "none left",
-        )
-    ]

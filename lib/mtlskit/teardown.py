@@ -11,27 +11,15 @@ from google.api_core import exceptions as gexc
 
 from mtlskit import trust
 from mtlskit.clients import RETRY, Clients, wait_for_compute
-from mtlskit.frontend import KINDS, ORDER
+from mtlskit.frontend import KINDS, ORDER, resource_names
 from mtlskit.params import Params
 from mtlskit.plan import Change, is_owned
-
-
-def _names(params: Params) -> dict[str, str]:
-    f = params.frontend
-    return {
-        "Address": f.address,
-        "SslCertificate": f.certificate,
-        "SslPolicy": f.ssl_policy,
-        "UrlMap": f.url_map,
-        "TargetHttpsProxy": f.target_proxy,
-        "ForwardingRule": f.forwarding_rule,
-    }
 
 
 def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False) -> list[Change]:
     """Deletions, in the order they must happen. Resources not marked as ours are listed as kept."""
     changes: list[Change] = []
-    names = _names(params)
+    names = resource_names(params)
     for kind_name in reversed(ORDER):
         kind = KINDS[kind_name]
         client = getattr(clients.compute, kind.client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from google.protobuf import field_mask_pb2
 
 from mtlskit.clients import RETRY, Clients
 from mtlskit.params import Params
-from mtlskit.plan import Change, changed_fields, owner_labels
+from mtlskit.plan import Change, changed_fields, decide, owner_labels
 
 LRO_TIMEOUT = 600.0
 
@@ -63,70 +64,34 @@ def desired_policy(clients: Clients, params: Params) -> dict[str, Any]:
     }
 
 
-def _as_dict(message: Any) -> dict[str, Any]:
-    raw = type(message).to_dict(message, preserving_proto_field_name=True, use_integers_for_enums=False)
-    return raw
+def _current(getter: Callable[..., Any], name: str) -> dict[str, Any] | None:
+    try:
+        message = getter(name=name, retry=RETRY)
+    except gexc.NotFound:
+        return None
+    return type(message).to_dict(message, preserving_proto_field_name=True, use_integers_for_enums=False)
 
 
 def plan_trust(clients: Clients, params: Params) -> list[Change]:
-    changes = []
-    tc_name = trust_config_name(clients, params)
     tc_desired = desired_trust_config(params)
-    try:
-        current = _as_dict(clients.certificate_manager.get_trust_config(name=tc_name, retry=RETRY))
-        diff = changed_fields(tc_desired, current)
-        for key in ("trust_stores", "allowlisted_certificates"):  # a removed list is a change too
-            if key not in tc_desired and current.get(key):
-                diff.append(key)
-        changes.append(
-            Change(
-                "TrustConfig",
-                params.mtls.trust_config,
-                "update" if diff else "no change",
-                diff,
-                _tc_gcloud(params) if diff else "",
-                tc_desired,
-                current,
-            )
-        )
-    except gexc.NotFound:
-        changes.append(
-            Change(
-                "TrustConfig",
-                params.mtls.trust_config,
-                "create",
-                gcloud=_tc_gcloud(params),
-                desired=tc_desired,
-            )
-        )
+    tc_current = _current(clients.certificate_manager.get_trust_config, trust_config_name(clients, params))
+    tc_diff = None
+    if tc_current is not None:
+        # A list the params no longer name must be removed, which the generic comparison cannot see.
+        removed = [
+            k
+            for k in ("trust_stores", "allowlisted_certificates")
+            if k not in tc_desired and tc_current.get(k)
+        ]
+        tc_diff = changed_fields(tc_desired, tc_current) + removed
     pol_desired = desired_policy(clients, params)
-    try:
-        current = _as_dict(
-            clients.network_security.get_server_tls_policy(name=policy_name(clients, params), retry=RETRY)
-        )
-        diff = changed_fields(pol_desired, current)
-        changes.append(
-            Change(
-                "ServerTlsPolicy",
-                params.mtls.server_tls_policy,
-                "update" if diff else "no change",
-                diff,
-                _policy_gcloud(params) if diff else "",
-                pol_desired,
-                current,
-            )
-        )
-    except gexc.NotFound:
-        changes.append(
-            Change(
-                "ServerTlsPolicy",
-                params.mtls.server_tls_policy,
-                "create",
-                gcloud=_policy_gcloud(params),
-                desired=pol_desired,
-            )
-        )
-    return changes
+    pol_current = _current(clients.network_security.get_server_tls_policy, policy_name(clients, params))
+    return [
+        decide("TrustConfig", params.mtls.trust_config, tc_desired, tc_current, _tc_gcloud(params), tc_diff),
+        decide(
+            "ServerTlsPolicy", params.mtls.server_tls_policy, pol_desired, pol_current, _policy_gcloud(params)
+        ),
+    ]
 
 
 def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list[Change]:

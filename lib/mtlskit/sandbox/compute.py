@@ -197,7 +197,7 @@ class Compute:
 
     # ---- HTTP -------------------------------------------------------------------------------------
 
-    def handle(self, req: Request, rest: list[str], method_id: str) -> Response:
+    def handle(self, req: Request, rest: list[str]) -> Response:
         project = rest[0]
         self.sb.require_project(project, "compute")
         tail = rest[1:]
@@ -280,7 +280,7 @@ class Compute:
         if self.get(project, coll, name, zone) is not None:
             short = f"projects/{project}/global/{coll}/{name}"
             raise ApiError.google(409, f"The resource '{short}' already exists", "alreadyExists")
-        prepared = getattr(self, f"_prepare_{coll}", lambda p, b: b)(project, dict(body))
+        prepared = self._prepare(project, coll, dict(body))
         return self._mutate(
             req,
             project,
@@ -313,7 +313,7 @@ class Compute:
         internal = {k: v for k, v in current.items() if k.startswith("_")}
         merged = {**patch, **keep, **internal} if replace else {**merge_patch(current, patch), **keep}
         merged.pop("fingerprint", None)
-        merged = getattr(self, f"_prepare_{coll}", lambda p, b: b)(project, merged)
+        merged = self._prepare(project, coll, merged)
         if coll in FINGERPRINTED:
             merged["fingerprint"] = new_fingerprint()
         return self._mutate(
@@ -383,6 +383,11 @@ class Compute:
         if rid:
             self.store.set_meta(f"compute-request:{project}:{rid}", op["name"])
         return Response(200, self._render_op(op))
+
+    def _prepare(self, project: str, coll: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply the collection's defaults and reference checks (`_prepare_<collection>`), if it has any."""
+        rules = getattr(self, f"_prepare_{coll}", None)
+        return rules(project, body) if rules else body
 
     # ---- resource rules -------------------------------------------------------------------------------
 

@@ -96,16 +96,6 @@ def check(api_name: str, ref: str, body: Any, enums_as_int: bool = False) -> lis
     return problems
 
 
-def enum_values(api_name: str, ref: str, field_path: list[str]) -> list[str]:
-    schemas = api(api_name).schemas
-    node: dict[str, Any] = schemas[ref]
-    for part in field_path:
-        node = node["properties"][part]
-        if "$ref" in node:
-            node = schemas[node["$ref"]]
-    return list(node.get("enum", []))
-
-
 def _check(
     schemas: dict[str, Any],
     schema: dict[str, Any],
@@ -126,8 +116,8 @@ def _check(
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")
         for key, item in value.items():
-            if key not in props and _camel(key) in props:
-                key = _camel(key)  # proto JSON accepts the snake_case field name too
+            if key not in props and snake_to_camel(key) in props:
+                key = snake_to_camel(key)  # proto JSON accepts the snake_case field name too
             if key in props:
                 _check(schemas, props[key], item, f"{where}.{key}", problems, enums_as_int)
             elif extra is not None:
@@ -182,6 +172,7 @@ def _norm(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def _camel(name: str) -> str:
+def snake_to_camel(name: str) -> str:
+    """Proto JSON accepts both spellings of a field; schemas and update masks need the camelCase one."""
     head, *rest = name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)

@@ -153,8 +153,21 @@ class Kube:
     def replace(
         self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any], status_only: bool = False
     ) -> dict[str, Any]:
+        current = self._current_version(kind, namespace, name, obj)
+        return self._store_update(kind, current, obj, status_only)
+
+    def patch(
+        self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], status_only: bool = False
+    ) -> dict[str, Any]:
+        current = self._current_version(kind, namespace, name, patch)
+        return self._store_update(kind, current, merge_patch(current, patch), status_only)
+
+    def _current_version(
+        self, kind: Kind, namespace: str | None, name: str, incoming: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The stored object, unless the caller wrote against an older resourceVersion (optimistic locking)."""
         current = self.require(kind, namespace, name)
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        rv = (incoming.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
             raise ApiError.kube(
                 409,
@@ -166,23 +179,7 @@ class Kube:
                 group=kind.group,
                 kind=kind.plural,
             )
-        return self._store_update(kind, current, obj, status_only)
-
-    def patch(
-        self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], status_only: bool = False
-    ) -> dict[str, Any]:
-        current = self.require(kind, namespace, name)
-        rv = (patch.get("metadata") or {}).get("resourceVersion")
-        if rv and rv != current["metadata"]["resourceVersion"]:
-            raise ApiError.kube(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified',
-                name=name,
-                group=kind.group,
-                kind=kind.plural,
-            )
-        return self._store_update(kind, current, merge_patch(current, patch), status_only)
+        return current
 
     def _store_update(
         self, kind: Kind, current: dict[str, Any], new: dict[str, Any], status_only: bool
@@ -287,7 +284,6 @@ class Kube:
         return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
 
     def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
-        changed = False
         if not rest:
             if req.method == "GET":
                 items = self.list(kind, namespace)
@@ -320,7 +316,6 @@ class Kube:
                 return Response(200, self.require(kind, namespace, name))
             if req.method == "PUT":
                 result = self.replace(kind, namespace, name, req.json(), status_only)
-                changed = True
             elif req.method == "PATCH":
                 ctype = req.headers.get("content-type", "")
                 if "json-patch" in ctype:
@@ -330,7 +325,6 @@ class Kube:
                         "the sandbox accepts merge and strategic merge patches only",
                     )
                 result = self.patch(kind, namespace, name, req.json(), status_only)
-                changed = True
             elif req.method == "DELETE":
                 result = self.delete(kind, namespace, name)
                 self.sb.after_kube_change(kind, result)
@@ -348,7 +342,6 @@ class Kube:
                 return Response(200, self.get(kind, namespace, name))
             else:
                 raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
-            if changed:
-                self.sb.after_kube_change(kind, result)
-                return Response(200, self.get(kind, namespace, name) or result)
+            self.sb.after_kube_change(kind, result)
+            return Response(200, self.get(kind, namespace, name) or result)
         raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")

@@ -65,23 +65,8 @@ class Locations:
 
     # ---- shared with compute --------------------------------------------------------------------------
 
-    def require_policy_ref(self, value: str, field: str) -> dict[str, Any]:
-        m = POLICY_REF.search(value)
-        if not m:
-            raise ApiError.google(
-                400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
-            )
-        name = f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}"
-        body = self.store.get("networksecurity", "serverTlsPolicies", name)
-        if body is None:
-            raise ApiError.google(
-                400,
-                f"Invalid value for field '{field}': '{value}'. The resource '{name}' was not found.",
-                "invalid",
-            )
-        return body
-
     def policy(self, ref: str) -> dict[str, Any] | None:
+        """The server TLS policy a proxy's `serverTlsPolicy` names (full or relative form)."""
         m = POLICY_REF.search(ref)
         if not m:
             return None
@@ -90,6 +75,18 @@ class Locations:
             "serverTlsPolicies",
             f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}",
         )
+
+    def require_policy_ref(self, value: str, field: str) -> dict[str, Any]:
+        if not POLICY_REF.search(value):
+            raise ApiError.google(
+                400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
+            )
+        body = self.policy(value)
+        if body is None:
+            raise ApiError.google(
+                400, f"Invalid value for field '{field}': '{value}'. The resource was not found.", "invalid"
+            )
+        return body
 
     def trust_config(self, ref: str) -> dict[str, Any] | None:
         m = TRUST_REF.search(ref)
@@ -173,7 +170,7 @@ class Locations:
         if mask:
             updated = dict(current)
             for path in mask.split(","):
-                top = _camel(path.strip().split(".")[0])
+                top = discovery.snake_to_camel(path.strip().split(".")[0])
                 if top in OUTPUT_ONLY:
                     continue
                 if top in patch:
@@ -345,11 +342,6 @@ class Locations:
         if req.method == "DELETE" or rest[0].endswith(":cancel"):
             return Response(200, {})
         return Response(200, self._render_op(op))
-
-
-def _camel(path: str) -> str:
-    head, *rest = path.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def _check_pem(text: str, field: str) -> None:

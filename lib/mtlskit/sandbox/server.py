@@ -76,7 +76,7 @@ class Faults:
             return self._rng.random() < self.operation_error_rate
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return asdict(self)
 
 
 class Sandbox:
@@ -160,7 +160,7 @@ class Sandbox:
             raise ApiError.google(status, msg, "rateLimitExceeded" if status == 429 else "backendError")
         with self.store.lock:
             if api == "compute":
-                return self.compute.handle(req, parts[3:], method_id)
+                return self.compute.handle(req, parts[3:])
             if api in ("networksecurity", "certificatemanager"):
                 return self.netsec.handle(req, parts[1:], api)
             if api == "logging":
