@@ -289,19 +289,30 @@ def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
                     )
                 )
                 continue
-            findings += certificate_findings(certs[0], role, name, len(data), params.expiry_horizon_days, now)
-            if role == "client":
-                findings.append(
-                    chain_finding(
-                        certs[0],
-                        loaded["intermediate"] + certs[1:],
-                        loaded["trust anchor"],
-                        loaded["allowlisted"],
-                        name,
-                        now,
-                    )
+            if role != "client":
+                findings += certificate_findings(
+                    certs[0], role, name, len(data), params.expiry_horizon_days, now
                 )
-            else:
                 loaded[role].extend(certs)
+                continue
+            # An allowlisted client certificate is judged by the allowlist rules (expiry does not matter).
+            leaf_role = "allowlisted" if certs[0] in loaded["allowlisted"] else "client"
+            findings += certificate_findings(
+                certs[0], leaf_role, name, len(data), params.expiry_horizon_days, now
+            )
+            for issuer in certs[1:]:  # intermediates the client sends must obey the issuer rules too
+                findings += certificate_findings(
+                    issuer, "intermediate", name, 0, params.expiry_horizon_days, now
+                )
+            findings.append(
+                chain_finding(
+                    certs[0],
+                    loaded["intermediate"] + certs[1:],
+                    loaded["trust anchor"],
+                    loaded["allowlisted"],
+                    name,
+                    now,
+                )
+            )
     # Counts (<= 200 anchors, <= 100 intermediates) are enforced when the params are loaded.
     return findings
