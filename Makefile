@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(VENV)/bin/mtlskit demo-ingress
+	$(VENV)/bin/mtlskit run --apply
 
 lint: venv
 	$(VENV)/bin/ruff check lib tests bench

@@ -13,7 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from mtlskit.clients import RETRY, Clients
+from mtlskit.clients import Clients
 from mtlskit.k8s import BACKENDS_ANNOTATION, IngressNotReady, backends_annotation
 from mtlskit.params import Params
 
@@ -55,7 +55,7 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
     for name, state in health.items():
         try:
             bs = clients.compute.backend_services.get(
-                project=clients.project, backend_service=name, retry=RETRY
+                project=clients.project, backend_service=name, retry=clients.retry
             )
         except gexc.NotFound:
             seen.append(f"{name} (named on the Ingress but missing in Compute)")

@@ -155,5 +155,57 @@ def demo_ingress(params_file: str | None) -> None:
         click.echo(f"  {row['field']:<24} {row['value']}")
 
 
+@main.group()
+def certs() -> None:
+    """Certificates for the sandbox and for training."""
+
+
+@certs.command("demo-pki")
+@click.option("--out", "out_dir", default=None, help="directory (default: <sandbox state dir>/pki)")
+@click.option("--params", "params_file", default=None)
+@click.option("--force", is_flag=True, help="issue new certificates even if a demo PKI is already there")
+def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) -> None:
+    """Issue the demo root, intermediates and client certificates, valid and deliberately broken."""
+    from mtlskit import certs as certs_mod
+
+    directory = Path(out_dir).resolve() if out_dir else _load(params_file).state_dir / "pki"
+    make = certs_mod.generate_demo_pki if force else certs_mod.ensure_demo_pki
+    make(directory)
+    click.echo(f"demo PKI in {directory} (private keys are mode 0600; never commit them)")
+    for spec in certs_mod.demo_pki_specs():
+        click.echo(f"  {spec.name + '.pem':<32} expect {spec.expected:<46} {spec.purpose}")
+
+
+@main.command("run")
+@click.option("--params", "params_file", default=None, help="params file (default params/sandbox.yaml)")
+@click.option("--apply", is_flag=True, help="apply the planned changes (default: plan only)")
+@click.option("--teardown", is_flag=True, help="run 90_teardown after the build steps")
+@click.option("--out", "out_dir", default=None, help="directory for the executed notebooks")
+@click.argument("notebooks", nargs=-1)
+def run(
+    params_file: str | None, apply: bool, teardown: bool, out_dir: str | None, notebooks: tuple[str, ...]
+) -> None:
+    """Run the runbook notebooks headless (00 -> 40 unless named) and say where the outputs are."""
+    import papermill as pm
+
+    from mtlskit import runbook
+
+    _load(params_file)  # a bad params file stops here, before any notebook starts
+    names = list(notebooks) or list(runbook.NOTEBOOKS)
+    if teardown:
+        names.append(runbook.TEARDOWN)
+    unknown = [n for n in names if not (runbook.notebook_path(n)).is_file()]
+    if unknown:
+        raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")
+    out = Path(out_dir).resolve() if out_dir else None
+    click.echo(f"running {', '.join(names)} with apply={apply}")
+    try:
+        where = runbook.run_notebooks(params_file, names, apply=apply, out_dir=out, progress=click.echo)
+    except pm.PapermillExecutionError as err:
+        raise click.ClickException(f"{err.ename}: {err.evalue}") from None
+    click.echo(f"executed notebooks: {where}")
+    click.echo(f"open them with: jupyter lab {where}")
+
+
 if __name__ == "__main__":
     main()

@@ -31,11 +31,45 @@ TRANSIENT = (
     gexc.BadGateway,
 )
 
-# Every call the kit makes retries transient answers with backoff; inserts carry a request id so a
-# retried create cannot make a second resource.
-RETRY = gretry.Retry(
-    predicate=gretry.if_exception_type(*TRANSIENT), initial=0.2, maximum=4.0, multiplier=2.0, timeout=90.0
-)
+
+def make_retry(seconds: float) -> gretry.Retry:
+    """Every call the kit makes retries transient answers with backoff for `seconds`; inserts carry a
+    request id, so a retried create cannot make a second resource."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT),
+        initial=0.2,
+        maximum=4.0,
+        multiplier=2.0,
+        timeout=seconds,
+    )
+
+
+class ApiCallFailed(RuntimeError):
+    """An API call still failed after retrying; the message names the call so the on-call engineer
+    knows which API and resource to look at, and says that re-running is safe."""
+
+
+def describe_call_failure(err: BaseException, retry_seconds: float) -> str:
+    """'<METHOD> <path> answered <status> ...' from the exception the client library raised."""
+    cause: BaseException | None = err
+    retried = isinstance(err, gexc.RetryError)
+    if retried:
+        cause = err.cause  # type: ignore[attr-defined]
+    if isinstance(err, OperationError):
+        return f"{err.what}: {err.cause.code} {err.cause.message}"
+    response = getattr(cause, "response", None)
+    request = getattr(response, "request", None)
+    call = "an API call"
+    if request is not None:
+        url = str(getattr(request, "url", ""))
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        call = f"{request.method} /{path}"
+    message = str(getattr(cause, "message", cause))
+    if request is not None and message.startswith(f"{request.method} "):
+        message = message.split(": ", 1)[-1]  # the library repeats the URL; the call is named already
+    answer = f"{getattr(cause, 'code', '')} {message}".strip()
+    after = f" (still failing after retrying for {retry_seconds:.0f}s)" if retried else ""
+    return f"{call} answered {answer}{after}"
 
 
 class OperationError(RuntimeError):
@@ -81,6 +115,11 @@ class Clients:
     certificate_manager: certificate_manager_v1.CertificateManagerClient
     logging: cloud_logging.Client
     kube: KubeClients
+    retry_seconds: float = 90.0
+
+    @property
+    def retry(self) -> gretry.Retry:
+        return make_retry(self.retry_seconds)
 
     @property
     def location(self) -> str:
@@ -157,6 +196,7 @@ def build_clients(params: Params) -> Clients:
         certificate_manager=certificate_manager_v1.CertificateManagerClient(**kw),
         logging=log_client,
         kube=_kube_clients(kubeconfig, context),
+        retry_seconds=params.api_retry_seconds,
     )
 
 
@@ -171,7 +211,7 @@ def wait_for_compute(
     name = getattr(operation, "name", None) or operation
     deadline = time.monotonic() + timeout
     while True:
-        op = clients.compute.operations.wait(project=clients.project, operation=name, retry=RETRY)
+        op = clients.compute.operations.wait(project=clients.project, operation=name, retry=clients.retry)
         if on_progress:
             on_progress(op.status.name)
         if op.status == compute_v1.Operation.Status.DONE:

@@ -16,7 +16,7 @@ from google.cloud import compute_v1
 
 from mtlskit import trust
 from mtlskit.backend import BackendService
-from mtlskit.clients import RETRY, Clients, wait_for_compute
+from mtlskit.clients import Clients, wait_for_compute
 from mtlskit.params import Params
 from mtlskit.plan import Change, MissingPrerequisite, decide, owner_description
 
@@ -146,7 +146,9 @@ def _differences(kind: str, desired: dict[str, Any], current: Any, clients: Clie
     for attr, want in desired.items():
         have = getattr(current, attr)
         if kind == "ForwardingRule" and attr == "I_p_address":
-            address = clients.compute.addresses.get(project=clients.project, address=want.rsplit("/", 1)[-1])
+            address = clients.compute.addresses.get(
+                project=clients.project, address=want.rsplit("/", 1)[-1], retry=clients.retry
+            )
             want = address.address
         if kind == "SslCertificate" and attr == "managed":
             have, want = list(have.domains), list(want.domains)
@@ -171,7 +173,9 @@ def check_scheme(params: Params, bs: BackendService) -> None:
 def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[Change]:
     check_scheme(params, bs)
     try:
-        clients.network_security.get_server_tls_policy(name=trust.policy_name(clients, params), retry=RETRY)
+        clients.network_security.get_server_tls_policy(
+            name=trust.policy_name(clients, params), retry=clients.retry
+        )
     except gexc.NotFound:
         raise MissingPrerequisite(
             f"server TLS policy {params.mtls.server_tls_policy} does not exist: run notebook "
@@ -184,7 +188,7 @@ def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[
         kind = KINDS[kind_name]
         client = getattr(clients.compute, kind.client)
         try:
-            current = client.get(project=clients.project, **{kind.name_arg: name}, retry=RETRY)
+            current = client.get(project=clients.project, **{kind.name_arg: name}, retry=clients.retry)
         except gexc.NotFound:
             current = None
         diff = None if current is None else _differences(kind_name, desired, current, clients)
@@ -207,13 +211,15 @@ def apply_frontend(
                 kind.resource_arg: kind.proto(name=c.name, **c.desired),
                 "request_id": str(uuid.uuid4()),
             }
-            op = client.insert(request=_insert_request(client, request), retry=RETRY)
+            op = client.insert(request=_insert_request(client, request), retry=clients.retry)
         elif kind.patchable:
             body = kind.proto(
                 name=c.name, fingerprint=c.current.fingerprint, **{f: c.desired[f] for f in c.fields}
             )
             op = client.patch(
-                project=clients.project, **{kind.name_arg: c.name, kind.resource_arg: body}, retry=RETRY
+                project=clients.project,
+                **{kind.name_arg: c.name, kind.resource_arg: body},
+                retry=clients.retry,
             )
         else:
             raise ValueError(
@@ -268,8 +274,8 @@ class FrontendStatus:
 
 def frontend_status(clients: Clients, params: Params) -> FrontendStatus:
     f = params.frontend
-    address = clients.compute.addresses.get(project=clients.project, address=f.address, retry=RETRY)
+    address = clients.compute.addresses.get(project=clients.project, address=f.address, retry=clients.retry)
     cert = clients.compute.ssl_certificates.get(
-        project=clients.project, ssl_certificate=f.certificate, retry=RETRY
+        project=clients.project, ssl_certificate=f.certificate, retry=clients.retry
     )
     return FrontendStatus(address.address, cert.managed.status, list(cert.managed.domains))

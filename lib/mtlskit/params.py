@@ -239,10 +239,13 @@ class Params(_Strict):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     frontend: FrontendSettings = Field(default_factory=FrontendSettings)
-    mtls: MtlsSettings = Field(default_factory=MtlsSettings)
+    mtls: MtlsSettings  # required: the trust settings are the point of the kit, no default fits
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     expiry_horizon_days: int = Field(30, ge=1, le=3650)
+    api_retry_seconds: float = Field(
+        90.0, gt=0, le=3600, description="how long each API call retries 429/5xx answers before giving up"
+    )
     apply: bool = False
     confirm_project: str | None = None
 

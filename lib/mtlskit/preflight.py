@@ -18,14 +18,23 @@ from mtlskit.runbook import Check
 def target_checks(clients: Clients, params: Params) -> list[Check]:
     """One cheap read per API, so a wrong project or an unreachable API shows here, not mid-build."""
     probes: list[tuple[str, Callable[[], Any]]] = [
-        ("Compute API", lambda: clients.compute.ssl_policies.list(project=clients.project)),
+        (
+            "Compute API",
+            lambda: clients.compute.ssl_policies.list(project=clients.project, retry=clients.retry),
+        ),
         (
             "Network Security API",
-            lambda: list(clients.network_security.list_server_tls_policies(parent=clients.location)),
+            lambda: list(
+                clients.network_security.list_server_tls_policies(
+                    parent=clients.location, retry=clients.retry
+                )
+            ),
         ),
         (
             "Certificate Manager API",
-            lambda: list(clients.certificate_manager.list_trust_configs(parent=clients.location)),
+            lambda: list(
+                clients.certificate_manager.list_trust_configs(parent=clients.location, retry=clients.retry)
+            ),
         ),
         ("Kubernetes API", lambda: clients.kube.core.read_namespace(params.kubernetes.namespace)),
     ]

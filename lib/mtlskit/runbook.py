@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from mtlskit import frontend, k8s, paths, plan
 from mtlskit import params as params_mod
 from mtlskit.backend import BackendNotFound
-from mtlskit.clients import Clients, build_clients
+from mtlskit.clients import ApiCallFailed, Clients, OperationError, build_clients, describe_call_failure
 from mtlskit.k8s import IngressNotReady
 from mtlskit.plan import MissingPrerequisite
 
@@ -58,10 +58,22 @@ class Step:
         if self.blocked:
             return None
         try:
-            return fn(self.clients, self.params, *args)
+            return self.call(fn, *args)
         except PREREQUISITE_ERRORS as err:
             self.blocked = str(err)
             return None
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call into the library; an API that still fails after the retries becomes one message that
+        names the failing call and says a re-run is safe (plans are re-read, inserts carry request ids)."""
+        try:
+            return fn(self.clients, self.params, *args)
+        except (gexc.GoogleAPICallError, gexc.RetryError, OperationError) as err:
+            raise ApiCallFailed(
+                f"{fn.__name__} stopped: {describe_call_failure(err, self.clients.retry_seconds)}. "
+                "Changes before this call are in place and nothing after it was attempted; "
+                "re-run this notebook once the API answers: it continues where it stopped."
+            ) from err
 
     def run(
         self, planner: Callable[..., list[plan.Change]], applier: Callable[..., Any], *args: Any
@@ -73,8 +85,8 @@ class Step:
         if not self.apply:
             self.outcome = changes
             return pd.DataFrame(plan.table(changes)).assign(applied="no (apply=False)")
-        applier(self.clients, self.params, changes, *args)
-        self.outcome = planner(self.clients, self.params, *args)
+        self.call(applier, changes, *args)
+        self.outcome = self.call(planner, *args)
         after = {(c.kind, c.name): c.action for c in self.outcome}
         now = [after.get((c.kind, c.name), "gone") for c in changes]
         return pd.DataFrame(plan.table(changes)).assign(applied="yes", **{"after apply": now})
@@ -121,14 +133,23 @@ def verdict(checks: list[Check]) -> str:
     return f"PASS ({len(checks)} checks{', warnings: ' + ', '.join(warned) if warned else ''})"
 
 
+def notebook_path(name: str) -> Path:
+    return paths.repo_root() / "notebooks" / f"{name}.ipynb"
+
+
 def run_notebooks(
     params_file: str | None,
     names: list[str],
     apply: bool,
     out_dir: Path | None = None,
     extra: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Execute notebooks in order with papermill; outputs land in runs/<timestamp>-<env>/."""
+    """Execute notebooks in order with papermill; outputs land in runs/<timestamp>-<env>/.
+
+    A failed notebook is still written (papermill saves it with the error), so the on-call
+    engineer can open it at the failing cell; summary.json says which one failed and why.
+    """
     import papermill as pm
 
     params_path = paths.resolve(params_file) if params_file else paths.default_params_file()
@@ -137,8 +158,10 @@ def run_notebooks(
     out.mkdir(parents=True, exist_ok=True)
     summary: list[dict[str, Any]] = []
     for name in names:
-        src = paths.repo_root() / "notebooks" / f"{name}.ipynb"
+        src = notebook_path(name)
         dst = out / f"{name}.ipynb"
+        if progress:
+            progress(f"  {name} ...")
         try:
             pm.execute_notebook(
                 str(src),
@@ -152,6 +175,8 @@ def run_notebooks(
         except pm.PapermillExecutionError as err:
             summary.append({"notebook": name, "status": "failed", "error": f"{err.ename}: {err.evalue}"})
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            if progress:
+                progress(f"  {name} failed; executed notebook: {dst}")
             raise
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return out

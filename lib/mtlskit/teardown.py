@@ -10,7 +10,7 @@ from __future__ import annotations
 from google.api_core import exceptions as gexc
 
 from mtlskit import trust
-from mtlskit.clients import RETRY, Clients, wait_for_compute
+from mtlskit.clients import Clients, wait_for_compute
 from mtlskit.frontend import KINDS, ORDER, resource_names
 from mtlskit.params import Params
 from mtlskit.plan import Change, is_owned
@@ -24,7 +24,9 @@ def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False)
         kind = KINDS[kind_name]
         client = getattr(clients.compute, kind.client)
         try:
-            current = client.get(project=clients.project, **{kind.name_arg: names[kind_name]}, retry=RETRY)
+            current = client.get(
+                project=clients.project, **{kind.name_arg: names[kind_name]}, retry=clients.retry
+            )
         except gexc.NotFound:
             continue
         owned = is_owned(current.description, params.stack)
@@ -51,7 +53,7 @@ def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False)
         ),
     ):
         try:
-            current = getter(name=name, retry=RETRY)
+            current = getter(name=name, retry=clients.retry)
         except gexc.NotFound:
             continue
         owned = current.labels.get("mtlskit-stack") == params.stack
@@ -91,14 +93,16 @@ def apply_teardown(
             if c.kind in KINDS:
                 kind = KINDS[c.kind]
                 client = getattr(clients.compute, kind.client)
-                op = client.delete(project=clients.project, **{kind.name_arg: c.name}, retry=RETRY)
+                op = client.delete(project=clients.project, **{kind.name_arg: c.name}, retry=clients.retry)
                 wait_for_compute(clients, op, f"delete {c.kind} {c.name}")
             elif c.kind == "ServerTlsPolicy":
-                clients.network_security.delete_server_tls_policy(name=c.current.name, retry=RETRY).result(
-                    600
+                op = clients.network_security.delete_server_tls_policy(
+                    name=c.current.name, retry=clients.retry
                 )
+                op.result(timeout=600, retry=clients.retry)
             elif c.kind == "TrustConfig":
-                clients.certificate_manager.delete_trust_config(name=c.current.name, retry=RETRY).result(600)
+                op = clients.certificate_manager.delete_trust_config(name=c.current.name, retry=clients.retry)
+                op.result(timeout=600, retry=clients.retry)
             elif c.kind == "Ingress":
                 clients.kube.networking.delete_namespaced_ingress(c.name, params.kubernetes.namespace)
         except gexc.NotFound:

@@ -11,7 +11,7 @@ from google.cloud import certificate_manager_v1 as cm
 from google.cloud import network_security_v1 as ns
 from google.protobuf import field_mask_pb2
 
-from mtlskit.clients import RETRY, Clients
+from mtlskit.clients import Clients
 from mtlskit.params import Params
 from mtlskit.plan import Change, changed_fields, decide, owner_labels
 
@@ -64,9 +64,9 @@ def desired_policy(clients: Clients, params: Params) -> dict[str, Any]:
     }
 
 
-def _current(getter: Callable[..., Any], name: str) -> dict[str, Any] | None:
+def _current(clients: Clients, getter: Callable[..., Any], name: str) -> dict[str, Any] | None:
     try:
-        message = getter(name=name, retry=RETRY)
+        message = getter(name=name, retry=clients.retry)
     except gexc.NotFound:
         return None
     return type(message).to_dict(message, preserving_proto_field_name=True, use_integers_for_enums=False)
@@ -74,7 +74,9 @@ def _current(getter: Callable[..., Any], name: str) -> dict[str, Any] | None:
 
 def plan_trust(clients: Clients, params: Params) -> list[Change]:
     tc_desired = desired_trust_config(params)
-    tc_current = _current(clients.certificate_manager.get_trust_config, trust_config_name(clients, params))
+    tc_current = _current(
+        clients, clients.certificate_manager.get_trust_config, trust_config_name(clients, params)
+    )
     tc_diff = None
     if tc_current is not None:
         # A list the params no longer name must be removed, which the generic comparison cannot see.
@@ -85,7 +87,9 @@ def plan_trust(clients: Clients, params: Params) -> list[Change]:
         ]
         tc_diff = changed_fields(tc_desired, tc_current) + removed
     pol_desired = desired_policy(clients, params)
-    pol_current = _current(clients.network_security.get_server_tls_policy, policy_name(clients, params))
+    pol_current = _current(
+        clients, clients.network_security.get_server_tls_policy, policy_name(clients, params)
+    )
     return [
         decide("TrustConfig", params.mtls.trust_config, tc_desired, tc_current, _tc_gcloud(params), tc_diff),
         decide(
@@ -103,7 +107,7 @@ def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list
             tc = cm.TrustConfig(c.desired)
             if c.action == "create":
                 op = clients.certificate_manager.create_trust_config(
-                    parent=clients.location, trust_config_id=c.name, trust_config=tc, retry=RETRY
+                    parent=clients.location, trust_config_id=c.name, trust_config=tc, retry=clients.retry
                 )
             else:
                 tc.name = trust_config_name(clients, params)
@@ -111,9 +115,9 @@ def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list
                     paths=["description", "labels", "trust_stores", "allowlisted_certificates"]
                 )
                 op = clients.certificate_manager.update_trust_config(
-                    trust_config=tc, update_mask=mask, retry=RETRY
+                    trust_config=tc, update_mask=mask, retry=clients.retry
                 )
-            op.result(timeout=LRO_TIMEOUT)
+            op.result(timeout=LRO_TIMEOUT, retry=clients.retry)
         elif c.kind == "ServerTlsPolicy":
             policy = ns.ServerTlsPolicy(c.desired)
             policy.name = policy_name(clients, params)
@@ -122,11 +126,13 @@ def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list
                     parent=clients.location,
                     server_tls_policy_id=c.name,
                     server_tls_policy=policy,
-                    retry=RETRY,
+                    retry=clients.retry,
                 )
             else:
-                op = clients.network_security.update_server_tls_policy(server_tls_policy=policy, retry=RETRY)
-            op.result(timeout=LRO_TIMEOUT)
+                op = clients.network_security.update_server_tls_policy(
+                    server_tls_policy=policy, retry=clients.retry
+                )
+            op.result(timeout=LRO_TIMEOUT, retry=clients.retry)
     return changes
 
 

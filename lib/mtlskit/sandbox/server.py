@@ -152,6 +152,7 @@ class Sandbox:
         self.count(method_id)
         status = self.faults.request_fault(api)
         if status is not None:
+            self.count(f"fault.{status}")
             msg = (
                 "Quota exceeded (sandbox fault)."
                 if status == 429

@@ -1,0 +1,43 @@
+"""The command line: what an SRE types, checked through its exit code, output and files."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+from cryptography import x509
+
+from mtlskit import certs
+from mtlskit.cli import main
+
+
+def test_demo_pki_writes_every_case_with_private_keys_owner_only(tmp_path: Path) -> None:
+    out = tmp_path / "pki"
+    result = CliRunner().invoke(main, ["certs", "demo-pki", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for spec in certs.demo_pki_specs():
+        assert spec.name in result.output and spec.expected in result.output
+        x509.load_pem_x509_certificate((out / f"{spec.name}.pem").read_bytes())
+        key = out / f"{spec.name}.key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "PRIVATE KEY" not in result.output
+    # a second call keeps the PKI (fingerprints stay stable); --force issues new certificates
+    before = (out / "client.pem").read_bytes()
+    assert CliRunner().invoke(main, ["certs", "demo-pki", "--out", str(out)]).exit_code == 0
+    assert (out / "client.pem").read_bytes() == before
+    assert CliRunner().invoke(main, ["certs", "demo-pki", "--out", str(out), "--force"]).exit_code == 0
+    assert (out / "client.pem").read_bytes() != before
+
+
+def test_run_refuses_bad_params_and_unknown_notebooks_before_running_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("target: sandbox\nproject: Not_A_Project\n")
+    result = CliRunner().invoke(main, ["run", "--params", str(bad), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "project" in result.output and "mtls: required field is missing" in result.output
+    assert not (tmp_path / "out").exists()
+
+    result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "out2"), "99_nonsense"])
+    assert result.exit_code != 0 and "no such notebook: 99_nonsense" in result.output
+    assert not (tmp_path / "out2").exists()
