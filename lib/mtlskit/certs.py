@@ -28,6 +28,7 @@ PKI_VERSION = 1
 class Issued:
     cert: x509.Certificate
     key: PrivateKey
+    chain: tuple[x509.Certificate, ...] = ()  # issuers served along with the certificate
 
 
 @dataclass

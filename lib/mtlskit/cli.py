@@ -73,6 +73,8 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
             str(p.sandbox.operation_delay_seconds),
             "--managed-cert-delay",
             str(p.sandbox.managed_cert_delay_seconds),
+            "--data-plane-port",
+            str(p.sandbox.data_plane_port),
         ]
         sys.exit(serve(args))
     info = process.start(
@@ -81,6 +83,7 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
         projects=[p.project],
         operation_delay=p.sandbox.operation_delay_seconds,
         managed_cert_delay=p.sandbox.managed_cert_delay_seconds,
+        data_plane_port=p.sandbox.data_plane_port,
     )
     click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
     click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")

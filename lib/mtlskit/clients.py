@@ -172,6 +172,7 @@ def build_clients(params: Params) -> Clients:
             projects=[params.project],
             operation_delay=params.sandbox.operation_delay_seconds,
             managed_cert_delay=params.sandbox.managed_cert_delay_seconds,
+            data_plane_port=params.sandbox.data_plane_port,
         )
         credentials: Credentials | None = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)

@@ -9,25 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from cryptography.x509.verification import (
-    Criticality,
-    ExtensionPolicy,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
+from cryptography.x509.verification import VerificationError
 
 from mtlskit.params import Params
+from mtlskit.validation import MAX_INTERMEDIATES, client_verifier, key_problem
 
 MAX_PEM_BYTES = 5 * 1024
-MAX_INTERMEDIATES = 8  # a chain holds at most 10 certificates, root and leaf included
-OK_CURVES = (ec.SECP256R1, ec.SECP384R1)
 WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 
@@ -62,26 +53,6 @@ def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
         return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         return None
-
-
-def key_problem(cert: x509.Certificate) -> tuple[str, str] | None:
-    """(outcome, detail) when the key is one the load balancer refuses."""
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        if not 2048 <= key.key_size <= 4096:
-            return "client_cert_invalid_rsa_key_size", f"RSA-{key.key_size} (allowed: 2048 to 4096 bits)"
-        return None
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, OK_CURVES):
-            return (
-                "client_cert_unsupported_elliptic_curve_key",
-                f"curve {key.curve.name} (allowed: P-256, P-384)",
-            )
-        return None
-    return (
-        "client_cert_unsupported_key_algorithm",
-        f"{type(key).__name__.replace('PublicKey', '')} (RSA or ECDSA only)",
-    )
 
 
 def certificate_findings(
@@ -202,19 +173,6 @@ def certificate_findings(
     return out
 
 
-def _client_verifier(anchors: list[x509.Certificate], max_depth: int, now: dt.datetime | None) -> Any:
-    # The load balancer does not require a SAN on client certificates; the web-PKI default does.
-    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-    )
-    builder = PolicyBuilder().store(Store(anchors)).max_chain_depth(max_depth)
-    if now is not None:
-        builder = builder.time(now)
-    return builder.extension_policies(
-        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee
-    ).build_client_verifier()
-
-
 def chain_finding(
     leaf: x509.Certificate,
     intermediates: list[x509.Certificate],
@@ -238,10 +196,10 @@ def chain_finding(
             "add its root CA as a trust anchor",
         )
     try:
-        _client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, intermediates)
+        client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, intermediates)
     except VerificationError as exc:
         try:  # would it chain if depth were unlimited? then depth is the only problem
-            _client_verifier(anchors, 64, now).verify(leaf, intermediates)
+            client_verifier(anchors, 64, now).verify(leaf, intermediates)
         except VerificationError:
             return finding(
                 "error",

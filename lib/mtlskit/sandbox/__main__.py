@@ -22,11 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--project", action="append", default=[])
     ap.add_argument("--operation-delay", type=float, default=0.2)
     ap.add_argument("--managed-cert-delay", type=float, default=1.0)
+    ap.add_argument("--data-plane-port", type=int, default=8443)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     state_dir = Path(args.state_dir).resolve()
-    sandbox = Sandbox(state_dir, Settings(args.operation_delay, args.managed_cert_delay), args.project)
+    sandbox = Sandbox(
+        state_dir, Settings(args.operation_delay, args.managed_cert_delay, args.data_plane_port), args.project
+    )
     server = serve(sandbox, args.port)
     port = server.server_address[1]
     endpoint = f"http://127.0.0.1:{port}"
@@ -43,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         f"mtlskit sandbox listening on {endpoint} (state: {state_dir}, projects: {', '.join(sandbox.projects)})",
         flush=True,
     )
+    sandbox.dataplane.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        sandbox.dataplane.stop()
         server.server_close()
         sandbox.store.close()
         if SandboxInfo.read(state_dir) == info:

@@ -22,21 +22,33 @@ CLAUSE = re.compile(
 
 
 def split_and(filter_text: str) -> list[str]:
-    """Split on AND / newlines outside quotes."""
-    parts, buf, quote, i = [], "", False, 0
-    text = filter_text.replace("\n", " AND ")
-    while i < len(text):
-        ch = text[i]
-        if ch == '"' and (i == 0 or text[i - 1] != "\\"):
+    """Split into comparisons joined by AND, newlines or plain whitespace (Logging's implicit AND)."""
+    tokens, buf, quote = [], "", False
+    for i, ch in enumerate(filter_text):
+        if ch == '"' and (i == 0 or filter_text[i - 1] != "\\"):
             quote = not quote
-        if not quote and text[i : i + 5] == " AND ":
-            parts.append(buf)
-            buf, i = "", i + 5
+        if ch.isspace() and not quote:
+            if buf:
+                tokens.append(buf)
+            buf = ""
             continue
         buf += ch
-        i += 1
-    parts.append(buf)
-    return [p.strip() for p in parts if p.strip()]
+    if buf:
+        tokens.append(buf)
+    parts: list[str] = []
+    current = ""
+    for i, tok in enumerate(tokens):
+        if tok == "AND":
+            continue
+        current = f"{current} {tok}".strip()
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        continues = following[:1] in ("=", "!", "<", ">", ":", "~")
+        if CLAUSE.match(current) and not continues and not current.endswith(tuple("=!<>:~")):
+            parts.append(current)
+            current = ""
+    if current:
+        parts.append(current)
+    return parts
 
 
 def _unquote(value: str) -> str:

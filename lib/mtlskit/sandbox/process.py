@@ -97,6 +97,7 @@ def start(
     projects: list[str] | None = None,
     operation_delay: float = 0.2,
     managed_cert_delay: float = 1.0,
+    data_plane_port: int = 8443,
     timeout: float = 30.0,
 ) -> SandboxInfo:
     """Start a sandbox in the background unless one already runs for this state directory."""
@@ -118,6 +119,8 @@ def start(
         str(operation_delay),
         "--managed-cert-delay",
         str(managed_cert_delay),
+        "--data-plane-port",
+        str(data_plane_port),
     ]
     for p in projects or []:
         cmd += ["--project", p]

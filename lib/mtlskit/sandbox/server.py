@@ -23,6 +23,7 @@ from typing import Any
 from mtlskit.sandbox import discovery
 from mtlskit.sandbox.compute import Compute
 from mtlskit.sandbox.controller import IngressController
+from mtlskit.sandbox.dataplane import DataPlane
 from mtlskit.sandbox.kube import Kind, Kube
 from mtlskit.sandbox.locations import Locations
 from mtlskit.sandbox.logs import Logging
@@ -43,6 +44,7 @@ READ_ONLY_POSTS = {
 class Settings:
     operation_delay_seconds: float = 0.2
     managed_cert_delay_seconds: float = 1.0
+    data_plane_port: int = 8443
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Sandbox:
         self.logging = Logging(self)
         self.kube = Kube(self)
         self.controller = IngressController(self)
+        self.dataplane = DataPlane(self, self.settings.data_plane_port)
 
     @property
     def cluster_uid(self) -> str:
@@ -131,7 +134,11 @@ class Sandbox:
     def allocate_ip(self) -> str:
         """A fresh 127.x address, so each forwarding rule can get its own loopback listener."""
         n = self.store.next_counter("loopback-ip")
-        return str(ipaddress.ip_address("127.1.0.0") + n)
+        # A per-sandbox /16 (from the cluster uid), so two sandboxes on one machine never share an
+        # address: each binds its data plane listeners on its own IPs.
+        uid = bytes.fromhex(self.cluster_uid[:4])
+        base = ipaddress.ip_address(f"127.{16 + uid[0] % 200}.{uid[1]}.0")
+        return str(base + n)
 
     def after_kube_change(self, kind: Kind, obj: dict[str, Any]) -> None:
         if kind.plural in ("ingresses", "services", "backendconfigs"):
@@ -203,6 +210,8 @@ class Sandbox:
     def _introspect(self, req: Request, parts: list[str]) -> Response:
         if parts == ["healthz"]:
             return Response(200, {"ok": True, "cluster_uid": self.cluster_uid, "projects": self.projects})
+        if parts == ["dataplane"]:
+            return Response(200, self.dataplane.status())
         if parts == ["counters"]:
             if req.method == "DELETE":
                 with self._counter_lock:

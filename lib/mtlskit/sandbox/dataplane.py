@@ -1,0 +1,672 @@
+"""The sandbox data plane: a real TLS listener per HTTPS forwarding rule, enforcing the proxy's
+certificate, SSL policy and server TLS policy as the load balancer documents them.
+
+It follows the control-plane state by re-reading it every `REFRESH_SECONDS`: a changed policy, trust
+config, certificate or URL map applies to the next connection, a new forwarding rule opens a
+listener and a deleted one closes it, all without a restart.
+
+TLS is pyOpenSSL because the standard library cannot accept a client certificate that fails
+verification, and the load balancer must see such certificates to name the error (ALLOW mode
+forwards them). OpenSSL still enforces proof of possession of the client's key (CertificateVerify);
+everything else about the certificate is decided by `mtlskit.validation`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import http.client
+import ipaddress
+import json
+import logging
+import random
+import socket
+import socketserver
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h11
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from OpenSSL import SSL
+
+from mtlskit import certs
+from mtlskit.sandbox import compute as gce
+from mtlskit.sandbox.echo import EchoApps
+from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
+from mtlskit.sandbox.mtls_headers import request_headers, variables
+from mtlskit.validation import TrustMaterial, Verdict, judge
+
+if TYPE_CHECKING:
+    from mtlskit.sandbox.server import Sandbox
+
+log = logging.getLogger("mtlskit.sandbox.dataplane")
+
+REFRESH_SECONDS = 0.2
+IDLE_SECONDS = 30
+LOG_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
+MIN_VERSION = {
+    "TLS_1_0": SSL.TLS1_VERSION,
+    "TLS_1_1": SSL.TLS1_1_VERSION,
+    "TLS_1_2": SSL.TLS1_2_VERSION,
+    "TLS_1_3": SSL.TLS1_3_VERSION,
+}
+# TLS <= 1.2 cipher sets as close to Google's profiles as OpenSSL names allow. SECLEVEL=0 so OpenSSL
+# itself refuses nothing the load balancer would accept: the kit's rules decide about certificates.
+CIPHERS = {
+    "COMPATIBLE": "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:RSA+AESGCM:RSA+AES:@SECLEVEL=0",
+    "MODERN": "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:@SECLEVEL=0",
+    "RESTRICTED": "ECDHE+AESGCM:ECDHE+CHACHA20:@SECLEVEL=0",
+    "FIPS_202205": "ECDHE+AESGCM:@SECLEVEL=0",
+    "CUSTOM": "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:@SECLEVEL=0",
+}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+
+
+# ---- what one listener serves ---------------------------------------------------------------------
+
+
+@dataclass
+class ServingCert:
+    domains: tuple[str, ...]
+    context: SSL.Context
+
+
+@dataclass
+class Frontend:
+    """Everything a connection to one forwarding rule needs, read from the control plane."""
+
+    project: str
+    ip: str
+    forwarding_rule: str
+    proxy: str
+    url_map: str  # self link, "" when the proxy has none
+    certs: list[ServingCert]
+    mtls_mode: str | None  # None: the proxy has no server TLS policy
+    trust: TrustMaterial | None
+    fingerprint: str = ""  # changes whenever anything above changes
+
+    def context_for(self, server_name: str | None) -> SSL.Context | None:
+        if not self.certs:
+            return None
+        if server_name:
+            for c in self.certs:
+                if any(_host_matches(server_name, d) for d in c.domains):
+                    return c.context
+        return self.certs[0].context  # the proxy's first certificate is its primary
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    host, pattern = host.lower().rstrip("."), pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and host.count(".") == pattern.count(".")
+    return host == pattern
+
+
+@dataclass
+class Listener:
+    ip: str
+    port: int
+    server: socketserver.ThreadingTCPServer
+    thread: threading.Thread
+
+
+@dataclass
+class Connection:
+    frontend: Frontend
+    remote_ip: str
+    leaf: x509.Certificate | None = None
+    sent: list[x509.Certificate] = field(default_factory=list)
+    verdict: Verdict | None = None
+    protocol: str = ""
+    cipher: str = ""
+    url_map_name: str = ""
+
+
+class DataPlane:
+    def __init__(self, sandbox: Sandbox, port: int):
+        self.sb = sandbox
+        self.port = port
+        self.dir = sandbox.state_dir / "dataplane"
+        self.ca = _sandbox_ca(self.dir)
+        self.echo = EchoApps()
+        self.frontends: dict[str, Frontend] = {}
+        self.listeners: dict[str, Listener] = {}
+        self.errors: dict[str, str] = {}
+        self._contexts: dict[str, SSL.Context] = {}
+        self._issued: dict[str, certs.Issued] = {}
+        self._trust: dict[str, TrustMaterial] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.counters = {"connections": 0, "handshake_failures": 0, "requests": 0}
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "ca.pem"
+
+    # ---- following the control plane ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="dataplane-refresh", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(REFRESH_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # keep following the state; a broken resource must not stop the loop
+                log.exception("data plane refresh failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for listener in list(self.listeners.values()):
+            _close(listener)
+        self.listeners.clear()
+        self.echo.close()
+
+    def refresh(self) -> None:
+        frontends = {f.ip: f for f in self._read_frontends()}
+        self.frontends = frontends
+        for ip in list(self.listeners):
+            if ip not in frontends:
+                _close(self.listeners.pop(ip))
+        for ip in frontends:
+            if ip in self.listeners:
+                continue
+            try:
+                self.listeners[ip] = self._listen(ip)
+                self.errors.pop(ip, None)
+            except OSError as err:
+                self.errors[ip] = f"cannot listen on {ip}:{self.port}: {err.strerror or err}"
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "ca_file": str(self.ca_file),
+            "listeners": [
+                {
+                    "ip": ip,
+                    "port": self.port,
+                    "forwarding_rule": f.forwarding_rule,
+                    "target_proxy": f.proxy,
+                    "certificates_served": len(f.certs),
+                    "mtls": f.mtls_mode or "off",
+                    "listening": ip in self.listeners,
+                    "error": self.errors.get(ip, ""),
+                }
+                for ip, f in sorted(self.frontends.items())
+            ],
+            "counters": dict(self.counters),
+        }
+
+    def _read_frontends(self) -> list[Frontend]:
+        store, c = self.sb.store, self.sb.compute
+        out = []
+        for key, fr in store.list(gce.API, "forwardingRules"):
+            project = key.split("/", 1)[0]
+            ref = gce.parse_ref(fr.get("target", ""), project)
+            if ref is None or ref[1] != "targetHttpsProxies":
+                continue
+            proxy = c.get(ref[0], "targetHttpsProxies", ref[2])
+            ip = fr.get("IPAddress", "")
+            if proxy is None or not _is_loopback(ip):
+                continue
+            out.append(self._frontend(project, ip, fr, proxy))
+        return out
+
+    def _frontend(self, project: str, ip: str, fr: dict[str, Any], proxy: dict[str, Any]) -> Frontend:
+        c = self.sb.compute
+        policy_body = None
+        ssl_policy_ref = (
+            gce.parse_ref(proxy.get("sslPolicy", ""), project) if proxy.get("sslPolicy") else None
+        )
+        if ssl_policy_ref:
+            policy_body = c.get(ssl_policy_ref[0], "sslPolicies", ssl_policy_ref[2])
+        profile = (policy_body or {}).get("profile", "COMPATIBLE")
+        min_tls = (policy_body or {}).get("minTlsVersion", "TLS_1_0")
+        mtls_mode, trust = None, None
+        if proxy.get("serverTlsPolicy"):
+            stp = self.sb.netsec.policy(proxy["serverTlsPolicy"])
+            if stp is not None:
+                mtls = stp.get("mtlsPolicy") or {}
+                mtls_mode = mtls.get("clientValidationMode", "REJECT_INVALID")
+                tc_ref = mtls.get("clientValidationTrustConfig")
+                tc = self.sb.netsec.trust_config(tc_ref) if tc_ref else None
+                trust = self._trust_material(tc) if tc is not None else None
+        serving = []
+        for link in proxy.get("sslCertificates", []):
+            ref = gce.parse_ref(link, project)
+            body = c.get(ref[0], "sslCertificates", ref[2]) if ref else None
+            material = self._certificate(body) if body else None
+            if material is None:
+                continue  # a managed certificate before ACTIVE is not served
+            issued, domains = material
+            ctx = self._context(issued, min_tls, profile, mtls_mode is not None)
+            serving.append(ServingCert(domains, ctx))
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [fr.get("fingerprint"), proxy.get("fingerprint"), profile, min_tls, mtls_mode, len(serving)]
+            ).encode()
+        ).hexdigest()
+        return Frontend(
+            project=project,
+            ip=ip,
+            forwarding_rule=fr["name"],
+            proxy=proxy["name"],
+            url_map=proxy.get("urlMap", ""),
+            certs=serving,
+            mtls_mode=mtls_mode,
+            trust=trust,
+            fingerprint=fingerprint,
+        )
+
+    def _certificate(self, body: dict[str, Any]) -> tuple[certs.Issued, tuple[str, ...]] | None:
+        rendered = self.sb.compute.render(body)
+        if rendered.get("type") == "MANAGED":
+            if rendered["managed"].get("status") != "ACTIVE":
+                return None
+            domains = tuple(rendered["managed"].get("domains", []))
+            key = f"managed:{body.get('id')}:{','.join(domains)}"
+            if key not in self._issued:
+                self._issued[key] = certs.issue(
+                    domains[0],
+                    issuer=self.ca,
+                    eku=certs.SERVER_AUTH,
+                    dns_names=list(domains),
+                    not_after=_now() + dt.timedelta(days=90),
+                )
+            return self._issued[key], domains
+        key = f"self:{hashlib.sha256(body.get('certificate', '').encode()).hexdigest()}"
+        if key not in self._issued:
+            chain = x509.load_pem_x509_certificates(body["certificate"].encode())
+            private = serialization.load_pem_private_key(body["_privateKey"].encode(), None)
+            self._issued[key] = certs.Issued(chain[0], private, tuple(chain[1:]))  # type: ignore[arg-type]
+        return self._issued[key], tuple(body.get("subjectAlternativeNames", []))
+
+    def _trust_material(self, tc: dict[str, Any]) -> TrustMaterial:
+        key = hashlib.sha256(json.dumps(tc, sort_keys=True).encode()).hexdigest()
+        if key not in self._trust:
+
+            def load(items: list[dict[str, Any]]) -> tuple[x509.Certificate, ...]:
+                out: list[x509.Certificate] = []
+                for item in items:
+                    out += x509.load_pem_x509_certificates(item["pemCertificate"].encode())
+                return tuple(out)
+
+            store = (tc.get("trustStores") or [{}])[0]
+            self._trust[key] = TrustMaterial(
+                anchors=load(store.get("trustAnchors", [])),
+                intermediates=load(store.get("intermediateCas", [])),
+                allowlisted=load(tc.get("allowlistedCertificates", [])),
+            )
+        return self._trust[key]
+
+    def _context(self, issued: certs.Issued, min_tls: str, profile: str, mtls: bool) -> SSL.Context:
+        fp = issued.cert.fingerprint(hashes.SHA256()).hex()
+        key = f"{fp}:{min_tls}:{profile}:{mtls}"
+        ctx = self._contexts.get(key)
+        if ctx is not None:
+            return ctx
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+        ctx.set_min_proto_version(MIN_VERSION.get(min_tls, SSL.TLS1_VERSION))
+        ctx.set_cipher_list(CIPHERS.get(profile, CIPHERS["COMPATIBLE"]).encode())
+        ctx.use_certificate(issued.cert)  # type: ignore[arg-type]
+        for extra in issued.chain:
+            ctx.add_extra_chain_cert(extra)  # type: ignore[arg-type]
+        ctx.use_privatekey(issued.key)  # type: ignore[arg-type]
+        # Full handshakes only: a resumed session would skip the client certificate.
+        ctx.set_options(SSL.OP_NO_TICKET)
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if mtls:
+            # Ask for a certificate, accept any at the TLS layer (the kit's rules decide after the
+            # handshake); OpenSSL still verifies the client's CertificateVerify signature.
+            ctx.set_verify(SSL.VERIFY_PEER, lambda *_: True)
+        ctx.set_tlsext_servername_callback(_pick_certificate)
+        self._contexts[key] = ctx
+        return ctx
+
+    def _listen(self, ip: str) -> Listener:
+        plane = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                plane.serve_connection(self.request, self.client_address[0], ip)
+
+        server = _TCPServer((ip, self.port), Handler)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        return Listener(ip, self.port, server, thread)
+
+    # ---- one connection -------------------------------------------------------------------------------
+
+    def serve_connection(self, sock: socket.socket, remote_ip: str, ip: str) -> None:
+        self.counters["connections"] += 1
+        frontend = self.frontends.get(ip)
+        ctx = frontend.context_for(None) if frontend else None
+        if frontend is None or ctx is None:
+            return  # no certificate to present (e.g. managed certificate still provisioning)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", IDLE_SECONDS, 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = SSL.Connection(ctx, sock)
+        tls.set_app_data(frontend)
+        tls.set_accept_state()
+        started = time.monotonic()
+        try:
+            tls.do_handshake()
+        except (SSL.Error, OSError):
+            # Includes a failed proof of possession: closed without a log entry, as documented.
+            self.counters["handshake_failures"] += 1
+            return
+        conn = Connection(frontend, remote_ip)
+        conn.protocol = tls.get_protocol_version_name() or ""
+        conn.cipher = tls.get_cipher_name() or ""
+        if frontend.mtls_mode:
+            conn.leaf = tls.get_peer_certificate(as_cryptography=True)
+            chain = tls.get_peer_cert_chain(as_cryptography=True) or []
+            conn.sent = [c for c in chain if c != conn.leaf]
+            conn.verdict = judge(conn.leaf, conn.sent, frontend.trust)
+            if frontend.mtls_mode == "REJECT_INVALID" and not conn.verdict.ok:
+                self._log_closed(conn, started)
+                _shutdown(tls)
+                return
+        try:
+            self._serve_http(tls, conn)
+        except (SSL.Error, OSError, h11.ProtocolError):
+            pass
+        finally:
+            _shutdown(tls)
+
+    def _serve_http(self, tls: SSL.Connection, conn: Connection) -> None:
+        h = h11.Connection(h11.SERVER)
+        request: h11.Request | None = None
+        body = b""
+        started = time.monotonic()
+        while True:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = tls.recv(65536)
+                except SSL.ZeroReturnError:
+                    data = b""
+                h.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                request, body, started = event, b"", time.monotonic()
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                self.counters["requests"] += 1
+                status, headers, payload, details, bs = self._forward(conn, request, body)
+                response_headers = [*headers, ("content-length", str(len(payload)))]
+                tls.sendall(
+                    h.send(h11.Response(status_code=status, headers=response_headers, reason=_reason(status)))
+                )
+                tls.sendall(h.send(h11.Data(data=payload)))
+                tls.sendall(h.send(h11.EndOfMessage()))
+                self._log_request(conn, request, body, status, len(payload), details, bs, started)
+                if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
+                    return
+                h.start_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
+
+    # ---- routing and the backend ----------------------------------------------------------------------
+
+    def _route(self, frontend: Frontend, host: str, path: str) -> tuple[dict[str, Any] | None, str]:
+        """(backend service, url map name) the URL map picks for host and path."""
+        ref = gce.parse_ref(frontend.url_map, frontend.project) if frontend.url_map else None
+        um = self.sb.compute.get(ref[0], "urlMaps", ref[2]) if ref else None
+        if um is None:
+            return None, ""
+        service = um.get("defaultService", "")
+        matcher_name = None
+        for rule in um.get("hostRules", []):
+            if any(h == "*" or _host_matches(host, h) for h in rule.get("hosts", [])):
+                matcher_name = rule.get("pathMatcher")
+                break
+        for matcher in um.get("pathMatchers", []):
+            if matcher.get("name") != matcher_name:
+                continue
+            service = matcher.get("defaultService", service)
+            for rule in matcher.get("pathRules", []):
+                if any(_path_matches(path, p) for p in rule.get("paths", [])):
+                    service = rule.get("service", service)
+                    break
+        bs_ref = gce.parse_ref(service, frontend.project) if service else None
+        bs = self.sb.compute.get(bs_ref[0], "backendServices", bs_ref[2]) if bs_ref else None
+        return bs, um["name"]
+
+    def _endpoint(self, project: str, bs: dict[str, Any]) -> tuple[str, int] | None:
+        """The echo app of the Service behind the backend service's NEG, if the Service still exists."""
+        for backend in bs.get("backends", []):
+            ref = gce.parse_ref(backend.get("group", ""), project)
+            neg = self.sb.compute.get(ref[0], "networkEndpointGroups", ref[2], ref[3]) if ref else None
+            if not neg or not neg.get("_endpoints"):
+                continue
+            meta = json.loads(neg.get("description") or "{}")
+            ns, name = meta.get("namespace"), meta.get("service-name")
+            if not ns or self.sb.kube.get(KUBE_KINDS[("", "services")], ns, name) is None:
+                continue
+            return self.echo.address(ns, name, int(neg["_endpoints"][0]["port"]))
+        return None
+
+    def _forward(
+        self, conn: Connection, request: h11.Request, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes, str, dict[str, Any] | None]:
+        host = _header(request, "host")
+        path = request.target.decode("latin-1")
+        bs, um_name = self._route(conn.frontend, host.split(":")[0], path.split("?")[0])
+        conn.url_map_name = um_name
+        text = [("content-type", "text/plain")]
+        if bs is None:
+            return 404, text, b"no backend for this host and path\n", "backend_service_not_found", None
+        endpoint = self._endpoint(conn.frontend.project, bs)
+        if endpoint is None:
+            return 503, text, b"no healthy upstream\n", "failed_to_pick_backend", bs
+        custom = bs.get("customRequestHeaders", [])
+        values = variables(conn.frontend.mtls_mode is not None, conn.leaf, conn.sent, conn.verdict)
+        added = request_headers(custom, values)
+        added_names = {n.lower() for n, _ in added}
+        # Headers the load balancer sets replace same-named client headers: no spoofed X-Client-Cert-*.
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers
+            if k.decode("latin-1").lower() not in added_names | HOP_BY_HOP
+        ]
+        forwarded = _header(request, "x-forwarded-for")
+        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
+        headers += [
+            ("X-Forwarded-For", f"{forwarded}, {conn.remote_ip}" if forwarded else conn.remote_ip),
+            ("X-Forwarded-Proto", "https"),
+            ("Via", "1.1 google"),
+            *added,
+        ]
+        try:
+            upstream = http.client.HTTPConnection(*endpoint, timeout=float(bs.get("timeoutSec", 30)))
+            upstream.putrequest(request.method.decode(), path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers:
+                upstream.putheader(k, v)
+            upstream.putheader("Content-Length", str(len(body)))
+            upstream.endheaders(body)
+            response = upstream.getresponse()
+            payload = response.read()
+            out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            upstream.close()
+        except OSError:
+            return 502, text, b"upstream connect error\n", "failed_to_connect_to_backend", bs
+        return response.status, out, payload, "response_sent_by_backend", bs
+
+    # ---- request logs ---------------------------------------------------------------------------------
+
+    def _log_config(self, bs: dict[str, Any] | None) -> bool:
+        cfg = (bs or {}).get("logConfig") or {}
+        if not cfg.get("enable"):
+            return False
+        return random.random() < float(cfg.get("sampleRate", 1.0))
+
+    def _entry(
+        self,
+        conn: Connection,
+        http_request: dict[str, Any],
+        details: str,
+        bs_name: str,
+        um_name: str,
+        started: float,
+    ) -> dict[str, Any]:
+        f = conn.frontend
+        payload: dict[str, Any] = {
+            "@type": LOG_TYPE,
+            "statusDetails": details,
+            "remoteIp": conn.remote_ip,
+            "tls": {"protocol": conn.protocol, "cipher": conn.cipher, "earlyDataRequest": False},
+        }
+        return {
+            "logName": f"projects/{f.project}/logs/requests",
+            "resource": {
+                "type": "http_load_balancer",
+                "labels": {
+                    "project_id": f.project,
+                    "zone": "global",
+                    "forwarding_rule_name": f.forwarding_rule,
+                    "target_proxy_name": f.proxy,
+                    "url_map_name": um_name,
+                    "backend_service_name": bs_name,
+                },
+            },
+            "httpRequest": {
+                **http_request,
+                "remoteIp": conn.remote_ip,
+                "serverIp": f.ip if bs_name else "",
+                "latency": f"{time.monotonic() - started:.6f}s",
+            },
+            "jsonPayload": payload,
+            "severity": "INFO",
+        }
+
+    def _log_closed(self, conn: Connection, started: float) -> None:
+        bs, um_name = self._route(conn.frontend, "", "/")
+        if not self._log_config(bs):
+            return
+        verdict = conn.verdict or Verdict(False, False, "client_cert_not_provided")
+        entry = self._entry(conn, {"status": 0}, verdict.error, "", um_name, started)
+        self.sb.logging.append(entry)
+
+    def _log_request(
+        self,
+        conn: Connection,
+        request: h11.Request,
+        body: bytes,
+        status: int,
+        size: int,
+        details: str,
+        bs: dict[str, Any] | None,
+        started: float,
+    ) -> None:
+        if not self._log_config(bs):
+            return
+        host = _header(request, "host")
+        http_request = {
+            "requestMethod": request.method.decode(),
+            "requestUrl": f"https://{host}{request.target.decode('latin-1')}",
+            "requestSize": str(len(body)),
+            "status": status,
+            "responseSize": str(size),
+            "userAgent": _header(request, "user-agent"),
+        }
+        entry = self._entry(
+            conn, http_request, details, (bs or {}).get("name", ""), conn.url_map_name, started
+        )
+        if conn.verdict is not None and conn.verdict.error:
+            entry["jsonPayload"]["clientCertError"] = conn.verdict.error
+        self.sb.logging.append(entry)
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def _pick_certificate(tls: SSL.Connection) -> None:
+    """SNI: switch to the context whose certificate covers the requested name."""
+    frontend: Frontend = tls.get_app_data()
+    name = tls.get_servername()
+    ctx = frontend.context_for(name.decode() if name else None)
+    if ctx is not None:
+        tls.set_context(ctx)
+
+
+def _shutdown(tls: SSL.Connection) -> None:
+    with contextlib.suppress(SSL.Error, OSError):
+        tls.shutdown()
+    with contextlib.suppress(OSError):
+        tls.sock_shutdown(socket.SHUT_RDWR)
+
+
+def _close(listener: Listener) -> None:
+    listener.server.shutdown()
+    listener.server.server_close()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def _header(request: h11.Request, name: str) -> str:
+    for k, v in request.headers:
+        if k.decode("latin-1").lower() == name:
+            return v.decode("latin-1")
+    return ""
+
+
+def _path_matches(path: str, pattern: str) -> bool:
+    if pattern.endswith("/*"):
+        return path == pattern[:-2] or path.startswith(pattern[:-1])
+    return path == pattern
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sandbox_ca(directory: Path) -> certs.Issued:
+    """The CA that stands in for Google's public CAs when the sandbox 'issues' managed certificates;
+    kept on disk so clients can trust it (`--cacert <state>/dataplane/ca.pem`) across restarts."""
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
+    if cert_path.is_file() and key_path.is_file():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        return certs.Issued(cert, key)  # type: ignore[arg-type]
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = certs.issue("mtlskit sandbox public CA", ca=True, not_after=_now() + dt.timedelta(days=3650))
+    certs.write_issued(directory, "ca", ca)
+    return ca
