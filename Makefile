@@ -38,6 +38,7 @@ sandbox-down: venv
 
 bench: venv
 	$(PY) bench/run.py
+	$(PY) bench/dataplane.py
 
 clean:
 	-$(VENV)/bin/mtlskit sandbox down 2>/dev/null

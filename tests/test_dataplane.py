@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
 
-from mtlskit import backend, certs, frontend, k8s, trust
+from mtlskit import backend, certs, frontend, k8s, stack, trust
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
@@ -156,11 +156,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         frontend={"domains": [DOMAIN]},
     )
     clients = build_clients(params)
-    k8s.apply_ingress(clients, params, k8s.plan_ingress(clients, params))
-    k8s.wait_for_backends(clients, params, 60)
-    trust.apply_trust(clients, params, trust.plan_trust(clients, params))
-    bs = backend.locate_backend_service(clients, params)
-    frontend.apply_frontend(clients, params, frontend.plan_frontend(clients, params, bs), bs)
+    bs = stack.build(clients, params, 60)
     fr = clients.compute.forwarding_rules.get(
         project=PROJECT, forwarding_rule=params.frontend.forwarding_rule
     )
@@ -504,3 +500,89 @@ def test_backend_without_endpoints_answers_503_and_logs_it(plane: Plane) -> None
         body.metadata.resource_version = None
         core.create_namespaced_service(ns, body)
     assert _until(lambda: _status(plane, "client") == 200, 5)
+
+
+def test_request_logs_follow_the_backend_services_log_config(plane: Plane) -> None:
+    """Logging is the backend service's setting, which the BackendConfig (Kubernetes) controls."""
+    _ready(plane)
+    off = plane.params.model_copy(
+        update={"logging": plane.params.logging.model_copy(update={"enable": False})}
+    )
+
+    def log_enabled() -> bool:
+        bs = plane.clients.compute.backend_services.get(project=PROJECT, backend_service=plane.bs_name)
+        return bool(bs.log_config.enable)
+
+    k8s.apply_ingress(plane.clients, off, k8s.plan_ingress(plane.clients, off))
+    try:
+        assert _until(lambda: not log_enabled(), 10)
+        before = len(plane.entries())
+        assert plane.session("client").get(plane.url("/unlogged"), timeout=5).status_code == 200
+        assert _status(plane, "none") == 0
+        time.sleep(0.3)
+        assert len(plane.entries()) == before
+    finally:
+        k8s.apply_ingress(plane.clients, plane.params, k8s.plan_ingress(plane.clients, plane.params))
+    assert _until(log_enabled, 10)
+    before = len(plane.entries())
+    assert plane.session("client").get(plane.url("/logged"), timeout=5).status_code == 200
+    assert plane.entries()[before].http_request["requestUrl"].endswith("/logged")
+
+
+def test_sni_selects_among_the_proxys_certificates(plane: Plane) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from google.cloud import compute_v1
+
+    _ready(plane)
+    other_ca = certs.issue("other CA", ca=True)
+    other = certs.issue(
+        "other.mtlskit.test", issuer=other_ca, eku=certs.SERVER_AUTH, dns_names=["other.mtlskit.test"]
+    )
+    ca_file = plane.work / "other-ca.pem"
+    ca_file.write_text(certs.pem(other_ca.cert))
+    key_pem = other.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    c = plane.clients.compute
+    c.ssl_certificates.insert(
+        project=PROJECT,
+        ssl_certificate_resource=compute_v1.SslCertificate(
+            name="sni-other", certificate=certs.pem(other.cert), private_key=key_pem
+        ),
+    ).result()
+    proxy_name = plane.params.frontend.target_proxy
+    primary = list(
+        c.target_https_proxies.get(project=PROJECT, target_https_proxy=proxy_name).ssl_certificates
+    )
+    other_link = c.ssl_certificates.get(project=PROJECT, ssl_certificate="sni-other").self_link
+
+    def set_certs(links: list[str]) -> None:
+        c.target_https_proxies.set_ssl_certificates(
+            project=PROJECT,
+            target_https_proxy=proxy_name,
+            target_https_proxies_set_ssl_certificates_request_resource=(
+                compute_v1.TargetHttpsProxiesSetSslCertificatesRequest(ssl_certificates=links)
+            ),
+        ).result()
+
+    def served(name: str) -> str:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with (
+            socket.create_connection((plane.ip, plane.port), 5) as s,
+            ctx.wrap_socket(s, server_hostname=name) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        cert = x509.load_der_x509_certificate(der)
+        return cert.subject.rfc4514_string()
+
+    set_certs([*primary, other_link])
+    try:
+        assert _until(lambda: _listener(plane.clients).get("certificates_served") == 2, 1.0)
+        assert "other.mtlskit.test" in served("other.mtlskit.test")
+        assert DOMAIN in served(DOMAIN)
+        assert DOMAIN in served("unknown.example")  # no match: the primary (first) certificate
+    finally:
+        set_certs(primary)
+        c.ssl_certificates.delete(project=PROJECT, ssl_certificate="sni-other").result()

@@ -114,6 +114,17 @@ def sandbox_status(params_file: str | None, state_dir: str | None) -> None:
     click.echo(f"sandbox: running at {info.endpoint} (pid {info.pid})")
     click.echo(f"projects: {', '.join(health['projects'])}; cluster uid: {health['cluster_uid']}")
     click.echo(f"kubeconfig: {info.kubeconfig}")
+    with urllib.request.urlopen(f"{info.endpoint}/_sandbox/dataplane", timeout=5) as r:
+        plane = json.load(r)
+    click.echo(f"data plane CA (for --cacert): {plane['ca_file']}")
+    for li in plane["listeners"]:
+        state = "listening" if li["listening"] else f"NOT listening: {li['error']}"
+        click.echo(
+            f"  https://{li['ip']}:{li['port']}  forwarding rule {li['forwarding_rule']}, "
+            f"mTLS {li['mtls']}, {li['certificates_served']} certificate(s) served, {state}"
+        )
+    if not plane["listeners"]:
+        click.echo("  no HTTPS forwarding rule yet (run 40_frontend with apply=True)")
 
 
 @sandbox.command("reset")

@@ -40,6 +40,10 @@ def split_and(filter_text: str) -> list[str]:
     for i, tok in enumerate(tokens):
         if tok == "AND":
             continue
+        if tok in ("OR", "NOT", "-"):  # kept apart, so the filter is refused rather than misread
+            parts += [current, tok] if current else [tok]
+            current = ""
+            continue
         current = f"{current} {tok}".strip()
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         continues = following[:1] in ("=", "!", "<", ">", ":", "~")
@@ -70,7 +74,7 @@ def _lookup(entry: dict[str, Any], path: str) -> Any:
 def compile_filter(filter_text: str) -> list[tuple[str, str, str]]:
     clauses = []
     for raw in split_and(filter_text):
-        if raw.upper().startswith("NOT ") or " OR " in raw:
+        if raw in ("OR", "NOT", "-") or raw.upper().startswith("NOT ") or " OR " in raw:
             raise ApiError.google(
                 400, f"Unsupported filter in the sandbox: {raw!r} (only AND-joined comparisons)"
             )

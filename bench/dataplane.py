@@ -1,0 +1,168 @@
+"""Sandbox data plane on loopback: mTLS handshakes per second, requests per second, and how long a
+control-plane change takes to show in the data plane (figures only).
+
+Run: make bench. Uses a throwaway state directory and stops its sandbox afterwards.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mtlskit import certs, stack, trust  # noqa: E402
+from mtlskit import params as params_mod  # noqa: E402
+from mtlskit.clients import build_clients  # noqa: E402
+from mtlskit.sandbox import process  # noqa: E402
+
+DOMAIN = "api.mtlskit.test"
+REQUEST = f"GET /bench HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n".encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _read_response(tls: ssl.SSLSocket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += tls.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += tls.recv(65536)
+    return head
+
+
+def _rate(label: str, fn: Callable[[], None], seconds: float, threads: int = 1) -> None:
+    counts = [0] * threads
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            fn()
+            latencies.append(time.perf_counter() - t)
+            counts[i] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    start = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    total = time.perf_counter() - start
+    p50 = statistics.median(latencies) * 1000
+    p95 = sorted(latencies)[int(len(latencies) * 0.95) - 1] * 1000
+    n = sum(counts)
+    print(f"{label:<52} {n / total:8.1f} /s   p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   (n={n})")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        state = Path(d)
+        certs.generate_demo_pki(state / "pki")
+        p = params_mod.parse(
+            {
+                "target": "sandbox",
+                "project": "mtlskit-sandbox",
+                "sandbox": {
+                    "state_dir": str(state),
+                    "operation_delay_seconds": 0.0,
+                    "managed_cert_delay_seconds": 0.0,
+                    "data_plane_port": _free_port(),
+                },
+                "mtls": {
+                    "trust_anchors": [str(state / "pki" / "root.pem")],
+                    "intermediates": [str(state / "pki" / "intermediate.pem")],
+                },
+                "frontend": {"domains": [DOMAIN]},
+            }
+        )
+        clients = build_clients(p)
+        try:
+            stack.build(clients, p, 60)
+            fr = clients.compute.forwarding_rules.get(
+                project=p.project, forwarding_rule=p.frontend.forwarding_rule
+            )
+            addr = (fr.I_p_address, p.sandbox.data_plane_port)
+            ctx = ssl.create_default_context(cafile=str(state / "dataplane" / "ca.pem"))
+            ctx.load_cert_chain(str(state / "pki" / "client.pem"), str(state / "pki" / "client.key"))
+            bare = ssl.create_default_context(cafile=str(state / "dataplane" / "ca.pem"))
+            deadline = time.monotonic() + 30
+            while True:  # wait for the listener and the managed certificate
+                try:
+                    with socket.create_connection(addr, 2) as s, ctx.wrap_socket(s, server_hostname=DOMAIN):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+
+            def handshake() -> None:
+                with (
+                    socket.create_connection(addr, 5) as s,
+                    ctx.wrap_socket(s, server_hostname=DOMAIN) as tls,
+                ):
+                    tls.sendall(REQUEST)
+                    _read_response(tls)
+
+            print(f"data plane on {addr[0]}:{addr[1]} (REJECT_INVALID, ECDSA P-256 client certificate)")
+            _rate("new connection + mTLS handshake + 1 request", handshake, 3.0)
+            _rate("same, 4 concurrent clients", handshake, 3.0, threads=4)
+
+            sock = socket.create_connection(addr, 5)
+            tls = ctx.wrap_socket(sock, server_hostname=DOMAIN)
+
+            def keepalive() -> None:
+                tls.sendall(REQUEST)
+                _read_response(tls)
+
+            _rate("requests on one kept-alive connection", keepalive, 3.0)
+            tls.close()
+
+            def refused() -> bool:
+                try:
+                    with (
+                        socket.create_connection(addr, 2) as s,
+                        bare.wrap_socket(s, server_hostname=DOMAIN) as t,
+                    ):
+                        t.sendall(REQUEST)
+                        return not t.recv(1)
+                except OSError:
+                    return True
+
+            samples = []
+            for mode in ["ALLOW_INVALID_OR_MISSING_CLIENT_CERT", "REJECT_INVALID"] * 3:
+                q = p.model_copy(update={"mtls": p.mtls.model_copy(update={"validation_mode": mode})})
+                trust.apply_trust(clients, q, trust.plan_trust(clients, q))
+                t = time.perf_counter()
+                want_refused = mode == "REJECT_INVALID"
+                while refused() != want_refused:
+                    time.sleep(0.01)
+                samples.append(time.perf_counter() - t)
+            print(
+                f"{'control-plane change -> data plane (mode switch)':<52} median {statistics.median(samples):.3f} s"
+                f"   max {max(samples):.3f} s   (n={len(samples)})"
+            )
+        finally:
+            process.stop(state)
+
+
+if __name__ == "__main__":
+    main()
