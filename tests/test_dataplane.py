@@ -218,6 +218,7 @@ def test_every_certificate_case_with_requests(plane: Plane, mode: str) -> None:
             entry = plane.entries()[before]
             assert entry.payload["statusDetails"] == expected, case
             assert entry.http_request["status"] == 0, case
+            assert entry.payload["mtls"]["clientCertPresent"] is (case != "none"), case
             continue
         r = session.get(plane.url(f"/{case}"), timeout=5)
         assert r.status_code == 200, case
@@ -232,6 +233,8 @@ def test_every_certificate_case_with_requests(plane: Plane, mode: str) -> None:
             assert _one(seen, "X-Client-Cert-Leaf") == ""
         entry = plane.entries()[before]
         assert entry.payload["statusDetails"] == "response_sent_by_backend", case
+        assert entry.payload["mtls"]["clientCertChainVerified"] is (expected == "ok"), case
+        assert entry.payload["mtls"]["clientCertError"].split(",")[0] == errors[0], case
         assert entry.http_request["status"] == 200
         assert entry.http_request["requestUrl"].endswith(f"/{case}")
         assert entry.resource.type == "http_load_balancer"

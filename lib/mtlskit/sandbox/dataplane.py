@@ -99,7 +99,6 @@ class Frontend:
     certs: list[ServingCert]
     mtls_mode: str | None  # None: the proxy has no server TLS policy
     trust: TrustMaterial | None
-    fingerprint: str = ""  # changes whenever anything above changes
 
     def context_for(self, server_name: str | None) -> SSL.Context | None:
         if not self.certs:
@@ -154,6 +153,11 @@ class DataPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.counters = {"connections": 0, "handshake_failures": 0, "requests": 0}
+        self._count_lock = threading.Lock()
+
+    def _count(self, what: str) -> None:
+        with self._count_lock:
+            self.counters[what] += 1
 
     @property
     def ca_file(self) -> Path:
@@ -259,11 +263,6 @@ class DataPlane:
             issued, domains = material
             ctx = self._context(issued, min_tls, profile, mtls_mode is not None)
             serving.append(ServingCert(domains, ctx))
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [fr.get("fingerprint"), proxy.get("fingerprint"), profile, min_tls, mtls_mode, len(serving)]
-            ).encode()
-        ).hexdigest()
         return Frontend(
             project=project,
             ip=ip,
@@ -273,7 +272,6 @@ class DataPlane:
             certs=serving,
             mtls_mode=mtls_mode,
             trust=trust,
-            fingerprint=fingerprint,
         )
 
     def _certificate(self, body: dict[str, Any]) -> tuple[certs.Issued, tuple[str, ...]] | None:
@@ -356,7 +354,7 @@ class DataPlane:
     # ---- one connection -------------------------------------------------------------------------------
 
     def serve_connection(self, sock: socket.socket, remote_ip: str, ip: str) -> None:
-        self.counters["connections"] += 1
+        self._count("connections")
         frontend = self.frontends.get(ip)
         ctx = frontend.context_for(None) if frontend else None
         if frontend is None or ctx is None:
@@ -371,7 +369,7 @@ class DataPlane:
             tls.do_handshake()
         except (SSL.Error, OSError):
             # Includes a failed proof of possession: closed without a log entry, as documented.
-            self.counters["handshake_failures"] += 1
+            self._count("handshake_failures")
             return
         conn = Connection(frontend, remote_ip)
         conn.protocol = tls.get_protocol_version_name() or ""
@@ -411,7 +409,7 @@ class DataPlane:
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage) and request is not None:
-                self.counters["requests"] += 1
+                self._count("requests")
                 status, headers, payload, details, bs = self._forward(conn, request, body)
                 response_headers = [*headers, ("content-length", str(len(payload)))]
                 tls.sendall(
@@ -536,6 +534,19 @@ class DataPlane:
             "remoteIp": conn.remote_ip,
             "tls": {"protocol": conn.protocol, "cipher": conn.cipher, "earlyDataRequest": False},
         }
+        if f.mtls_mode:
+            # The `mtls` object as Google's Envoy-based proxies log it; the global load balancer's
+            # documented schema has only statusDetails, so analyses should not depend on it.
+            v = variables(True, conn.leaf, conn.sent, conn.verdict)
+            payload["mtls"] = {
+                "clientCertPresent": v["client_cert_present"] == "true",
+                "clientCertChainVerified": v["client_cert_chain_verified"] == "true",
+                "clientCertError": v["client_cert_error"],
+                "clientCertSha256Fingerprint": v["client_cert_sha256_fingerprint"],
+                "clientCertSerialNumber": v["client_cert_serial_number"],
+                "clientCertValidStartTime": v["client_cert_valid_not_before"],
+                "clientCertValidEndTime": v["client_cert_valid_not_after"],
+            }
         return {
             "logName": f"projects/{f.project}/logs/requests",
             "resource": {
@@ -592,8 +603,6 @@ class DataPlane:
         entry = self._entry(
             conn, http_request, details, (bs or {}).get("name", ""), conn.url_map_name, started
         )
-        if conn.verdict is not None and conn.verdict.error:
-            entry["jsonPayload"]["clientCertError"] = conn.verdict.error
         self.sb.logging.append(entry)
 
 
