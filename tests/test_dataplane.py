@@ -83,6 +83,7 @@ class Plane:
             ctx.load_cert_chain(str(pair[0]), str(pair[1]))
         s = requests.Session()
         s.mount("https://", _Resolve(ctx))
+        s.headers["Host"] = DOMAIN  # as curl --resolve sends it: the URL map matches on it
         return s
 
     def url(self, path: str = "/") -> str:
@@ -589,3 +590,81 @@ def test_sni_selects_among_the_proxys_certificates(plane: Plane) -> None:
     finally:
         set_certs(primary)
         c.ssl_certificates.delete(project=PROJECT, ssl_certificate="sni-other").result()
+
+
+def test_ssl_policy_profile_and_minimum_follow_the_policy_resource(plane: Plane) -> None:
+    """RESTRICTED drops the CBC suites MODERN keeps; COMPATIBLE with TLS 1.0 minimum lets TLS 1.1 in."""
+    from google.cloud import compute_v1
+
+    _ready(plane)
+    policies = plane.clients.compute.ssl_policies
+    name = plane.params.frontend.ssl_policy
+
+    def set_policy(profile: str, minimum: str) -> None:
+        current = policies.get(project=PROJECT, ssl_policy=name)
+        policies.patch(
+            project=PROJECT,
+            ssl_policy=name,
+            ssl_policy_resource=compute_v1.SslPolicy(
+                profile=profile, min_tls_version=minimum, fingerprint=current.fingerprint
+            ),
+        ).result()
+
+    def works(*args: str) -> bool:
+        return "HTTP/1.1 200" in _s_client(plane, *args).stdout
+
+    cbc = ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+    try:
+        assert works(*cbc)  # MODERN, as the params ask
+        set_policy("RESTRICTED", "TLS_1_2")
+        _behaviour_within_a_second(lambda: not works(*cbc))
+        assert works("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert not works("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+        set_policy("COMPATIBLE", "TLS_1_0")
+        _behaviour_within_a_second(lambda: works("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"))
+    finally:
+        set_policy("MODERN", "TLS_1_2")
+    assert not works("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+
+
+def test_url_map_host_and_path_rules_pick_the_backend_service(plane: Plane) -> None:
+    from google.cloud import compute_v1
+
+    _ready(plane)
+    c = plane.clients.compute
+    c.backend_services.insert(
+        project=PROJECT,
+        backend_service_resource=compute_v1.BackendService(
+            name="no-endpoints",
+            load_balancing_scheme="EXTERNAL",
+            protocol="HTTP",
+            log_config=compute_v1.BackendServiceLogConfig(enable=True, sample_rate=1.0),
+        ),
+    ).result()
+    empty = c.backend_services.get(project=PROJECT, backend_service="no-endpoints").self_link
+    name = plane.params.frontend.url_map
+    original = c.url_maps.get(project=PROJECT, url_map=name)
+    routed = compute_v1.UrlMap(original)
+    routed.host_rules = [compute_v1.HostRule(hosts=[DOMAIN], path_matcher="paths")]
+    routed.path_matchers = [
+        compute_v1.PathMatcher(
+            name="paths",
+            default_service=original.default_service,
+            path_rules=[compute_v1.PathRule(paths=["/empty/*"], service=empty)],
+        )
+    ]
+    c.url_maps.update(project=PROJECT, url_map=name, url_map_resource=routed).result()
+    try:
+        session = plane.session("client")
+        before = len(plane.entries())
+        assert session.get(plane.url("/empty/x"), timeout=5).status_code == 503
+        entry = plane.entries()[before]
+        assert entry.payload["statusDetails"] == "failed_to_pick_backend"
+        assert entry.resource.labels["backend_service_name"] == "no-endpoints"
+        assert session.get(plane.url("/full"), timeout=5).status_code == 200
+    finally:
+        restored = compute_v1.UrlMap(original)
+        restored.fingerprint = c.url_maps.get(project=PROJECT, url_map=name).fingerprint
+        c.url_maps.update(project=PROJECT, url_map=name, url_map_resource=restored).result()
+        c.backend_services.delete(project=PROJECT, backend_service="no-endpoints").result()
+    assert plane.session("client").get(plane.url("/empty/x"), timeout=5).status_code == 200
