@@ -147,19 +147,49 @@ def main() -> None:
                 except OSError:
                     return True
 
-            samples = []
-            for mode in ["ALLOW_INVALID_OR_MISSING_CLIENT_CERT", "REJECT_INVALID"] * 3:
+            def reaction(label: str, change: Callable[[], None], settled: Callable[[], bool]) -> None:
+                change()
+                returned = time.perf_counter()
+                while not settled():
+                    time.sleep(0.005)
+                samples.setdefault(label, []).append(time.perf_counter() - returned)
+
+            def set_mode(mode: str) -> Callable[[], None]:
                 q = p.model_copy(update={"mtls": p.mtls.model_copy(update={"validation_mode": mode})})
-                trust.apply_trust(clients, q, trust.plan_trust(clients, q))
-                t = time.perf_counter()
-                want_refused = mode == "REJECT_INVALID"
-                while refused() != want_refused:
-                    time.sleep(0.01)
-                samples.append(time.perf_counter() - t)
-            print(
-                f"{'control-plane change -> data plane (mode switch)':<52} median {statistics.median(samples):.3f} s"
-                f"   max {max(samples):.3f} s   (n={len(samples)})"
-            )
+                return lambda: trust.apply_trust(clients, q, trust.plan_trust(clients, q))
+
+            def delete_rule() -> None:
+                clients.compute.forwarding_rules.delete(
+                    project=p.project, forwarding_rule=p.frontend.forwarding_rule
+                ).result()
+
+            def gone() -> bool:
+                try:
+                    socket.create_connection(addr, 1).close()
+                    return False
+                except OSError:
+                    return True
+
+            samples: dict[str, list[float]] = {}
+            for _ in range(3):
+                reaction(
+                    "server TLS policy mode switch (to ALLOW)",
+                    set_mode("ALLOW_INVALID_OR_MISSING_CLIENT_CERT"),
+                    lambda: not refused(),
+                )
+                reaction("server TLS policy mode switch (to REJECT)", set_mode("REJECT_INVALID"), refused)
+                reaction("forwarding rule deleted -> listener closed", delete_rule, gone)
+                reaction(
+                    "forwarding rule created -> listener serving",
+                    lambda: stack.build(clients, p, 60),
+                    lambda: not gone(),
+                )
+            print("control plane -> data plane, from the API call returning to the new behaviour (bar: 1 s):")
+            for label, values in samples.items():
+                print(
+                    f"  {label:<50} median {statistics.median(values):.3f} s   max {max(values):.3f} s"
+                    f"   (n={len(values)})"
+                )
         finally:
             process.stop(state)
 

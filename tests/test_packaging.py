@@ -22,3 +22,25 @@ def test_environment_yml_installs_the_pyproject_package_with_dev_extras() -> Non
     assert python.split("=")[-1].startswith(minimum.split(".")[0])
     assert tuple(map(int, python.split("=")[-1].split("."))) >= tuple(map(int, minimum.split(".")))
     assert "dev" in project["optional-dependencies"]
+
+
+def test_the_kit_imports_the_sandbox_only_to_start_it() -> None:
+    """Layers: the kit talks to the sandbox over HTTP like to Google; it may start and stop it."""
+    import ast
+
+    allowed = {"mtlskit.sandbox.process", "mtlskit.sandbox.__main__"}
+    offenders = []
+    for path in sorted((paths.repo_root() / "lib" / "mtlskit").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [
+                    f"{node.module}.{a.name}" if node.module == "mtlskit.sandbox" else node.module
+                    for a in node.names
+                ]
+            offenders += [
+                f"{path.name}: {m}" for m in modules if m.startswith("mtlskit.sandbox") and m not in allowed
+            ]
+    assert offenders == []
