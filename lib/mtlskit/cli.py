@@ -114,7 +114,11 @@ def sandbox_status(params_file: str | None, state_dir: str | None) -> None:
     click.echo(f"sandbox: running at {info.endpoint} (pid {info.pid})")
     click.echo(f"projects: {', '.join(health['projects'])}; cluster uid: {health['cluster_uid']}")
     click.echo(f"kubeconfig: {info.kubeconfig}")
-    with urllib.request.urlopen(f"{info.endpoint}/_sandbox/dataplane", timeout=5) as r:
+    _echo_dataplane(info.endpoint)
+
+
+def _echo_dataplane(endpoint: str) -> None:
+    with urllib.request.urlopen(f"{endpoint}/_sandbox/dataplane", timeout=5) as r:
         plane = json.load(r)
     click.echo(f"data plane CA (for --cacert): {plane['ca_file']}")
     for li in plane["listeners"]:
@@ -219,6 +223,14 @@ def run(
         raise click.ClickException(f"{err.ename}: {err.evalue}") from None
     click.echo(f"executed notebooks: {where}")
     click.echo(f"open them with: jupyter lab {where}")
+    p = _load(params_file)
+    if p.target == "sandbox":
+        from mtlskit.sandbox import process
+
+        info = process.status(p.state_dir)
+        if info is not None:
+            click.echo("sandbox data plane (see README, 'The sandbox data plane', to send mTLS requests):")
+            _echo_dataplane(info.endpoint)
 
 
 if __name__ == "__main__":
