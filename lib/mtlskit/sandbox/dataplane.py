@@ -135,6 +135,7 @@ class Connection:
     protocol: str = ""
     cipher: str = ""
     url_map_name: str = ""
+    upstreams: dict[tuple[str, int], http.client.HTTPConnection] = field(default_factory=dict)
 
 
 class DataPlane:
@@ -388,6 +389,8 @@ class DataPlane:
         except (SSL.Error, OSError, h11.ProtocolError):
             pass
         finally:
+            for upstream in conn.upstreams.values():
+                upstream.close()
             _shutdown(tls)
 
     def _serve_http(self, tls: SSL.Connection, conn: Connection) -> None:
@@ -496,19 +499,45 @@ class DataPlane:
             *added,
         ]
         try:
-            upstream = http.client.HTTPConnection(*endpoint, timeout=float(bs.get("timeoutSec", 30)))
-            upstream.putrequest(request.method.decode(), path, skip_host=True, skip_accept_encoding=True)
-            for k, v in headers:
-                upstream.putheader(k, v)
-            upstream.putheader("Content-Length", str(len(body)))
-            upstream.endheaders(body)
-            response = upstream.getresponse()
-            payload = response.read()
-            out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
-            upstream.close()
-        except OSError:
+            response, payload = self._upstream_call(
+                conn, endpoint, float(bs.get("timeoutSec", 30)), request, path, headers, body
+            )
+        except (OSError, http.client.HTTPException):
             return 502, text, b"upstream connect error\n", "failed_to_connect_to_backend", bs
+        out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         return response.status, out, payload, "response_sent_by_backend", bs
+
+    @staticmethod
+    def _upstream_call(
+        conn: Connection,
+        endpoint: tuple[str, int],
+        timeout: float,
+        request: h11.Request,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One request to the backend, on a connection kept for this client connection (as the load
+        balancer pools backend connections); a stale kept connection is replaced once."""
+        while True:
+            reused = endpoint in conn.upstreams
+            upstream = conn.upstreams.get(endpoint) or http.client.HTTPConnection(*endpoint, timeout=timeout)
+            conn.upstreams[endpoint] = upstream
+            try:
+                if upstream.sock is None:
+                    upstream.connect()
+                    upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                upstream.putrequest(request.method.decode(), path, skip_host=True, skip_accept_encoding=True)
+                for k, v in headers:
+                    upstream.putheader(k, v)
+                upstream.putheader("Content-Length", str(len(body)))
+                upstream.endheaders(body)
+                response = upstream.getresponse()
+                return response, response.read()
+            except (OSError, http.client.HTTPException):
+                conn.upstreams.pop(endpoint).close()
+                if not reused:  # only a kept connection the backend closed meanwhile is retried
+                    raise
 
     # ---- request logs ---------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _EchoServer
 
     def _answer(self) -> None:
