@@ -669,3 +669,22 @@ def test_url_map_host_and_path_rules_pick_the_backend_service(plane: Plane) -> N
         c.url_maps.update(project=PROJECT, url_map=name, url_map_resource=restored).result()
         c.backend_services.delete(project=PROJECT, backend_service="no-endpoints").result()
     assert plane.session("client").get(plane.url("/empty/x"), timeout=5).status_code == 200
+
+
+def test_methods_bodies_and_kept_alive_connections(plane: Plane) -> None:
+    _ready(plane)
+    session = plane.session("client")
+    posted = session.post(plane.url("/upload?x=1"), data=b"a" * 100_000, timeout=5)
+    assert posted.status_code == 200
+    assert posted.json()["method"] == "POST" and posted.json()["body_bytes"] == 100_000
+    assert posted.json()["path"] == "/upload?x=1"
+    head = session.head(plane.url("/head"), timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    before = _listener(plane.clients)
+    counters = sandbox_call(plane.clients, "dataplane")["counters"]
+    for i in range(5):  # one TLS connection serves them all
+        assert session.get(plane.url(f"/again/{i}"), timeout=5).status_code == 200
+    after = sandbox_call(plane.clients, "dataplane")["counters"]
+    assert after["requests"] - counters["requests"] == 5
+    assert after["connections"] == counters["connections"]
+    assert before["listening"]

@@ -418,7 +418,8 @@ class DataPlane:
                 tls.sendall(
                     h.send(h11.Response(status_code=status, headers=response_headers, reason=_reason(status)))
                 )
-                tls.sendall(h.send(h11.Data(data=payload)))
+                if request.method != b"HEAD":  # a HEAD answer declares its length but has no body
+                    tls.sendall(h.send(h11.Data(data=payload)))
                 tls.sendall(h.send(h11.EndOfMessage()))
                 self._log_request(conn, request, body, status, len(payload), details, bs, started)
                 if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
