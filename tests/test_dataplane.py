@@ -680,6 +680,7 @@ def test_methods_bodies_and_kept_alive_connections(plane: Plane) -> None:
     assert posted.json()["path"] == "/upload?x=1"
     head = session.head(plane.url("/head"), timeout=5)
     assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["Content-Length"]) > 0  # the length a GET would have, as HTTP asks
     before = _listener(plane.clients)
     counters = sandbox_call(plane.clients, "dataplane")["counters"]
     for i in range(5):  # one TLS connection serves them all

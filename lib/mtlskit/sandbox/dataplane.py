@@ -414,7 +414,11 @@ class DataPlane:
             elif isinstance(event, h11.EndOfMessage) and request is not None:
                 self._count("requests")
                 status, headers, payload, details, bs = self._forward(conn, request, body)
-                response_headers = [*headers, ("content-length", str(len(payload)))]
+                # The body's length, except for HEAD, whose answer keeps the backend's declared length.
+                declared = [v for k, v in headers if k.lower() == "content-length"]
+                length = declared[0] if request.method == b"HEAD" and declared else str(len(payload))
+                response_headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                response_headers.append(("content-length", length))
                 tls.sendall(
                     h.send(h11.Response(status_code=status, headers=response_headers, reason=_reason(status)))
                 )
@@ -505,7 +509,7 @@ class DataPlane:
             )
         except (OSError, http.client.HTTPException):
             return 502, text, b"upstream connect error\n", "failed_to_connect_to_backend", bs
-        out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+        out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP - {"content-length"}]
         return response.status, out, payload, "response_sent_by_backend", bs
 
     @staticmethod
