@@ -63,3 +63,28 @@ def test_trust_config_certificates_pass_and_a_near_expiry_warns(pki: tuple[Path,
         ]
         warned = lint.certificate_findings(cert, role, name, 900, horizon_days=400)
         assert [(f.severity, f.rule) for f in warned] == [("warn", "expiry")]
+
+
+def test_too_many_reissues_of_one_intermediate_in_the_trust_config(tmp_path: Path) -> None:
+    root = certs.issue("lint root", ca=True, eku=certs.CLIENT_AUTH)
+    key = certs.new_key()
+    files = []
+    for i in range(11):
+        twin = certs.issue("re-issued CA", issuer=root, key=key, ca=True, eku=certs.CLIENT_AUTH)
+        files.append(certs.write_issued(tmp_path, f"twin-{i}", twin)[0])
+    anchor = certs.write_issued(tmp_path, "root", root)[0]
+
+    def findings(intermediates: list[Path]) -> list[lint.Finding]:
+        params = params_mod.parse(
+            {
+                "target": "sandbox",
+                "project": "mtlskit-sandbox",
+                "sandbox": {"state_dir": str(tmp_path / "state"), "demo_pki": False},
+                "mtls": {"trust_anchors": [str(anchor)], "intermediates": [str(f) for f in intermediates]},
+            }
+        )
+        return [f for f in lint.lint(params) if f.outcome == "client_cert_pki_too_large"]
+
+    assert findings(files[:10]) == []
+    [finding] = findings(files)
+    assert finding.severity == "error" and "11 intermediates" in finding.detail

@@ -16,7 +16,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import VerificationError
 
 from mtlskit.params import Params
-from mtlskit.validation import MAX_INTERMEDIATES, client_verifier, key_problem
+from mtlskit.validation import (
+    MAX_INTERMEDIATES,
+    MAX_SAME_SUBJECT_SPKI,
+    client_verifier,
+    key_problem,
+    largest_subject_spki_group,
+)
 
 MAX_PEM_BYTES = 5 * 1024
 WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -272,5 +278,19 @@ def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
                     now,
                 )
             )
+    same = largest_subject_spki_group(loaded["intermediate"])
+    if same > MAX_SAME_SUBJECT_SPKI:
+        findings.append(
+            Finding(
+                "intermediate",
+                "(trust config)",
+                "",
+                "same Subject and key",
+                "error",
+                "client_cert_pki_too_large",
+                f"{same} intermediates share one Subject and public key (max {MAX_SAME_SUBJECT_SPKI})",
+                "keep only the current re-issues of that intermediate in the trust config",
+            )
+        )
     # Counts (<= 200 anchors, <= 100 intermediates) are enforced when the params are loaded.
     return findings

@@ -93,6 +93,13 @@ def key_problem(cert: x509.Certificate) -> tuple[str, str] | None:
     )
 
 
+def largest_subject_spki_group(certs: list[x509.Certificate]) -> int:
+    """How many distinct certificates share one Subject and public key (the load balancer caps it)."""
+    unique = {c.fingerprint(hashes.SHA256()): c for c in certs}.values()
+    groups = Counter(_subject_spki(c) for c in unique)
+    return max(groups.values(), default=0)
+
+
 def client_verifier(anchors: list[x509.Certificate], max_depth: int, now: dt.datetime | None) -> object:
     """The web-PKI client profile, minus its SAN requirement (the load balancer does not ask for
     one) and minus EKU checks on CAs (the load balancer's own EKU rule is applied to the built chain,
@@ -132,8 +139,7 @@ def judge(
     if eku is None or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
         return Verdict(True, False, "client_cert_chain_invalid_eku")
     pool = [*trust.intermediates, *sent]
-    groups = Counter(_subject_spki(c) for c in {c.fingerprint(hashes.SHA256()): c for c in pool}.values())
-    if groups and max(groups.values()) > MAX_SAME_SUBJECT_SPKI:
+    if largest_subject_spki_group(pool) > MAX_SAME_SUBJECT_SPKI:
         return Verdict(True, False, "client_cert_pki_too_large")
     anchors = list(trust.anchors)
     if not anchors:
