@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 from google.api_core import exceptions as gexc
+from jupyter_client.manager import AsyncKernelManager
 from tqdm.auto import tqdm
+from traitlets import CaselessStrEnum, default
 
 from mtlskit import frontend, k8s, paths, plan
 from mtlskit import params as params_mod
@@ -133,6 +137,21 @@ def verdict(checks: list[Check]) -> str:
     return f"PASS ({len(checks)} checks{', warnings: ' + ', '.join(warned) if warned else ''})"
 
 
+class _IpcKernelManager(AsyncKernelManager):
+    """Kernels talk over Unix sockets in a private directory, not over TCP on localhost: no other
+    local user can reach them, and the kernel has no plain-TCP warning to print into every run."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    @default("ip")
+    def _private_socket_prefix(self) -> str:
+        return str(Path(tempfile.mkdtemp(prefix="mtlskit-kernel-")) / "kernel")
+
+    def cleanup_ipc_files(self) -> None:
+        super().cleanup_ipc_files()
+        shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+
 def notebook_path(name: str) -> Path:
     return paths.repo_root() / "notebooks" / f"{name}.ipynb"
 
@@ -168,6 +187,7 @@ def run_notebooks(
                 str(dst),
                 parameters={"params_file": str(params_path), "apply": apply, **(extra or {})},
                 kernel_name="python3",
+                kernel_manager_class=_IpcKernelManager,
                 cwd=str(src.parent),
                 progress_bar=False,
             )
