@@ -125,6 +125,24 @@ def test_self_managed_certificate_never_returns_its_private_key(clients: Clients
     assert cert.subject_alternative_names == ["api.mtlskit.test"] and cert.expire_time
 
 
+def test_self_managed_certificate_with_someone_elses_key_is_refused(clients: Clients, unique: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = certs.issue("api.mtlskit.test", dns_names=["api.mtlskit.test"])
+    other = certs.new_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(gexc.BadRequest, match="does not match the certificate"):
+        clients.compute.ssl_certificates.insert(
+            project=P,
+            ssl_certificate_resource=compute_v1.SslCertificate(
+                name=unique, certificate=certs.pem(leaf.cert), private_key=other.decode()
+            ),
+        )
+    with pytest.raises(gexc.NotFound):
+        clients.compute.ssl_certificates.get(project=P, ssl_certificate=unique)
+
+
 def test_url_map_with_missing_backend_service_is_refused(clients: Clients, unique: str) -> None:
     with pytest.raises(gexc.BadRequest, match="was not found"):
         clients.compute.url_maps.insert(

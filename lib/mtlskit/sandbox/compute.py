@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, new_fingerprint, new_id, rfc3339
 
@@ -424,6 +425,19 @@ class Compute:
                     "Invalid value for field 'resource.certificate': the certificate could not be parsed."
                 ) from None
             leaf = certs[0]
+            try:
+                key = serialization.load_pem_private_key(body["privateKey"].encode(), None)
+            except (ValueError, TypeError):
+                raise invalid(
+                    "Invalid value for field 'resource.privateKey': the private key could not be parsed."
+                ) from None
+            spki = serialization.PublicFormat.SubjectPublicKeyInfo
+            if key.public_key().public_bytes(
+                serialization.Encoding.DER, spki
+            ) != leaf.public_key().public_bytes(serialization.Encoding.DER, spki):
+                raise invalid(
+                    "Invalid value for field 'resource.privateKey': it does not match the certificate."
+                )
             body["expireTime"] = rfc3339(leaf.not_valid_after_utc, compute=True)
             try:
                 san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

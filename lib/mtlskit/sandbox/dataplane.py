@@ -147,7 +147,8 @@ class DataPlane:
         self.echo = EchoApps()
         self.frontends: dict[str, Frontend] = {}
         self.listeners: dict[str, Listener] = {}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # listeners that could not bind
+        self.config_errors: dict[str, str] = {}  # frontends whose resources could not be loaded
         self._contexts: dict[str, SSL.Context] = {}
         self._issued: dict[str, certs.Issued] = {}
         self._trust: dict[str, TrustMaterial] = {}
@@ -213,11 +214,12 @@ class DataPlane:
                     "certificates_served": len(f.certs),
                     "mtls": f.mtls_mode or "off",
                     "listening": ip in self.listeners,
-                    "error": self.errors.get(ip, ""),
+                    "error": "; ".join(e for e in (self.errors.get(ip), self.config_errors.get(ip)) if e),
                 }
                 for ip, f in sorted(self.frontends.items())
             ],
             "counters": dict(self.counters),
+            "errors": dict(self.config_errors),
         }
 
     def _read_frontends(self) -> list[Frontend]:
@@ -232,7 +234,13 @@ class DataPlane:
             ip = fr.get("IPAddress", "")
             if proxy is None or not _is_loopback(ip):
                 continue
-            out.append(self._frontend(project, ip, fr, proxy))
+            try:
+                out.append(self._frontend(project, ip, fr, proxy))
+                self.config_errors.pop(ip, None)
+            except Exception as err:  # one broken resource must not freeze every other listener
+                self.config_errors[ip] = f"cannot serve forwarding rule {fr.get('name')}: {err}"
+                if ip in self.frontends:
+                    out.append(self.frontends[ip])  # keep serving its last good configuration
         return out
 
     def _frontend(self, project: str, ip: str, fr: dict[str, Any], proxy: dict[str, Any]) -> Frontend:
