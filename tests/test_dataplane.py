@@ -214,8 +214,11 @@ def test_every_certificate_case_with_requests(plane: Plane, mode: str) -> None:
         before = len(plane.entries())
         session = plane.session(case)
         if mode == REJECT and expected != "ok":
+            forwarded = sandbox_call(plane.clients, "dataplane")["counters"]["requests"]
             with pytest.raises(requests.exceptions.ConnectionError):
                 session.get(plane.url(f"/{case}"), timeout=5)
+            # closed before any HTTP request was read: nothing reached the backend
+            assert sandbox_call(plane.clients, "dataplane")["counters"]["requests"] == forwarded, case
             entry = plane.entries()[before]
             assert entry.payload["statusDetails"] == expected, case
             assert entry.http_request["status"] == 0, case
@@ -689,3 +692,19 @@ def test_methods_bodies_and_kept_alive_connections(plane: Plane) -> None:
     assert after["requests"] - counters["requests"] == 5
     assert after["connections"] == counters["connections"]
     assert before["listening"]
+
+
+def test_deleting_the_anchor_ingress_orphans_the_backend_until_it_is_applied_again(plane: Plane) -> None:
+    _ready(plane)
+    net = plane.clients.kube.networking
+    ns, name = plane.params.kubernetes.namespace, plane.params.kubernetes.ingress
+    net.delete_namespaced_ingress(name, ns)
+    try:
+        before = len(plane.entries())
+        _follows(lambda: _status(plane, "client") == 503)
+        assert plane.entries()[before].payload["statusDetails"] == "failed_to_pick_backend"
+        # the backend service is still there (the URL map uses it), just no longer served
+        assert plane.clients.compute.backend_services.get(project=PROJECT, backend_service=plane.bs_name)
+    finally:
+        k8s.apply_ingress(plane.clients, plane.params, k8s.plan_ingress(plane.clients, plane.params))
+    _follows(lambda: _status(plane, "client") == 200)

@@ -467,7 +467,13 @@ class DataPlane:
         return bs, um["name"]
 
     def _endpoint(self, project: str, bs: dict[str, Any]) -> tuple[str, int] | None:
-        """The echo app of the Service behind the backend service's NEG, if the Service still exists."""
+        """The echo app of the Service behind the backend service's NEG, if the Service still exists.
+
+        An orphaned backend service (its Ingress is gone, the kit's URL map kept it alive) has no
+        endpoints: nothing in Kubernetes syncs its NEG any more, which is how the sandbox models
+        the original write-up's warning never to delete the anchor Ingress."""
+        if bs.get("_orphaned"):
+            return None
         for backend in bs.get("backends", []):
             ref = gce.parse_ref(backend.get("group", ""), project)
             neg = self.sb.compute.get(ref[0], "networkEndpointGroups", ref[2], ref[3]) if ref else None
