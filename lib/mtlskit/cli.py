@@ -208,7 +208,7 @@ def run(
 
     from mtlskit import runbook
 
-    _load(params_file)  # a bad params file stops here, before any notebook starts
+    p = _load(params_file)  # a bad params file stops here, before any notebook starts
     names = list(notebooks) or list(runbook.NOTEBOOKS)
     if teardown:
         names.append(runbook.TEARDOWN)
@@ -223,7 +223,6 @@ def run(
         raise click.ClickException(f"{err.ename}: {err.evalue}") from None
     click.echo(f"executed notebooks: {where}")
     click.echo(f"open them with: jupyter lab {where}")
-    p = _load(params_file)
     if p.target == "sandbox":
         from mtlskit.sandbox import process
 

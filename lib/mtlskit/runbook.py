@@ -147,9 +147,10 @@ class _IpcKernelManager(AsyncKernelManager):
     def _private_socket_prefix(self) -> str:
         return str(Path(tempfile.mkdtemp(prefix="mtlskit-kernel-")) / "kernel")
 
-    def cleanup_ipc_files(self) -> None:
-        super().cleanup_ipc_files()
-        shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart)
+        if not restart:  # a restarted kernel binds its sockets in the same directory again
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
 
 def notebook_path(name: str) -> Path:
