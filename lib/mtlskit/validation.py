@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
+    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -100,7 +101,9 @@ def largest_subject_spki_group(certs: list[x509.Certificate]) -> int:
     return max(groups.values(), default=0)
 
 
-def client_verifier(anchors: list[x509.Certificate], max_depth: int, now: dt.datetime | None) -> object:
+def client_verifier(
+    anchors: list[x509.Certificate], max_depth: int, now: dt.datetime | None
+) -> ClientVerifier:
     """The web-PKI client profile, minus its SAN requirement (the load balancer does not ask for
     one) and minus EKU checks on CAs (the load balancer's own EKU rule is applied to the built chain,
     so it can report `client_cert_chain_invalid_eku` instead of a generic failure)."""
@@ -145,10 +148,10 @@ def judge(
     if not anchors:
         return Verdict(True, False, "client_cert_validation_failed")
     try:
-        verified = client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, pool)  # type: ignore[attr-defined]
+        verified = client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, pool)
     except VerificationError:
         try:  # chains when depth is unlimited? then depth was the only problem
-            client_verifier(anchors, 64, now).verify(leaf, pool)  # type: ignore[attr-defined]
+            client_verifier(anchors, 64, now).verify(leaf, pool)
         except VerificationError:
             return Verdict(True, False, "client_cert_validation_failed")
         return Verdict(True, False, "client_cert_validation_search_limit_exceeded")
