@@ -174,21 +174,53 @@ def _ready(plane: Plane) -> None:
     )
 
 
+def _set_proxy_certificates(plane: Plane, links: list[str]) -> None:
+    from google.cloud import compute_v1
+
+    plane.clients.compute.target_https_proxies.set_ssl_certificates(
+        project=PROJECT,
+        target_https_proxy=plane.params.frontend.target_proxy,
+        target_https_proxies_set_ssl_certificates_request_resource=(
+            compute_v1.TargetHttpsProxiesSetSslCertificatesRequest(ssl_certificates=links)
+        ),
+    ).result()
+
+
+def _proxy_certificates(plane: Plane) -> list[str]:
+    proxy = plane.clients.compute.target_https_proxies.get(
+        project=PROJECT, target_https_proxy=plane.params.frontend.target_proxy
+    )
+    return list(proxy.ssl_certificates)
+
+
 def test_managed_certificate_is_served_only_once_active(plane: Plane) -> None:
-    cert = plane.clients.compute.ssl_certificates.get(
-        project=PROJECT, ssl_certificate=plane.params.frontend.certificate
-    )
-    if cert.managed.status == "PROVISIONING":  # a fresh managed certificate: the handshake fails
-        assert _until(lambda: _listener(plane.clients).get("listening", False), 5)
-        with pytest.raises(requests.exceptions.SSLError):
-            plane.session("client").get(plane.url(), timeout=5)
+    from google.cloud import compute_v1
+
     _ready(plane)
-    served = plane.clients.compute.ssl_certificates.get(
-        project=PROJECT, ssl_certificate=plane.params.frontend.certificate
-    )
-    assert served.managed.status == "ACTIVE"
-    r = plane.session("client").get(plane.url("/hello"), timeout=5)
-    assert r.status_code == 200 and r.json()["service"].endswith("/web")
+    c = plane.clients.compute.ssl_certificates
+    c.insert(
+        project=PROJECT,
+        ssl_certificate_resource=compute_v1.SslCertificate(
+            name="fresh-managed",
+            type_="MANAGED",
+            managed=compute_v1.SslCertificateManagedSslCertificate(domains=[DOMAIN]),
+        ),
+    ).result()
+    primary = _proxy_certificates(plane)
+    _set_proxy_certificates(plane, [c.get(project=PROJECT, ssl_certificate="fresh-managed").self_link])
+    try:
+        _follows(lambda: _listener(plane.clients).get("certificates_served") == 0)
+        with pytest.raises(requests.exceptions.SSLError):  # nothing to present yet
+            plane.session("client").get(plane.url(), timeout=5)
+        # the handshake failed because the certificate was still provisioning (sandbox delay: 4 s)
+        assert c.get(project=PROJECT, ssl_certificate="fresh-managed").managed.status == "PROVISIONING"
+        _follows(lambda: _listener(plane.clients).get("certificates_served") == 1)
+        assert c.get(project=PROJECT, ssl_certificate="fresh-managed").managed.status == "ACTIVE"
+        r = plane.session("client").get(plane.url("/hello"), timeout=5)
+        assert r.status_code == 200 and r.json()["service"].endswith("/web")
+    finally:
+        _set_proxy_certificates(plane, primary)
+        c.delete(project=PROJECT, ssl_certificate="fresh-managed").result()
 
 
 def _headers(response: requests.Response) -> dict[str, list[str]]:
@@ -559,20 +591,8 @@ def test_sni_selects_among_the_proxys_certificates(plane: Plane) -> None:
             name="sni-other", certificate=certs.pem(other.cert), private_key=key_pem
         ),
     ).result()
-    proxy_name = plane.params.frontend.target_proxy
-    primary = list(
-        c.target_https_proxies.get(project=PROJECT, target_https_proxy=proxy_name).ssl_certificates
-    )
+    primary = _proxy_certificates(plane)
     other_link = c.ssl_certificates.get(project=PROJECT, ssl_certificate="sni-other").self_link
-
-    def set_certs(links: list[str]) -> None:
-        c.target_https_proxies.set_ssl_certificates(
-            project=PROJECT,
-            target_https_proxy=proxy_name,
-            target_https_proxies_set_ssl_certificates_request_resource=(
-                compute_v1.TargetHttpsProxiesSetSslCertificatesRequest(ssl_certificates=links)
-            ),
-        ).result()
 
     def served(name: str) -> str:
         ctx = ssl.create_default_context()
@@ -585,14 +605,14 @@ def test_sni_selects_among_the_proxys_certificates(plane: Plane) -> None:
         cert = x509.load_der_x509_certificate(der)
         return cert.subject.rfc4514_string()
 
-    set_certs([*primary, other_link])
+    _set_proxy_certificates(plane, [*primary, other_link])
     try:
         assert _until(lambda: _listener(plane.clients).get("certificates_served") == 2, 10.0)
         assert "other.mtlskit.test" in served("other.mtlskit.test")
         assert DOMAIN in served(DOMAIN)
         assert DOMAIN in served("unknown.example")  # no match: the primary (first) certificate
     finally:
-        set_certs(primary)
+        _set_proxy_certificates(plane, primary)
         c.ssl_certificates.delete(project=PROJECT, ssl_certificate="sni-other").result()
 
 
