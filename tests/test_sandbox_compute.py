@@ -43,16 +43,19 @@ def _self_managed_cert(clients: Clients, name: str) -> str:
     return clients.compute.ssl_certificates.get(project=P, ssl_certificate=name).self_link
 
 
+def _backend_and_url_map(clients: Clients, prefix: str) -> str:
+    """Backend service <prefix>-bs and URL map <prefix>-um pointing at it; returns the backend link."""
+    bs = _backend(clients, f"{prefix}-bs")
+    op = clients.compute.url_maps.insert(
+        project=P, url_map_resource=compute_v1.UrlMap(name=f"{prefix}-um", default_service=bs)
+    )
+    wait_for_compute(clients, op, f"create {prefix}-um")
+    return bs
+
+
 def https_chain(clients: Clients, prefix: str) -> str:
     """Backend service <- URL map <- target HTTPS proxy, named <prefix>-bs/-um/-px; returns the backend link."""
-    bs = _backend(clients, f"{prefix}-bs")
-    wait_for_compute(
-        clients,
-        clients.compute.url_maps.insert(
-            project=P, url_map_resource=compute_v1.UrlMap(name=f"{prefix}-um", default_service=bs)
-        ),
-        "um",
-    )
+    bs = _backend_and_url_map(clients, prefix)
     cert = _self_managed_cert(clients, f"{prefix}-cert")
     wait_for_compute(
         clients,
@@ -240,14 +243,7 @@ def test_forwarding_rule_scheme_must_match_backend_service(clients: Clients, uni
 
 
 def test_deleting_a_referenced_resource_is_refused(clients: Clients, unique: str) -> None:
-    bs = _backend(clients, f"{unique}-bs")
-    wait_for_compute(
-        clients,
-        clients.compute.url_maps.insert(
-            project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um", default_service=bs)
-        ),
-        "um",
-    )
+    _backend_and_url_map(clients, unique)
     with pytest.raises(gexc.BadRequest, match="already being used") as info:
         clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs")
     assert info.value.errors[0]["reason"] == "resourceInUseByAnotherResource"
