@@ -13,15 +13,17 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from cryptography.x509.verification import VerificationError
 
 from mtlskit.params import Params
 from mtlskit.validation import (
-    MAX_INTERMEDIATES,
+    MAX_NAME_CONSTRAINTS,
     MAX_SAME_SUBJECT_SPKI,
-    client_verifier,
+    TrustMaterial,
+    extended_key_usages,
+    judge,
     key_problem,
     largest_subject_spki_group,
+    name_constraint_count,
 )
 
 MAX_PEM_BYTES = 5 * 1024
@@ -52,13 +54,6 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
-
-
-def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
-    try:
-        return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return None
 
 
 def certificate_findings(
@@ -105,7 +100,7 @@ def certificate_findings(
             "reissue signed with SHA-256 or stronger",
         )
     ca = _is_ca(cert)
-    eku = _eku(cert)
+    eku = extended_key_usages(cert)
     if role in ("trust anchor", "intermediate"):
         if not ca:
             add(
@@ -123,19 +118,15 @@ def certificate_findings(
                 "issuer EKU lacks clientAuth",
                 "add clientAuth to the issuer's extendedKeyUsage, or drop the EKU extension",
             )
-        try:
-            nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
-            count = len(nc.permitted_subtrees or []) + len(nc.excluded_subtrees or [])
-            if count > 10:
-                add(
-                    "name constraints",
-                    "error",
-                    "client_cert_chain_max_name_constraints_exceeded",
-                    f"{count} name constraints (max 10)",
-                    "split the CA or reduce its name constraints",
-                )
-        except x509.ExtensionNotFound:
-            pass
+        count = name_constraint_count(cert)
+        if count > MAX_NAME_CONSTRAINTS:
+            add(
+                "name constraints",
+                "error",
+                "client_cert_chain_max_name_constraints_exceeded",
+                f"{count} name constraints (max 10)",
+                "split the CA or reduce its name constraints",
+            )
     if role == "client":
         if ca:
             add(
@@ -179,47 +170,34 @@ def certificate_findings(
     return out
 
 
+# What to do about the load balancer's verdict; the per-certificate rows say which rule broke.
+CHAIN_FIXES = {
+    "client_cert_validation_failed": "see this file's other findings; otherwise add the issuing CA or "
+    "intermediate to the trust config",
+    "client_cert_validation_search_limit_exceeded": "shorten the CA hierarchy",
+    "client_cert_chain_invalid_eku": "issue the leaf and its issuers with extendedKeyUsage clientAuth",
+    "client_cert_invalid_rsa_key_size": "reissue with RSA 2048-4096 or ECDSA P-256/P-384",
+    "client_cert_unsupported_elliptic_curve_key": "reissue with RSA 2048-4096 or ECDSA P-256/P-384",
+    "client_cert_unsupported_key_algorithm": "reissue with RSA 2048-4096 or ECDSA P-256/P-384",
+    "client_cert_pki_too_large": "keep only the current re-issues of that intermediate in the trust config",
+    "client_cert_chain_max_name_constraints_exceeded": "split the CA or reduce its name constraints",
+}
+
+
 def chain_finding(
     leaf: x509.Certificate,
-    intermediates: list[x509.Certificate],
-    anchors: list[x509.Certificate],
-    allowlisted: list[x509.Certificate],
+    sent: list[x509.Certificate],
+    trust: TrustMaterial,
     file: str,
     now: dt.datetime | None = None,
 ) -> Finding:
-    """Would this client certificate chain to an anchor (with the trust config's intermediates)?"""
-
-    def finding(severity: str, outcome: str, detail: str, fix: str = "") -> Finding:
-        return Finding("client", file, _subject(leaf), "chain", severity, outcome, detail, fix)
-
-    if any(leaf == a for a in allowlisted):
-        return finding("ok", "", "allowlisted (exact match)")
-    if not anchors:
-        return finding(
-            "error",
-            "client_cert_validation_failed",
-            "no trust anchors configured and not allowlisted",
-            "add its root CA as a trust anchor",
-        )
-    try:
-        client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, intermediates)
-    except VerificationError as exc:
-        try:  # would it chain if depth were unlimited? then depth is the only problem
-            client_verifier(anchors, 64, now).verify(leaf, intermediates)
-        except VerificationError:
-            return finding(
-                "error",
-                "client_cert_validation_failed",
-                f"does not chain to a trust anchor: {exc}",
-                "add the issuing CA or intermediate to the trust config",
-            )
-        return finding(
-            "error",
-            "client_cert_validation_search_limit_exceeded",
-            f"chain longer than {MAX_INTERMEDIATES + 2} certificates (root and leaf included)",
-            "shorten the CA hierarchy",
-        )
-    return finding("ok", "", "chains to a trust anchor")
+    """The load balancer's verdict on this client certificate: the same code the sandbox data plane
+    runs on every handshake, so the preflight predicts exactly what the data plane will log."""
+    v = judge(leaf, sent, trust, now)
+    severity = "ok" if v.ok else "error"
+    return Finding(
+        "client", file, _subject(leaf), "chain", severity, v.error, v.detail, CHAIN_FIXES.get(v.error, "")
+    )
 
 
 def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
@@ -268,16 +246,10 @@ def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
                 findings += certificate_findings(
                     issuer, "intermediate", name, 0, params.expiry_horizon_days, now
                 )
-            findings.append(
-                chain_finding(
-                    certs[0],
-                    loaded["intermediate"] + certs[1:],
-                    loaded["trust anchor"],
-                    loaded["allowlisted"],
-                    name,
-                    now,
-                )
+            trust = TrustMaterial(
+                tuple(loaded["trust anchor"]), tuple(loaded["intermediate"]), tuple(loaded["allowlisted"])
             )
+            findings.append(chain_finding(certs[0], certs[1:], trust, name, now))
     same = largest_subject_spki_group(loaded["intermediate"])
     if same > MAX_SAME_SUBJECT_SPKI:
         findings.append(
@@ -289,7 +261,7 @@ def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
                 "error",
                 "client_cert_pki_too_large",
                 f"{same} intermediates share one Subject and public key (max {MAX_SAME_SUBJECT_SPKI})",
-                "keep only the current re-issues of that intermediate in the trust config",
+                CHAIN_FIXES["client_cert_pki_too_large"],
             )
         )
     # Counts (<= 200 anchors, <= 100 intermediates) are enforced when the params are loaded.

@@ -45,6 +45,7 @@ class Verdict:
     present: bool
     verified: bool
     error: str = ""  # a `client_cert_*` string, empty when the certificate is accepted
+    detail: str = ""  # why, for people: which certificate broke which rule
     chain: list[x509.Certificate] = field(default_factory=list)  # validated path, leaf first
 
     @property
@@ -52,14 +53,14 @@ class Verdict:
         return self.present and self.verified
 
 
-def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
+def extended_key_usages(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
     try:
         return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         return None
 
 
-def _name_constraints(cert: x509.Certificate) -> int:
+def name_constraint_count(cert: x509.Certificate) -> int:
     try:
         nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
     except x509.ExtensionNotFound:
@@ -127,42 +128,62 @@ def judge(
 ) -> Verdict:
     """`trust` is None when the server TLS policy names no trust config."""
     if leaf is None:
-        return Verdict(False, False, "client_cert_not_provided")
+        return Verdict(False, False, "client_cert_not_provided", "no client certificate was sent")
     if trust is not None and any(leaf == a for a in trust.allowlisted):
         # Parseable and proof of possession (already checked by the handshake) is all an
         # allowlisted certificate needs: expiry and the chain rules do not apply.
-        return Verdict(True, True, "", [leaf])
+        return Verdict(True, True, "", "allowlisted (exact match)", [leaf])
+
+    def refused(error: str, detail: str) -> Verdict:
+        return Verdict(True, False, error, detail)
+
     if trust is None:
-        return Verdict(True, False, "client_cert_validation_not_performed")
+        return refused("client_cert_validation_not_performed", "the server TLS policy names no trust config")
     for cert in [leaf, *sent]:
         problem = key_problem(cert)
         if problem:
-            return Verdict(True, False, problem[0])
-    eku = _eku(leaf)
+            return refused(problem[0], f"{_who(cert, leaf)}: {problem[1]}")
+    eku = extended_key_usages(leaf)
     if eku is None or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        return Verdict(True, False, "client_cert_chain_invalid_eku")
+        return refused("client_cert_chain_invalid_eku", "leaf EKU lacks clientAuth")
     pool = [*trust.intermediates, *sent]
-    if largest_subject_spki_group(pool) > MAX_SAME_SUBJECT_SPKI:
-        return Verdict(True, False, "client_cert_pki_too_large")
+    same = largest_subject_spki_group(pool)
+    if same > MAX_SAME_SUBJECT_SPKI:
+        return refused(
+            "client_cert_pki_too_large",
+            f"{same} intermediates share one Subject and public key (max {MAX_SAME_SUBJECT_SPKI})",
+        )
     anchors = list(trust.anchors)
     if not anchors:
-        return Verdict(True, False, "client_cert_validation_failed")
+        return refused("client_cert_validation_failed", "no trust anchors configured and not allowlisted")
     try:
         verified = client_verifier(anchors, MAX_INTERMEDIATES, now).verify(leaf, pool)
-    except VerificationError:
+    except VerificationError as exc:
         try:  # chains when depth is unlimited? then depth was the only problem
             client_verifier(anchors, 64, now).verify(leaf, pool)
         except VerificationError:
-            return Verdict(True, False, "client_cert_validation_failed")
-        return Verdict(True, False, "client_cert_validation_search_limit_exceeded")
+            return refused("client_cert_validation_failed", f"does not chain to a trust anchor: {exc}")
+        return refused(
+            "client_cert_validation_search_limit_exceeded",
+            f"chain longer than {MAX_INTERMEDIATES + 2} certificates (root and leaf included)",
+        )
     chain = list(verified.chain)
     for issuer in chain[1:]:
-        issuer_eku = _eku(issuer)
+        who = _who(issuer, leaf)
+        issuer_eku = extended_key_usages(issuer)
         if issuer_eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in issuer_eku:
-            return Verdict(True, False, "client_cert_chain_invalid_eku")
-        if _name_constraints(issuer) > MAX_NAME_CONSTRAINTS:
-            return Verdict(True, False, "client_cert_chain_max_name_constraints_exceeded")
+            return refused("client_cert_chain_invalid_eku", f"{who}: EKU lacks clientAuth")
+        count = name_constraint_count(issuer)
+        if count > MAX_NAME_CONSTRAINTS:
+            return refused(
+                "client_cert_chain_max_name_constraints_exceeded",
+                f"{who}: {count} name constraints (max {MAX_NAME_CONSTRAINTS})",
+            )
         problem = key_problem(issuer)
         if problem:
-            return Verdict(True, False, problem[0])
-    return Verdict(True, True, "", chain)
+            return refused(problem[0], f"{who}: {problem[1]}")
+    return Verdict(True, True, "", "chains to a trust anchor", chain)
+
+
+def _who(cert: x509.Certificate, leaf: x509.Certificate) -> str:
+    return "leaf" if cert == leaf else f"issuer {cert.subject.rfc4514_string()}"
