@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
+
 from mtlskit import certs, stack, trust  # noqa: E402
 from mtlskit import params as params_mod  # noqa: E402
 from mtlskit.clients import build_clients  # noqa: E402
@@ -49,28 +51,22 @@ def _read_response(tls: ssl.SSLSocket) -> bytes:
 
 
 def _rate(label: str, fn: Callable[[], None], seconds: float, threads: int = 1) -> None:
-    counts = [0] * threads
-    latencies: list[float] = []
+    latencies: list[float] = []  # list.append is atomic: the workers share it
     stop = time.perf_counter() + seconds
 
-    def worker(i: int) -> None:
+    def worker() -> None:
         while time.perf_counter() < stop:
             t = time.perf_counter()
             fn()
             latencies.append(time.perf_counter() - t)
-            counts[i] += 1
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
     start = time.perf_counter()
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    total = time.perf_counter() - start
-    p50 = statistics.median(latencies) * 1000
-    p95 = sorted(latencies)[int(len(latencies) * 0.95) - 1] * 1000
-    n = sum(counts)
-    print(f"{label:<52} {n / total:8.1f} /s   p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   (n={n})")
+    print(rate_line(label, latencies, time.perf_counter() - start))
 
 
 def main() -> None:

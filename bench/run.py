@@ -5,7 +5,6 @@ Run: make bench. Uses a throwaway state directory and stops its sandbox afterwar
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from google.cloud import compute_v1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from mtlskit import params as params_mod  # noqa: E402
 from mtlskit.clients import build_clients, wait_for_compute  # noqa: E402
@@ -27,10 +28,7 @@ def timed(label: str, fn, n: int) -> None:  # type: ignore[no-untyped-def]
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
-    total = time.perf_counter() - start
-    p50 = statistics.median(samples) * 1000
-    p95 = sorted(samples)[int(len(samples) * 0.95) - 1] * 1000
-    print(f"{label:<40} {n / total:8.1f} req/s   p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   (n={n})")
+    print(rate_line(label, samples, time.perf_counter() - start))
 
 
 def main() -> None:

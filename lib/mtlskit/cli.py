@@ -54,6 +54,7 @@ def _with_state(f):  # type: ignore[no-untyped-def]
 @click.option("--port", type=int, default=None)
 def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool, port: int | None) -> None:
     """Start the sandbox (or report the one already running)."""
+    from mtlskit.clients import sandbox_settings
     from mtlskit.sandbox import process
 
     p = _load(params_file)
@@ -62,29 +63,8 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
     if foreground:
         from mtlskit.sandbox.__main__ import main as serve
 
-        args = [
-            "--state-dir",
-            str(directory),
-            "--port",
-            str(chosen_port),
-            "--project",
-            p.project,
-            "--operation-delay",
-            str(p.sandbox.operation_delay_seconds),
-            "--managed-cert-delay",
-            str(p.sandbox.managed_cert_delay_seconds),
-            "--data-plane-port",
-            str(p.sandbox.data_plane_port),
-        ]
-        sys.exit(serve(args))
-    info = process.start(
-        directory,
-        port=chosen_port,
-        projects=[p.project],
-        operation_delay=p.sandbox.operation_delay_seconds,
-        managed_cert_delay=p.sandbox.managed_cert_delay_seconds,
-        data_plane_port=p.sandbox.data_plane_port,
-    )
+        sys.exit(serve(process.server_args(directory, chosen_port, **sandbox_settings(p))))
+    info = process.start(directory, port=chosen_port, **sandbox_settings(p))
     click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
     click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")
 
@@ -151,26 +131,6 @@ def check_params(params_file: str | None) -> None:
         f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
         f"ingress={p.kubernetes.ingress}"
     )
-
-
-@main.command("demo-ingress")
-@click.option("--params", "params_file", default=None)
-def demo_ingress(params_file: str | None) -> None:
-    """Apply Service + BackendConfig + anchor Ingress and show the backend service the controller made."""
-    from mtlskit import backend, k8s, plan
-    from mtlskit.clients import build_clients
-
-    p = _load(params_file)
-    clients = build_clients(p)
-    changes = k8s.plan_ingress(clients, p)
-    for row in plan.table(changes):
-        click.echo(f"  {row['action']:<10} {row['resource']:<14} {row['name']}  {row['changed fields']}")
-    k8s.apply_ingress(clients, p, changes)
-    k8s.wait_for_backends(clients, p)
-    bs = backend.locate_backend_service(clients, p)
-    click.echo("backend service created by the Ingress controller (read with google-cloud-compute):")
-    for row in bs.rows():
-        click.echo(f"  {row['field']:<24} {row['value']}")
 
 
 @main.group()

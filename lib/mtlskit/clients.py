@@ -159,6 +159,17 @@ def _kube_clients(kubeconfig: str | None, context: str | None) -> KubeClients:
     return KubeClients(api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), ctx)
 
 
+def sandbox_settings(params: Params) -> dict[str, Any]:
+    """The params' sandbox settings as `mtlskit.sandbox.process` takes them (one mapping for every
+    way the kit starts a sandbox)."""
+    return {
+        "projects": [params.project],
+        "operation_delay": params.sandbox.operation_delay_seconds,
+        "managed_cert_delay": params.sandbox.managed_cert_delay_seconds,
+        "data_plane_port": params.sandbox.data_plane_port,
+    }
+
+
 def build_clients(params: Params) -> Clients:
     """Clients for the params' target; for the sandbox, start it first when nothing runs."""
     if params.target == "sandbox":
@@ -166,14 +177,7 @@ def build_clients(params: Params) -> Clients:
             process,  # the kit only ever starts the sandbox, never imports its internals
         )
 
-        info = process.start(
-            params.state_dir,
-            port=params.sandbox.port,
-            projects=[params.project],
-            operation_delay=params.sandbox.operation_delay_seconds,
-            managed_cert_delay=params.sandbox.managed_cert_delay_seconds,
-            data_plane_port=params.sandbox.data_plane_port,
-        )
+        info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
         credentials: Credentials | None = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
         kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint

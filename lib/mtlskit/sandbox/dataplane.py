@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import http.client
 import ipaddress
 import json
@@ -118,20 +117,13 @@ def _host_matches(host: str, pattern: str) -> bool:
 
 
 @dataclass
-class Listener:
-    ip: str
-    port: int
-    server: socketserver.ThreadingTCPServer
-    thread: threading.Thread
-
-
-@dataclass
 class Connection:
     frontend: Frontend
     remote_ip: str
     leaf: x509.Certificate | None = None
     sent: list[x509.Certificate] = field(default_factory=list)
     verdict: Verdict | None = None
+    values: dict[str, str] = field(default_factory=dict)  # the mTLS variables, fixed per connection
     protocol: str = ""
     cipher: str = ""
     url_map_name: str = ""
@@ -146,7 +138,7 @@ class DataPlane:
         self.ca = _sandbox_ca(self.dir)
         self.echo = EchoApps()
         self.frontends: dict[str, Frontend] = {}
-        self.listeners: dict[str, Listener] = {}
+        self.listeners: dict[str, _TCPServer] = {}
         self.errors: dict[str, str] = {}  # listeners that could not bind
         self.config_errors: dict[str, str] = {}  # frontends whose resources could not be loaded
         self._contexts: dict[str, SSL.Context] = {}
@@ -289,7 +281,7 @@ class DataPlane:
             if rendered["managed"].get("status") != "ACTIVE":
                 return None
             domains = tuple(rendered["managed"].get("domains", []))
-            key = f"managed:{body.get('id')}:{','.join(domains)}"
+            key = str(body["id"])  # certificates are immutable: the id names one version
             if key not in self._issued:
                 self._issued[key] = certs.issue(
                     domains[0],
@@ -299,7 +291,7 @@ class DataPlane:
                     not_after=_now() + dt.timedelta(days=90),
                 )
             return self._issued[key], domains
-        key = f"self:{hashlib.sha256(body.get('certificate', '').encode()).hexdigest()}"
+        key = str(body["id"])
         if key not in self._issued:
             chain = x509.load_pem_x509_certificates(body["certificate"].encode())
             private = serialization.load_pem_private_key(body["_privateKey"].encode(), None)
@@ -307,7 +299,7 @@ class DataPlane:
         return self._issued[key], tuple(body.get("subjectAlternativeNames", []))
 
     def _trust_material(self, tc: dict[str, Any]) -> TrustMaterial:
-        key = hashlib.sha256(json.dumps(tc, sort_keys=True).encode()).hexdigest()
+        key = f"{tc['name']}@{tc['etag']}"  # the etag changes with every update
         if key not in self._trust:
 
             def load(items: list[dict[str, Any]]) -> tuple[x509.Certificate, ...]:
@@ -348,7 +340,7 @@ class DataPlane:
         self._contexts[key] = ctx
         return ctx
 
-    def _listen(self, ip: str) -> Listener:
+    def _listen(self, ip: str) -> _TCPServer:
         plane = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -356,9 +348,8 @@ class DataPlane:
                 plane.serve_connection(self.request, self.client_address[0], ip)
 
         server = _TCPServer((ip, self.port), Handler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-        thread.start()
-        return Listener(ip, self.port, server, thread)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        return server
 
     # ---- one connection -------------------------------------------------------------------------------
 
@@ -388,10 +379,11 @@ class DataPlane:
             chain = tls.get_peer_cert_chain(as_cryptography=True) or []
             conn.sent = [c for c in chain if c != conn.leaf]
             conn.verdict = judge(conn.leaf, conn.sent, frontend.trust)
-            if frontend.mtls_mode == "REJECT_INVALID" and not conn.verdict.ok:
-                self._log_closed(conn, started)
-                _shutdown(tls)
-                return
+        conn.values = variables(frontend.mtls_mode is not None, conn.leaf, conn.sent, conn.verdict)
+        if frontend.mtls_mode == "REJECT_INVALID" and conn.verdict is not None and not conn.verdict.ok:
+            self._log_closed(conn, started)
+            _shutdown(tls)
+            return
         try:
             self._serve_http(tls, conn)
         except (SSL.Error, OSError, h11.ProtocolError):
@@ -499,18 +491,15 @@ class DataPlane:
         endpoint = self._endpoint(conn.frontend.project, bs)
         if endpoint is None:
             return 503, text, b"no healthy upstream\n", "failed_to_pick_backend", bs
-        custom = bs.get("customRequestHeaders", [])
-        values = variables(conn.frontend.mtls_mode is not None, conn.leaf, conn.sent, conn.verdict)
-        added = request_headers(custom, values)
-        added_names = {n.lower() for n, _ in added}
+        added = request_headers(bs.get("customRequestHeaders", []), conn.values)
         # Headers the load balancer sets replace same-named client headers: no spoofed X-Client-Cert-*.
+        replaced = {n.lower() for n, _ in added} | HOP_BY_HOP | {"x-forwarded-for"}
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in request.headers
-            if k.decode("latin-1").lower() not in added_names | HOP_BY_HOP
+            if k.decode("latin-1").lower() not in replaced
         ]
         forwarded = _header(request, "x-forwarded-for")
-        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
         headers += [
             ("X-Forwarded-For", f"{forwarded}, {conn.remote_ip}" if forwarded else conn.remote_ip),
             ("X-Forwarded-Proto", "https"),
@@ -585,7 +574,7 @@ class DataPlane:
         if f.mtls_mode:
             # The `mtls` object as Google's Envoy-based proxies log it; the global load balancer's
             # documented schema has only statusDetails, so analyses should not depend on it.
-            v = variables(True, conn.leaf, conn.sent, conn.verdict)
+            v = conn.values
             payload["mtls"] = {
                 "clientCertPresent": v["client_cert_present"] == "true",
                 "clientCertChainVerified": v["client_cert_chain_verified"] == "true",
@@ -679,9 +668,9 @@ def _shutdown(tls: SSL.Connection) -> None:
         tls.sock_shutdown(socket.SHUT_RDWR)
 
 
-def _close(listener: Listener) -> None:
-    listener.server.shutdown()
-    listener.server.server_close()
+def _close(server: _TCPServer) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 def _reason(status: int) -> bytes:

@@ -91,6 +91,32 @@ def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:
     return path
 
 
+def server_args(
+    state_dir: Path,
+    port: int = 0,
+    projects: list[str] | None = None,
+    operation_delay: float = 0.2,
+    managed_cert_delay: float = 1.0,
+    data_plane_port: int = 8443,
+) -> list[str]:
+    """The command line of `python -m mtlskit.sandbox`, for the background start and `--foreground`."""
+    args = [
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(port),
+        "--operation-delay",
+        str(operation_delay),
+        "--managed-cert-delay",
+        str(managed_cert_delay),
+        "--data-plane-port",
+        str(data_plane_port),
+    ]
+    for p in projects or []:
+        args += ["--project", p]
+    return args
+
+
 def start(
     state_dir: Path,
     port: int = 0,
@@ -111,19 +137,8 @@ def start(
         sys.executable,
         "-m",
         "mtlskit.sandbox",
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--operation-delay",
-        str(operation_delay),
-        "--managed-cert-delay",
-        str(managed_cert_delay),
-        "--data-plane-port",
-        str(data_plane_port),
+        *server_args(state_dir, port, projects, operation_delay, managed_cert_delay, data_plane_port),
     ]
-    for p in projects or []:
-        cmd += ["--project", p]
     with open(state_dir / LOG, "ab") as logfile:
         proc = subprocess.Popen(
             cmd,
