@@ -10,9 +10,9 @@ from google.api_core import exceptions as gexc
 from kubernetes.client.exceptions import ApiException
 
 from mtlskit import lint
+from mtlskit.checks import Check
 from mtlskit.clients import Clients
 from mtlskit.params import Params
-from mtlskit.runbook import Check
 
 
 def target_checks(clients: Clients, params: Params) -> list[Check]:

@@ -9,7 +9,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,14 @@ from traitlets import CaselessStrEnum, default
 from mtlskit import frontend, k8s, paths, plan
 from mtlskit import params as params_mod
 from mtlskit.backend import BackendNotFound
+from mtlskit.checks import Check
+from mtlskit.checks import verdict as verdict  # notebooks call runbook.verdict
 from mtlskit.clients import ApiCallFailed, Clients, OperationError, build_clients, describe_call_failure
 from mtlskit.k8s import IngressNotReady
 from mtlskit.plan import MissingPrerequisite
 
 NOTEBOOKS = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 TEARDOWN = "90_teardown"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # pass | warn | fail
-    evidence: str
-    fix: str = ""
 
 
 class StepFailed(RuntimeError):
@@ -126,15 +120,7 @@ def start(params_file: str | None = None, apply: bool = False) -> Step:
 
 
 def checks_frame(checks: list[Check]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(c) for c in checks])
-
-
-def verdict(checks: list[Check]) -> str:
-    failed = [c.name for c in checks if c.status == "fail"]
-    warned = [c.name for c in checks if c.status == "warn"]
-    if failed:
-        return f"FAIL: {', '.join(failed)}"
-    return f"PASS ({len(checks)} checks{', warnings: ' + ', '.join(warned) if warned else ''})"
+    return pd.DataFrame([c.row() for c in checks], columns=["name", "status", "evidence", "fix"])
 
 
 class _IpcKernelManager(AsyncKernelManager):
