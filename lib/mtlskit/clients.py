@@ -116,6 +116,10 @@ class Clients:
     logging: cloud_logging.Client
     kube: KubeClients
     retry_seconds: float = 90.0
+    # Where clients reach the frontend: Google serves HTTPS on 443 and its certificates chain to the
+    # system trust store; the sandbox data plane listens on its own port with a CA of its own.
+    https_port: int = 443
+    server_ca_file: str | None = None
 
     @property
     def retry(self) -> gretry.Retry:
@@ -181,6 +185,8 @@ def build_clients(params: Params) -> Clients:
         credentials: Credentials | None = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
         kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
+        https_port = params.sandbox.data_plane_port
+        server_ca: str | None = str(params.state_dir / "dataplane" / "ca.pem")
         log_client = cloud_logging.Client(
             project=params.project,
             credentials=credentials,
@@ -189,6 +195,7 @@ def build_clients(params: Params) -> Clients:
         )
     else:
         credentials, options, endpoint = None, None, None
+        https_port, server_ca = 443, None
         kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
         log_client = cloud_logging.Client(project=params.project, _use_grpc=False)
     kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
@@ -202,6 +209,8 @@ def build_clients(params: Params) -> Clients:
         logging=log_client,
         kube=_kube_clients(kubeconfig, context),
         retry_seconds=params.api_retry_seconds,
+        https_port=https_port,
+        server_ca_file=server_ca,
     )
 
 
