@@ -12,7 +12,7 @@ import pytest
 import yaml
 from google.api_core import exceptions as gexc
 
-from mtlskit import backend, paths, runbook
+from mtlskit import backend, execute, paths
 from mtlskit.clients import build_clients
 from mtlskit.params import load
 from mtlskit.sandbox import process
@@ -75,10 +75,11 @@ def mutating_calls(counts: dict[str, int]) -> dict[str, int]:
 
 def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp_path: Path) -> None:
     params = load(second_env)
-    out = runbook.run_notebooks(str(second_env), runbook.NOTEBOOKS, apply=True, out_dir=tmp_path / "build")
-    summary = json.loads((out / "summary.json").read_text())
-    assert [s["status"] for s in summary] == ["ok"] * len(runbook.NOTEBOOKS)
-    for nb in out.glob("*.ipynb"):
+    run = execute.run_notebooks(str(second_env), execute.BUILD, apply=True, out_dir=tmp_path / "build")
+    summary = json.loads((run.out_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["notebooks"]] == ["ok"] * len(execute.BUILD), summary
+    assert summary["exit_code"] == 0
+    for nb in [*run.out_dir.glob("*.ipynb"), run.out_dir / "report.html"]:
         assert "PRIVATE KEY" not in nb.read_text(), nb.name
 
     clients = build_clients(params)
@@ -97,12 +98,12 @@ def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp
 
     # A second apply of the same params changes nothing: zero mutating requests reach the APIs.
     sandbox_call(clients, "counters", "DELETE")
-    runbook.run_notebooks(str(second_env), runbook.NOTEBOOKS[1:], apply=True, out_dir=tmp_path / "again")
+    execute.run_notebooks(str(second_env), execute.BUILD[1:], apply=True, out_dir=tmp_path / "again")
     counts = sandbox_call(clients, "counters")["counts"]
     assert mutating_calls(counts) == {}, mutating_calls(counts)
     assert counts  # the re-run did read
 
-    runbook.run_notebooks(str(second_env), [runbook.TEARDOWN], apply=True, out_dir=tmp_path / "down")
+    execute.run_notebooks(str(second_env), [execute.TEARDOWN], apply=True, out_dir=tmp_path / "down")
     for getter, kw in [
         (clients.compute.forwarding_rules.get, {"forwarding_rule": "b-fr"}),
         (clients.compute.url_maps.get, {"url_map": "b-um"}),
@@ -129,14 +130,12 @@ def test_scheme_mismatch_stops_before_any_change(second_env: Path, tmp_path: Pat
     bad.write_text(yaml.safe_dump(data))
     params = load(bad)
     clients = build_clients(params)
-    runbook.run_notebooks(
+    execute.run_notebooks(
         str(bad), ["00_preflight", "10_ingress", "30_trust"], apply=True, out_dir=tmp_path / "pre"
     )
     sandbox_call(clients, "counters", "DELETE")
-    import papermill as pm
-
-    with pytest.raises(pm.PapermillExecutionError, match="load_balancing_scheme"):
-        runbook.run_notebooks(str(bad), ["40_frontend"], apply=True, out_dir=tmp_path / "fe")
+    run = execute.run_notebooks(str(bad), ["40_frontend"], apply=True, out_dir=tmp_path / "fe")
+    assert run.exit_code == execute.EXIT_CRASHED and "load_balancing_scheme" in run.notebooks[0].error
     assert mutating_calls(sandbox_call(clients, "counters")["counts"]) == {}
     with pytest.raises(gexc.NotFound):
         clients.compute.addresses.get(project=PROJECT, address="mismatch-ip")
@@ -158,7 +157,7 @@ def test_committed_notebooks_run_top_to_bottom_under_nbval() -> None:
                 "no:cacheprovider",
                 "--nbval-lax",
                 "--nbval-current-env",
-                *[str(root / "notebooks" / f"{n}.ipynb") for n in [*runbook.NOTEBOOKS, runbook.TEARDOWN]],
+                *[str(root / "notebooks" / f"{n}.ipynb") for n in [*execute.BUILD, execute.TEARDOWN]],
             ],
             capture_output=True,
             text=True,

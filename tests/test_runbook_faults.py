@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import papermill as pm
 import pytest
 import yaml
 
-from mtlskit import backend, frontend, paths, runbook, trust
+from mtlskit import backend, execute, frontend, paths, trust
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params, load
 from mtlskit.sandbox import process
@@ -76,11 +75,12 @@ def test_flaky_api_reaches_the_same_end_state_without_duplicates(flaky_env: Path
     sandbox_call(clients, "counters", "DELETE")
     sandbox_call(clients, "faults", "POST", {"error_rate": 0.2, "seed": 20261128})
     try:
-        out = runbook.run_notebooks(str(flaky_env), runbook.NOTEBOOKS, apply=True, out_dir=tmp_path / "run")
+        out = execute.run_notebooks(str(flaky_env), execute.BUILD, apply=True, out_dir=tmp_path / "run")
         counts = sandbox_call(clients, "counters")["counts"]
     finally:
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0})
-    assert [s["status"] for s in json.loads((out / "summary.json").read_text())] == ["ok"] * 5
+    summary = json.loads((out.out_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["notebooks"]] == ["ok"] * 5, summary
     # the faults did fire: some calls were answered 429/503 and retried
     assert sum(v for k, v in counts.items() if k.startswith("fault.")) > 0, counts
 
@@ -99,22 +99,24 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
     params = load(path)
     clients = build_clients(params)
     try:
-        runbook.run_notebooks(str(path), runbook.NOTEBOOKS[:4], apply=True, out_dir=tmp_path / "pre")
+        execute.run_notebooks(str(path), execute.BUILD[:4], apply=True, out_dir=tmp_path / "pre")
         sandbox_call(clients, "faults", "POST", {"error_rate": 1.0, "apis": ["compute"]})
-        with pytest.raises(pm.PapermillExecutionError) as err:
-            runbook.run_notebooks(str(path), ["40_frontend"], apply=True, out_dir=tmp_path / "dead")
-        message = f"{err.value.ename}: {err.value.evalue}"
-        assert err.value.ename == "ApiCallFailed", message
+        run = execute.run_notebooks(str(path), ["40_frontend"], apply=True, out_dir=tmp_path / "dead")
+        assert run.exit_code == execute.EXIT_CRASHED
+        message = run.notebooks[-1].error
+        assert message.startswith("ApiCallFailed: "), message
         # names the call (method and path of the compute request) and the answer
         assert "GET /compute/v1/projects/" in message, message
         assert "503" in message or "429" in message, message
         assert "re-run" in message
         summary = json.loads((tmp_path / "dead" / "summary.json").read_text())
-        assert summary[-1]["status"] == "failed" and "ApiCallFailed" in summary[-1]["error"]
+        last = summary["notebooks"][-1]
+        assert last["status"] == "crashed" and "ApiCallFailed" in last["error"]
+        assert summary["exit_code"] == execute.EXIT_CRASHED
 
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0})
         assert _names(clients)["forwardingRules"] == []  # nothing half-built reached the data path
-        runbook.run_notebooks(str(path), ["40_frontend"], apply=True, out_dir=tmp_path / "again")
+        execute.run_notebooks(str(path), ["40_frontend"], apply=True, out_dir=tmp_path / "again")
         assert _names(clients) == _expected(params)
     finally:
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0, "apis": ALL_APIS})

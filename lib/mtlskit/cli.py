@@ -6,11 +6,15 @@ import json
 import sys
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mtlskit import params as params_mod
 from mtlskit.params import ParamsError
+
+if TYPE_CHECKING:
+    from mtlskit.execute import NotebookResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -157,39 +161,87 @@ def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) ->
 @main.command("run")
 @click.option("--params", "params_file", default=None, help="params file (default params/sandbox.yaml)")
 @click.option("--apply", is_flag=True, help="apply the planned changes (default: plan only)")
-@click.option("--teardown", is_flag=True, help="run 90_teardown after the build steps")
-@click.option("--out", "out_dir", default=None, help="directory for the executed notebooks")
+@click.option("--verify", "verify_only", is_flag=True, help="run only the verification steps (50 -> 70)")
+@click.option("--teardown", is_flag=True, help="run 90_teardown after the other steps")
+@click.option("--out", "out_dir", default=None, help="directory for the executed notebooks and the report")
 @click.argument("notebooks", nargs=-1)
 def run(
-    params_file: str | None, apply: bool, teardown: bool, out_dir: str | None, notebooks: tuple[str, ...]
+    params_file: str | None,
+    apply: bool,
+    verify_only: bool,
+    teardown: bool,
+    out_dir: str | None,
+    notebooks: tuple[str, ...],
 ) -> None:
-    """Run the runbook notebooks headless (00 -> 40 unless named) and say where the outputs are."""
-    import papermill as pm
+    """Run the runbook headless (00 -> 70 unless named) and exit with the checks' verdict.
 
-    from mtlskit import runbook
+    \b
+    Exit codes: 0 every check passed (warnings allowed), 1 a check failed,
+    2 a notebook crashed or an API kept failing, 3 the params are invalid.
+    """
+    from mtlskit import execute
+    from mtlskit.report import EXIT_MEANING
 
-    p = _load(params_file)  # a bad params file stops here, before any notebook starts
-    names = list(notebooks) or list(runbook.NOTEBOOKS)
+    try:
+        p = params_mod.load(params_file)  # a bad params file stops here, before any notebook starts
+    except ParamsError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(execute.EXIT_BAD_PARAMS)
+    if notebooks:
+        names = list(notebooks)
+    else:
+        names = list(execute.VERIFY) if verify_only else [*execute.BUILD, *execute.VERIFY]
     if teardown:
-        names.append(runbook.TEARDOWN)
-    unknown = [n for n in names if not (runbook.notebook_path(n)).is_file()]
+        names.append(execute.TEARDOWN)
+    unknown = [n for n in names if not execute.notebook_path(n).is_file()]
     if unknown:
         raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")
     out = Path(out_dir).resolve() if out_dir else None
     click.echo(f"running {', '.join(names)} with apply={apply}")
-    try:
-        where = runbook.run_notebooks(params_file, names, apply=apply, out_dir=out, progress=click.echo)
-    except pm.PapermillExecutionError as err:
-        raise click.ClickException(f"{err.ename}: {err.evalue}") from None
-    click.echo(f"executed notebooks: {where}")
-    click.echo(f"open them with: jupyter lab {where}")
-    if p.target == "sandbox":
+    result = execute.run_notebooks(params_file, names, apply=apply, out_dir=out, progress=_progress)
+    for nb in result.notebooks:
+        _explain_failure(nb)
+    click.echo(f"executed notebooks and summary.json: {result.out_dir}")
+    click.echo(f"report: {result.report}")
+    if p.target == "sandbox" and any(n.status != "skipped" for n in result.notebooks):
         from mtlskit.sandbox import process
 
         info = process.status(p.state_dir)
         if info is not None:
             click.echo("sandbox data plane (see README, 'The sandbox data plane', to send mTLS requests):")
             _echo_dataplane(info.endpoint)
+    code = result.exit_code
+    click.echo(f"exit code {code}: {EXIT_MEANING[code]}", err=code != 0)
+    sys.exit(code)
+
+
+def _progress(name: str, result: NotebookResult | None) -> None:
+    """One line per notebook: its name when it starts, then its status, checks and time."""
+    if result is None:
+        click.echo(f"  {name:<20} ", nl=False)
+        return
+    if result.status == "skipped":
+        click.echo(f"  {name:<20} skipped ({result.error})")
+        return
+    failed = sum(1 for c in result.checks if c.status == "fail")
+    warned = sum(1 for c in result.checks if c.status == "warn")
+    click.echo(
+        f"{result.status:<8} {len(result.checks)} checks, {failed} failed, {warned} warnings "
+        f"({result.seconds:.1f} s)"
+    )
+
+
+def _explain_failure(result: NotebookResult) -> None:
+    """Name the failing notebook and cell on stderr, where a scheduler's alert will quote it."""
+    if result.status == "failed":
+        for c in (c for c in result.checks if c.status == "fail"):
+            click.echo(f"{result.notebook}: check failed: {c.name}: {c.evidence} (fix: {c.fix})", err=True)
+    elif result.status == "crashed":
+        click.echo(
+            f"{result.notebook} crashed at cell {result.cell}: {result.error}\n"
+            f"  open the executed notebook at that cell: {result.path}",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

@@ -4,32 +4,22 @@ results into tables and check values. One helper serves every notebook, so they 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from google.api_core import exceptions as gexc
-from jupyter_client.manager import AsyncKernelManager
-from tqdm.auto import tqdm
-from traitlets import CaselessStrEnum, default
+from tqdm.std import tqdm  # text bar: no widget library needed, no warning in headless runs
 
 from mtlskit import frontend, k8s, paths, plan
 from mtlskit import params as params_mod
 from mtlskit.backend import BackendNotFound
-from mtlskit.checks import Check
+from mtlskit.checks import MIME, Check
 from mtlskit.checks import verdict as verdict  # notebooks call runbook.verdict
 from mtlskit.clients import ApiCallFailed, Clients, OperationError, build_clients, describe_call_failure
 from mtlskit.k8s import IngressNotReady
 from mtlskit.plan import MissingPrerequisite
-
-NOTEBOOKS = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
-TEARDOWN = "90_teardown"
 
 
 class StepFailed(RuntimeError):
@@ -89,7 +79,7 @@ class Step:
         now = [after.get((c.kind, c.name), "gone") for c in changes]
         return pd.DataFrame(plan.table(changes)).assign(applied="yes", **{"after apply": now})
 
-    def finish(self, checks: list[Check]) -> pd.DataFrame:
+    def finish(self, checks: list[Check]) -> None:
         """The step's checks as a table; a failed check (or a blocked apply) fails a headless run."""
         if self.blocked:
             checks = [
@@ -101,11 +91,10 @@ class Step:
                     "run the earlier notebook named above",
                 ),
             ]
-        frame = checks_frame(checks)
+        publish(checks)
         bad = [c for c in checks if c.status == "fail"]
         if bad:
             raise StepFailed("; ".join(f"{c.name}: {c.evidence}" for c in bad))
-        return frame
 
 
 def start(params_file: str | None = None, apply: bool = False) -> Step:
@@ -116,77 +105,26 @@ def start(params_file: str | None = None, apply: bool = False) -> Step:
             f"apply against project {params.project!r} needs confirm_project: {params.project} "
             "in the params file"
         )
+    pd.set_option("display.max_colwidth", None)  # equivalent commands and evidence are read whole
     return Step(params, build_clients(params), apply)
+
+
+def publish(checks: list[Check]) -> None:
+    """Show the checks as a table and attach them as data, so `mtlskit run` reads the very checks the
+    reader saw (from the executed notebook) into summary.json and the exit code."""
+    from IPython.display import display
+
+    frame = checks_frame(checks)
+    bundle = {
+        MIME: [c.row() for c in checks],
+        "text/html": frame.to_html(index=False),
+        "text/plain": frame.to_string(index=False),
+    }
+    display(bundle, raw=True)
 
 
 def checks_frame(checks: list[Check]) -> pd.DataFrame:
     return pd.DataFrame([c.row() for c in checks], columns=["name", "status", "evidence", "fix"])
-
-
-class _IpcKernelManager(AsyncKernelManager):
-    """Kernels talk over Unix sockets in a private directory, not over TCP on localhost: no other
-    local user can reach them, and the kernel has no plain-TCP warning to print into every run."""
-
-    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
-
-    @default("ip")
-    def _private_socket_prefix(self) -> str:
-        return str(Path(tempfile.mkdtemp(prefix="mtlskit-kernel-")) / "kernel")
-
-    async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        await super()._async_cleanup_resources(restart)
-        if not restart:  # a restarted kernel binds its sockets in the same directory again
-            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
-
-
-def notebook_path(name: str) -> Path:
-    return paths.repo_root() / "notebooks" / f"{name}.ipynb"
-
-
-def run_notebooks(
-    params_file: str | None,
-    names: list[str],
-    apply: bool,
-    out_dir: Path | None = None,
-    extra: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Path:
-    """Execute notebooks in order with papermill; outputs land in runs/<timestamp>-<env>/.
-
-    A failed notebook is still written (papermill saves it with the error), so the on-call
-    engineer can open it at the failing cell; summary.json says which one failed and why.
-    """
-    import papermill as pm
-
-    params_path = paths.resolve(params_file) if params_file else paths.default_params_file()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = out_dir or paths.repo_root() / "runs" / f"{stamp}-{params_path.stem}"
-    out.mkdir(parents=True, exist_ok=True)
-    summary: list[dict[str, Any]] = []
-    for name in names:
-        src = notebook_path(name)
-        dst = out / f"{name}.ipynb"
-        if progress:
-            progress(f"  {name} ...")
-        try:
-            pm.execute_notebook(
-                str(src),
-                str(dst),
-                parameters={"params_file": str(params_path), "apply": apply, **(extra or {})},
-                kernel_name="python3",
-                kernel_manager_class=_IpcKernelManager,
-                cwd=str(src.parent),
-                progress_bar=False,
-            )
-            summary.append({"notebook": name, "status": "ok"})
-        except pm.PapermillExecutionError as err:
-            summary.append({"notebook": name, "status": "failed", "error": f"{err.ename}: {err.evalue}"})
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
-            if progress:
-                progress(f"  {name} failed; executed notebook: {dst}")
-            raise
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return out
 
 
 # ---- tables and checks the notebooks show ------------------------------------------------------------

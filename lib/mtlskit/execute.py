@@ -1,0 +1,272 @@
+"""Headless runs: execute notebooks in order with papermill, collect every notebook's checks from the
+executed notebook itself, and decide the run's exit code.
+
+Only this module starts kernels, so a notebook's own kernel never pays for importing papermill or the
+kernel machinery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum, default
+
+from mtlskit import paths
+from mtlskit.checks import MIME, Check
+
+BUILD = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
+VERIFY = ["50_verify", "60_logs", "70_drift"]
+TEARDOWN = "90_teardown"
+
+# Exit codes of `mtlskit run`, documented in the README.
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
+
+NotebookStatus = Literal["ok", "failed", "crashed", "skipped"]
+# A failed check ends the notebook with this exception (runbook.Step.finish); anything else is a crash.
+CHECK_FAILURE = "StepFailed"
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: NotebookStatus
+    seconds: float = 0.0
+    checks: list[Check] = field(default_factory=list)
+    error: str = ""
+    cell: int | None = None  # index of the failing code cell in the executed notebook
+    path: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "checks": len(self.checks),
+            "failed_checks": sum(1 for c in self.checks if c.status == "fail"),
+            "error": self.error,
+            "cell": self.cell,
+            "executed_notebook": self.path,
+        }
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    params_file: str
+    apply: bool
+    started: str
+    notebooks: list[NotebookResult] = field(default_factory=list)
+    report: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {n.status for n in self.notebooks}
+        if "crashed" in statuses:
+            return EXIT_CRASHED
+        if "failed" in statuses or any(c.status == "fail" for n in self.notebooks for c in n.checks):
+            return EXIT_CHECK_FAILED
+        return EXIT_OK
+
+    def check_rows(self) -> list[dict[str, str]]:
+        return [
+            {
+                "notebook": n.notebook,
+                "check": c.name,
+                "status": c.status,
+                "evidence": c.evidence,
+                "fix": c.fix,
+            }
+            for n in self.notebooks
+            for c in n.checks
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "params_file": self.params_file,
+            "apply": self.apply,
+            "started": self.started,
+            "exit_code": self.exit_code,
+            "notebooks": [n.summary() for n in self.notebooks],
+            "checks": self.check_rows(),
+        }
+
+    def write_summary(self) -> Path:
+        path = self.out_dir / "summary.json"
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return path
+
+
+class _IpcKernelManager(AsyncKernelManager):
+    """Kernels talk over Unix sockets in a private directory, not over TCP on localhost: no other
+    local user can reach them, and the kernel has no plain-TCP warning to print into every run."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    @default("ip")
+    def _private_socket_prefix(self) -> str:
+        return str(Path(tempfile.mkdtemp(prefix="mtlskit-kernel-")) / "kernel")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart)
+        if not restart:  # a restarted kernel binds its sockets in the same directory again
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+
+def notebook_path(name: str) -> Path:
+    return paths.repo_root() / "notebooks" / f"{name}.ipynb"
+
+
+def published_checks(notebook: Path) -> list[Check]:
+    """The checks a notebook published (runbook.Step.finish), read back from its executed copy."""
+    nb = nbformat.read(notebook, as_version=4)
+    found: list[Check] = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            rows = output.get("data", {}).get(MIME)
+            if rows:
+                found += [Check.from_row(r) for r in rows]
+    return found
+
+
+def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir or paths.repo_root() / "runs" / f"{stamp}-{params_path.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class SharedKernel:
+    """One kernel for a whole run, its namespace cleared before each notebook.
+
+    Starting a kernel and importing the Google and Kubernetes clients costs seconds per notebook and
+    is the same work every time; modules stay imported, variables do not leak from one notebook to
+    the next. A kernel that died is replaced before the next notebook. (Each notebook also runs alone
+    in a kernel of its own under nbval, so none can depend on another's leftovers.)
+    """
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.km: _IpcKernelManager | None = None
+
+    def ready(self) -> _IpcKernelManager:
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and not run_sync(self.km.is_alive)():
+            self.close()
+        if self.km is None:
+            self.km = _IpcKernelManager(kernel_name="python3")
+            run_sync(self.km.start_kernel)(cwd=str(self.cwd))
+        else:
+            self._reset()
+        return self.km
+
+    def _reset(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        assert self.km is not None
+        kc = self.km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=60)
+            run_sync(kc.execute_interactive)("%reset -f", store_history=False, timeout=60)
+        finally:
+            kc.stop_channels()
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None:
+            run_sync(self.km.shutdown_kernel)(now=False)
+            self.km = None
+
+
+def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: SharedKernel) -> NotebookResult:
+    import papermill as pm
+
+    name = src.stem
+    started = time.monotonic()
+    try:
+        pm.execute_notebook(
+            str(src),
+            str(dst),
+            parameters=parameters,
+            kernel_name="python3",
+            km=kernel.ready(),
+            cwd=str(src.parent),
+            progress_bar=False,
+        )
+        result = NotebookResult(name, "ok")
+    except pm.PapermillExecutionError as err:
+        status: NotebookStatus = "failed" if err.ename == CHECK_FAILURE else "crashed"
+        result = NotebookResult(name, status, error=f"{err.ename}: {err.evalue}", cell=err.cell_index)
+    except RuntimeError as err:  # the kernel died or never started: the next notebook gets a new one
+        result = NotebookResult(name, "crashed", error=f"{type(err).__name__}: {err}")
+    result.seconds = time.monotonic() - started
+    result.path = str(dst)
+    if dst.is_file():
+        result.checks = published_checks(dst)
+    return result
+
+
+def run_notebooks(
+    params_file: str | None,
+    names: list[str],
+    apply: bool,
+    out_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[str, NotebookResult | None], None] | None = None,
+    report: bool = True,
+) -> RunResult:
+    """Execute notebooks in order; outputs land in runs/<timestamp>-<env>/ with summary.json and report.html.
+
+    A failed or crashed notebook is still written (papermill saves it with the error), so the on-call
+    engineer can open it at the failing cell. A build step that fails stops the run, because later
+    steps build on it; verification steps change nothing, so each one runs whatever the one before
+    found.
+    """
+    params_path = paths.resolve(params_file) if params_file else paths.default_params_file()
+    out = _out_dir(params_path, out_dir)
+    run = RunResult(out, str(params_path), apply, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    parameters = {"params_file": str(params_path), "apply": apply, **(extra or {})}
+    kernel = SharedKernel(paths.repo_root() / "notebooks")
+    try:
+        _run_in_order(run, names, parameters, kernel, progress)
+    finally:
+        kernel.close()  # an interrupted run leaves no kernel behind
+    if report:
+        from mtlskit import report as report_mod
+
+        run.report = report_mod.write_report(run)
+    return run
+
+
+def _run_in_order(
+    run: RunResult,
+    names: list[str],
+    parameters: dict[str, Any],
+    kernel: SharedKernel,
+    progress: Callable[[str, NotebookResult | None], None] | None,
+) -> None:
+    stopped = ""
+    for name in names:
+        if stopped and (stopped not in VERIFY or name not in VERIFY):
+            result = NotebookResult(name, "skipped", error=f"not run: {stopped} did not pass")
+        else:
+            if progress:
+                progress(name, None)
+            result = _execute_one(notebook_path(name), run.out_dir / f"{name}.ipynb", parameters, kernel)
+            stopped = stopped or ("" if result.status == "ok" else name)
+        run.notebooks.append(result)
+        if progress:
+            progress(name, result)
+        run.write_summary()
