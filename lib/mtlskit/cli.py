@@ -238,7 +238,7 @@ def _explain_failure(result: NotebookResult) -> None:
             click.echo(f"{result.notebook}: check failed: {c.name}: {c.evidence} (fix: {c.fix})", err=True)
     elif result.status == "crashed":
         click.echo(
-            f"{result.notebook} crashed at cell {result.cell}: {result.error}\n"
+            f"{result.notebook} crashed at cell In [{result.cell}]: {result.error}\n"
             f"  open the executed notebook at that cell: {result.path}",
             err=True,
         )

@@ -43,7 +43,7 @@ class NotebookResult:
     seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
     error: str = ""
-    cell: int | None = None  # index of the failing code cell in the executed notebook
+    cell: int | None = None  # execution count (In [n]) of the failing cell in the executed notebook
     path: str = ""
 
     def summary(self) -> dict[str, Any]:
@@ -123,7 +123,14 @@ class _IpcKernelManager(AsyncKernelManager):
 
 
 def notebook_path(name: str) -> Path:
+    """A runbook step by name (`50_verify`), or any notebook by its path (a team's own extra step)."""
+    if name.endswith(".ipynb"):
+        return paths.resolve(name, Path.cwd())
     return paths.repo_root() / "notebooks" / f"{name}.ipynb"
+
+
+def notebook_name(name: str) -> str:
+    return Path(name).stem
 
 
 def published_checks(notebook: Path) -> list[Check]:
@@ -208,7 +215,7 @@ def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: Share
         result = NotebookResult(name, "ok")
     except pm.PapermillExecutionError as err:
         status: NotebookStatus = "failed" if err.ename == CHECK_FAILURE else "crashed"
-        result = NotebookResult(name, status, error=f"{err.ename}: {err.evalue}", cell=err.cell_index)
+        result = NotebookResult(name, status, error=f"{err.ename}: {err.evalue}", cell=err.exec_count)
     except RuntimeError as err:  # the kernel died or never started: the next notebook gets a new one
         result = NotebookResult(name, "crashed", error=f"{type(err).__name__}: {err}")
     result.seconds = time.monotonic() - started
@@ -258,13 +265,15 @@ def _run_in_order(
     progress: Callable[[str, NotebookResult | None], None] | None,
 ) -> None:
     stopped = ""
-    for name in names:
+    for given in names:
+        name = notebook_name(given)
         if stopped and (stopped not in VERIFY or name not in VERIFY):
             result = NotebookResult(name, "skipped", error=f"not run: {stopped} did not pass")
         else:
             if progress:
                 progress(name, None)
-            result = _execute_one(notebook_path(name), run.out_dir / f"{name}.ipynb", parameters, kernel)
+            dst = run.out_dir / f"{name}.ipynb"
+            result = _execute_one(notebook_path(given), dst, parameters, kernel)
             stopped = stopped or ("" if result.status == "ok" else name)
         run.notebooks.append(result)
         if progress:

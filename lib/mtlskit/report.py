@@ -71,7 +71,10 @@ def build_report_notebook(run: RunResult) -> nbformat.NotebookNode:
         cells.append(new_markdown_cell(f"---\n# {result.notebook} · {result.status}"))
         if result.path and Path(result.path).is_file():
             executed = nbformat.read(result.path, as_version=4)
-            cells += [c for c in executed.cells if not HIDDEN_TAGS & set(c.metadata.get("tags", []))]
+            shown = [c for c in executed.cells if not HIDDEN_TAGS & set(c.metadata.get("tags", []))]
+            for i, c in enumerate(shown):
+                c["id"] = f"{result.notebook}-{i}"  # ids stay unique when notebooks are joined
+            cells += shown
         elif result.error:
             cells.append(new_markdown_cell(html.escape(result.error)))
     nb = new_notebook(cells=cells)
