@@ -39,6 +39,7 @@ sandbox-down: venv
 bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/dataplane.py
+	$(PY) bench/runbook.py
 
 clean:
 	-$(VENV)/bin/mtlskit sandbox down 2>/dev/null

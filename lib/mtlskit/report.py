@@ -35,11 +35,15 @@ def _table(rows: list[dict[str, object]], columns: list[str]) -> str:
     def cell(col: str, value: object) -> str:
         text = "" if value is None else str(value)
         colour = STATUS_COLOURS.get(text) if col == "status" else None
-        style = f' style="color:{colour};font-weight:bold"' if colour else ""
-        return f"<td{style}>{html.escape(text)}</td>"
+        style = f";color:{colour};font-weight:bold" if colour else ""
+        return f'<td style="text-align:left{style}">{html.escape(text)}</td>'
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(cell(c, r.get(c)) for c in columns) + "</tr>" for r in rows)
+    def shown(row: dict[str, object]) -> dict[str, object]:
+        # a passing check's fix is noise in a summary: the reader acts only on what did not pass
+        return {**row, "fix": ""} if row.get("status") == "pass" else row
+
+    head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' for c in columns)
+    body = "".join("<tr>" + "".join(cell(c, shown(r).get(c)) for c in columns) + "</tr>" for r in rows)
     return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
