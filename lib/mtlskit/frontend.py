@@ -36,11 +36,19 @@ class Kind:
     proto: Any
     collection: str
     patchable: bool
+    gcloud_group: str  # `gcloud compute <group>`
 
 
 KINDS = {
     "Address": Kind(
-        "Address", "addresses", "address_resource", "address", compute_v1.Address, "addresses", False
+        "Address",
+        "addresses",
+        "address_resource",
+        "address",
+        compute_v1.Address,
+        "addresses",
+        False,
+        "addresses",
     ),
     "SslCertificate": Kind(
         "SslCertificate",
@@ -50,6 +58,7 @@ KINDS = {
         compute_v1.SslCertificate,
         "sslCertificates",
         False,
+        "ssl-certificates",
     ),
     "SslPolicy": Kind(
         "SslPolicy",
@@ -59,8 +68,11 @@ KINDS = {
         compute_v1.SslPolicy,
         "sslPolicies",
         True,
+        "ssl-policies",
     ),
-    "UrlMap": Kind("UrlMap", "url_maps", "url_map_resource", "url_map", compute_v1.UrlMap, "urlMaps", True),
+    "UrlMap": Kind(
+        "UrlMap", "url_maps", "url_map_resource", "url_map", compute_v1.UrlMap, "urlMaps", True, "url-maps"
+    ),
     "TargetHttpsProxy": Kind(
         "TargetHttpsProxy",
         "target_https_proxies",
@@ -69,6 +81,7 @@ KINDS = {
         compute_v1.TargetHttpsProxy,
         "targetHttpsProxies",
         True,
+        "target-https-proxies",
     ),
     "ForwardingRule": Kind(
         "ForwardingRule",
@@ -78,6 +91,7 @@ KINDS = {
         compute_v1.ForwardingRule,
         "forwardingRules",
         False,
+        "forwarding-rules",
     ),
 }
 

@@ -26,9 +26,18 @@ class IngressNotReady(RuntimeError):
     pass
 
 
+def kit_labels(stack: str) -> dict[str, str]:
+    """Written on every Kubernetes object the kit applies; teardown deletes nothing without them."""
+    return {**MANAGED_BY, "mtlskit/stack": stack}
+
+
+def is_kit_object(labels: dict[str, str], stack: str) -> bool:
+    return all(labels.get(k) == v for k, v in kit_labels(stack).items())
+
+
 def manifests(params: Params) -> dict[str, dict[str, Any]]:
     k = params.kubernetes
-    labels = {**MANAGED_BY, "mtlskit/stack": params.stack}
+    labels = kit_labels(params.stack)
     service = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -8,8 +8,9 @@ explicitly, because deleting it makes GKE stop syncing the backend service.
 from __future__ import annotations
 
 from google.api_core import exceptions as gexc
+from kubernetes.client.exceptions import ApiException
 
-from mtlskit import trust
+from mtlskit import k8s, trust
 from mtlskit.clients import Clients, wait_for_compute
 from mtlskit.frontend import KINDS, ORDER, resource_names
 from mtlskit.params import Params
@@ -36,20 +37,25 @@ def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False)
                 names[kind_name],
                 "delete" if owned else "keep",
                 [] if owned else ["not created by this stack (no ownership marker)"],
-                f"gcloud compute {kind.collection} delete {names[kind_name]} --global" if owned else "",
+                f"gcloud compute {kind.gcloud_group} delete {names[kind_name]} --global "
+                f"--project={params.project} --quiet"
+                if owned
+                else "",
                 current=current,
             )
         )
-    for kind_name, getter, name in (
+    for kind_name, getter, name, group in (
         (
             "ServerTlsPolicy",
             clients.network_security.get_server_tls_policy,
             trust.policy_name(clients, params),
+            "network-security server-tls-policies",
         ),
         (
             "TrustConfig",
             clients.certificate_manager.get_trust_config,
             trust.trust_config_name(clients, params),
+            "certificate-manager trust-configs",
         ),
     ):
         try:
@@ -57,26 +63,45 @@ def plan_teardown(clients: Clients, params: Params, delete_anchor: bool = False)
         except gexc.NotFound:
             continue
         owned = current.labels.get("mtlskit-stack") == params.stack
+        short = name.rsplit("/", 1)[-1]
         changes.append(
             Change(
                 kind_name,
-                name.rsplit("/", 1)[-1],
+                short,
                 "delete" if owned else "keep",
                 [] if owned else ["not created by this stack (no ownership label)"],
+                f"gcloud {group} delete {short} --location=global --project={params.project} --quiet"
+                if owned
+                else "",
                 current=current,
             )
         )
     if delete_anchor:
-        changes.append(
-            Change(
-                "Ingress",
-                params.kubernetes.ingress,
-                "delete",
-                ["WARNING: GKE stops syncing the backend service and garbage-collects it"],
-                f"kubectl delete ingress {params.kubernetes.ingress} -n {params.kubernetes.namespace}",
-            )
-        )
+        changes += _anchor_teardown(clients, params)
     return changes
+
+
+def _anchor_teardown(clients: Clients, params: Params) -> list[Change]:
+    """The anchor Ingress, planned from what the cluster has: nothing once it is gone, and kept when it
+    is not the kit's (someone else's Ingress of the same name must survive a teardown)."""
+    k = params.kubernetes
+    try:
+        anchor = k8s.read_anchor(clients, params)
+    except k8s.IngressNotReady:
+        return []
+    labels = anchor["metadata"].get("labels") or {}
+    owned = k8s.is_kit_object(labels, params.stack)
+    return [
+        Change(
+            "Ingress",
+            k.ingress,
+            "delete" if owned else "keep",
+            ["WARNING: GKE stops syncing the backend service and garbage-collects it"]
+            if owned
+            else ["not created by this stack (no mtlskit labels)"],
+            f"kubectl delete ingress {k.ingress} -n {k.namespace}" if owned else "",
+        )
+    ]
 
 
 def apply_teardown(
@@ -107,4 +132,7 @@ def apply_teardown(
                 clients.kube.networking.delete_namespaced_ingress(c.name, params.kubernetes.namespace)
         except gexc.NotFound:
             pass  # already gone: a re-run after a partial teardown
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
     return changes
