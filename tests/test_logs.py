@@ -1,0 +1,586 @@
+"""Request logs: the flattened table from hand-written API-shaped entries, the probe matching on
+synthetic probes, and the whole cross-check against a sandbox load balancer that real TLS clients
+talked to (plus the 60_logs notebook run headless)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+import yaml
+from matplotlib.figure import Figure
+from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
+
+from mtlskit import certs, execute, logs, probe, stack
+from mtlskit.clients import Clients, build_clients
+from mtlskit.params import Params
+from mtlskit.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
+from tests.conftest import PROJECT, sandbox_call, sandbox_params
+
+T0 = dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
+FINGERPRINT = "q1w2e3r4t5y6u7i8o9p0AbCdEfGhIjKlMnOpQrStUvW="
+
+
+def at(seconds: float) -> str:
+    return logs.rfc3339(T0 + dt.timedelta(seconds=seconds))
+
+
+def lb_entry(
+    seconds: float,
+    details: str,
+    status: int,
+    url: str | None = None,
+    mtls: dict[str, Any] | None = None,
+    backend_service: str = "",
+    insert_id: str | None = None,
+) -> dict[str, Any]:
+    """An http_load_balancer entry as the API returns it (the shape of reference §4.4)."""
+    http: dict[str, Any] = {"status": status, "remoteIp": "203.0.113.7", "latency": "0.001s"}
+    if url:
+        http.update(requestMethod="GET", requestUrl=url, userAgent="python-requests/2.34.2")
+    payload: dict[str, Any] = {
+        "@type": logs.PAYLOAD_TYPE,
+        "statusDetails": details,
+        "remoteIp": "203.0.113.7",
+        "tls": {"protocol": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "earlyDataRequest": False},
+    }
+    if mtls is not None:
+        payload["mtls"] = mtls
+    return {
+        "insertId": insert_id or uuid.uuid4().hex[:14],
+        "logName": "projects/my-proj/logs/requests",
+        "resource": {
+            "type": "http_load_balancer",
+            "labels": {
+                "project_id": "my-proj",
+                "zone": "global",
+                "forwarding_rule_name": "mtls-fr",
+                "target_proxy_name": "mtls-proxy",
+                "url_map_name": "mtls-um",
+                "backend_service_name": backend_service,
+            },
+        },
+        "httpRequest": http,
+        "jsonPayload": payload,
+        "severity": "INFO",
+        "timestamp": at(seconds),
+        "receiveTimestamp": at(seconds + 1),
+    }
+
+
+def accepted(seconds: float, probe_id: str = "p-ok") -> dict[str, Any]:
+    return lb_entry(
+        seconds,
+        "response_sent_by_backend",
+        200,
+        url=f"https://api.example.com{PROBE_PATH}{probe_id}",
+        mtls={
+            "clientCertPresent": True,
+            "clientCertChainVerified": True,
+            "clientCertError": "",
+            "clientCertSha256Fingerprint": FINGERPRINT,
+            "clientCertSerialNumber": "0a:1b",
+        },
+        backend_service="k8s1-abc-default-web-80-xyz",
+        insert_id="ok-1",
+    )
+
+
+def refused(seconds: float, details: str, **mtls: Any) -> dict[str, Any]:
+    present = details != "client_cert_not_provided"
+    verdict = {"clientCertPresent": present, "clientCertChainVerified": False, "clientCertError": details}
+    return lb_entry(seconds, details, 0, mtls={**verdict, **mtls})
+
+
+def result(
+    probe_id: str, expected: str, sent: float, finished: float, case: str | None = None
+) -> ProbeResult:
+    return ProbeResult(
+        probe_id=probe_id,
+        case=case or probe_id,
+        expected="ok" if expected == "response_sent_by_backend" else expected,
+        expected_status_details=expected,
+        outcome="",
+        http_status=None,
+        verdict="pass",
+        sent_at=at(sent),
+        finished_at=at(finished),
+    )
+
+
+# ---- flattening -----------------------------------------------------------------------------------------
+
+
+def test_accepted_request_row() -> None:
+    row = logs.entries_frame([accepted(1)]).iloc[0]
+    assert row["time"] == pd.Timestamp(T0 + dt.timedelta(seconds=1))
+    assert row["status"] == 200
+    assert row["status_details"] == "response_sent_by_backend"
+    assert row["outcome"] == "accepted"
+    assert bool(row["client_cert_present"]) and bool(row["client_cert_chain_verified"])
+    assert pd.isna(row["client_cert_error"])
+    assert row["client_cert_sha256_fingerprint"] == FINGERPRINT
+    assert row["client_cert_serial_number"] == "0a:1b"
+    assert row["remote_ip"] == "203.0.113.7"
+    assert row["method"] == "GET"
+    assert row["url"] == f"https://api.example.com{PROBE_PATH}p-ok"
+    assert row["user_agent"] == "python-requests/2.34.2"
+    assert (row["tls_protocol"], row["tls_cipher"]) == ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+    assert row["backend_service"] == "k8s1-abc-default-web-80-xyz"
+    assert row["forwarding_rule"] == "mtls-fr"
+    assert row["probe_id"] == "p-ok"
+    assert row["insert_id"] == "ok-1"
+
+
+def test_closed_reject_connection_has_no_url() -> None:
+    entry = refused(2, "client_cert_validation_failed", clientCertSha256Fingerprint=FINGERPRINT)
+    row = logs.entries_frame([entry]).iloc[0]
+    assert row["status"] == 0 and row["outcome"] == "refused"
+    assert row["status_details"] == "client_cert_validation_failed"
+    assert bool(row["client_cert_present"]) and not bool(row["client_cert_chain_verified"])
+    assert row["client_cert_error"] == "client_cert_validation_failed"
+    assert row["client_cert_sha256_fingerprint"] == FINGERPRINT
+    for col in ("method", "url", "user_agent", "backend_service", "probe_id"):
+        assert pd.isna(row[col]), col
+    assert row["remote_ip"] == "203.0.113.7" and row["tls_protocol"] == "TLSv1.3"
+
+
+def test_entry_without_mtls_object_reads_the_verdict_from_status_details() -> None:
+    """The global load balancer documents only statusDetails; the table still says what it can."""
+    frame = logs.entries_frame(
+        [
+            lb_entry(1, "client_cert_not_provided", 0),
+            lb_entry(2, "client_cert_chain_invalid_eku", 0),
+            lb_entry(3, "response_sent_by_backend", 200, url="https://api.example.com/"),
+            lb_entry(4, "failed_to_pick_backend", 502, url="https://api.example.com/x"),
+        ]
+    )
+    assert list(frame["outcome"]) == ["refused", "refused", "accepted", "other"]
+    assert frame["client_cert_present"].tolist()[:2] == [False, pd.NA]
+    assert frame["client_cert_chain_verified"].tolist() == [False, False, pd.NA, pd.NA]
+    assert frame["client_cert_error"].tolist()[:2] == [
+        "client_cert_not_provided",
+        "client_cert_chain_invalid_eku",
+    ]
+    assert frame["client_cert_error"].iloc[2:].isna().all()
+    assert frame["client_cert_sha256_fingerprint"].isna().all()
+    assert frame["probe_id"].isna().all()
+
+
+def test_boolean_strings_and_absent_booleans() -> None:
+    """Some Google proxies log "true"/"false" strings, and Logging drops false booleans."""
+    entry = refused(1, "client_cert_validation_failed")
+    entry["jsonPayload"]["mtls"] = {"clientCertPresent": "true", "clientCertError": "x"}
+    row = logs.entries_frame([entry]).iloc[0]
+    assert bool(row["client_cert_present"]) is True
+    assert bool(row["client_cert_chain_verified"]) is False
+
+
+def test_exported_json_lines_and_json_array_read_like_api_entries(tmp_path: Path) -> None:
+    entries = [refused(2, "client_cert_not_provided"), accepted(1)]
+    lines = tmp_path / "requests.json"
+    lines.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+    array = tmp_path / "gcloud.json"
+    array.write_text(json.dumps(entries, indent=2))
+    expected = logs.entries_frame(entries)
+    for path in (lines, array):
+        frame = logs.entries_frame(logs.read_exported(path))
+        pd.testing.assert_frame_equal(frame, expected)
+    assert list(expected["status_details"]) == ["response_sent_by_backend", "client_cert_not_provided"]
+
+
+def test_entry_objects_adapt_to_api_dicts() -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import logging as gl
+    from google.cloud.logging_v2.entries import StructEntry
+
+    client = gl.Client(project="my-proj", credentials=AnonymousCredentials(), _use_grpc=False)
+    obj = StructEntry.from_api_repr(accepted(1), client=client)
+    as_dict = logs.entries_frame([logs.entry_to_dict(obj)])
+    pd.testing.assert_frame_equal(as_dict, logs.entries_frame([accepted(1)]))
+
+
+# ---- summaries ------------------------------------------------------------------------------------------
+
+
+def sample_frame() -> pd.DataFrame:
+    return logs.entries_frame(
+        [
+            accepted(0, "a"),
+            accepted(40, "b"),
+            refused(5, "client_cert_not_provided"),
+            refused(50, "client_cert_not_provided"),
+            refused(60, "client_cert_validation_failed", clientCertSha256Fingerprint="F1"),
+            refused(70, "client_cert_validation_failed", clientCertSha256Fingerprint="F1"),
+            refused(80, "client_cert_chain_invalid_eku", clientCertSerialNumber="S2"),
+        ]
+    )
+
+
+def test_counts_refused_certificates_and_outcomes() -> None:
+    frame = sample_frame()
+    assert logs.count_by_status_details(frame).to_dict("records") == [
+        {"status_details": "client_cert_not_provided", "entries": 2},
+        {"status_details": "client_cert_validation_failed", "entries": 2},
+        {"status_details": "response_sent_by_backend", "entries": 2},
+        {"status_details": "client_cert_chain_invalid_eku", "entries": 1},
+    ]
+    assert logs.count_by_cert_error(frame)["entries"].sum() == 5
+    top = logs.top_refused_certificates(frame)
+    assert top[["client_cert_sha256_fingerprint", "client_cert_serial_number", "entries"]].to_dict(
+        "records"
+    ) == [
+        {"client_cert_sha256_fingerprint": "F1", "client_cert_serial_number": "", "entries": 2},
+        {"client_cert_sha256_fingerprint": "", "client_cert_serial_number": "S2", "entries": 1},
+    ]
+    buckets = logs.outcomes_over_time(frame, "30s")
+    assert buckets.to_dict("list") == {"accepted": [1, 1, 0], "refused": [1, 1, 3], "other": [0, 0, 0]}
+    gaps = logs.outcomes_over_time(frame, "10s")  # quiet buckets are zeros, not left out
+    assert len(gaps) == 9 and gaps.loc[pd.Timestamp(at(20)), "accepted"] == 0
+    fig = logs.plot_outcomes(frame)
+    assert isinstance(fig, Figure) and fig.axes[0].get_legend() is not None
+    empty = logs.entries_frame([])
+    assert logs.top_refused_certificates(empty).empty
+    assert isinstance(logs.plot_outcomes(empty), Figure)
+
+
+def test_filter_and_how_to_look_by_hand(params: Params) -> None:
+    since = dt.datetime(2026, 5, 1, 10, 0, tzinfo=dt.UTC)
+    assert logs.api_filter(params, since) == (
+        'resource.type="http_load_balancer" AND resource.labels.forwarding_rule_name="mtls-fr" '
+        f'AND jsonPayload.@type="{logs.PAYLOAD_TYPE}" AND timestamp>="2026-05-01T10:00:00.000000Z"'
+    )
+    text = logs.by_hand(params)
+    assert 'resource.labels.forwarding_rule_name="mtls-fr"\n' in text
+    assert "timestamp" not in text  # the Explorer's time range and --freshness do that
+    assert 'gcloud logging read \'resource.type="http_load_balancer" AND ' in text
+    assert f"--project={PROJECT} --freshness=1h --format=json" in text
+
+
+# ---- matching -------------------------------------------------------------------------------------------
+
+
+def test_forwarded_probe_matches_by_id_and_refused_probes_by_time_window() -> None:
+    probes = [
+        result("p-ok", "response_sent_by_backend", 0.5, 1.2),
+        result("p-none", "client_cert_not_provided", 2.0, 2.3),
+        result("p-expired", "client_cert_validation_failed", 3.0, 3.2),
+    ]
+    frame = logs.entries_frame(
+        [
+            refused(-30, "client_cert_not_provided"),  # someone else, long before
+            accepted(1.0, "p-ok"),
+            refused(2.1, "client_cert_not_provided"),
+            refused(3.1, "client_cert_validation_failed"),
+        ]
+    )
+    matched = logs.match_probes(probes, frame)
+    assert list(matched.columns) == logs.MATCH_COLUMNS
+    assert matched["found"].all() and matched["match"].all()
+    assert list(matched["matched_by"]) == ["probe id in URL", "time window", "time window"]
+    assert list(matched["log_time"]) == [pd.Timestamp(at(s)) for s in (1.0, 2.1, 3.1)]
+    assert logs.probe_checks(matched, 0)[0].status == "pass"
+    assert [c.status for c in logs.probe_checks(matched, 0)] == ["pass", "pass"]
+
+
+def test_an_entry_serves_one_probe_only() -> None:
+    """Two refused probes with overlapping windows and one entry: the second one is missing."""
+    probes = [
+        result("p1", "client_cert_not_provided", 0, 1),
+        result("p2", "client_cert_not_provided", 1, 2),
+    ]
+    frame = logs.entries_frame([refused(1.5, "client_cert_not_provided")])
+    matched = logs.match_probes(probes, frame)
+    assert list(matched["found"]) == [True, False]
+    frame2 = logs.entries_frame(
+        [refused(1.5, "client_cert_not_provided"), refused(1.6, "client_cert_not_provided")]
+    )
+    assert set(logs.match_probes(probes, frame2)["insert_id"]) == set(frame2["insert_id"])
+
+
+def test_window_edges_and_preference_for_the_expected_refusal() -> None:
+    probe_ = result("p", "client_cert_validation_failed", 10, 11)
+    outside = logs.entries_frame([refused(10 - 2.5, "client_cert_validation_failed")])
+    assert not logs.match_probes([probe_], outside)["found"].item()
+    inside = logs.entries_frame([refused(11 + 1.9, "client_cert_validation_failed")])
+    assert logs.match_probes([probe_], inside)["found"].item()
+    # A scanner without a certificate refused in the same second does not hide the probe's entry.
+    busy = logs.entries_frame(
+        [refused(10.1, "client_cert_not_provided"), refused(10.2, "client_cert_validation_failed")]
+    )
+    assert logs.match_probes([probe_], busy)["match"].item()
+    # Refused for the wrong reason: matched, and the reason it got is shown.
+    wrong = logs.entries_frame([refused(10.1, "client_cert_chain_invalid_eku")])
+    row = logs.match_probes([probe_], wrong).iloc[0]
+    assert (
+        row["found"] and not row["match"] and row["logged_status_details"] == "client_cert_chain_invalid_eku"
+    )
+
+
+def test_forwarded_entries_are_not_matched_by_time() -> None:
+    """A forwarded entry of another probe sits in the window but is not a candidate."""
+    probes = [result("p-none", "client_cert_not_provided", 0, 1)]
+    frame = logs.entries_frame([accepted(0.5, "other-probe")])
+    assert not logs.match_probes(probes, frame)["found"].item()
+
+
+def test_checks_name_missing_and_mismatched_probes() -> None:
+    probes = [
+        result("p-ok", "response_sent_by_backend", 0, 1, case="client"),
+        result("p-none", "client_cert_not_provided", 2, 3, case="none"),
+        result("p-late", "client_cert_not_provided", 20, 21, case="late"),
+    ]
+    entries = [accepted(0.5, "p-ok"), refused(2.5, "client_cert_validation_failed")]
+    matched = logs.match_probes(probes, logs.entries_frame(entries))
+    found, statuses = logs.probe_checks(
+        matched, 120, logs.BackendLogging("k8s1-bs", enable=True, sample_rate=0.5)
+    )
+    assert found.status == "fail"
+    assert "p-late (late)" in found.evidence and "waiting 120s" in found.evidence
+    assert "sampleRate 0.5" in found.evidence and "ingestion delay" in found.evidence
+    assert "logging.sample_rate: 1.0" in found.fix and "10_ingress" in found.fix
+    assert statuses.status == "fail"
+    assert "p-none (none): expected client_cert_not_provided, logged client_cert_validation_failed" in (
+        statuses.evidence
+    )
+    off = logs.probe_checks(matched, 5, logs.BackendLogging("k8s1-bs", enable=False, sample_rate=0.0))[0]
+    assert "request logging is disabled on backend service k8s1-bs" in off.evidence
+
+
+def test_no_probes_is_a_warning_to_run_verify_first() -> None:
+    (check,) = logs.probe_checks(logs.match_probes([], logs.entries_frame([])), 0)
+    assert check.status == "warn" and "50_verify" in check.fix
+
+
+# ---- end to end against a sandbox load balancer -----------------------------------------------------------
+
+DOMAIN = "logs.mtlskit.test"
+
+
+@dataclass
+class Stack:
+    params: Params
+    clients: Clients
+    ip: str
+    pki: Path
+    ca: Path
+    params_file: Path
+
+    def session(self, case: str | None) -> requests.Session:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        if case:
+            spec = {s.name: s for s in certs.demo_pki_specs()}[case]
+            bundle = self.pki.parent / f"{case}-bundle.pem"
+            parts = [self.pki / f"{case}.pem", *(self.pki / f"{n}.pem" for n in spec.chain)]
+            bundle.write_text("".join(p.read_text() for p in parts))
+            ctx.load_cert_chain(str(bundle), str(self.pki / f"{case}.key"))
+        s = requests.Session()
+        s.mount("https://", _Resolve(ctx))
+        s.headers["Host"] = DOMAIN
+        return s
+
+    def send(self, case: str | None, expected: str) -> ProbeResult:
+        """One probe as 50_verify sends it: id in the path and in a header, times around it."""
+        probe_id = uuid.uuid4().hex[:12]
+        sent = logs.rfc3339(dt.datetime.now(dt.UTC))
+        url = f"https://{self.ip}:{self.clients.https_port}{PROBE_PATH}{probe_id}"
+        try:
+            r = self.session(case).get(url, headers={PROBE_HEADER: probe_id}, timeout=5)
+            outcome, status = f"HTTP {r.status_code}", r.status_code
+        except requests.exceptions.ConnectionError:
+            outcome, status = "connection closed during TLS", None
+        finished = logs.rfc3339(dt.datetime.now(dt.UTC))
+        return ProbeResult(probe_id, case or "none", "ok", expected, outcome, status, "pass", sent, finished)
+
+
+class _Resolve(HTTPAdapter):
+    def __init__(self, ctx: ssl.SSLContext):
+        self.ctx = ctx
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: Any) -> None:
+        self.poolmanager = PoolManager(
+            num_pools=connections,
+            maxsize=maxsize,
+            block=block,
+            ssl_context=self.ctx,
+            server_hostname=DOMAIN,
+            assert_hostname=DOMAIN,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("logs")
+    state = work / "state"
+    pki = state / "pki"
+    certs.generate_demo_pki(pki)
+    params = sandbox_params(
+        state,
+        stack=f"logs-test-{uuid.uuid4().hex[:8]}",  # its own saved-probes file
+        sandbox={
+            "state_dir": str(state),
+            "data_plane_port": _free_port(),
+            "managed_cert_delay_seconds": 0.3,
+            "operation_delay_seconds": 0.05,
+        },
+        frontend={"domains": [DOMAIN]},
+    )
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    clients = build_clients(params)
+    stack.build(clients, params, 60)
+    fr = clients.compute.forwarding_rules.get(
+        project=PROJECT, forwarding_rule=params.frontend.forwarding_rule
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listeners = sandbox_call(clients, "dataplane")["listeners"]
+        if listeners and listeners[0].get("certificates_served", 0) >= 1:
+            break
+        time.sleep(0.05)
+    yield Stack(params, clients, fr.I_p_address, pki, state / "dataplane" / "ca.pem", params_file)
+    probe.results_file(params).unlink(missing_ok=True)
+    from mtlskit.sandbox import process
+
+    process.stop(state)
+
+
+@pytest.fixture(scope="module")
+def sent(lb: Stack) -> list[ProbeResult]:
+    """A valid certificate (forwarded), no certificate and an expired one (both refused)."""
+    probes = [
+        lb.send("client", "response_sent_by_backend"),
+        lb.send(None, "client_cert_not_provided"),
+        lb.send("expired-client", "client_cert_validation_failed"),
+    ]
+    assert [p.http_status for p in probes] == [200, None, None]
+    probe.save_results(lb.params, probes)
+    return probes
+
+
+def test_every_probe_is_found_with_its_status_details(lb: Stack, sent: list[ProbeResult]) -> None:
+    saved = probe.load_results(lb.params)
+    pull = logs.wait_for_probe_entries(lb.clients, lb.params, saved, timeout=10)
+    assert (pull.probes_found, pull.probes_expected) == (3, 3)
+    frame = logs.entries_frame(pull.entries)
+    matched = logs.match_probes(saved, frame)
+    assert matched[["probe_id", "logged_status_details", "found", "match", "matched_by"]].to_dict(
+        "records"
+    ) == [
+        {
+            "probe_id": sent[0].probe_id,
+            "logged_status_details": "response_sent_by_backend",
+            "found": True,
+            "match": True,
+            "matched_by": "probe id in URL",
+        },
+        {
+            "probe_id": sent[1].probe_id,
+            "logged_status_details": "client_cert_not_provided",
+            "found": True,
+            "match": True,
+            "matched_by": "time window",
+        },
+        {
+            "probe_id": sent[2].probe_id,
+            "logged_status_details": "client_cert_validation_failed",
+            "found": True,
+            "match": True,
+            "matched_by": "time window",
+        },
+    ]
+    assert [c.status for c in logs.probe_checks(matched, pull.waited_seconds)] == ["pass", "pass"]
+    forwarded = frame[frame["probe_id"] == sent[0].probe_id].iloc[0]
+    assert forwarded["backend_service"].startswith("k8s1-") and forwarded["forwarding_rule"] == "mtls-fr"
+    assert forwarded["tls_protocol"].startswith("TLSv1.") and forwarded["method"] == "GET"
+    none = frame[frame["status_details"] == "client_cert_not_provided"].iloc[0]
+    assert not none["client_cert_present"] and pd.isna(none["url"])
+
+
+def test_a_probe_without_entry_fails_and_says_why(lb: Stack, sent: list[ProbeResult]) -> None:
+    now = logs.rfc3339(dt.datetime.now(dt.UTC))
+    ghost = ProbeResult(
+        "ghost",
+        "never-sent",
+        "client_cert_not_provided",
+        "client_cert_not_provided",
+        "",
+        None,
+        "pass",
+        now,
+        now,
+    )
+    probes = [*sent, ghost]
+    started = time.monotonic()
+    pull = logs.wait_for_probe_entries(lb.clients, lb.params, probes, timeout=1.0, poll_seconds=0.3)
+    assert 1.0 <= time.monotonic() - started < 5  # bounded
+    assert (pull.probes_found, pull.probes_expected) == (3, 4)
+    matched = logs.match_probes(probes, logs.entries_frame(pull.entries))
+    found, statuses = logs.probe_checks(
+        matched, pull.waited_seconds, logs.read_backend_logging(lb.clients, lb.params)
+    )
+    assert found.status == "fail" and "ghost (never-sent)" in found.evidence
+    for reason in ("request logging disabled", "sample rate below 1.0", "ingestion delay", "sampleRate 1"):
+        assert reason in found.evidence
+    assert "logging.enable: true" in found.fix
+    assert statuses.status == "pass"
+
+
+def test_pull_retries_transient_logging_errors(lb: Stack, sent: list[ProbeResult]) -> None:
+    since = logs.parse_time(sent[0].sent_at) - dt.timedelta(seconds=5)
+    clean = logs.fetch_entries(lb.clients, lb.params, since, page_size=2)
+    sandbox_call(lb.clients, "counters", "DELETE")
+    sandbox_call(lb.clients, "faults", "POST", {"error_rate": 0.4, "seed": 3, "apis": ["logging"]})
+    try:
+        entries = logs.fetch_entries(lb.clients, lb.params, since, page_size=2)
+    finally:
+        sandbox_call(lb.clients, "faults", "POST", {"error_rate": 0.0})
+    assert entries == clean and len(entries) >= 3
+    counts = sandbox_call(lb.clients, "counters")["counts"]
+    assert sum(v for k, v in counts.items() if k.startswith("fault.")) >= 1, counts
+
+
+def test_notebook_60_logs_runs_headless(lb: Stack, sent: list[ProbeResult], tmp_path: Path) -> None:
+    run = execute.run_notebooks(str(lb.params_file), ["60_logs"], apply=False, out_dir=tmp_path, report=False)
+    (result,) = run.notebooks
+    assert result.status == "ok", result.error
+    assert [(c.name, c.status) for c in result.checks] == [
+        ("probes found in request logs", "pass"),
+        ("logged statusDetails as expected", "pass"),
+    ]
+    nb = json.loads(Path(result.path).read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    stderr = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stderr")
+    assert "Warning" not in stderr, stderr
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1, "the plot renders inline, once"
+    assert "3/3 probes found" in json.dumps(outputs)
+
+
+def test_notebook_60_logs_without_probes_says_run_verify_first(lb: Stack, tmp_path: Path) -> None:
+    data = yaml.safe_load(lb.params_file.read_text())
+    data["stack"] = f"{data['stack']}-unverified"  # an environment 50_verify never ran for
+    params_file = tmp_path / "unverified.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    run = execute.run_notebooks(str(params_file), ["60_logs"], apply=False, out_dir=tmp_path, report=False)
+    (result,) = run.notebooks
+    assert result.status == "ok", result.error
+    assert [(c.status, c.fix) for c in result.checks] == [("warn", "run 50_verify first")]
