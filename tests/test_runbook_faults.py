@@ -121,3 +121,46 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
     finally:
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0, "apis": ALL_APIS})
         process.stop(params.state_dir)
+
+
+def test_sandbox_gone_mid_run_names_the_call_and_says_rerun(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Connection failures read like API failures: which step, which call, and that a re-run is safe."""
+    from mtlskit import k8s, runbook
+    from mtlskit.clients import ApiCallFailed
+
+    path = _env(tmp_path_factory.mktemp("gone"), api_retry_seconds=2)
+    params = load(path)
+    step = runbook.Step(params, build_clients(params), apply=True)
+    process.stop(params.state_dir)
+    for fn in (k8s.plan_ingress, trust.plan_trust):
+        with pytest.raises(ApiCallFailed) as err:
+            step.call(fn)
+        message = str(err.value)
+        assert message.startswith(f"{fn.__name__} stopped: the connection to the API failed"), message
+        assert "re-run this notebook" in message
+
+
+def test_kubernetes_errors_are_wrapped_with_the_status_message(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from mtlskit import runbook
+    from mtlskit.clients import ApiCallFailed
+
+    path = _env(tmp_path_factory.mktemp("kube"))
+    params = load(path)
+    step = runbook.Step(params, build_clients(params), apply=True)
+
+    def read_missing(clients: Clients, params: Params) -> None:
+        clients.kube.core.read_namespaced_service("no-such-service", params.kubernetes.namespace)
+
+    try:
+        with pytest.raises(
+            ApiCallFailed, match=r"read_missing stopped: the Kubernetes API answered 404"
+        ) as err:
+            step.call(read_missing)
+        assert isinstance(err.value.__cause__, ApiException)
+        assert "no-such-service" in str(err.value)
+    finally:
+        process.stop(params.state_dir)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
@@ -20,6 +22,7 @@ from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
 from google.cloud import logging as cloud_logging
 from kubernetes import client as kube
 from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
 
 from mtlskit.params import Params
 
@@ -49,8 +52,25 @@ class ApiCallFailed(RuntimeError):
     knows which API and resource to look at, and says that re-running is safe."""
 
 
+# What a call into either client library raises when the API (or the connection to it) fails.
+CALL_FAILURES: tuple[type[BaseException], ...] = (
+    gexc.GoogleAPICallError,
+    gexc.RetryError,
+    ApiException,
+    requests.exceptions.ConnectionError,
+    urllib3.exceptions.HTTPError,
+)
+
+
 def describe_call_failure(err: BaseException, retry_seconds: float) -> str:
     """'<METHOD> <path> answered <status> ...' from the exception the client library raised."""
+    if isinstance(err, ApiException):
+        reason = _kube_reason(err)
+        return f"the Kubernetes API answered {err.status} {err.reason}: {reason}".rstrip(": ")
+    if isinstance(err, requests.exceptions.ConnectionError | urllib3.exceptions.HTTPError):
+        request = getattr(err, "request", None)
+        where = f" for {request.method} {request.url}" if request is not None else ""
+        return f"the connection to the API failed{where}: {type(err).__name__}: {_first_line(err)}"
     cause: BaseException | None = err
     retried = isinstance(err, gexc.RetryError)
     if retried:
@@ -70,6 +90,20 @@ def describe_call_failure(err: BaseException, retry_seconds: float) -> str:
     answer = f"{getattr(cause, 'code', '')} {message}".strip()
     after = f" (still failing after retrying for {retry_seconds:.0f}s)" if retried else ""
     return f"{call} answered {answer}{after}"
+
+
+def _kube_reason(err: ApiException) -> str:
+    """The message of the Status body the API server sent (the body can be long; one line of it)."""
+    import json
+
+    try:
+        return str(json.loads(err.body or "{}").get("message", ""))[:300]
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0][:300] if str(err) else ""
 
 
 class OperationError(RuntimeError):
@@ -157,8 +191,27 @@ def _compute_clients(credentials: Credentials | None, options: ClientOptions | N
     )
 
 
-def _kube_clients(kubeconfig: str | None, context: str | None) -> KubeClients:
-    api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+def _kube_retry(seconds: float) -> urllib3.Retry:
+    """The Kubernetes client gets the same policy as Google's: 429/5xx and dropped connections are
+    retried with backoff for about `seconds`, then the last answer is raised as usual."""
+    attempts = max(1, int(seconds / 2))
+    return urllib3.Retry(
+        total=attempts,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # every verb: plans are re-read, so a replayed write is caught as a conflict
+        backoff_factor=0.2,
+        backoff_max=4.0,
+        raise_on_status=False,
+    )
+
+
+def _kube_clients(kubeconfig: str | None, context: str | None, retry_seconds: float) -> KubeClients:
+    configuration = kube.Configuration()
+    kube_config.load_kube_config(
+        config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+    )
+    configuration.retries = _kube_retry(retry_seconds)
+    api = kube.ApiClient(configuration)
     ctx = context or kube_config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
     return KubeClients(api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), ctx)
 
@@ -207,7 +260,7 @@ def build_clients(params: Params) -> Clients:
         network_security=network_security_v1.NetworkSecurityClient(**kw),
         certificate_manager=certificate_manager_v1.CertificateManagerClient(**kw),
         logging=log_client,
-        kube=_kube_clients(kubeconfig, context),
+        kube=_kube_clients(kubeconfig, context, params.api_retry_seconds),
         retry_seconds=params.api_retry_seconds,
         https_port=https_port,
         server_ca_file=server_ca,

@@ -17,7 +17,14 @@ from mtlskit import params as params_mod
 from mtlskit.backend import BackendNotFound
 from mtlskit.checks import MIME, Check
 from mtlskit.checks import verdict as verdict  # notebooks call runbook.verdict
-from mtlskit.clients import ApiCallFailed, Clients, OperationError, build_clients, describe_call_failure
+from mtlskit.clients import (
+    CALL_FAILURES,
+    ApiCallFailed,
+    Clients,
+    OperationError,
+    build_clients,
+    describe_call_failure,
+)
 from mtlskit.k8s import IngressNotReady
 from mtlskit.plan import MissingPrerequisite
 
@@ -56,7 +63,7 @@ class Step:
         names the failing call and says a re-run is safe (plans are re-read, inserts carry request ids)."""
         try:
             return fn(self.clients, self.params, *args)
-        except (gexc.GoogleAPICallError, gexc.RetryError, OperationError) as err:
+        except (*CALL_FAILURES, OperationError) as err:
             raise ApiCallFailed(
                 f"{fn.__name__} stopped: {describe_call_failure(err, self.clients.retry_seconds)}. "
                 "Changes before this call are in place and nothing after it was attempted; "
