@@ -116,3 +116,40 @@ def test_cli_exit_codes_and_stderr(books: dict[str, str], tmp_path: Path) -> Non
     invalid = runner.invoke(main, ["run", "--params", str(bad), "--out", str(tmp_path / "d"), books["good"]])
     assert invalid.exit_code == 3 and "project" in invalid.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_interrupted_run_leaves_no_kernel(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    d = tmp_path / "nb"
+    d.mkdir()
+    slow = _notebook(d, "slow", "import time\ntime.sleep(60)")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtlskit.cli", "run", "--out", str(tmp_path / "out"), slow],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        kernels: list[psutil.Process] = []
+        while time.monotonic() < deadline and not kernels:
+            time.sleep(0.5)
+            kernels = [
+                p
+                for p in psutil.Process(proc.pid).children(recursive=True)
+                if "ipykernel" in " ".join(p.cmdline())
+            ]
+        assert kernels, "the run never started a kernel"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(kernels, timeout=10)
+        assert not alive, f"kernel left running: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -197,6 +198,8 @@ def run(
     if unknown:
         raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")
     out = Path(out_dir).resolve() if out_dir else None
+    # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     click.echo(f"running {', '.join(names)} with apply={apply}")
     result = execute.run_notebooks(params_file, names, apply=apply, out_dir=out, progress=_progress)
     for nb in result.notebooks:
