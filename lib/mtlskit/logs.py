@@ -611,12 +611,15 @@ def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.
     """`wait_for_probe_entries` with a progress bar, through the step's API-error handling."""
     from tqdm.std import tqdm  # a text bar, as runbook's: no widget library, no warning headless
 
-    with tqdm(total=len(probes), desc="probes found in the request logs", unit="probe") as bar:
+    with tqdm(
+        total=len(probes),
+        desc="probes found in the request logs",
+        bar_format=f"{{desc}}: {{n}}/{{total}} |{{bar:20}}| waited {{elapsed}} of at most {timeout:.0f}s",
+    ) as bar:
 
         def progress(found: int, total: int, elapsed: float) -> None:
             bar.total = total
             bar.n = found
-            bar.set_postfix(waited=f"{elapsed:.0f}s")
             bar.refresh()
 
         pull: Pull = step.call(wait_for_probe_entries, probes, timeout, None, progress)
