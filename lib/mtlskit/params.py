@@ -212,10 +212,66 @@ class MtlsSettings(_Strict):
         return self
 
 
+# The load balancer's documented `statusDetails` for a refused client certificate (global external
+# ALB, "Logged errors for closed connections"); a probe case may expect one of these or "ok".
+CLIENT_CERT_STATUS_DETAILS = (
+    "client_cert_not_provided",
+    "client_cert_validation_failed",
+    "client_cert_chain_invalid_eku",
+    "client_cert_invalid_rsa_key_size",
+    "client_cert_unsupported_elliptic_curve_key",
+    "client_cert_unsupported_key_algorithm",
+    "client_cert_pki_too_large",
+    "client_cert_chain_max_name_constraints_exceeded",
+    "client_cert_validation_timed_out",
+    "client_cert_validation_search_limit_exceeded",
+    "client_cert_validation_not_performed",
+)
+# Case names the probe uses for its own two cases.
+RESERVED_PROBE_CASES = ("probe certificate", "no certificate")
+
+
+class ProbeCase(_Strict):
+    """A client certificate 50_verify presents, and what the load balancer should make of it."""
+
+    name: str = Field(min_length=1, max_length=63)
+    cert: str = Field(description="leaf first, then the issuers the client sends (TLS order)")
+    key: str = Field(description="read by path only; never shown in any output")
+    expect: str = Field("ok", description='"ok" or the documented client_cert_* statusDetails')
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: str) -> str:
+        if v != "ok" and v not in CLIENT_CERT_STATUS_DETAILS:
+            raise ValueError(
+                "must be 'ok' or one of the documented client_cert_* statusDetails: "
+                + ", ".join(CLIENT_CERT_STATUS_DETAILS)
+            )
+        return v
+
+
 class ProbeSettings(_Strict):
     client_cert: str | None = None
     client_key: str | None = None
     extra_client_certs: list[str] = Field(default_factory=list)
+    cases: list[ProbeCase] = Field(default_factory=list, max_length=50)
+    demo_cases: bool = Field(
+        True,
+        description="also probe every demo PKI certificate, when the trust config is built from the demo PKI",
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="bound on every connect and request")
+
+    @field_validator("cases")
+    @classmethod
+    def _unique(cls, v: list[ProbeCase]) -> list[ProbeCase]:
+        names = [c.name for c in v]
+        clashes = sorted({n for n in names if names.count(n) > 1 or n in RESERVED_PROBE_CASES})
+        if clashes:
+            raise ValueError(
+                f"case names must be unique and not {' or '.join(map(repr, RESERVED_PROBE_CASES))}: "
+                f"{', '.join(map(repr, clashes))}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _pair(self) -> ProbeSettings:
@@ -374,6 +430,9 @@ def _absolutise(params: Params, base: Path | None) -> Params:
             "client_cert": fix(params.probe.client_cert),
             "client_key": fix(params.probe.client_key),
             "extra_client_certs": [fix(p) for p in params.probe.extra_client_certs],
+            "cases": [
+                c.model_copy(update={"cert": fix(c.cert), "key": fix(c.key)}) for c in params.probe.cases
+            ],
         }
     )
     sandbox = params.sandbox.model_copy(update={"state_dir": fix(params.sandbox.state_dir)})
@@ -406,6 +465,11 @@ def _missing_files(params: Params) -> list[FieldProblem]:
         f = getattr(params.probe, field)
         if f and not Path(f).is_file():
             problems.append(FieldProblem(f"probe.{field}", f"file not found: {f}"))
+    for i, case in enumerate(params.probe.cases):
+        for field in ("cert", "key"):
+            f = getattr(case, field)
+            if not Path(f).is_file():
+                problems.append(FieldProblem(f"probe.cases[{i}].{field}", f"file not found: {f}"))
     if params.kubernetes.kubeconfig and not Path(params.kubernetes.kubeconfig).is_file():
         problems.append(
             FieldProblem("kubernetes.kubeconfig", f"file not found: {params.kubernetes.kubeconfig}")
