@@ -187,3 +187,33 @@ def test_missing_service_is_reported_as_an_event(clients: Clients, env: Params) 
     assert any(e.type == "Warning" and "not found" in e.message for e in events)
     with pytest.raises(k8s.IngressNotReady, match="has not written"):
         k8s.wait_for_backends(clients, env, timeout=0.5)
+
+
+def test_closing_the_anchor_frontend_clears_its_address_from_status(clients: Clients, env: Params) -> None:
+    import time
+
+    setup_ingress(clients, env)
+    k = env.kubernetes
+    ing = clients.kube.networking
+
+    def address() -> object:
+        lb = ing.read_namespaced_ingress(k.ingress, k.namespace).status.load_balancer
+        return lb.ingress if lb else None
+
+    def wait_for(predicate: object) -> object:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            value = address()
+            if predicate(value):  # type: ignore[operator]
+                return value
+            time.sleep(0.1)
+        return address()
+
+    ing.patch_namespaced_ingress(
+        k.ingress, k.namespace, {"metadata": {"annotations": {"kubernetes.io/ingress.allow-http": "true"}}}
+    )
+    assert wait_for(bool), "an anchor serving HTTP has an address"
+    ing.patch_namespaced_ingress(
+        k.ingress, k.namespace, {"metadata": {"annotations": {"kubernetes.io/ingress.allow-http": "false"}}}
+    )
+    assert not wait_for(lambda v: not v), "the closed anchor still shows an address"
