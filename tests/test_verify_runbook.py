@@ -1,0 +1,168 @@
+"""The whole runbook on a sandbox, as `mtlskit run` runs it: build 00 -> 40, then prove and watch the
+frontend 50 -> 70 in REJECT and ALLOW mode; drift makes the scheduled verification exit 1; nbval over
+the committed verification notebooks after a build."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mtlskit import execute, paths, probe
+from mtlskit.cli import main
+from mtlskit.clients import build_clients
+from mtlskit.params import load
+from mtlskit.sandbox import process
+
+pytestmark = pytest.mark.e2e
+RUNBOOK = [*execute.BUILD, *execute.VERIFY]
+
+
+def _params_file(directory: Path, **changes: dict[str, object]) -> Path:
+    """The default sandbox params with a state directory (and demo PKI) of its own."""
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    state = directory / "state"
+    pki = state / "pki"
+    data["sandbox"]["state_dir"] = str(state)
+    data["mtls"].update(
+        trust_anchors=[str(pki / "root.pem")],
+        intermediates=[str(pki / "intermediate.pem")],
+        allowlisted=[str(pki / "allowlisted-client.pem")],
+    )
+    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    for section, values in changes.items():
+        data[section].update(values)
+    path = directory / "env.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reject_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = _params_file(tmp_path_factory.mktemp("reject"))
+    yield path
+    process.stop(load(path).state_dir)
+
+
+@pytest.fixture(scope="module")
+def allow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = _params_file(
+        tmp_path_factory.mktemp("allow"),
+        mtls={"validation_mode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"},
+    )
+    yield path
+    process.stop(load(path).state_dir)
+
+
+def _summary(run: execute.RunResult) -> dict[str, object]:
+    return json.loads((run.out_dir / "summary.json").read_text())
+
+
+def test_reject_mode_whole_runbook_passes_and_every_probe_is_in_the_logs(
+    reject_env: Path, tmp_path: Path
+) -> None:
+    run = execute.run_notebooks(str(reject_env), RUNBOOK, apply=True, out_dir=tmp_path / "run")
+    summary = _summary(run)
+    statuses = {n["notebook"]: n["status"] for n in summary["notebooks"]}  # type: ignore[index]
+    assert statuses == dict.fromkeys(RUNBOOK, "ok"), [c for c in run.check_rows() if c["status"] == "fail"]
+    assert summary["exit_code"] == 0
+    # every notebook's checks are in the summary, under its own name
+    by_notebook = {c["notebook"] for c in summary["checks"]}  # type: ignore[union-attr]
+    assert by_notebook == set(RUNBOOK)
+
+    results = probe.load_results(load(reject_env))
+    cases = {r.case: r for r in results}
+    assert {"no certificate", "probe certificate"} <= set(cases) or len(results) >= 2, list(cases)
+    refused = [r for r in results if r.expected != "ok"]
+    assert refused and all(r.http_status is None for r in refused)  # closed in the handshake
+    assert any(r.expected == "client_cert_not_provided" for r in refused)
+    logs_checks = [c for c in run.check_rows() if c["notebook"] == "60_logs"]
+    assert logs_checks and all(c["status"] == "pass" for c in logs_checks), logs_checks
+    assert any(str(len(results)) in c["evidence"] for c in logs_checks), logs_checks  # 100 % matched
+
+    for nb in [*run.out_dir.glob("*.ipynb"), run.out_dir / "report.html"]:
+        assert "PRIVATE KEY" not in nb.read_text(), nb.name
+
+
+def test_allow_mode_forwards_and_the_backend_sees_the_verdict(allow_env: Path, tmp_path: Path) -> None:
+    run = execute.run_notebooks(str(allow_env), RUNBOOK, apply=True, out_dir=tmp_path / "run")
+    assert run.exit_code == 0, [c for c in run.check_rows() if c["status"] == "fail"]
+    results = probe.load_results(load(allow_env))
+    invalid = [r for r in results if r.expected != "ok"]
+    assert invalid, "ALLOW mode needs cases with invalid or missing certificates"
+    for r in invalid:
+        assert r.http_status == 200, r  # forwarded, not refused
+        assert r.expected_status_details == "response_sent_by_backend", r
+        headers = {k.lower(): v for k, v in r.backend_headers.items()}
+        assert headers.get("x-client-cert-chain-verified") == "false", r
+        if r.expected == "client_cert_not_provided":
+            assert headers.get("x-client-cert-present") == "false", r
+        else:
+            assert headers.get("x-client-cert-error") == r.expected, r
+
+
+def test_drift_fails_the_scheduled_verification_with_exit_code_1(reject_env: Path, tmp_path: Path) -> None:
+    params = load(reject_env)
+    clients = build_clients(params)
+    if not any(True for _ in clients.compute.forwarding_rules.list(project=params.project)):
+        execute.run_notebooks(str(reject_env), execute.BUILD, apply=True, out_dir=tmp_path / "build")
+    k = params.kubernetes
+    clients.kube.networking.delete_namespaced_ingress(k.ingress, k.namespace)
+    try:
+        result = CliRunner().invoke(
+            main, ["run", "--params", str(reject_env), "--verify", "--out", str(tmp_path / "v")]
+        )
+        assert result.exit_code == 1, result.output
+        assert "70_drift: check failed:" in result.stderr
+        summary = json.loads((tmp_path / "v" / "summary.json").read_text())
+        failed = [c for c in summary["checks"] if c["status"] == "fail"]
+        assert any(c["notebook"] == "70_drift" and "anchor" in c["check"].lower() for c in failed), failed
+    finally:
+        execute.run_notebooks(str(reject_env), ["10_ingress"], apply=True, out_dir=tmp_path / "restore")
+
+
+def test_committed_verification_notebooks_pass_nbval_after_a_build(tmp_path: Path) -> None:
+    """As committed (default params), in a root of their own so the repository's sandbox is untouched."""
+    root = tmp_path / "root"
+    for folder in ("params", "notebooks"):
+        shutil.copytree(paths.repo_root() / folder, root / folder)
+    env = {**os.environ, "MTLSKIT_ROOT": str(root)}
+    try:
+        built = subprocess.run(
+            [sys.executable, "-m", "mtlskit.cli", "run", "--apply", *execute.BUILD],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval-lax",
+                "--nbval-current-env",
+                *[str(root / "notebooks" / f"{n}.ipynb") for n in execute.VERIFY],
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=root,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert " passed" in result.stdout
+    finally:
+        process.stop(root / ".sandbox")
