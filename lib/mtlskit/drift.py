@@ -16,7 +16,6 @@ eleven API calls, however many other resources the project holds.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -141,7 +140,7 @@ class DriftState:
                 "Ingress (anchor)",
                 self.names["Ingress"],
                 self.anchor is not None,
-                ", ".join(_backends_of(self.anchor)),
+                ", ".join(k8s.backends_of(self.anchor)),
             ),
             (
                 "BackendConfig",
@@ -277,23 +276,11 @@ def _read_backend_config(clients: Clients, params: Params) -> dict[str, Any] | N
     return obj
 
 
-def _backends_of(anchor: dict[str, Any] | None) -> dict[str, str]:
-    """The controller's `ingress.kubernetes.io/backends` map (name -> health); empty when absent."""
-    raw = (((anchor or {}).get("metadata") or {}).get("annotations") or {}).get(k8s.BACKENDS_ANNOTATION)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
 def _named_backends(
     clients: Clients, anchor: dict[str, Any] | None
 ) -> tuple[list[BackendService], list[str]]:
     named, missing = [], []
-    for name, health in _backends_of(anchor).items():
+    for name, health in k8s.backends_of(anchor).items():
         bs = _get_backend(clients, name, health)
         if bs is None:
             missing.append(name)
@@ -532,7 +519,7 @@ def check_anchor(params: Params, state: DriftState) -> Check:
             "re-apply the anchor now: run 10_ingress with apply=True (kubectl apply -f ingress-"
             f"{k.ingress}.yaml -n {k.namespace}); never delete the anchor Ingress",
         )
-    named = _backends_of(state.anchor)
+    named = k8s.backends_of(state.anchor)
     if not named:
         return Check(
             ANCHOR,
@@ -571,17 +558,13 @@ def check_anchor_closed(params: Params, state: DriftState) -> Check:
         return Check(
             ANCHOR_CLOSED, "pass", "no anchor Ingress, so no frontend of its own (see the anchor check)"
         )
-    ann = state.anchor["metadata"].get("annotations") or {}
-    exposed = [
-        f"{key}={ann[key]}" for key in ann if key.endswith(("/forwarding-rule", "/https-forwarding-rule"))
-    ]
-    if exposed:
+    rules, _ips = k8s.anchor_exposure(state.anchor)  # the sandbox and GKE may keep a stale status IP
+    if rules:
         return Check(
             ANCHOR_CLOSED,
             "fail",
-            f"the anchor serves traffic itself, without mTLS: {', '.join(exposed)}",
-            'set kubernetes.io/ingress.allow-http: "false" and remove spec.tls on the anchor: re-run '
-            "10_ingress with apply=True",
+            f"the anchor serves traffic itself, without mTLS: {', '.join(rules)}",
+            k8s.ANCHOR_FIX,
         )
     return Check(ANCHOR_CLOSED, "pass", "no forwarding rule of its own (HTTP off, no TLS section)")
 

@@ -8,12 +8,16 @@ its own frontend exposes nothing: HTTP off, no TLS section, so no forwarding rul
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 
+from mtlskit import paths
 from mtlskit.clients import Clients
 from mtlskit.params import Params
 from mtlskit.plan import Change, changed_fields, decide
@@ -107,8 +111,39 @@ def _read(clients: Clients, kind: str, params: Params) -> dict[str, Any] | None:
     return api.api.sanitize_for_serialization(obj)
 
 
-def _kubectl(obj: dict[str, Any]) -> str:
-    return f"kubectl apply -f {obj['kind'].lower()}-{obj['metadata']['name']}.yaml -n {obj['metadata']['namespace']}"
+def kubectl_target(params: Params, namespaced: bool = True) -> str:
+    """The flags that point a printed kubectl command at the namespace and cluster the kit uses.
+
+    Without them a command pasted at 3 a.m. lands in whatever namespace and context the shell happens
+    to have.
+    """
+    k = params.kubernetes
+    flags = [f"-n {shlex.quote(k.namespace)}"] if namespaced else []
+    if k.context:
+        flags.append(f"--context={shlex.quote(k.context)}")
+    if k.kubeconfig:
+        flags.append(f"--kubeconfig={shlex.quote(k.kubeconfig)}")
+    return " ".join(flags)
+
+
+def manifest_file(params: Params, obj: dict[str, Any]) -> Path:
+    """Write the exact manifest the kit applies to the stack's manifest directory; return its path.
+
+    The printed `kubectl apply -f` then names a file that exists and holds what the kit sends, so the
+    equivalent command runs as printed and `kubectl diff -f` works against it too.
+    """
+    filename = f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+    return paths.write_manifest(params.project, params.stack, filename, text)
+
+
+def _kubectl(params: Params, obj: dict[str, Any]) -> str:
+    return f"kubectl apply -f {shlex.quote(str(manifest_file(params, obj)))} {kubectl_target(params)}"
+
+
+def _kubectl_create_namespace(params: Params) -> str:
+    command = f"kubectl create namespace {shlex.quote(params.kubernetes.namespace)}"
+    return " ".join(filter(None, [command, kubectl_target(params, namespaced=False)]))
 
 
 def plan_ingress(clients: Clients, params: Params) -> list[Change]:
@@ -117,7 +152,7 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
     ns = params.kubernetes.namespace
     if _read(clients, "Namespace", params) is None:
         changes.append(
-            decide("Namespace", ns, {"metadata": {"name": ns}}, None, f"kubectl create namespace {ns}")
+            decide("Namespace", ns, {"metadata": {"name": ns}}, None, _kubectl_create_namespace(params))
         )
     for kind, desired in manifests(params).items():
         current = _read(clients, kind, params)
@@ -128,7 +163,7 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
             "spec": desired["spec"],
         }
         diff = None if current is None else changed_fields(watched, current)
-        changes.append(decide(kind, meta["name"], desired, current, _kubectl(desired), diff))
+        changes.append(decide(kind, meta["name"], desired, current, _kubectl(params, desired), diff))
     return changes
 
 
@@ -175,8 +210,42 @@ def read_anchor(clients: Clients, params: Params) -> dict[str, Any]:
 
 def backends_annotation(clients: Clients, params: Params) -> dict[str, str] | None:
     """Backend service name -> health, as the controller wrote it on the anchor; None until it has."""
-    raw = (read_anchor(clients, params)["metadata"].get("annotations") or {}).get(BACKENDS_ANNOTATION)
-    return dict(json.loads(raw)) if raw else None
+    return backends_of(read_anchor(clients, params)) or None
+
+
+def backends_of(ingress: dict[str, Any] | None) -> dict[str, str]:
+    """The controller's `ingress.kubernetes.io/backends` map of an Ingress; empty when absent or garbled."""
+    raw = (((ingress or {}).get("metadata") or {}).get("annotations") or {}).get(BACKENDS_ANNOTATION)
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def anchor_exposure(ingress: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The anchor's own frontend, if any: the forwarding rules the controller wrote on it and the
+    addresses in its status. The anchor must have neither: it exists only so GKE keeps the backend
+    service, and a frontend of its own would be a way in without mTLS."""
+    annotations = ingress["metadata"].get("annotations") or {}
+    rules = sorted(
+        f"{k}={v}"
+        for k, v in annotations.items()
+        if k.endswith(("/forwarding-rule", "/https-forwarding-rule"))
+    )
+    lb = (ingress.get("status") or {}).get("loadBalancer") or {}
+    ips = [
+        str(i.get("ip") or i.get("hostname"))
+        for i in lb.get("ingress") or []
+        if i.get("ip") or i.get("hostname")
+    ]
+    return rules, ips
+
+
+ANCHOR_FIX = (
+    'set kubernetes.io/ingress.allow-http: "false" and remove spec.tls on the anchor (10_ingress with '
+    "apply=True); the controller then deletes its frontend"
+)
 
 
 def wait_for_backends(

@@ -794,14 +794,7 @@ def anchor_checks(clients: Clients, params: Params, target: Frontend | None) -> 
                 "apply it again with 10_ingress (apply=True)",
             )
         ]
-    annotations = ingress["metadata"].get("annotations") or {}
-    rules = sorted(
-        v for a, v in annotations.items() if a.endswith(("/forwarding-rule", "/https-forwarding-rule"))
-    )
-    lb = (ingress.get("status") or {}).get("loadBalancer") or {}
-    ips = [
-        i.get("ip") or i.get("hostname") for i in lb.get("ingress") or [] if i.get("ip") or i.get("hostname")
-    ]
+    rules, ips = k8s.anchor_exposure(ingress)
     ports = sorted({80, 443, target.port})
     open_ = [f"{ip}:{port}" for ip in ips for port in ports if _tcp_answers(ip, port, target.timeout)]
     problems = []
@@ -818,8 +811,7 @@ def anchor_checks(clients: Clients, params: Params, target: Frontend | None) -> 
             name,
             "fail",
             f"{k.namespace}/{k.ingress}: " + "; ".join(problems),
-            'set kubernetes.io/ingress.allow-http: "false" and remove spec.tls on the anchor (10_ingress with '
-            "apply=True); the controller then deletes its frontend",
+            k8s.ANCHOR_FIX,
         )
     ]
 

@@ -177,14 +177,13 @@ def ingress_checks(step: Step, backends: dict[str, str]) -> list[Check]:
             "see the Ingress events above",
         )
     ]
-    ann = k8s.read_anchor(step.clients, step.params)["metadata"].get("annotations") or {}
-    exposed = [k for k in ann if k.endswith(("/forwarding-rule", "/https-forwarding-rule"))]
+    rules, _ips = k8s.anchor_exposure(k8s.read_anchor(step.clients, step.params))
     checks.append(
         Check(
             "anchor exposes nothing",
-            "fail" if exposed else "pass",
-            f"anchor has its own frontend: {exposed}" if exposed else "no forwarding rule of its own",
-            'set kubernetes.io/ingress.allow-http: "false" and remove spec.tls',
+            "fail" if rules else "pass",
+            f"anchor has its own frontend: {', '.join(rules)}" if rules else "no forwarding rule of its own",
+            k8s.ANCHOR_FIX if rules else "",
         )
     )
     return checks
