@@ -122,6 +122,10 @@ class DriftState:
     policy: ns.ServerTlsPolicy | None
     trust_config: cm.TrustConfig | None
     dns: list[Resolution] = field(default_factory=list)
+    # The BackendConfig is read only when the backend service disagrees with the params: it then says
+    # which side moved. When the backend service agrees, it is not needed and costs no call.
+    backend_config_read: bool = True
+    anchor_answering: list[str] = field(default_factory=list)  # ip:port where the anchor's own IPs answer
     read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     names: dict[str, str] = field(default_factory=dict)  # kind -> the name looked up, found or not
 
@@ -145,8 +149,10 @@ class DriftState:
             (
                 "BackendConfig",
                 self.names["BackendConfig"],
-                self.backend_config is not None,
-                _intent_of(self.backend_config),
+                self.backend_config is not None or not self.backend_config_read,
+                _intent_of(self.backend_config)
+                if self.backend_config_read
+                else "not read: the backend service is as the params ask",
             ),
             *(
                 ("BackendService", b.name, True, f"{b.service}:{b.service_port} {b.health}")
@@ -215,6 +221,10 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
     errors (after the clients' retries) propagate, so a broken API is not mistaken for drift."""
     anchor = _read_anchor(clients, params)
     named, missing = _named_backends(clients, anchor)
+    ours = next((b for b in named if (b.service, b.service_port) == _wanted(params)), None)
+    bc_needed = ours is None or bool(
+        _intent_differences(params, ours.log_enable, ours.log_sample_rate, ours.custom_request_headers)
+    )
     names = frontend.resource_names(params)
     url_map = _get_compute(clients, "UrlMap", names["UrlMap"])
     url_map_backend = None
@@ -223,7 +233,9 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
         url_map_backend = next((b for b in named if b.name == target), None) or _get_backend(clients, target)
     return DriftState(
         anchor=anchor,
-        backend_config=_read_backend_config(clients, params),
+        backend_config=_read_backend_config(clients, params) if bc_needed else None,
+        backend_config_read=bc_needed,
+        anchor_answering=_answering(k8s.anchor_exposure(anchor)[1] if anchor else [], clients.https_port),
         named_backends=named,
         missing_backends=missing,
         url_map=url_map,
@@ -254,6 +266,19 @@ def looked_up(params: Params) -> dict[str, str]:
         "ServerTlsPolicy": m.server_tls_policy,
         "TrustConfig": m.trust_config,
     }
+
+
+def _answering(ips: list[str], https_port: int, timeout: float = 3.0) -> list[str]:
+    """Which of the anchor's own addresses accept a TCP connection on 80, 443 or the HTTPS port."""
+    found = []
+    for ip in ips:
+        for port in sorted({80, 443, https_port}):
+            try:
+                with socket.create_connection((ip, port), timeout=timeout):
+                    found.append(f"{ip}:{port}")
+            except OSError:
+                pass
+    return found
 
 
 def _read_anchor(clients: Clients, params: Params) -> dict[str, Any] | None:
@@ -558,15 +583,22 @@ def check_anchor_closed(params: Params, state: DriftState) -> Check:
         return Check(
             ANCHOR_CLOSED, "pass", "no anchor Ingress, so no frontend of its own (see the anchor check)"
         )
-    rules, _ips = k8s.anchor_exposure(state.anchor)  # the sandbox and GKE may keep a stale status IP
-    if rules:
+    rules, ips = k8s.anchor_exposure(state.anchor)
+    problems = [
+        *([f"forwarding rule(s) of its own: {', '.join(rules)}"] if rules else []),
+        *([f"address(es) in its status: {', '.join(ips)}"] if ips else []),
+        *([f"answering at {', '.join(state.anchor_answering)}"] if state.anchor_answering else []),
+    ]
+    if problems:
         return Check(
             ANCHOR_CLOSED,
             "fail",
-            f"the anchor serves traffic itself, without mTLS: {', '.join(rules)}",
+            f"the anchor serves traffic itself, without mTLS: {'; '.join(problems)}",
             k8s.ANCHOR_FIX,
         )
-    return Check(ANCHOR_CLOSED, "pass", "no forwarding rule of its own (HTTP off, no TLS section)")
+    return Check(
+        ANCHOR_CLOSED, "pass", "no forwarding rule, no address, nothing answering (HTTP off, no TLS)"
+    )
 
 
 def check_url_map(params: Params, state: DriftState) -> Check:
@@ -639,6 +671,8 @@ def check_backend_config(params: Params, state: DriftState) -> Check:
         )
     on_bs = _intent_differences(params, bs.log_enable, bs.log_sample_rate, bs.custom_request_headers)
     bc_where = f"BackendConfig {k.namespace}/{k.backend_config}"
+    if not on_bs and not state.backend_config_read:
+        return _backend_config_applied(bs, "the params")
     if state.backend_config is None:
         return Check(
             BACKEND_CONFIG,
@@ -672,12 +706,16 @@ def check_backend_config(params: Params, state: DriftState) -> Check:
             f"make sure the anchor Ingress exists (10_ingress with apply=True); if it does, {_kubectl_describe(params)} "
             "for sync errors; never edit the backend service by hand, the next sync undoes it",
         )
+    return _backend_config_applied(bs, f"{bc_where} and the params")
+
+
+def _backend_config_applied(bs: BackendService, who: str) -> Check:
     rate = f" sampleRate={bs.log_sample_rate:g}" if bs.log_enable else ""
     return Check(
         BACKEND_CONFIG,
         "pass",
         f"{bs.name}: logging enable={bs.log_enable}{rate}, {len(bs.custom_request_headers)} custom request "
-        f"headers, as {bc_where} and the params ask",
+        f"headers, as {who} ask",
     )
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from cryptography import x509
 from google.api_core import exceptions as gexc
 
-from mtlskit import certs, k8s, paths
+from mtlskit import certs, paths
 from mtlskit.checks import Check
 from mtlskit.clients import Clients
 from mtlskit.params import RESERVED_PROBE_CASES, Params
@@ -264,13 +264,6 @@ def locate_frontend(clients: Clients, params: Params) -> Frontend:
         raise MissingPrerequisite(
             f"forwarding rule {f.forwarding_rule} does not exist: run notebook 40_frontend with apply=True first"
         ) from None
-    try:
-        cert = clients.compute.ssl_certificates.get(
-            project=clients.project, ssl_certificate=f.certificate, retry=clients.retry
-        )
-        status = str(cert.managed.status) if cert.type_ == "MANAGED" else "SELF_MANAGED"
-    except gexc.NotFound:
-        status = "MISSING"
     target = Frontend(
         forwarding_rule=fr.name,
         ip=fr.I_p_address,
@@ -278,14 +271,27 @@ def locate_frontend(clients: Clients, params: Params) -> Frontend:
         domains=list(f.domains),
         server_ca_file=clients.server_ca_file,
         certificate=f.certificate,
-        certificate_status=status,
+        certificate_status="served (70_drift checks its status)",
         validation_mode=params.mtls.validation_mode,
         timeout=params.probe.timeout_seconds,
         probe_cert=params.probe.client_cert,
         probe_key=params.probe.client_key,
     )
     target.handshakes = [server_handshake(target, d) for d in target.domains]
+    if not target.answering:  # only then is the certificate's status the likely reason, worth a call
+        target.certificate_status = certificate_status(clients, params)
     return target
+
+
+def certificate_status(clients: Clients, params: Params) -> str:
+    """PROVISIONING, ACTIVE, ... for a managed certificate; SELF_MANAGED or MISSING otherwise."""
+    try:
+        cert = clients.compute.ssl_certificates.get(
+            project=clients.project, ssl_certificate=params.frontend.certificate, retry=clients.retry
+        )
+    except gexc.NotFound:
+        return "MISSING"
+    return str(cert.managed.status) if cert.type_ == "MANAGED" else "SELF_MANAGED"
 
 
 def server_handshake(target: Frontend, domain: str) -> Handshake:
@@ -774,54 +780,6 @@ def old_tls_check(target: Frontend, params: Params) -> Check:
         f"check SSL policy {params.frontend.ssl_policy} (min_tls_version {minimum}) and that the target "
         f"proxy uses it: run 40_frontend with apply=True",
     )
-
-
-def anchor_checks(clients: Clients, params: Params, target: Frontend | None) -> list[Check]:
-    """The anchor Ingress exists only so GKE keeps the backend service: it must have no frontend of
-    its own (no forwarding-rule annotation, no IP), and nothing may answer at an IP it still has."""
-    if target is None:
-        return []
-    name = "anchor Ingress exposes nothing"
-    k = params.kubernetes
-    try:
-        ingress = k8s.read_anchor(clients, params)
-    except k8s.IngressNotReady as err:
-        return [
-            Check(
-                name,
-                "fail",
-                f"{err}; without it GKE stops syncing the backend service the frontend uses",
-                "apply it again with 10_ingress (apply=True)",
-            )
-        ]
-    rules, ips = k8s.anchor_exposure(ingress)
-    ports = sorted({80, 443, target.port})
-    open_ = [f"{ip}:{port}" for ip in ips for port in ports if _tcp_answers(ip, port, target.timeout)]
-    problems = []
-    if rules:
-        problems.append(f"forwarding rule(s) of its own: {', '.join(rules)}")
-    if ips:
-        problems.append(f"IP address(es) in status: {', '.join(ips)}")
-    if open_:
-        problems.append(f"answering at {', '.join(open_)}")
-    if not problems:
-        return [Check(name, "pass", f"{k.namespace}/{k.ingress}: no forwarding rule, no IP in status")]
-    return [
-        Check(
-            name,
-            "fail",
-            f"{k.namespace}/{k.ingress}: " + "; ".join(problems),
-            k8s.ANCHOR_FIX,
-        )
-    ]
-
-
-def _tcp_answers(ip: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((ip, port), timeout=min(timeout, 3.0)):
-            return True
-    except OSError:
-        return False
 
 
 def probe_checks(results: list[ProbeResult]) -> list[Check]:
