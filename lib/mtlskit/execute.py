@@ -135,9 +135,9 @@ def notebook_name(name: str) -> str:
 
 def published_checks(notebook: Path) -> list[Check]:
     """The checks a notebook published (runbook.Step.finish), read back from its executed copy."""
-    nb = nbformat.read(notebook, as_version=4)
+    nb = json.loads(notebook.read_text())  # papermill wrote it valid; no second schema validation
     found: list[Check] = []
-    for cell in nb.cells:
+    for cell in nb["cells"]:
         for output in cell.get("outputs", []):
             rows = output.get("data", {}).get(MIME)
             if rows:
@@ -150,6 +150,12 @@ def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
     out = out_dir or paths.repo_root() / "runs" / f"{stamp}-{params_path.stem}"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+RESET_TAG = "mtlskit-reset"
+# The first cell of every notebook that runs in a kernel an earlier notebook used: variables go,
+# imported modules stay, and In [n] starts again at 1. It is removed from the executed notebook.
+RESET_SOURCE = "%reset -f\nget_ipython().execution_count = 0"
 
 
 class SharedKernel:
@@ -165,7 +171,8 @@ class SharedKernel:
         self.cwd = cwd
         self.km: _IpcKernelManager | None = None
 
-    def ready(self) -> _IpcKernelManager:
+    def ready(self) -> tuple[_IpcKernelManager, bool]:
+        """The kernel, and whether an earlier notebook used it (so the namespace needs clearing)."""
         from jupyter_core.utils import run_sync
 
         if self.km is not None and not run_sync(self.km.is_alive)():
@@ -173,28 +180,28 @@ class SharedKernel:
         if self.km is None:
             self.km = _IpcKernelManager(kernel_name="python3")
             run_sync(self.km.start_kernel)(cwd=str(self.cwd))
-        else:
-            self._reset()
-        return self.km
-
-    def _reset(self) -> None:
-        from jupyter_core.utils import run_sync
-
-        assert self.km is not None
-        kc = self.km.client()
-        kc.start_channels()
-        try:
-            run_sync(kc.wait_for_ready)(timeout=60)
-            run_sync(kc.execute_interactive)("%reset -f", store_history=False, timeout=60)
-        finally:
-            kc.stop_channels()
+            return self.km, False
+        return self.km, True
 
     def close(self) -> None:
         from jupyter_core.utils import run_sync
 
         if self.km is not None:
-            run_sync(self.km.shutdown_kernel)(now=False)
+            run_sync(self.km.shutdown_kernel)(now=True)  # nothing to flush: outputs are written
             self.km = None
+
+
+def _with_reset(src: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_code_cell(RESET_SOURCE, metadata={"tags": [RESET_TAG]})
+    nb.cells.insert(0, cell)
+    return nb
+
+
+def _drop_reset(dst: Path) -> None:
+    nb = json.loads(dst.read_text())
+    nb["cells"] = [c for c in nb["cells"] if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: SharedKernel) -> NotebookResult:
@@ -202,15 +209,18 @@ def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: Share
 
     name = src.stem
     started = time.monotonic()
+    km, used = kernel.ready()
     try:
         pm.execute_notebook(
-            str(src),
+            _with_reset(src) if used else str(src),
             str(dst),
             parameters=parameters,
             kernel_name="python3",
-            km=kernel.ready(),
+            km=km,
             cwd=str(src.parent),
             progress_bar=False,
+            # written once when done (also on failure), not after every cell: a run reads it only then
+            request_save_on_cell_execute=False,
         )
         result = NotebookResult(name, "ok")
     except pm.PapermillExecutionError as err:
@@ -221,6 +231,8 @@ def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: Share
     result.seconds = time.monotonic() - started
     result.path = str(dst)
     if dst.is_file():
+        if used:
+            _drop_reset(dst)
         result.checks = published_checks(dst)
     return result
 
