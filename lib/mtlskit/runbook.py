@@ -152,7 +152,7 @@ def wait_for_backends(step: Step, timeout: float = 900.0) -> dict[str, str]:
     """The controller's backends annotation, with a progress bar while it is not there yet."""
     if step.need(k8s.read_anchor) is None:
         return {}
-    with tqdm(total=None, desc="waiting for the GKE Ingress controller", unit="s") as bar:
+    with tqdm(total=None, desc="waiting for the GKE Ingress controller", bar_format="{desc}{postfix}") as bar:
 
         def progress(elapsed: float) -> None:
             bar.set_postfix(elapsed=f"{elapsed:.0f}s")
