@@ -7,6 +7,7 @@ create cannot make a second resource) and a wait on every operation.
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from mtlskit import trust
+from mtlskit import paths, trust
 from mtlskit.backend import BackendService
 from mtlskit.clients import Clients, wait_for_compute
 from mtlskit.params import Params
@@ -206,7 +207,16 @@ def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[
         except gexc.NotFound:
             current = None
         diff = None if current is None else _differences(kind_name, desired, current, clients)
-        changes.append(decide(kind_name, name, desired, current, gcloud(kind_name, name, params, bs), diff))
+        changes.append(
+            decide(
+                kind_name,
+                name,
+                desired,
+                current,
+                gcloud(kind_name, name, params, bs, current is not None),
+                diff,
+            )
+        )
     return changes
 
 
@@ -258,22 +268,71 @@ def _insert_request(client: Any, request: dict[str, Any]) -> Any:
     return request_cls(**request)
 
 
-def gcloud(kind: str, name: str, params: Params, bs: BackendService) -> str:
+def gcloud(kind: str, name: str, params: Params, bs: BackendService, exists: bool = False) -> str:
+    """The `gcloud compute` command that does what the kit's plan row does.
+
+    A create carries the kit's ownership description, so a resource made by hand from this command
+    is still one teardown recognises. For a resource that `exists`, patchable kinds print their
+    update command. The others cannot change in place and the kit refuses to touch them (the
+    resource may not even be the kit's: a missing ownership marker shows up as a changed
+    description), so the row offers the safe first step, `describe`, never a delete.
+    """
     f, p = params.frontend, params.project
-    return {
-        "Address": f"gcloud compute addresses create {name} --global --ip-version=IPV4 --project={p}",
-        "SslCertificate": f"gcloud compute ssl-certificates create {name} --global --domains={','.join(f.domains)} "
-        f"--project={p}",
-        "SslPolicy": f"gcloud compute ssl-policies create {name} --profile={f.ssl_profile} "
-        f"--min-tls-version={f.min_tls_version[4:].replace('_', '.')} --global --project={p}",
-        "UrlMap": f"gcloud compute url-maps create {name} --default-service={bs.name} --global --project={p}",
-        "TargetHttpsProxy": f"gcloud compute target-https-proxies create {name} --url-map={f.url_map} "
-        f"--ssl-certificates={f.certificate} --ssl-policy={f.ssl_policy} "
-        f"--server-tls-policy={params.mtls.server_tls_policy} --global --project={p}",
-        "ForwardingRule": f"gcloud compute forwarding-rules create {name} --global "
-        f"--load-balancing-scheme={f.load_balancing_scheme} --address={f.address} "
-        f"--target-https-proxy={f.target_proxy} --ports=443 --project={p}",
+    group = KINDS[kind].gcloud_group
+    scope = f"--global --project={p}"
+    min_tls = f.min_tls_version.removeprefix("TLS_").replace("_", ".")
+    proxy_flags = (
+        f"--url-map={f.url_map} --ssl-certificates={f.certificate} --ssl-policy={f.ssl_policy} "
+        f"--server-tls-policy={params.mtls.server_tls_policy}"
+    )
+    if kind == "SslPolicy" and not _ga_flags_express(f.ssl_profile, f.min_tls_version):
+        return _ssl_policy_import(name, params)
+    if exists and KINDS[kind].patchable:
+        return {
+            "SslPolicy": f"gcloud compute {group} update {name} --profile={f.ssl_profile} "
+            f"--min-tls-version={min_tls} {scope}",
+            "UrlMap": f"gcloud compute {group} set-default-service {name} --default-service={bs.name} {scope}",
+            "TargetHttpsProxy": f"gcloud compute {group} update {name} {proxy_flags} {scope}",
+        }[kind]
+    flags = {
+        "Address": "--ip-version=IPV4",
+        "SslCertificate": f"--domains={','.join(f.domains)}",
+        "SslPolicy": f"--profile={f.ssl_profile} --min-tls-version={min_tls}",
+        "UrlMap": f"--default-service={bs.name}",
+        "TargetHttpsProxy": proxy_flags,
+        "ForwardingRule": f"--load-balancing-scheme={f.load_balancing_scheme} --address={f.address} "
+        f"--target-https-proxy={f.target_proxy} --ports=443",
     }[kind]
+    if exists:
+        return f"gcloud compute {group} describe {name} {scope}"
+    description = shlex.quote(owner_description(params.stack))
+    return f"gcloud compute {group} create {name} {flags} --description={description} {scope}"
+
+
+# What `gcloud compute ssl-policies create/update` accept (Google Cloud CLI 528): the API also has
+# the FIPS_202205 profile and TLS 1.3, which only the alpha track's `import` can express.
+GCLOUD_SSL_PROFILES = ("COMPATIBLE", "MODERN", "RESTRICTED")
+GCLOUD_MIN_TLS_VERSIONS = ("TLS_1_0", "TLS_1_1", "TLS_1_2")
+
+
+def _ga_flags_express(profile: str, min_tls_version: str) -> bool:
+    return profile in GCLOUD_SSL_PROFILES and min_tls_version in GCLOUD_MIN_TLS_VERSIONS
+
+
+def _ssl_policy_import(name: str, params: Params) -> str:
+    """An SSL policy the GA flags cannot describe, as the file the kit sends plus the import that
+    creates or replaces it (needs the alpha component: `gcloud components install alpha`)."""
+    f = params.frontend
+    body = {
+        "description": owner_description(params.stack),
+        "profile": f.ssl_profile,
+        "minTlsVersion": f.min_tls_version,
+    }
+    source = paths.write_manifest(params.project, params.stack, f"sslpolicy-{name}.yaml", body)
+    return (
+        f"gcloud alpha compute ssl-policies import {name} --source={shlex.quote(str(source))} "
+        f"--global --project={params.project}"
+    )
 
 
 @dataclass

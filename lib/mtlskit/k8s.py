@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from mtlskit import paths
@@ -133,8 +132,7 @@ def manifest_file(params: Params, obj: dict[str, Any]) -> Path:
     equivalent command runs as printed and `kubectl diff -f` works against it too.
     """
     filename = f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
-    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
-    return paths.write_manifest(params.project, params.stack, filename, text)
+    return paths.write_manifest(params.project, params.stack, filename, obj)
 
 
 def _kubectl(params: Params, obj: dict[str, Any]) -> str:

@@ -7,7 +7,11 @@ pytest, so every relative path in the kit is resolved against the repository roo
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 def repo_root() -> Path:
@@ -32,3 +36,37 @@ def resolve(path: str | os.PathLike[str], base: Path | None = None) -> Path:
 
 def default_params_file() -> Path:
     return repo_root() / "params" / "sandbox.yaml"
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Certificates as literal blocks and no folded lines, so the file reads like a hand-written one."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
+def write_manifest(project: str, stack: str, filename: str, body: Any) -> Path:
+    """Write `body` as YAML to `runs/manifests/<project>-<stack>/<filename>`; return its absolute path.
+
+    The runbook's equivalent commands name these files (`kubectl apply -f …`, `gcloud … import
+    --source=…`), so a person can run exactly what the kit applies. One fixed directory per stack keeps
+    the printed command stable between runs. Certificates are public; private keys must never land
+    here, so key material is refused outright. The write is atomic: two plans of the same stack in
+    parallel (`mtlskit verify`) never leave a torn file.
+    """
+    text = yaml.dump(body, Dumper=_ManifestDumper, sort_keys=False, width=10_000)
+    if "PRIVATE KEY" in text:
+        raise ValueError(f"refusing to write private key material into the runbook file {filename}")
+    directory = repo_root() / "runs" / "manifests" / f"{project}-{stack}"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / filename
+    if target.is_file() and target.read_text() == text:
+        return target
+    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{filename}.", delete=False) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, target)
+    return target

@@ -99,7 +99,7 @@ def _anchor_teardown(clients: Clients, params: Params) -> list[Change]:
             ["WARNING: GKE stops syncing the backend service and garbage-collects it"]
             if owned
             else ["not created by this stack (no mtlskit labels)"],
-            f"kubectl delete ingress {k.ingress} -n {k.namespace}" if owned else "",
+            f"kubectl delete ingress {k.ingress} {k8s.kubectl_target(params)}" if owned else "",
         )
     ]
 

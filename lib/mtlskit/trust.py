@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import certificate_manager_v1 as cm
 from google.cloud import network_security_v1 as ns
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, json_format
 
+from mtlskit import paths
 from mtlskit.clients import Clients
 from mtlskit.params import Params
 from mtlskit.plan import Change, changed_fields, decide, owner_labels
@@ -91,9 +93,20 @@ def plan_trust(clients: Clients, params: Params) -> list[Change]:
         clients, clients.network_security.get_server_tls_policy, policy_name(clients, params)
     )
     return [
-        decide("TrustConfig", params.mtls.trust_config, tc_desired, tc_current, _tc_gcloud(params), tc_diff),
         decide(
-            "ServerTlsPolicy", params.mtls.server_tls_policy, pol_desired, pol_current, _policy_gcloud(params)
+            "TrustConfig",
+            params.mtls.trust_config,
+            tc_desired,
+            tc_current,
+            _tc_gcloud(params, tc_desired),
+            tc_diff,
+        ),
+        decide(
+            "ServerTlsPolicy",
+            params.mtls.server_tls_policy,
+            pol_desired,
+            pol_current,
+            _policy_gcloud(params, pol_desired),
         ),
     ]
 
@@ -136,16 +149,30 @@ def apply_trust(clients: Clients, params: Params, changes: list[Change]) -> list
     return changes
 
 
-def _tc_gcloud(params: Params) -> str:
+def _import_source(params: Params, kind: str, name: str, message: Any) -> str:
+    """Write `message` as the YAML that `gcloud ... import --source` reads; return the file's path.
+
+    The file holds exactly what the kit sends (camelCase API fields, labels included, so a resource
+    made by hand is still recognised as the stack's by teardown); trust configs carry certificates
+    only, which are public. `import` creates or replaces, so one command serves create and update.
+    """
+    body = json_format.MessageToDict(type(message).pb(message))
+    return shlex.quote(str(paths.write_manifest(params.project, params.stack, f"{kind}-{name}.yaml", body)))
+
+
+def _tc_gcloud(params: Params, desired: dict[str, Any]) -> str:
+    name = params.mtls.trust_config
+    source = _import_source(params, "trustconfig", name, cm.TrustConfig(desired))
     return (
-        f"gcloud certificate-manager trust-configs import {params.mtls.trust_config} "
-        f"--source=trust_config.yaml --location=global --project={params.project}"
+        f"gcloud certificate-manager trust-configs import {name} --source={source} "
+        f"--location=global --project={params.project}"
     )
 
 
-def _policy_gcloud(params: Params) -> str:
+def _policy_gcloud(params: Params, desired: dict[str, Any]) -> str:
+    name = params.mtls.server_tls_policy
+    source = _import_source(params, "servertlspolicy", name, ns.ServerTlsPolicy(desired))
     return (
-        f"gcloud network-security server-tls-policies import {params.mtls.server_tls_policy} "
-        f"--source=server_tls_policy.yaml --location=global --project={params.project}  "
-        f"# clientValidationMode: {params.mtls.validation_mode}"
+        f"gcloud network-security server-tls-policies import {name} --source={source} "
+        f"--location=global --project={params.project}"
     )
