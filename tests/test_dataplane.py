@@ -540,7 +540,12 @@ def test_backend_without_endpoints_answers_503_and_logs_it(plane: Plane) -> None
         before = len(plane.entries())
         r = plane.session("client").get(plane.url("/nobody"), timeout=5)
         assert r.status_code == 503
-        entry = plane.entries()[before]
+        # other connections may log (a closing keep-alive) meanwhile: find this request's entry by URL
+        entry = next(
+            e
+            for e in plane.entries()[before:]
+            if (e.http_request or {}).get("requestUrl", "").endswith("/empty/x")
+        )
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         assert entry.http_request["status"] == 503
     finally:
@@ -689,7 +694,12 @@ def test_url_map_host_and_path_rules_pick_the_backend_service(plane: Plane) -> N
         session = plane.session("client")
         before = len(plane.entries())
         assert session.get(plane.url("/empty/x"), timeout=5).status_code == 503
-        entry = plane.entries()[before]
+        # other connections may log (a closing keep-alive) meanwhile: find this request's entry by URL
+        entry = next(
+            e
+            for e in plane.entries()[before:]
+            if (e.http_request or {}).get("requestUrl", "").endswith("/empty/x")
+        )
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         assert entry.resource.labels["backend_service_name"] == "no-endpoints"
         assert session.get(plane.url("/full"), timeout=5).status_code == 200

@@ -15,7 +15,7 @@ from mtlskit import params as params_mod
 from mtlskit.params import ParamsError
 
 if TYPE_CHECKING:
-    from mtlskit.execute import NotebookResult
+    from mtlskit.execute import NotebookResult, SharedKernel
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -181,10 +181,28 @@ def run(
     2 a notebook crashed or an API kept failing, 3 the params are invalid.
     """
     from mtlskit import execute
+
+    kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
+    try:
+        _run(kernel, params_file, apply, verify_only, teardown, out_dir, notebooks)
+    finally:
+        kernel.close()
+
+
+def _run(
+    kernel: SharedKernel,
+    params_file: str | None,
+    apply: bool,
+    verify_only: bool,
+    teardown: bool,
+    out_dir: str | None,
+    notebooks: tuple[str, ...],
+) -> None:
+    from mtlskit import execute
     from mtlskit.report import EXIT_MEANING
 
     try:
-        p = params_mod.load(params_file)  # a bad params file stops here, before any notebook starts
+        p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
     except ParamsError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(execute.EXIT_BAD_PARAMS)
@@ -201,7 +219,9 @@ def run(
     # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     click.echo(f"running {', '.join(names)} with apply={apply}")
-    result = execute.run_notebooks(params_file, names, apply=apply, out_dir=out, progress=_progress)
+    result = execute.run_notebooks(
+        params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel
+    )
     for nb in result.notebooks:
         _explain_failure(nb)
     click.echo(f"executed notebooks and summary.json: {result.out_dir}")

@@ -541,8 +541,8 @@ def check_anchor(params: Params, state: DriftState) -> Check:
             "fail",
             f"{where} does not exist: GKE no longer syncs the backend service and garbage-collects it once "
             f"nothing uses it{kept}",
-            "re-apply the anchor now: run 10_ingress with apply=True (kubectl apply -f ingress-"
-            f"{k.ingress}.yaml -n {k.namespace}); never delete the anchor Ingress",
+            "re-apply the anchor now: run 10_ingress with apply=True (its plan prints the kubectl command "
+            "and writes the manifest); never delete the anchor Ingress",
         )
     named = k8s.backends_of(state.anchor)
     if not named:
@@ -694,8 +694,8 @@ def check_backend_config(params: Params, state: DriftState) -> Check:
             "fail",
             f"{bc_where} differs from the params: {'; '.join(in_bc)}"
             + (f"; backend service {bs.name}: {'; '.join(on_bs)}" if on_bs else ""),
-            f"re-run 10_ingress with apply=True (kubectl apply -f backendconfig-{k.backend_config}.yaml "
-            f"-n {k.namespace}); if the change was meant, put it in the params' logging / mtls.custom_headers first",
+            "re-run 10_ingress with apply=True (its plan prints the kubectl command); if the change was "
+            "meant, put it in the params' logging / mtls.custom_headers first",
         )
     if on_bs:
         return Check(

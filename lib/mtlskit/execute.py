@@ -152,6 +152,8 @@ def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
     return out
 
 
+# What nearly every notebook imports first; a kernel loads it while it starts.
+PRELOAD = ["mtlskit.runbook"]
 RESET_TAG = "mtlskit-reset"
 # The first cell of every notebook that runs in a kernel an earlier notebook used: variables go,
 # imported modules stay, and In [n] starts again at 1. It is removed from the executed notebook.
@@ -167,9 +169,21 @@ class SharedKernel:
     in a kernel of its own under nbval, so none can depend on another's leftovers.)
     """
 
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
+    def __init__(self, cwd: Path | None = None):
+        self.cwd = cwd or paths.repo_root() / "notebooks"
         self.km: _IpcKernelManager | None = None
+        self.used = False
+
+    def start(self) -> SharedKernel:
+        """Start the kernel now, importing the kit inside it while the caller does other work (the
+        command line validates params meanwhile); the first notebook then finds it ready."""
+        from jupyter_core.utils import run_sync
+
+        self.km = _IpcKernelManager(kernel_name="python3")
+        preload = [f"--IPKernelApp.exec_lines=__import__({m!r})" for m in PRELOAD]  # binds no name
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=preload)
+        self.used = False
+        return self
 
     def ready(self) -> tuple[_IpcKernelManager, bool]:
         """The kernel, and whether an earlier notebook used it (so the namespace needs clearing)."""
@@ -178,10 +192,10 @@ class SharedKernel:
         if self.km is not None and not run_sync(self.km.is_alive)():
             self.close()
         if self.km is None:
-            self.km = _IpcKernelManager(kernel_name="python3")
-            run_sync(self.km.start_kernel)(cwd=str(self.cwd))
-            return self.km, False
-        return self.km, True
+            self.start()
+        assert self.km is not None
+        used, self.used = self.used, True
+        return self.km, used
 
     def close(self) -> None:
         from jupyter_core.utils import run_sync
@@ -245,6 +259,7 @@ def run_notebooks(
     extra: dict[str, Any] | None = None,
     progress: Callable[[str, NotebookResult | None], None] | None = None,
     report: bool = True,
+    kernel: SharedKernel | None = None,
 ) -> RunResult:
     """Execute notebooks in order; outputs land in runs/<timestamp>-<env>/ with summary.json and report.html.
 
@@ -257,7 +272,7 @@ def run_notebooks(
     out = _out_dir(params_path, out_dir)
     run = RunResult(out, str(params_path), apply, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     parameters = {"params_file": str(params_path), "apply": apply, **(extra or {})}
-    kernel = SharedKernel(paths.repo_root() / "notebooks")
+    kernel = kernel or SharedKernel()
     try:
         _run_in_order(run, names, parameters, kernel, progress)
     finally:
