@@ -96,6 +96,13 @@ class Plane:
         )
         return list(self.clients.logging.list_entries(filter_=flt))
 
+    def entry_for(self, path: str, before: int) -> Any:
+        """The log entry of one request, among those written since `before`: other connections may
+        log meanwhile (a keep-alive closing), so position alone does not say which is which."""
+        return next(
+            e for e in self.entries()[before:] if (e.http_request or {}).get("requestUrl", "").endswith(path)
+        )
+
     def set_mode(self, mode: str, **mtls: Any) -> None:
         p = self.params_with(validation_mode=mode, **mtls)
         trust.apply_trust(self.clients, p, trust.plan_trust(self.clients, p))
@@ -540,12 +547,7 @@ def test_backend_without_endpoints_answers_503_and_logs_it(plane: Plane) -> None
         before = len(plane.entries())
         r = plane.session("client").get(plane.url("/nobody"), timeout=5)
         assert r.status_code == 503
-        # other connections may log (a closing keep-alive) meanwhile: find this request's entry by URL
-        entry = next(
-            e
-            for e in plane.entries()[before:]
-            if (e.http_request or {}).get("requestUrl", "").endswith("/empty/x")
-        )
+        entry = plane.entry_for("/nobody", before)
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         assert entry.http_request["status"] == 503
     finally:
@@ -694,12 +696,7 @@ def test_url_map_host_and_path_rules_pick_the_backend_service(plane: Plane) -> N
         session = plane.session("client")
         before = len(plane.entries())
         assert session.get(plane.url("/empty/x"), timeout=5).status_code == 503
-        # other connections may log (a closing keep-alive) meanwhile: find this request's entry by URL
-        entry = next(
-            e
-            for e in plane.entries()[before:]
-            if (e.http_request or {}).get("requestUrl", "").endswith("/empty/x")
-        )
+        entry = plane.entry_for("/empty/x", before)
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         assert entry.resource.labels["backend_service_name"] == "no-endpoints"
         assert session.get(plane.url("/full"), timeout=5).status_code == 200

@@ -178,7 +178,7 @@ class IngressController:
             patch = {k: None for k in annotations if k not in new_ann}
             patch.update({k: v for k, v in new_ann.items() if annotations.get(k) != v})
             kube.patch(INGRESS, ns, meta["name"], {"metadata": {"annotations": patch}})
-        if (ing.get("status") or {}).get("loadBalancer", {}) != status["loadBalancer"]:
+        if (ing.get("status") or {}).get("loadBalancer") != status["loadBalancer"]:
             # a merge patch keeps keys it does not name: an address that is gone must be nulled
             lb = {"ingress": status["loadBalancer"].get("ingress")}
             kube.patch(INGRESS, ns, meta["name"], {"status": {"loadBalancer": lb}}, status_only=True)
