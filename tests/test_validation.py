@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from mtlskit import certs
+from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
-from mtlskit.validation import TrustMaterial, Verdict, judge
 
 
 def _name_constrained_ca(root: certs.Issued, count: int) -> certs.Issued:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mtlskit.params import Params
-from mtlskit.validation import (
+from mtlskit.rules.verdict import (
     MAX_NAME_CONSTRAINTS,
     MAX_SAME_SUBJECT_SPKI,
     TrustMaterial,

@@ -8,7 +8,7 @@ listener and a deleted one closes it, all without a restart.
 TLS is pyOpenSSL because the standard library cannot accept a client certificate that fails
 verification, and the load balancer must see such certificates to name the error (ALLOW mode
 forwards them). OpenSSL still enforces proof of possession of the client's key (CertificateVerify);
-everything else about the certificate is decided by `mtlskit.validation`.
+everything else about the certificate is decided by `mtlskit.rules.verdict`.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
 from mtlskit import certs
+from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 from mtlskit.sandbox import compute as gce
 from mtlskit.sandbox.echo import EchoApps
 from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
 from mtlskit.sandbox.mtls_headers import request_headers, variables
-from mtlskit.validation import TrustMaterial, Verdict, judge
 
 if TYPE_CHECKING:
     from mtlskit.sandbox.server import Sandbox

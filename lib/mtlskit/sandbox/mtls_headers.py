@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from mtlskit.validation import Verdict
+from mtlskit.rules.verdict import Verdict
 
 VARIABLES = (
     "client_cert_present",
