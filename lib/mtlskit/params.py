@@ -7,7 +7,6 @@ once with the field path, the offending value and what is allowed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,31 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mtlskit import paths
-
-# Google Compute resource names (RFC 1035 label) and Kubernetes names (RFC 1123).
-GOOGLE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# Network Security ids: letters, digits, hyphens, underscores, not starting with a digit.
-NETSEC_ID = re.compile(r"^[A-Za-z_-][A-Za-z0-9_-]{0,62}$")
-# Certificate Manager ids.
-CERTMGR_ID = re.compile(r"^[a-z0-9-]{1,63}$")
-PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-FORBIDDEN_HEADER_PREFIXES = ("x-google", "x-goog-", "x-gfe", "x-amz-")
-FORBIDDEN_HEADERS = {
-    "x-user-ip",
-    "cdn-loop",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-}
+from mtlskit.rules import names
 
 DEFAULT_MTLS_HEADERS = [
     "X-Client-Cert-Present:{client_cert_present}",
@@ -60,41 +35,25 @@ DEFAULT_MTLS_HEADERS = [
 ]
 
 
-def _rule(pattern: re.Pattern[str], what: str) -> Any:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _by(rule: names.NameRule) -> Any:
+    """A field validator applying one of the API name rules (stated once in `mtlskit.rules.names`)."""
+
     def check(value: str) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
-            raise ValueError(f"must be {what}")
+        problem = rule.problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     return check
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-def _google_name(v: str) -> str:
-    return _rule(
-        GOOGLE_NAME,
-        "a Google resource name: 1-63 chars, lowercase letters, digits and '-', "
-        "starting with a letter and not ending with '-' (RFC 1035)",
-    )(v)
-
-
-def _dns_label(v: str) -> str:
-    return _rule(
-        DNS1123_LABEL,
-        "a Kubernetes DNS-1123 label: 1-63 chars, lowercase letters, digits and '-', "
-        "starting and ending with a letter or digit",
-    )(v)
-
-
-def _dns_subdomain(v: str) -> str:
-    if len(v) > 253:
-        raise ValueError("must be at most 253 characters (DNS-1123 subdomain)")
-    return _rule(
-        DNS1123_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
-    )(v)
+_google_name = _by(names.GOOGLE_RESOURCE)
+_dns_label = _by(names.KUBERNETES_LABEL)
+_dns_subdomain = _by(names.KUBERNETES_SUBDOMAIN)
 
 
 class SandboxSettings(_Strict):
@@ -120,12 +79,7 @@ class KubernetesSettings(_Strict):
     _ns = field_validator("namespace", "service")(_dns_label)
     _sub = field_validator("backend_config", "ingress")(_dns_subdomain)
 
-    @field_validator("app_label")
-    @classmethod
-    def _label(cls, v: str) -> str:
-        if not re.match(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]|[A-Za-z0-9])$", v):
-            raise ValueError("must be a Kubernetes label value (1-63 alphanumerics, '-', '_', '.')")
-        return v
+    _label = field_validator("app_label")(_by(names.KUBERNETES_LABEL_VALUE))
 
 
 class FrontendSettings(_Strict):
@@ -147,7 +101,7 @@ class FrontendSettings(_Strict):
     @field_validator("domains")
     @classmethod
     def _domains(cls, v: list[str]) -> list[str]:
-        bad = [d for d in v if not DOMAIN.match(d)]
+        bad = [d for d in v if not names.DOMAIN_NAME.matches(d)]
         if bad:
             raise ValueError(f"not a fully qualified domain name: {', '.join(map(repr, bad))}")
         if len(set(v)) != len(v):
@@ -172,17 +126,8 @@ class MtlsSettings(_Strict):
     allowlisted: list[str] = Field(default_factory=list)
     custom_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_MTLS_HEADERS), max_length=16)
 
-    @field_validator("trust_config")
-    @classmethod
-    def _tc(cls, v: str) -> str:
-        return _rule(CERTMGR_ID, "a trust config id: 1-63 chars of lowercase letters, digits and '-'")(v)
-
-    @field_validator("server_tls_policy")
-    @classmethod
-    def _stp(cls, v: str) -> str:
-        return _rule(
-            NETSEC_ID, "a server TLS policy id: 1-63 letters, digits, '-' or '_', not starting with a digit"
-        )(v)
+    _tc = field_validator("trust_config")(_by(names.TRUST_CONFIG_ID))
+    _stp = field_validator("server_tls_policy")(_by(names.SERVER_TLS_POLICY_ID))
 
     @field_validator("custom_headers")
     @classmethod
@@ -192,10 +137,11 @@ class MtlsSettings(_Strict):
         for h in v:
             name, sep, _ = h.partition(":")
             low = name.lower()
-            if not sep or not HEADER_NAME.match(name):
-                problems.append(f"{h!r} is not 'Name:value' with an RFC 7230 header name")
-            elif low in FORBIDDEN_HEADERS or low.startswith(FORBIDDEN_HEADER_PREFIXES):
-                problems.append(f"{name!r} is a header name the load balancer reserves")
+            refused = names.header_problem(name)
+            if not sep:
+                problems.append(f"{h!r} is not 'Name:value'")
+            elif refused:
+                problems.append(refused)
             elif low in seen:
                 problems.append(f"{name!r} appears twice")
             seen.add(low)
@@ -305,15 +251,7 @@ class Params(_Strict):
     apply: bool = False
     confirm_project: str | None = None
 
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str) -> str:
-        return _rule(
-            PROJECT_ID,
-            "a Google Cloud project id: 6-30 chars, lowercase letters, digits and '-', "
-            "starting with a letter",
-        )(v)
-
+    _project = field_validator("project")(_by(names.PROJECT))
     _stack = field_validator("stack")(_google_name)
 
     @model_validator(mode="after")
