@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from mtlskit import execute, paths, probe
 from mtlskit.cli import main
-from mtlskit.clients import build_clients
-from mtlskit.params import load
+from mtlskit.clients import Clients, build_clients
+from mtlskit.params import Params, load
 from mtlskit.sandbox import process
 
 pytestmark = pytest.mark.e2e
@@ -109,24 +109,74 @@ def test_allow_mode_forwards_and_the_backend_sees_the_verdict(allow_env: Path, t
             assert headers.get("x-client-cert-error") == r.expected, r
 
 
-def test_drift_fails_the_scheduled_verification_with_exit_code_1(reject_env: Path, tmp_path: Path) -> None:
-    params = load(reject_env)
-    clients = build_clients(params)
-    if not any(True for _ in clients.compute.forwarding_rules.list(project=params.project)):
-        execute.run_notebooks(str(reject_env), execute.BUILD, apply=True, out_dir=tmp_path / "build")
+def _delete_anchor(params: Params, clients: Clients) -> None:
     k = params.kubernetes
     clients.kube.networking.delete_namespaced_ingress(k.ingress, k.namespace)
+
+
+def _detach_policy(params: Params, clients: Clients) -> None:
+    from google.cloud import compute_v1
+
+    name = params.frontend.target_proxy
+    proxy = clients.compute.target_https_proxies.get(project=params.project, target_https_proxy=name)
+    body = compute_v1.TargetHttpsProxy(server_tls_policy="", fingerprint=proxy.fingerprint)
+    clients.compute.target_https_proxies.patch(
+        project=params.project, target_https_proxy=name, target_https_proxy_resource=body
+    ).result()
+
+
+def _swap_trust_anchor(params: Params, clients: Clients) -> None:
+
+    from mtlskit import certs, trust
+
+    other = certs.pem(certs.issue("someone else's root", ca=True).cert)
+    name = trust.trust_config_name(clients, params)
+    tc = clients.certificate_manager.get_trust_config(name=name)
+    tc.trust_stores[0].trust_anchors[0].pem_certificate = other
+    clients.certificate_manager.update_trust_config(
+        trust_config=tc, update_mask={"paths": ["trust_stores"]}
+    ).result()
+
+
+@pytest.mark.parametrize(
+    ("drift", "check"),
+    [
+        (_delete_anchor, "anchor Ingress names the backend service"),
+        (_detach_policy, "server TLS policy attached"),
+        (_swap_trust_anchor, "trust config holds the params' certificates"),
+        ("expiry_horizon_days", "certificates far from expiry"),
+    ],
+)
+def test_drift_fails_the_scheduled_verification_with_exit_code_1(
+    reject_env: Path, tmp_path: Path, drift: object, check: str
+) -> None:
+    params = load(reject_env)
+    clients = build_clients(params)
+    execute.run_notebooks(
+        str(reject_env), execute.BUILD, apply=True, out_dir=tmp_path / "build", report=False
+    )
+    verified = reject_env
+    if callable(drift):
+        drift(params, clients)
+    else:  # a certificate inside the horizon: the same stack, watched with a wider horizon
+        data = yaml.safe_load(reject_env.read_text())
+        data[drift] = 3000
+        verified = tmp_path / "wide-horizon.yaml"
+        verified.write_text(yaml.safe_dump(data))
     try:
         result = CliRunner().invoke(
-            main, ["run", "--params", str(reject_env), "--verify", "--out", str(tmp_path / "v")]
+            main, ["run", "--params", str(verified), "--verify", "--out", str(tmp_path / "v")]
         )
         assert result.exit_code == 1, result.output
-        assert "70_drift: check failed:" in result.stderr
+        assert f"70_drift: check failed: {check}" in result.stderr, result.stderr
         summary = json.loads((tmp_path / "v" / "summary.json").read_text())
-        failed = [c for c in summary["checks"] if c["status"] == "fail"]
-        assert any(c["notebook"] == "70_drift" and "anchor" in c["check"].lower() for c in failed), failed
-    finally:
-        execute.run_notebooks(str(reject_env), ["10_ingress"], apply=True, out_dir=tmp_path / "restore")
+        failed = [c for c in summary["checks"] if c["status"] == "fail" and c["notebook"] == "70_drift"]
+        assert check in [c["check"] for c in failed], failed
+        assert summary["exit_code"] == 1
+    finally:  # the kit repairs what it owns; the next case starts from a clean stack
+        execute.run_notebooks(
+            str(reject_env), execute.BUILD, apply=True, out_dir=tmp_path / "fix", report=False
+        )
 
 
 def test_committed_verification_notebooks_pass_nbval_after_a_build(tmp_path: Path) -> None:
