@@ -7,12 +7,11 @@ Google Cloud, Application Default Credentials and the named kube context.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import requests
 import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
@@ -24,7 +23,10 @@ from kubernetes import client as kube
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
+from mtlskit import errors, operations
 from mtlskit.params import Params
+
+T = TypeVar("T")
 
 TRANSIENT = (
     gexc.TooManyRequests,
@@ -45,74 +47,6 @@ def make_retry(seconds: float) -> gretry.Retry:
         multiplier=2.0,
         timeout=seconds,
     )
-
-
-class ApiCallFailed(RuntimeError):
-    """An API call still failed after retrying; the message names the call so the on-call engineer
-    knows which API and resource to look at, and says that re-running is safe."""
-
-
-# What a call into either client library raises when the API (or the connection to it) fails.
-CALL_FAILURES: tuple[type[BaseException], ...] = (
-    gexc.GoogleAPICallError,
-    gexc.RetryError,
-    ApiException,
-    requests.exceptions.ConnectionError,
-    urllib3.exceptions.HTTPError,
-)
-
-
-def describe_call_failure(err: BaseException, retry_seconds: float) -> str:
-    """'<METHOD> <path> answered <status> ...' from the exception the client library raised."""
-    if isinstance(err, ApiException):
-        reason = _kube_reason(err)
-        return f"the Kubernetes API answered {err.status} {err.reason}: {reason}".rstrip(": ")
-    if isinstance(err, requests.exceptions.ConnectionError | urllib3.exceptions.HTTPError):
-        request = getattr(err, "request", None)
-        where = f" for {request.method} {request.url}" if request is not None else ""
-        return f"the connection to the API failed{where}: {type(err).__name__}: {_first_line(err)}"
-    cause: BaseException | None = err
-    retried = isinstance(err, gexc.RetryError)
-    if retried:
-        cause = err.cause  # type: ignore[attr-defined]
-    if isinstance(err, OperationError):
-        return f"{err.what}: {err.cause.code} {err.cause.message}"
-    response = getattr(cause, "response", None)
-    request = getattr(response, "request", None)
-    call = "an API call"
-    if request is not None:
-        url = str(getattr(request, "url", ""))
-        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
-        call = f"{request.method} /{path}"
-    message = str(getattr(cause, "message", cause))
-    if request is not None and message.startswith(f"{request.method} "):
-        message = message.split(": ", 1)[-1]  # the library repeats the URL; the call is named already
-    answer = f"{getattr(cause, 'code', '')} {message}".strip()
-    after = f" (still failing after retrying for {retry_seconds:.0f}s)" if retried else ""
-    return f"{call} answered {answer}{after}"
-
-
-def _kube_reason(err: ApiException) -> str:
-    """The message of the Status body the API server sent (the body can be long; one line of it)."""
-    import json
-
-    try:
-        return str(json.loads(err.body or "{}").get("message", ""))[:300]
-    except (ValueError, AttributeError):
-        return ""
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0][:300] if str(err) else ""
-
-
-class OperationError(RuntimeError):
-    """A long-running operation finished with an error; `cause` is the mapped API exception."""
-
-    def __init__(self, what: str, cause: gexc.GoogleAPICallError):
-        super().__init__(f"{what} failed: {cause}")
-        self.what = what
-        self.cause = cause
 
 
 @dataclass
@@ -154,14 +88,43 @@ class Clients:
     # system trust store; the sandbox data plane listens on its own port with a CA of its own.
     https_port: int = 443
     server_ca_file: str | None = None
+    # How long `operations.wait` waits for any long-running operation before giving up.
+    operation_timeout: float = operations.DEFAULT_TIMEOUT_SECONDS
 
     @property
     def retry(self) -> gretry.Retry:
         return make_retry(self.retry_seconds)
 
+    def call(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Call a client library method the kit's way: Google methods get the kit's retry (the
+        Kubernetes client retries inside urllib3, see `_kube_retry`), and a call that still fails
+        raises `errors.ApiError` (`NotFound`, `Conflict`, ...) with the library's exception as cause."""
+        if _is_google(method):
+            kwargs.setdefault("retry", self.retry)
+        try:
+            return method(*args, **kwargs)
+        except errors.LIBRARY_FAILURES as err:
+            raise errors.from_exception(err, self.retry_seconds) from err
+
+    def find(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | None:
+        """`call` for a read whose 404 means 'not there': None instead of `errors.NotFound`."""
+        try:
+            return self.call(method, *args, **kwargs)
+        except errors.NotFound:
+            return None
+
+    def wait(self, operation: Any, what: str, on_progress: operations.Progress | None = None) -> None:
+        """Wait for an operation a mutating call returned (see `operations.wait`)."""
+        operations.wait(self, operation, what, on_progress)
+
     @property
     def location(self) -> str:
         return f"projects/{self.project}/locations/global"
+
+
+def _is_google(method: Callable[..., Any]) -> bool:
+    owner = getattr(method, "__self__", None)
+    return type(owner).__module__.startswith("google.")
 
 
 def _compute_clients(credentials: Credentials | None, options: ClientOptions | None) -> ComputeClients:
@@ -205,13 +168,27 @@ def _kube_retry(seconds: float) -> urllib3.Retry:
     )
 
 
+class _KubeApiClient(kube.ApiClient):
+    """The Kubernetes client's exceptions carry the status and body but not the request; note the
+    method and path on them here, the one place every Kubernetes call passes through, so the kit's
+    `ApiError` can name the call as it does for Google's."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except (ApiException, urllib3.exceptions.HTTPError) as err:
+            err.kit_method = method  # type: ignore[union-attr]
+            err.kit_path = urlsplit(url).path  # type: ignore[union-attr]
+            raise
+
+
 def _kube_clients(kubeconfig: str | None, context: str | None, retry_seconds: float) -> KubeClients:
     configuration = kube.Configuration()
     kube_config.load_kube_config(
         config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
     )
     configuration.retries = _kube_retry(retry_seconds)
-    api = kube.ApiClient(configuration)
+    api = _KubeApiClient(configuration)
     ctx = context or kube_config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
     return KubeClients(api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), ctx)
 
@@ -269,26 +246,16 @@ def build_clients(params: Params) -> Clients:
     )
 
 
+# Names callers used before `mtlskit.errors` and `mtlskit.operations` existed; they stay importable
+# from here while those callers move.
+ApiCallFailed = errors.ApiCallFailed
+OperationError = errors.OperationFailed
+CALL_FAILURES: tuple[type[BaseException], ...] = (errors.ApiError, *errors.LIBRARY_FAILURES)
+describe_call_failure = errors.describe
+
+
 def wait_for_compute(
-    clients: Clients,
-    operation: Any,
-    what: str,
-    timeout: float = 600.0,
-    on_progress: Callable[[str], None] | None = None,
+    clients: Clients, operation: Any, what: str, on_progress: operations.Progress | None = None
 ) -> None:
-    """Wait for a global Compute operation through the operations client the kit configured."""
-    name = getattr(operation, "name", None) or operation
-    deadline = time.monotonic() + timeout
-    while True:
-        op = clients.compute.operations.wait(project=clients.project, operation=name, retry=clients.retry)
-        if on_progress:
-            on_progress(op.status.name)
-        if op.status == compute_v1.Operation.Status.DONE:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: operation {name} not done after {timeout:.0f}s")
-    if op.http_error_status_code or (op.error and op.error.errors):
-        message = op.http_error_message or "; ".join(e.message for e in op.error.errors)
-        detail = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors) if op.error else ""
-        cause = gexc.from_http_status(op.http_error_status_code or 500, f"{message} {detail}".strip())
-        raise OperationError(what, cause)
+    """`operations.wait`, under the name it had when only Compute operations were waited for here."""
+    operations.wait(clients, operation, what, on_progress)

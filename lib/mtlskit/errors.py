@@ -7,6 +7,7 @@ path, status, the server's message, truncated and free of key material) and chai
 exception as `cause`. An earlier runbook step that has not run is not a fault: `PrerequisiteMissing`.
 
     KitError
+    ├── ApiCallFailed       a runbook step stopped on a failed call (raised by the step harness)
     ├── ApiError            a call failed after retrying (status None: the connection failed)
     │   ├── NotFound        404
     │   ├── Conflict        409
@@ -82,6 +83,11 @@ class ApiError(KitError):
         if self.retried_seconds is not None:
             text += f" (still failing after retrying for {self.retried_seconds:.0f}s)"
         return text
+
+
+class ApiCallFailed(KitError):
+    """A runbook step stopped on a failed call: the message names the step, the call (from the
+    chained `ApiError`), and says that a re-run is safe. Raised by the step harness."""
 
 
 class NotFound(ApiError):
