@@ -48,7 +48,7 @@ def test_teardown_twice_second_run_changes_nothing(env: tuple[Params, Clients], 
     assert kinds == []  # nothing left to plan: every deletion was planned from what exists
     check = runbook.outcome_checks(again, "removed")[0]
     assert check.status == "pass", check
-    present = k8s._read(clients, "Ingress", params) is not None
+    present = k8s.read(clients, "Ingress", params) is not None
     assert present != delete_anchor
 
 

@@ -10,16 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from mtlskit.clients import Clients
-from mtlskit.k8s import BACKENDS_ANNOTATION, IngressNotReady, backends_annotation
+from mtlskit.errors import BackendNotFound, IngressNotReady
+from mtlskit.k8s import BACKENDS_ANNOTATION, backends_annotation
 from mtlskit.params import Params
-
-
-class BackendNotFound(RuntimeError):
-    pass
 
 
 @dataclass
@@ -53,11 +49,8 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
     wanted = (f"{k.namespace}/{k.service}", str(k.service_port))
     seen = []
     for name, state in health.items():
-        try:
-            bs = clients.compute.backend_services.get(
-                project=clients.project, backend_service=name, retry=clients.retry
-            )
-        except gexc.NotFound:
+        bs = clients.find(clients.compute.backend_services.get, project=clients.project, backend_service=name)
+        if bs is None:
             seen.append(f"{name} (named on the Ingress but missing in Compute)")
             continue
         found = describe(bs, state)
@@ -72,6 +65,7 @@ def locate_backend_service(clients: Clients, params: Params) -> BackendService:
 
 
 def describe(bs: compute_v1.BackendService, health: str = "") -> BackendService:
+    """The fields the runbook shows and checks, with the Service and port the controller made it for."""
     try:  # the controller records which Service port it made the backend service for
         desc = json.loads(bs.description or "{}")
     except ValueError:

@@ -9,96 +9,188 @@ from __future__ import annotations
 
 import shlex
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from mtlskit import paths, trust
+from mtlskit import ownership, paths, trust
 from mtlskit.backend import BackendService
-from mtlskit.clients import Clients, wait_for_compute
+from mtlskit.clients import Clients
+from mtlskit.errors import PrerequisiteMissing, SchemeMismatch
 from mtlskit.params import Params
-from mtlskit.plan import Change, MissingPrerequisite, decide, owner_description
-
-ORDER = ["Address", "SslCertificate", "SslPolicy", "UrlMap", "TargetHttpsProxy", "ForwardingRule"]
+from mtlskit.plan import Change, decide
 
 
-class SchemeMismatch(ValueError):
-    pass
+@dataclass(frozen=True)
+class Inputs:
+    """What the desired fields and printed commands of a frontend resource are computed from."""
+
+    params: Params
+    backend_service: BackendService
+    server_tls_policy: str  # the reference a target HTTPS proxy stores
+
+    def link(self, collection: str, name: str) -> str:
+        return link(self.params.project, collection, name)
 
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    client: str
-    resource_arg: str
-    name_arg: str
-    proto: Any
-    collection: str
-    patchable: bool
-    gcloud_group: str  # `gcloud compute <group>`
+    """One kind of frontend resource: everything the kit needs to plan, apply, print, read back and
+    tear it down. `KINDS` lists them in dependency order; teardown walks it backwards."""
 
+    name: str  # as in plans and checks: "UrlMap"
+    collection: str  # REST collection, as in links: "urlMaps"
+    gcloud_group: str  # `gcloud compute <group>`: "url-maps"
+    client: str  # attribute of `ComputeClients`
+    name_arg: str  # the flattened name argument of get/patch/delete: "url_map"
+    proto: Any  # the compute_v1 message
+    insert_request: Any  # the typed insert request (the flattened insert has no request_id)
+    param: str  # the `params.frontend` field holding the resource's name
+    desired: Callable[[Inputs], dict[str, Any]]  # fields the kit sets (python names of compute_v1)
+    create_flags: Callable[[Inputs], str]  # flags of `gcloud compute <group> create`
+    # `gcloud compute <group>` arguments that change an existing resource in place; None when the
+    # resource cannot change in place (the kit then refuses to touch it).
+    update_args: Callable[[Inputs, str], str] | None = None
 
-KINDS = {
-    "Address": Kind(
-        "Address",
-        "addresses",
-        "address_resource",
-        "address",
-        compute_v1.Address,
-        "addresses",
-        False,
-        "addresses",
-    ),
-    "SslCertificate": Kind(
-        "SslCertificate",
-        "ssl_certificates",
-        "ssl_certificate_resource",
-        "ssl_certificate",
-        compute_v1.SslCertificate,
-        "sslCertificates",
-        False,
-        "ssl-certificates",
-    ),
-    "SslPolicy": Kind(
-        "SslPolicy",
-        "ssl_policies",
-        "ssl_policy_resource",
-        "ssl_policy",
-        compute_v1.SslPolicy,
-        "sslPolicies",
-        True,
-        "ssl-policies",
-    ),
-    "UrlMap": Kind(
-        "UrlMap", "url_maps", "url_map_resource", "url_map", compute_v1.UrlMap, "urlMaps", True, "url-maps"
-    ),
-    "TargetHttpsProxy": Kind(
-        "TargetHttpsProxy",
-        "target_https_proxies",
-        "target_https_proxy_resource",
-        "target_https_proxy",
-        compute_v1.TargetHttpsProxy,
-        "targetHttpsProxies",
-        True,
-        "target-https-proxies",
-    ),
-    "ForwardingRule": Kind(
-        "ForwardingRule",
-        "forwarding_rules",
-        "forwarding_rule_resource",
-        "forwarding_rule",
-        compute_v1.ForwardingRule,
-        "forwardingRules",
-        False,
-        "forwarding-rules",
-    ),
-}
+    @property
+    def resource_arg(self) -> str:
+        return f"{self.name_arg}_resource"
+
+    @property
+    def patchable(self) -> bool:
+        return self.update_args is not None
+
+    def resource_name(self, params: Params) -> str:
+        return str(getattr(params.frontend, self.param))
+
+    def get(self, clients: Clients, name: str) -> Any:
+        """The resource as Compute has it, or None."""
+        return clients.find(
+            getattr(clients.compute, self.client).get, project=clients.project, **{self.name_arg: name}
+        )
+
+    def delete(self, clients: Clients, name: str) -> Any:
+        """Start the deletion; returns the operation to wait for."""
+        return clients.call(
+            getattr(clients.compute, self.client).delete, project=clients.project, **{self.name_arg: name}
+        )
 
 
 def link(project: str, collection: str, name: str) -> str:
     return f"projects/{project}/global/{collection}/{name}"
+
+
+def _min_tls_flag(i: Inputs) -> str:
+    return i.params.frontend.min_tls_version.removeprefix("TLS_").replace("_", ".")
+
+
+def _ssl_policy_flags(i: Inputs) -> str:
+    return f"--profile={i.params.frontend.ssl_profile} --min-tls-version={_min_tls_flag(i)}"
+
+
+def _proxy_flags(i: Inputs) -> str:
+    f = i.params.frontend
+    return (
+        f"--url-map={f.url_map} --ssl-certificates={f.certificate} --ssl-policy={f.ssl_policy} "
+        f"--server-tls-policy={i.params.mtls.server_tls_policy}"
+    )
+
+
+def _forwarding_rule(i: Inputs) -> dict[str, Any]:
+    f = i.params.frontend
+    return {
+        "I_p_address": i.link("addresses", f.address),
+        "I_p_protocol": "TCP",
+        "port_range": "443-443",
+        "target": i.link("targetHttpsProxies", f.target_proxy),
+        "load_balancing_scheme": f.load_balancing_scheme,
+        "network_tier": "PREMIUM",
+    }
+
+
+def _proxy(i: Inputs) -> dict[str, Any]:
+    f = i.params.frontend
+    return {
+        "url_map": i.link("urlMaps", f.url_map),
+        "ssl_certificates": [i.link("sslCertificates", f.certificate)],
+        "ssl_policy": i.link("sslPolicies", f.ssl_policy),
+        "server_tls_policy": i.server_tls_policy,
+    }
+
+
+_ALL = (
+    Kind(
+        "Address", "addresses", "addresses", "addresses", "address",
+        compute_v1.Address, compute_v1.InsertGlobalAddressRequest, "address",
+        desired=lambda i: {"ip_version": "IPV4", "address_type": "EXTERNAL"},
+        create_flags=lambda i: "--ip-version=IPV4",
+    ),
+    Kind(
+        "SslCertificate", "sslCertificates", "ssl-certificates", "ssl_certificates", "ssl_certificate",
+        compute_v1.SslCertificate, compute_v1.InsertSslCertificateRequest, "certificate",
+        desired=lambda i: {
+            "type_": "MANAGED",
+            "managed": compute_v1.SslCertificateManagedSslCertificate(domains=i.params.frontend.domains),
+        },
+        create_flags=lambda i: f"--domains={','.join(i.params.frontend.domains)}",
+    ),
+    Kind(
+        "SslPolicy", "sslPolicies", "ssl-policies", "ssl_policies", "ssl_policy",
+        compute_v1.SslPolicy, compute_v1.InsertSslPolicyRequest, "ssl_policy",
+        desired=lambda i: {
+            "profile": i.params.frontend.ssl_profile,
+            "min_tls_version": i.params.frontend.min_tls_version,
+        },
+        create_flags=_ssl_policy_flags,
+        update_args=lambda i, name: f"update {name} {_ssl_policy_flags(i)}",
+    ),
+    Kind(
+        "UrlMap", "urlMaps", "url-maps", "url_maps", "url_map",
+        compute_v1.UrlMap, compute_v1.InsertUrlMapRequest, "url_map",
+        desired=lambda i: {"default_service": i.link("backendServices", i.backend_service.name)},
+        create_flags=lambda i: f"--default-service={i.backend_service.name}",
+        update_args=lambda i, name: f"set-default-service {name} --default-service={i.backend_service.name}",
+    ),
+    Kind(
+        "TargetHttpsProxy", "targetHttpsProxies", "target-https-proxies", "target_https_proxies",
+        "target_https_proxy", compute_v1.TargetHttpsProxy, compute_v1.InsertTargetHttpsProxyRequest,
+        "target_proxy",
+        desired=_proxy,
+        create_flags=_proxy_flags,
+        update_args=lambda i, name: f"update {name} {_proxy_flags(i)}",
+    ),
+    Kind(
+        "ForwardingRule", "forwardingRules", "forwarding-rules", "forwarding_rules", "forwarding_rule",
+        compute_v1.ForwardingRule, compute_v1.InsertGlobalForwardingRuleRequest, "forwarding_rule",
+        desired=_forwarding_rule,
+        create_flags=lambda i: (
+            f"--load-balancing-scheme={i.params.frontend.load_balancing_scheme} "
+            f"--address={i.params.frontend.address} --target-https-proxy={i.params.frontend.target_proxy} "
+            "--ports=443"
+        ),
+    ),
+)  # fmt: skip
+
+# The registry, in the order the resources must be created (each refers only to earlier ones).
+KINDS: dict[str, Kind] = {k.name: k for k in _ALL}
+
+
+def resource_names(params: Params) -> dict[str, str]:
+    """The frontend resources' names by kind: what the kit builds and what teardown may remove."""
+    return {k.name: k.resource_name(params) for k in KINDS.values()}
+
+
+def _inputs(clients: Clients, params: Params, bs: BackendService) -> Inputs:
+    return Inputs(params, bs, trust.policy_reference(clients, params))
+
+
+def desired_frontend(clients: Clients, params: Params, bs: BackendService) -> dict[str, dict[str, Any]]:
+    """Each frontend resource's fields by kind, every one carrying the stack's ownership marker."""
+    i = _inputs(clients, params, bs)
+    description = ownership.compute_description(params.stack)
+    return {k.name: {"description": description, **k.desired(i)} for k in KINDS.values()}
 
 
 def _comparable(value: Any) -> Any:
@@ -110,64 +202,17 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def resource_names(params: Params) -> dict[str, str]:
-    """The frontend resources' names by kind: what the kit builds and what teardown may remove."""
-    f = params.frontend
-    return {
-        "Address": f.address,
-        "SslCertificate": f.certificate,
-        "SslPolicy": f.ssl_policy,
-        "UrlMap": f.url_map,
-        "TargetHttpsProxy": f.target_proxy,
-        "ForwardingRule": f.forwarding_rule,
-    }
-
-
-def desired_frontend(clients: Clients, params: Params, bs: BackendService) -> dict[str, dict[str, Any]]:
-    """Each frontend resource's fields (python names of compute_v1), by kind; names come from
-    `resource_names`."""
-    f, p = params.frontend, clients.project
-    desc = owner_description(params.stack)
-    return {
-        "Address": {"description": desc, "ip_version": "IPV4", "address_type": "EXTERNAL"},
-        "SslCertificate": {
-            "description": desc,
-            "type_": "MANAGED",
-            "managed": compute_v1.SslCertificateManagedSslCertificate(domains=f.domains),
-        },
-        "SslPolicy": {"description": desc, "profile": f.ssl_profile, "min_tls_version": f.min_tls_version},
-        "UrlMap": {"description": desc, "default_service": link(p, "backendServices", bs.name)},
-        "TargetHttpsProxy": {
-            "description": desc,
-            "url_map": link(p, "urlMaps", f.url_map),
-            "ssl_certificates": [link(p, "sslCertificates", f.certificate)],
-            "ssl_policy": link(p, "sslPolicies", f.ssl_policy),
-            "server_tls_policy": trust.policy_reference(clients, params),
-        },
-        "ForwardingRule": {
-            "description": desc,
-            "I_p_address": link(p, "addresses", f.address),
-            "I_p_protocol": "TCP",
-            "port_range": "443-443",
-            "target": link(p, "targetHttpsProxies", f.target_proxy),
-            "load_balancing_scheme": f.load_balancing_scheme,
-            "network_tier": "PREMIUM",
-        },
-    }
-
-
-def _differences(kind: str, desired: dict[str, Any], current: Any, clients: Clients) -> list[str]:
+def _differences(desired: dict[str, Any], current: Any, clients: Clients) -> list[str]:
+    """The fields of `desired` that `current` does not hold, compared as Compute stores them."""
     diff = []
     for attr, want in desired.items():
         have = getattr(current, attr)
-        if kind == "ForwardingRule" and attr == "I_p_address":
-            address = clients.compute.addresses.get(
-                project=clients.project, address=want.rsplit("/", 1)[-1], retry=clients.retry
-            )
-            want = address.address
-        if kind == "SslCertificate" and attr == "managed":
+        if attr == "I_p_address":  # the rule stores the IP; the kit names the address resource
+            address = KINDS["Address"].get(clients, want.rsplit("/", 1)[-1])
+            want = address.address if address is not None else want
+        if attr == "managed":
             have, want = list(have.domains), list(want.domains)
-        if kind == "ForwardingRule" and attr == "port_range":
+        if attr == "port_range":  # "443" and "443-443" are the same range
             have, want = have.split("-")[0], want.split("-")[0]
         if _comparable(have) != _comparable(want):
             diff.append(attr)
@@ -186,86 +231,60 @@ def check_scheme(params: Params, bs: BackendService) -> None:
 
 
 def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[Change]:
+    """Each frontend resource: create, update, or no change, from what Compute has now."""
     check_scheme(params, bs)
-    try:
-        clients.network_security.get_server_tls_policy(
-            name=trust.policy_name(clients, params), retry=clients.retry
-        )
-    except gexc.NotFound:
-        raise MissingPrerequisite(
+    if (
+        clients.find(clients.network_security.get_server_tls_policy, name=trust.policy_name(clients, params))
+        is None
+    ):
+        raise PrerequisiteMissing(
             f"server TLS policy {params.mtls.server_tls_policy} does not exist: run notebook "
             "30_trust with apply=True first"
-        ) from None
-    changes = []
-    names = resource_names(params)
-    for kind_name, desired in desired_frontend(clients, params, bs).items():
-        name = names[kind_name]
-        kind = KINDS[kind_name]
-        client = getattr(clients.compute, kind.client)
-        try:
-            current = client.get(project=clients.project, **{kind.name_arg: name}, retry=clients.retry)
-        except gexc.NotFound:
-            current = None
-        diff = None if current is None else _differences(kind_name, desired, current, clients)
-        changes.append(
-            decide(
-                kind_name,
-                name,
-                desired,
-                current,
-                gcloud(kind_name, name, params, bs, current is not None),
-                diff,
-            )
         )
+    changes = []
+    for kind_name, desired in desired_frontend(clients, params, bs).items():
+        kind = KINDS[kind_name]
+        name = kind.resource_name(params)
+        current = kind.get(clients, name)
+        diff = None if current is None else _differences(desired, current, clients)
+        command = gcloud(kind_name, name, params, bs, current is not None)
+        changes.append(decide(kind_name, name, desired, current, command, diff))
     return changes
 
 
 def apply_frontend(
     clients: Clients, params: Params, changes: list[Change], bs: BackendService | None = None
 ) -> list[Change]:
-    """Execute a plan from `plan_frontend` (`bs` is accepted so planner and applier take the same arguments)."""
-    for c in sorted(changes, key=lambda c: ORDER.index(c.kind)):
+    """Execute a plan from `plan_frontend` in dependency order, waiting for each operation (`bs` is
+    accepted so planner and applier take the same arguments)."""
+    ownership.may_apply(params, apply=True)
+    order = list(KINDS)
+    for c in sorted(changes, key=lambda c: order.index(c.kind)):
         if c.action == "no change":
             continue
         kind = KINDS[c.kind]
         client = getattr(clients.compute, kind.client)
         if c.action == "create":
-            request = {
-                "project": clients.project,
-                kind.resource_arg: kind.proto(name=c.name, **c.desired),
-                "request_id": str(uuid.uuid4()),
-            }
-            op = client.insert(request=_insert_request(client, request), retry=clients.retry)
+            request = kind.insert_request(
+                project=clients.project,
+                request_id=str(uuid.uuid4()),  # a retried insert cannot make a second resource
+                **{kind.resource_arg: kind.proto(name=c.name, **c.desired)},
+            )
+            op = clients.call(client.insert, request=request)
         elif kind.patchable:
             body = kind.proto(
                 name=c.name, fingerprint=c.current.fingerprint, **{f: c.desired[f] for f in c.fields}
             )
-            op = client.patch(
-                project=clients.project,
-                **{kind.name_arg: c.name, kind.resource_arg: body},
-                retry=clients.retry,
+            op = clients.call(
+                client.patch, project=clients.project, **{kind.name_arg: c.name, kind.resource_arg: body}
             )
         else:
             raise ValueError(
                 f"{c.kind} {c.name}: {', '.join(c.fields)} cannot change in place; choose a new name "
                 "in the params or run 90_teardown first"
             )
-        wait_for_compute(clients, op, f"{c.action} {c.kind} {c.name}")
+        clients.wait(op, f"{c.action} {c.kind} {c.name}")
     return changes
-
-
-def _insert_request(client: Any, request: dict[str, Any]) -> Any:
-    """The typed insert request (the flattened form has no request_id)."""
-    name = type(client).__name__.replace("Client", "")
-    request_cls = {
-        "GlobalAddresses": compute_v1.InsertGlobalAddressRequest,
-        "SslCertificates": compute_v1.InsertSslCertificateRequest,
-        "SslPolicies": compute_v1.InsertSslPolicyRequest,
-        "UrlMaps": compute_v1.InsertUrlMapRequest,
-        "TargetHttpsProxies": compute_v1.InsertTargetHttpsProxyRequest,
-        "GlobalForwardingRules": compute_v1.InsertGlobalForwardingRuleRequest,
-    }[name]
-    return request_cls(**request)
 
 
 def gcloud(kind: str, name: str, params: Params, bs: BackendService, exists: bool = False) -> str:
@@ -277,36 +296,19 @@ def gcloud(kind: str, name: str, params: Params, bs: BackendService, exists: boo
     resource may not even be the kit's: a missing ownership marker shows up as a changed
     description), so the row offers the safe first step, `describe`, never a delete.
     """
-    f, p = params.frontend, params.project
-    group = KINDS[kind].gcloud_group
-    scope = f"--global --project={p}"
-    min_tls = f.min_tls_version.removeprefix("TLS_").replace("_", ".")
-    proxy_flags = (
-        f"--url-map={f.url_map} --ssl-certificates={f.certificate} --ssl-policy={f.ssl_policy} "
-        f"--server-tls-policy={params.mtls.server_tls_policy}"
-    )
+    f, spec = params.frontend, KINDS[kind]
+    scope = f"--global --project={params.project}"
     if kind == "SslPolicy" and not _ga_flags_express(f.ssl_profile, f.min_tls_version):
         return _ssl_policy_import(name, params)
-    if exists and KINDS[kind].patchable:
-        return {
-            "SslPolicy": f"gcloud compute {group} update {name} --profile={f.ssl_profile} "
-            f"--min-tls-version={min_tls} {scope}",
-            "UrlMap": f"gcloud compute {group} set-default-service {name} --default-service={bs.name} {scope}",
-            "TargetHttpsProxy": f"gcloud compute {group} update {name} {proxy_flags} {scope}",
-        }[kind]
-    flags = {
-        "Address": "--ip-version=IPV4",
-        "SslCertificate": f"--domains={','.join(f.domains)}",
-        "SslPolicy": f"--profile={f.ssl_profile} --min-tls-version={min_tls}",
-        "UrlMap": f"--default-service={bs.name}",
-        "TargetHttpsProxy": proxy_flags,
-        "ForwardingRule": f"--load-balancing-scheme={f.load_balancing_scheme} --address={f.address} "
-        f"--target-https-proxy={f.target_proxy} --ports=443",
-    }[kind]
+    # the reference is not part of any printed command; the flags name the policy by its short name
+    i = Inputs(params, bs, server_tls_policy="")
+    prefix = f"gcloud compute {spec.gcloud_group}"
+    if exists and spec.update_args is not None:
+        return f"{prefix} {spec.update_args(i, name)} {scope}"
     if exists:
-        return f"gcloud compute {group} describe {name} {scope}"
-    description = shlex.quote(owner_description(params.stack))
-    return f"gcloud compute {group} create {name} {flags} --description={description} {scope}"
+        return f"{prefix} describe {name} {scope}"
+    description = shlex.quote(ownership.compute_description(params.stack))
+    return f"{prefix} create {name} {spec.create_flags(i)} --description={description} {scope}"
 
 
 # What `gcloud compute ssl-policies create/update` accept (Google Cloud CLI 528): the API also has
@@ -324,7 +326,7 @@ def _ssl_policy_import(name: str, params: Params) -> str:
     creates or replaces it (needs the alpha component: `gcloud components install alpha`)."""
     f = params.frontend
     body = {
-        "description": owner_description(params.stack),
+        "description": ownership.compute_description(params.stack),
         "profile": f.ssl_profile,
         "minTlsVersion": f.min_tls_version,
     }
@@ -346,9 +348,11 @@ class FrontendStatus:
 
 
 def frontend_status(clients: Clients, params: Params) -> FrontendStatus:
+    """The address and the certificate's status, for the DNS records the reader must create; raises
+    `errors.NotFound` until the frontend is built."""
     f = params.frontend
-    address = clients.compute.addresses.get(project=clients.project, address=f.address, retry=clients.retry)
-    cert = clients.compute.ssl_certificates.get(
-        project=clients.project, ssl_certificate=f.certificate, retry=clients.retry
+    address = clients.call(clients.compute.addresses.get, project=clients.project, address=f.address)
+    cert = clients.call(
+        clients.compute.ssl_certificates.get, project=clients.project, ssl_certificate=f.certificate
     )
     return FrontendStatus(address.address, cert.managed.status, list(cert.managed.domains))

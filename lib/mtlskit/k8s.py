@@ -14,33 +14,48 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from mtlskit import paths
+from mtlskit import ownership, paths
 from mtlskit.clients import Clients
+from mtlskit.errors import IngressNotReady, NotFound
 from mtlskit.params import Params
 from mtlskit.plan import Change, changed_fields, decide
 
 BACKENDS_ANNOTATION = "ingress.kubernetes.io/backends"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "mtlskit"}
+BACKEND_CONFIG_API = ("cloud.google.com", "v1", "backendconfigs")  # group, version, plural
+# Each kind the kit applies, with the `params.kubernetes` field that names its object.
+KIND_PARAMS = {
+    "Namespace": "namespace",
+    "Service": "service",
+    "BackendConfig": "backend_config",
+    "Ingress": "ingress",
+}
 
 
-class IngressNotReady(RuntimeError):
-    pass
-
-
-def kit_labels(stack: str) -> dict[str, str]:
-    """Written on every Kubernetes object the kit applies; teardown deletes nothing without them."""
-    return {**MANAGED_BY, "mtlskit/stack": stack}
-
-
-def is_kit_object(labels: dict[str, str], stack: str) -> bool:
-    return all(labels.get(k) == v for k, v in kit_labels(stack).items())
+def kube_call(clients: Clients, verb: str, kind: str, params: Params, body: Any = None) -> Any:
+    """One Kubernetes call (`read`, `create`, `patch`, `delete`) on the params' object of `kind`,
+    through `Clients.call`, so failures are the kit's `ApiError`s. The client's methods differ in
+    name and argument order by kind; this is the one place that knows how."""
+    k, api = params.kubernetes, clients.kube
+    name = getattr(k, KIND_PARAMS[kind])
+    if kind == "BackendConfig":
+        group, version, plural = BACKEND_CONFIG_API
+        method = getattr(api.custom, f"{'get' if verb == 'read' else verb}_namespaced_custom_object")
+        args: list[Any] = [group, version, k.namespace, plural] + ([] if verb == "create" else [name])
+    else:
+        owner = api.networking if kind == "Ingress" else api.core
+        method = getattr(
+            owner, f"{verb}_namespace" if kind == "Namespace" else f"{verb}_namespaced_{kind.lower()}"
+        )
+        args = ([] if verb == "create" else [name]) + ([] if kind == "Namespace" else [k.namespace])
+    if body is not None:
+        args.append(body)
+    return clients.call(method, *args)
 
 
 def manifests(params: Params) -> dict[str, dict[str, Any]]:
+    """Service (NEG), BackendConfig and anchor Ingress, each carrying the stack's ownership labels."""
     k = params.kubernetes
-    labels = kit_labels(params.stack)
+    labels = ownership.kube_labels(params.stack)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -90,24 +105,13 @@ def manifests(params: Params) -> dict[str, dict[str, Any]]:
     return {"Service": service, "BackendConfig": backend_config, "Ingress": ingress}
 
 
-def _read(clients: Clients, kind: str, params: Params) -> dict[str, Any] | None:
-    k, api = params.kubernetes, clients.kube
+def read(clients: Clients, kind: str, params: Params) -> dict[str, Any] | None:
+    """The params' object of `kind` as the API server has it (a plain dict), or None."""
     try:
-        if kind == "Namespace":
-            obj = api.core.read_namespace(k.namespace)
-        elif kind == "Service":
-            obj = api.core.read_namespaced_service(k.service, k.namespace)
-        elif kind == "Ingress":
-            obj = api.networking.read_namespaced_ingress(k.ingress, k.namespace)
-        else:
-            return api.custom.get_namespaced_custom_object(
-                "cloud.google.com", "v1", k.namespace, "backendconfigs", k.backend_config
-            )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return api.api.sanitize_for_serialization(obj)
+        obj = kube_call(clients, "read", kind, params)
+    except NotFound:
+        return None
+    return dict(clients.kube.api.sanitize_for_serialization(obj))
 
 
 def kubectl_target(params: Params, namespaced: bool = True) -> str:
@@ -148,12 +152,12 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
     """Namespace, Service, BackendConfig and anchor Ingress: desired vs what the cluster has."""
     changes = []
     ns = params.kubernetes.namespace
-    if _read(clients, "Namespace", params) is None:
+    if read(clients, "Namespace", params) is None:
         changes.append(
             decide("Namespace", ns, {"metadata": {"name": ns}}, None, _kubectl_create_namespace(params))
         )
     for kind, desired in manifests(params).items():
-        current = _read(clients, kind, params)
+        current = read(clients, kind, params)
         meta = desired["metadata"]
         # Only what the kit sets is compared: the API server and the controller add fields of their own.
         watched = {
@@ -167,38 +171,16 @@ def plan_ingress(clients: Clients, params: Params) -> list[Change]:
 
 def apply_ingress(clients: Clients, params: Params, changes: list[Change]) -> list[Change]:
     """Execute a plan from `plan_ingress`; unchanged resources get no call at all."""
-    api, ns = clients.kube, params.kubernetes.namespace
+    ownership.may_apply(params, apply=True)
     for c in changes:
-        if c.action == "no change":
-            continue
-        body = c.desired
-        if c.kind == "Namespace":
-            api.core.create_namespace(body)
-        elif c.kind == "Service":
-            if c.action == "create":
-                api.core.create_namespaced_service(ns, body)
-            else:
-                api.core.patch_namespaced_service(c.name, ns, body)
-        elif c.kind == "BackendConfig":
-            if c.action == "create":
-                api.custom.create_namespaced_custom_object(
-                    "cloud.google.com", "v1", ns, "backendconfigs", body
-                )
-            else:
-                api.custom.patch_namespaced_custom_object(
-                    "cloud.google.com", "v1", ns, "backendconfigs", c.name, body
-                )
-        elif c.kind == "Ingress":
-            if c.action == "create":
-                api.networking.create_namespaced_ingress(ns, body)
-            else:
-                api.networking.patch_namespaced_ingress(c.name, ns, body)
+        if c.action != "no change":
+            kube_call(clients, "create" if c.action == "create" else "patch", c.kind, params, c.desired)
     return changes
 
 
 def read_anchor(clients: Clients, params: Params) -> dict[str, Any]:
     k = params.kubernetes
-    ing = _read(clients, "Ingress", params)
+    ing = read(clients, "Ingress", params)
     if ing is None:
         raise IngressNotReady(
             f"Ingress {k.namespace}/{k.ingress} does not exist: apply it with notebook 10_ingress (apply=True)"
@@ -278,7 +260,7 @@ def wait_for_backends(
 def ingress_events(clients: Clients, params: Params) -> list[dict[str, str]]:
     """The controller's events for the anchor Ingress, oldest first."""
     k = params.kubernetes
-    events = clients.kube.core.list_namespaced_event(k.namespace).items
+    events = clients.call(clients.kube.core.list_namespaced_event, k.namespace).items
     rows = [
         {
             "time": str(e.last_timestamp or e.first_timestamp or ""),

@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from google.api_core import exceptions as gexc
 from google.cloud import logging as cloud_logging
 
 from mtlskit import backend
 from mtlskit.checks import Check
 from mtlskit.clients import Clients
-from mtlskit.k8s import IngressNotReady
+from mtlskit.errors import ApiError, PrerequisiteMissing
 from mtlskit.params import Params
 from mtlskit.probe import PROBE_PATH, ProbeResult
 
@@ -533,7 +532,7 @@ def read_backend_logging(clients: Clients, params: Params) -> BackendLogging:
     """The logConfig of the backend service the frontend routes to (the one the Ingress made)."""
     try:
         bs = backend.locate_backend_service(clients, params)
-    except (IngressNotReady, backend.BackendNotFound, gexc.GoogleAPICallError, gexc.RetryError) as err:
+    except (PrerequisiteMissing, ApiError) as err:
         return BackendLogging("", False, 0.0, problem=str(err).split("\n", 1)[0])
     return BackendLogging(bs.name, bs.log_enable, bs.log_sample_rate)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mtlskit import ownership
+from mtlskit.errors import PrerequisiteMissing
+
 Action = Literal["create", "update", "no change", "delete", "keep"]
 
-
-class MissingPrerequisite(RuntimeError):
-    """An earlier runbook step has not been applied; the message names it."""
+# The name this error had when only plans raised it; the kit raises `errors.PrerequisiteMissing`.
+MissingPrerequisite = PrerequisiteMissing
 
 
 @dataclass
@@ -73,17 +75,5 @@ def table(changes: list[Change]) -> list[dict[str, str]]:
     return [c.row() for c in changes]
 
 
-OWNER_MARKER = "managed-by=mtlskit"
-
-
-def owner_description(stack: str) -> str:
-    """Written into every Compute resource the kit creates; teardown deletes nothing without it."""
-    return f"{OWNER_MARKER} stack={stack}"
-
-
-def owner_labels(stack: str) -> dict[str, str]:
-    return {"managed-by": "mtlskit", "mtlskit-stack": stack}
-
-
-def is_owned(description: str | None, stack: str) -> bool:
-    return (description or "").split()[:2] == owner_description(stack).split()
+# Kept importable under the name printed-command tests use; the marker itself lives in `ownership`.
+owner_description = ownership.compute_description
