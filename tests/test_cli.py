@@ -35,9 +35,30 @@ def test_run_refuses_bad_params_and_unknown_notebooks_before_running_anything(tm
     bad.write_text("target: sandbox\nproject: Not_A_Project\n")
     result = CliRunner().invoke(main, ["run", "--params", str(bad), "--out", str(tmp_path / "out")])
     assert result.exit_code != 0
-    assert "project" in result.output and "mtls: required field is missing" in result.output
+    assert "project" in result.output and "mtls: required key is missing" in result.output
     assert not (tmp_path / "out").exists()
 
     result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "out2"), "99_nonsense"])
     assert result.exit_code != 0 and "no such notebook: 99_nonsense" in result.output
     assert not (tmp_path / "out2").exists()
+
+
+def test_check_params_prints_the_resolved_paths_and_writes_nothing(tmp_path: Path) -> None:
+    pki = tmp_path / "certs"
+    root = certs.issue("cli root", ca=True, eku=certs.CLIENT_AUTH)
+    certs.write_issued(pki, "root", root)
+    env = tmp_path / "envs"
+    env.mkdir()
+    file = env / "team.yaml"
+    file.write_text(
+        "target: sandbox\nproject: mtlskit-sandbox\nsandbox: {state_dir: st, demo_pki: false}\n"
+        "mtls: {trust_anchors: [../certs/root.pem]}\n"
+    )
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(main, ["check-params", str(file)])
+    assert result.exit_code == 0, result.output
+    assert f"relative ones are taken from {env}" in result.output
+    assert f"sandbox.state_dir      {env / 'st'}  [created when the sandbox starts]" in result.output
+    assert f"mtls.trust_anchors[0]  {pki / 'root.pem'}  [found]" in result.output
+    assert "kubernetes.kubeconfig  -  [not set: the sandbox writes its own]" in result.output
+    assert sorted(tmp_path.rglob("*")) == before

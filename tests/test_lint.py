@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mtlskit import certs, lint
-from mtlskit import params as params_mod
+from mtlskit.params import ParamsFile
 
 
 @pytest.fixture(scope="module")
@@ -25,27 +26,28 @@ def _bundle(d: Path, name: str, chain: list[str]) -> Path:
     return path
 
 
+def _files(role: str, field: str, paths: list[Path]) -> list[ParamsFile]:
+    return [ParamsFile(f"{field}[{i}]", p, role) for i, p in enumerate(paths)]  # type: ignore[arg-type]
+
+
 def test_every_demo_certificate_gets_its_documented_outcome(pki: tuple[Path, dict]) -> None:
+    """Broken on purpose, so linted directly: loading params would refuse these client certificates."""
     d, manifest = pki
     specs = certs.demo_pki_specs()
-    params = params_mod.parse(
-        {
-            "target": "sandbox",
-            "project": "mtlskit-sandbox",
-            "sandbox": {"state_dir": str(d / "state"), "demo_pki": False},
-            "mtls": {
-                "trust_anchors": [str(d / "root.pem")],
-                "intermediates": [
-                    str(d / f"{n}.pem") for n in ["intermediate"] + [f"deep-{i}" for i in range(11)]
-                ],
-                "allowlisted": [str(d / f"{n}.pem") for n in manifest["allowlisted"]],
-            },
-            "probe": {"extra_client_certs": [str(_bundle(d, s.name, s.chain)) for s in specs]},
-        }
+    files = (
+        _files("trust anchor", "mtls.trust_anchors", [d / "root.pem"])
+        + _files(
+            "intermediate",
+            "mtls.intermediates",
+            [d / f"{n}.pem" for n in ["intermediate"] + [f"deep-{i}" for i in range(11)]],
+        )
+        + _files("allowlisted", "mtls.allowlisted", [d / f"{n}.pem" for n in manifest["allowlisted"]])
+        + _files("client", "probe.extra_client_certs", [_bundle(d, s.name, s.chain) for s in specs])
     )
-    findings = lint.lint(params)
-    for spec in specs:
-        mine = [f for f in findings if f.file == f"{spec.name}.pem" and f.role != "trust anchor"]
+    findings = lint.lint_files(files, horizon_days=30)
+    for i, spec in enumerate(specs):
+        mine = [f for f in findings if f.field == f"probe.extra_client_certs[{i}]"]
+        assert {f.file for f in mine} == {f"{spec.name}.pem"}, spec.name
         assert any(f.rule == "chain" for f in mine), spec.name  # the chain was judged too
         errors = {f.outcome for f in mine if f.severity == "error"}
         if spec.expected == "ok":
@@ -75,16 +77,57 @@ def test_too_many_reissues_of_one_intermediate_in_the_trust_config(tmp_path: Pat
     anchor = certs.write_issued(tmp_path, "root", root)[0]
 
     def findings(intermediates: list[Path]) -> list[lint.Finding]:
-        params = params_mod.parse(
-            {
-                "target": "sandbox",
-                "project": "mtlskit-sandbox",
-                "sandbox": {"state_dir": str(tmp_path / "state"), "demo_pki": False},
-                "mtls": {"trust_anchors": [str(anchor)], "intermediates": [str(f) for f in intermediates]},
-            }
-        )
-        return [f for f in lint.lint(params) if f.outcome == "client_cert_pki_too_large"]
+        files = _files("trust anchor", "mtls.trust_anchors", [anchor])
+        files += _files("intermediate", "mtls.intermediates", intermediates)
+        return [f for f in lint.lint_files(files, 30) if f.outcome == "client_cert_pki_too_large"]
 
     assert findings(files[:10]) == []
     [finding] = findings(files)
     assert finding.severity == "error" and "11 intermediates" in finding.detail
+
+
+def test_severities_map_onto_check_statuses_in_one_place() -> None:
+    assert [lint.check_status(s) for s in ("ok", "warn", "error")] == ["pass", "warn", "fail"]
+    finding = lint.Finding("client", "c.pem", "", "expiry", "warn", "", "expires soon", "renew")
+    assert finding.status == "warn"
+    assert lint.worst_status([]) == "pass"
+    assert (
+        lint.worst_status([finding, lint.Finding("client", "c.pem", "", "x", "error", "", "", "")]) == "fail"
+    )
+
+
+def test_unreadable_files_are_described_without_quoting_them(tmp_path: Path) -> None:
+    issued = certs.issue("reader", ca=True, eku=certs.CLIENT_AUTH)
+    _, key = certs.write_issued(tmp_path, "reader", issued)
+    key_text = key.read_bytes()
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    for data, words in [
+        (b"", "empty"),
+        (der, "DER (binary) certificate"),
+        (key_text, "holds a private key"),
+        (certs.pem(issued.cert).encode() + key_text, "holds a private key"),
+        (
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            "CERTIFICATE REQUEST",
+        ),
+        (b"hello", "no -----BEGIN CERTIFICATE----- block"),
+    ]:
+        problem = lint.unreadable_certificate(data)
+        assert problem is not None and words in problem[0], (words, problem)
+        assert "PRIVATE KEY" not in " ".join(problem) and key_text[40:80].decode() not in " ".join(problem)
+    assert lint.unreadable_certificate(certs.pem(issued.cert).encode()) is None
+    assert lint.unreadable_key(key, tmp_path / "reader.pem") is None
+    assert "certificate, not a private key" in (lint.unreadable_key(tmp_path / "reader.pem") or "")
+
+
+def test_a_trust_config_entry_holds_one_certificate(tmp_path: Path) -> None:
+    a = certs.issue("a", ca=True, eku=certs.CLIENT_AUTH)
+    b = certs.issue("b", ca=True, eku=certs.CLIENT_AUTH)
+    both = tmp_path / "both.pem"
+    both.write_text(certs.pem(a.cert) + certs.pem(b.cert))
+    [finding] = lint.lint_files(_files("trust anchor", "mtls.trust_anchors", [both]), 30)
+    assert (
+        finding.severity == "error"
+        and finding.field == "mtls.trust_anchors[0]"
+        and "2 certificates" in finding.detail
+    )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
 
 from mtlskit import certs, paths
 from mtlskit import params as params_mod
+from mtlskit.cli import main
 from mtlskit.params import ParamsError
 from mtlskit.sandbox import process
 
@@ -138,7 +143,7 @@ def test_all_problems_are_reported_at_once(base: dict[str, Any]) -> None:
     assert "Bad_Name" in str(info.value)
 
 
-def test_relative_paths_resolve_from_the_repository_root(
+def test_relative_paths_of_a_mapping_without_a_file_resolve_from_the_repository_root(
     base: dict[str, Any], pki: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(pki)  # the cwd must not matter
@@ -151,7 +156,8 @@ def test_relative_paths_resolve_from_the_repository_root(
 def test_shipped_sandbox_params_are_valid() -> None:
     p = params_mod.load(paths.repo_root() / "params" / "sandbox.yaml")
     assert p.target == "sandbox"
-    assert all(Path(f).is_file() for f in p.mtls.trust_anchors + p.mtls.intermediates)
+    assert p.state_dir == paths.repo_root() / ".sandbox"
+    assert all(f.path.is_file() or p.generated_on_first_use(f.path) for f in p.files())
     assert p.frontend.load_balancing_scheme == "EXTERNAL"
 
 
@@ -161,3 +167,238 @@ def test_example_gcp_template_is_complete_but_for_its_certificate_files() -> Non
         params_mod.load(paths.repo_root() / "params" / "example-gcp.yaml")
     assert info.value.problems
     assert all("not found" in p.message for p in info.value.problems), info.value.problems
+
+
+# ---- the catalogue of broken files: check-params refuses each, names the field, writes nothing -----
+
+FIXTURES = Path(__file__).parent / "fixtures" / "params"
+
+# file -> (field path, words the message must hold) for every problem it must report, and no others
+CATALOGUE: dict[str, list[tuple[str, str]]] = {
+    "duplicate-section.yaml": [("frontend", "appears twice, at line 6 and line 11")],
+    "der-trust-anchor.yaml": [("mtls.trust_anchors[0]", "DER (binary) certificate")],
+    "private-key-as-anchor.yaml": [("mtls.trust_anchors[0]", "holds a private key")],
+    "garbled-anchor.yaml": [("mtls.trust_anchors[0]", "does not decode")],
+    "expired-anchor.yaml": [("mtls.trust_anchors[0]", "expired")],
+    "ca-as-client-certificate.yaml": [("probe.client_cert", "leaf has CA=true")],
+    "key-of-another-certificate.yaml": [
+        ("probe.client_key", "does not belong to the certificate client.pem")
+    ],
+    "external-managed.yaml": [
+        ("frontend.load_balancing_scheme", "must be EXTERNAL, not 'EXTERNAL_MANAGED'"),
+    ],
+    "wrong-types.yaml": [
+        ("kubernetes.service_port", "must be a whole number"),
+        ("kubernetes.target_port", "must be a whole number"),
+        ("frontend.domains", "must be a list"),
+        ("frontend.ssl_profile", "must be one of 'COMPATIBLE', 'MODERN', 'RESTRICTED' or 'FIPS_202205'"),
+        ("mtls", "must be a mapping (a YAML block of keys)"),
+        ("logging.sample_rate", "must be a number"),
+        ("apply", "must be true or false"),
+    ],
+    "unknown-key.yaml": [("mtls.trust_anchor", "unknown key")],
+    "missing-mtls.yaml": [("mtls", "required key is missing")],
+    "bad-names.yaml": [
+        ("project", "Google Cloud project id"),
+        ("kubernetes.namespace", "DNS-1123 label"),
+        ("kubernetes.ingress", "DNS-1123 subdomain"),
+        ("frontend.url_map", "Google resource name"),
+        ("frontend.forwarding_rule", "Google resource name"),
+        ("frontend.domains", "not a fully qualified domain name"),
+        ("mtls.trust_config", "trust config id"),
+        ("mtls.server_tls_policy", "server TLS policy id"),
+    ],
+    "out-of-range.yaml": [
+        ("kubernetes.service_port", "must be at most 65535"),
+        ("frontend.domains", "must list at least 1 item"),
+        ("logging.sample_rate", "must be at most 1.0"),
+        ("expiry_horizon_days", "must be at least 1"),
+    ],
+    "missing-file.yaml": [("mtls.trust_anchors[0]", "certificate file not found")],
+    "empty.yaml": [("(top level)", "must be a mapping")],
+}
+PYDANTIC_WORDS = ("Input should", "valid dictionary", "instance of", "Value error", "Field required")
+
+
+def _catalogue_pki(directory: Path) -> None:
+    """Certificates the broken files point at, generated here (no committed private keys)."""
+    d = directory / "pki"
+    root = certs.issue("catalogue root", ca=True, eku=certs.CLIENT_AUTH)
+    certs.write_issued(d, "root", root)
+    certs.write_issued(d, "client", certs.issue("client", issuer=root, eku=certs.CLIENT_AUTH))
+    (d / "root.der").write_bytes(root.cert.public_bytes(serialization.Encoding.DER))
+    body = certs.pem(root.cert).splitlines()
+    (d / "garbled.pem").write_text("\n".join(body[:3] + body[6:]) + "\n")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    old = certs.issue(
+        "expired root",
+        ca=True,
+        eku=certs.CLIENT_AUTH,
+        not_before=past - dt.timedelta(days=90),
+        not_after=past,
+    )
+    certs.write_issued(d, "expired-root", old)
+    certs.write_issued(d, "expired-root-client", certs.issue("c", issuer=old, eku=certs.CLIENT_AUTH))
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("catalogue")
+    for f in FIXTURES.glob("*.yaml"):
+        shutil.copy(f, d / f.name)
+    _catalogue_pki(d)
+    return d
+
+
+def _tree(directory: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in directory.rglob("*")}
+
+
+def test_the_catalogue_covers_every_fixture() -> None:
+    assert sorted(CATALOGUE) == sorted(f.name for f in FIXTURES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_catalogue_of_broken_params_files(
+    catalogue: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_sandbox(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("check-params started the sandbox")
+
+    monkeypatch.setattr(process, "start", no_sandbox)
+    before = _tree(catalogue)
+    file = catalogue / name
+    result = CliRunner().invoke(main, ["check-params", str(file)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a refusal, not a crash
+    out = result.output
+    assert "Traceback" not in out and str(file) in out
+    assert not any(w in out for w in PYDANTIC_WORDS), out
+    assert "PRIVATE KEY" not in out
+    problems = [line.removeprefix("  - ") for line in out.splitlines() if line.startswith("  - ")]
+    expected = CATALOGUE[name]
+    assert len(problems) == len(expected), out  # no knock-on errors
+    for field, words in expected:
+        assert any(p.startswith(f"{field}: ") and words in p for p in problems), (field, words, out)
+    assert _tree(catalogue) == before  # nothing written, in particular no state dir or demo PKI
+    assert not (catalogue / "state").exists()
+
+
+def test_the_committed_sandbox_params_pass_on_a_fresh_state_dir(tmp_path: Path) -> None:
+    """params/sandbox.yaml as committed, in a checkout whose demo PKI was never generated."""
+    (tmp_path / "params").mkdir()
+    shutil.copy(paths.repo_root() / "params" / "sandbox.yaml", tmp_path / "params" / "sandbox.yaml")
+    result = CliRunner().invoke(main, ["check-params", str(tmp_path / "params" / "sandbox.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"sandbox.state_dir      {tmp_path / '.sandbox'}  [created when the sandbox starts]" in result.output
+    )
+    pki = tmp_path / ".sandbox" / "pki"
+    assert f"mtls.trust_anchors[0]  {pki / 'root.pem'}  [demo PKI: generated on first use]" in result.output
+    assert f"probe.client_key       {pki / 'client.key'}  [demo PKI: generated on first use]" in result.output
+    assert not (tmp_path / ".sandbox").exists()  # nothing written: the PKI is made on first use
+
+
+def test_a_file_in_the_demo_pki_dir_that_the_demo_pki_never_makes_is_missing(tmp_path: Path) -> None:
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    data["mtls"]["trust_anchors"] = ["../.sandbox/pki/rooot.pem"]
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "env.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError) as info:
+        params_mod.load(tmp_path / "params" / "env.yaml")
+    [problem] = info.value.problems
+    assert problem.field == "mtls.trust_anchors[0]" and "not found" in problem.message
+
+
+def test_relative_paths_resolve_from_the_params_files_directory(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / "envs" / "team-a"
+    env.mkdir(parents=True)
+    shutil.copytree(pki, tmp_path / "envs" / "pki")
+    file = env / "params.yaml"
+    file.write_text(
+        "target: sandbox\nproject: mtlskit-sandbox\n"
+        "sandbox: {state_dir: state, demo_pki: false}\n"
+        "mtls: {trust_anchors: [../pki/root.pem]}\n"
+        "probe: {client_cert: ../pki/client.pem, client_key: ../pki/client.key}\n"
+    )
+    monkeypatch.chdir(pki)  # the cwd must not matter
+    p = params_mod.load(file)
+    assert p.state_dir == env / "state"
+    assert p.mtls.trust_anchors == [str(tmp_path / "envs" / "pki" / "root.pem")]
+    assert p.probe.client_key == str(tmp_path / "envs" / "pki" / "client.key")
+    # a state_dir the file does not set is the kit's own default, wherever the file is
+    file.write_text(file.read_text().replace("state_dir: state, ", ""))
+    assert params_mod.load(file).state_dir == paths.repo_root() / ".sandbox"
+
+
+def test_duplicate_keys_are_found_at_any_depth_and_reported_with_the_rest(tmp_path: Path) -> None:
+    file = tmp_path / "dup.yaml"
+    file.write_text(
+        "target: sandbox\nproject: Bad_Project\nmtls:\n  trust_anchors: []\n"
+        "probe:\n  cases:\n    - name: a\n      name: b\n      cert: x\n      key: y\n"
+    )
+    with pytest.raises(ParamsError) as info:
+        params_mod.load(file)
+    by_field = {p.field: p.message for p in info.value.problems}
+    assert "line 7 and line 8" in by_field["probe.cases[0].name"]
+    assert "project" in by_field  # every other problem is still reported
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates(base: dict[str, Any], tmp_path: Path) -> None:
+    text = (
+        yaml.safe_dump(base) + "kubernetes: &k {service: api}\nlogging: {<<: {enable: true}, enable: false}\n"
+    )
+    file = tmp_path / "merge.yaml"
+    file.write_text(text)
+    assert params_mod.load(file).logging.enable is False
+
+
+def test_loading_params_writes_no_demo_pki(tmp_path: Path) -> None:
+    p = params_mod.parse(
+        {
+            "target": "sandbox",
+            "project": "mtlskit-sandbox",
+            "sandbox": {"state_dir": str(tmp_path / "state")},
+            "mtls": {"trust_anchors": [str(tmp_path / "state" / "pki" / "root.pem")]},
+        }
+    )
+    assert not (tmp_path / "state").exists()
+    assert certs.ensure_demo_pki_for(p) is not None  # what build_clients does on first use
+    assert (tmp_path / "state" / "pki" / "root.pem").is_file()
+    assert certs.ensure_demo_pki_for(p.model_copy(update={"target": "gcp"})) is None
+
+
+def test_the_demo_pki_writes_exactly_the_files_params_may_expect(tmp_path: Path) -> None:
+    certs.generate_demo_pki(tmp_path)
+    assert {f.name for f in tmp_path.iterdir()} == certs.demo_pki_files()
+
+
+@pytest.mark.parametrize(
+    ("yaml_value", "field", "message"),
+    [
+        (
+            "kubernetes: {service_port: 8.5}",
+            "kubernetes.service_port",
+            "must be a whole number (no fraction)",
+        ),
+        ("kubernetes: {service: 5}", "kubernetes.service", "must be text"),
+        ("kubernetes: []", "kubernetes", "must be a mapping (a YAML block of keys)"),
+        ("probe: {cases: [just-a-name]}", "probe.cases[0]", "must be a mapping"),
+        ("probe: {cases: [{name: '', cert: a, key: b}]}", "probe.cases[0].name", "at least 1 character"),
+        ("probe: {timeout_seconds: 0}", "probe.timeout_seconds", "must be more than 0"),
+        ("mtls: {trust_anchors: root.pem}", "mtls.trust_anchors", "must be a list"),
+        ("logging: {enable: maybe}", "logging.enable", "must be true or false"),
+    ],
+)
+def test_messages_are_in_the_kits_words(
+    base: dict[str, Any], tmp_path: Path, yaml_value: str, field: str, message: str
+) -> None:
+    data = copy.deepcopy(base)
+    data.update(yaml.safe_load(yaml_value))
+    with pytest.raises(ParamsError) as info:
+        params_mod.parse(data)
+    text = str(info.value)
+    assert any(p.field == field and message in p.message for p in info.value.problems), text
+    assert not any(w in text for w in PYDANTIC_WORDS), text

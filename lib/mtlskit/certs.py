@@ -242,6 +242,23 @@ def demo_pki_specs() -> list[CertSpec]:
     ]
 
 
+# The issuers of the demo PKI; every other certificate in it is a `demo_pki_specs()` case.
+DEMO_ISSUERS = (
+    "root",
+    "intermediate",
+    "untrusted-root",
+    "serverauth-intermediate",
+    *(f"deep-{i}" for i in range(11)),
+)
+
+
+def demo_pki_files() -> frozenset[str]:
+    """The file names `generate_demo_pki` writes (certificates, keys and the manifest), so params
+    pointing at one of them can be accepted before the PKI exists."""
+    stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
+    return frozenset({MANIFEST, *(f"{n}.pem" for n in stems), *(f"{n}.key" for n in stems)})
+
+
 def demo_pki_dir(params: Params) -> Path | None:
     """Where the kit generates the demo PKI for these params, or None when it generates none.
 

@@ -130,12 +130,18 @@ def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
 @main.command("check-params")
 @click.argument("params_file", required=False)
 def check_params(params_file: str | None) -> None:
-    """Validate a params file and say what it targets. Calls no API."""
+    """Validate a params file and say what it targets and which files it names. Calls nothing and
+    writes nothing."""
     p = _load(params_file)
     click.echo(
         f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
         f"ingress={p.kubernetes.ingress}"
     )
+    click.echo(f"paths (relative ones are taken from {params_mod.params_file(params_file).parent}):")
+    rows = params_mod.resolved_paths(p)
+    width = max((len(r.field) for r in rows), default=0)
+    for r in rows:
+        click.echo(f"  {r.field:<{width}}  {r.path or '-'}  [{r.state}]")
 
 
 @main.group()

@@ -1,20 +1,24 @@
 """One YAML file per environment, validated before anything talks to an API.
 
-A typo in a params file must never reach Google Cloud: unknown keys are errors, names are checked
-against the rules the APIs will apply, certificate files must exist, and every problem is reported at
-once with the field path, the offending value and what is allowed.
+A typo in a params file must never reach Google Cloud: unknown and duplicated keys are errors, names
+are checked against the rules the APIs will apply, certificate files must exist and pass the
+certificate lint's rules, and every problem is reported at once with the field path, the offending
+value and what is allowed. Loading calls nothing and writes nothing; relative paths are taken from
+the params file's own directory, as compose files and kustomizations do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
-from mtlskit import paths
+from mtlskit import certs, lint, paths
 from mtlskit.rules import names
 
 DEFAULT_MTLS_HEADERS = [
@@ -92,7 +96,23 @@ class FrontendSettings(_Strict):
     url_map: str = "mtls-urlmap"
     target_proxy: str = "mtls-proxy"
     forwarding_rule: str = "mtls-fr"
-    load_balancing_scheme: Literal["EXTERNAL", "EXTERNAL_MANAGED"] = "EXTERNAL"
+    # The GKE Ingress controller (class gce) builds a classic load balancer whose backend service is
+    # EXTERNAL, and Compute refuses a forwarding rule of another scheme: EXTERNAL is the only value.
+    load_balancing_scheme: Literal["EXTERNAL"] = "EXTERNAL"
+
+    @field_validator("load_balancing_scheme", mode="before")
+    @classmethod
+    def _scheme(cls, v: Any) -> Any:
+        if v != "EXTERNAL":
+            managed = (
+                " (the newer global external Application Load Balancer)" if v == "EXTERNAL_MANAGED" else ""
+            )
+            raise ValueError(
+                f"must be EXTERNAL, not {v!r}{managed}: a GKE Ingress (class gce) always builds a classic "
+                "load balancer whose backend service is EXTERNAL, and Compute refuses a forwarding rule of "
+                "another scheme; set frontend.load_balancing_scheme: EXTERNAL"
+            )
+        return v
 
     _names = field_validator(
         "address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule"
@@ -232,6 +252,27 @@ class LoggingSettings(_Strict):
     lookback_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
 
 
+FileRole = Literal[
+    "trust anchor",
+    "intermediate",
+    "allowlisted",
+    "client",
+    "client key",
+    "probe case",
+    "probe case key",
+    "kubeconfig",
+]
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """A file the params name: where (the field path), which file, and what it is for."""
+
+    field: str
+    path: Path
+    role: FileRole
+
+
 class Params(_Strict):
     """A validated environment. Paths inside it are already absolute."""
 
@@ -266,6 +307,45 @@ class Params(_Strict):
     def state_dir(self) -> Path:
         return paths.resolve(self.sandbox.state_dir)
 
+    def files(self) -> list[ParamsFile]:
+        """Every file the params name, trust material first (the lint judges client chains against it)."""
+        m, p = self.mtls, self.probe
+        out = [
+            ParamsFile(f"mtls.trust_anchors[{i}]", Path(f), "trust anchor")
+            for i, f in enumerate(m.trust_anchors)
+        ]
+        out += [
+            ParamsFile(f"mtls.intermediates[{i}]", Path(f), "intermediate")
+            for i, f in enumerate(m.intermediates)
+        ]
+        out += [
+            ParamsFile(f"mtls.allowlisted[{i}]", Path(f), "allowlisted") for i, f in enumerate(m.allowlisted)
+        ]
+        if p.client_cert and p.client_key:
+            out.append(ParamsFile("probe.client_cert", Path(p.client_cert), "client"))
+            out.append(ParamsFile("probe.client_key", Path(p.client_key), "client key"))
+        out += [
+            ParamsFile(f"probe.extra_client_certs[{i}]", Path(f), "client")
+            for i, f in enumerate(p.extra_client_certs)
+        ]
+        for i, case in enumerate(p.cases):
+            out.append(ParamsFile(f"probe.cases[{i}].cert", Path(case.cert), "probe case"))
+            out.append(ParamsFile(f"probe.cases[{i}].key", Path(case.key), "probe case key"))
+        if self.kubernetes.kubeconfig:
+            out.append(ParamsFile("kubernetes.kubeconfig", Path(self.kubernetes.kubeconfig), "kubeconfig"))
+        return out
+
+    def generated_on_first_use(self, path: Path) -> bool:
+        """True for a demo PKI file that does not exist yet: the kit writes it when it first works with
+        the sandbox (never while loading params), so its absence is not a mistake."""
+        directory = certs.demo_pki_dir(self)
+        return (
+            directory is not None
+            and path.parent == directory
+            and path.name in certs.demo_pki_files()
+            and not path.exists()
+        )
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -288,9 +368,131 @@ class ParamsError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s) in params:\n{lines}")
 
 
-def _show(value: Any) -> str | None:
-    if isinstance(value, dict | list):
-        return None
+@dataclass(frozen=True)
+class ResolvedPath:
+    """One path of validated params, absolute, with what the kit knows about it (for check-params)."""
+
+    field: str
+    path: Path | None
+    state: str
+
+
+# ---- reading YAML ---------------------------------------------------------------------------------
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys: plain YAML keeps the last of two `frontend:` blocks
+    and silently drops the first, so a run would build a second frontend under default names."""
+
+    def duplicate_keys(self, node: yaml.Node, where: str = "") -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                field = f"{where}.{key}" if where else key
+                if key in first_line:
+                    problems.append(
+                        FieldProblem(
+                            field,
+                            f"key {key!r} appears twice, at line {first_line[key]} and line {line}; "
+                            "YAML would keep only the second and drop the first silently: merge them",
+                        )
+                    )
+                else:
+                    first_line[key] = line
+                problems += self.duplicate_keys(value_node, field)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                problems += self.duplicate_keys(item, f"{where}[{i}]")
+        return problems
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, list[FieldProblem]]:
+    """The document and its duplicate keys (reported with every other problem, not alone)."""
+    loader = _ParamsLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        duplicates = loader.duplicate_keys(node)  # before construction, which flattens merge keys
+        return loader.construct_document(node), duplicates
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if problem else ""
+        raise ParamsError(source, [FieldProblem("(file)", f"not valid YAML{where}{why}")]) from None
+    finally:
+        loader.dispose()
+
+
+# ---- validation errors in the kit's words ----------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in YAML's terms, for messages about the wrong type."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return repr(value)
+
+
+def _count(n: Any, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
+MAPPING = "must be a mapping (a YAML block of keys)"
+# pydantic's error types that a params file can trigger, each said as the kit would say it.
+_MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "missing": lambda c: "required key is missing (params/example-gcp.yaml lists every key)",
+    "extra_forbidden": lambda c: "unknown key (check the spelling; params/example-gcp.yaml lists every key)",
+    "model_type": lambda c: MAPPING,
+    "model_attributes_type": lambda c: MAPPING,
+    "dict_type": lambda c: MAPPING,
+    "list_type": lambda c: "must be a list (a YAML sequence: [a, b] or lines starting with '- ')",
+    "string_type": lambda c: "must be text (a string; quote it in YAML if it looks like a number)",
+    "int_type": lambda c: "must be a whole number",
+    "int_parsing": lambda c: "must be a whole number",
+    "int_from_float": lambda c: "must be a whole number (no fraction)",
+    "float_type": lambda c: "must be a number",
+    "float_parsing": lambda c: "must be a number",
+    "bool_type": lambda c: "must be true or false",
+    "bool_parsing": lambda c: "must be true or false",
+    "literal_error": lambda c: f"must be one of {c.get('expected', '')}",
+    "too_short": lambda c: f"must list at least {_count(c.get('min_length'), 'item')}",
+    "too_long": lambda c: f"must list at most {_count(c.get('max_length'), 'item')}",
+    "string_too_short": lambda c: f"must be at least {_count(c.get('min_length'), 'character')}",
+    "string_too_long": lambda c: f"must be at most {_count(c.get('max_length'), 'character')}",
+    "greater_than": lambda c: f"must be more than {c.get('gt')}",
+    "greater_than_equal": lambda c: f"must be at least {c.get('ge')}",
+    "less_than": lambda c: f"must be less than {c.get('lt')}",
+    "less_than_equal": lambda c: f"must be at most {c.get('le')}",
+    "finite_number": lambda c: "must be a finite number",
+}
+# Errors about the value's type: the value is described ("a list of 2") rather than quoted.
+_TYPE_ERRORS = {
+    "model_type",
+    "model_attributes_type",
+    "dict_type",
+    "list_type",
+    "string_type",
+    "int_type",
+    "float_type",
+    "bool_type",
+}
+
+
+def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -305,51 +507,69 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def _problem(e: ErrorDetails) -> FieldProblem:
+    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    kind = e["type"]
+    ctx = dict(e.get("ctx") or {})
+    if kind in _MESSAGES:
+        msg = _MESSAGES[kind](ctx)
+    else:  # our own validators (value_error, assertion_error) already speak the kit's words
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind in ("missing", "extra_forbidden"):
+        value = None
+    elif kind in _TYPE_ERRORS or isinstance(e.get("input"), dict | list):
+        value = _kind(e.get("input"))
+    else:
+        value = _show(e.get("input"))
+    return FieldProblem(_field_path(loc), msg, value)
+
+
 def _problems_from(err: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for e in err.errors(include_url=False):
-        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see params/example-gcp.yaml for every key)"
-        elif e["type"] == "missing":
-            msg = "required field is missing"
-        elif e["type"] == "literal_error":
-            msg = msg.replace("Input should be", "must be one of")
-        value = None if e["type"] == "missing" else _show(e.get("input"))
-        problems.append(FieldProblem(_field_path(loc), msg, value))
-    return problems
+    return [_problem(e) for e in err.errors(include_url=False)]
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+
+
+def params_file(path: str | Path | None = None) -> Path:
+    """The params file `load` reads: `path` (relative to the repository root) or the sandbox default."""
+    return paths.resolve(path) if path else paths.default_params_file()
 
 
 def parse(data: Any, source: str = "<params>", base: Path | None = None) -> Params:
     """Validate a params mapping; relative paths resolve from `base` (default: the repository root)."""
-    if not isinstance(data, dict):
-        raise ParamsError(source, [FieldProblem("(top level)", "must be a mapping of keys to values")])
-    try:
-        params = Params.model_validate(data)
-    except ValidationError as err:
-        raise ParamsError(source, _problems_from(err)) from None
-    params = _absolutise(params, base)
-    _prepare_demo_pki(params)
-    missing = _missing_files(params)
-    if missing:
-        raise ParamsError(source, missing)
-    return params
+    return _validate(data, source, base, [])
 
 
 def load(path: str | Path | None = None) -> Params:
-    """Read and validate a params file. Never starts a sandbox and never calls an API."""
-    file = paths.resolve(path) if path else paths.default_params_file()
+    """Read and validate a params file. Calls nothing and writes nothing; relative paths inside the
+    file are taken from the file's own directory."""
+    file = params_file(path)
     source = str(file)
     if not file.is_file():
         raise ParamsError(source, [FieldProblem("(file)", f"params file not found: {file}")])
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ParamsError(source, [FieldProblem("(file)", f"not valid YAML{where}")]) from None
-    return parse(data, source)
+        text = file.read_text()
+    except UnicodeDecodeError:
+        raise ParamsError(source, [FieldProblem("(file)", "not a text file (params are YAML)")]) from None
+    data, duplicates = _read_yaml(text, source)
+    return _validate(data, source, file.parent, duplicates)
+
+
+def _validate(data: Any, source: str, base: Path | None, problems: list[FieldProblem]) -> Params:
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else _kind(data)
+        problems = [*problems, FieldProblem("(top level)", f"{MAPPING}, starting with 'target:'", got)]
+        raise ParamsError(source, problems)
+    try:
+        params = Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(source, problems + _problems_from(err)) from None
+    params = _absolutise(params, base)
+    problems = problems + _file_problems(params)
+    if problems:
+        raise ParamsError(source, problems)
+    return params
 
 
 def _absolutise(params: Params, base: Path | None) -> Params:
@@ -373,43 +593,86 @@ def _absolutise(params: Params, base: Path | None) -> Params:
             ],
         }
     )
-    sandbox = params.sandbox.model_copy(update={"state_dir": fix(params.sandbox.state_dir)})
+    # A state_dir written in the file is relative to the file; the default is the kit's own
+    # `.sandbox` at the repository root, wherever the params file lives.
+    given = "state_dir" in params.sandbox.model_fields_set
+    state_dir = paths.resolve(params.sandbox.state_dir, base if given else None)
+    sandbox = params.sandbox.model_copy(update={"state_dir": str(state_dir)})
     kube = params.kubernetes.model_copy(update={"kubeconfig": fix(params.kubernetes.kubeconfig)})
     return params.model_copy(update={"mtls": mtls, "probe": probe, "sandbox": sandbox, "kubernetes": kube})
 
 
-def _prepare_demo_pki(params: Params) -> None:
-    """The sandbox's default params point into a PKI the kit generates on first use (never committed)."""
-    if params.target != "sandbox" or not params.sandbox.demo_pki:
-        return
-    from mtlskit import certs  # local: certificate generation is only needed for the demo PKI
+_MISSING = {
+    "trust anchor": "certificate file not found",
+    "intermediate": "certificate file not found",
+    "allowlisted": "certificate file not found",
+    "client": "certificate file not found",
+    "probe case": "certificate file not found",
+    "client key": "key file not found",
+    "probe case key": "key file not found",
+    "kubeconfig": "kubeconfig file not found",
+}
 
-    certs.ensure_demo_pki(params.state_dir / "pki")
 
+def _file_problems(params: Params) -> list[FieldProblem]:
+    """Missing files, and the certificate lint's errors with the field that names the file.
 
-def _missing_files(params: Params) -> list[FieldProblem]:
-    problems = []
-    groups: dict[str, list[str | None]] = {
-        "mtls.trust_anchors": list(params.mtls.trust_anchors),
-        "mtls.intermediates": list(params.mtls.intermediates),
-        "mtls.allowlisted": list(params.mtls.allowlisted),
-        "probe.extra_client_certs": list(params.probe.extra_client_certs),
-    }
-    for field, files in groups.items():
-        for i, f in enumerate(files):
-            if f and not Path(f).is_file():
-                problems.append(FieldProblem(f"{field}[{i}]", f"certificate file not found: {f}"))
-    for field in ("client_cert", "client_key"):
-        f = getattr(params.probe, field)
-        if f and not Path(f).is_file():
-            problems.append(FieldProblem(f"probe.{field}", f"file not found: {f}"))
-    for i, case in enumerate(params.probe.cases):
-        for field in ("cert", "key"):
-            f = getattr(case, field)
-            if not Path(f).is_file():
-                problems.append(FieldProblem(f"probe.cases[{i}].{field}", f"file not found: {f}"))
-    if params.kubernetes.kubeconfig and not Path(params.kubernetes.kubeconfig).is_file():
-        problems.append(
-            FieldProblem("kubernetes.kubeconfig", f"file not found: {params.kubernetes.kubeconfig}")
-        )
+    Demo PKI files not generated yet are skipped (the kit writes them on first use). A client chain's
+    verdict is reported only when nothing else is wrong: an unreadable or expired trust anchor would
+    otherwise show up a second time as the probe certificate failing validation.
+    """
+    problems: list[FieldProblem] = []
+    present: list[ParamsFile] = []
+    pending = False
+    for ref in params.files():
+        if ref.path.is_file():
+            present.append(ref)
+        elif params.generated_on_first_use(ref.path):
+            pending = True
+        else:
+            problems.append(FieldProblem(ref.field, f"{_MISSING[ref.role]}: {ref.path}"))
+    by_field = {ref.field: ref for ref in present}
+    for ref in present:
+        if ref.role in ("client key", "probe case key"):
+            cert_field = (
+                "probe.client_cert" if ref.role == "client key" else ref.field.removesuffix(".key") + ".cert"
+            )
+            cert = by_field.get(cert_field)
+            why = lint.unreadable_key(ref.path, cert.path if cert else None)
+            if why:
+                problems.append(FieldProblem(ref.field, f"{why} ({ref.path})"))
+    findings = lint.lint_files(
+        [r for r in present if r.role in lint.CERTIFICATE_ROLES], params.expiry_horizon_days
+    )
+    errors = [f for f in findings if f.severity == "error"]
+    own = [f for f in errors if f.rule != "chain"]
+    chains = [f for f in errors if f.rule == "chain"] if not (problems or own or pending) else []
+    for f in own + chains:
+        where = by_field[f.field].path if f.field in by_field else None
+        outcome = f"; the load balancer would log {f.outcome}" if f.outcome else ""
+        fix = f"; fix: {f.fix}" if f.fix else ""
+        file = f" ({where})" if where else ""
+        problems.append(FieldProblem(f.field, f"{f.rule}: {f.detail}{outcome}{fix}{file}"))
     return problems
+
+
+def resolved_paths(params: Params) -> list[ResolvedPath]:
+    """The absolute paths the params name and their state, for `mtlskit check-params` to print."""
+    out: list[ResolvedPath] = []
+    if params.target == "sandbox":
+        state = "exists" if params.state_dir.is_dir() else "created when the sandbox starts"
+        out.append(ResolvedPath("sandbox.state_dir", params.state_dir, state))
+    for ref in params.files():
+        if ref.path.is_file():
+            state = "found"
+        elif params.generated_on_first_use(ref.path):
+            state = "demo PKI: generated on first use"
+        else:
+            state = "missing"
+        out.append(ResolvedPath(ref.field, ref.path, state))
+    if not params.kubernetes.kubeconfig:
+        default = (
+            "the sandbox writes its own" if params.target == "sandbox" else "$KUBECONFIG or ~/.kube/config"
+        )
+        out.append(ResolvedPath("kubernetes.kubeconfig", None, f"not set: {default}"))
+    return out

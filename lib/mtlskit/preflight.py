@@ -85,18 +85,13 @@ def target_checks(clients: Clients, params: Params) -> list[Check]:
 
 
 def certificate_checks(findings: list[lint.Finding]) -> list[Check]:
-    errors = [f for f in findings if f.severity == "error"]
-    warns = [f for f in findings if f.severity == "warn"]
-    if errors:
-        worst = "; ".join(f"{f.file}: {f.rule} -> {f.outcome or f.detail}" for f in errors[:3])
-        return [Check("certificate lint", "fail", f"{len(errors)} error(s): {worst}", errors[0].fix)]
-    if warns:
-        return [
-            Check(
-                "certificate lint",
-                "warn",
-                "; ".join(f"{f.file}: {f.detail}" for f in warns[:3]),
-                warns[0].fix,
-            )
-        ]
-    return [Check("certificate lint", "pass", f"{len(findings)} findings, none blocking")]
+    """The lint's findings as one check; its status is the worst finding's (see `lint.check_status`)."""
+    status = lint.worst_status(findings)
+    worst = [f for f in findings if f.status == status]
+    if status == "fail":
+        shown = "; ".join(f"{f.field or f.file}: {f.rule} -> {f.outcome or f.detail}" for f in worst[:3])
+        return [Check("certificate lint", status, f"{len(worst)} error(s): {shown}", worst[0].fix)]
+    if status == "warn":
+        shown = "; ".join(f"{f.field or f.file}: {f.detail}" for f in worst[:3])
+        return [Check("certificate lint", status, shown, worst[0].fix)]
+    return [Check("certificate lint", status, f"{len(findings)} findings, none blocking")]
