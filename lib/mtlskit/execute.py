@@ -32,7 +32,8 @@ TEARDOWN = "90_teardown"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
 
 NotebookStatus = Literal["ok", "failed", "crashed", "skipped"]
-# A failed check ends the notebook with this exception (runbook.Step.finish); anything else is a crash.
+# A failed check ends the notebook with this exception (`mtlskit.step.StepFailed`, raised by
+# Step.finish); anything else is a crash.
 CHECK_FAILURE = "StepFailed"
 
 
@@ -134,7 +135,7 @@ def notebook_name(name: str) -> str:
 
 
 def published_checks(notebook: Path) -> list[Check]:
-    """The checks a notebook published (runbook.Step.finish), read back from its executed copy."""
+    """The checks a notebook published (`mtlskit.step.publish`), read back from its executed copy."""
     nb = json.loads(notebook.read_text())  # papermill wrote it valid; no second schema validation
     found: list[Check] = []
     for cell in nb["cells"]:
@@ -152,7 +153,8 @@ def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
     return out
 
 
-# What nearly every notebook imports first; a kernel loads it while it starts.
+# What every notebook imports first (the step harness, tables and checks behind it); a kernel loads
+# it while it starts.
 PRELOAD = ["mtlskit.runbook"]
 RESET_TAG = "mtlskit-reset"
 # The first cell of every notebook that runs in a kernel an earlier notebook used: variables go,
