@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 KERNEL  := mtlskit
 
-.PHONY: venv demo test lint lab sandbox sandbox-down clean bench
+.PHONY: venv demo test test-fast lint lab sandbox sandbox-down clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check lib tests bench
 	$(VENV)/bin/ruff format --check lib tests bench
+	$(VENV)/bin/lint-imports --config pyproject.toml
 
 test: venv lint
 	$(VENV)/bin/pytest
+
+# Seconds, no sandbox and no kernel: every test not marked e2e (tests/conftest.py says which are).
+test-fast: venv
+	$(VENV)/bin/pytest -m "not e2e"
 
 lab: venv
 	$(VENV)/bin/mtlskit sandbox up

@@ -2,6 +2,10 @@
 
 Tests talk to it only through the official client libraries (built by the kit's client factory),
 plus the sandbox's request counter and fault switch.
+
+The fast lane, `pytest -m "not e2e"`, starts no sandbox and no kernel. A test is `e2e` when it uses
+a sandbox fixture (below, or one a module builds for itself) or its module is marked; any other test
+that tries to start a sandbox or a kernel fails at once with the mark to add, in every run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,48 @@ from mtlskit.clients import Clients, build_clients
 from mtlskit.sandbox import process
 
 PROJECT = "mtlskit-sandbox"
+
+# Fixtures that start a sandbox: a test that uses one (directly or through another fixture) is e2e.
+SANDBOX_FIXTURES = {"state_dir", "params", "clients", "no_faults"}
+# Modules with fast tests beside end-to-end ones: the fixtures (or tests) in them that start a
+# sandbox or a kernel of their own. Modules that are end to end throughout say so with `pytestmark`.
+E2E_IN_MIXED_MODULES = {
+    "test_logs.py": {"lb"},
+    "test_commands.py": {"built"},
+    "test_cli.py": {"test_run_refuses_bad_params_and_unknown_notebooks_before_running_anything"},
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ())) | {getattr(item, "originalname", item.name)}
+        if uses & (SANDBOX_FIXTURES | E2E_IN_MIXED_MODULES.get(item.path.name, set())):
+            item.add_marker(pytest.mark.e2e)
+
+
+class StartedInFastTest(RuntimeError):
+    """A test without the e2e mark tried to start a sandbox or a kernel."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Around every test that is not e2e (its fixtures included), starting a sandbox or a kernel
+    raises instead, so the fast lane cannot quietly grow slow."""
+    if item.get_closest_marker("e2e"):
+        yield
+        return
+    from jupyter_client.provisioning import local_provisioner
+
+    def refuse(what: str) -> Any:
+        def starter(*_: Any, **__: Any) -> Any:
+            raise StartedInFastTest(f"{item.nodeid} starts {what}: mark it e2e (see tests/conftest.py)")
+
+        return starter
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(process, "start", refuse("a sandbox"))
+        mp.setattr(local_provisioner, "launch_kernel", refuse("a kernel"))
+        yield
 
 
 def sandbox_params(state_dir: Path, **overrides: Any) -> params_mod.Params:

@@ -26,6 +26,8 @@ from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
 
+pytestmark = pytest.mark.e2e  # starts a sandbox load balancer of its own
+
 DOMAIN = "api.mtlskit.test"
 REJECT, ALLOW = "REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
 SPECS = {s.name: s for s in certs.demo_pki_specs()}

@@ -22,6 +22,8 @@ from mtlskit.params import Params
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
 
+pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 70_drift in a kernel
+
 DOMAIN = "api.drift.test"  # .test never resolves: the DNS check is an honest warn on the sandbox
 
 

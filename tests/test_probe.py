@@ -22,6 +22,8 @@ from mtlskit.params import Params, ParamsError
 from mtlskit.plan import MissingPrerequisite
 from tests.conftest import PROJECT, sandbox_params
 
+pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 50_verify in a kernel
+
 REJECT, ALLOW = "REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
 SPECS = {f"demo/{s.name}": s for s in certs.demo_pki_specs()}
 RFC3339_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

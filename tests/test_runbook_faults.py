@@ -16,6 +16,8 @@ from mtlskit.params import Params, load
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call
 
+pytestmark = pytest.mark.e2e  # runs the notebooks in kernels against a sandbox of its own
+
 ALL_APIS = ["compute", "networksecurity", "certificatemanager", "logging"]
 
 

@@ -14,6 +14,8 @@ from mtlskit.clients import build_clients, wait_for_compute
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 
+pytestmark = pytest.mark.e2e  # starts and stops sandboxes
+
 
 def _listening_addresses(pid: int) -> list[str]:
     """Local addresses of the TCP sockets `pid` listens on, read from /proc."""
