@@ -11,25 +11,26 @@ import sys
 import threading
 from pathlib import Path
 
+from mtlskit.sandbox.env import Settings
 from mtlskit.sandbox.process import INFO, SandboxInfo, write_kubeconfig
-from mtlskit.sandbox.server import Sandbox, Settings, serve
+from mtlskit.sandbox.server import Sandbox, serve
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mtlskit.sandbox")
     ap.add_argument("--state-dir", required=True)
-    ap.add_argument("--port", type=int, default=0)
+    # No defaults here: whoever starts the sandbox passes the params' values (`process.server_args`).
+    ap.add_argument("--port", type=int, required=True, help="0 picks a free port")
     ap.add_argument("--project", action="append", default=[])
-    ap.add_argument("--operation-delay", type=float, default=0.2)
-    ap.add_argument("--managed-cert-delay", type=float, default=1.0)
-    ap.add_argument("--data-plane-port", type=int, default=8443)
+    ap.add_argument("--operation-delay", type=float, required=True)
+    ap.add_argument("--managed-cert-delay", type=float, required=True)
+    ap.add_argument("--data-plane-port", type=int, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     state_dir = Path(args.state_dir).resolve()
-    sandbox = Sandbox(
-        state_dir, Settings(args.operation_delay, args.managed_cert_delay, args.data_plane_port), args.project
-    )
+    settings = Settings(args.operation_delay, args.managed_cert_delay, args.data_plane_port)
+    sandbox = Sandbox(state_dir, settings, args.project)
     server = serve(sandbox, args.port)
     port = server.server_address[1]
     endpoint = f"http://127.0.0.1:{port}"

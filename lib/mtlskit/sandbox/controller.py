@@ -9,21 +9,21 @@
 - On Ingress deletion the frontend goes, backend services no Ingress uses are garbage-collected, and
   a backend service still used by someone else's URL map fails to delete and is left orphaned and
   no longer synced: the failure the anchor Ingress exists to prevent.
-Reconciliation runs synchronously after every Kubernetes write, so nothing waits on a timer.
+Reconciliation runs synchronously after every Kubernetes write (the API publishes it as an event),
+so nothing waits on a timer. Like the real controller, it works on Compute and Kubernetes through
+their stores, never through another emulator's handler.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mtlskit.sandbox import compute as gce
-from mtlskit.sandbox.kube import KINDS
+from mtlskit.sandbox.compute.resources import ComputeStore, self_link
+from mtlskit.sandbox.env import Env
+from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
 from mtlskit.sandbox.web import ApiError, new_fingerprint
-
-if TYPE_CHECKING:
-    from mtlskit.sandbox.server import Sandbox
 
 INGRESS = KINDS[("networking.k8s.io", "ingresses")]
 SERVICE = KINDS[("", "services")]
@@ -71,21 +71,29 @@ def is_gce_ingress(ing: dict[str, Any]) -> bool:
 
 
 class IngressController:
-    def __init__(self, sandbox: Sandbox):
-        self.sb = sandbox
+    def __init__(self, env: Env, kube: KubeObjects, compute: ComputeStore):
+        self.env = env
+        self.kube = kube
+        self.compute = compute
 
     @property
     def uid(self) -> str:
-        return self.sb.cluster_uid
+        return self.env.cluster_uid
 
     @property
     def project(self) -> str:
-        return self.sb.cluster_project
+        return self.env.cluster_project
 
     # ---- entry point ----------------------------------------------------------------------------------
 
+    def on_kube_write(self, kind: Kind, obj: dict[str, Any]) -> None:
+        """What the controller watches: Ingresses, Services and BackendConfigs."""
+        if kind.plural in ("ingresses", "services", "backendconfigs"):
+            with self.env.store.lock:
+                self.reconcile()
+
     def reconcile(self) -> None:
-        kube = self.sb.kube
+        kube = self.kube
         wanted: set[str] = set()
         deleting = []
         for ing in kube.list(INGRESS):
@@ -117,7 +125,7 @@ class IngressController:
         return refs
 
     def _sync_ingress(self, ing: dict[str, Any]) -> set[str]:
-        kube = self.sb.kube
+        kube = self.kube
         meta = ing["metadata"]
         ns = meta["namespace"]
         if FINALIZER not in (meta.get("finalizers") or []):
@@ -194,14 +202,14 @@ class IngressController:
         return None
 
     def _ensure_backend(self, ing: dict[str, Any], svc: dict[str, Any], port: int) -> dict[str, Any]:
-        c = self.sb.compute
+        c = self.compute
         ns, svc_name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         name = neg_name(self.uid, ns, svc_name, port)
         target_port = next(
             (p.get("targetPort", port) for p in svc["spec"].get("ports", []) if p.get("port") == port), port
         )
         if c.get(self.project, "networkEndpointGroups", name, ZONE) is None:
-            neg = c.stamp_new(
+            c.create(
                 self.project,
                 "networkEndpointGroups",
                 {
@@ -222,24 +230,19 @@ class IngressController:
                 },
                 ZONE,
             )
-            c.save(self.project, "networkEndpointGroups", neg, ZONE)
             self._event(ing, "Create", f'Created NEG "{name}" for {ns}/{svc_name}-{port} in "{ZONE}"')
         if c.get(self.project, "healthChecks", name) is None:
-            c.save(
+            c.create(
                 self.project,
                 "healthChecks",
-                c.stamp_new(
-                    self.project,
-                    "healthChecks",
-                    {
-                        "name": name,
-                        "type": "HTTP",
-                        "checkIntervalSec": 15,
-                        "timeoutSec": 15,
-                        "httpHealthCheck": {"portSpecification": "USE_SERVING_PORT", "requestPath": "/"},
-                        "_owner": OWNER,
-                    },
-                ),
+                {
+                    "name": name,
+                    "type": "HTTP",
+                    "checkIntervalSec": 15,
+                    "timeoutSec": 15,
+                    "httpHealthCheck": {"portSpecification": "USE_SERVING_PORT", "requestPath": "/"},
+                    "_owner": OWNER,
+                },
             )
         bs = c.get(self.project, "backendServices", name)
         created = bs is None
@@ -264,13 +267,13 @@ class IngressController:
                     "connectionDraining": {"drainingTimeoutSec": 0},
                     "backends": [
                         {
-                            "group": gce.self_link(self.project, "networkEndpointGroups", name, ZONE),
+                            "group": self_link(self.project, "networkEndpointGroups", name, ZONE),
                             "balancingMode": "RATE",
                             "maxRatePerEndpoint": 1,
                             "capacityScaler": 1,
                         }
                     ],
-                    "healthChecks": [gce.self_link(self.project, "healthChecks", name)],
+                    "healthChecks": [self_link(self.project, "healthChecks", name)],
                     "logConfig": {"enable": True, "sampleRate": 1.0},
                     "_owner": OWNER,
                 },
@@ -307,7 +310,7 @@ class IngressController:
         bc_name = ports.get(str(port)) or ports.get(port_names.get(str(port)) or "") or mapping.get("default")
         if not bc_name:
             return bs
-        bc = self.sb.kube.get(BACKEND_CONFIG, svc["metadata"]["namespace"], bc_name)
+        bc = self.kube.get(BACKEND_CONFIG, svc["metadata"]["namespace"], bc_name)
         if bc is None:
             self._event(
                 ing,
@@ -344,66 +347,52 @@ class IngressController:
     # ---- the Ingress's own frontend ------------------------------------------------------------------------
 
     def _ensure_frontend(self, ing: dict[str, Any], default_bs: str) -> dict[str, str]:
-        c, p = self.sb.compute, self.project
+        c, p = self.compute, self.project
         ns, name = ing["metadata"]["namespace"], ing["metadata"]["name"]
         um, tp, fr = (frontend_name(k, self.uid, ns, name) for k in ("um", "tp", "fr"))
         current = c.get(p, "urlMaps", um)
         if current is None:
-            c.save(
-                p,
-                "urlMaps",
-                c.stamp_new(p, "urlMaps", {"name": um, "defaultService": default_bs, "_owner": OWNER}),
-            )
+            c.create(p, "urlMaps", {"name": um, "defaultService": default_bs, "_owner": OWNER})
         elif current.get("defaultService") != default_bs:
             c.save(p, "urlMaps", {**current, "defaultService": default_bs, "fingerprint": new_fingerprint()})
         if c.get(p, "targetHttpProxies", tp) is None:
-            c.save(
-                p,
-                "targetHttpProxies",
-                c.stamp_new(
-                    p,
-                    "targetHttpProxies",
-                    {"name": tp, "urlMap": gce.self_link(p, "urlMaps", um), "_owner": OWNER},
-                ),
+            c.create(
+                p, "targetHttpProxies", {"name": tp, "urlMap": self_link(p, "urlMaps", um), "_owner": OWNER}
             )
         rule = c.get(p, "forwardingRules", fr)
         if rule is None:
-            rule = c.save(
+            rule = c.create(
                 p,
                 "forwardingRules",
-                c.stamp_new(
-                    p,
-                    "forwardingRules",
-                    {
-                        "name": fr,
-                        "IPAddress": self.sb.allocate_ip(),
-                        "IPProtocol": "TCP",
-                        "portRange": "80-80",
-                        "target": gce.self_link(p, "targetHttpProxies", tp),
-                        "loadBalancingScheme": "EXTERNAL",
-                        "networkTier": "PREMIUM",
-                        "_owner": OWNER,
-                    },
-                ),
+                {
+                    "name": fr,
+                    "IPAddress": self.env.allocate_ip(),
+                    "IPProtocol": "TCP",
+                    "portRange": "80-80",
+                    "target": self_link(p, "targetHttpProxies", tp),
+                    "loadBalancingScheme": "EXTERNAL",
+                    "networkTier": "PREMIUM",
+                    "_owner": OWNER,
+                },
             )
             self._event(ing, "Sync", f"Created HTTP frontend {fr} ({rule['IPAddress']}:80)")
         return {"url-map": um, "target-proxy": tp, "forwarding-rule": fr, "ip": rule["IPAddress"]}
 
     def _delete_frontend(self, ing: dict[str, Any]) -> None:
-        c, p = self.sb.compute, self.project
+        c, p = self.compute, self.project
         ns, name = ing["metadata"]["namespace"], ing["metadata"]["name"]
         for coll, kind in (("forwardingRules", "fr"), ("targetHttpProxies", "tp"), ("urlMaps", "um")):
             fname = frontend_name(kind, self.uid, ns, name)
             if c.get(p, coll, fname) is not None:
-                c.store.delete("compute", coll, gce.key_of(p, fname))
+                c.delete(p, coll, fname)
                 self._event(ing, "Sync", f"Deleted {coll[:-1]} {fname}")
 
     # ---- garbage collection -------------------------------------------------------------------------------
 
     def _garbage_collect(self, wanted: set[str], deleting: list[dict[str, Any]]) -> None:
-        c, p = self.sb.compute, self.project
+        c, p = self.compute, self.project
         prefix = f"k8s1-{self.uid[:8]}-"
-        for _key, bs in c.store.list("compute", "backendServices", f"{p}/"):
+        for bs in c.list(p, "backendServices"):
             name = bs["name"]
             if not name.startswith(prefix) or name in wanted or bs.get("_orphaned"):
                 continue
@@ -423,7 +412,7 @@ class IngressController:
                         )
                 continue
             for coll, zone in (("healthChecks", None), ("networkEndpointGroups", ZONE)):
-                c.store.delete("compute", coll, gce.key_of(p, name, zone))
+                c.delete(p, coll, name, zone)
             for ing in deleting:
                 self._event(ing, "GarbageCollection", f"Deleted backend service {name}")
 
@@ -431,9 +420,9 @@ class IngressController:
         self, ing: dict[str, Any], reason: str, message: str, type_: str = "Normal", once: bool = False
     ) -> None:
         if once:
-            for ev in self.sb.kube.list(KINDS[("", "events")], ing["metadata"]["namespace"]):
+            for ev in self.kube.list(KINDS[("", "events")], ing["metadata"]["namespace"]):
                 if ev.get("message") == message and ev["involvedObject"].get("uid") == ing["metadata"].get(
                     "uid"
                 ):
                     return
-        self.sb.kube.record_event(ing, INGRESS, reason, message, type_)
+        self.kube.record_event(ing, INGRESS, reason, message, type_)

@@ -1,7 +1,7 @@
 """The sandbox data plane: a real TLS listener per HTTPS forwarding rule, enforcing the proxy's
 certificate, SSL policy and server TLS policy as the load balancer documents them.
 
-It follows the control-plane state by re-reading it every `REFRESH_SECONDS`: a changed policy, trust
+It follows the control-plane state by re-reading the store every `REFRESH_SECONDS`: a changed policy, trust
 config, certificate or URL map applies to the next connection, a new forwarding rule opens a
 listener and a deleted one closes it, all without a restart.
 
@@ -14,7 +14,6 @@ everything else about the certificate is decided by `mtlskit.rules.verdict`.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import http.client
 import ipaddress
 import json
@@ -28,22 +27,23 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
-from mtlskit import certs
 from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
-from mtlskit.sandbox import compute as gce
+from mtlskit.sandbox import locations, stand_in_ca
+from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.echo import EchoApps
+from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
+from mtlskit.sandbox.kube import KubeObjects
+from mtlskit.sandbox.logs import append_entry
 from mtlskit.sandbox.mtls_headers import request_headers, variables
-
-if TYPE_CHECKING:
-    from mtlskit.sandbox.server import Sandbox
+from mtlskit.sandbox.stand_in_ca import Served
 
 log = logging.getLogger("mtlskit.sandbox.dataplane")
 
@@ -131,18 +131,20 @@ class Connection:
 
 
 class DataPlane:
-    def __init__(self, sandbox: Sandbox, port: int):
-        self.sb = sandbox
-        self.port = port
-        self.dir = sandbox.state_dir / "dataplane"
-        self.ca = _sandbox_ca(self.dir)
+    def __init__(self, env: Env):
+        self.store = env.store
+        self.compute = ComputeStore(env)
+        self.kube = KubeObjects(env.store)
+        self.port = env.settings.data_plane_port
+        self.dir = env.state_dir / "dataplane"
+        self.ca = stand_in_ca.load_or_create(self.dir)
         self.echo = EchoApps()
         self.frontends: dict[str, Frontend] = {}
         self.listeners: dict[str, _TCPServer] = {}
         self.errors: dict[str, str] = {}  # listeners that could not bind
         self.config_errors: dict[str, str] = {}  # frontends whose resources could not be loaded
         self._contexts: dict[str, SSL.Context] = {}
-        self._issued: dict[str, certs.Issued] = {}
+        self._issued: dict[str, Served] = {}
         self._trust: dict[str, TrustMaterial] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,14 +217,9 @@ class DataPlane:
         }
 
     def _read_frontends(self) -> list[Frontend]:
-        store, c = self.sb.store, self.sb.compute
         out = []
-        for key, fr in store.list(gce.API, "forwardingRules"):
-            project = key.split("/", 1)[0]
-            ref = gce.parse_ref(fr.get("target", ""), project)
-            if ref is None or ref[1] != "targetHttpsProxies":
-                continue
-            proxy = c.get(ref[0], "targetHttpsProxies", ref[2])
+        for project, fr in self.compute.list_all("forwardingRules"):
+            proxy = self.compute.get_ref(fr.get("target", ""), project, "targetHttpsProxies")
             ip = fr.get("IPAddress", "")
             if proxy is None or not _is_loopback(ip):
                 continue
@@ -236,28 +233,21 @@ class DataPlane:
         return out
 
     def _frontend(self, project: str, ip: str, fr: dict[str, Any], proxy: dict[str, Any]) -> Frontend:
-        c = self.sb.compute
-        policy_body = None
-        ssl_policy_ref = (
-            gce.parse_ref(proxy.get("sslPolicy", ""), project) if proxy.get("sslPolicy") else None
-        )
-        if ssl_policy_ref:
-            policy_body = c.get(ssl_policy_ref[0], "sslPolicies", ssl_policy_ref[2])
+        policy_body = self.compute.get_ref(proxy.get("sslPolicy", ""), project, "sslPolicies")
         profile = (policy_body or {}).get("profile", "COMPATIBLE")
         min_tls = (policy_body or {}).get("minTlsVersion", "TLS_1_0")
         mtls_mode, trust = None, None
         if proxy.get("serverTlsPolicy"):
-            stp = self.sb.netsec.policy(proxy["serverTlsPolicy"])
+            stp = locations.server_tls_policy(self.store, proxy["serverTlsPolicy"])
             if stp is not None:
                 mtls = stp.get("mtlsPolicy") or {}
                 mtls_mode = mtls.get("clientValidationMode", "REJECT_INVALID")
                 tc_ref = mtls.get("clientValidationTrustConfig")
-                tc = self.sb.netsec.trust_config(tc_ref) if tc_ref else None
+                tc = locations.trust_config(self.store, tc_ref) if tc_ref else None
                 trust = self._trust_material(tc) if tc is not None else None
         serving = []
         for link in proxy.get("sslCertificates", []):
-            ref = gce.parse_ref(link, project)
-            body = c.get(ref[0], "sslCertificates", ref[2]) if ref else None
+            body = self.compute.get_ref(link, project, "sslCertificates")
             material = self._certificate(body) if body else None
             if material is None:
                 continue  # a managed certificate before ACTIVE is not served
@@ -275,27 +265,21 @@ class DataPlane:
             trust=trust,
         )
 
-    def _certificate(self, body: dict[str, Any]) -> tuple[certs.Issued, tuple[str, ...]] | None:
-        rendered = self.sb.compute.render(body)
+    def _certificate(self, body: dict[str, Any]) -> tuple[Served, tuple[str, ...]] | None:
+        rendered = self.compute.render(body)
         if rendered.get("type") == "MANAGED":
             if rendered["managed"].get("status") != "ACTIVE":
                 return None
             domains = tuple(rendered["managed"].get("domains", []))
             key = str(body["id"])  # certificates are immutable: the id names one version
             if key not in self._issued:
-                self._issued[key] = certs.issue(
-                    domains[0],
-                    issuer=self.ca,
-                    eku=certs.SERVER_AUTH,
-                    dns_names=list(domains),
-                    not_after=_now() + dt.timedelta(days=90),
-                )
+                self._issued[key] = stand_in_ca.issue_managed(self.ca, domains)
             return self._issued[key], domains
         key = str(body["id"])
         if key not in self._issued:
             chain = x509.load_pem_x509_certificates(body["certificate"].encode())
             private = serialization.load_pem_private_key(body["_privateKey"].encode(), None)
-            self._issued[key] = certs.Issued(chain[0], private, tuple(chain[1:]))  # type: ignore[arg-type]
+            self._issued[key] = Served(chain[0], private, tuple(chain[1:]))
         return self._issued[key], tuple(body.get("subjectAlternativeNames", []))
 
     def _trust_material(self, tc: dict[str, Any]) -> TrustMaterial:
@@ -316,7 +300,7 @@ class DataPlane:
             )
         return self._trust[key]
 
-    def _context(self, issued: certs.Issued, min_tls: str, profile: str, mtls: bool) -> SSL.Context:
+    def _context(self, issued: Served, min_tls: str, profile: str, mtls: bool) -> SSL.Context:
         fp = issued.cert.fingerprint(hashes.SHA256()).hex()
         key = f"{fp}:{min_tls}:{profile}:{mtls}"
         ctx = self._contexts.get(key)
@@ -436,8 +420,7 @@ class DataPlane:
 
     def _route(self, frontend: Frontend, host: str, path: str) -> tuple[dict[str, Any] | None, str]:
         """(backend service, url map name) the URL map picks for host and path."""
-        ref = gce.parse_ref(frontend.url_map, frontend.project) if frontend.url_map else None
-        um = self.sb.compute.get(ref[0], "urlMaps", ref[2]) if ref else None
+        um = self.compute.get_ref(frontend.url_map, frontend.project, "urlMaps")
         if um is None:
             return None, ""
         service = um.get("defaultService", "")
@@ -454,8 +437,7 @@ class DataPlane:
                 if any(_path_matches(path, p) for p in rule.get("paths", [])):
                     service = rule.get("service", service)
                     break
-        bs_ref = gce.parse_ref(service, frontend.project) if service else None
-        bs = self.sb.compute.get(bs_ref[0], "backendServices", bs_ref[2]) if bs_ref else None
+        bs = self.compute.get_ref(service, frontend.project, "backendServices")
         return bs, um["name"]
 
     def _endpoint(self, project: str, bs: dict[str, Any]) -> tuple[str, int] | None:
@@ -467,13 +449,12 @@ class DataPlane:
         if bs.get("_orphaned"):
             return None
         for backend in bs.get("backends", []):
-            ref = gce.parse_ref(backend.get("group", ""), project)
-            neg = self.sb.compute.get(ref[0], "networkEndpointGroups", ref[2], ref[3]) if ref else None
+            neg = self.compute.get_ref(backend.get("group", ""), project, "networkEndpointGroups")
             if not neg or not neg.get("_endpoints"):
                 continue
             meta = json.loads(neg.get("description") or "{}")
             ns, name = meta.get("namespace"), meta.get("service-name")
-            if not ns or self.sb.kube.get(KUBE_KINDS[("", "services")], ns, name) is None:
+            if not ns or self.kube.get(KUBE_KINDS[("", "services")], ns, name) is None:
                 continue
             return self.echo.address(ns, name, int(neg["_endpoints"][0]["port"]))
         return None
@@ -613,7 +594,7 @@ class DataPlane:
             return
         verdict = conn.verdict or Verdict(False, False, "client_cert_not_provided")
         entry = self._entry(conn, {"status": 0}, verdict.error, "", um_name, started)
-        self.sb.logging.append(entry)
+        append_entry(self.store, entry)
 
     def _log_request(
         self,
@@ -640,7 +621,7 @@ class DataPlane:
         entry = self._entry(
             conn, http_request, details, (bs or {}).get("name", ""), conn.url_map_name, started
         )
-        self.sb.logging.append(entry)
+        append_entry(self.store, entry)
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -698,21 +679,3 @@ def _is_loopback(ip: str) -> bool:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _sandbox_ca(directory: Path) -> certs.Issued:
-    """The CA that stands in for Google's public CAs when the sandbox 'issues' managed certificates;
-    kept on disk so clients can trust it (`--cacert <state>/dataplane/ca.pem`) across restarts."""
-    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
-    if cert_path.is_file() and key_path.is_file():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-        return certs.Issued(cert, key)  # type: ignore[arg-type]
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = certs.issue("mtlskit sandbox public CA", ca=True, not_after=_now() + dt.timedelta(days=3650))
-    certs.write_issued(directory, "ca", ca)
-    return ca

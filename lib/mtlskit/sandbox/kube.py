@@ -1,21 +1,18 @@
-"""The slice of the Kubernetes API the kit uses, with the API server's semantics.
+"""Kubernetes objects in the store, with the API server's semantics.
 
-Creates answer 201 with uid/resourceVersion/creationTimestamp; PUT checks resourceVersion (409
-Conflict); merge and strategic-merge patches (strategic merge is applied as a merge patch: the kit
-only patches maps); deletes honour finalizers; errors are `Status` objects. Every write is handed to
-the simulated ingress controller, which reconciles before the response returns.
+Creates set uid/resourceVersion/creationTimestamp; replaces and patches check resourceVersion (409
+Conflict); deletes honour finalizers; errors are `Status` objects. The HTTP surface (`kube_api`) and
+the Ingress controller both work through `KubeObjects`, as both go through the API server on GKE.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, rfc3339
-
-if TYPE_CHECKING:
-    from mtlskit.sandbox.server import Sandbox
+from mtlskit.sandbox.state import Store
+from mtlskit.sandbox.web import ApiError, merge_patch, rfc3339
 
 API = "kube"
 
@@ -52,10 +49,12 @@ def key_of(kind: Kind, namespace: str | None, name: str) -> str:
     return f"{kind.qualified}/{namespace or ''}/{name}"
 
 
-class Kube:
-    def __init__(self, sandbox: Sandbox):
-        self.sb = sandbox
-        self.store = sandbox.store
+class KubeObjects:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def bootstrap(self, cluster_uid: str) -> None:
+        """What a new GKE cluster already has: its namespaces and the ingress-uid ConfigMap."""
         for ns in ("default", "kube-system"):
             if self.get(KINDS[("", "namespaces")], None, ns) is None:
                 self.create(KINDS[("", "namespaces")], None, {"metadata": {"name": ns}})
@@ -67,11 +66,9 @@ class Kube:
                 "kube-system",
                 {
                     "metadata": {"name": "ingress-uid"},
-                    "data": {"uid": sandbox.cluster_uid, "provider-uid": sandbox.cluster_uid},
+                    "data": {"uid": cluster_uid, "provider-uid": cluster_uid},
                 },
             )
-
-    # ---- object store ------------------------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.store.get(API, kind.qualified, key_of(kind, namespace, name))
@@ -79,6 +76,10 @@ class Kube:
     def list(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
         prefix = f"{kind.qualified}/{namespace}/" if namespace else f"{kind.qualified}/"
         return [b for _k, b in self.store.list(API, kind.qualified, prefix)]
+
+    def resource_version(self) -> str:
+        """The newest resourceVersion handed out, as a list answer carries it."""
+        return self.store.meta("counter:kube-resource-version", "0") or "0"
 
     def _next_rv(self) -> str:
         return str(self.store.next_counter("kube-resource-version"))
@@ -253,97 +254,3 @@ class Kube:
                 "source": {"component": "loadbalancer-controller"},
             },
         )
-
-    # ---- HTTP ---------------------------------------------------------------------------------------
-
-    def handle(self, req: Request, parts: list[str]) -> Response:
-        if parts[:1] == ["version"]:
-            return Response(
-                200,
-                {
-                    "major": "1",
-                    "minor": "31",
-                    "gitVersion": "v1.31.0-mtlskit-sandbox",
-                    "platform": "linux/amd64",
-                },
-            )
-        if parts[:1] == ["api"] and len(parts) >= 2:
-            group, rest = "", parts[2:]
-        elif parts[:1] == ["apis"] and len(parts) >= 3:
-            group, rest = parts[1], parts[3:]
-        else:
-            raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        namespace = None
-        if len(rest) >= 3 and rest[0] == "namespaces":
-            namespace, rest = rest[1], rest[2:]
-        elif rest[:1] == ["namespaces"]:
-            kind = KINDS[("", "namespaces")]
-            return self._dispatch(req, kind, None, rest[1:])
-        if not rest or (group, rest[0]) not in KINDS:
-            raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
-
-    def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
-        if not rest:
-            if req.method == "GET":
-                items = self.list(kind, namespace)
-                selector = req.arg("labelSelector")
-                if selector:
-                    wanted = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
-                    items = [
-                        i
-                        for i in items
-                        if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
-                    ]
-                rv = self.store.meta("counter:kube-resource-version", "0")
-                return Response(
-                    200,
-                    {
-                        "apiVersion": kind.api_version,
-                        "kind": f"{kind.kind}List",
-                        "metadata": {"resourceVersion": rv},
-                        "items": items,
-                    },
-                )
-            if req.method == "POST":
-                result = self.create(kind, namespace, req.json())
-                self.sb.after_kube_change(kind, result)
-                return Response(201, self.get(kind, namespace, result["metadata"]["name"]) or result)
-        else:
-            name, sub = rest[0], rest[1] if len(rest) > 1 else None
-            status_only = sub == "status"
-            if req.method == "GET":
-                return Response(200, self.require(kind, namespace, name))
-            if req.method == "PUT":
-                result = self.replace(kind, namespace, name, req.json(), status_only)
-            elif req.method == "PATCH":
-                ctype = req.headers.get("content-type", "")
-                if "json-patch" in ctype:
-                    raise ApiError.kube(
-                        415,
-                        "UnsupportedMediaType",
-                        "the sandbox accepts merge and strategic merge patches only",
-                    )
-                result = self.patch(kind, namespace, name, req.json(), status_only)
-            elif req.method == "DELETE":
-                result = self.delete(kind, namespace, name)
-                self.sb.after_kube_change(kind, result)
-                if self.get(kind, namespace, name) is None and kind.plural == "services":
-                    return Response(200, result)  # the API answers a Service delete with the Service
-                if self.get(kind, namespace, name) is None:
-                    return Response(
-                        200,
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "metadata": {},
-                            "status": "Success",
-                            "details": {"name": name, "kind": kind.plural},
-                        },
-                    )
-                return Response(200, self.get(kind, namespace, name))
-            else:
-                raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
-            self.sb.after_kube_change(kind, result)
-            return Response(200, self.get(kind, namespace, name) or result)
-        raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")

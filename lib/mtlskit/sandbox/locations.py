@@ -11,18 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 
+from mtlskit.rules import names
 from mtlskit.sandbox import discovery
+from mtlskit.sandbox.env import Env
+from mtlskit.sandbox.state import Store
 from mtlskit.sandbox.web import ApiError, Request, Response, new_id, rfc3339
 
-if TYPE_CHECKING:
-    from mtlskit.sandbox.server import Sandbox
-
-NETSEC_ID = re.compile(r"^[A-Za-z_-][A-Za-z0-9_-]{0,62}$")
-CERTMGR_ID = re.compile(r"^[a-z0-9-]{1,63}$")
 POLICY_REF = re.compile(
     r"(?:^|//networksecurity\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/serverTlsPolicies/([^/]+)$"
 )
@@ -36,7 +34,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "api": "networksecurity",
         "schema": "ServerTlsPolicy",
         "id_param": "serverTlsPolicyId",
-        "id_rule": NETSEC_ID,
+        "id_rule": names.SERVER_TLS_POLICY_ID,
         "type": "type.googleapis.com/google.cloud.networksecurity.v1.ServerTlsPolicy",
         "meta": "type.googleapis.com/google.cloud.networksecurity.v1.OperationMetadata",
         "mask_required": False,
@@ -45,12 +43,13 @@ KINDS: dict[str, dict[str, Any]] = {
         "api": "certificatemanager",
         "schema": "TrustConfig",
         "id_param": "trustConfigId",
-        "id_rule": CERTMGR_ID,
+        "id_rule": names.TRUST_CONFIG_ID,
         "type": "type.googleapis.com/google.cloud.certificatemanager.v1.TrustConfig",
         "meta": "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata",
         "mask_required": True,
     },
 }
+REF_FORMS = {"serverTlsPolicies": POLICY_REF, "trustConfigs": TRUST_REF}
 OUTPUT_ONLY = {"name", "createTime", "updateTime", "etag"}
 
 
@@ -58,43 +57,42 @@ def _err(status: int, message: str) -> ApiError:
     return ApiError.google(status, message)
 
 
+def _by_ref(store: Store, coll: str, ref: str) -> dict[str, Any] | None:
+    """The resource a reference (full `//service.googleapis.com/...` or relative name) points at."""
+    m = REF_FORMS[coll].search(ref)
+    if not m:
+        return None
+    return store.get(KINDS[coll]["api"], coll, f"projects/{m[1]}/locations/{m[2]}/{coll}/{m[3]}")
+
+
+def server_tls_policy(store: Store, ref: str) -> dict[str, Any] | None:
+    """The server TLS policy a proxy's `serverTlsPolicy` names."""
+    return _by_ref(store, "serverTlsPolicies", ref)
+
+
+def require_policy_ref(store: Store, value: str, field: str) -> dict[str, Any]:
+    """The policy a Compute request field names, or the 400 Compute answers for a bad reference."""
+    if not POLICY_REF.search(value):
+        raise ApiError.google(
+            400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
+        )
+    body = server_tls_policy(store, value)
+    if body is None:
+        raise ApiError.google(
+            400, f"Invalid value for field '{field}': '{value}'. The resource was not found.", "invalid"
+        )
+    return body
+
+
+def trust_config(store: Store, ref: str) -> dict[str, Any] | None:
+    """The trust config a policy's `clientValidationTrustConfig` names."""
+    return _by_ref(store, "trustConfigs", ref)
+
+
 class Locations:
-    def __init__(self, sandbox: Sandbox):
-        self.sb = sandbox
-        self.store = sandbox.store
-
-    # ---- shared with compute --------------------------------------------------------------------------
-
-    def policy(self, ref: str) -> dict[str, Any] | None:
-        """The server TLS policy a proxy's `serverTlsPolicy` names (full or relative form)."""
-        m = POLICY_REF.search(ref)
-        if not m:
-            return None
-        return self.store.get(
-            "networksecurity",
-            "serverTlsPolicies",
-            f"projects/{m[1]}/locations/{m[2]}/serverTlsPolicies/{m[3]}",
-        )
-
-    def require_policy_ref(self, value: str, field: str) -> dict[str, Any]:
-        if not POLICY_REF.search(value):
-            raise ApiError.google(
-                400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
-            )
-        body = self.policy(value)
-        if body is None:
-            raise ApiError.google(
-                400, f"Invalid value for field '{field}': '{value}'. The resource was not found.", "invalid"
-            )
-        return body
-
-    def trust_config(self, ref: str) -> dict[str, Any] | None:
-        m = TRUST_REF.search(ref)
-        if not m:
-            return None
-        return self.store.get(
-            "certificatemanager", "trustConfigs", f"projects/{m[1]}/locations/{m[2]}/trustConfigs/{m[3]}"
-        )
+    def __init__(self, env: Env):
+        self.env = env
+        self.store = env.store
 
     # ---- HTTP -----------------------------------------------------------------------------------------
 
@@ -103,7 +101,7 @@ class Locations:
         if len(rest) < 5 or rest[0] != "projects" or rest[2] != "locations":
             raise _err(404, f"Not found: {req.path}")
         project, location, coll = rest[1], rest[3], rest[4]
-        self.sb.require_project(project, service)
+        self.env.require_project(project, service)
         parent = f"projects/{project}/locations/{location}"
         if coll == "operations":
             return self._operation(req, parent, rest[5:])
@@ -143,8 +141,9 @@ class Locations:
 
     def _create(self, req: Request, parent: str, coll: str, spec: dict[str, Any]) -> Response:
         rid = req.arg(spec["id_param"])
-        if not rid or not spec["id_rule"].match(rid):
-            raise _err(400, f"Invalid {spec['id_param']} '{rid}': must match {spec['id_rule'].pattern}")
+        rule: names.NameRule = spec["id_rule"]
+        if not rule.matches(rid):
+            raise _err(400, f"Invalid {spec['id_param']} '{rid}': must match {rule.pattern.pattern}")
         name = f"{parent}/{coll}/{rid}"
         if self.store.get(spec["api"], coll, name) is not None:
             raise _err(409, f"Resource '{name}' already exists")
@@ -259,7 +258,7 @@ class Locations:
                 "mtlsPolicy.clientValidationTrustConfig is required when clientValidationMode is "
                 "REJECT_INVALID.",
             )
-        if tc and self.trust_config(tc) is None:
+        if tc and trust_config(self.store, tc) is None:
             raise _err(
                 400,
                 f"Invalid value for mtlsPolicy.clientValidationTrustConfig: trust config '{tc}' "
@@ -289,7 +288,7 @@ class Locations:
     def _operate(
         self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any, empty: bool = False
     ) -> Response:
-        fail = self.sb.faults.operation_should_fail()
+        fail = self.env.faults.operation_should_fail()
         if not fail:
             change()
         name = f"{parent}/operations/operation-{int(time.time() * 1000)}-{new_id()[:10]}"
@@ -315,7 +314,7 @@ class Locations:
 
     def _render_op(self, op: dict[str, Any]) -> dict[str, Any]:
         out = self._public(op)
-        if time.time() - op["_created"] < self.sb.settings.operation_delay_seconds:
+        if time.time() - op["_created"] < self.env.settings.operation_delay_seconds:
             return out
         out["done"] = True
         out["metadata"] = {**out["metadata"], "endTime": rfc3339()}

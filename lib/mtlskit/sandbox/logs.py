@@ -9,12 +9,11 @@ than silently matching everything.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mtlskit.sandbox.env import Env
+from mtlskit.sandbox.state import Store
 from mtlskit.sandbox.web import ApiError, Request, Response, new_id, parse_time, rfc3339
-
-if TYPE_CHECKING:
-    from mtlskit.sandbox.server import Sandbox
 
 CLAUSE = re.compile(
     r"^\s*(?P<field>[A-Za-z_@][\w@.\-]*)\s*(?P<op>=~|!~|!=|>=|<=|=|:|<|>)\s*(?P<value>.+?)\s*$"
@@ -119,9 +118,20 @@ def matches(entry: dict[str, Any], clauses: list[tuple[str, str, str]]) -> bool:
     return True
 
 
+def append_entry(store: Store, entry: dict[str, Any]) -> dict[str, Any]:
+    """The one write path, shared by entries:write and the data plane's request logs."""
+    now = rfc3339()
+    entry.setdefault("timestamp", now)
+    entry["receiveTimestamp"] = now
+    entry.setdefault("insertId", new_id()[:14])
+    entry.setdefault("severity", "INFO")
+    store.append_log(entry["timestamp"], entry)
+    return entry
+
+
 class Logging:
-    def __init__(self, sandbox: Sandbox):
-        self.sb = sandbox
+    def __init__(self, env: Env):
+        self.env = env
 
     def handle(self, req: Request) -> Response:
         if req.path.endswith("entries:write"):
@@ -131,12 +141,12 @@ class Logging:
         if not projects:
             raise ApiError.google(400, "resourceNames must name at least one project (projects/PROJECT_ID)")
         for p in projects:
-            self.sb.require_project(p, "logging")
+            self.env.require_project(p, "logging")
         clauses = compile_filter(body.get("filter", ""))
         wanted = {f"projects/{p}/" for p in projects}
         entries = [
             e
-            for e in self.sb.store.log_entries()
+            for e in self.env.store.log_entries()
             if any(e.get("logName", "").startswith(w) for w in wanted) and matches(e, clauses)
         ]
         order = (body.get("orderBy") or "timestamp asc").lower()
@@ -158,16 +168,6 @@ class Logging:
             }
             if not full["logName"] or not str(full["logName"]).startswith("projects/"):
                 raise ApiError.google(400, "logName must be projects/PROJECT_ID/logs/LOG_ID")
-            self.sb.require_project(full["logName"].split("/")[1], "logging")
-            self.append(full)
+            self.env.require_project(full["logName"].split("/")[1], "logging")
+            append_entry(self.env.store, full)
         return Response(200, {})
-
-    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """The one write path, shared by entries:write and the data plane."""
-        now = rfc3339()
-        entry.setdefault("timestamp", now)
-        entry["receiveTimestamp"] = now
-        entry.setdefault("insertId", new_id()[:14])
-        entry.setdefault("severity", "INFO")
-        self.sb.store.append_log(entry["timestamp"], entry)
-        return entry

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 INFO = "sandbox.json"
 KUBECONFIG = "kubeconfig"
@@ -91,14 +92,16 @@ def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:
     return path
 
 
-def server_args(
-    state_dir: Path,
-    port: int = 0,
-    projects: list[str] | None = None,
-    operation_delay: float = 0.2,
-    managed_cert_delay: float = 1.0,
-    data_plane_port: int = 8443,
-) -> list[str]:
+class ServerSettings(TypedDict):
+    """The settings every start names explicitly; their defaults live in the kit's params only."""
+
+    projects: list[str]
+    operation_delay: float
+    managed_cert_delay: float
+    data_plane_port: int
+
+
+def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) -> list[str]:
     """The command line of `python -m mtlskit.sandbox`, for the background start and `--foreground`."""
     args = [
         "--state-dir",
@@ -106,25 +109,19 @@ def server_args(
         "--port",
         str(port),
         "--operation-delay",
-        str(operation_delay),
+        str(settings["operation_delay"]),
         "--managed-cert-delay",
-        str(managed_cert_delay),
+        str(settings["managed_cert_delay"]),
         "--data-plane-port",
-        str(data_plane_port),
+        str(settings["data_plane_port"]),
     ]
-    for p in projects or []:
+    for p in settings["projects"]:
         args += ["--project", p]
     return args
 
 
 def start(
-    state_dir: Path,
-    port: int = 0,
-    projects: list[str] | None = None,
-    operation_delay: float = 0.2,
-    managed_cert_delay: float = 1.0,
-    data_plane_port: int = 8443,
-    timeout: float = 30.0,
+    state_dir: Path, port: int, timeout: float = 30.0, **settings: Unpack[ServerSettings]
 ) -> SandboxInfo:
     """Start a sandbox in the background unless one already runs for this state directory."""
     state_dir = Path(state_dir).resolve()
@@ -137,7 +134,7 @@ def start(
         sys.executable,
         "-m",
         "mtlskit.sandbox",
-        *server_args(state_dir, port, projects, operation_delay, managed_cert_delay, data_plane_port),
+        *server_args(state_dir, port, **settings),
     ]
     with open(state_dir / LOG, "ab") as logfile:
         proc = subprocess.Popen(

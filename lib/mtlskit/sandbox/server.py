@@ -8,30 +8,27 @@ operations of Network Security and Certificate Manager are found by their full n
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
-import random
-import secrets
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from mtlskit.sandbox import discovery
-from mtlskit.sandbox.compute import Compute
+from mtlskit.sandbox.compute.handler import Compute
+from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
 from mtlskit.sandbox.dataplane import DataPlane
-from mtlskit.sandbox.kube import Kind, Kube
+from mtlskit.sandbox.env import Env, Settings
+from mtlskit.sandbox.events import KUBE_WRITE, Events
+from mtlskit.sandbox.kube import KubeObjects
+from mtlskit.sandbox.kube_api import KubeApi
 from mtlskit.sandbox.locations import Locations
 from mtlskit.sandbox.logs import Logging
-from mtlskit.sandbox.state import Store
 from mtlskit.sandbox.web import ApiError, Request, Response
 
 log = logging.getLogger("mtlskit.sandbox")
-DEFAULT_PROJECT = "mtlskit-sandbox"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 READ_ONLY_POSTS = {
     "compute.globalOperations.wait",
@@ -40,110 +37,31 @@ READ_ONLY_POSTS = {
 }
 
 
-@dataclass
-class Settings:
-    operation_delay_seconds: float = 0.2
-    managed_cert_delay_seconds: float = 1.0
-    data_plane_port: int = 8443
-
-
-@dataclass
-class Faults:
-    """Answer a share of Google API requests with 429/503, or make operations end in an error."""
-
-    error_rate: float = 0.0
-    operation_error_rate: float = 0.0
-    statuses: list[int] = field(default_factory=lambda: [429, 503])
-    seed: int | None = None
-    apis: list[str] = field(
-        default_factory=lambda: ["compute", "networksecurity", "certificatemanager", "logging"]
-    )
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-        self._lock = threading.Lock()
-
-    def request_fault(self, api: str) -> int | None:
-        if api not in self.apis or self.error_rate <= 0:
-            return None
-        with self._lock:
-            if self._rng.random() < self.error_rate:
-                return self._rng.choice(self.statuses)
-        return None
-
-    def operation_should_fail(self) -> bool:
-        if self.operation_error_rate <= 0:
-            return False
-        with self._lock:
-            return self._rng.random() < self.operation_error_rate
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class Sandbox:
-    def __init__(self, state_dir: Path, settings: Settings | None = None, projects: list[str] | None = None):
-        self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.state_dir / "state.sqlite")
-        self.settings = settings or Settings()
-        self.faults = Faults()
+    """Builds the emulators over one store and routes each request to the API that serves it.
+
+    Nothing else holds this object: the emulators get the shared `Env` and meet only in the store
+    and through `events`."""
+
+    def __init__(self, state_dir: Path, settings: Settings, projects: list[str]):
+        self.env = Env.open(Path(state_dir), settings, projects)
+        self.store = self.env.store
         self.counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
-        if self.store.meta("cluster_uid") is None:
-            self.store.set_meta("cluster_uid", secrets.token_hex(8))
-        known = json.loads(self.store.meta("projects", "[]") or "[]")
-        for p in projects or []:
-            if p not in known:
-                known.append(p)
-        if not known:
-            known = [DEFAULT_PROJECT]
-        self.store.set_meta("projects", json.dumps(known))
-        if self.store.meta("cluster_project") is None:
-            self.store.set_meta("cluster_project", known[0])
-        self.compute = Compute(self)
-        self.netsec = Locations(self)
-        self.logging = Logging(self)
-        self.kube = Kube(self)
-        self.controller = IngressController(self)
-        self.dataplane = DataPlane(self, self.settings.data_plane_port)
-
-    @property
-    def cluster_uid(self) -> str:
-        return self.store.meta("cluster_uid") or ""
-
-    @property
-    def cluster_project(self) -> str:
-        return self.store.meta("cluster_project") or DEFAULT_PROJECT
+        self.events = Events()
+        kube_objects = KubeObjects(self.store)
+        kube_objects.bootstrap(self.env.cluster_uid)
+        self.compute = Compute(self.env)
+        self.netsec = Locations(self.env)
+        self.logging = Logging(self.env)
+        self.kube = KubeApi(kube_objects, self.events)
+        self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
+        self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
+        self.dataplane = DataPlane(self.env)
 
     @property
     def projects(self) -> list[str]:
-        return list(json.loads(self.store.meta("projects", "[]") or "[]"))
-
-    def require_project(self, project: str, api: str) -> None:
-        if project not in self.projects:
-            if api == "compute":
-                raise ApiError.google(404, f"The resource 'projects/{project}' was not found", "notFound")
-            raise ApiError.google(
-                403,
-                f"Permission denied on resource project {project} (the sandbox serves "
-                f"{', '.join(self.projects)}).",
-                status_name="PERMISSION_DENIED",
-            )
-
-    def allocate_ip(self) -> str:
-        """A fresh 127.x address, so each forwarding rule can get its own loopback listener."""
-        n = self.store.next_counter("loopback-ip")
-        # A per-sandbox /16 (from the cluster uid), so two sandboxes on one machine never share an
-        # address: each binds its data plane listeners on its own IPs.
-        uid = bytes.fromhex(self.cluster_uid[:4])
-        base = ipaddress.ip_address(f"127.{16 + uid[0] % 200}.{uid[1]}.0")
-        return str(base + n)
-
-    def after_kube_change(self, kind: Kind, obj: dict[str, Any]) -> None:
-        if kind.plural in ("ingresses", "services", "backendconfigs"):
-            with self.store.lock:
-                self.controller.reconcile()
+        return self.env.projects
 
     def count(self, key: str) -> None:
         with self._counter_lock:
@@ -157,7 +75,7 @@ class Sandbox:
             return self._introspect(req, parts[1:])
         api, method_id = self._classify(req, parts)
         self.count(method_id)
-        status = self.faults.request_fault(api)
+        status = self.env.faults.request_fault(api)
         if status is not None:
             self.count(f"fault.{status}")
             msg = (
@@ -209,7 +127,7 @@ class Sandbox:
 
     def _introspect(self, req: Request, parts: list[str]) -> Response:
         if parts == ["healthz"]:
-            return Response(200, {"ok": True, "cluster_uid": self.cluster_uid, "projects": self.projects})
+            return Response(200, {"ok": True, "cluster_uid": self.env.cluster_uid, "projects": self.projects})
         if parts == ["dataplane"]:
             return Response(200, self.dataplane.status())
         if parts == ["counters"]:
@@ -220,17 +138,12 @@ class Sandbox:
                 return Response(200, {"counts": dict(self.counters)})
         if parts == ["faults"]:
             if req.method in ("POST", "PUT"):
-                body = req.json()
-                allowed = {"error_rate", "operation_error_rate", "statuses", "seed", "apis"}
-                unknown = set(body) - allowed
-                if unknown:
-                    raise ApiError.google(400, f"unknown fault settings: {sorted(unknown)}")
-                self.faults = Faults(**{**self.faults.describe(), **body})
-            return Response(200, self.faults.describe())
+                self.env.faults.update(req.json())
+            return Response(200, self.env.faults.describe())
         if parts == ["projects"] and req.method == "POST":
             project = req.json().get("project")
-            if project and project not in self.projects:
-                self.store.set_meta("projects", json.dumps([*self.projects, project]))
+            if project:
+                self.env.add_project(project)
             return Response(200, {"projects": self.projects})
         raise ApiError.google(404, f"Not found: {req.path}")
 
@@ -289,6 +202,6 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
 
 
-def serve(sandbox: Sandbox, port: int = 0) -> _Server:
-    """Bind on loopback only; the caller runs `serve_forever` (foreground) or a thread."""
+def serve(sandbox: Sandbox, port: int) -> _Server:
+    """Bind on loopback only (port 0 picks a free one); the caller runs `serve_forever` (foreground) or a thread."""
     return _Server(sandbox, port)

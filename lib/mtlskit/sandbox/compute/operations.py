@@ -1,0 +1,118 @@
+"""Compute's global operations: every mutation is applied at once and reported through an operation
+that moves PENDING -> RUNNING -> DONE over the configured delay, so the kit's waits are real waits.
+
+A `requestId` replays the first operation instead of applying the change twice, as Compute does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mtlskit.sandbox.compute.resources import API, BASE, key_of, not_found, public, self_link
+from mtlskit.sandbox.env import Env
+from mtlskit.sandbox.web import Request, Response, new_id, rfc3339
+
+
+class Operations:
+    def __init__(self, env: Env):
+        self.env = env
+        self.store = env.store
+
+    def replay(self, req: Request, project: str) -> Response | None:
+        """The operation an earlier request with the same requestId started, if any."""
+        rid = req.arg("requestId")
+        if not rid:
+            return None
+        op_name = self.store.meta(f"compute-request:{project}:{rid}")
+        if op_name:
+            op = self.store.get(API, "operations", key_of(project, op_name))
+            if op:
+                return Response(200, self.render(op))
+        return None
+
+    def mutate(
+        self,
+        req: Request,
+        project: str,
+        kind: str,
+        target: tuple[str, str, str | None],
+        change: Callable[[], Any],
+    ) -> Response:
+        """Apply `change` unless the fault switch fails this operation; answer with the operation.
+
+        `target` is (collection, name, zone) of the resource the operation reports on."""
+        fail = self.env.faults.operation_should_fail()
+        result = None if fail else change()
+        coll, name, zone = target
+        op = self.start(
+            project,
+            kind,
+            self_link(project, coll, name, zone),
+            result.get("id") if isinstance(result, dict) else None,
+            failed=fail,
+        )
+        rid = req.arg("requestId")
+        if rid:
+            self.store.set_meta(f"compute-request:{project}:{rid}", op["name"])
+        return Response(200, self.render(op))
+
+    def start(
+        self, project: str, kind: str, target_link: str, target_id: str | None, failed: bool = False
+    ) -> dict[str, Any]:
+        name = f"operation-{int(time.time() * 1000)}-{new_id()[:12]}"
+        op: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": new_id(),
+            "name": name,
+            "operationType": kind,
+            "targetLink": target_link,
+            "user": "sandbox@mtlskit.local",
+            "insertTime": rfc3339(compute=True),
+            "startTime": rfc3339(compute=True),
+            "selfLink": f"{BASE}projects/{project}/global/operations/{name}",
+            "_created": time.time(),
+        }
+        if target_id:
+            op["targetId"] = target_id
+        if failed:
+            op["_fail"] = True
+        self.store.put(API, "operations", key_of(project, name), op)
+        return op
+
+    def render(self, op: dict[str, Any]) -> dict[str, Any]:
+        out = public(op)
+        elapsed = time.time() - op["_created"]
+        delay = self.env.settings.operation_delay_seconds
+        if elapsed >= delay:
+            out.update(status="DONE", progress=100, endTime=rfc3339(compute=True))
+            if op.get("_fail"):
+                msg = "Internal error. Please try again or contact Google Support."
+                out["error"] = {"errors": [{"code": "INTERNAL_ERROR", "message": msg}]}
+                out["httpErrorStatusCode"] = 503
+                out["httpErrorMessage"] = "SERVICE UNAVAILABLE"
+        elif elapsed >= delay / 2:
+            out.update(status="RUNNING", progress=50)
+        else:
+            out.update(status="PENDING", progress=0)
+        return out
+
+    def handle(self, req: Request, project: str, rest: list[str]) -> Response:
+        """list, get, wait and delete on `.../operations[/{name}[/wait]]`."""
+        if not rest:
+            items = [self.render(o) for _k, o in self.store.list(API, "operations", f"{project}/")]
+            return Response(200, {"kind": "compute#operationList", "items": items})
+        op = self.store.get(API, "operations", key_of(project, rest[0]))
+        if op is None:
+            raise not_found(project, "operations", rest[0])
+        if len(rest) == 2 and rest[1] == "wait" and req.method == "POST":
+            # Real wait blocks up to two minutes; ours waits for the operation's own delay.
+            remaining = op["_created"] + self.env.settings.operation_delay_seconds - time.time()
+            if remaining > 0:
+                time.sleep(min(remaining, 120))
+            return Response(200, self.render(op))
+        if req.method == "DELETE":
+            self.store.delete(API, "operations", key_of(project, rest[0]))
+            return Response(204)
+        return Response(200, self.render(op))
