@@ -168,18 +168,32 @@ def _kube_retry(seconds: float) -> urllib3.Retry:
     )
 
 
-class _KubeApiClient(kube.ApiClient):
+class _KubeApiClient(kube.ApiClient):  # type: ignore[misc]
     """The Kubernetes client's exceptions carry the status and body but not the request; note the
-    method and path on them here, the one place every Kubernetes call passes through, so the kit's
-    `ApiError` can name the call as it does for Google's."""
+    method and path on them here, where every Kubernetes call passes, so the kit's `ApiError` can
+    name the call as it does for Google's. (The request is sent in `call_api`; an error answer is
+    raised later, in `response_deserialize`.)"""
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        call = (method, urlsplit(url).path)
         try:
-            return super().request(method, url, *args, **kwargs)
-        except (ApiException, urllib3.exceptions.HTTPError) as err:
-            err.kit_method = method  # type: ignore[union-attr]
-            err.kit_path = urlsplit(url).path  # type: ignore[union-attr]
+            response = super().call_api(method, url, *args, **kwargs)
+        except (ApiException, urllib3.exceptions.HTTPError) as err:  # no answer: the connection failed
+            _note_call(err, call)
             raise
+        response.kit_call = call
+        return response
+
+    def response_deserialize(self, response_data: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().response_deserialize(response_data, *args, **kwargs)
+        except ApiException as err:
+            _note_call(err, getattr(response_data, "kit_call", ("", "")))
+            raise
+
+
+def _note_call(err: BaseException, call: tuple[str, str]) -> None:
+    err.kit_method, err.kit_path = call  # type: ignore[attr-defined]
 
 
 def _kube_clients(kubeconfig: str | None, context: str | None, retry_seconds: float) -> KubeClients:
