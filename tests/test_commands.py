@@ -246,7 +246,11 @@ def collect_plans(b: Built) -> list[Change]:
     rows += k8s.plan_ingress(b.clients, changed) + trust.plan_trust(b.clients, changed)
     rows += frontend.plan_frontend(b.clients, changed, dataclasses.replace(b.bs, name="k8s1-other-bs"))
     # A renamed SSL policy makes the proxy an update; a different scheme makes the forwarding rule one.
-    renamed = _variant(b, frontend={"ssl_policy": "renamed-ssl", "load_balancing_scheme": "EXTERNAL_MANAGED"})
+    renamed = _variant(b, frontend={"ssl_policy": "renamed-ssl"})
+    # params refuse any scheme but EXTERNAL; the command builder still has to say something sensible
+    renamed = renamed.model_copy(
+        update={"frontend": renamed.frontend.model_copy(update={"load_balancing_scheme": "EXTERNAL_MANAGED"})}
+    )
     rows += frontend.plan_frontend(b.clients, renamed, dataclasses.replace(b.bs, scheme="EXTERNAL_MANAGED"))
 
     rows += teardown.plan_teardown(b.clients, b.params, delete_anchor=True)

@@ -124,25 +124,6 @@ def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp
     )
 
 
-def test_scheme_mismatch_stops_before_any_change(second_env: Path, tmp_path: Path) -> None:
-    data = yaml.safe_load(second_env.read_text())
-    data["frontend"]["load_balancing_scheme"] = "EXTERNAL_MANAGED"
-    data["frontend"]["address"] = "mismatch-ip"
-    bad = tmp_path / "mismatch.yaml"
-    bad.write_text(yaml.safe_dump(data))
-    params = load(bad)
-    clients = build_clients(params)
-    execute.run_notebooks(
-        str(bad), ["00_preflight", "10_ingress", "30_trust"], apply=True, out_dir=tmp_path / "pre"
-    )
-    sandbox_call(clients, "counters", "DELETE")
-    run = execute.run_notebooks(str(bad), ["40_frontend"], apply=True, out_dir=tmp_path / "fe")
-    assert run.exit_code == execute.EXIT_CRASHED and "load_balancing_scheme" in run.notebooks[0].error
-    assert mutating_calls(sandbox_call(clients, "counters")["counts"]) == {}
-    with pytest.raises(gexc.NotFound):
-        clients.compute.addresses.get(project=PROJECT, address="mismatch-ip")
-
-
 def test_committed_notebooks_run_top_to_bottom_under_nbval() -> None:
     """As stored (apply=False, default sandbox params): plan-only, so nothing changes."""
     root = paths.repo_root()
