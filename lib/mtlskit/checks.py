@@ -34,14 +34,6 @@ class Check:
         return cls(str(row["name"]), row["status"], str(row.get("evidence", "")), str(row.get("fix", "")))
 
 
-def passed(name: str, evidence: str) -> Check:
-    return Check(name, "pass", evidence)
-
-
-def failed(name: str, evidence: str, fix: str) -> Check:
-    return Check(name, "fail", evidence, fix)
-
-
 def verdict(checks: list[Check]) -> str:
     """One line for the top of a notebook's checks table."""
     failed_ = [c.name for c in checks if c.status == "fail"]
