@@ -156,6 +156,7 @@ def test_kubernetes_errors_are_wrapped_with_the_status_message(
 
     from mtlskit import runbook
     from mtlskit.clients import ApiCallFailed
+    from mtlskit.errors import ApiError
 
     path = _env(tmp_path_factory.mktemp("kube"))
     params = load(path)
@@ -169,7 +170,9 @@ def test_kubernetes_errors_are_wrapped_with_the_status_message(
             ApiCallFailed, match=r"read_missing stopped: the Kubernetes API answered 404"
         ) as err:
             step.call(read_missing)
-        assert isinstance(err.value.__cause__, ApiException)
+        api_error = err.value.__cause__  # the kit's error, keeping the client library's as its cause
+        assert isinstance(api_error, ApiError) and api_error.status == 404
+        assert isinstance(api_error.cause, ApiException)
         assert "no-such-service" in str(err.value)
     finally:
         process.stop(params.state_dir)
