@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import http.client
 import json
 import socket
@@ -87,7 +88,9 @@ class ProbeResult:
 def results_file(params: Params) -> Path:
     """Where the last probes of one environment are kept, so 60_logs finds them whether the runbook
     ran headless or step by step in JupyterLab."""
-    return paths.repo_root() / "runs" / "probes" / f"{params.project}-{params.stack}.json"
+    # Two sandboxes may hold the same project and stack names: their state directories tell them apart.
+    where = hashlib.sha256(f"{params.state_dir}|{params.frontend.forwarding_rule}".encode()).hexdigest()[:8]
+    return paths.repo_root() / "runs" / "probes" / f"{params.project}-{params.stack}-{where}.json"
 
 
 def save_results(params: Params, results: list[ProbeResult]) -> Path:
