@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from mtlskit import params as params_mod  # noqa: E402
-from mtlskit.clients import build_clients, wait_for_compute  # noqa: E402
+from mtlskit.clients import build_clients  # noqa: E402
+from mtlskit.operations import wait  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main() -> None:
         clients = build_clients(p)
         print(f"{'sandbox start + client build':<40} {time.perf_counter() - t:8.2f} s")
         try:
-            wait_for_compute(
+            wait(
                 clients,
                 clients.compute.ssl_policies.insert(
                     project=p.project,
@@ -63,7 +64,7 @@ def main() -> None:
             counter = iter(range(10_000))
             timed(
                 "compute addresses.insert (+wait)",
-                lambda: wait_for_compute(
+                lambda: wait(
                     clients,
                     clients.compute.addresses.insert(
                         project=p.project, address_resource=compute_v1.Address(name=f"bench-{next(counter)}")

@@ -40,8 +40,9 @@ from google.protobuf import json_format
 from mtlskit import frontend, k8s, paths, stack, teardown, trust
 from mtlskit.backend import BackendService
 from mtlskit.clients import Clients, build_clients
+from mtlskit.ownership import compute_description as owner_description
 from mtlskit.params import Params
-from mtlskit.plan import Change, owner_description
+from mtlskit.plan import Change
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 

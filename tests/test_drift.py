@@ -17,7 +17,8 @@ from google.protobuf import field_mask_pb2
 
 from mtlskit import certs, drift, execute, k8s, stack, trust
 from mtlskit.checks import Check
-from mtlskit.clients import Clients, build_clients, wait_for_compute
+from mtlskit.clients import Clients, build_clients
+from mtlskit.operations import wait
 from mtlskit.params import Params
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
@@ -125,7 +126,7 @@ def test_api_calls_per_run_stay_few_and_do_not_grow_with_unrelated_resources(env
     )
     k8s.apply_ingress(env.clients, other, k8s.plan_ingress(env.clients, other))
     trust.apply_trust(env.clients, other, trust.plan_trust(env.clients, other))
-    wait_for_compute(
+    wait(
         env.clients,
         env.clients.compute.url_maps.insert(
             project=PROJECT,
@@ -183,7 +184,7 @@ def test_service_port_change_leaves_the_url_map_on_the_old_backend_service(env: 
 
 def test_url_map_pointing_elsewhere(env: Env, unique: str, restore: None) -> None:
     c = env.clients.compute
-    wait_for_compute(
+    wait(
         env.clients,
         c.backend_services.insert(
             project=PROJECT,
@@ -194,7 +195,7 @@ def test_url_map_pointing_elsewhere(env: Env, unique: str, restore: None) -> Non
         "other backend service",
     )
     um = c.url_maps.get(project=PROJECT, url_map=env.params.frontend.url_map)
-    wait_for_compute(
+    wait(
         env.clients,
         c.url_maps.patch(
             project=PROJECT,
@@ -219,7 +220,7 @@ def test_detached_server_tls_policy_fails_the_check_and_the_notebook(
     c = env.clients.compute.target_https_proxies
     name = env.params.frontend.target_proxy
     proxy = c.get(project=PROJECT, target_https_proxy=name)
-    wait_for_compute(
+    wait(
         env.clients,
         c.patch(
             project=PROJECT,
@@ -304,9 +305,7 @@ def test_backend_config_intent(env: Env, restore: None) -> None:
     edit = compute_v1.BackendService(
         fingerprint=current.fingerprint, custom_request_headers=["X-Hand-Edit:1"]
     )
-    wait_for_compute(
-        env.clients, c.patch(project=PROJECT, backend_service=bs, backend_service_resource=edit), "edit"
-    )
+    wait(env.clients, c.patch(project=PROJECT, backend_service=bs, backend_service_resource=edit), "edit")
     check = by_name(drift.drift_checks(env.clients, env.params))[drift.BACKEND_CONFIG]
     assert check.status == "fail" and "the controller has not applied it" in check.evidence
     assert "extra ['X-Hand-Edit']" in check.evidence
@@ -315,9 +314,7 @@ def test_backend_config_intent(env: Env, restore: None) -> None:
     back = compute_v1.BackendService(
         fingerprint=current.fingerprint, custom_request_headers=list(env.params.mtls.custom_headers)
     )
-    wait_for_compute(
-        env.clients, c.patch(project=PROJECT, backend_service=bs, backend_service_resource=back), "undo"
-    )
+    wait(env.clients, c.patch(project=PROJECT, backend_service=bs, backend_service_resource=back), "undo")
 
 
 def test_dns_answers(env: Env) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from mtlskit import plan
-from mtlskit.errors import PrerequisiteMissing
 
 
 def test_missing_resource_is_created() -> None:
@@ -48,7 +47,3 @@ def test_summary_counts_and_table_rows() -> None:
         "changed fields": "x",
         "equivalent command": "u",
     }
-
-
-def test_missing_prerequisite_is_the_kits_prerequisite_error() -> None:
-    assert plan.MissingPrerequisite is PrerequisiteMissing

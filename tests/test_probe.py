@@ -18,8 +18,8 @@ import yaml
 
 from mtlskit import certs, paths, probe, runbook, stack
 from mtlskit.clients import Clients, build_clients
+from mtlskit.errors import PrerequisiteMissing as MissingPrerequisite
 from mtlskit.params import Params, ParamsError
-from mtlskit.plan import MissingPrerequisite
 from tests.conftest import PROJECT, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 50_verify in a kernel

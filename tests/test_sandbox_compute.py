@@ -11,7 +11,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from mtlskit import certs
-from mtlskit.clients import Clients, OperationError, wait_for_compute
+from mtlskit.clients import Clients
+from mtlskit.errors import OperationFailed
+from mtlskit.operations import wait
 from tests.conftest import PROJECT, sandbox_call
 
 P = PROJECT
@@ -22,7 +24,7 @@ def _backend(clients: Clients, name: str) -> str:
         project=P,
         backend_service_resource=compute_v1.BackendService(name=name, load_balancing_scheme="EXTERNAL"),
     )
-    wait_for_compute(clients, op, f"create {name}")
+    wait(clients, op, f"create {name}")
     return clients.compute.backend_services.get(project=P, backend_service=name).self_link
 
 
@@ -39,7 +41,7 @@ def _self_managed_cert(clients: Clients, name: str) -> str:
             name=name, certificate=certs.pem(leaf.cert), private_key=key
         ),
     )
-    wait_for_compute(clients, op, name)
+    wait(clients, op, name)
     return clients.compute.ssl_certificates.get(project=P, ssl_certificate=name).self_link
 
 
@@ -49,7 +51,7 @@ def _backend_and_url_map(clients: Clients, prefix: str) -> str:
     op = clients.compute.url_maps.insert(
         project=P, url_map_resource=compute_v1.UrlMap(name=f"{prefix}-um", default_service=bs)
     )
-    wait_for_compute(clients, op, f"create {prefix}-um")
+    wait(clients, op, f"create {prefix}-um")
     return bs
 
 
@@ -57,7 +59,7 @@ def https_chain(clients: Clients, prefix: str) -> str:
     """Backend service <- URL map <- target HTTPS proxy, named <prefix>-bs/-um/-px; returns the backend link."""
     bs = _backend_and_url_map(clients, prefix)
     cert = _self_managed_cert(clients, f"{prefix}-cert")
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.target_https_proxies.insert(
             project=P,
@@ -82,7 +84,7 @@ def test_operations_go_pending_to_done_and_wait_returns_done(clients: Clients, u
 
 
 def test_address_gets_a_loopback_ip_and_lists_and_deletes(clients: Clients, unique: str) -> None:
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.addresses.insert(project=P, address_resource=compute_v1.Address(name=unique)),
         "addr",
@@ -90,14 +92,14 @@ def test_address_gets_a_loopback_ip_and_lists_and_deletes(clients: Clients, uniq
     addr = clients.compute.addresses.get(project=P, address=unique)
     assert addr.address.startswith("127.") and addr.status == "RESERVED"
     assert unique in [a.name for a in clients.compute.addresses.list(project=P)]
-    wait_for_compute(clients, clients.compute.addresses.delete(project=P, address=unique), "del")
+    wait(clients, clients.compute.addresses.delete(project=P, address=unique), "del")
     with pytest.raises(gexc.NotFound):
         clients.compute.addresses.get(project=P, address=unique)
 
 
 def test_creating_an_existing_name_is_a_conflict(clients: Clients, unique: str) -> None:
     res = compute_v1.SslPolicy(name=unique, profile="MODERN", min_tls_version="TLS_1_2")
-    wait_for_compute(clients, clients.compute.ssl_policies.insert(project=P, ssl_policy_resource=res), "pol")
+    wait(clients, clients.compute.ssl_policies.insert(project=P, ssl_policy_resource=res), "pol")
     with pytest.raises(gexc.Conflict, match="already exists"):
         clients.compute.ssl_policies.insert(project=P, ssl_policy_resource=res)
 
@@ -108,9 +110,7 @@ def test_managed_certificate_moves_from_provisioning_to_active(clients: Clients,
         type_="MANAGED",
         managed=compute_v1.SslCertificateManagedSslCertificate(domains=["a.mtlskit.test"]),
     )
-    wait_for_compute(
-        clients, clients.compute.ssl_certificates.insert(project=P, ssl_certificate_resource=res), "c"
-    )
+    wait(clients, clients.compute.ssl_certificates.insert(project=P, ssl_certificate_resource=res), "c")
     assert (
         clients.compute.ssl_certificates.get(project=P, ssl_certificate=unique).managed.status
         == "PROVISIONING"
@@ -158,7 +158,7 @@ def test_url_map_with_missing_backend_service_is_refused(clients: Clients, uniqu
 
 def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients, unique: str) -> None:
     bs = https_chain(clients, unique)
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.ssl_policies.insert(
             project=P,
@@ -168,7 +168,7 @@ def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients
         ),
         "pol",
     )
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.target_https_proxies.set_ssl_policy(
             project=P,
@@ -182,7 +182,7 @@ def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients
     proxy = clients.compute.target_https_proxies.get(project=P, target_https_proxy=f"{unique}-px")
     assert proxy.ssl_policy.endswith(f"/sslPolicies/{unique}-pol")
     stale = proxy.fingerprint
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.target_https_proxies.patch(
             project=P,
@@ -202,14 +202,14 @@ def test_proxy_patch_needs_current_fingerprint_and_setters_work(clients: Clients
         == "v2"
     )
     # setUrlMap lives outside /global/ in the v1 API
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.url_maps.insert(
             project=P, url_map_resource=compute_v1.UrlMap(name=f"{unique}-um2", default_service=bs)
         ),
         "um2",
     )
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.target_https_proxies.set_url_map(
             project=P,
@@ -234,9 +234,7 @@ def test_forwarding_rule_scheme_must_match_backend_service(clients: Clients, uni
     with pytest.raises(gexc.BadRequest, match="must match the backend service"):
         clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule)
     rule.load_balancing_scheme = "EXTERNAL"
-    wait_for_compute(
-        clients, clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule), "fr"
-    )
+    wait(clients, clients.compute.forwarding_rules.insert(project=P, forwarding_rule_resource=rule), "fr")
     assert clients.compute.forwarding_rules.get(
         project=P, forwarding_rule=f"{unique}-fr"
     ).I_p_address.startswith("127.")
@@ -247,10 +245,8 @@ def test_deleting_a_referenced_resource_is_refused(clients: Clients, unique: str
     with pytest.raises(gexc.BadRequest, match="already being used") as info:
         clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs")
     assert info.value.errors[0]["reason"] == "resourceInUseByAnotherResource"
-    wait_for_compute(clients, clients.compute.url_maps.delete(project=P, url_map=f"{unique}-um"), "del um")
-    wait_for_compute(
-        clients, clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs"), "d"
-    )
+    wait(clients, clients.compute.url_maps.delete(project=P, url_map=f"{unique}-um"), "del um")
+    wait(clients, clients.compute.backend_services.delete(project=P, backend_service=f"{unique}-bs"), "d")
 
 
 def test_unknown_field_is_rejected_by_the_discovery_schema(clients: Clients, unique: str) -> None:
@@ -309,8 +305,8 @@ def test_fault_switch_and_counter(clients: Clients, unique: str, no_faults: None
         clients.compute.addresses.get(project=P, address="x", retry=None)
     sandbox_call(clients, "faults", "POST", {"error_rate": 0.0, "operation_error_rate": 1.0})
     op = clients.compute.addresses.insert(project=P, address_resource=compute_v1.Address(name=unique))
-    with pytest.raises(OperationError) as info:
-        wait_for_compute(clients, op, "faulty insert")
+    with pytest.raises(OperationFailed) as info:
+        wait(clients, op, "faulty insert")
     assert isinstance(info.value.cause, gexc.ServiceUnavailable)
     sandbox_call(clients, "faults", "POST", {"operation_error_rate": 0.0})
     with pytest.raises(gexc.NotFound):  # the failed operation changed nothing

@@ -11,7 +11,8 @@ from google.cloud import compute_v1
 from kubernetes.client.exceptions import ApiException
 
 from mtlskit import backend, k8s
-from mtlskit.clients import Clients, wait_for_compute
+from mtlskit.clients import Clients
+from mtlskit.operations import wait
 from mtlskit.params import Params
 from tests.conftest import PROJECT, sandbox_params
 
@@ -73,7 +74,7 @@ def test_backendconfig_is_applied_and_wins_over_out_of_band_edits(clients: Clien
     assert bs.log_enable and bs.log_sample_rate == 1.0
     assert bs.custom_request_headers == list(env.mtls.custom_headers)
     # someone edits the backend service by hand...
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.backend_services.patch(
             project=PROJECT,
@@ -145,7 +146,7 @@ def test_deleting_the_anchor_under_a_live_url_map_orphans_the_backend_service(
     clients: Clients, env: Params, unique: str
 ) -> None:
     name = next(iter(setup_ingress(clients, env)))
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.url_maps.insert(
             project=PROJECT,

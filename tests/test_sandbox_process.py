@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from google.cloud import compute_v1
 
-from mtlskit.clients import build_clients, wait_for_compute
+from mtlskit.clients import build_clients
+from mtlskit.operations import wait
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 
@@ -40,7 +41,7 @@ def test_state_survives_restart_and_stop_leaves_no_process(tmp_path: Path) -> No
     assert info is not None
     listening = _listening_addresses(info.pid)
     assert listening and all(a.startswith("0100007F:") for a in listening), listening  # 127.0.0.1 only
-    wait_for_compute(
+    wait(
         clients,
         clients.compute.addresses.insert(project=PROJECT, address_resource=compute_v1.Address(name="kept")),
         "insert",

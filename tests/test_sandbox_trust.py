@@ -12,7 +12,8 @@ from google.cloud import network_security_v1 as ns
 from google.protobuf import field_mask_pb2
 
 from mtlskit import certs
-from mtlskit.clients import Clients, wait_for_compute
+from mtlskit.clients import Clients
+from mtlskit.operations import wait
 from tests.conftest import PROJECT
 
 LOC = f"projects/{PROJECT}/locations/global"
@@ -126,14 +127,14 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
     tc = _trust_config(clients, f"{unique}-tc")
     policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
     c = clients.compute
-    wait_for_compute(
+    wait(
         clients,
         c.backend_services.insert(
             project=PROJECT, backend_service_resource=compute_v1.BackendService(name=f"{unique}-bs")
         ),
         "bs",
     )
-    wait_for_compute(
+    wait(
         clients,
         c.url_maps.insert(
             project=PROJECT,
@@ -143,7 +144,7 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
         ),
         "um",
     )
-    wait_for_compute(
+    wait(
         clients,
         c.ssl_certificates.insert(
             project=PROJECT,
@@ -164,9 +165,7 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
     with pytest.raises(gexc.BadRequest, match="serverTlsPolicy"):
         c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy)
     proxy.server_tls_policy = f"//networksecurity.googleapis.com/{policy.name}"
-    wait_for_compute(
-        clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px"
-    )
+    wait(clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px")
     with pytest.raises(gexc.BadRequest, match="already being used"):
         clients.network_security.delete_server_tls_policy(name=policy.name)
 

@@ -15,7 +15,7 @@ from mtlskit import params as params_mod
 from mtlskit.params import ParamsError
 
 if TYPE_CHECKING:
-    from mtlskit.execute import NotebookResult, SharedKernel
+    from mtlskit.execute import NotebookResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -187,47 +187,25 @@ def run(
     2 a notebook crashed or an API kept failing, 3 the params are invalid.
     """
     from mtlskit import execute
+    from mtlskit.report import EXIT_MEANING
 
     kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
     try:
-        _run(kernel, params_file, apply, verify_only, teardown, out_dir, notebooks)
+        try:
+            p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
+        except ParamsError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(execute.EXIT_BAD_PARAMS)
+        names = _notebook_names(verify_only, teardown, notebooks)
+        # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        click.echo(f"running {', '.join(names)} with apply={apply}")
+        out = Path(out_dir).resolve() if out_dir else None
+        result = execute.run_notebooks(
+            params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel
+        )
     finally:
         kernel.close()
-
-
-def _run(
-    kernel: SharedKernel,
-    params_file: str | None,
-    apply: bool,
-    verify_only: bool,
-    teardown: bool,
-    out_dir: str | None,
-    notebooks: tuple[str, ...],
-) -> None:
-    from mtlskit import execute
-    from mtlskit.report import EXIT_MEANING
-
-    try:
-        p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
-    except ParamsError as err:
-        click.echo(f"Error: {err}", err=True)
-        sys.exit(execute.EXIT_BAD_PARAMS)
-    if notebooks:
-        names = list(notebooks)
-    else:
-        names = list(execute.VERIFY) if verify_only else [*execute.BUILD, *execute.VERIFY]
-    if teardown:
-        names.append(execute.TEARDOWN)
-    unknown = [n for n in names if not execute.notebook_path(n).is_file()]
-    if unknown:
-        raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")
-    out = Path(out_dir).resolve() if out_dir else None
-    # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    click.echo(f"running {', '.join(names)} with apply={apply}")
-    result = execute.run_notebooks(
-        params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel
-    )
     for nb in result.notebooks:
         _explain_failure(nb)
     click.echo(f"executed notebooks and summary.json: {result.out_dir}")
@@ -242,6 +220,22 @@ def _run(
     code = result.exit_code
     click.echo(f"exit code {code}: {EXIT_MEANING[code]}", err=code != 0)
     sys.exit(code)
+
+
+def _notebook_names(verify_only: bool, teardown: bool, notebooks: tuple[str, ...]) -> list[str]:
+    """The steps to run, checked to exist before anything runs."""
+    from mtlskit import execute
+
+    if notebooks:
+        names = list(notebooks)
+    else:
+        names = list(execute.VERIFY) if verify_only else [*execute.BUILD, *execute.VERIFY]
+    if teardown:
+        names.append(execute.TEARDOWN)
+    unknown = [n for n in names if not execute.notebook_path(n).is_file()]
+    if unknown:
+        raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")
+    return names
 
 
 def _progress(name: str, result: NotebookResult | None) -> None:

@@ -258,18 +258,3 @@ def build_clients(params: Params) -> Clients:
         https_port=https_port,
         server_ca_file=server_ca,
     )
-
-
-# Names callers used before `mtlskit.errors` and `mtlskit.operations` existed; they stay importable
-# from here while those callers move.
-ApiCallFailed = errors.ApiCallFailed
-OperationError = errors.OperationFailed
-CALL_FAILURES: tuple[type[BaseException], ...] = (errors.ApiError, *errors.LIBRARY_FAILURES)
-describe_call_failure = errors.describe
-
-
-def wait_for_compute(
-    clients: Clients, operation: Any, what: str, on_progress: operations.Progress | None = None
-) -> None:
-    """`operations.wait`, under the name it had when only Compute operations were waited for here."""
-    operations.wait(clients, operation, what, on_progress)

@@ -762,11 +762,11 @@ def check_wiring(params: Params, state: DriftState) -> Check:
         )
     if problems or fr is None or sp is None:
         return Check(WIRING, "fail", "; ".join(problems), "re-run 40_frontend with apply=True")
+    chain = f"{fr.I_p_address}:443 ({f.forwarding_rule}) -> {f.target_proxy} -> {f.url_map}"
     return Check(
         WIRING,
         "pass",
-        f"{fr.I_p_address}:443 ({f.forwarding_rule}) -> {f.target_proxy} -> {f.url_map}; certificate "
-        f"{f.certificate}; SSL policy {f.ssl_policy} {sp.profile} {sp.min_tls_version}",
+        f"{chain}; certificate {f.certificate}; SSL policy {f.ssl_policy} {sp.profile} {sp.min_tls_version}",
     )
 
 

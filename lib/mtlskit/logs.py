@@ -33,7 +33,7 @@ from mtlskit.probe import PROBE_PATH, ProbeResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mtlskit.runbook import Step
+    from mtlskit.step import Step
 
 RESOURCE_TYPE = "http_load_balancer"
 PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"

@@ -10,13 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mtlskit import ownership
-from mtlskit.errors import PrerequisiteMissing
-
 Action = Literal["create", "update", "no change", "delete", "keep"]
 
 # The name this error had when only plans raised it; the kit raises `errors.PrerequisiteMissing`.
-MissingPrerequisite = PrerequisiteMissing
 
 
 @dataclass
@@ -76,4 +72,3 @@ def table(changes: list[Change]) -> list[dict[str, str]]:
 
 
 # Kept importable under the name printed-command tests use; the marker itself lives in `ownership`.
-owner_description = ownership.compute_description

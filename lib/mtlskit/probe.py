@@ -35,8 +35,8 @@ from google.api_core import exceptions as gexc
 from mtlskit import certs, paths
 from mtlskit.checks import Check
 from mtlskit.clients import Clients
+from mtlskit.errors import PrerequisiteMissing
 from mtlskit.params import RESERVED_PROBE_CASES, Params
-from mtlskit.plan import MissingPrerequisite
 
 PROBE_HEADER = "X-Mtlskit-Probe"
 PROBE_PATH = "/.mtlskit/probe/"  # followed by the probe id
@@ -264,7 +264,7 @@ def locate_frontend(clients: Clients, params: Params) -> Frontend:
             project=clients.project, forwarding_rule=f.forwarding_rule, retry=clients.retry
         )
     except gexc.NotFound:
-        raise MissingPrerequisite(
+        raise PrerequisiteMissing(
             f"forwarding rule {f.forwarding_rule} does not exist: run notebook 40_frontend with apply=True first"
         ) from None
     target = Frontend(
