@@ -135,7 +135,7 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
 def test_sandbox_gone_mid_run_names_the_call_and_says_rerun(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Connection failures read like API failures: which step, which call, and that a re-run is safe."""
     from mtlskit import k8s, runbook
-    from mtlskit.clients import ApiCallFailed
+    from mtlskit.errors import ApiCallFailed
 
     path = _env(tmp_path_factory.mktemp("gone"), api_retry_seconds=2)
     params = load(path)
@@ -155,8 +155,7 @@ def test_kubernetes_errors_are_wrapped_with_the_status_message(
     from kubernetes.client.exceptions import ApiException
 
     from mtlskit import runbook
-    from mtlskit.clients import ApiCallFailed
-    from mtlskit.errors import ApiError
+    from mtlskit.errors import ApiCallFailed, ApiError
 
     path = _env(tmp_path_factory.mktemp("kube"))
     params = load(path)
