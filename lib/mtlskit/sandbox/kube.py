@@ -7,7 +7,9 @@ the Ingress controller both work through `KubeObjects`, as both go through the A
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,21 @@ API = "kube"
 
 @dataclass(frozen=True)
 class Kind:
+    """One served resource, with what discovery tells clients about it (kubectl maps kinds,
+    short names and `all` through discovery, not through a built-in table)."""
+
     group: str
     version: str
     plural: str
     kind: str
     namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    has_status: bool = False
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
 
     @property
     def api_version(self) -> str:
@@ -35,12 +47,20 @@ class Kind:
 
 
 KINDS = {
-    ("", "namespaces"): Kind("", "v1", "namespaces", "Namespace", namespaced=False),
-    ("", "services"): Kind("", "v1", "services", "Service"),
-    ("", "endpoints"): Kind("", "v1", "endpoints", "Endpoints"),
-    ("", "events"): Kind("", "v1", "events", "Event"),
-    ("", "configmaps"): Kind("", "v1", "configmaps", "ConfigMap"),
-    ("networking.k8s.io", "ingresses"): Kind("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ("", "namespaces"): Kind(
+        "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), has_status=True
+    ),
+    ("", "services"): Kind(
+        "", "v1", "services", "Service", short_names=("svc",), categories=("all",), has_status=True
+    ),
+    ("", "endpoints"): Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    ("", "events"): Kind("", "v1", "events", "Event", short_names=("ev",)),
+    ("", "configmaps"): Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    ("networking.k8s.io", "ingresses"): Kind(
+        "networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), has_status=True
+    ),
+    # Served so that `kubectl describe` can look up a Service's endpoints; the sandbox keeps none.
+    ("discovery.k8s.io", "endpointslices"): Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ("cloud.google.com", "backendconfigs"): Kind("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
 }
 
@@ -112,9 +132,20 @@ class KubeObjects:
                     "BadRequest",
                     "the namespace of the provided object does not match the namespace sent on the request",
                 )
-            if self.get(KINDS[("", "namespaces")], None, namespace) is None:
+            home = self.get(KINDS[("", "namespaces")], None, namespace)
+            if home is None:
                 raise ApiError.kube(
                     404, "NotFound", f'namespaces "{namespace}" not found', name=namespace, kind="namespaces"
+                )
+            if home["metadata"].get("deletionTimestamp"):
+                raise ApiError.kube(
+                    403,
+                    "Forbidden",
+                    f'{kind.qualified} "{name}" is forbidden: unable to create new content in namespace '
+                    f"{namespace} because it is being terminated",
+                    name=name,
+                    group=kind.group,
+                    kind=kind.plural,
                 )
         if self.get(kind, namespace, name) is not None:
             raise ApiError.kube(
@@ -132,6 +163,9 @@ class KubeObjects:
         if kind.namespaced:
             meta["namespace"] = namespace
         body = {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
+        if kind.plural == "namespaces":
+            body["spec"] = {"finalizers": ["kubernetes"]}
+            body["status"] = {"phase": "Active"}
         if kind.plural == "services":
             spec = body.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
@@ -160,8 +194,23 @@ class KubeObjects:
     def patch(
         self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], status_only: bool = False
     ) -> dict[str, Any]:
-        current = self._current_version(kind, namespace, name, patch)
-        return self._store_update(kind, current, merge_patch(current, patch), status_only)
+        return self.update_with(
+            kind, namespace, name, patch, lambda current: merge_patch(current, patch), status_only
+        )
+
+    def update_with(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        incoming: dict[str, Any],
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        status_only: bool = False,
+    ) -> dict[str, Any]:
+        """Store `change(current)`, after the optimistic-locking check of `incoming`'s resourceVersion;
+        every kind of patch and server-side apply goes through here."""
+        current = self._current_version(kind, namespace, name, incoming)
+        return self._store_update(kind, current, change(copy.deepcopy(current)), status_only)
 
     def _current_version(
         self, kind: Kind, namespace: str | None, name: str, incoming: dict[str, Any]
@@ -195,6 +244,10 @@ class KubeObjects:
             )
             meta = dict(new.get("metadata") or {})
             meta.pop("deletionTimestamp", None)  # only a delete sets it
+            if "managedFields" not in meta and "managedFields" in current["metadata"]:
+                meta["managedFields"] = current["metadata"][
+                    "managedFields"
+                ]  # a write that omits them keeps them
             for keep in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
                 if keep in current["metadata"]:
                     meta[keep] = current["metadata"][keep]
@@ -220,18 +273,42 @@ class KubeObjects:
                 current = self._save(kind, current)
             return current
         self.store.delete(API, kind.qualified, key_of(kind, namespace, name))
-        if kind.plural == "namespaces":
-            for k in KINDS.values():
-                if k.namespaced:
-                    for obj in self.list(k, name):
-                        self.store.delete(API, k.qualified, key_of(k, name, obj["metadata"]["name"]))
         return current
+
+    def terminating(self, namespace: str | None) -> bool:
+        home = self.get(KINDS[("", "namespaces")], None, namespace) if namespace else None
+        return bool(home and home["metadata"].get("deletionTimestamp"))
+
+    def contents(self, namespace: str) -> list[tuple[Kind, dict[str, Any]]]:
+        """Everything in a namespace, Ingresses first: their finalizer needs the Services they name."""
+        order = sorted((k for k in KINDS.values() if k.namespaced), key=lambda k: k.plural != "ingresses")
+        return [(k, obj) for k in order for obj in self.list(k, namespace)]
+
+    def mark_terminating(self, name: str) -> dict[str, Any]:
+        """The first step of a namespace delete: `Terminating` until the namespace controller empties it."""
+        current = self.require(KINDS[("", "namespaces")], None, name)
+        if not current["metadata"].get("deletionTimestamp"):
+            current["metadata"]["deletionTimestamp"] = rfc3339().split(".")[0] + "Z"
+            current["status"] = {**(current.get("status") or {}), "phase": "Terminating"}
+            current = self._save(KINDS[("", "namespaces")], current)
+        return current
+
+    def finish_namespace(self, name: str) -> bool:
+        """Remove a terminating namespace once nothing is left in it (its `kubernetes` finalizer)."""
+        if not self.terminating(name) or self.contents(name):
+            return False
+        self.store.delete(
+            API, KINDS[("", "namespaces")].qualified, key_of(KINDS[("", "namespaces")], None, name)
+        )
+        return True
 
     def record_event(
         self, involved: dict[str, Any], kind: Kind, reason: str, message: str, type_: str = "Normal"
     ) -> None:
         meta = involved["metadata"]
         ns = meta.get("namespace", "default")
+        if self.terminating(ns):
+            return  # the API server refuses new content there; recorders drop the event
         now = rfc3339().split(".")[0] + "Z"
         self.create(
             KINDS[("", "events")],

@@ -1,16 +1,22 @@
 """The Kubernetes API's HTTP surface for the kinds the kit uses, reached by the official client
 through a kubeconfig.
 
-Merge and strategic-merge patches are both applied as merge patches (the kit only patches maps).
-Every accepted write is published as an event, so the Ingress controller reconciles before the
+Writes are validated against the published schemas (`kube_openapi`), record their field manager
+(`kube_apply`), and take merge, strategic merge and server-side apply patches. Every accepted write is published as an event, so the Ingress controller reconciles before the
 response returns.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import yaml
+
+from mtlskit.sandbox import kube_apply, kube_openapi
+from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
-from mtlskit.sandbox.web import ApiError, Request, Response
+from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
 
 
 class KubeApi:
@@ -29,6 +35,9 @@ class KubeApi:
                     "platform": "linux/amd64",
                 },
             )
+        found = self._discovery(req, parts)
+        if found is not None:
+            return found
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, rest = "", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
@@ -45,67 +54,213 @@ class KubeApi:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
         return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
 
+    def _discovery(self, req: Request, parts: list[str]) -> Response | None:
+        """Discovery and OpenAPI documents, or None when the path names resources instead."""
+        if parts[:1] == ["openapi"]:
+            return kube_openapi.handle(req.headers.get("accept", ""), parts[1:])
+        if req.method != "GET" or parts[:1] not in (["api"], ["apis"]):
+            return None
+        if len(parts) == 1:
+            if discovery.wants_aggregated(req.headers.get("accept", "")):
+                body = discovery.aggregated(core=parts == ["api"])
+                return Response(200, body, {"Content-Type": discovery.AGGREGATED_V2})
+            if parts == ["api"]:
+                return Response(200, discovery.api_versions(req.headers.get("host", "127.0.0.1")))
+            return Response(200, discovery.api_group_list())
+        if parts[0] == "apis" and len(parts) == 2:
+            return _found(discovery.api_group(parts[1]))
+        if parts[0] == "api" and len(parts) == 2:
+            return _found(discovery.api_resource_list("", parts[1]))
+        if parts[0] == "apis" and len(parts) == 3:
+            return _found(discovery.api_resource_list(parts[1], parts[2]))
+        return None
+
     def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
+        if not rest and req.method == "GET":
+            return self._list(req, kind, namespace)
+        if not rest and req.method == "POST":
+            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"))
+            manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
+            managed = kube_apply.created_by(manager, "Update", kind.api_version, body)
+            created = self.objects.create(kind, namespace, _with_managed(body, managed))
+            return self._written(kind, created, 201, warnings)
         if not rest:
-            if req.method == "GET":
-                items = self.objects.list(kind, namespace)
-                selector = req.arg("labelSelector")
-                if selector:
-                    wanted = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
-                    items = [
-                        i
-                        for i in items
-                        if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
-                    ]
-                rv = self.objects.resource_version()
-                return Response(
-                    200,
-                    {
-                        "apiVersion": kind.api_version,
-                        "kind": f"{kind.kind}List",
-                        "metadata": {"resourceVersion": rv},
-                        "items": items,
-                    },
-                )
-            if req.method == "POST":
-                result = self.objects.create(kind, namespace, req.json())
-                self.events.publish(KUBE_WRITE, kind, result)
-                return Response(201, self.objects.get(kind, namespace, result["metadata"]["name"]) or result)
-        else:
-            name, sub = rest[0], rest[1] if len(rest) > 1 else None
-            status_only = sub == "status"
-            if req.method == "GET":
-                return Response(200, self.objects.require(kind, namespace, name))
+            raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
+        name, sub = rest[0], rest[1] if len(rest) > 1 else None
+        status_only = sub == "status"
+        if req.method == "GET":
+            return Response(200, self.objects.require(kind, namespace, name))
+        if req.method == "DELETE":
+            return self._delete(kind, namespace, name)
+        manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
+        ctype = req.headers.get("content-type", "").split(";")[0].strip()
+        if req.method == "PATCH" and ctype == "application/apply-patch+yaml":
+            return self._apply(req, kind, namespace, name, manager)
+        if req.method not in ("PUT", "PATCH"):
+            raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
+        if "json-patch" in ctype:
+            raise ApiError.kube(
+                415,
+                "UnsupportedMediaType",
+                "the sandbox accepts merge, strategic merge and apply patches only",
+            )
+        incoming = req.json()
+        warnings: list[str] = []
+        if req.method == "PUT":
+            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"))
+
+        def change(current: dict[str, Any]) -> dict[str, Any]:
             if req.method == "PUT":
-                result = self.objects.replace(kind, namespace, name, req.json(), status_only)
-            elif req.method == "PATCH":
-                ctype = req.headers.get("content-type", "")
-                if "json-patch" in ctype:
-                    raise ApiError.kube(
-                        415,
-                        "UnsupportedMediaType",
-                        "the sandbox accepts merge and strategic merge patches only",
-                    )
-                result = self.objects.patch(kind, namespace, name, req.json(), status_only)
-            elif req.method == "DELETE":
-                result = self.objects.delete(kind, namespace, name)
+                new = incoming
+            elif ctype == "application/strategic-merge-patch+json" and kind.group != "cloud.google.com":
+                new = kube_apply.strategic_merge(
+                    current, incoming, kube_openapi.schema_of(kind), kube_openapi.resolve
+                )
+            else:  # custom resources take merge patches only, as the API server's CRD handler does
+                new = merge_patch(current, incoming)
+            if status_only:
+                return new
+            return _with_managed(
+                new, kube_apply.record_update(current, incoming, new, manager, kind.api_version)
+            )
+
+        saved = self.objects.update_with(kind, namespace, name, incoming, change, status_only)
+        return self._written(kind, saved, 200, warnings)
+
+    def _apply(self, req: Request, kind: Kind, namespace: str | None, name: str, manager: str) -> Response:
+        """Server-side apply: create (201) or update (200) with `manager` owning what it applied."""
+        if not req.arg("fieldManager"):
+            raise ApiError.kube(
+                400, "BadRequest", "PATCH /apply: fieldManager is required for apply requests"
+            )
+        try:
+            applied = yaml.safe_load(req.body or b"{}") or {}
+        except yaml.YAMLError as exc:
+            raise ApiError.kube(400, "BadRequest", f"error decoding YAML: {exc}") from None
+        if (applied.get("apiVersion"), applied.get("kind")) != (kind.api_version, kind.kind):
+            raise ApiError.kube(
+                400,
+                "BadRequest",
+                f"the API version in the data ({applied.get('apiVersion')}) does not match the expected "
+                f"API version ({kind.api_version}) or kind ({applied.get('kind')} != {kind.kind})",
+            )
+        if (applied.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiError.kube(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
+        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"))
+        force = (req.arg("force") or "").lower() == "true"
+        if self.objects.get(kind, namespace, name) is None:
+            managed = kube_apply.created_by(manager, "Apply", kind.api_version, applied)
+            meta = {**(applied.get("metadata") or {}), "name": name}
+            created = self.objects.create(
+                kind, namespace, _with_managed({**applied, "metadata": meta}, managed)
+            )
+            return self._written(kind, created, 201, warnings)
+
+        def change(current: dict[str, Any]) -> dict[str, Any]:
+            result, managed = kube_apply.apply(current, applied, manager, force)
+            return _with_managed(result, managed)
+
+        return self._written(kind, self.objects.update_with(kind, namespace, name, {}, change), 200, warnings)
+
+    def _written(self, kind: Kind, stored: dict[str, Any], status: int, warnings: list[str]) -> Response:
+        """Publish an accepted write (the controller follows before the answer) and answer with the
+        object as it is now, or as written when the write completed its deletion (last finalizer)."""
+        namespace, name = stored["metadata"].get("namespace"), stored["metadata"]["name"]
+        self.events.publish(KUBE_WRITE, kind, stored)
+        self._settle(namespace)
+        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else {}
+        return Response(status, self.objects.get(kind, namespace, name) or stored, headers)
+
+    def _list(self, req: Request, kind: Kind, namespace: str | None) -> Response:
+        items = self.objects.list(kind, namespace)
+        labels = _selector(req.arg("labelSelector"))
+        fields = _selector(req.arg("fieldSelector"))
+        items = [
+            i
+            for i in items
+            if all(((i["metadata"].get("labels") or {}).get(k) == v) is eq for k, (v, eq) in labels.items())
+            and all((_field(i, k) == v) is eq for k, (v, eq) in fields.items())
+        ]
+        return Response(
+            200,
+            {
+                "apiVersion": kind.api_version,
+                "kind": f"{kind.kind}List",
+                "metadata": {"resourceVersion": self.objects.resource_version()},
+                "items": items,
+            },
+        )
+
+    def _delete(self, kind: Kind, namespace: str | None, name: str) -> Response:
+        if kind.plural == "namespaces":
+            return self._delete_namespace(name)
+        result = self.objects.delete(kind, namespace, name)
+        self.events.publish(KUBE_WRITE, kind, result)
+        self._settle(namespace)
+        remaining = self.objects.get(kind, namespace, name)
+        if remaining is not None:
+            return Response(200, remaining)
+        if kind.plural == "services":
+            return Response(200, result)  # the API answers a Service delete with the Service
+        return Response(
+            200,
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": name, "kind": kind.plural, "uid": result["metadata"].get("uid")},
+            },
+        )
+
+    def _delete_namespace(self, name: str) -> Response:
+        """Mark the namespace Terminating, then delete what is in it one object at a time, through the
+        same path as a client's delete: an Ingress's finalizer lets the controller remove its frontend and
+        collect its backend services before the Ingress goes, as on GKE. The namespace goes when empty."""
+        marked = self.objects.mark_terminating(name)
+        for kind, obj in self.objects.contents(name):
+            if not obj["metadata"].get("deletionTimestamp"):
+                result = self.objects.delete(kind, name, obj["metadata"]["name"])
                 self.events.publish(KUBE_WRITE, kind, result)
-                if self.objects.get(kind, namespace, name) is None and kind.plural == "services":
-                    return Response(200, result)  # the API answers a Service delete with the Service
-                if self.objects.get(kind, namespace, name) is None:
-                    return Response(
-                        200,
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "metadata": {},
-                            "status": "Success",
-                            "details": {"name": name, "kind": kind.plural},
-                        },
-                    )
-                return Response(200, self.objects.get(kind, namespace, name))
-            else:
-                raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
-            self.events.publish(KUBE_WRITE, kind, result)
-            return Response(200, self.objects.get(kind, namespace, name) or result)
-        raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
+        self._settle(name)
+        return Response(200, self.objects.get(KINDS[("", "namespaces")], None, name) or marked)
+
+    def _settle(self, namespace: str | None) -> None:
+        """A terminating namespace goes once the last object in it (finalizers done) has gone."""
+        if namespace and self.objects.terminating(namespace):
+            for kind, obj in self.objects.contents(namespace):
+                if kind.plural == "events":  # recorded while it emptied; nothing holds them
+                    self.objects.delete(kind, namespace, obj["metadata"]["name"])
+            self.objects.finish_namespace(namespace)
+
+
+def _with_managed(obj: dict[str, Any], managed: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "managedFields": managed}}
+
+
+def _selector(raw: str | None) -> dict[str, tuple[str, bool]]:
+    """`a=b,c!=d` (and `==`) as {key: (value, equal)}: the selector forms kubectl sends."""
+    out: dict[str, tuple[str, bool]] = {}
+    for term in filter(None, (raw or "").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            out[key.strip()] = (value.strip(), False)
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            out[key.strip()] = (value.strip(), True)
+    return out
+
+
+def _field(obj: dict[str, Any], path: str) -> str:
+    node: Any = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return "" if node is None else str(node)
+
+
+def _found(body: dict[str, Any] | None) -> Response:
+    if body is None:
+        raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
+    return Response(200, body)
