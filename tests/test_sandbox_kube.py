@@ -104,3 +104,26 @@ def test_delete_waits_for_finalizers(clients: Clients, ns: str) -> None:
     with pytest.raises(ApiException) as info:
         core.read_namespaced_config_map("cm", ns)
     assert info.value.status == 404
+
+
+def test_chunked_request_body_is_read_whole(clients: Clients, ns: str) -> None:
+    """kubectl streams `-f` files chunked; the body must arrive whole and the connection stay usable."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(clients.endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    body = json.dumps({"metadata": {"name": "chunked"}, "data": {"k": "v"}}).encode()
+    conn.putrequest("POST", f"/api/v1/namespaces/{ns}/configmaps")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader("Content-Type", "application/json")
+    conn.endheaders()
+    for piece in (body[:7], body[7:]):
+        conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    conn.send(b"0\r\n\r\n")
+    created = conn.getresponse()
+    assert created.status == 201 and json.loads(created.read())["data"] == {"k": "v"}
+    conn.request("GET", f"/api/v1/namespaces/{ns}/configmaps/chunked")
+    assert conn.getresponse().status == 200
+    conn.close()
