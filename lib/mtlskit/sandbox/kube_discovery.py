@@ -45,6 +45,12 @@ def kinds_of(group: str, version: str) -> list[Kind]:
     return [k for k in KINDS.values() if k.group == group and k.version == version]
 
 
+def _names(k: Kind) -> dict[str, list[str]]:
+    """The other names kubectl accepts for a kind (`ing`), and the groups it belongs to (`all`)."""
+    names = {"shortNames": list(k.short_names), "categories": list(k.categories)}
+    return {key: value for key, value in names.items() if value}
+
+
 # ---- legacy form -----------------------------------------------------------------------------------
 
 
@@ -83,18 +89,16 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
         return None
     resources: list[dict[str, Any]] = []
     for k in kinds:
-        entry: dict[str, Any] = {
-            "name": k.plural,
-            "singularName": k.singular,
-            "namespaced": k.namespaced,
-            "kind": k.kind,
-            "verbs": VERBS,
-        }
-        if k.short_names:
-            entry["shortNames"] = list(k.short_names)
-        if k.categories:
-            entry["categories"] = list(k.categories)
-        resources.append(entry)
+        resources.append(
+            {
+                "name": k.plural,
+                "singularName": k.singular,
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": VERBS,
+                **_names(k),
+            }
+        )
         if k.has_status:
             resources.append(
                 {
@@ -125,11 +129,8 @@ def _resource_discovery(k: Kind) -> dict[str, Any]:
         "scope": "Namespaced" if k.namespaced else "Cluster",
         "singularResource": k.singular,
         "verbs": VERBS,
+        **_names(k),
     }
-    if k.short_names:
-        entry["shortNames"] = list(k.short_names)
-    if k.categories:
-        entry["categories"] = list(k.categories)
     if k.has_status:
         entry["subresources"] = [
             {"subresource": "status", "responseKind": response_kind, "verbs": SUBRESOURCE_VERBS}

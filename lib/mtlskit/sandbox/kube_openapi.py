@@ -328,54 +328,56 @@ def validate(kind: Kind, obj: Any, directive: str | None) -> tuple[Any, list[str
 # ---- the BackendConfig CRD -----------------------------------------------------------------------------
 
 
-def _obj(**props: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": props}
+# ingress-gce's BackendConfig `spec` (cloud.google.com/v1, pkg/apis/backendconfig/v1/types.go), in a
+# shorthand `_schema` expands: a type name, a map of fields, or a one-element list of items.
+BACKEND_CONFIG_SPEC: dict[str, Any] = {
+    "iap": {
+        "enabled": "boolean",
+        "oauthclientCredentials": dict.fromkeys(("secretName", "clientID", "clientSecret"), "string"),
+    },
+    "cdn": {
+        "enabled": "boolean",
+        "bypassCacheOnRequestHeaders": [{"headerName": "string"}],
+        "cachePolicy": {
+            **dict.fromkeys(("includeHost", "includeProtocol", "includeQueryString"), "boolean"),
+            **dict.fromkeys(("queryStringBlacklist", "queryStringWhitelist"), ["string"]),
+        },
+        "cacheMode": "string",
+        **dict.fromkeys(
+            ("clientTtl", "defaultTtl", "maxTtl", "serveWhileStale", "signedUrlCacheMaxAgeSec"), "integer"
+        ),
+        **dict.fromkeys(("negativeCaching", "requestCoalescing"), "boolean"),
+        "negativeCachingPolicy": [{"code": "integer", "ttl": "integer"}],
+        "signedUrlKeys": [dict.fromkeys(("keyName", "keyValue", "secretName"), "string")],
+    },
+    "securityPolicy": {"name": "string"},
+    "timeoutSec": "integer",
+    "connectionDraining": {"drainingTimeoutSec": "integer"},
+    "sessionAffinity": {"affinityType": "string", "affinityCookieTtlSec": "integer"},
+    "customRequestHeaders": {"headers": ["string"]},
+    "customResponseHeaders": {"headers": ["string"]},
+    "healthCheck": {
+        **dict.fromkeys(
+            ("checkIntervalSec", "timeoutSec", "healthyThreshold", "unhealthyThreshold", "port"), "integer"
+        ),
+        **dict.fromkeys(("type", "requestPath"), "string"),
+    },
+    "logging": {"enable": "boolean", "sampleRate": "number"},
+}
+
+
+def _schema(shape: Any) -> dict[str, Any]:
+    if isinstance(shape, str):
+        return {"type": shape}
+    if isinstance(shape, list):
+        return {"type": "array", "items": _schema(shape[0])}
+    return {"type": "object", "properties": {k: _schema(v) for k, v in shape.items()}}
 
 
 def _backend_config_schema() -> dict[str, Any]:
-    """ingress-gce's BackendConfig `spec` (cloud.google.com/v1), field for field."""
-    s, i, b, n = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
-    strings = {"type": "array", "items": s}
-    spec = _obj(
-        iap=_obj(enabled=b, oauthclientCredentials=_obj(secretName=s, clientID=s, clientSecret=s)),
-        cdn=_obj(
-            enabled=b,
-            bypassCacheOnRequestHeaders={"type": "array", "items": _obj(headerName=s)},
-            cachePolicy=_obj(
-                includeHost=b,
-                includeProtocol=b,
-                includeQueryString=b,
-                queryStringBlacklist=strings,
-                queryStringWhitelist=strings,
-            ),
-            cacheMode=s,
-            clientTtl=i,
-            defaultTtl=i,
-            maxTtl=i,
-            negativeCaching=b,
-            negativeCachingPolicy={"type": "array", "items": _obj(code=i, ttl=i)},
-            requestCoalescing=b,
-            serveWhileStale=i,
-            signedUrlCacheMaxAgeSec=i,
-            signedUrlKeys={"type": "array", "items": _obj(keyName=s, keyValue=s, secretName=s)},
-        ),
-        securityPolicy=_obj(name=s),
-        timeoutSec=i,
-        connectionDraining=_obj(drainingTimeoutSec=i),
-        sessionAffinity=_obj(affinityType=s, affinityCookieTtlSec=i),
-        customRequestHeaders=_obj(headers=strings),
-        customResponseHeaders=_obj(headers=strings),
-        healthCheck=_obj(
-            checkIntervalSec=i,
-            timeoutSec=i,
-            healthyThreshold=i,
-            unhealthyThreshold=i,
-            type=s,
-            port=i,
-            requestPath=s,
-        ),
-        logging=_obj(enable=b, sampleRate=n),
-    )
+    """The BackendConfig CRD's structural schema, as its CustomResourceDefinition publishes it."""
+    s = {"type": "string"}
+    spec = _schema(BACKEND_CONFIG_SPEC)
     return {
         "description": "BackendConfig is the Schema for the backendconfig API (GKE Ingress).",
         "type": "object",
