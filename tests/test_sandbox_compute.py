@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 import uuid
+from typing import Any
 
 import pytest
+import requests
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
@@ -251,8 +254,6 @@ def test_deleting_a_referenced_resource_is_refused(clients: Clients, unique: str
 
 def test_unknown_field_is_rejected_by_the_discovery_schema(clients: Clients, unique: str) -> None:
     # The typed client cannot send an unknown field, so speak REST the way an older client might.
-    import requests
-
     r = requests.post(
         f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
         json={"name": unique, "profile": "MODERN", "minTlsVersionn": "TLS_1_2"},
@@ -313,3 +314,111 @@ def test_fault_switch_and_counter(clients: Clients, unique: str, no_faults: None
         clients.compute.addresses.get(project=P, address=unique)
     counts = sandbox_call(clients, "counters")["counts"]
     assert counts["compute.globalAddresses.get"] >= 2 and counts["compute.globalAddresses.insert"] == 1
+
+
+def _rest(clients: Clients, method: str, path: str, body: Any = None) -> requests.Response:
+    """Compute over plain REST, for what the typed client cannot send (another alphabet, a URL form)."""
+    return requests.request(
+        method, f"{clients.endpoint}/compute/v1/projects/{P}/{path}", json=body, timeout=10
+    )
+
+
+def _done(clients: Clients, response: requests.Response) -> None:
+    assert response.status_code == 200, response.text
+    done = clients.compute.operations.wait(project=P, operation=response.json()["name"])
+    assert done.status == compute_v1.Operation.Status.DONE and not done.error.errors, done
+
+
+def test_aggregated_lists_key_resources_by_scope(clients: Clients, unique: str) -> None:
+    """What `gcloud compute <group> list` asks for without a scope flag: `items` keyed by scope."""
+    bs = _backend(clients, f"{unique}-bs")
+    neg = compute_v1.NetworkEndpointGroup(name=f"{unique}-neg", network_endpoint_type="GCE_VM_IP_PORT")
+    wait(
+        clients,
+        clients.compute.network_endpoint_groups.insert(
+            project=P, zone="us-central1-a", network_endpoint_group_resource=neg
+        ),
+        "neg",
+    )
+    scopes = dict(clients.compute.backend_services.aggregated_list(project=P))
+    assert bs in [s.self_link for s in scopes["global"].backend_services]
+    negs = dict(clients.compute.network_endpoint_groups.aggregated_list(project=P))
+    assert f"{unique}-neg" in [n.name for n in negs["zones/us-central1-a"].network_endpoint_groups]
+    assert "global" not in negs  # a zonal resource is listed under its zone only
+    body = _rest(clients, "GET", "aggregated/backendServices?maxResults=1").json()
+    assert body["kind"] == "compute#backendServiceAggregatedList"
+    assert body["id"] == f"projects/{P}/aggregated/backendServices" and "nextPageToken" in body
+    assert list(body["items"]) == ["global"] and len(body["items"]["global"]["backendServices"]) == 1
+    assert _rest(clients, "GET", "aggregated/noSuchThings").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "https://www.googleapis.com/compute/v1/projects/{p}/global/urlMaps/{name}",
+        "https://compute.googleapis.com/compute/v1/projects/{p}/global/urlMaps/{name}",
+        "https://www.googleapis.com/compute/beta/projects/{p}/global/urlMaps/{name}",
+        "http://127.0.0.1:8080/compute/v1/projects/{p}/global/urlMaps/{name}",  # gcloud, endpoint override
+        "projects/{p}/global/urlMaps/{name}",
+        "global/urlMaps/{name}",
+    ],
+)
+def test_every_compute_reference_form_resolves(clients: Clients, unique: str, form: str) -> None:
+    _backend_and_url_map(clients, unique)
+    cert = _self_managed_cert(clients, f"{unique}-cert")
+    url_map = form.format(p=P, name=f"{unique}-um")
+    proxy = {"name": f"{unique}-px", "urlMap": url_map, "sslCertificates": [cert]}
+    _done(clients, _rest(clients, "POST", "global/targetHttpsProxies", proxy))
+    stored = clients.compute.target_https_proxies.get(project=P, target_https_proxy=f"{unique}-px")
+    assert stored.url_map == f"https://www.googleapis.com/compute/v1/projects/{P}/global/urlMaps/{unique}-um"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "https://example.com/compute/v1/projects/{p}/global/urlMaps/{name}",
+        "urlMaps/{name}",
+        "https://www.googleapis.com/compute/v1/projects/{p}/global/sslPolicies/{name}",
+    ],
+)
+def test_malformed_or_foreign_compute_references_are_refused(
+    clients: Clients, unique: str, form: str
+) -> None:
+    _backend_and_url_map(clients, unique)
+    cert = _self_managed_cert(clients, f"{unique}-cert")
+    proxy = {
+        "name": f"{unique}-px",
+        "urlMap": form.format(p=P, name=f"{unique}-um"),
+        "sslCertificates": [cert],
+    }
+    r = _rest(clients, "POST", "global/targetHttpsProxies", proxy)
+    assert r.status_code == 400 and "resource.urlMap" in r.json()["error"]["message"], r.text
+
+
+def _spelled(fingerprint: str, alphabet: str) -> str:
+    """The same bytes in another base64 spelling."""
+    raw = base64.b64decode(fingerprint)
+    text = (base64.urlsafe_b64encode if alphabet.startswith("url-safe") else base64.b64encode)(raw).decode()
+    return text.rstrip("=") if alphabet.endswith("unpadded") else text
+
+
+@pytest.mark.parametrize("alphabet", ["standard", "standard, unpadded", "url-safe", "url-safe, unpadded"])
+def test_fingerprints_compare_as_bytes_in_either_base64_alphabet(
+    clients: Clients, unique: str, alphabet: str
+) -> None:
+    """gcloud decodes the byte-typed fingerprint it read and sends it back URL-safe; any spelling of
+    the current bytes is the current fingerprint, and any other bytes are not."""
+    policy = {"name": unique, "profile": "MODERN", "minTlsVersion": "TLS_1_2"}
+    _done(clients, _rest(clients, "POST", "global/sslPolicies", policy))
+    read = _rest(clients, "GET", f"global/sslPolicies/{unique}").json()["fingerprint"]
+    patch = {"fingerprint": _spelled(read, alphabet), "description": "v2"}
+    _done(clients, _rest(clients, "PATCH", f"global/sslPolicies/{unique}", patch))
+    stale = _rest(clients, "PATCH", f"global/sslPolicies/{unique}", {**patch, "description": "v3"})
+    assert stale.status_code == 412 and stale.json()["error"]["errors"][0]["reason"] == "conditionNotMet"
+    current = _rest(clients, "GET", f"global/sslPolicies/{unique}").json()
+    assert current["description"] == "v2" and current["fingerprint"] != read
+    for wrong in ["not base64!", base64.urlsafe_b64encode(b"other bytes").decode(), None]:
+        r = _rest(
+            clients, "PATCH", f"global/sslPolicies/{unique}", {"fingerprint": wrong, "description": "x"}
+        )
+        assert r.status_code == 412, (wrong, r.text)

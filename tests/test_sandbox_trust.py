@@ -123,9 +123,9 @@ def test_alb_policy_rules(clients: Clients, unique: str) -> None:
     assert _policy(clients, unique, "ALLOW_INVALID_OR_MISSING_CLIENT_CERT", None).name.endswith(unique)
 
 
-def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: str, state_dir: Path) -> None:
-    tc = _trust_config(clients, f"{unique}-tc")
-    policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
+def _proxy_without_policy(clients: Clients, unique: str) -> compute_v1.TargetHttpsProxy:
+    """Backend service, URL map and managed certificate named after `unique`, and the proxy (not yet
+    inserted) that would serve them."""
     c = clients.compute
     wait(
         clients,
@@ -156,18 +156,82 @@ def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: 
         ),
         "cert",
     )
-    proxy = compute_v1.TargetHttpsProxy(
+    return compute_v1.TargetHttpsProxy(
         name=f"{unique}-px",
         url_map=f"global/urlMaps/{unique}-um",
         ssl_certificates=[f"global/sslCertificates/{unique}-crt"],
-        server_tls_policy=f"//networksecurity.googleapis.com/{LOC}/serverTlsPolicies/absent",
     )
+
+
+def test_policy_attached_to_a_proxy_cannot_be_deleted(clients: Clients, unique: str, state_dir: Path) -> None:
+    tc = _trust_config(clients, f"{unique}-tc")
+    policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
+    c = clients.compute
+    proxy = _proxy_without_policy(clients, unique)
+    proxy.server_tls_policy = f"//networksecurity.googleapis.com/{LOC}/serverTlsPolicies/absent"
     with pytest.raises(gexc.BadRequest, match="serverTlsPolicy"):
         c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy)
     proxy.server_tls_policy = f"//networksecurity.googleapis.com/{policy.name}"
     wait(clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px")
     with pytest.raises(gexc.BadRequest, match="already being used"):
         clients.network_security.delete_server_tls_policy(name=policy.name)
+
+
+POLICY_FORMS = [
+    "{name}",  # the relative name
+    "//networksecurity.googleapis.com/{name}",  # the full resource name Google documents
+    "https://networksecurity.googleapis.com/v1/{name}",  # what gcloud sends against Google
+    "http://127.0.0.1:8080/v1/{name}",  # what gcloud sends with an endpoint override
+]
+
+
+@pytest.mark.parametrize("form", POLICY_FORMS)
+def test_proxy_accepts_every_form_of_policy_reference(clients: Clients, unique: str, form: str) -> None:
+    """Each form is kept as the full resource name, so readers see one spelling whatever was sent."""
+    tc = _trust_config(clients, f"{unique}-tc")
+    policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
+    proxy = _proxy_without_policy(clients, unique)
+    proxy.server_tls_policy = form.format(name=policy.name)
+    c = clients.compute
+    wait(clients, c.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy), "px")
+    stored = c.target_https_proxies.get(project=PROJECT, target_https_proxy=proxy.name)
+    assert stored.server_tls_policy == f"//networksecurity.googleapis.com/{policy.name}"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "https://example.com/v1/{name}",
+        "//certificatemanager.googleapis.com/{name}",
+        "serverTlsPolicies/{id}",
+    ],
+)
+def test_proxy_refuses_malformed_policy_references(clients: Clients, unique: str, form: str) -> None:
+    tc = _trust_config(clients, f"{unique}-tc")
+    policy = _policy(clients, f"{unique}-stp", "REJECT_INVALID", tc.name)
+    proxy = _proxy_without_policy(clients, unique)
+    proxy.server_tls_policy = form.format(name=policy.name, id=f"{unique}-stp")
+    with pytest.raises(gexc.BadRequest, match="malformed"):
+        clients.compute.target_https_proxies.insert(project=PROJECT, target_https_proxy_resource=proxy)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "{name}",
+        "//certificatemanager.googleapis.com/{name}",
+        "https://certificatemanager.googleapis.com/v1/{name}",
+        "http://localhost:8080/v1/{name}",
+    ],
+)
+def test_policy_accepts_every_form_of_trust_config_reference(
+    clients: Clients, unique: str, form: str
+) -> None:
+    tc = _trust_config(clients, f"{unique}-tc")
+    policy = _policy(clients, unique, "REJECT_INVALID", form.format(name=tc.name))
+    assert policy.mtls_policy.client_validation_trust_config == form.format(name=tc.name)
+    with pytest.raises(gexc.BadRequest, match="already being used"):
+        clients.certificate_manager.delete_trust_config(name=tc.name)
 
 
 def test_unknown_project_is_refused(clients: Clients) -> None:

@@ -21,12 +21,26 @@ from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.state import Store
 from mtlskit.sandbox.web import ApiError, Request, Response, new_id, rfc3339
 
-POLICY_REF = re.compile(
-    r"(?:^|//networksecurity\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/serverTlsPolicies/([^/]+)$"
-)
-TRUST_REF = re.compile(
-    r"(?:^|//certificatemanager\.googleapis\.com/)projects/([^/]+)/locations/([^/]+)/trustConfigs/([^/]+)$"
-)
+SERVICE_HOSTS = {
+    "serverTlsPolicies": "networksecurity.googleapis.com",
+    "trustConfigs": "certificatemanager.googleapis.com",
+}
+# The sandbox stands in for the service host: a client configured with an endpoint override (gcloud's
+# `api_endpoint_overrides/networksecurity`) builds full URLs on the override's host, as it would on
+# networksecurity.googleapis.com, so the loopback host on any port counts as the service's own (Compute
+# references use the same rule).
+SANDBOX_HOST = r"https?://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?"
+
+
+def _ref_form(coll: str) -> re.Pattern[str]:
+    """Every form Google accepts for a reference to a `projects/*/locations/*` resource: the relative
+    name, the full resource name (`//service/...`) and the URL with its API version."""
+    host = re.escape(SERVICE_HOSTS[coll])
+    prefix = rf"(?://{host}/|https://{host}/v1(?:alpha1|beta1)?/|{SANDBOX_HOST}/v1(?:alpha1|beta1)?/)?"
+    return re.compile(rf"^{prefix}projects/([^/]+)/locations/([^/]+)/{coll}/([^/]+)$")
+
+
+REF_FORMS = {coll: _ref_form(coll) for coll in SERVICE_HOSTS}
 MAX_PEM = 5 * 1024
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -49,7 +63,6 @@ KINDS: dict[str, dict[str, Any]] = {
         "mask_required": True,
     },
 }
-REF_FORMS = {"serverTlsPolicies": POLICY_REF, "trustConfigs": TRUST_REF}
 OUTPUT_ONLY = {"name", "createTime", "updateTime", "etag"}
 
 
@@ -57,12 +70,16 @@ def _err(status: int, message: str) -> ApiError:
     return ApiError.google(status, message)
 
 
+def relative_name(coll: str, ref: str) -> str | None:
+    """`projects/{p}/locations/{l}/{coll}/{id}` for any accepted reference form, or None."""
+    m = REF_FORMS[coll].match(ref)
+    return f"projects/{m[1]}/locations/{m[2]}/{coll}/{m[3]}" if m else None
+
+
 def _by_ref(store: Store, coll: str, ref: str) -> dict[str, Any] | None:
-    """The resource a reference (full `//service.googleapis.com/...` or relative name) points at."""
-    m = REF_FORMS[coll].search(ref)
-    if not m:
-        return None
-    return store.get(KINDS[coll]["api"], coll, f"projects/{m[1]}/locations/{m[2]}/{coll}/{m[3]}")
+    """The resource a reference (any form Google accepts) points at."""
+    name = relative_name(coll, ref)
+    return store.get(KINDS[coll]["api"], coll, name) if name else None
 
 
 def server_tls_policy(store: Store, ref: str) -> dict[str, Any] | None:
@@ -70,18 +87,19 @@ def server_tls_policy(store: Store, ref: str) -> dict[str, Any] | None:
     return _by_ref(store, "serverTlsPolicies", ref)
 
 
-def require_policy_ref(store: Store, value: str, field: str) -> dict[str, Any]:
-    """The policy a Compute request field names, or the 400 Compute answers for a bad reference."""
-    if not POLICY_REF.search(value):
+def require_policy_ref(store: Store, value: str, field: str) -> str:
+    """The policy a Compute request field names, as the full resource name the proxy keeps (the form
+    Google documents for attaching), or the 400 Compute answers for a bad reference."""
+    name = relative_name("serverTlsPolicies", value)
+    if name is None:
         raise ApiError.google(
             400, f"Invalid value for field '{field}': '{value}'. The URL is malformed.", "invalid"
         )
-    body = server_tls_policy(store, value)
-    if body is None:
+    if server_tls_policy(store, name) is None:
         raise ApiError.google(
             400, f"Invalid value for field '{field}': '{value}'. The resource was not found.", "invalid"
         )
-    return body
+    return f"//{SERVICE_HOSTS['serverTlsPolicies']}/{name}"
 
 
 def trust_config(store: Store, ref: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mtlskit.rules import names
+from mtlskit.sandbox import discovery
 from mtlskit.sandbox.compute import backends, certificates, routing
 from mtlskit.sandbox.compute.operations import Operations
 from mtlskit.sandbox.compute.resources import (
@@ -21,6 +22,7 @@ from mtlskit.sandbox.compute.resources import (
     ComputeStore,
     invalid,
     key_of,
+    same_fingerprint,
 )
 from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch, new_fingerprint
@@ -69,6 +71,8 @@ class Compute:
             if coll == "operations":
                 return self.ops.handle(req, project, more)
             return self._collection(req, project, coll, more, zone)
+        if tail[:1] == ["aggregated"] and len(tail) == 2 and req.method == "GET":
+            return self._aggregated(req, project, tail[1])
         if tail and tail[0] == "global" and len(tail) >= 2:
             return self._collection(req, project, tail[1], tail[2:], None)
         if len(tail) == 3 and tail[0] == "targetHttpsProxies":
@@ -102,17 +106,26 @@ class Compute:
         prefix = f"{project}/{zone}/" if zone else f"{project}/"
         stored = self.env.store.list(API, coll, prefix)
         items = [self.res.render(b) for k, b in stored if zone or k.count("/") == 1]
-        size = int(req.arg("maxResults") or 500)
-        start = int(req.arg("pageToken") or 0)
-        body: Body = {
-            "kind": f"compute#{KINDS[coll]}List",
-            "id": f"projects/{project}/global/{coll}",
-            "items": items[start : start + size],
-            "selfLink": f"{BASE}projects/{project}/global/{coll}",
-        }
-        if start + size < len(items):
-            body["nextPageToken"] = str(start + size)
-        return Response(200, body)
+        where = f"zones/{zone}" if zone else "global"
+        body, page = _paged(req, f"projects/{project}/{where}/{coll}", items)
+        return Response(200, {**body, "items": page})
+
+    def _aggregated(self, req: Request, project: str, coll: str) -> Response:
+        """`aggregated/<collection>`: every scope's resources, keyed `global` or `zones/<zone>` as the
+        discovery document's `<X>AggregatedList` has them (what gcloud's `list` asks for without a
+        scope flag). Scopes without resources are left out rather than listed with a warning, so a
+        client has nothing to report."""
+        if coll not in KINDS:
+            raise ApiError.google(404, f"Not found: {req.path}", "notFound")
+        scoped = []
+        for key, stored in self.env.store.list(API, coll, f"{project}/"):
+            parts = key.split("/")
+            scoped.append(("global" if len(parts) == 2 else f"zones/{parts[1]}", self.res.render(stored)))
+        body, page = _paged(req, f"projects/{project}/aggregated/{coll}", scoped)
+        items: dict[str, Body] = {}
+        for scope, resource in page:
+            items.setdefault(scope, {coll: []})[coll].append(resource)
+        return Response(200, {**body, "items": items})
 
     def _insert(self, req: Request, project: str, coll: str, zone: str | None) -> Response:
         body = req.json()
@@ -138,7 +151,7 @@ class Compute:
         patch = req.json()
         if coll in FINGERPRINTED:
             given = patch.get("fingerprint")
-            if given != current.get("fingerprint"):
+            if not same_fingerprint(given, current.get("fingerprint")):
                 raise ApiError.google(
                     412,
                     "Supplied fingerprint does not match current metadata fingerprint."
@@ -188,3 +201,20 @@ class Compute:
         return self.ops.mutate(
             req, project, verb, (coll, name, None), lambda: self.res.save(project, coll, updated)
         )
+
+
+def _paged(req: Request, path: str, items: list[Any]) -> tuple[Body, list[Any]]:
+    """A list response's envelope (kind from the discovery document, id, selfLink, nextPageToken)
+    and the page of `items` that `maxResults` and `pageToken` select."""
+    size = int(req.arg("maxResults") or 500)
+    start = int(req.arg("pageToken") or 0)
+    method = discovery.api(API).find("GET", req.path)
+    schema = discovery.api(API).schemas[method.response_ref] if method and method.response_ref else {}
+    body: Body = {
+        "kind": schema.get("properties", {}).get("kind", {}).get("default", "compute#list"),
+        "id": path,
+        "selfLink": f"{BASE}{path}",
+    }
+    if start + size < len(items):
+        body["nextPageToken"] = str(start + size)
+    return body, items[start : start + size]

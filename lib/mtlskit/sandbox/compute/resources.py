@@ -7,17 +7,26 @@ inserted. Fields starting with "_" are sandbox-internal and never returned.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
 from typing import Any
 
 from mtlskit.sandbox.env import Env
+from mtlskit.sandbox.locations import SANDBOX_HOST
 from mtlskit.sandbox.web import ApiError, new_fingerprint, new_id, rfc3339
 
 API = "compute"
 BASE = "https://www.googleapis.com/compute/v1/"
+# Every form Compute accepts for a reference: the full URL (on www.googleapis.com or
+# compute.googleapis.com, any API version), the partial URL from `projects/` and the one from
+# `global/` or `zones/`. The loopback host stands in for Google's: a client with an endpoint override
+# (gcloud's `api_endpoint_overrides/compute`) builds its full URLs on the override's host.
+URL_PREFIX = rf"(?:https://(?:www|compute)\.googleapis\.com|{SANDBOX_HOST})/compute/(?:v1|beta|alpha)/"
 REF = re.compile(
-    r"(?:^|/)projects/(?P<project>[^/]+)/(?:global|zones/(?P<zone>[^/]+))/(?P<coll>[^/]+)/(?P<name>[^/]+)$"
+    rf"^(?:{URL_PREFIX})?projects/(?P<project>[^/]+)/(?:global|zones/(?P<zone>[^/]+))/"
+    r"(?P<coll>[^/]+)/(?P<name>[^/]+)$"
 )
 REL_REF = re.compile(r"^(?:global|zones/(?P<zone>[^/]+))/(?P<coll>[^/]+)/(?P<name>[^/]+)$")
 
@@ -55,13 +64,31 @@ def key_of(project: str, name: str, zone: str | None = None) -> str:
 
 def parse_ref(value: str, project: str) -> Ref | None:
     """(project, collection, name, zone) for any URL form Compute accepts."""
-    m = REF.search(value)
+    m = REF.match(value)
     if m:
         return m["project"], m["coll"], m["name"], m["zone"]
     m = REL_REF.match(value)
     if m:
         return project, m["coll"], m["name"], m["zone"]
     return None
+
+
+def same_fingerprint(given: str | None, current: str | None) -> bool:
+    """Fingerprints are bytes on the wire (`format: byte`): a client may decode the one it read and
+    send it back in the URL-safe base64 alphabet, with or without padding (gcloud does), so compare
+    what they decode to, not their text."""
+    decoded = [_fingerprint_bytes(f) for f in (given, current)]
+    return decoded[0] is not None and decoded[0] == decoded[1]
+
+
+def _fingerprint_bytes(value: str | None) -> bytes | None:
+    if not value:
+        return None
+    text = value.strip().replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        return None
 
 
 def public(body: dict[str, Any]) -> dict[str, Any]:

@@ -80,7 +80,9 @@ def prepare_https_proxy(res: ComputeStore, project: str, body: dict[str, Any]) -
             "selfLink"
         ]
     if body.get("serverTlsPolicy"):
-        locations.require_policy_ref(res.store, body["serverTlsPolicy"], "resource.serverTlsPolicy")
+        body["serverTlsPolicy"] = locations.require_policy_ref(
+            res.store, body["serverTlsPolicy"], "resource.serverTlsPolicy"
+        )
     return body
 
 
