@@ -45,6 +45,13 @@ def books(tmp_path: Path) -> dict[str, str]:
         "bad_check": _notebook(d, "bad_check", _finish(("d", "pass"), ("e", "fail"))),
         "crash": _notebook(d, "crash", "x = 1", "raise ValueError('boom: the API said no')"),
         "leak": _notebook(d, "leak", "assert 'leftover' not in dir(), 'a variable leaked'", _finish()),
+        # the marker is assembled at run time, so only the output holds a whole key block
+        "key": _notebook(
+            d,
+            "key",
+            "b, k, m = '-----BEGIN ', 'PRIVATE KEY-----', 'MII'\nprint(b + k + '\\n' + m + 'secret\\n-----END ' + k)",
+            _finish(("a", "pass")),
+        ),
     }
 
 
@@ -153,3 +160,14 @@ def test_interrupted_run_leaves_no_kernel(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_private_key_in_an_output_is_removed_and_fails_the_run(
+    books: dict[str, str], tmp_path: Path
+) -> None:
+    run = execute.run_notebooks(None, [books["key"]], False, tmp_path / "out")
+    executed = (tmp_path / "out" / "key.ipynb").read_text()
+    assert "MIIsecret" not in executed and "[private key removed by mtlskit]" in executed
+    assert "MIIsecret" not in (run.report.read_text() if run.report else "")
+    assert run.exit_code == execute.EXIT_CHECK_FAILED
+    assert [c.name for c in run.notebooks[0].checks if c.status == "fail"] == [execute.KEY_CHECK]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -214,6 +215,29 @@ def _with_reset(src: Path) -> nbformat.NotebookNode:
     return nb
 
 
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
+)
+KEY_CHECK = "no private key in outputs"
+
+
+def _scrub_private_keys(dst: Path) -> Check:
+    """The last line of defence: key material that reached an output is cut out of the executed
+    notebook before anyone reads it (and before the report copies it), and the run fails loudly."""
+    text = dst.read_text()
+    cleaned, found = PRIVATE_KEY_BLOCK.subn("[private key removed by mtlskit]", text)
+    if not found:
+        return Check(KEY_CHECK, "pass", "no private key material in the executed notebook")
+    dst.write_text(cleaned)
+    return Check(
+        KEY_CHECK,
+        "fail",
+        f"{found} private key block(s) appeared in the outputs and were removed from {dst.name}",
+        "find the cell that printed a key file and show its path instead; rotate the key if the "
+        "notebook was shared before this run",
+    )
+
+
 def _drop_reset(dst: Path) -> None:
     nb = json.loads(dst.read_text())
     nb["cells"] = [c for c in nb["cells"] if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
@@ -249,7 +273,11 @@ def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: Share
     if dst.is_file():
         if used:
             _drop_reset(dst)
+        key_check = _scrub_private_keys(dst)
         result.checks = published_checks(dst)
+        if key_check.status == "fail":
+            result.checks.append(key_check)
+            result.status = "failed" if result.status == "ok" else result.status
     return result
 
 
