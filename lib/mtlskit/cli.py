@@ -72,6 +72,29 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
     info = process.start(directory, port=chosen_port, **sandbox_settings(p))
     click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
     click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")
+    click.echo('gcloud and kubectl in your shell: eval "$(mtlskit sandbox env)"')
+
+
+@sandbox.command("env")
+@_with_state
+def sandbox_env(params_file: str | None, state_dir: str | None) -> None:
+    """Print the shell exports that point gcloud and kubectl at the sandbox (starting it if needed).
+
+    \b
+    Use:   eval "$(mtlskit sandbox env)"
+    Run it again after the sandbox restarts: it may listen on another port.
+    """
+    from mtlskit.clients import sandbox_settings
+    from mtlskit.sandbox import process, shell
+
+    p = _load(params_file)
+    directory = Path(state_dir).resolve() if state_dir else p.state_dir
+    info = process.status(directory)
+    if info is None:
+        info = process.start(directory, port=p.sandbox.port, **sandbox_settings(p))
+        click.echo(f"started the sandbox at {info.endpoint} (pid {info.pid})", err=True)
+    gcloud_config = shell.write_gcloud_config(directory, info.endpoint, p.project)
+    click.echo(shell.exports(gcloud_config, info.kubeconfig, info.endpoint))
 
 
 @sandbox.command("down")
