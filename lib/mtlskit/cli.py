@@ -85,7 +85,7 @@ def sandbox_env(params_file: str | None, state_dir: str | None) -> None:
     Run it again after the sandbox restarts: it may listen on another port.
     """
     from mtlskit.clients import sandbox_settings
-    from mtlskit.sandbox import process, shell
+    from mtlskit.sandbox import process
 
     p = _load(params_file)
     directory = Path(state_dir).resolve() if state_dir else p.state_dir
@@ -93,8 +93,7 @@ def sandbox_env(params_file: str | None, state_dir: str | None) -> None:
     if info is None:
         info = process.start(directory, port=p.sandbox.port, **sandbox_settings(p))
         click.echo(f"started the sandbox at {info.endpoint} (pid {info.pid})", err=True)
-    gcloud_config = shell.write_gcloud_config(directory, info.endpoint, p.project)
-    click.echo(shell.exports(gcloud_config, info.kubeconfig, info.endpoint))
+    click.echo(process.shell_exports(info, p.project))
 
 
 @sandbox.command("down")

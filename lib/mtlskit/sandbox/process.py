@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+from mtlskit.sandbox import shell
+
 INFO = "sandbox.json"
 KUBECONFIG = "kubeconfig"
 LOG = "sandbox.log"
@@ -71,6 +73,13 @@ def status(state_dir: Path) -> SandboxInfo | None:
     if info and _alive(info.pid) and healthy(info.endpoint):
         return info
     return None
+
+
+def shell_exports(info: SandboxInfo, project: str) -> str:
+    """The exports that point a shell's gcloud and kubectl at this running sandbox (see
+    `mtlskit.sandbox.shell`); the kit reaches the sandbox only through this module."""
+    gcloud_config = shell.write_gcloud_config(Path(info.state_dir), info.endpoint, project)
+    return shell.exports(gcloud_config, info.kubeconfig, info.endpoint)
 
 
 def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:
