@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtlskit import backend, frontend, k8s, logs, probe, trust
+from mtlskit import backend, frontend, k8s, logs, probe, teardown, trust
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params, load
 from mtlskit.plan import Change
@@ -241,6 +241,7 @@ def test_every_gcloud_read_the_runbook_mentions_succeeds_without_warnings(
         "gcloud network-security server-tls-policies list --location=global",
         "gcloud certificate-manager trust-configs list --location=global",
         "gcloud compute forwarding-rules list --global --filter='description~managed-by=mtlskit'",
+        "gcloud config get-value project",
         log_read,
     ]
     # Without a scope flag, each list is an aggregated list.
@@ -262,6 +263,7 @@ def test_every_gcloud_read_the_runbook_mentions_succeeds_without_warnings(
     for command, names in lists.items():
         assert ran[command].stdout.split() == names, command
     assert f"serverTlsPolicies/{m.server_tls_policy}" in ran[proxy_read].stdout
+    assert ran["gcloud config get-value project"].stdout.strip() == PROJECT
     entries = json.loads(ran[log_read].stdout)
     assert entries and entries[0]["resource"]["type"] == "http_load_balancer", entries
 
@@ -285,3 +287,19 @@ def test_printed_updates_pass_the_fingerprint_check(sandbox_shell: Shell, built_
     proxy = frontend.gcloud("TargetHttpsProxy", f.target_proxy, s.params, bs, exists=True)
     assert s.gcloud(proxy).clean
     assert {c.action for c in frontend.plan_frontend(s.clients, s.params, bs)} == {"no change"}
+
+
+@needs_gcloud
+def test_printed_teardown_commands_remove_what_gcloud_built(
+    sandbox_shell: Shell, built_by_gcloud: list[Ran]
+) -> None:
+    """Last: 90_teardown's printed deletions, in its order, leave nothing for teardown to plan (the
+    resources gcloud made carry the ownership marker the printed creates gave them)."""
+    s = sandbox_shell
+    rows = teardown.plan_teardown(s.clients, s.params)
+    assert {r.action for r in rows} == {"delete"} and len(rows) == len(frontend.KINDS) + 2, rows
+    ran = [s.gcloud(r.gcloud) for r in rows]
+    failed = [str(r) for r in ran if not r.clean]
+    assert not failed, "printed deletions that failed or warned:\n" + "\n".join(failed)
+    assert teardown.plan_teardown(s.clients, s.params) == []
+    assert backend.locate_backend_service(s.clients, s.params)  # the Ingress's own is never touched
