@@ -64,7 +64,9 @@ def test_summary_carries_every_check_and_exit_code_follows(books: dict[str, str]
         ("good", "b", "warn"),
         ("also_good", "c", "pass"),
     ]
-    assert summary["checks"][0]["evidence"] == "evidence of a" and summary["checks"][0]["fix"] == "fix a"
+    assert summary["checks"][0]["evidence"] == "evidence of a"
+    # a passing check's fix is nobody's to act on; a warning keeps its fix
+    assert summary["checks"][0]["fix"] == "" and summary["checks"][1]["fix"] == "fix b"
 
     failed = execute.run_notebooks(None, [books["good"], books["bad_check"]], False, tmp_path / "f")
     assert failed.exit_code == execute.EXIT_CHECK_FAILED
@@ -108,7 +110,7 @@ def test_cli_exit_codes_and_stderr(books: dict[str, str], tmp_path: Path) -> Non
     runner = CliRunner()
     ok = runner.invoke(main, ["run", "--out", str(tmp_path / "a"), books["good"]])
     assert ok.exit_code == 0, ok.output
-    assert "good" in ok.output and "2 checks, 0 failed, 1 warnings" in ok.output
+    assert "good" in ok.output and "2 checks, 0 failed, 1 warning " in ok.output
 
     failed = runner.invoke(main, ["run", "--out", str(tmp_path / "b"), books["bad_check"]])
     assert failed.exit_code == 1

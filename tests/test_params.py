@@ -127,8 +127,21 @@ def test_not_yaml_and_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
     listy.write_text("- target\n- sandbox\n")
     with pytest.raises(ParamsError, match="must be a mapping"):
         params_mod.load(listy)
-    with pytest.raises(ParamsError, match="params file not found"):
+    with pytest.raises(ParamsError, match=r"\(params file\): not found \(looked for .*absent.yaml"):
         params_mod.load(tmp_path / "absent.yaml")
+
+
+def test_a_relative_params_path_is_taken_from_the_current_directory_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a shell user means it; the notebooks' default (params/sandbox.yaml) still falls back to the
+    repository root, whatever directory the kernel runs in."""
+    (tmp_path / "mine.yaml").write_text("target: sandbox\n")
+    monkeypatch.chdir(tmp_path)
+    assert params_mod.params_file("mine.yaml") == tmp_path / "mine.yaml"
+    assert params_mod.params_file("params/sandbox.yaml") == paths.repo_root() / "params" / "sandbox.yaml"
+    with pytest.raises(ParamsError, match=f"looked for {tmp_path}/absent.yaml and "):
+        params_mod.load("absent.yaml")
 
 
 def test_all_problems_are_reported_at_once(base: dict[str, Any]) -> None:
@@ -275,6 +288,7 @@ def test_catalogue_of_broken_params_files(
     assert "Traceback" not in out and str(file) in out
     assert not any(w in out for w in PYDANTIC_WORDS), out
     assert "PRIVATE KEY" not in out
+    assert ": ('" not in out and ': ("' not in out  # sentences, not Python tuples
     problems = [line.removeprefix("  - ") for line in out.splitlines() if line.startswith("  - ")]
     expected = CATALOGUE[name]
     assert len(problems) == len(expected), out  # no knock-on errors

@@ -90,6 +90,12 @@ def test_reject_mode_whole_runbook_passes_and_every_probe_is_in_the_logs(
 
     for nb in [*run.out_dir.glob("*.ipynb"), run.out_dir / "report.html"]:
         assert "PRIVATE KEY" not in nb.read_text(), nb.name
+    # clean for a reader: nothing on stderr (warnings, IPython's own complaints), no traceback
+    for nb in run.out_dir.glob("*.ipynb"):
+        outputs = [o for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", [])]
+        stderr = ["".join(o["text"]) for o in outputs if o.get("name") == "stderr"]
+        assert not stderr, (nb.name, stderr)
+        assert not [o for o in outputs if o["output_type"] == "error"], nb.name
 
 
 def test_allow_mode_forwards_and_the_backend_sees_the_verdict(allow_env: Path, tmp_path: Path) -> None:

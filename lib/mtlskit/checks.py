@@ -27,7 +27,8 @@ class Check:
             raise ValueError(f"check {self.name!r}: status must be one of {STATUSES}, got {self.status!r}")
 
     def row(self) -> dict[str, str]:
-        return asdict(self)
+        """What every output shows; a passing check's fix is dropped, since nobody should act on it."""
+        return {**asdict(self), "fix": "" if self.status == "pass" else self.fix}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Check:

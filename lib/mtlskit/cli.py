@@ -271,9 +271,13 @@ def _progress(name: str, result: NotebookResult | None) -> None:
     failed = sum(1 for c in result.checks if c.status == "fail")
     warned = sum(1 for c in result.checks if c.status == "warn")
     click.echo(
-        f"{result.status:<8} {len(result.checks)} checks, {failed} failed, {warned} warnings "
-        f"({result.seconds:.1f} s)"
+        f"{result.status:<8} {_count(len(result.checks), 'check')}, {failed} failed, "
+        f"{_count(warned, 'warning')} ({result.seconds:.1f} s)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _explain_failure(result: NotebookResult) -> None:
@@ -281,6 +285,7 @@ def _explain_failure(result: NotebookResult) -> None:
     if result.status == "failed":
         for c in (c for c in result.checks if c.status == "fail"):
             click.echo(f"{result.notebook}: check failed: {c.name}: {c.evidence} (fix: {c.fix})", err=True)
+        click.echo(f"  the checks table is in {result.path} (cell In [{result.cell}])", err=True)
     elif result.status == "crashed":
         click.echo(
             f"{result.notebook} crashed at cell In [{result.cell}]: {result.error}\n"

@@ -184,7 +184,10 @@ class SharedKernel:
 
         self.km = _IpcKernelManager(kernel_name="python3")
         preload = [f"--IPKernelApp.exec_lines=__import__({m!r})" for m in PRELOAD]  # binds no name
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=preload)
+        # No input history: a headless run never recalls it, and restarting In [n] at 1 for each
+        # notebook would collide with the lines already stored ("Session/line number was not unique").
+        arguments = [*preload, "--HistoryManager.enabled=False"]
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=arguments)
         self.used = False
         return self
 
@@ -298,7 +301,9 @@ def run_notebooks(
     steps build on it; verification steps change nothing, so each one runs whatever the one before
     found.
     """
-    params_path = paths.resolve(params_file) if params_file else paths.default_params_file()
+    from mtlskit.params import params_file as locate_params
+
+    params_path = locate_params(params_file)
     out = _out_dir(params_path, out_dir)
     run = RunResult(out, str(params_path), apply, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     parameters = {"params_file": str(params_path), "apply": apply, **(extra or {})}

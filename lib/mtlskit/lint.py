@@ -387,9 +387,8 @@ def _read(ref: ParamsFile) -> tuple[list[x509.Certificate], bytes] | Finding:
     data = ref.path.read_bytes()
     unreadable = unreadable_certificate(data)
     if unreadable:
-        return _refused(
-            ref, "parse", unreadable, "give a PEM X.509 certificate (-----BEGIN CERTIFICATE-----)"
-        )
+        reason, fix = unreadable
+        return _refused(ref, "parse", reason, fix)
     return x509.load_pem_x509_certificates(data), data
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -596,8 +597,7 @@ def probe_checks(
                 "logged statusDetails as expected",
                 "fail",
                 evidence,
-                "compare the server TLS policy's mode and the trust config with 30_trust, and the "
-                "certificate with 00_preflight's lint; then re-run 50_verify and this notebook",
+                mismatch_fix(set(wrong["logged_status_details"].astype(str))),
             )
         )
     return checks
@@ -614,6 +614,7 @@ def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.
         total=len(probes),
         desc="probes found in the request logs",
         bar_format=f"{{desc}}: {{n}}/{{total}} |{{bar:20}}| waited {{elapsed}} of at most {timeout:.0f}s",
+        file=sys.stdout,  # progress, not an error: a report shows stderr in red
     ) as bar:
 
         def progress(found: int, total: int, elapsed: float) -> None:
@@ -623,6 +624,24 @@ def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.
 
         pull: Pull = step.call(wait_for_probe_entries, probes, timeout, None, progress)
     return pull
+
+
+# What a logged statusDetails that nobody expected points at. A backend that cannot be picked is not a
+# TLS problem: it is the backend service (no endpoints, often a deleted or changed anchor Ingress).
+BACKEND_DETAILS = ("failed_to_pick_backend", "failed_to_connect_to_backend", "backend_timeout")
+
+
+def mismatch_fix(logged: set[str]) -> str:
+    if logged & set(BACKEND_DETAILS):
+        return (
+            "the load balancer found no backend to send to: see 70_drift's anchor and URL map checks "
+            "(a deleted anchor Ingress or a changed Service port does this) and the backend service's "
+            "health in 20_backend_service; then re-run 50_verify and this notebook"
+        )
+    return (
+        "compare the server TLS policy's mode and the trust config with 30_trust, and the certificate "
+        "with 00_preflight's lint; then re-run 50_verify and this notebook"
+    )
 
 
 def checks(step: Step, matched: pd.DataFrame, pull: Pull) -> list[Check]:

@@ -532,8 +532,13 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 
 
 def params_file(path: str | Path | None = None) -> Path:
-    """The params file `load` reads: `path` (relative to the repository root) or the sandbox default."""
-    return paths.resolve(path) if path else paths.default_params_file()
+    """The params file `load` reads: `path` as typed (a relative path from the current directory, as a
+    shell user means it, else from the repository root, as the notebooks' default names it) or the
+    sandbox default."""
+    if not path:
+        return paths.default_params_file()
+    here = paths.resolve(path, Path.cwd())
+    return here if here.is_file() else paths.resolve(path)
 
 
 def parse(data: Any, source: str = "<params>", base: Path | None = None) -> Params:
@@ -547,7 +552,10 @@ def load(path: str | Path | None = None) -> Params:
     file = params_file(path)
     source = str(file)
     if not file.is_file():
-        raise ParamsError(source, [FieldProblem("(file)", f"params file not found: {file}")])
+        tried = sorted({str(paths.resolve(path, Path.cwd())), str(file)}) if path else [str(file)]
+        raise ParamsError(
+            source, [FieldProblem("(params file)", f"not found (looked for {' and '.join(tried)})")]
+        )
     try:
         text = file.read_text()
     except UnicodeDecodeError:

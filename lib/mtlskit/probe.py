@@ -566,7 +566,9 @@ def _judge_accepted(mode: str, attempt: Attempt, seen: Seen) -> tuple[str, str, 
         return (
             "fail",
             "the certificate got through, but no healthy backend answered",
-            "check the backend service's health in 20_backend_service",
+            "see 70_drift's anchor and URL map checks (a deleted anchor Ingress or a changed Service port "
+            "leaves the URL map on a backend nobody syncs) and the backend service's health in "
+            "20_backend_service",
         )
     if seen.verified == "true":
         return "pass", str(seen), ""

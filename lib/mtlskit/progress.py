@@ -7,6 +7,7 @@ headless run.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from tqdm.std import tqdm
@@ -24,7 +25,12 @@ def wait_for_backends(step: Step, timeout: float = INGRESS_TIMEOUT_SECONDS) -> d
     """The controller's backends annotation on the anchor Ingress, with the seconds waited so far."""
     if step.need(k8s.read_anchor) is None:
         return {}
-    with tqdm(total=None, desc="waiting for the GKE Ingress controller", bar_format="{desc}{postfix}") as bar:
+    with tqdm(
+        total=None,
+        desc="waiting for the GKE Ingress controller",
+        bar_format="{desc}{postfix}",
+        file=sys.stdout,  # progress, not an error
+    ) as bar:
 
         def shown(elapsed: float) -> None:
             bar.set_postfix(elapsed=f"{elapsed:.0f}s")

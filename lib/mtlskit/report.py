@@ -51,6 +51,12 @@ def _html_cell(markup: str) -> nbformat.NotebookNode:
     return new_code_cell(source="", outputs=[new_output("display_data", data={"text/html": markup})])
 
 
+def worst_first(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Failures, then warnings, then passes; a stable sort keeps the run's order within each."""
+    rank = {"fail": 0, "warn": 1, "pass": 2}
+    return sorted(rows, key=lambda r: rank.get(r["status"], 3))
+
+
 def summary_html(run: RunResult) -> str:
     code = run.exit_code
     failed = sum(1 for r in run.check_rows() if r["status"] == "fail")
@@ -58,8 +64,8 @@ def summary_html(run: RunResult) -> str:
         f"<h1>mtlskit run: {html.escape(Path(run.params_file).name)}</h1>"
         f"<p>started {html.escape(run.started)} · apply={run.apply} · "
         f"<b>exit code {code}</b>: {EXIT_MEANING[code]} · {len(run.check_rows())} checks, {failed} failed</p>"
-        "<h2>Checks</h2>"
-        + _table(run.check_rows(), ["notebook", "check", "status", "evidence", "fix"])  # type: ignore[arg-type]
+        "<h2>Checks</h2><p>what did not pass first, in run order within each status</p>"
+        + _table(worst_first(run.check_rows()), ["notebook", "check", "status", "evidence", "fix"])  # type: ignore[arg-type]
         + "<h2>Notebooks</h2>"
         + _table(
             [n.summary() for n in run.notebooks],

@@ -5,7 +5,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.step` — the step harness: `start`, `Step` (need, call, run, finish), `outcome_checks`,
   `publish`, and `StepFailed`, the failure `mtlskit run` counts as a failed check;
 - `mtlskit.tables` — every table a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
-  `events_frame`, `dns_frame`);
+  `events_frame`, `dns_frame`, `backends_frame`, `recent_entries`);
 - `mtlskit.stepchecks` — the checks of 10_ingress and 20_backend_service;
 - `mtlskit.progress` — the Ingress wait with its progress bar;
 - `mtlskit.checks` — the check value and its one-line `verdict`.
@@ -19,12 +19,21 @@ from mtlskit.checks import verdict
 from mtlskit.progress import wait_for_backends
 from mtlskit.step import Step, StepFailed, outcome_checks, publish, start
 from mtlskit.stepchecks import backend_checks, ingress_checks
-from mtlskit.tables import checks_frame, dns_frame, events_frame, findings_frame, rows_frame
+from mtlskit.tables import (
+    backends_frame,
+    checks_frame,
+    dns_frame,
+    events_frame,
+    findings_frame,
+    recent_entries,
+    rows_frame,
+)
 
 __all__ = [
     "Step",
     "StepFailed",
     "backend_checks",
+    "backends_frame",
     "checks_frame",
     "dns_frame",
     "events_frame",
@@ -32,6 +41,7 @@ __all__ = [
     "ingress_checks",
     "outcome_checks",
     "publish",
+    "recent_entries",
     "rows_frame",
     "start",
     "verdict",

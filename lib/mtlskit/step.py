@@ -28,6 +28,11 @@ class StepFailed(RuntimeError):
     """A check of the step did not pass. `mtlskit run` tells this failure (exit code 1) from a crash
     by this class's name (`execute.CHECK_FAILURE`), so the name is part of the contract."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the checks table above says it all, and a
+        stack into the harness would read like a crash."""
+        return [f"StepFailed: {self}", "(the failing checks are in the table above, each with its fix)"]
+
 
 @dataclass
 class Step:

@@ -45,9 +45,24 @@ def rows_frame(obj: Any) -> pd.DataFrame:
     return pd.DataFrame(obj.rows())
 
 
+def backends_frame(backends: dict[str, str]) -> pd.DataFrame:
+    """The backend services the controller named on the anchor Ingress, with their health."""
+    if not backends:
+        return skipped_frame(None)
+    return pd.DataFrame([{"backend service": k, "health": v} for k, v in backends.items()])
+
+
+def recent_entries(frame: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The last `n` request-log rows, blanks for what an entry does not carry (a refused handshake has
+    no URL or backend), and a caption-worthy index: the row's position in the whole pull."""
+    return frame.tail(n).fillna("").rename_axis(f"entry (last {min(n, len(frame))} of {len(frame)})")
+
+
 def plan_frame(changes: list[plan.Change], after: list[plan.Change] | None = None) -> pd.DataFrame:
     """A plan with its equivalent commands. `after` is the re-plan once applied: each row then says
     what is left of it ("no change" when the apply did its job, "gone" for a deleted resource)."""
+    if not changes:
+        return pd.DataFrame([{"plan": "nothing to change: no resource of this step needs a call"}])
     frame = pd.DataFrame(plan.table(changes))
     if after is None:
         return frame.assign(applied="no (apply=False)")
