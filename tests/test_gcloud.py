@@ -118,7 +118,8 @@ def shell_after_eval(exports: str, home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sandbox_shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
-    """A fresh sandbox with the kit's Kubernetes side built, and a shell pointed at it."""
+    """A fresh sandbox, a shell pointed at it, and the Kubernetes side built by 10_ingress's printed
+    kubectl commands run in that shell."""
     root = tmp_path_factory.mktemp("gcloud-kit-root")
     state = tmp_path_factory.mktemp("gcloud-sandbox") / "state"
     params_file = _write_params(root, state)
@@ -127,8 +128,6 @@ def sandbox_shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
         try:
             params = load(params_file)
             clients = build_clients(params)
-            k8s.apply_ingress(clients, params, k8s.plan_ingress(clients, params))
-            k8s.wait_for_backends(clients, params, 60)
             exports = subprocess.run(
                 [sys.executable, "-m", "mtlskit.cli", "sandbox", "env", "--params", str(params_file)],
                 capture_output=True,
@@ -136,7 +135,19 @@ def sandbox_shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
                 check=True,
                 timeout=COMMAND_TIMEOUT,
             ).stdout
-            yield Shell(params, clients, shell_after_eval(exports, root), exports)
+            env = shell_after_eval(exports, root)
+            # 10_ingress's printed kubectl commands, as printed, in the shell the exports set up
+            for command in _commands(k8s.plan_ingress(clients, params)):
+                assert command.startswith("kubectl "), command
+                ran = subprocess.run(
+                    shlex.split(command), env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+                )
+                assert ran.returncode == 0, f"{command}: {ran.stderr}"
+            k8s.wait_for_backends(clients, params, 60)  # the controller's answer, as 10_ingress waits
+            assert k8s.plan_ingress(clients, params) and all(
+                c.action == "no change" for c in k8s.plan_ingress(clients, params)
+            )
+            yield Shell(params, clients, env, exports)
         finally:
             process.stop(state)
 
