@@ -300,6 +300,39 @@ def test_printed_updates_pass_the_fingerprint_check(sandbox_shell: Shell, built_
     assert {c.action for c in frontend.plan_frontend(s.clients, s.params, bs)} == {"no change"}
 
 
+def runbook_reads() -> list[str]:
+    """Every gcloud read (describe, list, get-health, logging read) the notebooks' pages tell a reader
+    to type, as written there."""
+    import json
+    import re
+
+    found = []
+    # the checkout's notebooks (MTLSKIT_ROOT points elsewhere while the sandbox shell exists)
+    for nb in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for line in "".join(cell["source"]).splitlines():
+                line = line.strip().strip("`")
+                if line.startswith("gcloud ") and re.search(r" (describe|list|get-health|read)\b", line):
+                    found.append(line)
+    return found
+
+
+@needs_gcloud
+def test_the_reads_the_notebook_pages_print_succeed_as_written(
+    sandbox_shell: Shell, built_by_gcloud: list[Ran]
+) -> None:
+    s = sandbox_shell
+    bs = backend.locate_backend_service(s.clients, s.params).name
+    reads = [
+        r.replace("PROJECT_ID", s.params.project).replace("BACKEND_SERVICE", bs) for r in runbook_reads()
+    ]
+    assert len(reads) >= 15 and any("services list" in r for r in reads), reads
+    failed = [r for r in s.gcloud_all(reads) if not r.clean]
+    assert not failed, "\n".join(map(str, failed))
+
+
 @needs_gcloud
 def test_printed_teardown_commands_remove_what_gcloud_built(
     sandbox_shell: Shell, built_by_gcloud: list[Ran]

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mtlskit.sandbox import discovery
+from mtlskit.sandbox import discovery, services
 from mtlskit.sandbox.compute.handler import Compute
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
@@ -92,6 +92,8 @@ class Sandbox:
                 return self.netsec.handle(req, parts[1:], api)
             if api == "logging":
                 return self.logging.handle(req)
+            if api == "serviceusage":
+                return services.handle(req, parts, self.projects)
             return self.kube.handle(req, parts)
 
     def _classify(self, req: Request, parts: list[str]) -> tuple[str, str]:
@@ -102,6 +104,8 @@ class Sandbox:
             api = "networksecurity"
         elif parts[:1] == ["v1"] and "trustConfigs" in parts:
             api = "certificatemanager"
+        elif services.is_services_path(parts):
+            return "serviceusage", "serviceusage.services.list"
         elif parts[:1] == ["v1"] and "operations" in parts:
             api = self._operation_api(req.path)
         elif parts[:1] == ["v2"]:

@@ -31,6 +31,7 @@ ENDPOINT_PATHS = {
     "networksecurity": "",
     "certificatemanager": "",
     "logging": "",
+    "serviceusage": "",
 }
 
 # Variables that outrank a configuration's properties: set in the person's shell, they would send
