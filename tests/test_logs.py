@@ -584,3 +584,21 @@ def test_notebook_60_logs_without_probes_says_run_verify_first(lb: Stack, tmp_pa
     (result,) = run.notebooks
     assert result.status == "ok", result.error
     assert [(c.status, c.fix) for c in result.checks] == [("warn", "run 50_verify first")]
+
+
+def test_recent_entries_blank_what_an_entry_lacks_whatever_the_column_type() -> None:
+    """Refused handshakes have no URL and no verdict booleans: the table shows blanks, not <NA>,
+    and a nullable boolean column must not stop the notebook."""
+    from mtlskit.tables import recent_entries
+
+    frame = pd.DataFrame(
+        {
+            "client_cert_present": pd.array([True, None, False], dtype="boolean"),
+            "url": ["https://a/", None, "https://b/"],
+            "status": [200, 0, 200],
+        }
+    )
+    shown = recent_entries(frame, n=2)
+    assert list(shown["client_cert_present"]) == ["", False]
+    assert list(shown["url"]) == ["", "https://b/"]
+    assert shown.index.name == "entry (last 2 of 3)"

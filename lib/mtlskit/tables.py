@@ -55,7 +55,8 @@ def backends_frame(backends: dict[str, str]) -> pd.DataFrame:
 def recent_entries(frame: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     """The last `n` request-log rows, blanks for what an entry does not carry (a refused handshake has
     no URL or backend), and a caption-worthy index: the row's position in the whole pull."""
-    return frame.tail(n).fillna("").rename_axis(f"entry (last {min(n, len(frame))} of {len(frame)})")
+    recent = frame.tail(n).astype(object)  # typed columns (booleans) cannot hold a blank
+    return recent.where(recent.notna(), "").rename_axis(f"entry (last {min(n, len(frame))} of {len(frame)})")
 
 
 def plan_frame(changes: list[plan.Change], after: list[plan.Change] | None = None) -> pd.DataFrame:
