@@ -101,9 +101,18 @@ class Plane:
     def entry_for(self, path: str, before: int) -> Any:
         """The log entry of one request, among those written since `before`: other connections may
         log meanwhile (a keep-alive closing), so position alone does not say which is which."""
-        return next(
-            e for e in self.entries()[before:] if (e.http_request or {}).get("requestUrl", "").endswith(path)
-        )
+        return self.entry_where(lambda e: (e.http_request or {}).get("requestUrl", "").endswith(path), before)
+
+    def entry_where(self, match: Any, before: int, timeout: float = 5.0) -> Any:
+        """The first entry since `before` that `match`es, waiting for it: the data plane logs a
+        refused handshake as it closes the connection, which the client may notice first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.entries()[before:] if match(e)]
+            if found or time.monotonic() > deadline:
+                assert found, f"no matching log entry within {timeout:.0f}s"
+                return found[0]
+            time.sleep(0.05)
 
     def set_mode(self, mode: str, **mtls: Any) -> None:
         p = self.params_with(validation_mode=mode, **mtls)
@@ -260,9 +269,8 @@ def test_every_certificate_case_with_requests(plane: Plane, mode: str) -> None:
                 session.get(plane.url(f"/{case}"), timeout=5)
             # closed before any HTTP request was read: nothing reached the backend
             assert sandbox_call(plane.clients, "dataplane")["counters"]["requests"] == forwarded, case
-            entry = plane.entries()[before]
+            entry = plane.entry_where(lambda e: e.http_request["status"] == 0, before)
             assert entry.payload["statusDetails"] == expected, case
-            assert entry.http_request["status"] == 0, case
             assert entry.payload["mtls"]["clientCertPresent"] is (case != "none"), case
             continue
         r = session.get(plane.url(f"/{case}"), timeout=5)
@@ -276,7 +284,7 @@ def test_every_certificate_case_with_requests(plane: Plane, mode: str) -> None:
             assert _one(seen, "X-Client-Cert-Leaf").startswith(":")  # RFC 9440, only when validated
         else:
             assert _one(seen, "X-Client-Cert-Leaf") == ""
-        entry = plane.entries()[before]
+        entry = plane.entry_for(f"/{case}", before)
         assert entry.payload["statusDetails"] == "response_sent_by_backend", case
         assert entry.payload["mtls"]["clientCertChainVerified"] is (expected == "ok"), case
         assert entry.payload["mtls"]["clientCertError"].split(",")[0] == errors[0], case
@@ -360,7 +368,8 @@ def test_every_certificate_case_with_curl_reject_mode(plane: Plane) -> None:
         else:
             # closed without an HTTP answer: curl 52 (empty reply) or 56 (connection reset)
             assert result.returncode in (52, 56, 35), (case, result.returncode, result.stderr)
-            assert plane.entries()[before].payload["statusDetails"] == EXPECTED[case], case
+            entry = plane.entry_where(lambda e: e.http_request["status"] == 0, before)
+            assert entry.payload["statusDetails"] == EXPECTED[case], case
 
 
 def _s_client(plane: Plane, *args: str, case: str = "client") -> subprocess.CompletedProcess[str]:
@@ -398,7 +407,8 @@ def test_openssl_without_certificate_is_closed_and_logged(plane: Plane) -> None:
     request = f"GET / HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n"
     out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=20)
     assert "HTTP/1.1" not in out.stdout
-    assert plane.entries()[before].payload["statusDetails"] == "client_cert_not_provided"
+    entry = plane.entry_where(lambda e: e.http_request["status"] == 0, before)
+    assert entry.payload["statusDetails"] == "client_cert_not_provided"
 
 
 def test_wget_as_in_the_original_write_up(plane: Plane) -> None:
@@ -582,7 +592,7 @@ def test_request_logs_follow_the_backend_services_log_config(plane: Plane) -> No
     assert _until(log_enabled, 10)
     before = len(plane.entries())
     assert plane.session("client").get(plane.url("/logged"), timeout=5).status_code == 200
-    assert plane.entries()[before].http_request["requestUrl"].endswith("/logged")
+    assert plane.entry_for("/logged", before).http_request["status"] == 200
 
 
 def test_sni_selects_among_the_proxys_certificates(plane: Plane) -> None:
@@ -738,7 +748,8 @@ def test_deleting_the_anchor_ingress_orphans_the_backend_until_it_is_applied_aga
     try:
         before = len(plane.entries())
         _follows(lambda: _status(plane, "client") == 503)
-        assert plane.entries()[before].payload["statusDetails"] == "failed_to_pick_backend"
+        entry = plane.entry_where(lambda e: e.http_request["status"] == 503, before)
+        assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         # the backend service is still there (the URL map uses it), just no longer served
         assert plane.clients.compute.backend_services.get(project=PROJECT, backend_service=plane.bs_name)
     finally:
