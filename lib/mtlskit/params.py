@@ -552,7 +552,10 @@ def load(path: str | Path | None = None) -> Params:
     file = params_file(path)
     source = str(file)
     if not file.is_file():
-        tried = sorted({str(paths.resolve(path, Path.cwd())), str(file)}) if path else [str(file)]
+        # the current directory first, then the repository root: the order load looks in
+        tried = list(
+            dict.fromkeys([str(paths.resolve(path, Path.cwd())), str(file)] if path else [str(file)])
+        )
         raise ParamsError(
             source, [FieldProblem("(params file)", f"not found (looked for {' and '.join(tried)})")]
         )
