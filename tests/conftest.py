@@ -11,6 +11,7 @@ that tries to start a sandbox or a kernel fails at once with the mark to add, in
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
 
 from mtlskit import params as params_mod
 from mtlskit.clients import Clients, build_clients
@@ -128,3 +131,37 @@ def sandbox_call(clients: Clients, path: str, method: str = "GET", body: Any = N
 def no_faults(clients: Clients) -> Iterator[None]:
     yield
     sandbox_call(clients, "faults", "POST", {"error_rate": 0.0, "operation_error_rate": 0.0})
+
+
+class ResolveAdapter(HTTPAdapter):
+    """`curl --resolve` for requests: connect to the listener's IP, send SNI and check `domain`."""
+
+    def __init__(self, ctx: ssl.SSLContext, domain: str):
+        self.ctx, self.domain = ctx, domain
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: Any) -> None:
+        self.poolmanager = PoolManager(
+            num_pools=connections,
+            maxsize=maxsize,
+            block=block,
+            ssl_context=self.ctx,
+            server_hostname=self.domain,
+            assert_hostname=self.domain,
+        )
+
+
+def run_nbval(notebooks: list[Path], cwd: Path, env: dict[str, str] | None = None) -> Any:
+    """nbval over notebooks as committed, in a process of its own (its kernels start from `env`)."""
+    import subprocess
+    import sys
+
+    args = ["-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args, *map(str, notebooks)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )

@@ -18,13 +18,11 @@ from typing import Any
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3 import PoolManager
 
 from mtlskit import backend, certs, frontend, k8s, stack, trust
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
-from tests.conftest import PROJECT, sandbox_call, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox load balancer of its own
 
@@ -84,7 +82,7 @@ class Plane:
         if pair:
             ctx.load_cert_chain(str(pair[0]), str(pair[1]))
         s = requests.Session()
-        s.mount("https://", _Resolve(ctx))
+        s.mount("https://", ResolveAdapter(ctx, DOMAIN))
         s.headers["Host"] = DOMAIN  # as curl --resolve sends it: the URL map matches on it
         return s
 
@@ -117,24 +115,6 @@ class Plane:
     def set_mode(self, mode: str, **mtls: Any) -> None:
         p = self.params_with(validation_mode=mode, **mtls)
         trust.apply_trust(self.clients, p, trust.plan_trust(self.clients, p))
-
-
-class _Resolve(HTTPAdapter):
-    """`curl --resolve` for requests: connect to the listener's IP, send SNI and check the name."""
-
-    def __init__(self, ctx: ssl.SSLContext):
-        self.ctx = ctx
-        super().__init__()
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: Any) -> None:
-        self.poolmanager = PoolManager(
-            num_pools=connections,
-            maxsize=maxsize,
-            block=block,
-            ssl_context=self.ctx,
-            server_hostname=DOMAIN,
-            assert_hostname=DOMAIN,
-        )
 
 
 def _listener(clients: Clients) -> dict[str, Any]:

@@ -20,14 +20,12 @@ import pytest
 import requests
 import yaml
 from matplotlib.figure import Figure
-from requests.adapters import HTTPAdapter
-from urllib3 import PoolManager
 
 from mtlskit import certs, execute, logs, probe, stack
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
 from mtlskit.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
-from tests.conftest import PROJECT, sandbox_call, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, sandbox_call, sandbox_params
 
 T0 = dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
 FINGERPRINT = "q1w2e3r4t5y6u7i8o9p0AbCdEfGhIjKlMnOpQrStUvW="
@@ -387,7 +385,7 @@ class Stack:
             bundle.write_text("".join(p.read_text() for p in parts))
             ctx.load_cert_chain(str(bundle), str(self.pki / f"{case}.key"))
         s = requests.Session()
-        s.mount("https://", _Resolve(ctx))
+        s.mount("https://", ResolveAdapter(ctx, DOMAIN))
         s.headers["Host"] = DOMAIN
         return s
 
@@ -403,22 +401,6 @@ class Stack:
             outcome, status = "connection closed during TLS", None
         finished = logs.rfc3339(dt.datetime.now(dt.UTC))
         return ProbeResult(probe_id, case or "none", "ok", expected, outcome, status, "pass", sent, finished)
-
-
-class _Resolve(HTTPAdapter):
-    def __init__(self, ctx: ssl.SSLContext):
-        self.ctx = ctx
-        super().__init__()
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: Any) -> None:
-        self.poolmanager = PoolManager(
-            num_pools=connections,
-            maxsize=maxsize,
-            block=block,
-            ssl_context=self.ctx,
-            server_hostname=DOMAIN,
-            assert_hostname=DOMAIN,
-        )
 
 
 def _free_port() -> int:

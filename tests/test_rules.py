@@ -309,3 +309,5 @@ def test_every_outcome_the_rules_can_give_is_documented() -> None:
     }
     assert literals, "no outcome strings found"
     assert literals <= DOCUMENTED_OUTCOMES, literals - DOCUMENTED_OUTCOMES
+    # the list the kit validates params against is exactly the reference's
+    assert set(verdict.DOCUMENTED_OUTCOMES) == DOCUMENTED_OUTCOMES

@@ -4,8 +4,6 @@ official clients; nbval over the committed notebooks as they stand (plan only)."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from mtlskit import backend, execute, paths
 from mtlskit.clients import build_clients
 from mtlskit.params import load
 from mtlskit.sandbox import process
-from tests.conftest import PROJECT, sandbox_call
+from tests.conftest import PROJECT, run_nbval, sandbox_call
 
 pytestmark = pytest.mark.e2e  # runs the notebooks in kernels against a sandbox of its own
 
@@ -130,22 +128,8 @@ def test_committed_notebooks_run_top_to_bottom_under_nbval() -> None:
     state = root / ".sandbox"
     was_running = process.status(state) is not None
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--nbval-lax",
-                "--nbval-current-env",
-                *[str(root / "notebooks" / f"{n}.ipynb") for n in [*execute.BUILD, execute.TEARDOWN]],
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=root,
+        result = run_nbval(
+            [root / "notebooks" / f"{n}.ipynb" for n in [*execute.BUILD, execute.TEARDOWN]], root
         )
     finally:
         if not was_running:

@@ -21,6 +21,7 @@ from mtlskit.cli import main
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params, load
 from mtlskit.sandbox import process
+from tests.conftest import run_nbval
 
 pytestmark = pytest.mark.e2e
 RUNBOOK = [*execute.BUILD, *execute.VERIFY]
@@ -200,24 +201,7 @@ def test_committed_verification_notebooks_pass_nbval_after_a_build(tmp_path: Pat
             timeout=600,
         )
         assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--nbval-lax",
-                "--nbval-current-env",
-                *[str(root / "notebooks" / f"{n}.ipynb") for n in execute.VERIFY],
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=root,
-        )
+        result = run_nbval([root / "notebooks" / f"{n}.ipynb" for n in execute.VERIFY], root, env)
         assert result.returncode == 0, result.stdout[-3000:]
         assert " passed" in result.stdout
     finally:

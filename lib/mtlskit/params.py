@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from mtlskit import certs, lint, paths
 from mtlskit.rules import names
+from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
 
 DEFAULT_MTLS_HEADERS = [
     "X-Client-Cert-Present:{client_cert_present}",
@@ -178,21 +179,6 @@ class MtlsSettings(_Strict):
         return self
 
 
-# The load balancer's documented `statusDetails` for a refused client certificate (global external
-# ALB, "Logged errors for closed connections"); a probe case may expect one of these or "ok".
-CLIENT_CERT_STATUS_DETAILS = (
-    "client_cert_not_provided",
-    "client_cert_validation_failed",
-    "client_cert_chain_invalid_eku",
-    "client_cert_invalid_rsa_key_size",
-    "client_cert_unsupported_elliptic_curve_key",
-    "client_cert_unsupported_key_algorithm",
-    "client_cert_pki_too_large",
-    "client_cert_chain_max_name_constraints_exceeded",
-    "client_cert_validation_timed_out",
-    "client_cert_validation_search_limit_exceeded",
-    "client_cert_validation_not_performed",
-)
 # Case names the probe uses for its own two cases.
 RESERVED_PROBE_CASES = ("probe certificate", "no certificate")
 
@@ -208,10 +194,10 @@ class ProbeCase(_Strict):
     @field_validator("expect")
     @classmethod
     def _expect(cls, v: str) -> str:
-        if v != "ok" and v not in CLIENT_CERT_STATUS_DETAILS:
+        if v != "ok" and v not in DOCUMENTED_OUTCOMES:
             raise ValueError(
                 "must be 'ok' or one of the documented client_cert_* statusDetails: "
-                + ", ".join(CLIENT_CERT_STATUS_DETAILS)
+                + ", ".join(DOCUMENTED_OUTCOMES)
             )
         return v
 
