@@ -165,3 +165,12 @@ def run_nbval(notebooks: list[Path], cwd: Path, env: dict[str, str] | None = Non
         timeout=600,
         cwd=cwd,
     )
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (each test sandbox's data plane gets its own)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

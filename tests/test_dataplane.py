@@ -22,7 +22,7 @@ import requests
 from mtlskit import backend, certs, frontend, k8s, stack, trust
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
-from tests.conftest import PROJECT, ResolveAdapter, sandbox_call, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox load balancer of its own
 
@@ -40,12 +40,6 @@ system_default = system_default_sect
 [system_default_sect]
 CipherString = DEFAULT:@SECLEVEL=0
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -137,7 +131,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     state = work / "state"
     pki = state / "pki"
     certs.generate_demo_pki(pki)  # issued here, for this test run
-    port = _free_port()
+    port = free_port()
     params = sandbox_params(
         state,
         sandbox={

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import ssl
 import time
 import uuid
@@ -25,7 +24,7 @@ from mtlskit import certs, execute, logs, probe, stack
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params
 from mtlskit.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
-from tests.conftest import PROJECT, ResolveAdapter, sandbox_call, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 T0 = dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
 FINGERPRINT = "q1w2e3r4t5y6u7i8o9p0AbCdEfGhIjKlMnOpQrStUvW="
@@ -403,12 +402,6 @@ class Stack:
         return ProbeResult(probe_id, case or "none", "ok", expected, outcome, status, "pass", sent, finished)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("logs")
@@ -420,7 +413,7 @@ def lb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack=f"logs-test-{uuid.uuid4().hex[:8]}",  # its own saved-probes file
         sandbox={
             "state_dir": str(state),
-            "data_plane_port": _free_port(),
+            "data_plane_port": free_port(),
             "managed_cert_delay_seconds": 0.3,
             "operation_delay_seconds": 0.05,
         },

@@ -6,7 +6,6 @@ and 50_verify runs headless without leaking a key."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from mtlskit import certs, paths, probe, runbook, stack
 from mtlskit.clients import Clients, build_clients
 from mtlskit.errors import PrerequisiteMissing as MissingPrerequisite
 from mtlskit.params import Params, ParamsError
-from tests.conftest import PROJECT, sandbox_params
+from tests.conftest import PROJECT, free_port, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 50_verify in a kernel
 
@@ -28,12 +27,6 @@ REJECT, ALLOW = "REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
 SPECS = {f"demo/{s.name}": s for s in certs.demo_pki_specs()}
 RFC3339_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 CERT_DELAY = 3.0  # seconds a managed certificate stays PROVISIONING in this sandbox
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -92,7 +85,7 @@ def _until_answering(clients: Clients, params: Params, seconds: float = 15.0) ->
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("probe")
     state = work / "state"
-    params = _params(state, _free_port())
+    params = _params(state, free_port())
     clients = build_clients(params)
     stack.build(clients, params, 60)
     assert _until_answering(clients, params).answering
@@ -292,46 +285,21 @@ def test_allow_mode_forwards_with_the_error_headers(env: Env) -> None:
 
 def test_probe_cases_in_params_are_validated_with_their_field_path(env: Env) -> None:
     pki = env.pki
-    with pytest.raises(ParamsError) as err:
-        _params(
-            env.state,
-            env.reject.sandbox.data_plane_port,
-            probe={
-                "cases": [
-                    {
-                        "name": "x",
-                        "cert": str(pki / "client.pem"),
-                        "key": str(pki / "client.key"),
-                        "expect": "client_cert_invalid",
-                    }
-                ]
-            },
-        )
-    assert [p.field for p in err.value.problems] == ["probe.cases[0].expect"]
-    assert "client_cert_validation_failed" in str(err.value)
-    with pytest.raises(ParamsError) as err:
-        _params(
-            env.state,
-            env.reject.sandbox.data_plane_port,
-            probe={"cases": [{"name": "y", "cert": "nowhere/y.pem", "key": str(pki / "client.key")}]},
-        )
-    assert [p.field for p in err.value.problems] == ["probe.cases[0].cert"]
-    assert str(paths.repo_root() / "nowhere" / "y.pem") in str(err.value)  # resolved like every cert path
-    with pytest.raises(ParamsError) as err:
-        _params(
-            env.state,
-            env.reject.sandbox.data_plane_port,
-            probe={
-                "cases": [
-                    {
-                        "name": "no certificate",
-                        "cert": str(pki / "client.pem"),
-                        "key": str(pki / "client.key"),
-                    }
-                ]
-            },
-        )
-    assert [p.field for p in err.value.problems] == ["probe.cases"]
+    valid = {"cert": str(pki / "client.pem"), "key": str(pki / "client.key")}
+
+    def refused(case: dict[str, str]) -> ParamsError:
+        with pytest.raises(ParamsError) as err:
+            _params(env.state, env.reject.sandbox.data_plane_port, probe={"cases": [case]})
+        return err.value
+
+    err = refused({"name": "x", **valid, "expect": "client_cert_invalid"})
+    assert [p.field for p in err.problems] == ["probe.cases[0].expect"]
+    assert "client_cert_validation_failed" in str(err)
+    err = refused({"name": "y", **valid, "cert": "nowhere/y.pem"})
+    assert [p.field for p in err.problems] == ["probe.cases[0].cert"]
+    assert str(paths.repo_root() / "nowhere" / "y.pem") in str(err)  # resolved like every cert path
+    err = refused({"name": "no certificate", **valid})
+    assert [p.field for p in err.problems] == ["probe.cases"]
 
 
 def test_50_verify_runs_headless_without_showing_a_key(env: Env, tmp_path: Path) -> None:
