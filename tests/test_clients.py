@@ -50,8 +50,10 @@ def test_kubernetes_retry_covers_the_same_statuses_and_every_verb() -> None:
 
 def test_call_gives_google_methods_the_kits_retry_and_passes_the_answer_through() -> None:
     fake = _FakeGoogleClient("ok")
-    assert _offline().call(fake.get, name="x") == "ok"
-    assert isinstance(fake.kwargs[0]["retry"], type(clients_mod.make_retry(1)))
+    assert _offline(retry_seconds=7).call(fake.get, name="x") == "ok"
+    assert fake.kwargs[0]["name"] == "x"  # the caller's arguments reach the library unchanged
+    retry = fake.kwargs[0]["retry"]
+    assert isinstance(retry, type(clients_mod.make_retry(1))) and retry.timeout == 7  # the params' deadline
 
 
 def test_call_wraps_google_failures_with_the_cause() -> None:

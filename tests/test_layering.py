@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from mtlskit import paths
@@ -58,4 +57,7 @@ def test_notebooks_import_only_the_kit_and_never_the_sandbox() -> None:
 def test_the_import_scan_sees_every_form_of_import() -> None:
     source = "import os\nfrom mtlskit import runbook, probe\nfrom mtlskit.sandbox import process\n"
     assert imported_modules(source) == {"os", "mtlskit.runbook", "mtlskit.probe", "mtlskit.sandbox"}
-    assert "mtlskit" in sys.modules or importlib.util.find_spec("mtlskit") is not None
+    assert imported_modules("import mtlskit.tables as t\nfrom mtlskit.logs import entries_frame\n") == {
+        "mtlskit.tables",
+        "mtlskit.logs",
+    }
