@@ -209,7 +209,7 @@ def run(
     2 a notebook crashed or an API kept failing, 3 the params are invalid.
     """
     from mtlskit import execute
-    from mtlskit.report import EXIT_MEANING
+    from mtlskit.report import EXIT_BAD_PARAMS, EXIT_MEANING
 
     kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
     try:
@@ -217,7 +217,7 @@ def run(
             p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
         except ParamsError as err:
             click.echo(f"Error: {err}", err=True)
-            sys.exit(execute.EXIT_BAD_PARAMS)
+            sys.exit(EXIT_BAD_PARAMS)
         names = _notebook_names(verify_only, teardown, notebooks)
         # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -27,11 +27,9 @@ from typing import Any
 import pandas as pd
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from google.api_core import exceptions as gexc
 from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 from google.cloud import network_security_v1 as ns
-from kubernetes.client.exceptions import ApiException
 
 from mtlskit import backend, frontend, k8s, trust
 from mtlskit.backend import BackendService
@@ -131,8 +129,12 @@ class DriftState:
 
     def ours(self, params: Params) -> BackendService | None:
         """The backend service the anchor names today for the params' Service and port."""
+        return self.ours_among(self.named_backends, params)
+
+    @staticmethod
+    def ours_among(named: list[BackendService], params: Params) -> BackendService | None:
         wanted = _wanted(params)
-        return next((b for b in self.named_backends if (b.service, b.service_port) == wanted), None)
+        return next((b for b in named if (b.service, b.service_port) == wanted), None)
 
     def rows(self) -> list[dict[str, str]]:
         """What was read, one row per resource, for the notebook's first table."""
@@ -219,38 +221,34 @@ class DriftState:
 def read_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> DriftState:
     """Read each resource the checks need once, by name. Missing resources become None; other API
     errors (after the clients' retries) propagate, so a broken API is not mistaken for drift."""
-    anchor = _read_anchor(clients, params)
+    anchor = k8s.read(clients, "Ingress", params)
     named, missing = _named_backends(clients, anchor)
-    ours = next((b for b in named if (b.service, b.service_port) == _wanted(params)), None)
+    ours = DriftState.ours_among(named, params)
     bc_needed = ours is None or bool(
         _intent_differences(params, ours.log_enable, ours.log_sample_rate, ours.custom_request_headers)
     )
     names = frontend.resource_names(params)
-    url_map = _get_compute(clients, "UrlMap", names["UrlMap"])
+    url_map = frontend.KINDS["UrlMap"].get(clients, names["UrlMap"])
     url_map_backend = None
     if url_map is not None and url_map.default_service:
         target = url_map.default_service.rsplit("/", 1)[-1]
         url_map_backend = next((b for b in named if b.name == target), None) or _get_backend(clients, target)
     return DriftState(
         anchor=anchor,
-        backend_config=_read_backend_config(clients, params) if bc_needed else None,
+        backend_config=k8s.read(clients, "BackendConfig", params) if bc_needed else None,
         backend_config_read=bc_needed,
         anchor_answering=_answering(k8s.anchor_exposure(anchor)[1] if anchor else [], clients.https_port),
         named_backends=named,
         missing_backends=missing,
         url_map=url_map,
         url_map_backend=url_map_backend,
-        proxy=_get_compute(clients, "TargetHttpsProxy", names["TargetHttpsProxy"]),
-        forwarding_rule=_get_compute(clients, "ForwardingRule", names["ForwardingRule"]),
-        ssl_policy=_get_compute(clients, "SslPolicy", names["SslPolicy"]),
-        certificate=_get_compute(clients, "SslCertificate", names["SslCertificate"]),
-        address=_get_compute(clients, "Address", names["Address"]),
-        policy=_get_or_none(
-            clients, clients.network_security.get_server_tls_policy, trust.policy_name(clients, params)
-        ),
-        trust_config=_get_or_none(
-            clients, clients.certificate_manager.get_trust_config, trust.trust_config_name(clients, params)
-        ),
+        proxy=frontend.KINDS["TargetHttpsProxy"].get(clients, names["TargetHttpsProxy"]),
+        forwarding_rule=frontend.KINDS["ForwardingRule"].get(clients, names["ForwardingRule"]),
+        ssl_policy=frontend.KINDS["SslPolicy"].get(clients, names["SslPolicy"]),
+        certificate=frontend.KINDS["SslCertificate"].get(clients, names["SslCertificate"]),
+        address=frontend.KINDS["Address"].get(clients, names["Address"]),
+        policy=trust.SERVER_TLS_POLICY.get(clients, trust.policy_name(clients, params)),
+        trust_config=trust.TRUST_CONFIG.get(clients, trust.trust_config_name(clients, params)),
         dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
         names=looked_up(params),
     )
@@ -281,26 +279,6 @@ def _answering(ips: list[str], https_port: int, timeout: float = 3.0) -> list[st
     return found
 
 
-def _read_anchor(clients: Clients, params: Params) -> dict[str, Any] | None:
-    try:
-        return k8s.read_anchor(clients, params)
-    except k8s.IngressNotReady:
-        return None
-
-
-def _read_backend_config(clients: Clients, params: Params) -> dict[str, Any] | None:
-    k = params.kubernetes
-    try:
-        obj: dict[str, Any] = clients.kube.custom.get_namespaced_custom_object(
-            "cloud.google.com", "v1", k.namespace, "backendconfigs", k.backend_config
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return obj
-
-
 def _named_backends(
     clients: Clients, anchor: dict[str, Any] | None
 ) -> tuple[list[BackendService], list[str]]:
@@ -315,30 +293,8 @@ def _named_backends(
 
 
 def _get_backend(clients: Clients, name: str, health: str = "") -> BackendService | None:
-    try:
-        bs = clients.compute.backend_services.get(
-            project=clients.project, backend_service=name, retry=clients.retry
-        )
-    except gexc.NotFound:
-        return None
-    return backend.describe(bs, health)
-
-
-def _get_compute(clients: Clients, kind: str, name: str) -> Any:
-    """One frontend resource by name, through the same registry the kit builds them with."""
-    spec = frontend.KINDS[kind]
-    client = getattr(clients.compute, spec.client)
-    try:
-        return client.get(project=clients.project, **{spec.name_arg: name}, retry=clients.retry)
-    except gexc.NotFound:
-        return None
-
-
-def _get_or_none(clients: Clients, getter: Callable[..., Any], name: str) -> Any:
-    try:
-        return getter(name=name, retry=clients.retry)
-    except gexc.NotFound:
-        return None
+    bs = clients.find(clients.compute.backend_services.get, project=clients.project, backend_service=name)
+    return None if bs is None else backend.describe(bs, health)
 
 
 # ---- small helpers --------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import requests
 import urllib3
@@ -226,15 +225,3 @@ def describe(err: BaseException, retry_seconds: float | None = None) -> str:
     if isinstance(err, (ApiError, *LIBRARY_FAILURES)):
         return from_exception(err, retry_seconds).describe()
     return f"{type(err).__name__}: {clean(str(err))}"
-
-
-def payload(err: ApiError) -> dict[str, Any]:
-    """The error as data (for summary.json and logs): no body beyond the cleaned message."""
-    return {
-        "error": type(err).__name__,
-        "api": err.api,
-        "method": err.method,
-        "path": err.path,
-        "status": err.status,
-        "message": err.message,
-    }

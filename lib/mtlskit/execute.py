@@ -24,13 +24,12 @@ from traitlets import CaselessStrEnum, default
 
 from mtlskit import paths
 from mtlskit.checks import MIME, Check
+from mtlskit.report import EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 
 BUILD = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
 TEARDOWN = "90_teardown"
 
-# Exit codes of `mtlskit run`, documented in the README.
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
 
 NotebookStatus = Literal["ok", "failed", "crashed", "skipped"]
 # A failed check ends the notebook with this exception (`mtlskit.step.StepFailed`, raised by

@@ -231,7 +231,7 @@ ANCHOR_FIX = (
 def wait_for_backends(
     clients: Clients,
     params: Params,
-    timeout: float = 600.0,
+    timeout: float,  # the caller says how long: a notebook waits longer than a test
     on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, str]:
     """Wait until the controller has written `ingress.kubernetes.io/backends` on the anchor Ingress.

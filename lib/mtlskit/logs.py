@@ -29,7 +29,7 @@ from mtlskit.checks import Check
 from mtlskit.clients import Clients
 from mtlskit.errors import ApiError, PrerequisiteMissing
 from mtlskit.params import Params
-from mtlskit.probe import PROBE_PATH, ProbeResult
+from mtlskit.probe import FORWARDED, PROBE_PATH, ProbeResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 RESOURCE_TYPE = "http_load_balancer"
 PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
-ACCEPTED_DETAILS = "response_sent_by_backend"
 REFUSED_PREFIX = "client_cert_"
 # How far a refused connection's log time may lie outside [sent_at, finished_at] of its probe: the
 # entry carries the proxy's clock, the probe the client's, and the two differ a little.
@@ -214,7 +213,7 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
     refused = status == 0 or details.startswith(REFUSED_PREFIX)
     if refused:
         outcome = "refused"
-    elif details == ACCEPTED_DETAILS:
+    elif details == FORWARDED:
         outcome = "accepted"
     else:
         outcome = "other"  # answered by the load balancer itself (no backend, bad request, ...)

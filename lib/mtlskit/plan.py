@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 Action = Literal["create", "update", "no change", "delete", "keep"]
 
-# The name this error had when only plans raised it; the kit raises `errors.PrerequisiteMissing`.
-
 
 @dataclass
 class Change:
@@ -69,6 +67,3 @@ def summary(changes: list[Change]) -> str:
 
 def table(changes: list[Change]) -> list[dict[str, str]]:
     return [c.row() for c in changes]
-
-
-# Kept importable under the name printed-command tests use; the marker itself lives in `ownership`.

@@ -30,9 +30,8 @@ from typing import Any
 
 import pandas as pd
 from cryptography import x509
-from google.api_core import exceptions as gexc
 
-from mtlskit import certs, paths
+from mtlskit import certs, frontend, paths
 from mtlskit.checks import Check
 from mtlskit.clients import Clients
 from mtlskit.errors import PrerequisiteMissing
@@ -44,7 +43,7 @@ USER_AGENT = "mtlskit-probe"
 # statusDetails of a request the load balancer passed to the backend and answered from it (documented
 # for the global external ALB; the sandbox data plane logs the same string).
 FORWARDED = "response_sent_by_backend"
-REJECT, ALLOW = "REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+REJECT = "REJECT_INVALID"
 PROBE_CERTIFICATE, NO_CERTIFICATE = RESERVED_PROBE_CASES
 CLOSED_QUIETLY = "closed by the server without a TLS alert"
 MAX_BODY = 64 * 1024  # enough for the echo app's JSON; a real backend's page is not needed whole
@@ -196,7 +195,6 @@ class Handshake:
     protocol: str = ""
     subject: str = ""
     issuer: str = ""
-    names: list[str] = field(default_factory=list)
     not_after: dt.datetime | None = None
 
     @property
@@ -232,10 +230,6 @@ class Frontend:
     def answering(self) -> bool:
         return any(h.server_answered for h in self.handshakes)
 
-    def resolve(self, domain: str) -> str:
-        """The `curl --resolve` argument that sends this domain to this frontend."""
-        return f"{domain}:{self.port}:{self.ip}"
-
     def rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [
             {"item": "forwarding rule", "value": f"{self.forwarding_rule} ({self.ip}:{self.port})"},
@@ -259,14 +253,11 @@ class Frontend:
 def locate_frontend(clients: Clients, params: Params) -> Frontend:
     """The frontend as Compute describes it, and one handshake per domain to see what it serves."""
     f = params.frontend
-    try:
-        fr = clients.compute.forwarding_rules.get(
-            project=clients.project, forwarding_rule=f.forwarding_rule, retry=clients.retry
-        )
-    except gexc.NotFound:
+    fr = frontend.KINDS["ForwardingRule"].get(clients, f.forwarding_rule)
+    if fr is None:
         raise PrerequisiteMissing(
             f"forwarding rule {f.forwarding_rule} does not exist: run notebook 40_frontend with apply=True first"
-        ) from None
+        )
     target = Frontend(
         forwarding_rule=fr.name,
         ip=fr.I_p_address,
@@ -288,11 +279,8 @@ def locate_frontend(clients: Clients, params: Params) -> Frontend:
 
 def certificate_status(clients: Clients, params: Params) -> str:
     """PROVISIONING, ACTIVE, ... for a managed certificate; SELF_MANAGED or MISSING otherwise."""
-    try:
-        cert = clients.compute.ssl_certificates.get(
-            project=clients.project, ssl_certificate=params.frontend.certificate, retry=clients.retry
-        )
-    except gexc.NotFound:
+    cert = frontend.KINDS["SslCertificate"].get(clients, params.frontend.certificate)
+    if cert is None:
         return "MISSING"
     return str(cert.managed.status) if cert.type_ == "MANAGED" else "SELF_MANAGED"
 
@@ -313,18 +301,12 @@ def server_handshake(target: Frontend, domain: str) -> Handshake:
         ended, why = classify(err, target.timeout)
         return Handshake(domain, ended, why)
     cert = x509.load_der_x509_certificate(der or b"")
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = list(san.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        names = []
     return Handshake(
         domain,
         "ok",
         protocol=protocol,
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        names=names,
         not_after=cert.not_valid_after_utc,
     )
 

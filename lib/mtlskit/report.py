@@ -22,13 +22,15 @@ STATUS_COLOURS = {
     "crashed": "#c0392b",
     "skipped": "#6c757d",
 }
-HIDDEN_TAGS = {"parameters", "injected-parameters"}
+# Exit codes of `mtlskit run` (documented in the README), stated once with what each means.
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
 EXIT_MEANING = {
-    0: "every check passed",
-    1: "a check failed",
-    2: "a notebook crashed or an API kept failing",
-    3: "the params are invalid",
+    EXIT_OK: "every check passed",
+    EXIT_CHECK_FAILED: "a check failed",
+    EXIT_CRASHED: "a notebook crashed or an API kept failing",
+    EXIT_BAD_PARAMS: "the params are invalid",
 }
+HIDDEN_TAGS = {"parameters", "injected-parameters"}
 
 
 def _table(rows: list[dict[str, object]], columns: list[str]) -> str:
