@@ -127,3 +127,12 @@ def test_chunked_request_body_is_read_whole(clients: Clients, ns: str) -> None:
     conn.request("GET", f"/api/v1/namespaces/{ns}/configmaps/chunked")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_namespace_status_is_the_namespace_not_a_kind_inside_it(clients: Clients, ns: str) -> None:
+    """`namespaces/NAME/status` (advertised by discovery) names the Namespace's own status."""
+    status = clients.kube.core.read_namespace_status(ns)
+    assert status.metadata.name == ns and status.kind == "Namespace"
+    with pytest.raises(ApiException) as err:
+        clients.kube.core.read_namespace_status(f"{ns}-absent")
+    assert err.value.status == 404

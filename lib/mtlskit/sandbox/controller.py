@@ -401,15 +401,14 @@ class IngressController:
             except ApiError as err:
                 message = err.body["error"]["message"]
                 c.save(p, "backendServices", {**bs, "_orphaned": True})
-                for ing in deleting or [None]:
-                    if ing is not None:
-                        self._event(
-                            ing,
-                            "GarbageCollection",
-                            f"Error deleting backend service {name}: {message}. "
-                            "It is left in place and no longer synced from Kubernetes.",
-                            "Warning",
-                        )
+                for ing in deleting:
+                    self._event(
+                        ing,
+                        "GarbageCollection",
+                        f"Error deleting backend service {name}: {message}. "
+                        "It is left in place and no longer synced from Kubernetes.",
+                        "Warning",
+                    )
                 continue
             for coll, zone in (("healthChecks", None), ("networkEndpointGroups", ZONE)):
                 c.delete(p, coll, name, zone)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtlskit.sandbox.state import Store
-from mtlskit.sandbox.web import ApiError, merge_patch, rfc3339
+from mtlskit.sandbox.web import ApiError, kube_time, merge_patch
 
 API = "kube"
 
@@ -156,9 +156,7 @@ class KubeObjects:
                 group=kind.group,
                 kind=kind.plural,
             )
-        meta.update(
-            name=name, uid=str(uuid.uuid4()), creationTimestamp=rfc3339().split(".")[0] + "Z", generation=1
-        )
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=kube_time(), generation=1)
         meta.pop("resourceVersion", None)
         if kind.namespaced:
             meta["namespace"] = namespace
@@ -184,12 +182,6 @@ class KubeObjects:
                 kind=kind.plural,
             )
         return obj
-
-    def replace(
-        self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any], status_only: bool = False
-    ) -> dict[str, Any]:
-        current = self._current_version(kind, namespace, name, obj)
-        return self._store_update(kind, current, obj, status_only)
 
     def patch(
         self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], status_only: bool = False
@@ -269,7 +261,7 @@ class KubeObjects:
         current = self.require(kind, namespace, name)
         if current["metadata"].get("finalizers"):
             if not current["metadata"].get("deletionTimestamp"):
-                current["metadata"]["deletionTimestamp"] = rfc3339().split(".")[0] + "Z"
+                current["metadata"]["deletionTimestamp"] = kube_time()
                 current = self._save(kind, current)
             return current
         self.store.delete(API, kind.qualified, key_of(kind, namespace, name))
@@ -288,7 +280,7 @@ class KubeObjects:
         """The first step of a namespace delete: `Terminating` until the namespace controller empties it."""
         current = self.require(KINDS[("", "namespaces")], None, name)
         if not current["metadata"].get("deletionTimestamp"):
-            current["metadata"]["deletionTimestamp"] = rfc3339().split(".")[0] + "Z"
+            current["metadata"]["deletionTimestamp"] = kube_time()
             current["status"] = {**(current.get("status") or {}), "phase": "Terminating"}
             current = self._save(KINDS[("", "namespaces")], current)
         return current
@@ -309,7 +301,7 @@ class KubeObjects:
         ns = meta.get("namespace", "default")
         if self.terminating(ns):
             return  # the API server refuses new content there; recorders drop the event
-        now = rfc3339().split(".")[0] + "Z"
+        now = kube_time()
         self.create(
             KINDS[("", "events")],
             ns,

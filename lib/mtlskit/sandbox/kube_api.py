@@ -45,11 +45,10 @@ class KubeApi:
         else:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
         namespace = None
-        if len(rest) >= 3 and rest[0] == "namespaces":
+        # `namespaces/NAME/KIND/...` is a namespaced scope; `namespaces/NAME[/status]` is the
+        # Namespace object itself (a cluster-scoped kind like any other)
+        if len(rest) >= 3 and rest[0] == "namespaces" and (group, rest[2]) in KINDS:
             namespace, rest = rest[1], rest[2:]
-        elif rest[:1] == ["namespaces"]:
-            kind = KINDS[("", "namespaces")]
-            return self._dispatch(req, kind, None, rest[1:])
         if not rest or (group, rest[0]) not in KINDS:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
         return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mtlskit.sandbox.web import ApiError, merge_patch, rfc3339
+from mtlskit.sandbox.web import ApiError, kube_time, merge_patch
 
 Field = tuple[str, ...]
 # What no manager owns: identity and bookkeeping the server sets, and the status a spec write never touches.
@@ -75,7 +75,7 @@ def _entry(manager: str, operation: str, api_version: str, paths: set[Field]) ->
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
-        "time": rfc3339().split(".")[0] + "Z",
+        "time": kube_time(),
         "fieldsType": "FieldsV1",
         "fieldsV1": to_fields_v1(paths),
     }

@@ -130,6 +130,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def kube_time() -> str:
+    """Kubernetes timestamps: RFC 3339 in UTC, whole seconds."""
+    return now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def rfc3339(t: dt.datetime | None = None, compute: bool = False) -> str:
     t = t or now()
     if compute:
