@@ -152,14 +152,18 @@ class ResolveAdapter(HTTPAdapter):
 
 
 def run_nbval(notebooks: list[Path], cwd: Path, env: dict[str, str] | None = None) -> Any:
-    """nbval over notebooks as committed, in a process of its own (its kernels start from `env`)."""
+    """nbval over notebooks as committed, in a process of its own (its kernels start from `env`),
+    headless: progress bars are text lines, as under `mtlskit run`."""
+    import os
     import subprocess
     import sys
+
+    from mtlskit.bars import HEADLESS_ENV
 
     args = ["-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", *args, *map(str, notebooks)],
-        env=env,
+        env={**(os.environ if env is None else env), HEADLESS_ENV: "1"},
         capture_output=True,
         text=True,
         timeout=600,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import CaselessStrEnum, default
 
 from mtlskit import paths
+from mtlskit.bars import HEADLESS_ENV
 from mtlskit.checks import MIME, Check
 from mtlskit.report import EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 
@@ -186,7 +188,10 @@ class SharedKernel:
         # No input history: a headless run never recalls it, and restarting In [n] at 1 for each
         # notebook would collide with the lines already stored ("Session/line number was not unique").
         arguments = [*preload, "--HistoryManager.enabled=False"]
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=arguments)
+        # Text progress lines, not widgets: nobody renders them, and widget state would stay in the
+        # executed notebooks the report copies.
+        env = {**os.environ, HEADLESS_ENV: "1"}
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=arguments, env=env)
         self.used = False
         return self
 

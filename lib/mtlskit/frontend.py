@@ -8,6 +8,7 @@ create cannot make a second resource) and a wait on every operation.
 from __future__ import annotations
 
 import shlex
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -356,3 +357,42 @@ def frontend_status(clients: Clients, params: Params) -> FrontendStatus:
         clients.compute.ssl_certificates.get, project=clients.project, ssl_certificate=f.certificate
     )
     return FrontendStatus(address.address, cert.managed.status, list(cert.managed.domains))
+
+
+# Google keeps a managed certificate PROVISIONING until every domain's A record points at the address;
+# once DNS is right that takes up to an hour. A notebook waits a few minutes and then says why.
+CERTIFICATE_TIMEOUT_SECONDS = 300.0
+
+
+def certificate_timeout(params: Params) -> float:
+    """How long a reader waits: the sandbox's own delay plus a margin, or a few minutes on Google Cloud."""
+    if params.target == "sandbox":
+        return params.sandbox.managed_cert_delay_seconds + 30.0
+    return CERTIFICATE_TIMEOUT_SECONDS
+
+
+def wait_for_certificate(
+    clients: Clients,
+    params: Params,
+    timeout: float,
+    on_progress: Callable[[str, float], None] | None = None,
+    poll_seconds: float = 2.0,
+) -> str:
+    """The managed certificate's status once it has left PROVISIONING, or PROVISIONING after `timeout`.
+
+    Only PROVISIONING is worth waiting for: ACTIVE is done, and the FAILED states need DNS or a new
+    certificate, which no wait brings. A self-managed certificate is SELF_MANAGED, an absent one MISSING.
+    `on_progress(status, elapsed)` is called after each read.
+    """
+    started = time.monotonic()
+    while True:
+        cert = KINDS["SslCertificate"].get(clients, params.frontend.certificate)
+        status = "MISSING" if cert is None else "SELF_MANAGED"
+        if cert is not None and cert.type_ == "MANAGED":
+            status = str(cert.managed.status)
+        elapsed = time.monotonic() - started
+        if on_progress:
+            on_progress(status, elapsed)
+        if status != "PROVISIONING" or elapsed >= timeout:
+            return status
+        time.sleep(min(poll_seconds, max(0.0, timeout - elapsed)))

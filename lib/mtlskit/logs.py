@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -607,19 +606,17 @@ def probe_checks(
 
 def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.0) -> Pull:
     """`wait_for_probe_entries` with a progress bar, through the step's API-error handling."""
-    from tqdm.std import tqdm  # a text bar, as runbook's: no widget library, no warning headless
+    from mtlskit.bars import bar, set_count
 
-    with tqdm(
+    with bar(
+        "probes found in the request logs",
         total=len(probes),
-        desc="probes found in the request logs",
+        unit="probe",
         bar_format=f"{{desc}}: {{n}}/{{total}} |{{bar:20}}| waited {{elapsed}} of at most {timeout:.0f}s",
-        file=sys.stdout,  # progress, not an error: a report shows stderr in red
-    ) as bar:
+    ) as shown:
 
         def progress(found: int, total: int, elapsed: float) -> None:
-            bar.total = total
-            bar.n = found
-            bar.refresh()
+            set_count(shown, found, total)
 
         pull: Pull = step.call(wait_for_probe_entries, probes, timeout, None, progress)
     return pull

@@ -9,6 +9,7 @@ the params file's own directory, as compose files and kustomizations do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -517,14 +518,28 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 # ---- loading ------------------------------------------------------------------------------------------
 
 
+# Replaces the default params file wherever the default is named (no path, or the notebooks'
+# `params/sandbox.yaml`): JupyterLab then runs the committed notebooks against another environment
+# (a test's own sandbox, a training copy) without editing their parameters cell.
+PARAMS_ENV = "MTLSKIT_PARAMS"
+
+
 def params_file(path: str | Path | None = None) -> Path:
     """The params file `load` reads: `path` as typed (a relative path from the current directory, as a
     shell user means it, else from the repository root, as the notebooks' default names it) or the
-    sandbox default."""
-    if not path:
-        return paths.default_params_file()
-    here = paths.resolve(path, Path.cwd())
-    return here if here.is_file() else paths.resolve(path)
+    sandbox default, which `MTLSKIT_PARAMS` replaces when set."""
+    default = paths.default_params_file()
+    chosen = default
+    if path:
+        here = paths.resolve(path, Path.cwd())
+        chosen = here if here.is_file() else paths.resolve(path)
+    override = _override()
+    return override if override and chosen == default else chosen
+
+
+def _override() -> Path | None:
+    given = os.environ.get(PARAMS_ENV, "").strip()
+    return paths.resolve(given, Path.cwd()) if given else None
 
 
 def parse(data: Any, source: str = "<params>", base: Path | None = None) -> Params:
@@ -538,6 +553,10 @@ def load(path: str | Path | None = None) -> Params:
     file = params_file(path)
     source = str(file)
     if not file.is_file():
+        if file == _override():
+            named = f"{PARAMS_ENV}={os.environ[PARAMS_ENV]}, which replaces the default params file"
+            problem = f"not found ({named}: fix or unset it)"
+            raise ParamsError(source, [FieldProblem("(params file)", problem)])
         # the current directory first, then the repository root: the order load looks in
         tried = list(
             dict.fromkeys([str(paths.resolve(path, Path.cwd())), str(file)] if path else [str(file)])

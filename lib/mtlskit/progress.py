@@ -1,18 +1,15 @@
-"""Long waits a reader watches: a text progress bar around the library's own wait.
+"""Long waits a reader watches: a progress bar around the library's own wait.
 
 The library's waits take a progress callback and know nothing of bars; this module is the one place
-that draws them for a notebook. tqdm's text bar needs no widget library and prints no warning in a
-headless run.
+that draws them for a notebook, through `bars.bar` (a widget in JupyterLab, a text line headless).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
-from tqdm.std import tqdm
-
-from mtlskit import k8s
+from mtlskit import frontend, k8s
+from mtlskit.bars import bar
 
 if TYPE_CHECKING:
     from mtlskit.step import Step
@@ -25,14 +22,23 @@ def wait_for_backends(step: Step, timeout: float = INGRESS_TIMEOUT_SECONDS) -> d
     """The controller's backends annotation on the anchor Ingress, with the seconds waited so far."""
     if step.need(k8s.read_anchor) is None:
         return {}
-    with tqdm(
-        total=None,
-        desc="waiting for the GKE Ingress controller",
-        bar_format="{desc}{postfix}",
-        file=sys.stdout,  # progress, not an error
-    ) as bar:
+    with bar("waiting for the GKE Ingress controller", unit="s") as shown:
 
-        def shown(elapsed: float) -> None:
-            bar.set_postfix(elapsed=f"{elapsed:.0f}s")
+        def progress(elapsed: float) -> None:
+            shown.set_postfix(elapsed=f"{elapsed:.0f}s")
 
-        return dict(step.need(k8s.wait_for_backends, timeout, shown) or {})
+        return dict(step.need(k8s.wait_for_backends, timeout, progress) or {})
+
+
+def wait_for_certificate(step: Step, timeout: float | None = None) -> str:
+    """The managed certificate's status after waiting out PROVISIONING (bounded): the data plane serves
+    no certificate before ACTIVE, so probing earlier would only measure the wait."""
+    timeout = frontend.certificate_timeout(step.params) if timeout is None else timeout
+    name = step.params.frontend.certificate
+    with bar(f"waiting for managed certificate {name}", unit="s") as shown:
+
+        def progress(status: str, elapsed: float) -> None:
+            shown.set_postfix({"status": status, "elapsed": f"{elapsed:.0f}s"})  # in this order
+
+        status: str = step.call(frontend.wait_for_certificate, timeout, progress)
+    return status
