@@ -193,6 +193,12 @@ def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) ->
 @click.option("--verify", "verify_only", is_flag=True, help="run only the verification steps (50 -> 70)")
 @click.option("--teardown", is_flag=True, help="run 90_teardown after the other steps")
 @click.option("--out", "out_dir", default=None, help="directory for the executed notebooks and the report")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="seconds one notebook may run; a longer one is stopped, counts as crashed, and the run goes on",
+)
 @click.argument("notebooks", nargs=-1)
 def run(
     params_file: str | None,
@@ -200,6 +206,7 @@ def run(
     verify_only: bool,
     teardown: bool,
     out_dir: str | None,
+    timeout: float | None,
     notebooks: tuple[str, ...],
 ) -> None:
     """Run the runbook headless (00 -> 70 unless named) and exit with the checks' verdict.
@@ -224,7 +231,7 @@ def run(
         click.echo(f"running {', '.join(names)} with apply={apply}")
         out = Path(out_dir).resolve() if out_dir else None
         result = execute.run_notebooks(
-            params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel
+            params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel, timeout=timeout
         )
     finally:
         kernel.close()
@@ -242,6 +249,108 @@ def run(
     code = result.exit_code
     click.echo(f"exit code {code}: {EXIT_MEANING[code]}", err=code != 0)
     sys.exit(code)
+
+
+@main.command("verify")
+@click.argument("params_files", nargs=-1, required=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="environments at once")
+@click.option(
+    "--out",
+    default=None,
+    help="local folder or gs://BUCKET/PREFIX; runs land in OUT/<UTC stamp>/<environment>/ "
+    "(default: runs/verify)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="seconds one notebook may run before it is stopped and counts as crashed",
+)
+@click.option("--indexed", is_flag=True, help="run only the params file at ${JOB_COMPLETION_INDEX}, here")
+@click.option("--stamp", default=None, help="the OUT/<stamp> folder name (default: now, UTC)")
+def verify(
+    params_files: tuple[str, ...],
+    jobs: int,
+    out: str | None,
+    timeout: float,
+    indexed: bool,
+    stamp: str | None,
+) -> None:
+    """Run the verification notebooks (50 -> 70) for many environments in parallel, one child process
+    and kernel each, and exit with the worst verdict.
+
+    PARAMS_FILES are params files, in the order given, or directories, which stand for their *.yaml and
+    *.yml files sorted by name. Each environment is named after its file and gets
+    OUT/<stamp>/<environment>/ (executed notebooks, summary.json, report.html, run.log);
+    OUT/<stamp>/fleet.json holds the table below as data.
+
+    \b
+    Exit codes, the worst over all environments (3 > 2 > 1 > 0):
+      3 a params file is invalid (or the list of them is unusable),
+      2 a notebook crashed or timed out, or an environment's run was killed,
+      1 a check failed, 0 every check passed.
+
+    \b
+    Kubernetes Indexed Job: `mtlskit verify --indexed PARAMS_DIR_OR_FILES... --out OUT`
+    reads JOB_COMPLETION_INDEX (which Kubernetes sets in each pod), takes the params files as above,
+    runs only the one at that index, in this process, and exits with its run's exit code. A missing
+    or invalid index, or one beyond the list, exits 3 naming the index and the list. Pass the same
+    --stamp to every pod (for example the Job's name) to keep the pods' folders side by side.
+    """
+    import os
+
+    from mtlskit import fleet, paths
+    from mtlskit.report import EXIT_BAD_PARAMS
+
+    where = out or str(paths.repo_root() / "runs" / "verify")
+    try:
+        files = fleet.params_files(params_files)
+        if indexed:
+            env = fleet.indexed_environment(files, os.environ.get(fleet.INDEX_VARIABLE))
+        else:
+            envs = fleet.environments(files)
+    except fleet.FleetError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(EXIT_BAD_PARAMS)
+    # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C: every child and kernel is ended
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if indexed:
+        click.echo(f"{fleet.INDEX_VARIABLE}={os.environ[fleet.INDEX_VARIABLE]}: verifying {env.name}")
+        row = fleet.run_here(env, where, timeout=timeout, stamp=stamp)
+        _echo_fleet_table([row])
+        sys.exit(row.exit_code)
+    click.echo(f"verifying {len(envs)} environment(s), {jobs} at a time, into {where}")
+    result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
+    _echo_fleet_table(result.rows)
+    click.echo(f"fleet.json: {result.fleet_json}")
+    from mtlskit.report import EXIT_MEANING
+
+    click.echo(f"exit code {result.exit_code}: {EXIT_MEANING[result.exit_code]}", err=result.exit_code != 0)
+    sys.exit(result.exit_code)
+
+
+def _fleet_progress(event: str, env: object, row: object) -> None:
+    from mtlskit.fleet import Environment, EnvironmentResult
+
+    assert isinstance(env, Environment)
+    if isinstance(row, EnvironmentResult):
+        click.echo(f"  done     {env.name}: exit code {row.exit_code} ({row.seconds:.1f} s)")
+    else:
+        click.echo(f"  started  {env.name} ({env.params_file})")
+
+
+def _echo_fleet_table(rows: list) -> None:  # type: ignore[type-arg]
+    """One line per environment, widths fitted to the content (a terminal and a CI log read it alike)."""
+    head = ["environment", "exit", "passed", "warned", "failed", "first failure", "report"]
+    body = [
+        [r.environment, str(r.exit_code), str(r.passed), str(r.warned), str(r.failed)]
+        + [r.first_failure or "-", r.report or "-"]
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    for line in [head, *body]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _notebook_names(verify_only: bool, teardown: bool, notebooks: tuple[str, ...]) -> list[str]:

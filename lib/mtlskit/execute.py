@@ -12,7 +12,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -251,13 +253,70 @@ def _drop_reset(dst: Path) -> None:
     dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: SharedKernel) -> NotebookResult:
+class _Deadline:
+    """Kills the kernel when a notebook outlives its time. A dead kernel is the one stop that works
+    whatever the cell is doing (a blocking socket read ignores an interrupt); papermill then ends the
+    notebook, and the next one gets a fresh kernel."""
+
+    def __init__(self, km: _IpcKernelManager, seconds: float | None):
+        self.seconds, self.expired = seconds, False
+        self._km = km
+        self._timer = threading.Timer(seconds, self._kill) if seconds else None
+        if self._timer:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _kill(self) -> None:
+        self.expired = True
+        provisioner = self._km.provisioner
+        pgid = getattr(provisioner, "pgid", None)
+        try:  # the kernel runs in a session of its own: its group holds whatever a cell started
+            if pgid:
+                os.killpg(pgid, signal.SIGKILL)
+            elif provisioner is not None and getattr(provisioner, "process", None) is not None:
+                provisioner.process.kill()  # type: ignore[attr-defined]
+        except ProcessLookupError:
+            pass
+
+    def cancel(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+
+# A kernel that has not answered by then is broken, not busy (it starts in seconds, even on a loaded
+# machine); the per-notebook timeout counts from its first answer.
+KERNEL_START_SECONDS = 120.0
+
+
+def _wait_until_answering(km: _IpcKernelManager, seconds: float) -> None:
+    from jupyter_core.utils import run_sync
+
+    client = km.client()
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=seconds)
+    finally:
+        client.stop_channels()
+
+
+def _execute_one(
+    src: Path,
+    dst: Path,
+    parameters: dict[str, Any],
+    kernel: SharedKernel,
+    timeout: float | None = None,
+) -> NotebookResult:
     import papermill as pm
 
     name = src.stem
     started = time.monotonic()
     km, used = kernel.ready()
+    deadline = _Deadline(km, None)
     try:
+        # the clock starts when the kernel answers: a fresh kernel's imports are not the notebook's
+        if timeout:
+            _wait_until_answering(km, KERNEL_START_SECONDS)
+            deadline = _Deadline(km, timeout)
         pm.execute_notebook(
             _with_reset(src) if used else str(src),
             str(dst),
@@ -275,6 +334,10 @@ def _execute_one(src: Path, dst: Path, parameters: dict[str, Any], kernel: Share
         result = NotebookResult(name, status, error=f"{err.ename}: {err.evalue}", cell=err.exec_count)
     except RuntimeError as err:  # the kernel died or never started: the next notebook gets a new one
         result = NotebookResult(name, "crashed", error=f"{type(err).__name__}: {err}")
+    finally:
+        deadline.cancel()
+    if deadline.expired:
+        result.status, result.error = "crashed", f"timed out after {timeout:g} s"
     result.seconds = time.monotonic() - started
     result.path = str(dst)
     if dst.is_file():
@@ -297,13 +360,14 @@ def run_notebooks(
     progress: Callable[[str, NotebookResult | None], None] | None = None,
     report: bool = True,
     kernel: SharedKernel | None = None,
+    timeout: float | None = None,
 ) -> RunResult:
     """Execute notebooks in order; outputs land in runs/<timestamp>-<env>/ with summary.json and report.html.
 
     A failed or crashed notebook is still written (papermill saves it with the error), so the on-call
     engineer can open it at the failing cell. A build step that fails stops the run, because later
     steps build on it; verification steps change nothing, so each one runs whatever the one before
-    found.
+    found. A notebook that runs longer than `timeout` seconds is stopped and counts as crashed.
     """
     from mtlskit.params import params_file as locate_params
 
@@ -313,7 +377,7 @@ def run_notebooks(
     parameters = {"params_file": str(params_path), "apply": apply, **(extra or {})}
     kernel = kernel or SharedKernel()
     try:
-        _run_in_order(run, names, parameters, kernel, progress)
+        _run_in_order(run, names, parameters, kernel, progress, timeout)
     finally:
         kernel.close()  # an interrupted run leaves no kernel behind
     if report:
@@ -329,6 +393,7 @@ def _run_in_order(
     parameters: dict[str, Any],
     kernel: SharedKernel,
     progress: Callable[[str, NotebookResult | None], None] | None,
+    timeout: float | None = None,
 ) -> None:
     stopped = ""
     for given in names:
@@ -339,7 +404,7 @@ def _run_in_order(
             if progress:
                 progress(name, None)
             dst = run.out_dir / f"{name}.ipynb"
-            result = _execute_one(notebook_path(given), dst, parameters, kernel)
+            result = _execute_one(notebook_path(given), dst, parameters, kernel, timeout)
             stopped = stopped or ("" if result.status == "ok" else name)
         run.notebooks.append(result)
         if progress:
