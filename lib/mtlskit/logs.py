@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from google.cloud import logging as cloud_logging
 
-from mtlskit import backend
+from mtlskit import backend, logscan
 from mtlskit.checks import Check
 from mtlskit.clients import Clients
 from mtlskit.errors import ApiError, PrerequisiteMissing
+from mtlskit.logscan import BUCKETS, COLUMNS, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
 from mtlskit.params import Params
 from mtlskit.probe import FORWARDED, PROBE_PATH, ProbeResult
 
@@ -35,35 +36,11 @@ if TYPE_CHECKING:
 
     from mtlskit.step import Step
 
-RESOURCE_TYPE = "http_load_balancer"
-PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
-REFUSED_PREFIX = "client_cert_"
 # How far a refused connection's log time may lie outside [sent_at, finished_at] of its probe: the
 # entry carries the proxy's clock, the probe the client's, and the two differ a little.
 MATCH_SKEW_SECONDS = 2.0
 PROBE_ID = re.compile(re.escape(PROBE_PATH) + r"([^/?#]+)")
 
-COLUMNS = [
-    "time",
-    "status",
-    "status_details",
-    "outcome",
-    "client_cert_present",
-    "client_cert_chain_verified",
-    "client_cert_error",
-    "client_cert_sha256_fingerprint",
-    "client_cert_serial_number",
-    "remote_ip",
-    "method",
-    "url",
-    "user_agent",
-    "tls_protocol",
-    "tls_cipher",
-    "backend_service",
-    "forwarding_rule",
-    "probe_id",
-    "insert_id",
-]
 MATCH_COLUMNS = [
     "probe_id",
     "case",
@@ -173,12 +150,37 @@ def fetch_entries(
 
 
 def read_exported(path: str | Path) -> list[dict[str, Any]]:
-    """Entries from an exported file: a JSON array (`gcloud logging read --format=json`, a Logs
-    Explorer download) or JSON lines (a Cloud Storage log sink)."""
+    """Entries from one small exported file, as dicts: a JSON array (`gcloud logging read
+    --format=json`, a Logs Explorer download) or JSON lines (a Cloud Storage log sink). For globs,
+    `gs://` and files of any size, `scan_exported` reads them with DuckDB instead."""
     text = Path(path).read_text()
     if text.lstrip().startswith("["):
         return list(json.loads(text))
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def scan_exported(
+    sources: str | Path | list[str | Path],
+    params: Params | None = None,
+    forwarding_rule: str | None = None,
+    since: dt.datetime | None = None,
+    **options: Any,
+) -> logscan.LogScan:
+    """Exported request logs (local paths, globs, `gs://` globs) loaded for analysis; use it as a
+    context manager. Selected by forwarding rule (default: the params' one, when params are given)
+    and start time, like the Logging filter; `.summaries()` are the tables this notebook draws,
+    `.frame()` the same table as `entries_frame`. `gs://` objects are fetched through the params'
+    Cloud Storage client when params are given."""
+    rule = forwarding_rule or (params.frontend.forwarding_rule if params is not None else None)
+    derivation = logscan.Derivation(forwarded=FORWARDED, probe_path=PROBE_PATH)
+    return logscan.LogScan(sources, derivation, forwarding_rule=rule, since=since, params=params, **options)
+
+
+def bigquery_sql(params: Params, since: dt.datetime | None = None, bucket: str = "1min") -> dict[str, str]:
+    """Each summary of this notebook as Log Analytics SQL over the project's `_AllLogs` view, for
+    teams whose request logs are in a Log Analytics bucket (or its linked BigQuery dataset)."""
+    table = f"`{params.project}.global._Default._AllLogs`"
+    return logscan.bigquery_sql(params.frontend.forwarding_rule, table, since, bucket, forwarded=FORWARDED)
 
 
 # ---- one table ----------------------------------------------------------------------------------------
@@ -191,13 +193,7 @@ def entries_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     Envoy-style verdict) is read when present. Without it, a `client_cert_*` statusDetails is itself
     the certificate error, and `client_cert_not_provided` says no certificate was presented.
     """
-    rows = [_row(e) for e in entries]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-    frame["status"] = frame["status"].astype("Int64")
-    for col in ("client_cert_present", "client_cert_chain_verified"):
-        frame[col] = frame[col].astype("boolean")
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+    return logscan.tidy(pd.DataFrame([_row(e) for e in entries], columns=COLUMNS))
 
 
 def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -302,10 +298,6 @@ def top_refused_certificates(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
         .reset_index()
     )
     return grouped.sort_values("entries", ascending=False, kind="stable").head(n).reset_index(drop=True)
-
-
-# Round bucket sizes for the plot, smallest first.
-BUCKETS = ["1s", "5s", "10s", "30s", "1min", "5min", "10min", "30min", "1h", "3h", "6h", "1D"]
 
 
 def outcomes_over_time(frame: pd.DataFrame, bucket: str | None = None) -> pd.DataFrame:
