@@ -30,7 +30,7 @@ from mtlskit.bars import HEADLESS_ENV
 from mtlskit.checks import MIME, Check
 from mtlskit.report import EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 
-BUILD = ["00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
+BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
 TEARDOWN = "90_teardown"
 

@@ -8,7 +8,8 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
   `events_frame`, `dns_frame`, `backends_frame`, `recent_entries`);
 - `mtlskit.stepchecks` — the checks of 10_ingress and 20_backend_service;
 - `mtlskit.progress` — the Ingress wait with its progress bar;
-- `mtlskit.checks` — the check value and its one-line `verdict`.
+- `mtlskit.checks` — the check value and its one-line `verdict`;
+- `mtlskit.diagram` — `design_diagram`, the picture of 00_design drawn from the params.
 
 `mtlskit run` imports this module while its kernel starts, so every notebook finds the kit loaded.
 """
@@ -16,6 +17,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 from __future__ import annotations
 
 from mtlskit.checks import verdict
+from mtlskit.diagram import design_diagram
 from mtlskit.progress import wait_for_backends
 from mtlskit.step import Step, StepFailed, outcome_checks, publish, start
 from mtlskit.stepchecks import backend_checks, ingress_checks
@@ -35,6 +37,7 @@ __all__ = [
     "backend_checks",
     "backends_frame",
     "checks_frame",
+    "design_diagram",
     "dns_frame",
     "events_frame",
     "findings_frame",
