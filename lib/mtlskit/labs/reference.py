@@ -1,0 +1,46 @@
+"""The reference answers: for each lab, the source of each answer cell (by the cell's tag) as a
+trainee who got it right would write it. CI runs every lab with these filled in, and every check
+must then say right; a trainee stuck on a task can read them here."""
+
+from __future__ import annotations
+
+REFERENCE: dict[str, dict[str, str]] = {
+    "01_client_certificates": {
+        "answer-predictions": """predictions = {
+    "no certificate": "client_cert_not_provided",
+    "client": "response_sent_by_backend",
+    "expired-client": "client_cert_validation_failed",
+    "untrusted-client": "client_cert_validation_failed",
+    "no-clientauth-client": "client_cert_chain_invalid_eku",
+    "rsa1024-client": "client_cert_invalid_rsa_key_size",
+    "allowlisted-client": "response_sent_by_backend",
+}""",
+    },
+    "02_anchor_ingress": {
+        "answer-prediction": 'prediction = "HTTP 503"',
+        "answer-delete": "labs.delete_anchor(lab)",
+        "answer-restore": "labs.restore_anchor(lab)",
+    },
+    "03_validation_modes": {
+        "answer-switch": 'labs.switch_mode(lab, "ALLOW_INVALID_OR_MISSING_CLIENT_CERT")',
+        "answer-predictions": """predictions = {
+    "no certificate": {"X-Client-Cert-Chain-Verified": "false", "X-Client-Cert-Error": "client_cert_not_provided"},
+    "client": {"X-Client-Cert-Chain-Verified": "true", "X-Client-Cert-Error": ""},
+    "expired-client": {"X-Client-Cert-Chain-Verified": "false", "X-Client-Cert-Error": "client_cert_validation_failed"},
+    "untrusted-client": {"X-Client-Cert-Chain-Verified": "false", "X-Client-Cert-Error": "client_cert_validation_failed"},
+}""",
+    },
+    "04_chain_that_stops_a_rollout": {
+        "answer-culprit": """culprit = {
+    "certificate": "intermediate",
+    "rule": "issuer EKU",
+    "outcome": "client_cert_chain_invalid_eku",
+}""",
+        "answer-fix": "labs.reissue_intermediate(lab)",
+    },
+    "05_api_outage": {
+        "answer-fault-on": "labs.set_faults(lab, error_rate=1.0)",
+        "answer-safe": "safe_to_rerun = True",
+        "answer-fault-off": "labs.set_faults(lab, error_rate=0.0)",
+    },
+}
