@@ -7,7 +7,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.tables` — every table a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
   `events_frame`, `dns_frame`, `backends_frame`, `recent_entries`);
 - `mtlskit.stepchecks` — the checks of 10_ingress and 20_backend_service;
-- `mtlskit.progress` — the Ingress wait with its progress bar;
+- `mtlskit.progress` — the Ingress and managed-certificate waits with their progress bars;
 - `mtlskit.checks` — the check value and its one-line `verdict`;
 - `mtlskit.diagram` — `design_diagram`, the picture of 00_design drawn from the params.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from mtlskit.checks import verdict
 from mtlskit.diagram import design_diagram
-from mtlskit.progress import wait_for_backends
+from mtlskit.progress import wait_for_backends, wait_for_certificate
 from mtlskit.step import Step, StepFailed, outcome_checks, publish, start
 from mtlskit.stepchecks import backend_checks, ingress_checks
 from mtlskit.tables import (
@@ -49,4 +49,5 @@ __all__ = [
     "start",
     "verdict",
     "wait_for_backends",
+    "wait_for_certificate",
 ]
