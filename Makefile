@@ -4,17 +4,30 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 KERNEL  := mtlskit
+LOCK     := deploy/requirements.lock
+DEV_LOCK := deploy/requirements-dev.lock
 
-.PHONY: venv demo test test-fast lint lab sandbox sandbox-down clean bench
+.PHONY: venv lock demo test test-fast lint lab sandbox sandbox-down clean bench
 
-$(STAMP): pyproject.toml
+# The exact versions of the lock (hashes checked), then the kit itself without resolving anything.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (mtlskit)" >/dev/null
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Exact versions with hashes, from pyproject.toml, for the venv, the container image and CI. Pins already
+# in the lock files are kept; `make lock UPGRADE=1` moves them to the newest releases pyproject.toml allows.
+# The runtime lock starts from the dev lock's pins, so both name the same version of every package.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock: venv
+	$(PIP_COMPILE) $(if $(UPGRADE),--upgrade) --extra dev --output-file $(DEV_LOCK) pyproject.toml
+	cp $(DEV_LOCK) $(LOCK)
+	$(PIP_COMPILE) --output-file $(LOCK) pyproject.toml
 
 demo: venv
 	$(VENV)/bin/mtlskit run --apply
