@@ -223,9 +223,9 @@ def _last_error_line(folder: Path) -> str:
 
 
 def end_process_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM first, so `mtlskit run` unwinds and shuts its kernel down; then SIGKILL for whatever is
-    left. The kernel runs in a session of its own (jupyter_client starts it so), outside the child's
-    process group, so it is found as a descendant instead."""
+    """SIGTERM to the child and everything below it (`mtlskit run` unwinds and shuts its kernel down,
+    the kernel exits), then SIGKILL for whatever is left. The kernel runs in a session of its own
+    (jupyter_client starts it so), outside the child's process group, so it is found as a descendant."""
     import psutil
 
     try:
@@ -234,6 +234,9 @@ def end_process_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SE
     except psutil.NoSuchProcess:
         tree = []
     _signal_group(proc.pid, signal.SIGTERM)
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
     _, alive = psutil.wait_procs(tree, timeout=grace)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -289,7 +292,7 @@ def run_fleet(
     out: str | Path,
     jobs: int,
     timeout: float | None = None,
-    notebooks: Sequence[str] = tuple(execute.VERIFY),
+    notebooks: Sequence[str] | None = None,
     progress: Progress | None = None,
     command: Command | None = None,
     time_limit: float | None = None,
@@ -305,6 +308,7 @@ def run_fleet(
         raise FleetError(f"--jobs must be at least 1, not {jobs}")
     stamp = stamp or utc_stamp()
     target = Output(out, stamp)
+    notebooks = list(notebooks or execute.VERIFY)
     make = command or (lambda env, folder: child_command(env, folder, notebooks, timeout))
     limit = time_limit if time_limit is not None else child_time_limit(timeout, len(notebooks))
     children = _Children()

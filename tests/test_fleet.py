@@ -1,0 +1,447 @@
+"""`mtlskit verify`: the environment list, the Indexed Job's choice, the worst exit code and the bounded
+pool with stand-in children (fast); then four environments built on one sandbox and verified in
+parallel by the real command, a hanging notebook, and a gs:// output (e2e)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import yaml
+from click.testing import CliRunner
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mtlskit import fleet, paths
+from mtlskit.cli import main
+from mtlskit.fleet import Environment, FleetError
+from tests.conftest import free_port
+
+# ---------------------------------------------------------------- the list of environments
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("target: sandbox\n")
+    return path
+
+
+def test_a_directory_stands_for_its_yaml_files_by_name_and_files_keep_their_order(tmp_path: Path) -> None:
+    d = tmp_path / "envs"
+    for name in ("b.yml", "a.yaml", "c.yaml", "notes.txt"):
+        _touch(d / name)
+    (d / "sub.yaml").mkdir()  # a directory that looks like a params file is not one
+    z = _touch(tmp_path / "z.yaml")
+    found = fleet.params_files([str(z), str(d)])
+    assert [f.name for f in found] == ["z.yaml", "a.yaml", "b.yml", "c.yaml"]
+
+
+def test_unusable_lists_are_refused_naming_what_is_wrong(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FleetError, match="empty: the directory holds no"):
+        fleet.params_files([str(tmp_path / "empty")])
+    with pytest.raises(FleetError, match="missing.yaml: no such params file"):
+        fleet.params_files([str(tmp_path / "missing.yaml")])
+    one, two = _touch(tmp_path / "x" / "prod.yaml"), _touch(tmp_path / "y" / "prod.yaml")
+    with pytest.raises(FleetError, match="would both write the folder 'prod'"):
+        fleet.environments([one, two])
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (None, "JOB_COMPLETION_INDEX is not set"),
+        ("  ", "JOB_COMPLETION_INDEX is not set"),
+        ("one", "JOB_COMPLETION_INDEX='one' is not a whole number"),
+        ("3", r"JOB_COMPLETION_INDEX=3 is outside the 3 params file\(s\) given \(0-2\)"),
+        ("-1", "JOB_COMPLETION_INDEX=-1 is outside"),
+    ],
+)
+def test_a_bad_completion_index_names_the_index_and_the_list(
+    tmp_path: Path, index: str | None, message: str
+) -> None:
+    files = [_touch(tmp_path / f"{n}.yaml") for n in ("a", "b", "c")]
+    with pytest.raises(FleetError, match=message) as err:
+        fleet.indexed_environment(files, index)
+    assert "0: a.yaml, 1: b.yaml, 2: c.yaml" in str(err.value)
+
+
+def test_the_completion_index_picks_that_params_file(tmp_path: Path) -> None:
+    files = [_touch(tmp_path / f"{n}.yaml") for n in ("a", "b", "c")]
+    assert fleet.indexed_environment(files, "1") == Environment("b", files[1])
+
+
+def test_verify_indexed_exits_3_on_a_bad_index_before_running_anything(tmp_path: Path) -> None:
+    d = tmp_path / "envs"
+    _touch(d / "a.yaml")
+    _touch(d / "b.yaml")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["verify", "--indexed", str(d), "--out", str(out)], env={"JOB_COMPLETION_INDEX": "2"}
+    )
+    assert result.exit_code == 3, result.output
+    assert "JOB_COMPLETION_INDEX=2 is outside the 2 params file(s) given" in result.stderr
+    assert "0: a.yaml, 1: b.yaml" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("codes", "worst"),
+    [([], 0), ([0, 0], 0), ([0, 1, 0], 1), ([1, 2, 1], 2), ([2, 3, 1], 3), ([0, -9], 2), ([0, 137], 2)],
+)
+def test_worst_exit_code_orders_bad_params_over_crash_over_failed_check(codes: list[int], worst: int) -> None:
+    assert fleet.worst_exit_code(codes) == worst
+
+
+# ---------------------------------------------------------------- a row from a run folder
+
+
+def _summary(folder: Path, exit_code: int, checks: list[tuple[str, str, str]], crashed: str = "") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    notebooks = sorted({nb for nb, _, _ in checks} | ({crashed} if crashed else set()))
+    body = {
+        "exit_code": exit_code,
+        "notebooks": [
+            {"notebook": nb, "status": "crashed" if nb == crashed else "ok", "error": "timed out after 5 s"}
+            for nb in notebooks
+        ],
+        "checks": [{"notebook": nb, "check": c, "status": s} for nb, c, s in checks],
+    }
+    (folder / "summary.json").write_text(json.dumps(body))
+    (folder / "report.html").write_text("<html></html>")
+
+
+def test_a_row_counts_the_checks_and_names_the_first_failure_in_run_order(tmp_path: Path) -> None:
+    env = Environment("e", tmp_path / "e.yaml")
+    checks = [("50_verify", "a", "pass"), ("60_logs", "b", "warn"), ("70_drift", "c", "fail")]
+    _summary(tmp_path / "e", 1, [*checks, ("70_drift", "d", "fail")])
+    row = fleet.row_from_folder(env, tmp_path / "e", 1, "", 3.21)
+    assert (row.exit_code, row.passed, row.warned, row.failed) == (1, 1, 1, 2)
+    assert row.first_failure == "70_drift: c"
+    assert row.report == str(tmp_path / "e" / "report.html")
+    assert row.seconds == 3.2
+
+    _summary(tmp_path / "c", 2, [("60_logs", "b", "fail")], crashed="50_verify")
+    assert fleet.row_from_folder(env, tmp_path / "c", 2, "", 1).first_failure == (
+        "50_verify crashed: timed out after 5 s"
+    )
+
+
+def test_an_exit_code_the_summary_does_not_back_is_a_crash(tmp_path: Path) -> None:
+    """Python exits 1 on an unhandled error: without a summary saying so, that is no failed check."""
+    env = Environment("e", tmp_path / "e.yaml")
+    (tmp_path / "e").mkdir()
+    row = fleet.row_from_folder(env, tmp_path / "e", 1, "", 0)
+    assert row.exit_code == 2
+    assert "exit code 1 and no summary.json" in row.first_failure
+    _summary(tmp_path / "f", 0, [("50_verify", "a", "pass")])
+    assert fleet.row_from_folder(env, tmp_path / "f", 1, "", 0).exit_code == 2
+
+
+def test_bad_params_keep_exit_code_3_with_the_child_s_error(tmp_path: Path) -> None:
+    env = Environment("e", tmp_path / "e.yaml")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / fleet.LOG_NAME).write_text("starting\nError: e.yaml: project: field required\n")
+    row = fleet.row_from_folder(env, tmp_path / "e", 3, "", 0)
+    assert (row.exit_code, row.first_failure) == (3, "Error: e.yaml: project: field required")
+
+
+# ---------------------------------------------------------------- the pool, with stand-in children
+
+# A stand-in for `mtlskit run`: notes when it ran, starts a process in a session of its own (as a
+# kernel is started), sleeps, then writes the summary its exit code stands for.
+CHILD = textwrap.dedent(
+    """
+    import json, subprocess, sys, time
+    from pathlib import Path
+    folder, code, sleep = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    (folder / "pids").write_text(json.dumps([__import__("os").getpid(), grandchild.pid]))
+    started = time.time()
+    time.sleep(sleep)
+    grandchild.kill()
+    checks = [{"notebook": "70_drift", "check": "x", "status": "fail" if code == 1 else "pass"}]
+    (folder / "summary.json").write_text(json.dumps({"exit_code": code, "notebooks": [], "checks": checks}))
+    (folder / "report.html").write_text("")
+    (folder / "times").write_text(json.dumps([started, time.time()]))
+    sys.exit(code)
+    """
+)
+
+
+def _stand_in(plan: dict[str, tuple[int, float]]) -> fleet.Command:
+    def command(env: Environment, folder: Path) -> list[str]:
+        code, sleep = plan[env.name]
+        return [sys.executable, "-c", CHILD, str(folder), str(code), str(sleep)]
+
+    return command
+
+
+def _gone(pids: list[int], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_pool_runs_at_most_jobs_children_at_once_and_keeps_the_given_order(tmp_path: Path) -> None:
+    plan = {"e1": (0, 0.8), "e2": (1, 0.8), "e3": (0, 0.8), "e4": (0, 0.8), "e5": (0, 0.1)}
+    envs = [Environment(n, tmp_path / f"{n}.yaml") for n in plan]
+    events: list[tuple[str, str]] = []
+    result = fleet.run_fleet(
+        envs,
+        tmp_path / "out",
+        jobs=2,
+        command=_stand_in(plan),
+        stamp="S",
+        progress=lambda event, env, row: events.append((event, env.name)),
+    )
+    assert [r.environment for r in result.rows] == list(plan)
+    assert [r.exit_code for r in result.rows] == [0, 1, 0, 0, 0]
+    assert result.exit_code == 1
+    spans = [json.loads((tmp_path / "out" / "S" / n / "times").read_text()) for n in plan]
+    overlapping = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert overlapping == 2, spans
+    assert sorted(events) == sorted([("start", n) for n in plan] + [("end", n) for n in plan])
+    saved = json.loads((tmp_path / "out" / "S" / fleet.FLEET_JSON).read_text())
+    assert [(r["environment"], r["exit_code"]) for r in saved["environments"]] == [
+        (r.environment, r.exit_code) for r in result.rows
+    ]
+    assert saved["exit_code"] == 1 and result.fleet_json == str(tmp_path / "out" / "S" / fleet.FLEET_JSON)
+
+
+def test_a_child_over_its_time_is_killed_with_its_tree_and_the_others_finish(tmp_path: Path) -> None:
+    plan = {"slow": (0, 60.0), "quick": (0, 0.2), "later": (1, 0.2)}
+    envs = [Environment(n, tmp_path / f"{n}.yaml") for n in plan]
+    started = time.monotonic()
+    result = fleet.run_fleet(
+        envs, tmp_path / "out", jobs=2, command=_stand_in(plan), time_limit=2.0, stamp="S"
+    )
+    assert time.monotonic() - started < 20
+    rows = {r.environment: r for r in result.rows}
+    assert rows["slow"].exit_code == 2
+    assert rows["slow"].first_failure == "killed after 2 s (the run's time limit)"
+    assert (rows["quick"].exit_code, rows["later"].exit_code) == (0, 1)
+    assert result.exit_code == 2
+    pids = json.loads((tmp_path / "out" / "S" / "slow" / "pids").read_text())
+    assert _gone(pids), f"left running: {pids}"
+
+
+def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from mtlskit import fleet
+        child, out = sys.argv[1], sys.argv[2]
+        envs = [fleet.Environment(n, Path(n + ".yaml")) for n in "abc"]
+        command = lambda env, folder: [sys.executable, "-c", child, str(folder), "0", "120"]
+        fleet.run_fleet(envs, out, jobs=2, command=command, stamp="S")
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, CHILD, str(tmp_path / "out")])
+    pid_files = [tmp_path / "out" / "S" / n / "pids" for n in ("a", "b")]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(f.is_file() for f in pid_files):
+        time.sleep(0.1)
+    try:
+        assert all(f.is_file() for f in pid_files), "the children never started"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) != 0
+        pids = [p for f in pid_files for p in json.loads(f.read_text())]
+        assert _gone(pids), f"left running: {pids}"
+        assert not (tmp_path / "out" / "S" / "c" / "pids").exists(), (
+            "a queued environment started after Ctrl-C"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# ---------------------------------------------------------------- e2e: four environments, one sandbox
+
+ENVIRONMENTS = ["alpha", "bravo-allow", "charlie-drift", "delta"]
+
+
+def _env_file(directory: Path, state: Path, port: int, name: str) -> Path:
+    """The default sandbox params with its own stack and resource names, on a shared sandbox."""
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    pki = state / "pki"
+    key = name.split("-")[0]
+    data["stack"] = f"fleet-{key}"
+    data["sandbox"].update(state_dir=str(state), data_plane_port=port)
+    data["kubernetes"].update(
+        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
+    )
+    for part in ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule"):
+        data["frontend"][part] = f"{key}-{part.replace('_', '-')}"
+    data["frontend"]["domains"] = [f"{key}.mtlskit.test"]
+    data["mtls"].update(
+        trust_config=f"{key}-trust",
+        server_tls_policy=f"{key}-policy",
+        trust_anchors=[str(pki / "root.pem")],
+        intermediates=[str(pki / "intermediate.pem")],
+        allowlisted=[str(pki / "allowlisted-client.pem")],
+    )
+    if name.endswith("-allow"):
+        data["mtls"]["validation_mode"] = "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _point_url_map_elsewhere(drifted: Path, other: Path) -> None:
+    """Someone repoints the URL map at another environment's backend service, behind the kit's back."""
+    from google.cloud import compute_v1
+
+    from mtlskit import backend
+    from mtlskit.clients import build_clients
+    from mtlskit.params import load
+
+    p, q = load(drifted), load(other)
+    clients = build_clients(p)
+    elsewhere = backend.locate_backend_service(clients, q)
+    um = clients.compute.url_maps.get(project=p.project, url_map=p.frontend.url_map)
+    body = compute_v1.UrlMap(default_service=elsewhere.self_link, fingerprint=um.fingerprint)
+    clients.compute.url_maps.patch(
+        project=p.project, url_map=p.frontend.url_map, url_map_resource=body
+    ).result()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Four environments on one sandbox, built with the library's own apply (no kernel): a directory of
+    their params files."""
+    from mtlskit import stack
+    from mtlskit.clients import build_clients
+    from mtlskit.params import load
+    from mtlskit.sandbox import process
+
+    root = tmp_path_factory.mktemp("fleet")
+    state, port = root / "state", free_port()
+    envs = root / "envs"
+    envs.mkdir()
+    files = [_env_file(envs, state, port, name) for name in ENVIRONMENTS]
+    try:
+        for f in files:
+            p = load(f)
+            stack.build(build_clients(p), p, timeout=60)
+        _point_url_map_elsewhere(envs / "charlie-drift.yaml", envs / "alpha.yaml")
+        yield envs
+    finally:
+        process.stop(state)
+
+
+@pytest.mark.e2e
+def test_verify_runs_four_environments_in_parallel_and_exits_with_the_worst(
+    built: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    files = [str(built / f"{n}.yaml") for n in ENVIRONMENTS]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtlskit.cli", "verify", *files, "--jobs", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=paths.repo_root(),
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (stamp,) = [d for d in out.iterdir() if d.is_dir()]
+    saved = json.loads((stamp / fleet.FLEET_JSON).read_text())
+    rows = {r["environment"]: r for r in saved["environments"]}
+    assert list(rows) == ENVIRONMENTS
+    codes = {name: r["exit_code"] for name, r in rows.items()}
+    assert codes == {"alpha": 0, "bravo-allow": 0, "charlie-drift": 1, "delta": 0}, saved
+    assert rows["charlie-drift"]["first_failure"] == "70_drift: URL map points at today's backend service"
+    for name, row in rows.items():
+        folder = stamp / name
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["exit_code"] == row["exit_code"]
+        assert [n["notebook"] for n in summary["notebooks"]] == ["50_verify", "60_logs", "70_drift"]
+        assert row["passed"] > 0 and row["report"] == str(folder / "report.html")
+        assert (folder / "report.html").is_file() and (folder / "70_drift.ipynb").is_file()
+    # ALLOW mode really forwarded the refused cases: its own probes say so
+    allow = json.loads((stamp / "bravo-allow" / "summary.json").read_text())
+    assert any("forwarded" in c["evidence"] or "200" in c["evidence"] for c in allow["checks"]), allow
+    # progress: a start and an end line per environment, then the table
+    for name in ENVIRONMENTS:
+        assert f"started  {name} " in proc.stdout
+        assert f"done     {name}: exit code {codes[name]}" in proc.stdout
+    table = proc.stdout[proc.stdout.index("environment  exit") :]
+    assert "charlie-drift" in table and "70_drift: URL map points at today's backend service" in table
+
+
+def _stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
+    cells = [new_code_cell("params_file = None\napply = False", metadata={"tags": ["parameters"]})]
+    nb = new_notebook(cells=cells + [new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = directory / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return str(path)
+
+
+@pytest.mark.e2e
+def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish(
+    built: Path, tmp_path: Path
+) -> None:
+    """Stand-ins for the verification steps: 50 hangs for the environment with a `.hang` file beside its
+    params; 60 publishes a passing check, and must still run after 50 was stopped."""
+    books = tmp_path / "nb"
+    books.mkdir()
+    notebooks = [
+        _stand_in_notebook(
+            books,
+            "50_verify",
+            "import time\nfrom pathlib import Path\n"
+            "if Path(params_file).with_suffix('.hang').exists():\n    time.sleep(600)",
+        ),
+        _stand_in_notebook(
+            books,
+            "60_logs",
+            "from mtlskit.checks import Check\nfrom mtlskit import runbook\n"
+            "runbook.Step(None, None, False).finish([Check('reached', 'pass', 'ran after 50', '')])",
+        ),
+    ]
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    for name in ("alpha", "delta"):
+        (envs / f"{name}.yaml").write_text((built / f"{name}.yaml").read_text())
+    (envs / "alpha.hang").touch()
+    result = fleet.run_fleet(
+        fleet.environments(fleet.params_files([envs])),
+        tmp_path / "out",
+        jobs=2,
+        timeout=4,
+        notebooks=notebooks,
+    )
+    rows = {r.environment: r for r in result.rows}
+    assert rows["alpha"].exit_code == 2
+    assert rows["alpha"].first_failure == "50_verify crashed: timed out after 4 s"
+    assert rows["delta"].exit_code == 0
+    assert result.exit_code == 2
+    summary = json.loads((Path(rows["alpha"].folder) / "summary.json").read_text())
+    assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [
+        ("50_verify", "crashed"),
+        ("60_logs", "ok"),
+    ]
+    assert rows["alpha"].passed == 1  # 60's check: the run went on after the timeout
+
+
+def test_the_child_command_is_mtlskit_run_with_the_timeout() -> None:
+    env = Environment("e", Path("/p/e.yaml"))
+    assert fleet.child_command(env, Path("/o/e"), ["50_verify"], 30.0)[1:] == [
+        "-m", "mtlskit.cli", "run", "--params", "/p/e.yaml", "--out", "/o/e", "--timeout", "30", "50_verify",
+    ]  # fmt: skip
+    assert fleet.child_time_limit(30.0, 3) == 90 + fleet.CHILD_GRACE_SECONDS
+    assert fleet.child_time_limit(None, 3) is None
