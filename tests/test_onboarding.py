@@ -380,6 +380,7 @@ def test_the_picture_is_valid_xml_and_shows_every_name_from_the_params() -> None
     p = _unusual_params()
     picture = diagram.design_diagram(p)
     assert picture._repr_svg_() == picture.svg
+    assert picture.svg in picture._repr_html_() and "<style" not in picture.svg  # nothing leaks into a page
     text = _all_text(picture.svg)  # parses: every name was escaped
     f, k, m = p.frontend, p.kubernetes, p.mtls
     names = [f.address, f.certificate, *f.domains, f.ssl_policy, f.url_map, f.target_proxy, f.forwarding_rule]
@@ -402,7 +403,7 @@ def test_the_picture_is_valid_xml_and_shows_every_name_from_the_params() -> None
 def test_the_picture_draws_each_resource_once_in_its_owners_zone() -> None:
     svg = ET.fromstring(diagram.design_diagram(_unusual_params()).svg)
     ns = {"s": "http://www.w3.org/2000/svg"}
-    boxes = {g.get("id") for g in svg.iterfind(".//s:g[@class='box']", ns)}
+    boxes = {g.get("data-resource") for g in svg.iterfind(".//s:g[@class='mtlskit-box']", ns)}
     kit = {"forwarding_rule", "address", "proxy", "url_map", "certificate", "ssl_policy"}
     kit |= {"server_tls_policy", "trust_config"}
     k8s = {"backend_service", "neg", "service", "ingress", "backend_config"}

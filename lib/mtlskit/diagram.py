@@ -39,6 +39,26 @@ WHY = (
 )
 
 
+SANS = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+MONO = "ui-monospace, 'DejaVu Sans Mono', Menlo, monospace"
+# How each kind of text looks, as presentation attributes rather than a <style> sheet: the picture is
+# inlined into HTML pages (JupyterLab, the report), where a style sheet would restyle the whole page.
+TEXT_LOOK = {
+    "": 'fill="#202124"',
+    "kind": 'fill="#3c4043" font-weight="600"',
+    "name": f'fill="#202124" font-family="{MONO}"',
+    "detail": 'fill="#5f6368"',
+    "note": 'fill="#5f6368"',
+    "zone kit": 'fill="#174ea6" font-weight="700"',
+    "zone k8s": 'fill="#137333" font-weight="700"',
+    "label request": f'fill="{REQUEST}"',
+    "label sync": 'fill="#b06000"',
+    "label refers": 'fill="#5f6368"',
+    "warn": 'fill="#c5221f" font-weight="600"',
+    "why": 'fill="#3c4043" font-style="italic"',
+}
+
+
 @dataclass(frozen=True)
 class Box:
     key: str
@@ -68,6 +88,11 @@ class Diagram:
 
     def _repr_svg_(self) -> str:
         return self.svg
+
+    def _repr_html_(self) -> str:
+        """Inline, so the names stay text (searchable, selectable, with a tooltip per box): nbconvert's
+        HTML templates would otherwise embed `image/svg+xml` as an opaque base64 image."""
+        return f'<div class="mtlskit-design" style="overflow-x:auto">{self.svg}</div>'
 
     def __repr__(self) -> str:
         return f"Diagram(svg=<{len(self.svg)} characters>, mermaid=<{self.mermaid.count(chr(10))} lines>)"
@@ -202,8 +227,11 @@ def _text(
     fit = ""
     if max_w and len(text) * size * 0.62 > max_w:  # squeeze a long name rather than cut it
         fit = f' textLength="{max_w:.0f}" lengthAdjust="spacingAndGlyphs"'
-    css = f' class="{cls}"' if cls else ""
-    return f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size}" text-anchor="{anchor}"{css}{fit}>{escape(text)}</text>'
+    look = TEXT_LOOK.get(cls, TEXT_LOOK[""])
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size}" text-anchor="{anchor}" {look}{fit}>'
+        f"{escape(text)}</text>"
+    )
 
 
 def _box(box: Box) -> str:
@@ -216,7 +244,7 @@ def _box(box: Box) -> str:
     inner = BOX_W - 20
     return "".join(
         [
-            f'<g class="box" id={quoteattr(box.key)}><title>{escape(title)}</title>',
+            f'<g class="mtlskit-box" data-resource={quoteattr(box.key)}><title>{escape(title)}</title>',
             f'<rect x="{box.x}" y="{box.y}" width="{BOX_W}" height="{BOX_H}" rx="9" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="1.6"/>',
             _text(box.cx, box.y + 19, box.kind, size=11.5, cls="kind", max_w=inner),
@@ -239,7 +267,7 @@ def _arrow(
     path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
     out = (
         f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="{width}"{dash} '
-        f'marker-end="url(#{marker})"/>'
+        f'marker-end="url(#mtlskit-{marker})"/>'
     )
     if label:
         (x1, y1), (x2, y2) = points[at], points[at + 1]
@@ -405,23 +433,16 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
         ),
     ]
     markers = "".join(
-        f'<marker id="{mid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" markerHeight="{size}" '
+        f'<marker id="mtlskit-{mid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" markerHeight="{size}" '
         f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         for mid, colour, size in (("req", REQUEST, 5), ("sync", SYNC, 6), ("ref", REFERS, 7))
-    )
-    style = (
-        "text{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;fill:#202124}"
-        ".kind{font-weight:600;fill:#3c4043}.name{font-family:ui-monospace,'DejaVu Sans Mono',Menlo,monospace}"
-        ".detail,.note{fill:#5f6368}.zone{font-weight:700}.zone.kit{fill:#174ea6}.zone.k8s{fill:#137333}"
-        f".label.request{{fill:{REQUEST}}}.label.sync{{fill:#b06000}}.label.refers{{fill:#5f6368}}"
-        ".warn{fill:#c5221f;font-weight:600}.why{fill:#3c4043;font-style:italic}"
     )
     body = "".join([*zones, *arrows, *(_box(x) for x in b.values()), *legend])
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="mtlskit design for {escape(params.project)}">'
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="{SANS}" role="img" aria-label="mtlskit design for {escape(params.project)}">'
         f"<title>{escape(f'mtlskit: the split load balancer of {params.project} (stack {params.stack})')}</title>"
-        f"<defs>{markers}<style>{style}</style></defs>"
+        f"<defs>{markers}</defs>"
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>{body}</svg>'
     )
 
