@@ -19,6 +19,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
 from google.cloud import logging as cloud_logging
+from google.cloud import storage as cloud_storage
 from kubernetes import client as kube
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
@@ -257,4 +258,30 @@ def build_clients(params: Params) -> Clients:
         retry_seconds=params.api_retry_seconds,
         https_port=https_port,
         server_ca_file=server_ca,
+    )
+
+
+def storage_environment(params: Params) -> dict[str, str]:
+    """The variables that send Cloud Storage clients built elsewhere (gcsfs under papermill, a
+    `google-cloud-storage` client without options, `gcloud storage`) to the params' target: on the
+    sandbox `STORAGE_EMULATOR_HOST` and friends (`process.storage_variables`); nothing on Google
+    Cloud. gcsfs reads `GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT` when imported: set these before that."""
+    if params.target != "sandbox":
+        return {}
+    from mtlskit.sandbox import process
+
+    info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
+    return process.storage_variables(info)
+
+
+def storage_client(params: Params) -> cloud_storage.Client:
+    """A Cloud Storage client for the params' target: anonymous on the sandbox's endpoint, or
+    Application Default Credentials on Google Cloud."""
+    if params.target != "sandbox":
+        return cloud_storage.Client(project=params.project)
+    endpoint = storage_environment(params)["STORAGE_EMULATOR_HOST"]
+    return cloud_storage.Client(
+        project=params.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -79,7 +80,20 @@ def shell_exports(info: SandboxInfo, project: str) -> str:
     """The exports that point a shell's gcloud and kubectl at this running sandbox (see
     `mtlskit.sandbox.shell`); the kit reaches the sandbox only through this module."""
     gcloud_config = shell.write_gcloud_config(Path(info.state_dir), info.endpoint, project)
-    return shell.exports(gcloud_config, info.kubeconfig, info.endpoint)
+    storage = [f"export {name}={shlex.quote(value)}" for name, value in storage_variables(info).items()]
+    return "\n".join([shell.exports(gcloud_config, info.kubeconfig, info.endpoint), *storage])
+
+
+def storage_variables(info: SandboxInfo) -> dict[str, str]:
+    """What points Cloud Storage clients at the sandbox: `STORAGE_EMULATOR_HOST` for
+    google-cloud-storage and gcsfs (both read it), gcsfs's gRPC bucket-layout probe off (the sandbox
+    serves the JSON API only; the probe would fail and warn on every call), and `gcloud storage`'s
+    endpoint, which must name the `storage/v1/` path (checked with Google Cloud CLI 528)."""
+    return {
+        "STORAGE_EMULATOR_HOST": info.endpoint,
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{info.endpoint}/storage/v1/",
+    }
 
 
 def write_kubeconfig(state_dir: Path, endpoint: str) -> Path:

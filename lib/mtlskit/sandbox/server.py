@@ -1,8 +1,9 @@
 """The sandbox HTTP server: one loopback port serving Compute, Network Security, Certificate Manager,
-Logging and the Kubernetes API, plus `/_sandbox/*` for the request counter and the fault switch.
+Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the request counter and the fault switch.
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
-serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/api`, `/apis`), and long-running
+serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
+`/download/storage/v1`, `/api`, `/apis`), and long-running
 operations of Network Security and Certificate Manager are found by their full name.
 """
 
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mtlskit.sandbox import discovery, services
+from mtlskit.sandbox import discovery, services, storage
 from mtlskit.sandbox.compute.handler import Compute
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
@@ -55,6 +56,7 @@ class Sandbox:
         self.compute = Compute(self.env)
         self.netsec = Locations(self.env)
         self.logging = Logging(self.env)
+        self.storage = storage.Storage(self.env)
         self.kube = KubeApi(kube_objects, self.events)
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
@@ -94,6 +96,8 @@ class Sandbox:
                 return self.logging.handle(req)
             if api == "serviceusage":
                 return services.handle(req, parts, self.projects)
+            if api == "storage":
+                return self.storage.handle(req, parts, method_id)
             return self.kube.handle(req, parts)
 
     def _classify(self, req: Request, parts: list[str]) -> tuple[str, str]:
@@ -104,6 +108,9 @@ class Sandbox:
             api = "networksecurity"
         elif parts[:1] == ["v1"] and "trustConfigs" in parts:
             api = "certificatemanager"
+        elif storage.is_storage_path(parts):
+            # media bodies are not JSON: the storage stand-in checks the metadata it finds in them
+            return "storage", storage.method_id(req, parts)
         elif services.is_services_path(parts):
             return "serviceusage", "serviceusage.services.list"
         elif parts[:1] == ["v1"] and "operations" in parts:
