@@ -378,8 +378,17 @@ def test_verify_runs_four_environments_in_parallel_and_exits_with_the_worst(
     for name in ENVIRONMENTS:
         assert f"started  {name} " in proc.stdout
         assert f"done     {name}: exit code {codes[name]}" in proc.stdout
-    table = proc.stdout[proc.stdout.index("environment  exit") :]
-    assert "charlie-drift" in table and "70_drift: URL map points at today's backend service" in table
+    lines = proc.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["environment", "exit"])
+    table = {line.split()[0]: line for line in lines[head + 1 : head + 5]}
+    assert list(table) == ENVIRONMENTS
+    assert "70_drift: URL map points at today's backend service" in table["charlie-drift"]
+    assert table["alpha"].split()[1:5] == [
+        "0",
+        str(rows["alpha"]["passed"]),
+        str(rows["alpha"]["warned"]),
+        "0",
+    ]
 
 
 def _stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
@@ -392,11 +401,15 @@ def _stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
 
 
 @pytest.mark.e2e
-def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish(
+def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish_into_cloud_storage(
     built: Path, tmp_path: Path
 ) -> None:
     """Stand-ins for the verification steps: 50 hangs for the environment with a `.hang` file beside its
-    params; 60 publishes a passing check, and must still run after 50 was stopped."""
+    params; 60 publishes a passing check, and must still run after 50 was stopped. The output goes to
+    the sandbox's Cloud Storage bucket."""
+    from mtlskit.clients import storage_client
+    from mtlskit.params import load
+
     books = tmp_path / "nb"
     books.mkdir()
     notebooks = [
@@ -418,24 +431,39 @@ def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish(
     for name in ("alpha", "delta"):
         (envs / f"{name}.yaml").write_text((built / f"{name}.yaml").read_text())
     (envs / "alpha.hang").touch()
+    bucket = f"{load(envs / 'alpha.yaml').project}-mtlskit"  # the sandbox's bucket
     result = fleet.run_fleet(
         fleet.environments(fleet.params_files([envs])),
-        tmp_path / "out",
+        f"gs://{bucket}/fleet",
         jobs=2,
         timeout=4,
         notebooks=notebooks,
+        stamp="S",
     )
     rows = {r.environment: r for r in result.rows}
     assert rows["alpha"].exit_code == 2
     assert rows["alpha"].first_failure == "50_verify crashed: timed out after 4 s"
     assert rows["delta"].exit_code == 0
     assert result.exit_code == 2
-    summary = json.loads((Path(rows["alpha"].folder) / "summary.json").read_text())
+    assert rows["alpha"].passed == 1  # 60's check: the run went on after the timeout
+
+    # everything landed in Cloud Storage (the sandbox's), and nothing stayed behind locally
+    assert rows["alpha"].report == f"gs://{bucket}/fleet/S/alpha/report.html"
+    assert result.fleet_json == f"gs://{bucket}/fleet/S/fleet.json"
+    store = storage_client(load(envs / "alpha.yaml")).bucket(bucket)
+    names = {b.name for b in store.list_blobs(prefix="fleet/S/")}
+    for env in ("alpha", "delta"):
+        expected = {"60_logs.ipynb", "summary.json", "report.html", fleet.LOG_NAME}
+        assert {f"fleet/S/{env}/{n}" for n in expected} <= names, names
+    summary = json.loads(store.blob("fleet/S/alpha/summary.json").download_as_bytes())
     assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [
         ("50_verify", "crashed"),
         ("60_logs", "ok"),
     ]
-    assert rows["alpha"].passed == 1  # 60's check: the run went on after the timeout
+    executed = nbformat.reads(store.blob("fleet/S/delta/60_logs.ipynb").download_as_text(), as_version=4)
+    assert "ran after 50" in json.dumps(executed.cells[-1].outputs)
+    saved = json.loads(store.blob("fleet/S/fleet.json").download_as_bytes())
+    assert [(r["environment"], r["exit_code"]) for r in saved["environments"]] == [("alpha", 2), ("delta", 0)]
 
 
 def test_the_child_command_is_mtlskit_run_with_the_timeout() -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -377,6 +379,7 @@ def run_here(
     )
     row = row_from_folder(env, folder, run.exit_code, "", time.monotonic() - started)
     target.publish(env, row)
+    target.discard_staging()
     return row
 
 
@@ -422,7 +425,13 @@ class Output:
         if not self.cloud:
             return str(path)
         upload_files(envs[0].params_file, [path], self.bucket, self.prefix)
+        self.discard_staging()
         return f"{self.root_text}/{FLEET_JSON}"
+
+    def discard_staging(self) -> None:
+        """The local copies of a gs:// run go once they are uploaded (a pod's disk is small)."""
+        if self.cloud:
+            shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
 def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
@@ -434,6 +443,9 @@ def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> 
 
     p = params.load(params_file)
     os.environ.update(clients.storage_environment(p))  # gcsfs reads it when papermill builds its client
+    if p.target == "sandbox":  # gcsfs asks the Storage Control API (gRPC) for the bucket's layout,
+        # which the sandbox does not serve; it then falls back to the JSON API with a warning each time
+        logging.getLogger("gcsfs").setLevel(logging.ERROR)
     for notebook in sorted(folder.glob("*.ipynb")):
         papermill.iorw.write_ipynb(
             papermill.iorw.load_notebook_node(str(notebook)), f"gs://{bucket}/{prefix}/{notebook.name}"
