@@ -1,0 +1,88 @@
+"""`mtlskit verify` across environments: eight sandbox environments (one sandbox, a stack each) verified
+with `--jobs 4` against one after another (`--jobs 1`). Prints both wall times and the speed-up; nothing
+is asserted. Run: make bench (or .venv/bin/python bench/fleet.py [ENVIRONMENTS] [JOBS]).
+
+Each environment is a child `mtlskit run` with its own kernel, so the speed-up is bounded by the
+machine's cores: the children spend most of their time in Python (kernel start, imports, TLS probes).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from mtlskit import fleet, paths, stack
+from mtlskit.clients import build_clients
+from mtlskit.params import load
+from mtlskit.sandbox import process
+
+PARTS = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment_file(directory: Path, state: Path, port: int, key: str) -> Path:
+    """The default sandbox params with a stack and resource names of its own, on a shared sandbox."""
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    pki = state / "pki"
+    data["stack"] = f"bench-{key}"
+    data["sandbox"].update(state_dir=str(state), data_plane_port=port)
+    data["kubernetes"].update(
+        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
+    )
+    data["frontend"].update({part: f"{key}-{part.replace('_', '-')}" for part in PARTS})
+    data["frontend"]["domains"] = [f"{key}.mtlskit.test"]
+    data["mtls"].update(
+        trust_config=f"{key}-trust",
+        server_tls_policy=f"{key}-policy",
+        trust_anchors=[str(pki / "root.pem")],
+        intermediates=[str(pki / "intermediate.pem")],
+        allowlisted=[str(pki / "allowlisted-client.pem")],
+    )
+    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    path = directory / f"{key}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def timed(envs: list[fleet.Environment], out: Path, jobs: int) -> tuple[float, list[int]]:
+    started = time.monotonic()
+    result = fleet.run_fleet(envs, out / f"jobs{jobs}", jobs, timeout=600)
+    return time.monotonic() - started, [r.exit_code for r in result.rows]
+
+
+def main(count: int = 8, jobs: int = 4) -> None:
+    with tempfile.TemporaryDirectory(prefix="mtlskit-bench-fleet-") as tmp:
+        root = Path(tmp)
+        state, port = root / "state", free_port()
+        (root / "envs").mkdir()
+        files = [environment_file(root / "envs", state, port, f"env{i}") for i in range(count)]
+        try:
+            started = time.monotonic()
+            for f in files:
+                p = load(f)
+                stack.build(build_clients(p), p, timeout=120)
+            print(f"built {count} environments on one sandbox in {time.monotonic() - started:.1f} s")
+            envs = fleet.environments(files)
+            parallel, codes_parallel = timed(envs, root / "out", jobs)
+            serial, codes_serial = timed(envs, root / "out", 1)
+        finally:
+            process.stop(state)
+    print(f"cores: {os.cpu_count()}")
+    print(f"verify {count} environments, --jobs {jobs}: {parallel:7.1f} s  exit codes {codes_parallel}")
+    print(f"verify {count} environments, --jobs 1: {serial:7.1f} s  exit codes {codes_serial}")
+    print(f"speed-up: {serial / parallel:.2f}x (target >= 1.7x on 2 cores)")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
