@@ -81,6 +81,17 @@ def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp
     assert summary["exit_code"] == 0
     for nb in [*run.out_dir.glob("*.ipynb"), run.out_dir / "report.html"]:
         assert "PRIVATE KEY" not in nb.read_text(), nb.name
+    # the design picture, drawn with this environment's names, in the executed page and the report
+    design = json.loads((run.out_dir / "00_design.ipynb").read_text())
+    svgs = [
+        "".join(o["data"]["image/svg+xml"])
+        for c in design["cells"]
+        for o in c.get("outputs", [])
+        if "image/svg+xml" in o.get("data", {})
+    ]
+    assert len(svgs) == 1 and "b-proxy" in svgs[0] and "team-b/api" in svgs[0]
+    report = (run.out_dir / "report.html").read_text()
+    assert "<svg" in report and ">b-proxy</text>" in report
 
     clients = build_clients(params)
     bs = backend.locate_backend_service(clients, params)
@@ -98,7 +109,8 @@ def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp
 
     # A second apply of the same params changes nothing: zero mutating requests reach the APIs.
     sandbox_call(clients, "counters", "DELETE")
-    execute.run_notebooks(str(second_env), execute.BUILD[1:], apply=True, out_dir=tmp_path / "again")
+    steps = [n for n in execute.BUILD if not n.startswith("00_")]  # the pages that only read go
+    execute.run_notebooks(str(second_env), steps, apply=True, out_dir=tmp_path / "again")
     counts = sandbox_call(clients, "counters")["counts"]
     assert mutating_calls(counts) == {}, mutating_calls(counts)
     assert counts  # the re-run did read
