@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import shutil
 import signal
@@ -437,15 +436,13 @@ class Output:
 def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
     """Executed notebooks through papermill (gcsfs, pointed at the params' target), the rest of the run
     folder (summary.json, report.html, the run's log) with google-cloud-storage."""
-    import papermill.iorw
-
     from mtlskit import clients, params
 
     p = params.load(params_file)
-    os.environ.update(clients.storage_environment(p))  # gcsfs reads it when papermill builds its client
-    if p.target == "sandbox":  # gcsfs asks the Storage Control API (gRPC) for the bucket's layout,
-        # which the sandbox does not serve; it then falls back to the JSON API with a warning each time
-        logging.getLogger("gcsfs").setLevel(logging.ERROR)
+    # gcsfs reads these when papermill first imports it, so they are set before that import
+    os.environ.update(clients.storage_environment(p))
+    import papermill.iorw
+
     for notebook in sorted(folder.glob("*.ipynb")):
         papermill.iorw.write_ipynb(
             papermill.iorw.load_notebook_node(str(notebook)), f"gs://{bucket}/{prefix}/{notebook.name}"
