@@ -1,0 +1,183 @@
+"""The hands-on labs: each runs under nbval with the reference answers filled in and every check cell
+must say right; run blank, each runs clean and every check says not yet. Plus the refusals and the
+answer checks that need no sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from papermill.parameterize import parameterize_notebook
+
+from mtlskit import certs, labs, paths, stack
+from mtlskit import params as params_mod
+from mtlskit.clients import build_clients
+from mtlskit.labs import anchor, certificates, chain, modes, outage
+from mtlskit.labs.lab import Lab
+from mtlskit.sandbox import process
+from mtlskit.step import Step
+from tests.conftest import free_port, run_nbval
+
+LAB_DIR = paths.repo_root() / "notebooks" / "labs"
+# How many check cells each lab has: every one must leave a verdict.
+CHECKS = {
+    certificates.NAME: 1,
+    anchor.NAME: 2,
+    modes.NAME: 1,
+    chain.NAME: 2,
+    outage.NAME: 2,
+}
+
+
+def lab_params_file(state_dir: Path, out: Path) -> Path:
+    """params/sandbox.yaml as a trainee has it, pointed at a test state directory and data-plane port."""
+    text = (paths.repo_root() / "params" / "sandbox.yaml").read_text().replace("../.sandbox", str(state_dir))
+    data = yaml.safe_load(text)
+    data["sandbox"].update({"data_plane_port": free_port(), "operation_delay_seconds": 0.1})
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def answer_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    return {
+        tag: cell for cell in nb.cells for tag in cell.metadata.get("tags", []) if tag.startswith("answer-")
+    }
+
+
+def lab_copy(name: str, params_file: Path, out_dir: Path, reference: bool) -> Path:
+    """The lab with the params injected (as papermill does), the reference answers in its answer cells
+    when asked, and a last cell that fails unless every check said right (or, blank, not yet)."""
+    nb = nbformat.read(LAB_DIR / f"{name}.ipynb", as_version=4)
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])  # papermill reads every cell's tags
+    nb.metadata.setdefault("papermill", {})  # ... and records the parameters here
+    nb = parameterize_notebook(nb, {"params_file": str(params_file)})
+    if reference:
+        for tag, source in labs.REFERENCE[name].items():
+            answer_cells(nb)[tag].source = source
+    expect = "all(v.right for v in lab.verdicts)" if reference else "not any(v.right for v in lab.verdicts)"
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            f"assert len(lab.verdicts) == {CHECKS[name]}, [v.line for v in lab.verdicts]\n"
+            f"assert {expect}, [v.line for v in lab.verdicts]"
+        )
+    )
+    path = out_dir / f"{name}{'-reference' if reference else '-blank'}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One sandbox, built once, that every lab copy runs against (each lab's setup then only plans)."""
+    work = tmp_path_factory.mktemp("labs")
+    state = work / "state"
+    params_file = lab_params_file(state, work / "params.yaml")
+    params = params_mod.load(params_file)
+    stack.build(build_clients(params), params, 60.0)
+    yield params_file
+    process.stop(state)
+
+
+def run_labs(params_file: Path, reference: bool) -> None:
+    out = params_file.parent / ("reference" if reference else "blank")
+    out.mkdir(exist_ok=True)
+    copies = [lab_copy(name, params_file, out, reference) for name in labs.LABS]
+    result = run_nbval(copies, out)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert " passed" in result.stdout
+
+
+def assert_put_back(params_file: Path) -> None:
+    """Each lab ends by undoing what it changed: the next one (or the trainee) finds the stack intact."""
+    params = params_mod.load(params_file)
+    clients = build_clients(params)
+    lab = Lab("check", Step(params, clients, apply=False))
+    state = dict(zip(*labs.state_frame(lab).to_dict("list").values(), strict=True))
+    assert state == {
+        "anchor Ingress": "present",
+        "validation mode": "REJECT_INVALID",
+        "API fault switch": "error_rate=0.0",
+    }
+
+
+@pytest.mark.e2e
+def test_labs_with_the_reference_answers_say_right(lab_sandbox: Path) -> None:
+    run_labs(lab_sandbox, reference=True)
+    assert_put_back(lab_sandbox)
+
+
+@pytest.mark.e2e
+def test_blank_labs_run_clean_and_say_not_yet(lab_sandbox: Path) -> None:
+    run_labs(lab_sandbox, reference=False)
+    assert_put_back(lab_sandbox)
+
+
+# ---- no sandbox -------------------------------------------------------------------------------------------
+
+
+def test_every_lab_has_its_reference_answers_and_one_parameters_cell() -> None:
+    assert set(labs.LABS) == {p.stem for p in LAB_DIR.glob("*.ipynb")}
+    for name in labs.LABS:
+        nb = nbformat.read(LAB_DIR / f"{name}.ipynb", as_version=4)
+        assert set(answer_cells(nb)) == set(labs.REFERENCE[name]), name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and "params_file" in tagged[0].source, name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} has outputs"
+        checks = [c for c in nb.cells if c.cell_type == "code" and ".check" in c.source]
+        assert len(checks) == CHECKS[name], name
+
+
+def a_root(directory: Path) -> str:
+    return str(certs.write_issued(directory, "root", certs.issue("lab test root", ca=True))[0])
+
+
+def test_a_lab_refuses_a_real_project_before_building_any_client(tmp_path: Path) -> None:
+    gcp = {"target": "gcp", "project": "some-project", "mtls": {"trust_anchors": [a_root(tmp_path)]}}
+    (tmp_path / "gcp.yaml").write_text(yaml.safe_dump(gcp))
+    with pytest.raises(labs.LabRefused, match="only on the local sandbox") as refused:
+        labs.start_lab(certificates.NAME, str(tmp_path / "gcp.yaml"))
+    assert "target: gcp (project some-project)" in str(refused.value)
+
+
+@pytest.fixture
+def offline_lab(tmp_path: Path) -> Lab:
+    """A lab with nothing observed yet, for the answer checks (they read only what the lab saw)."""
+    params = params_mod.parse(
+        {"target": "sandbox", "project": "mtlskit-sandbox", "mtls": {"trust_anchors": [a_root(tmp_path)]}},
+        "offline",
+    )
+    return Lab("offline", Step(params, None, apply=False))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("answer", [None, "HTTP 200", {"no": "dict"}, 42])
+def test_missing_or_malformed_answers_say_not_yet_and_never_raise(offline_lab: Lab, answer: object) -> None:
+    verdicts = [
+        certificates.check(offline_lab, answer),  # type: ignore[arg-type]
+        modes.check(offline_lab, answer),  # type: ignore[arg-type]
+        chain.check_found(offline_lab, answer),  # type: ignore[arg-type]
+        anchor.check_deleted(offline_lab, answer),
+        outage.check_stopped(offline_lab, answer),
+    ]
+    assert [v.right for v in verdicts] == [False] * 5
+    assert all(v.line.startswith("not yet: ") for v in verdicts)
+    assert offline_lab.verdicts == verdicts
+
+
+def test_wrong_predictions_are_named_against_what_was_logged(offline_lab: Lab) -> None:
+    offline_lab.seen["logged"] = {case: "client_cert_validation_failed" for case in certificates.CASES}
+    wrong = {case: "client_cert_validation_failed" for case in certificates.CASES} | {
+        "client": "response_sent_by_backend"
+    }
+    verdict = certificates.check(offline_lab, wrong)
+    assert not verdict.right
+    assert "1 of 7 differ (client)" in verdict.line
+    right = certificates.check(
+        offline_lab, dict.fromkeys(certificates.CASES, "client_cert_validation_failed")
+    )
+    assert right.right and right.line.startswith("right: ")
+    assert json.loads(right.rows.to_json(orient="records"))[0]["right"] is True
