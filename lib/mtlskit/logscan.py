@@ -266,7 +266,6 @@ class LogScan:
             where.append("TRY_CAST(timestamp AS TIMESTAMPTZ) >= ?")
             since = self.since if self.since.tzinfo else self.since.replace(tzinfo=dt.UTC)
             args.append(since)
-        probe = re.escape(d.probe_path) + r"([^/?#]+)"
         sql = f"""
         CREATE TABLE flat AS
         WITH raw AS (
@@ -308,7 +307,6 @@ class LogScan:
             NULLIF(jsonPayload.tls.cipher, '') AS tls_cipher,
             NULLIF(resource.labels.backend_service_name, '') AS backend_service,
             NULLIF(resource.labels.forwarding_rule_name, '') AS forwarding_rule,
-            NULLIF(regexp_extract(COALESCE(url, ''), '{probe}', 1), '') AS probe_id,
             insertId AS insert_id
         FROM raw
         """
@@ -328,9 +326,12 @@ class LogScan:
         return int(self.con.execute("SELECT count(*) FROM flat").fetchone()[0])  # type: ignore[index]
 
     def frame(self) -> pd.DataFrame:
-        """Every entry as a row: the table `logs.entries_frame` builds (for the sizes a notebook shows)."""
-        cols = ", ".join(COLUMNS)
-        return tidy(self.con.execute(f"SELECT {cols} FROM flat").df())
+        """Every entry as a row: the table `logs.entries_frame` builds (for the sizes a notebook shows).
+        The probe id is extracted here, not at load: only the cross-check needs it."""
+        probe = re.escape(self.derivation.probe_path) + r"([^/?#]+)"
+        probe_id = "NULLIF(regexp_extract(COALESCE(url, ''), ?, 1), '') AS probe_id"
+        cols = ", ".join(probe_id if c == "probe_id" else c for c in COLUMNS)
+        return tidy(self.con.execute(f"SELECT {cols} FROM flat", [probe]).df())
 
     def count_by_status_details(self) -> pd.DataFrame:
         return self._counts("status_details", "TRUE")
