@@ -16,6 +16,7 @@ from mtlskit.params import ParamsError
 
 if TYPE_CHECKING:
     from mtlskit.execute import NotebookResult
+    from mtlskit.fleet import Environment, EnvironmentResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -187,6 +188,86 @@ def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) ->
         click.echo(f"  {spec.name + '.pem':<32} expect {spec.expected:<46} {spec.purpose}")
 
 
+@main.command("logs")
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--params", "params_file", default=None, help="params file: its forwarding rule and storage client"
+)
+@click.option(
+    "--forwarding-rule", default=None, help="only this forwarding rule's entries (default: the params')"
+)
+@click.option("--since", default=None, help="only entries at or after this ISO 8601 time (UTC if no offset)")
+@click.option(
+    "--bucket", default=None, help="time bucket of the outcomes table, e.g. 1min, 1h (default: auto)"
+)
+@click.option("--top", default=10, show_default=True, help="rows of the most refused certificates")
+@click.option(
+    "--sql", "show_sql", is_flag=True, help="also print each summary as Log Analytics (BigQuery) SQL"
+)
+@click.option("--synthetic", type=int, default=None, help="write N synthetic entries to --out instead")
+@click.option("--out", "out_file", default=None, help="file for --synthetic")
+@click.option(
+    "--array", is_flag=True, help="with --synthetic: one JSON array (gcloud's format), not JSON lines"
+)
+@click.option("--seed", default=0, show_default=True, help="with --synthetic: the random seed")
+def logs_command(
+    sources: tuple[str, ...],
+    params_file: str | None,
+    forwarding_rule: str | None,
+    since: str | None,
+    bucket: str | None,
+    top: int,
+    show_sql: bool,
+    synthetic: int | None,
+    out_file: str | None,
+    array: bool,
+    seed: int,
+) -> None:
+    """Summarise exported request logs: FILE_OR_GLOB... (local, or gs://BUCKET/GLOB; quote globs).
+
+    Reads what a Cloud Storage log sink writes (JSON lines) and `gcloud logging read --format=json`
+    prints (a JSON array), with DuckDB, at millions of entries."""
+    from mtlskit import logs, logscan
+
+    if synthetic is not None:
+        if not out_file:
+            raise click.UsageError("--synthetic N needs --out FILE")
+        from mtlskit import synthetic as synthetic_logs
+
+        path = synthetic_logs.write(out_file, synthetic, seed=seed, array=array)
+        click.echo(f"wrote {synthetic:,} synthetic request log entries to {path}")
+        return
+    if not sources:
+        raise click.UsageError(
+            "name exported log files, globs or gs://BUCKET/GLOB (or --synthetic N --out FILE)"
+        )
+    params = _load(params_file) if params_file else None
+    try:
+        start = logs.parse_time(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+    try:
+        with logs.scan_exported(list(sources), params, forwarding_rule, start) as scan:
+            summary = scan.summaries(bucket, top)
+    except logscan.LogScanError as err:
+        raise click.ClickException(str(err)) from None
+    rule = forwarding_rule or (params.frontend.forwarding_rule if params else None)
+    scope = f"forwarding rule {rule}" if rule else "every forwarding rule"
+    click.echo(f"{summary.entries:,} request log entries in {_count(summary.files, 'file')} ({scope})")
+    sql = logscan.bigquery_sql(rule or "FORWARDING_RULE", since=start, bucket=bucket or "1min", n=top)
+    tables = [
+        ("by statusDetails", summary.by_status_details, False, "by_status_details"),
+        ("by client-certificate error", summary.by_cert_error, False, "by_cert_error"),
+        ("accepted / refused / other over time", summary.over_time, True, "over_time"),
+        ("most refused certificates", summary.top_refused, False, "top_refused"),
+    ]
+    for title, table, index, key in tables:
+        click.echo(f"\n{title}")
+        click.echo(table.to_string(index=index) if not table.empty else "  (none)")
+        if show_sql:
+            click.echo(f"\n-- Log Analytics:\n{sql[key]};")
+
+
 @main.command("run")
 @click.option("--params", "params_file", default=None, help="params file (default params/sandbox.yaml)")
 @click.option("--apply", is_flag=True, help="apply the planned changes (default: plan only)")
@@ -310,6 +391,7 @@ def verify(
             env = fleet.indexed_environment(files, os.environ.get(fleet.INDEX_VARIABLE))
         else:
             envs = fleet.environments(files)
+        fleet.check_out(where)
     except fleet.FleetError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(EXIT_BAD_PARAMS)
@@ -330,17 +412,14 @@ def verify(
     sys.exit(result.exit_code)
 
 
-def _fleet_progress(event: str, env: object, row: object) -> None:
-    from mtlskit.fleet import Environment, EnvironmentResult
-
-    assert isinstance(env, Environment)
-    if isinstance(row, EnvironmentResult):
+def _fleet_progress(event: str, env: Environment, row: EnvironmentResult | None) -> None:
+    if row is not None:
         click.echo(f"  done     {env.name}: exit code {row.exit_code} ({row.seconds:.1f} s)")
     else:
         click.echo(f"  started  {env.name} ({env.params_file})")
 
 
-def _echo_fleet_table(rows: list) -> None:  # type: ignore[type-arg]
+def _echo_fleet_table(rows: list[EnvironmentResult]) -> None:
     """One line per environment, widths fitted to the content (a terminal and a CI log read it alike)."""
     head = ["environment", "exit", "passed", "warned", "failed", "first failure", "report"]
     body = [

@@ -111,7 +111,9 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     timestamps, status as nullable integer, the two certificate flags as nullable booleans, every
     other column as text with missing values."""
     frame = frame.reindex(columns=COLUMNS)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+    # One resolution whatever the input's precision (Logging writes nanoseconds, the sandbox
+    # microseconds), so frames and summaries from different readers compare and concatenate.
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601").dt.as_unit("ns")
     frame["status"] = frame["status"].astype("Int64")
     for col in ("client_cert_present", "client_cert_chain_verified"):
         frame[col] = frame[col].astype("boolean")
@@ -365,6 +367,8 @@ class LogScan:
         ).df()
         for c in CERT_KEYS:
             out[c] = out[c].astype("str")
+        for c in ("first_seen", "last_seen"):
+            out[c] = out[c].dt.as_unit("ns")
         return out
 
     def span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -391,7 +395,7 @@ class LogScan:
             index="bucket", columns="outcome", values="entries", aggfunc="sum", fill_value=0
         )
         table = table.reindex(columns=OUTCOMES, fill_value=0)
-        table.index = pd.DatetimeIndex(table.index).tz_convert("UTC")
+        table.index = pd.DatetimeIndex(table.index).tz_convert("UTC").as_unit("ns")
         full = pd.date_range(table.index.min(), table.index.max(), freq=bucket, name="time")
         return table.reindex(full, fill_value=0).rename_axis(columns=None).astype(int)
 
