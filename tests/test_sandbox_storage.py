@@ -23,6 +23,7 @@ from google.cloud import storage as gcs
 from mtlskit import clients as clients_mod
 from mtlskit.clients import Clients
 from mtlskit.params import Params
+from mtlskit.sandbox import process
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.storage import Storage
 from mtlskit.sandbox.web import ApiError, Request
@@ -236,6 +237,8 @@ def test_papermill_writes_an_executed_notebook_to_gs(
         from papermill.iorw import load_notebook_node, write_ipynb
         write_ipynb(load_notebook_node({str(source)!r}), {target!r})
         print(load_notebook_node({target!r}).cells[0].outputs[0]["data"]["text/plain"])
+        import gcsfs
+        print(gcsfs.GCSFileSystem().credentials.method)  # the instance papermill's handler used
         """
     )
     done = subprocess.run(
@@ -246,10 +249,29 @@ def test_papermill_writes_an_executed_notebook_to_gs(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "2"
+    assert done.stdout.split() == ["2", "anon"]  # no one's real credentials reach the sandbox
     assert "Could not determine bucket type" not in done.stderr  # gcsfs's gRPC probe is off
     stored = client.bucket(BUCKET).blob(f"{unique}/runs/executed.ipynb").download_as_bytes()
     assert nbformat.reads(stored.decode(), as_version=4).cells[0].source == "1 + 1"
+
+
+def test_sandbox_env_exports_the_storage_endpoint_to_a_shell(params: Params, clients: Clients) -> None:
+    info = process.status(params.state_dir)
+    assert info is not None
+    shown = subprocess.run(
+        ["bash", "-c", 'eval "$1"; env', "-", process.shell_exports(info, PROJECT)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    env = dict(line.split("=", 1) for line in shown.stdout.splitlines() if "=" in line)
+    assert env["STORAGE_EMULATOR_HOST"] == clients.endpoint
+    assert env["CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE"] == f"{clients.endpoint}/storage/v1/"
+    assert env["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] == "false" and env["FSSPEC_GS_TOKEN"] == "anon"
+    # what the shell gets is what the kit gives a papermill process
+    assert clients_mod.storage_environment(params) == {
+        k: env[k] for k in clients_mod.storage_environment(params)
+    }
 
 
 # ---- the store: no server needed -------------------------------------------------------------------

@@ -86,11 +86,14 @@ def shell_exports(info: SandboxInfo, project: str) -> str:
 
 def storage_variables(info: SandboxInfo) -> dict[str, str]:
     """What points Cloud Storage clients at the sandbox: `STORAGE_EMULATOR_HOST` for
-    google-cloud-storage and gcsfs (both read it), gcsfs's gRPC bucket-layout probe off (the sandbox
-    serves the JSON API only; the probe would fail and warn on every call), and `gcloud storage`'s
-    endpoint, which must name the `storage/v1/` path (checked with Google Cloud CLI 528)."""
+    google-cloud-storage and gcsfs (both read it; google-cloud-storage then sends no credentials),
+    gcsfs made anonymous too (fsspec's `FSSPEC_GS_TOKEN`: otherwise it would send the person's
+    Application Default Credentials to the sandbox), gcsfs's gRPC bucket-layout probe off (the
+    sandbox serves the JSON API only; the probe would fail and warn on every call), and
+    `gcloud storage`'s endpoint, which must name the `storage/v1/` path (Google Cloud CLI 528)."""
     return {
         "STORAGE_EMULATOR_HOST": info.endpoint,
+        "FSSPEC_GS_TOKEN": "anon",
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{info.endpoint}/storage/v1/",
     }

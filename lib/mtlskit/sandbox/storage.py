@@ -227,7 +227,7 @@ class Storage:
             "kind": "storage#bucket",
             "id": body["name"],
             "name": body["name"],
-            "projectNumber": str(abs(hash(project)) % 10**12),
+            "projectNumber": str(google_crc32c.value(project.encode())),  # stable per project
             "metageneration": "1",
             "location": (body.get("location") or "US").upper(),
             "locationType": "multi-region",
