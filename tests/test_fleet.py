@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -28,9 +29,13 @@ from tests.conftest import free_port
 # ---------------------------------------------------------------- the list of environments
 
 
-def _touch(path: Path) -> Path:
+SANDBOX_PARAMS = (paths.repo_root() / "params" / "sandbox.yaml").read_text()
+
+
+def _touch(path: Path, text: str = SANDBOX_PARAMS) -> Path:
+    """A params file that loads (the default sandbox's, whose demo PKI is generated on first use)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("target: sandbox\n")
+    path.write_text(text)
     return path
 
 
@@ -91,6 +96,30 @@ def test_verify_indexed_exits_3_on_a_bad_index_before_running_anything(tmp_path:
     assert "JOB_COMPLETION_INDEX=2 is outside the 2 params file(s) given" in result.stderr
     assert "0: a.yaml, 1: b.yaml" in result.stderr
     assert not out.exists()
+
+
+def test_verify_refuses_a_gs_output_without_a_bucket(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["verify", str(_touch(tmp_path / "a.yaml")), "--out", "gs:///runs"])
+    assert result.exit_code == 3, result.output
+    assert "--out gs:///runs: name a bucket, as in gs://BUCKET/PREFIX" in result.stderr
+
+
+def test_verify_indexed_runs_the_file_at_the_index_and_exits_with_its_code(tmp_path: Path) -> None:
+    """Index 1 is an invalid params file: refused with 3 before any kernel starts, and only it ran."""
+    d = tmp_path / "envs"
+    _touch(d / "a.yaml")
+    _touch(d / "b.yaml", SANDBOX_PARAMS.replace("ssl_profile: MODERN", "ssl_profile: NOPE"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["verify", "--indexed", str(d), "--out", str(out), "--stamp", "job-1"],
+        env={"JOB_COMPLETION_INDEX": "1"},
+    )
+    assert result.exit_code == 3, result.output
+    assert "JOB_COMPLETION_INDEX=1: verifying b" in result.stdout
+    assert "invalid params (1 problem): frontend.ssl_profile" in result.stdout
+    assert [p.name for p in (out / "job-1").iterdir()] == ["b"]
+    assert "ssl_profile" in (out / "job-1" / "b" / fleet.LOG_NAME).read_text()
 
 
 @pytest.mark.parametrize(
@@ -196,7 +225,7 @@ def _gone(pids: list[int], within: float = 5.0) -> bool:
 
 def test_the_pool_runs_at_most_jobs_children_at_once_and_keeps_the_given_order(tmp_path: Path) -> None:
     plan = {"e1": (0, 0.8), "e2": (1, 0.8), "e3": (0, 0.8), "e4": (0, 0.8), "e5": (0, 0.1)}
-    envs = [Environment(n, tmp_path / f"{n}.yaml") for n in plan]
+    envs = [Environment(n, _touch(tmp_path / f"{n}.yaml")) for n in plan]
     events: list[tuple[str, str]] = []
     result = fleet.run_fleet(
         envs,
@@ -222,7 +251,7 @@ def test_the_pool_runs_at_most_jobs_children_at_once_and_keeps_the_given_order(t
 
 def test_a_child_over_its_time_is_killed_with_its_tree_and_the_others_finish(tmp_path: Path) -> None:
     plan = {"slow": (0, 60.0), "quick": (0, 0.2), "later": (1, 0.2)}
-    envs = [Environment(n, tmp_path / f"{n}.yaml") for n in plan]
+    envs = [Environment(n, _touch(tmp_path / f"{n}.yaml")) for n in plan]
     started = time.monotonic()
     result = fleet.run_fleet(
         envs, tmp_path / "out", jobs=2, command=_stand_in(plan), time_limit=2.0, stamp="S"
@@ -237,6 +266,20 @@ def test_a_child_over_its_time_is_killed_with_its_tree_and_the_others_finish(tmp
     assert _gone(pids), f"left running: {pids}"
 
 
+def test_invalid_params_are_refused_without_a_child_and_rank_worst(tmp_path: Path) -> None:
+    plan = {"good": (1, 0.1), "bad": (0, 0.1)}
+    envs = [
+        Environment("good", _touch(tmp_path / "good.yaml")),
+        Environment("bad", _touch(tmp_path / "bad.yaml", "target: sandbox\nproject: my-project\n")),
+    ]
+    result = fleet.run_fleet(envs, tmp_path / "out", jobs=2, command=_stand_in(plan), stamp="S")
+    rows = {r.environment: r for r in result.rows}
+    assert rows["bad"].exit_code == 3
+    assert rows["bad"].first_failure.startswith("invalid params (1 problem): mtls: required key is missing")
+    assert not (tmp_path / "out" / "S" / "bad" / "pids").exists()  # no child ran
+    assert rows["good"].exit_code == 1 and result.exit_code == 3
+
+
 def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
@@ -244,12 +287,13 @@ def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
         from pathlib import Path
         from mtlskit import fleet
         child, out = sys.argv[1], sys.argv[2]
-        envs = [fleet.Environment(n, Path(n + ".yaml")) for n in "abc"]
+        envs = [fleet.Environment(n, Path(sys.argv[3])) for n in "abc"]
         command = lambda env, folder: [sys.executable, "-c", child, str(folder), "0", "120"]
         fleet.run_fleet(envs, out, jobs=2, command=command, stamp="S")
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, CHILD, str(tmp_path / "out")])
+    params = _touch(tmp_path / "env.yaml")
+    proc = subprocess.Popen([sys.executable, "-c", script, CHILD, str(tmp_path / "out"), str(params)])
     pid_files = [tmp_path / "out" / "S" / n / "pids" for n in ("a", "b")]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(f.is_file() for f in pid_files):
@@ -334,9 +378,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     envs.mkdir()
     files = [_env_file(envs, state, port, name) for name in ENVIRONMENTS]
     try:
-        for f in files:
-            p = load(f)
-            stack.build(build_clients(p), p, timeout=60)
+        build_clients(load(files[0]))  # starts the sandbox once, before the builds share it
+        with ThreadPoolExecutor(len(files)) as pool:  # each build mostly waits on operations
+            list(pool.map(lambda f: stack.build(build_clients(load(f)), load(f), timeout=60), files))
         _point_url_map_elsewhere(envs / "charlie-drift.yaml", envs / "alpha.yaml")
         yield envs
     finally:

@@ -223,6 +223,26 @@ def _last_error_line(folder: Path) -> str:
     return next((ln.strip() for ln in reversed(lines) if "rror" in ln), lines[-1].strip() if lines else "")
 
 
+def refuse_bad_params(env: Environment, folder: Path) -> EnvironmentResult | None:
+    """Invalid params are found here, before a child and its kernel start for nothing; the row names the
+    first problem and run.log holds them all."""
+    from mtlskit import params as params_mod
+
+    try:
+        params_mod.load(env.params_file)
+    except params_mod.ParamsError as err:
+        (folder / LOG_NAME).write_text(f"Error: {err}\n")
+        first = f"{err.problems[0]}" if err.problems else str(err)
+        row = row_from_folder(env, folder, EXIT_BAD_PARAMS, "", 0.0)
+        row.first_failure = f"invalid params ({_plural(len(err.problems), 'problem')}): {first}"
+        return row
+    return None
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def end_process_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to the child and everything below it (`mtlskit run` unwinds and shuts its kernel down,
     the kernel exits), then SIGKILL for whatever is left. The kernel runs in a session of its own
@@ -324,6 +344,10 @@ def run_fleet(
         folder = target.local(env.name)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        refused = refuse_bad_params(env, folder)
+        if refused:
+            report("end", env, refused)
+            return refused
         with (folder / LOG_NAME).open("wb") as log:
             proc = children.spawn(make(env, folder), log)
             if proc is None:
@@ -362,17 +386,13 @@ def run_here(
 ) -> EnvironmentResult:
     """One environment's verification in this process (an Indexed Job's pod): the same folder, summary
     and row as a child of `run_fleet` gives."""
-    from mtlskit import params as params_mod
-
     target = Output(out, stamp or utc_stamp())
     folder = target.local(env.name)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    try:
-        params_mod.load(env.params_file)
-    except params_mod.ParamsError as err:
-        (folder / LOG_NAME).write_text(f"Error: {err}\n")
-        return row_from_folder(env, folder, EXIT_BAD_PARAMS, "", time.monotonic() - started)
+    refused = refuse_bad_params(env, folder)
+    if refused:
+        return refused
     run = execute.run_notebooks(
         str(env.params_file), list(execute.VERIFY), apply=False, out_dir=folder, timeout=timeout
     )
@@ -380,6 +400,12 @@ def run_here(
     target.publish(env, row)
     target.discard_staging()
     return row
+
+
+def check_out(out: str) -> None:
+    """A gs:// output names a bucket; anything else is a local folder."""
+    if out.startswith("gs://") and not out[len("gs://") :].split("/")[0]:
+        raise FleetError(f"--out {out}: name a bucket, as in gs://BUCKET/PREFIX")
 
 
 class Output:
@@ -395,9 +421,8 @@ class Output:
         text = str(out)
         self.cloud = text.startswith("gs://")
         if self.cloud:
+            check_out(text)
             bucket, _, prefix = text[len("gs://") :].partition("/")
-            if not bucket:
-                raise FleetError(f"--out {text}: name a bucket, as in gs://BUCKET/PREFIX")
             self.bucket, self.prefix = bucket, "/".join(p for p in (prefix.strip("/"), stamp) if p)
             self.root = Path(tempfile.mkdtemp(prefix="mtlskit-verify-")) / stamp
             self.root_text = f"gs://{self.bucket}/{self.prefix}"
