@@ -58,6 +58,7 @@ bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/dataplane.py
 	$(PY) bench/runbook.py
+	$(PY) bench/logs.py
 	$(PY) bench/fleet.py
 
 clean:

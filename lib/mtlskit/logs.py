@@ -183,6 +183,26 @@ def bigquery_sql(params: Params, since: dt.datetime | None = None, bucket: str =
     return logscan.bigquery_sql(params.frontend.forwarding_rule, table, since, bucket, forwarded=FORWARDED)
 
 
+def export_report(sources: str | Path | list[str | Path], params: Params) -> str:
+    """This stack's entries in an export (files, globs, `gs://` globs), summarised as text for a
+    notebook cell; without sources, how to name one."""
+    if not sources:
+        return (
+            "No export named. Set export_glob in the parameters cell, for example "
+            "'gs://BUCKET/requests/2026/05/*/*.json' (a Cloud Storage sink) or a local "
+            "'gcloud logging read --format=json' file."
+        )
+    with scan_exported(sources if isinstance(sources, list) else [sources], params) as scan:
+        s = scan.summaries()
+    parts = [
+        f"{s.entries:,} entries of forwarding rule {params.frontend.forwarding_rule} in {s.files} file(s)",
+        "by statusDetails:\n" + s.by_status_details.to_string(index=False),
+        "by client-certificate error:\n"
+        + (s.by_cert_error.to_string(index=False) if len(s.by_cert_error) else "(none)"),
+    ]
+    return "\n\n".join(parts)
+
+
 # ---- one table ----------------------------------------------------------------------------------------
 
 
