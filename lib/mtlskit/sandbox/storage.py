@@ -289,7 +289,7 @@ class Storage:
         return Response(200, self._bucket_view(self._put_bucket(project, body), base))
 
     def _delete_bucket(self, name: str) -> Response:
-        if self.store.list(API, "objects", f"{name}/"):
+        if any(key.startswith(f"{name}/") for key, _ in self.store.list(API, "objects", f"{name}/")):
             raise ApiError.google(409, "The bucket you tried to delete is not empty.", "conflict")
         self.store.delete(API, "buckets", name)
         return Response(204)
