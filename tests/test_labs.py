@@ -48,9 +48,10 @@ def answer_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     }
 
 
-def lab_copy(name: str, params_file: Path, out_dir: Path, reference: bool) -> Path:
-    """The lab with the params injected (as papermill does), the reference answers in its answer cells
-    when asked, and a last cell that fails unless every check said right (or, blank, not yet)."""
+def lab_cells(name: str, params_file: Path, reference: bool) -> list[nbformat.NotebookNode]:
+    """The lab's cells with the params injected (as papermill does), the reference answers in its
+    answer cells when asked, and a last cell that fails unless every check said right (or, blank,
+    not yet)."""
     nb = nbformat.read(LAB_DIR / f"{name}.ipynb", as_version=4)
     for cell in nb.cells:
         cell.metadata.setdefault("tags", [])  # papermill reads every cell's tags
@@ -60,13 +61,24 @@ def lab_copy(name: str, params_file: Path, out_dir: Path, reference: bool) -> Pa
         for tag, source in labs.REFERENCE[name].items():
             answer_cells(nb)[tag].source = source
     expect = "all(v.right for v in lab.verdicts)" if reference else "not any(v.right for v in lab.verdicts)"
-    nb.cells.append(
-        nbformat.v4.new_code_cell(
-            f"assert len(lab.verdicts) == {CHECKS[name]}, [v.line for v in lab.verdicts]\n"
-            f"assert {expect}, [v.line for v in lab.verdicts]"
-        )
+    verdicts = "[v.line for v in lab.verdicts]"
+    assertion = (
+        f"assert len(lab.verdicts) == {CHECKS[name]}, ({name!r}, {verdicts})\n"
+        f"assert {expect}, ({name!r}, {verdicts})"
     )
-    path = out_dir / f"{name}{'-reference' if reference else '-blank'}.ipynb"
+    return [*nb.cells, nbformat.v4.new_code_cell(assertion)]
+
+
+def labs_in_one_notebook(params_file: Path, out: Path, reference: bool) -> Path:
+    """Every lab, one after the other, in one notebook: one kernel start (and one import of the client
+    libraries) instead of five, which is most of what a lab costs. Each lab starts its own `lab`, so
+    running them in one namespace changes nothing a lab sees."""
+    first = nbformat.read(LAB_DIR / f"{labs.LABS[0]}.ipynb", as_version=4)
+    cells = [c for name in labs.LABS for c in lab_cells(name, params_file, reference)]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=first.metadata)
+    path = out / f"labs-{'reference' if reference else 'blank'}.ipynb"
     nbformat.write(nb, path)
     return path
 
@@ -86,8 +98,7 @@ def lab_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def run_labs(params_file: Path, reference: bool) -> None:
     out = params_file.parent / ("reference" if reference else "blank")
     out.mkdir(exist_ok=True)
-    copies = [lab_copy(name, params_file, out, reference) for name in labs.LABS]
-    result = run_nbval(copies, out)
+    result = run_nbval([labs_in_one_notebook(params_file, out, reference)], out)
     assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout
 
