@@ -5,6 +5,7 @@ parallel by the real command, a hanging notebook, and a gs:// output (e2e)."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -278,6 +279,25 @@ def test_invalid_params_are_refused_without_a_child_and_rank_worst(tmp_path: Pat
     assert rows["bad"].first_failure.startswith("invalid params (1 problem): mtls: required key is missing")
     assert not (tmp_path / "out" / "S" / "bad" / "pids").exists()  # no child ran
     assert rows["good"].exit_code == 1 and result.exit_code == 3
+
+
+def test_a_failed_upload_makes_that_row_a_crash_and_keeps_its_local_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(params_file: Path, files: object, bucket: str, prefix: str) -> None:
+        raise PermissionError(f"403 no write access to {bucket}")
+
+    monkeypatch.setattr(fleet, "upload_files", refuse)
+    monkeypatch.setattr(fleet, "upload_folder", refuse)
+    plan = {"ok": (0, 0.1)}
+    envs = [Environment("ok", _touch(tmp_path / "ok.yaml"))]
+    result = fleet.run_fleet(envs, "gs://team-bucket/runs", jobs=1, command=_stand_in(plan), stamp="S")
+    (row,) = result.rows
+    assert row.exit_code == 2 and result.exit_code == 2
+    assert row.first_failure.startswith("not uploaded to gs://team-bucket/runs/S/ok (PermissionError: 403")
+    assert (Path(row.folder) / "summary.json").is_file()  # kept, and named in the row
+    assert "not uploaded to gs://team-bucket/runs/S" in result.fleet_json
+    shutil.rmtree(Path(row.folder).parents[1])  # the staging folder the run kept on purpose
 
 
 def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:

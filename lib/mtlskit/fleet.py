@@ -181,7 +181,10 @@ def row_from_folder(
     row = EnvironmentResult(env.name, str(env.params_file), EXIT_CRASHED, seconds=round(seconds, 1))
     row.folder = str(folder)
     summary_path = folder / "summary.json"
-    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:  # a child killed while writing it leaves half a file: no summary, then
+        summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    except ValueError:
+        summary = {}
     checks = summary.get("checks", [])
     row.passed = sum(1 for c in checks if c["status"] == "pass")
     row.warned = sum(1 for c in checks if c["status"] == "warn")
@@ -420,6 +423,7 @@ class Output:
     def __init__(self, out: str | Path, stamp: str):
         text = str(out)
         self.cloud = text.startswith("gs://")
+        self.keep_staging = False
         if self.cloud:
             check_out(text)
             bucket, _, prefix = text[len("gs://") :].partition("/")
@@ -434,11 +438,19 @@ class Output:
         return self.root / name
 
     def publish(self, env: Environment, row: EnvironmentResult) -> None:
-        """Copy a finished environment's folder to Cloud Storage and point its row there."""
+        """Copy a finished environment's folder to Cloud Storage and point its row there. An upload that
+        fails makes the row a crash (the run's output is not where the team looks) and keeps the local
+        folder, named in the row, instead of stopping the other environments."""
         if not self.cloud:
             return
         url = f"{self.root_text}/{env.name}"
-        upload_folder(env.params_file, Path(row.folder), self.bucket, f"{self.prefix}/{env.name}")
+        try:
+            upload_folder(env.params_file, Path(row.folder), self.bucket, f"{self.prefix}/{env.name}")
+        except Exception as err:  # any client or transport error: the row says which
+            self.keep_staging = True
+            row.exit_code = worst_exit_code([row.exit_code, EXIT_CRASHED])
+            row.first_failure = f"not uploaded to {url} ({type(err).__name__}: {err}); kept in {row.folder}"
+            return
         row.folder = url
         row.report = f"{url}/report.html" if row.report else ""
 
@@ -448,13 +460,17 @@ class Output:
         path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
         if not self.cloud:
             return str(path)
-        upload_files(envs[0].params_file, [path], self.bucket, self.prefix)
+        try:
+            upload_files(envs[0].params_file, [path], self.bucket, self.prefix)
+        except Exception as err:  # the rows are still worth printing; say where the table is instead
+            self.keep_staging = True
+            return f"{path} (not uploaded to {self.root_text}: {type(err).__name__}: {err})"
         self.discard_staging()
         return f"{self.root_text}/{FLEET_JSON}"
 
     def discard_staging(self) -> None:
         """The local copies of a gs:// run go once they are uploaded (a pod's disk is small)."""
-        if self.cloud:
+        if self.cloud and not self.keep_staging:
             shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
