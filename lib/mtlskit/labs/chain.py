@@ -13,6 +13,7 @@ leaf (what the original team did; it then works certificate by certificate).
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from mtlskit import certs, lint, trust
 from mtlskit.labs import sending
 from mtlskit.labs.lab import DATA_PLANE_REFRESH_SECONDS, Lab
 from mtlskit.params import Params, ParamsFile
-from mtlskit.probe import Case, ProbeResult
+from mtlskit.probe import VERIFIED, Case, ProbeResult, mtls_header_names
 from mtlskit.trust import TRUST_CONFIG
 
 NAME = "04_chain_that_stops_a_rollout"
@@ -81,8 +82,6 @@ def with_partner(params: Params, allowlist_leaf: bool = False) -> Params:
 
 
 def _apply_trust(lab: Lab, params: Params) -> None:
-    import time
-
     clients = lab.step.clients
     trust.apply_trust(clients, params, trust.plan_trust(clients, params))
     time.sleep(DATA_PLANE_REFRESH_SECONDS)
@@ -131,8 +130,6 @@ def _send(lab: Lab) -> ProbeResult:
 
 
 def _verified(lab: Lab, result: ProbeResult) -> str:
-    from mtlskit.probe import VERIFIED, mtls_header_names
-
     header = mtls_header_names(lab.params).get(VERIFIED, "")
     return f"{header}={result.backend_headers.get(header)}" if header in result.backend_headers else "-"
 
