@@ -278,7 +278,8 @@ def logs_command(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="seconds one notebook may run; a longer one is stopped, counts as crashed, and the run goes on",
+    help="seconds one notebook may run once its kernel answers; a longer one is stopped and counts as "
+    "crashed (the next verification step still runs)",
 )
 @click.argument("notebooks", nargs=-1)
 def run(
