@@ -7,7 +7,7 @@ KERNEL  := mtlskit
 LOCK     := deploy/requirements.lock
 DEV_LOCK := deploy/requirements-dev.lock
 
-.PHONY: venv lock demo test test-fast lint lab sandbox sandbox-down clean bench
+.PHONY: venv lock demo test test-fast lint lab sandbox sandbox-down clean bench browser
 
 # The exact versions of the lock (hashes checked), then the kit itself without resolving anything.
 $(STAMP): pyproject.toml $(DEV_LOCK)
@@ -37,8 +37,17 @@ lint: venv
 	$(VENV)/bin/ruff format --check lib tests bench
 	$(VENV)/bin/lint-imports --config pyproject.toml
 
-test: venv lint
+test: venv lint browser
 	$(VENV)/bin/pytest
+
+# The browser tests drive the distribution's Chromium (Playwright never downloads one).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "$(CHROMIUM) is missing and installing it needs root: run 'apt-get install -y chromium' as root" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	fi
 
 # Seconds, no sandbox and no kernel: every test not marked e2e (tests/conftest.py says which are).
 test-fast: venv
@@ -46,7 +55,7 @@ test-fast: venv
 
 lab: venv
 	$(VENV)/bin/mtlskit sandbox up
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 sandbox: venv
 	$(VENV)/bin/mtlskit sandbox up --foreground
