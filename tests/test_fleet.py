@@ -5,6 +5,7 @@ parallel by the real command, a hanging notebook, and a gs:// output (e2e)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -537,3 +538,26 @@ def test_the_child_command_is_mtlskit_run_with_the_timeout() -> None:
     ]  # fmt: skip
     assert fleet.child_time_limit(30.0, 3) == 90 + fleet.CHILD_GRACE_SECONDS
     assert fleet.child_time_limit(None, 3) is None
+
+
+@pytest.mark.e2e
+def test_an_indexed_job_pod_verifies_the_environment_at_its_index_in_process(
+    built: Path, tmp_path: Path
+) -> None:
+    """As a pod of the Indexed Job runs it: the directory's files sorted by name, index 2 = charlie-drift."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtlskit.cli", "verify", "--indexed", str(built), "--out", str(tmp_path)]
+        + ["--stamp", "job"],
+        env={**os.environ, "JOB_COMPLETION_INDEX": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "job").iterdir()] == ["charlie-drift"]
+    summary = json.loads((tmp_path / "job" / "charlie-drift" / "summary.json").read_text())
+    failed = [c["check"] for c in summary["checks"] if c["status"] == "fail"]
+    assert failed == ["URL map points at today's backend service"], failed
+    assert "70_drift: URL map points at today's backend service" in proc.stdout
+    # in this process: no child `mtlskit run` (whose log would be run.log)
+    assert not (tmp_path / "job" / "charlie-drift" / fleet.LOG_NAME).exists()
