@@ -198,7 +198,9 @@ def browser(lab: Lab) -> Iterator[BrowserContext]:
 def open_notebook(browser: BrowserContext, lab: Lab, path: str) -> Page:
     """Open a notebook in JupyterLab and wait for its kernel; accept the kernel dialog if one asks."""
     page = browser.new_page()
-    page.goto(f"{lab.url}/lab/tree/{path}?token={lab.token}")
+    # A workspace of its own, reset: no tab restored from an earlier test can take the menu's commands.
+    workspace = Path(path).stem.replace("_", "-")
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={lab.token}")
     panel = page.locator(".jp-NotebookPanel:visible")
     panel.wait_for(timeout=60_000)
     dialog = page.locator(".jp-Dialog")
@@ -228,7 +230,9 @@ def run_all_cells(page: Page, path: str, timeout: float = 120) -> None:
         done = all(RAN.match(t.strip()) for t in texts)
         if done and panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').count():
             return
-        assert time.monotonic() < deadline, f"{path}: cells still running after {timeout:.0f}s: {texts}"
+        if time.monotonic() > deadline:
+            shot = screenshot(page, f"failed-run-{Path(path).stem}")
+            pytest.fail(f"{path}: cells still running after {timeout:.0f}s: {texts} ({shot})")
         page.wait_for_timeout(250)
 
 
@@ -292,14 +296,19 @@ def test_a_wait_shows_a_widget_progress_bar_in_jupyterlab(browser: BrowserContex
         "with bars.bar('probes found in the request logs', total=5, unit='probe') as shown:\n"
         "    bars.set_count(shown, 3, total=3)  # the wait learned its total late"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    # A deliberate stderr line shows that the error-output selector sees what it must refuse elsewhere.
+    stderr = "import sys\nprint('deliberate stderr line', file=sys.stderr)"
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source), nbformat.v4.new_code_cell(stderr)]
+    )
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (mtlskit)", "language": "python"}
     nbformat.write(nb, lab.root / "progress.ipynb")
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page = open_notebook(browser, lab, "progress.ipynb")
     run_all_cells(page, "progress.ipynb")
-    assert_no_error_output(page, "progress.ipynb")
+    errors = page.locator(f".jp-NotebookPanel:visible {ERROR_OUTPUT}").all_inner_texts()
+    assert [e.strip() for e in errors] == ["deliberate stderr line"], errors
     widget = page.locator(".jp-NotebookPanel:visible .jupyter-widgets.widget-hprogress")
     try:
         widget.wait_for(timeout=20_000)
