@@ -38,7 +38,7 @@ lint: venv
 	$(VENV)/bin/lint-imports --config pyproject.toml
 
 test: venv lint browser
-	$(VENV)/bin/pytest --durations=15
+	$(VENV)/bin/pytest -n auto --dist loadfile --durations=15
 
 # The browser tests drive the distribution's Chromium (Playwright never downloads one).
 CHROMIUM ?= /usr/bin/chromium

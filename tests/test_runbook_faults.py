@@ -89,7 +89,7 @@ def test_flaky_api_reaches_the_same_end_state_without_duplicates(flaky_env: Path
     finally:
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0})
     summary = json.loads((out.out_dir / "summary.json").read_text())
-    assert [s["status"] for s in summary["notebooks"]] == ["ok"] * 5, summary
+    assert [s["status"] for s in summary["notebooks"]] == ["ok"] * len(execute.BUILD), summary
     # the faults did fire: some calls were answered 429/503 and retried
     assert sum(v for k, v in counts.items() if k.startswith("fault.")) > 0, counts
 
