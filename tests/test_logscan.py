@@ -189,6 +189,12 @@ def test_cli_prints_the_summaries_of_a_synthetic_export(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no file matches it" in missing.output
     bad_since = runner.invoke(cli.main, ["logs", str(out), "--since", "yesterday"])
     assert bad_since.exit_code == 2 and "--since" in bad_since.output
+    for bucket in ("abc", "0s", "500ms"):
+        bad_bucket = runner.invoke(cli.main, ["logs", str(out), "--bucket", bucket])
+        assert bad_bucket.exit_code == 1, bad_bucket.output
+        assert f"time bucket {bucket!r} is not a duration of at least one second" in bad_bucket.output
+    bad_top = runner.invoke(cli.main, ["logs", str(out), "--top", "0"])
+    assert bad_top.exit_code == 2 and "--top" in bad_top.output
 
 
 @pytest.mark.e2e

@@ -200,7 +200,13 @@ def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) ->
 @click.option(
     "--bucket", default=None, help="time bucket of the outcomes table, e.g. 1min, 1h (default: auto)"
 )
-@click.option("--top", default=10, show_default=True, help="rows of the most refused certificates")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="rows of the most refused certificates",
+)
 @click.option(
     "--sql", "show_sql", is_flag=True, help="also print each summary as Log Analytics (BigQuery) SQL"
 )

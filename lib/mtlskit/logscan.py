@@ -378,11 +378,13 @@ class LogScan:
     def outcomes_over_time(self, bucket: str | None = None) -> pd.DataFrame:
         """Entries per time bucket and outcome, quiet buckets as zeros (the plot's data); the bucket
         defaults to the smallest round size giving at most 60 buckets over the window."""
+        if bucket is not None:
+            bucket_size(bucket)  # refused even when no entry is there to bucket
         span = self.span()
         if span is None:
             return pd.DataFrame(columns=OUTCOMES, index=pd.DatetimeIndex([], tz="UTC", name="time"))
         bucket = bucket or choose_bucket(span[1] - span[0])
-        micros = int(pd.Timedelta(bucket) / pd.Timedelta("1us"))
+        micros = int(bucket_size(bucket) / pd.Timedelta("1us"))
         counts = self.con.execute(
             """
             SELECT time_bucket(to_microseconds(?), ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
@@ -420,6 +422,20 @@ class Summaries:
     by_cert_error: pd.DataFrame
     over_time: pd.DataFrame
     top_refused: pd.DataFrame
+
+
+def bucket_size(bucket: str) -> pd.Timedelta:
+    """A time bucket a person typed, refused in words: Log Analytics buckets by whole seconds, so less
+    than a second (or nothing) cannot be summarised the same way in both places."""
+    try:
+        size = pd.Timedelta(bucket)
+    except ValueError:
+        size = None
+    if size is None or pd.isna(size) or size < pd.Timedelta("1s"):
+        raise LogScanError(
+            f"time bucket {bucket!r} is not a duration of at least one second; write one like 30s, 1min, 1h"
+        )
+    return size
 
 
 def choose_bucket(span: pd.Timedelta) -> str:
@@ -504,7 +520,7 @@ def bigquery_sql(
     )
     fingerprint = "NULLIF(JSON_VALUE(json_payload.mtls.clientCertSha256Fingerprint), '')"
     serial = "NULLIF(JSON_VALUE(json_payload.mtls.clientCertSerialNumber), '')"
-    seconds = int(pd.Timedelta(bucket).total_seconds())
+    seconds = int(bucket_size(bucket).total_seconds())
     base = f"FROM {table}\nWHERE " + "\n  AND ".join(where)
     return {
         "by_status_details": (
