@@ -301,6 +301,40 @@ def test_a_failed_upload_makes_that_row_a_crash_and_keeps_its_local_copy(
     shutil.rmtree(Path(row.folder).parents[1])  # the staging folder the run kept on purpose
 
 
+def test_invalid_params_go_up_to_cloud_storage_too_through_a_params_file_that_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bad environment's run.log is its only explanation; fleet.json must not depend on the first
+    params file being valid. Both go up with the storage client of a params file that loads."""
+    from mtlskit import params as params_mod
+
+    uploaded: dict[str, list[str]] = {}
+
+    def record_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
+        params_mod.load(params_file)  # the real upload builds its client from these params
+        uploaded[prefix] = sorted(f.name for f in folder.iterdir())
+
+    def record_files(params_file: Path, files: list[Path], bucket: str, prefix: str) -> None:
+        params_mod.load(params_file)
+        uploaded[prefix] = [f.name for f in files]
+
+    monkeypatch.setattr(fleet, "upload_folder", record_folder)
+    monkeypatch.setattr(fleet, "upload_files", record_files)
+    envs = [
+        Environment("bad", _touch(tmp_path / "bad.yaml", "target: sandbox\nproject: my-project\n")),
+        Environment("good", _touch(tmp_path / "good.yaml")),
+    ]
+    result = fleet.run_fleet(
+        envs, "gs://team-bucket/runs", jobs=1, command=_stand_in({"good": (0, 0.1)}), stamp="S"
+    )
+    rows = {r.environment: r for r in result.rows}
+    assert rows["bad"].exit_code == 3 and rows["bad"].folder == "gs://team-bucket/runs/S/bad"
+    assert rows["bad"].first_failure.startswith("invalid params (1 problem): mtls: required key is missing")
+    assert uploaded["runs/S/bad"] == [fleet.LOG_NAME]
+    assert uploaded["runs/S"] == [fleet.FLEET_JSON]
+    assert result.fleet_json == "gs://team-bucket/runs/S/fleet.json"
+
+
 def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """

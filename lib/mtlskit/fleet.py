@@ -242,6 +242,18 @@ def refuse_bad_params(env: Environment, folder: Path) -> EnvironmentResult | Non
     return None
 
 
+def first_valid_params(envs: Sequence[Environment]) -> Path | None:
+    from mtlskit import params as params_mod
+
+    for env in envs:
+        try:
+            params_mod.load(env.params_file)
+        except params_mod.ParamsError:
+            continue
+        return env.params_file
+    return None
+
+
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -332,6 +344,8 @@ def run_fleet(
         raise FleetError(f"--jobs must be at least 1, not {jobs}")
     stamp = stamp or utc_stamp()
     target = Output(out, stamp)
+    if target.cloud:
+        target.storage_params = first_valid_params(envs)
     notebooks = list(notebooks or execute.VERIFY)
     make = command or (lambda env, folder: child_command(env, folder, notebooks, timeout))
     limit = time_limit if time_limit is not None else child_time_limit(timeout, len(notebooks))
@@ -349,6 +363,7 @@ def run_fleet(
         started = time.monotonic()
         refused = refuse_bad_params(env, folder)
         if refused:
+            target.publish(env, refused)
             report("end", env, refused)
             return refused
         with (folder / LOG_NAME).open("wb") as log:
@@ -395,6 +410,7 @@ def run_here(
     started = time.monotonic()
     refused = refuse_bad_params(env, folder)
     if refused:
+        target.publish(env, refused)  # without valid params it cannot go up: the row says so
         return refused
     run = execute.run_notebooks(
         str(env.params_file), list(execute.VERIFY), apply=False, out_dir=folder, timeout=timeout
@@ -424,6 +440,9 @@ class Output:
         text = str(out)
         self.cloud = text.startswith("gs://")
         self.keep_staging = False
+        # Whose storage client carries what has no valid params of its own (an invalid environment's
+        # run.log, fleet.json): the first params file that loads.
+        self.storage_params: Path | None = None
         if self.cloud:
             check_out(text)
             bucket, _, prefix = text[len("gs://") :].partition("/")
@@ -444,12 +463,17 @@ class Output:
         if not self.cloud:
             return
         url = f"{self.root_text}/{env.name}"
+        refused = row.exit_code == EXIT_BAD_PARAMS
+        source = self.storage_params if refused and self.storage_params else env.params_file
         try:
-            upload_folder(env.params_file, Path(row.folder), self.bucket, f"{self.prefix}/{env.name}")
+            upload_folder(source, Path(row.folder), self.bucket, f"{self.prefix}/{env.name}")
         except Exception as err:  # any client or transport error: the row says which
             self.keep_staging = True
             row.exit_code = worst_exit_code([row.exit_code, EXIT_CRASHED])
-            row.first_failure = f"not uploaded to {url} ({type(err).__name__}: {err}); kept in {row.folder}"
+            already = f"{row.first_failure}; " if refused else ""
+            row.first_failure = (
+                f"{already}not uploaded to {url} ({type(err).__name__}: {err}); kept in {row.folder}"
+            )
             return
         row.folder = url
         row.report = f"{url}/report.html" if row.report else ""
@@ -461,7 +485,7 @@ class Output:
         if not self.cloud:
             return str(path)
         try:
-            upload_files(envs[0].params_file, [path], self.bucket, self.prefix)
+            upload_files(self.storage_params or envs[0].params_file, [path], self.bucket, self.prefix)
         except Exception as err:  # the rows are still worth printing; say where the table is instead
             self.keep_staging = True
             return f"{path} (not uploaded to {self.root_text}: {type(err).__name__}: {err})"
