@@ -90,9 +90,11 @@ def lab_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = work / "state"
     params_file = lab_params_file(state, work / "params.yaml")
     params = params_mod.load(params_file)
-    stack.build(build_clients(params), params, 60.0)
-    yield params_file
-    process.stop(state)
+    try:  # a build that fails must not leave the sandbox it started running
+        stack.build(build_clients(params), params, 60.0)
+        yield params_file
+    finally:
+        process.stop(state)
 
 
 def run_labs(params_file: Path, reference: bool) -> None:
