@@ -197,6 +197,24 @@ def test_cli_prints_the_summaries_of_a_synthetic_export(tmp_path: Path) -> None:
     assert bad_top.exit_code == 2 and "--top" in bad_top.output
 
 
+def test_a_gs_object_named_out_of_its_folder_is_refused_not_written(tmp_path: Path) -> None:
+    class Blob:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def download_to_filename(self, filename: str) -> None:
+            Path(filename).write_text("{}\n")
+
+    class Client:
+        def list_blobs(self, bucket: str, prefix: str) -> list[Blob]:
+            return [Blob("requests/../../../escaped.json")]
+
+    into = tmp_path / "downloads"
+    with pytest.raises(logscan.LogScanError, match="an object name that leaves its folder"):
+        logscan.gcs_files("gs://sink/requests/*", Client(), into)  # type: ignore[arg-type]
+    assert not (tmp_path / "escaped.json").exists()
+
+
 @pytest.mark.e2e
 def test_gs_glob_reads_a_sink_layout_from_sandbox_storage(params: Params, tmp_path: Path) -> None:
     from mtlskit import clients

@@ -162,8 +162,11 @@ def gcs_files(url: str, client: storage.Client, into: Path) -> list[Path]:
         if wanted(b.name) and not b.name.endswith("/")
     ]
     files = []
+    home = (into / bucket_name).resolve()
     for blob in sorted(blobs, key=lambda b: b.name):
-        target = into / bucket_name / blob.name
+        target = (home / blob.name).resolve()
+        if not target.is_relative_to(home):  # an object named ../x would be written outside the download
+            raise LogScanError(f"gs://{bucket_name}/{blob.name}: an object name that leaves its folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         blob.download_to_filename(str(target))
         files.append(target)
