@@ -218,7 +218,10 @@ class LogScan:
         self._tmp = Path(tempfile.mkdtemp(prefix="mtlskit-logscan-"))
         try:
             self.files = self._resolve(list(sources), storage_client, params)
-            self.con = duckdb.connect(str(self._tmp / "scan.duckdb"))
+            # In memory, spilling to the temporary directory past `memory_limit`: a database file
+            # would write every row to disk once more (measured here: 2.4-3.9 s against 1.8-2.0 s for
+            # 1 M entries).
+            self.con = duckdb.connect()
             self.con.execute("SET TimeZone = 'UTC'")
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
             self.con.execute(f"SET temp_directory = '{self._tmp / 'spill'}'")
