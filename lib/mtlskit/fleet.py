@@ -432,8 +432,7 @@ class Output:
 
     Runs always write to a local folder first, because each executed notebook is scrubbed of private
     keys and read back for its checks before anyone else may see it; for gs:// the finished folder is
-    then copied up: notebooks through papermill's own Cloud Storage I/O (gcsfs), summary.json,
-    report.html and fleet.json with google-cloud-storage.
+    then copied up with google-cloud-storage (see `upload_folder` for why not papermill's gs:// I/O).
     """
 
     def __init__(self, out: str | Path, stamp: str):
@@ -499,25 +498,15 @@ class Output:
 
 
 def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
-    """Executed notebooks through papermill (gcsfs, pointed at the params' target), the rest of the run
-    folder (summary.json, report.html, the run's log) with google-cloud-storage."""
-    from mtlskit import clients, params
+    """The whole run folder (executed notebooks, summary.json, report.html, the run's log), after the
+    child has cut private keys out of the notebooks.
 
-    p = params.load(params_file)
-    # gcsfs reads these when papermill first imports it, so they are set before that import
-    os.environ.update(clients.storage_environment(p))
-    import papermill.iorw
-
-    for notebook in sorted(folder.glob("*.ipynb")):
-        papermill.iorw.write_ipynb(
-            papermill.iorw.load_notebook_node(str(notebook)), f"gs://{bucket}/{prefix}/{notebook.name}"
-        )
-    upload_files(
-        params_file,
-        [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix != ".ipynb"],
-        bucket,
-        prefix,
-    )
+    Through the params' own storage client rather than papermill's gs:// writer: gcsfs takes its
+    endpoint from process-wide environment variables, which would carry one environment's target (a
+    sandbox) into the next one's upload, and a notebook written to the bucket while it runs would be
+    there before the key scrub."""
+    files = [f for f in sorted(folder.iterdir()) if f.is_file()]
+    upload_files(params_file, files, bucket, prefix)
 
 
 def upload_files(params_file: Path, files: Sequence[Path], bucket: str, prefix: str) -> None:
@@ -525,5 +514,7 @@ def upload_files(params_file: Path, files: Sequence[Path], bucket: str, prefix: 
 
     target = clients.storage_client(params.load(params_file)).bucket(bucket)
     for f in files:
-        kind = {".json": "application/json", ".html": "text/html"}.get(f.suffix, "text/plain")
+        kind = {".json": "application/json", ".ipynb": "application/x-ipynb+json", ".html": "text/html"}.get(
+            f.suffix, "text/plain"
+        )
         target.blob(f"{prefix}/{f.name}").upload_from_filename(str(f), content_type=kind)
