@@ -336,7 +336,9 @@ def _execute_one(
         result = NotebookResult(name, "crashed", error=f"{type(err).__name__}: {err}")
     finally:
         deadline.cancel()
-    if deadline.expired:
+    # A timer that fires between papermill's return and the cancel kills a kernel whose notebook had
+    # finished: the notebook stands as it ended, and the next one gets a fresh kernel (`ready`).
+    if deadline.expired and result.status != "ok":
         result.status, result.error = "crashed", f"timed out after {timeout:g} s"
     result.seconds = time.monotonic() - started
     result.path = str(dst)
