@@ -729,3 +729,15 @@ def test_deleting_the_anchor_ingress_orphans_the_backend_until_it_is_applied_aga
     finally:
         k8s.apply_ingress(plane.clients, plane.params, k8s.plan_ingress(plane.clients, plane.params))
     _follows(lambda: _status(plane, "client") == 200)
+
+
+def test_the_data_plane_counts_its_refreshes_so_a_change_can_be_waited_for(clients: Clients) -> None:
+    """The labs wait for the second refresh after a change instead of sleeping; that needs the count
+    to move on its own, about every REFRESH_SECONDS, and never backwards."""
+    seen = [sandbox_call(clients, "dataplane")["refreshes"]]
+    deadline = time.monotonic() + 10
+    while seen[-1] < seen[0] + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen.append(sandbox_call(clients, "dataplane")["refreshes"])
+    assert seen[-1] >= seen[0] + 2, seen
+    assert seen == sorted(seen)

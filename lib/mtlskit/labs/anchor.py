@@ -7,14 +7,13 @@ valid client with 503 (nothing syncs the backend's endpoints any more), then put
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
 
 from mtlskit import drift, k8s, probe
 from mtlskit.labs import sending
-from mtlskit.labs.lab import BUILD_TIMEOUT_SECONDS, DATA_PLANE_REFRESH_SECONDS, Lab
+from mtlskit.labs.lab import BUILD_TIMEOUT_SECONDS, Lab, wait_for_data_plane
 
 NAME = "02_anchor_ingress"
 CHOICES = ("HTTP 200", "HTTP 503", "refused in the handshake")
@@ -23,7 +22,7 @@ CHOICES = ("HTTP 200", "HTTP 503", "refused in the handshake")
 def delete_anchor(lab: Lab) -> str:
     """Delete the anchor Ingress through the Kubernetes API (what `kubectl delete ingress` does)."""
     k8s.kube_call(lab.step.clients, "delete", "Ingress", lab.params)
-    time.sleep(DATA_PLANE_REFRESH_SECONDS)
+    wait_for_data_plane(lab)
     return f"deleted Ingress {lab.params.kubernetes.namespace}/{lab.params.kubernetes.ingress}"
 
 
@@ -33,7 +32,7 @@ def restore_anchor(lab: Lab) -> str:
     clients, params = lab.step.clients, lab.params
     k8s.apply_ingress(clients, params, k8s.plan_ingress(clients, params))
     k8s.wait_for_backends(clients, params, BUILD_TIMEOUT_SECONDS)
-    time.sleep(DATA_PLANE_REFRESH_SECONDS)
+    wait_for_data_plane(lab)
     return f"applied Ingress {params.kubernetes.namespace}/{params.kubernetes.ingress}"
 
 

@@ -13,7 +13,6 @@ leaf (what the original team did; it then works certificate by certificate).
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mtlskit import certs, lint, trust
 from mtlskit.labs import sending
-from mtlskit.labs.lab import DATA_PLANE_REFRESH_SECONDS, Lab
+from mtlskit.labs.lab import Lab, wait_for_data_plane
 from mtlskit.params import Params, ParamsFile
 from mtlskit.probe import VERIFIED, Case, ProbeResult, mtls_header_names
 from mtlskit.trust import TRUST_CONFIG
@@ -84,7 +83,7 @@ def with_partner(params: Params, allowlist_leaf: bool = False) -> Params:
 def _apply_trust(lab: Lab, params: Params) -> None:
     clients = lab.step.clients
     trust.apply_trust(clients, params, trust.plan_trust(clients, params))
-    time.sleep(DATA_PLANE_REFRESH_SECONDS)
+    wait_for_data_plane(lab)
 
 
 def setup(lab: Lab) -> pd.DataFrame:

@@ -23,7 +23,8 @@ from mtlskit.trust import SERVER_TLS_POLICY
 
 # The sandbox's data plane re-reads the control plane every 0.2 s; an answer read sooner after a change
 # could still show the old configuration.
-DATA_PLANE_REFRESH_SECONDS = 0.5
+DATA_PLANE_REFRESH_SECONDS = 0.5  # pause between polls, and between a lab's own handshakes and its requests
+DATA_PLANE_WAIT_SECONDS = 30.0
 BUILD_TIMEOUT_SECONDS = 120.0
 
 
@@ -157,6 +158,20 @@ def _control(lab: Lab, what: str, body: dict[str, Any] | None = None) -> dict[st
 
 def faults_now(lab: Lab) -> dict[str, Any]:
     return _control(lab, "faults")
+
+
+def wait_for_data_plane(lab: Lab, timeout: float = DATA_PLANE_WAIT_SECONDS) -> None:
+    """Return once the sandbox's data plane serves what the control plane holds now. It re-reads the
+    state in a loop; the second refresh completed after this call began started after the caller's
+    change (the first may have read the state before it), so the next request is judged by it."""
+    start = int(_control(lab, "dataplane")["refreshes"])
+    deadline = time.monotonic() + timeout
+    while int(_control(lab, "dataplane")["refreshes"]) < start + 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?"
+            )
+        time.sleep(0.05)
 
 
 def set_faults(lab: Lab, error_rate: float = 1.0, operation_error_rate: float = 0.0) -> dict[str, Any]:

@@ -8,14 +8,13 @@ server TLS policy, predicts what the backend now receives, and reads it from the
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
 
 from mtlskit import trust
 from mtlskit.labs import sending
-from mtlskit.labs.lab import DATA_PLANE_REFRESH_SECONDS, Lab
+from mtlskit.labs.lab import Lab, wait_for_data_plane
 from mtlskit.params import Params
 from mtlskit.probe import ERROR, PRESENT, VERIFIED, mtls_header_names
 from mtlskit.trust import SERVER_TLS_POLICY
@@ -36,7 +35,7 @@ def switch_mode(lab: Lab, mode: str = ALLOW) -> pd.DataFrame:
     """Update the server TLS policy through the Network Security API (what `gcloud ... import` does)."""
     clients, params = lab.step.clients, with_mode(lab.params, mode)
     changes = trust.apply_trust(clients, params, trust.plan_trust(clients, params))
-    time.sleep(DATA_PLANE_REFRESH_SECONDS)
+    wait_for_data_plane(lab)
     return pd.DataFrame([c.row() for c in changes])
 
 

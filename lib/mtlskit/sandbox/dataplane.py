@@ -147,6 +147,7 @@ class DataPlane:
         self._issued: dict[str, Served] = {}
         self._trust: dict[str, TrustMaterial] = {}
         self._stop = threading.Event()
+        self.refreshes = 0
         self._thread: threading.Thread | None = None
         self.counters = {"connections": 0, "handshake_failures": 0, "requests": 0}
         self._count_lock = threading.Lock()
@@ -181,6 +182,8 @@ class DataPlane:
         self.echo.close()
 
     def refresh(self) -> None:
+        """Follow the control plane's state; `refreshes` counts the completed ones, so a client that
+        changed the state can wait for the first refresh begun after its change instead of sleeping."""
         frontends = {f.ip: f for f in self._read_frontends()}
         self.frontends = frontends
         for ip in list(self.listeners):
@@ -194,10 +197,12 @@ class DataPlane:
                 self.errors.pop(ip, None)
             except OSError as err:
                 self.errors[ip] = f"cannot listen on {ip}:{self.port}: {err.strerror or err}"
+        self.refreshes += 1
 
     def status(self) -> dict[str, Any]:
         return {
             "port": self.port,
+            "refreshes": self.refreshes,
             "ca_file": str(self.ca_file),
             "listeners": [
                 {
