@@ -73,12 +73,12 @@ def start_lab(name: str, params_file: str | None = None) -> Lab:
     """Load the params, refuse anything but the sandbox, and build the stack the params describe
     (every step is idempotent, so an already built stack costs only its plans)."""
     from mtlskit import params as params_mod
-    from mtlskit import paths
 
-    params = params_mod.load(params_file or paths.default_params_file())
+    source = params_mod.params_file(params_file)  # the file actually read (MTLSKIT_PARAMS included)
+    params = params_mod.load(params_file)
     if params.target != "sandbox":
         raise LabRefused(
-            f"the labs break things on purpose and run only on the local sandbox, but {params_file} has "
+            f"the labs break things on purpose and run only on the local sandbox, but {source} has "
             f"target: {params.target} (project {params.project}). Use params/sandbox.yaml, or a copy of it "
             "with target: sandbox."
         )
