@@ -300,6 +300,29 @@ def test_printed_updates_pass_the_fingerprint_check(sandbox_shell: Shell, built_
     assert {c.action for c in frontend.plan_frontend(s.clients, s.params, bs)} == {"no change"}
 
 
+def test_printed_trust_updates_take(sandbox_shell: Shell, built_by_gcloud: list[Ran]) -> None:
+    """The trust config's PATCH requires an update mask and the server TLS policy's does not: each
+    printed update of an existing one (a certificate allowlisted and removed, the mode switched and
+    back) must take as typed, and leave nothing to plan."""
+    s = sandbox_shell
+    leaf = str(Path(s.params.mtls.trust_anchors[0]).with_name("allowlisted-client.pem"))
+    changed = s.params.model_copy(
+        update={
+            "mtls": s.params.mtls.model_copy(
+                update={"allowlisted": [leaf], "validation_mode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"}
+            )
+        }
+    )
+    for params in (changed, s.params):
+        rows = [r for r in trust.plan_trust(s.clients, params) if r.action == "update"]
+        assert [r.kind for r in rows] == ["TrustConfig", "ServerTlsPolicy"], rows
+        assert "--update-mask=" in rows[0].gcloud and "--update-mask" not in rows[1].gcloud
+        for row in rows:
+            ran = s.gcloud(row.gcloud)
+            assert ran.clean, str(ran)
+        assert {c.action for c in trust.plan_trust(s.clients, params)} == {"no change"}
+
+
 def runbook_reads() -> list[str]:
     """Every gcloud read (describe, list, get-health, logging read) the notebooks' pages tell a reader
     to type, as written there."""

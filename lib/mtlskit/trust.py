@@ -150,7 +150,7 @@ def plan_trust(clients: Clients, params: Params) -> list[Change]:
     for kind in TRUST_KINDS.values():
         current = _current(clients, kind, params)
         diff = _trust_config_diff(desired[kind.name], current) if kind is TRUST_CONFIG else None
-        command = _import_command(params, kind, desired[kind.name])
+        command = _import_command(params, kind, desired[kind.name], exists=current is not None)
         changes.append(
             decide(kind.name, kind.resource_id(params), desired[kind.name], current, command, diff)
         )
@@ -194,11 +194,14 @@ def _import_source(params: Params, kind: str, name: str, message: Any) -> str:
     return shlex.quote(str(paths.write_manifest(params.project, params.stack, f"{kind}-{name}.yaml", body)))
 
 
-def _import_command(params: Params, kind: TrustKind, desired: dict[str, Any]) -> str:
-    """`gcloud ... import`, which creates or replaces, so one command serves create and update."""
+def _import_command(params: Params, kind: TrustKind, desired: dict[str, Any], exists: bool = False) -> str:
+    """`gcloud ... import`, which creates or replaces, so one command serves create and update. An
+    update of a kind whose API requires an update mask (the trust config's PATCH) names the same
+    fields the kit's own update sends: without it the API answers "updateMask is required"."""
     name = kind.resource_id(params)
     source = _import_source(params, kind.import_file_prefix, name, kind.message(desired))
+    mask = f" --update-mask={','.join(kind.update_mask)}" if exists and kind.update_mask else ""
     return (
-        f"gcloud {kind.gcloud_group} import {name} --source={source} "
+        f"gcloud {kind.gcloud_group} import {name} --source={source}{mask} "
         f"--location=global --project={params.project}"
     )
