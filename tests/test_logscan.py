@@ -197,6 +197,27 @@ def test_cli_prints_the_summaries_of_a_synthetic_export(tmp_path: Path) -> None:
     assert bad_top.exit_code == 2 and "--top" in bad_top.output
 
 
+def test_cli_says_when_files_hold_no_request_log_and_its_sql_groups_like_its_table(tmp_path: Path) -> None:
+    runner = CliRunner()
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}\n')
+    res = runner.invoke(cli.main, ["logs", str(other)])
+    assert res.exit_code == 0 and res.output.startswith("0 request log entries")
+    assert "no load balancer request log entry (resource type http_load_balancer)" in res.stderr
+
+    out = tmp_path / "requests.json"
+    runner.invoke(cli.main, ["logs", "--synthetic", "300", "--out", str(out)])
+    for args, seconds in ((["--bucket", "1h"], 3600), ([], None)):
+        res = runner.invoke(cli.main, ["logs", str(out), "--sql", *args])
+        assert res.exit_code == 0, res.output
+        with logs.scan_exported(out) as scan:
+            chosen = scan.summaries(args[1] if args else None).bucket
+        expected = seconds or int(pd.Timedelta(chosen).total_seconds())
+        assert f"DIV(UNIX_SECONDS(timestamp), {expected})" in res.output
+        # no forwarding rule asked for: the SQL covers every one, as the tables do
+        assert "forwarding_rule_name" not in res.output
+
+
 def test_a_gs_object_named_out_of_its_folder_is_refused_not_written(tmp_path: Path) -> None:
     class Blob:
         def __init__(self, name: str) -> None:

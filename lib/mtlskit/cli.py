@@ -252,15 +252,30 @@ def logs_command(
         start = logs.parse_time(since) if since else None
     except ValueError:
         raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+    from google.auth.exceptions import DefaultCredentialsError
+
     try:
         with logs.scan_exported(list(sources), params, forwarding_rule, start) as scan:
             summary = scan.summaries(bucket, top)
     except logscan.LogScanError as err:
         raise click.ClickException(str(err)) from None
+    except DefaultCredentialsError:
+        raise click.ClickException(
+            "reading gs:// needs Google credentials and none were found: run `gcloud auth "
+            "application-default login`, or pass --params (the params' target decides: "
+            "--params params/sandbox.yaml reads the sandbox's Cloud Storage)"
+        ) from None
     rule = forwarding_rule or (params.frontend.forwarding_rule if params else None)
     scope = f"forwarding rule {rule}" if rule else "every forwarding rule"
     click.echo(f"{summary.entries:,} request log entries in {_count(summary.files, 'file')} ({scope})")
-    sql = logscan.bigquery_sql(rule or "FORWARDING_RULE", since=start, bucket=bucket or "1min", n=top)
+    if not summary.entries:
+        click.echo(
+            "no load balancer request log entry (resource type http_load_balancer"
+            f"{', ' + scope if rule else ''}{', since ' + since if since else ''}) in these files: "
+            "are they the request logs a sink exported, and is the forwarding rule right?",
+            err=True,
+        )
+    sql = logscan.bigquery_sql(rule, since=start, bucket=summary.bucket, n=top)
     tables = [
         ("by statusDetails", summary.by_status_details, False, "by_status_details"),
         ("by client-certificate error", summary.by_cert_error, False, "by_cert_error"),

@@ -408,13 +408,16 @@ class LogScan:
         return table.reindex(full, fill_value=0).rename_axis(columns=None).astype(int)
 
     def summaries(self, bucket: str | None = None, n: int = 10) -> Summaries:
+        span = self.span()
+        chosen = bucket or (choose_bucket(span[1] - span[0]) if span else BUCKETS[4])
         return Summaries(
             entries=self.count(),
             files=len(self.files),
             by_status_details=self.count_by_status_details(),
             by_cert_error=self.count_by_cert_error(),
-            over_time=self.outcomes_over_time(bucket),
+            over_time=self.outcomes_over_time(chosen),
             top_refused=self.top_refused_certificates(n),
+            bucket=chosen,
         )
 
 
@@ -428,6 +431,7 @@ class Summaries:
     by_cert_error: pd.DataFrame
     over_time: pd.DataFrame
     top_refused: pd.DataFrame
+    bucket: str  # the time bucket of over_time, so its SQL groups the same way
 
 
 def bucket_size(bucket: str) -> pd.Timedelta:
@@ -495,7 +499,7 @@ DEFAULT_TABLE = "`PROJECT_ID.global._Default._AllLogs`"
 
 
 def bigquery_sql(
-    forwarding_rule: str,
+    forwarding_rule: str | None,
     table: str = DEFAULT_TABLE,
     since: dt.datetime | None = None,
     bucket: str = "1min",
@@ -506,11 +510,10 @@ def bigquery_sql(
     over the `_AllLogs` view: `json_payload` and `resource.labels` are JSON (read with JSON_VALUE),
     `http_request` a record with snake_case fields. Without `since` there is no time clause, so the
     Log Analytics time-range picker sets the window; with it, the WHERE clause does."""
-    where = [
-        f"resource.type = '{RESOURCE_TYPE}'",
-        f"JSON_VALUE(resource.labels.forwarding_rule_name) = '{forwarding_rule}'",
-        f"JSON_VALUE(json_payload['@type']) = '{PAYLOAD_TYPE}'",
-    ]
+    where = [f"resource.type = '{RESOURCE_TYPE}'"]
+    if forwarding_rule:  # without one, every load balancer's entries, as the summaries above
+        where.append(f"JSON_VALUE(resource.labels.forwarding_rule_name) = '{forwarding_rule}'")
+    where.append(f"JSON_VALUE(json_payload['@type']) = '{PAYLOAD_TYPE}'")
     if since is not None:
         stamp = (since if since.tzinfo else since.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
         where.append(f"timestamp >= TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}+00'")
