@@ -5,11 +5,13 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
 from mtlskit import certs
 from mtlskit.cli import main
+from mtlskit.report import EXIT_BAD_PARAMS
 
 
 def test_demo_pki_writes_every_case_with_private_keys_owner_only(tmp_path: Path) -> None:
@@ -62,3 +64,19 @@ def test_check_params_prints_the_resolved_paths_and_writes_nothing(tmp_path: Pat
     assert f"mtls.trust_anchors[0]  {pki / 'root.pem'}  [found]" in result.output
     assert "kubernetes.kubeconfig  -  [not set: the sandbox writes its own]" in result.output
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--jobs", "0", "params/sandbox.yaml"],
+        ["verify", "--no-such-option"],
+        ["run", "--no-such-option"],
+        ["run", "--timeout", "soon"],
+    ],
+)
+def test_a_usage_error_exits_3_like_invalid_params_not_2_like_a_crash(args: list[str]) -> None:
+    """A scheduler retries exit code 2 (a crash); a wrong command line would fail again every time."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == EXIT_BAD_PARAMS, result.output
+    assert "Usage:" in result.output or "Error:" in result.output

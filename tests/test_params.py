@@ -17,6 +17,7 @@ from mtlskit import certs, paths
 from mtlskit import params as params_mod
 from mtlskit.cli import main
 from mtlskit.params import ParamsError
+from mtlskit.report import EXIT_BAD_PARAMS
 from mtlskit.sandbox import process
 
 
@@ -282,7 +283,7 @@ def test_catalogue_of_broken_params_files(
     before = _tree(catalogue)
     file = catalogue / name
     result = CliRunner().invoke(main, ["check-params", str(file)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == EXIT_BAD_PARAMS, result.output
     assert isinstance(result.exception, SystemExit)  # a refusal, not a crash
     out = result.output
     assert "Traceback" not in out and str(file) in out

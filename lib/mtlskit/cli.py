@@ -26,6 +26,21 @@ def _load(params_file: str | None) -> params_mod.Params:
         raise click.ClickException(str(err)) from None
 
 
+class NothingRan(click.Command):
+    """A command whose exit codes a scheduler acts on: a usage error (an unknown option, `--jobs 0`)
+    exits 3 like invalid params (nothing ran, a person must fix the command line), not click's 2,
+    which the kit keeps for a crashed notebook (a retry's reason)."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from mtlskit.report import EXIT_BAD_PARAMS
+
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            err.exit_code = EXIT_BAD_PARAMS
+            raise
+
+
 @click.group()
 def main() -> None:
     """Runbook kit: global external Application Load Balancer with mTLS in front of a GKE Ingress backend."""
@@ -150,12 +165,18 @@ def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
     click.echo("sandbox state cleared")
 
 
-@main.command("check-params")
+@main.command("check-params", cls=NothingRan)
 @click.argument("params_file", required=False)
 def check_params(params_file: str | None) -> None:
     """Validate a params file and say what it targets and which files it names. Calls nothing and
-    writes nothing."""
-    p = _load(params_file)
+    writes nothing. Exits 3 on invalid params, as `run` and `verify` do."""
+    from mtlskit.report import EXIT_BAD_PARAMS
+
+    try:
+        p = params_mod.load(params_file)
+    except ParamsError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(EXIT_BAD_PARAMS)
     click.echo(
         f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
         f"ingress={p.kubernetes.ingress}"
@@ -289,7 +310,7 @@ def logs_command(
             click.echo(f"\n-- Log Analytics:\n{sql[key]};")
 
 
-@main.command("run")
+@main.command("run", cls=NothingRan)
 @click.option("--params", "params_file", default=None, help="params file (default params/sandbox.yaml)")
 @click.option("--apply", is_flag=True, help="apply the planned changes (default: plan only)")
 @click.option("--verify", "verify_only", is_flag=True, help="run only the verification steps (50 -> 70)")
@@ -316,7 +337,7 @@ def run(
 
     \b
     Exit codes: 0 every check passed (warnings allowed), 1 a check failed,
-    2 a notebook crashed or an API kept failing, 3 the params are invalid.
+    2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid.
     """
     from mtlskit import execute
     from mtlskit.report import EXIT_BAD_PARAMS, EXIT_MEANING
@@ -354,7 +375,7 @@ def run(
     sys.exit(code)
 
 
-@main.command("verify")
+@main.command("verify", cls=NothingRan)
 @click.argument("params_files", nargs=-1, required=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="environments at once")
 @click.option(

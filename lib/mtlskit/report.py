@@ -28,7 +28,7 @@ EXIT_MEANING = {
     EXIT_OK: "every check passed",
     EXIT_CHECK_FAILED: "a check failed",
     EXIT_CRASHED: "a notebook crashed or an API kept failing",
-    EXIT_BAD_PARAMS: "the params are invalid",
+    EXIT_BAD_PARAMS: "the params or the command line are invalid (nothing ran)",
 }
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
 
