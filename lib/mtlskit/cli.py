@@ -88,7 +88,19 @@ def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool,
     info = process.start(directory, port=chosen_port, **sandbox_settings(p))
     click.echo(f"sandbox running: {info.endpoint} (pid {info.pid})")
     click.echo(f"kubeconfig: {info.kubeconfig}  (export KUBECONFIG={info.kubeconfig})")
-    click.echo('gcloud and kubectl in your shell: eval "$(mtlskit sandbox env)"')
+    click.echo(f'gcloud and kubectl in your shell: eval "$({_this_command()} sandbox env)"')
+
+
+def _this_command() -> str:
+    """`mtlskit` when that is what the shell finds, else the path this one was started by (a venv's
+    bin/ that is not on PATH), so a printed command runs as pasted."""
+    import shutil
+
+    started = Path(sys.argv[0]).resolve()
+    found = shutil.which("mtlskit")
+    if started.name == "mtlskit" and not (found and Path(found).resolve() == started):
+        return str(Path(sys.argv[0]))
+    return "mtlskit"
 
 
 @sandbox.command("env")
@@ -445,7 +457,7 @@ def verify(
         row = fleet.run_here(env, where, timeout=timeout, stamp=stamp)
         _echo_fleet_table([row])
         sys.exit(row.exit_code)
-    click.echo(f"verifying {len(envs)} environment(s), {jobs} at a time, into {where}")
+    click.echo(f"verifying {_count(len(envs), 'environment')}, {jobs} at a time, into {where}")
     result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
     _echo_fleet_table(result.rows)
     click.echo(f"fleet.json: {result.fleet_json}")
