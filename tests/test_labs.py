@@ -194,3 +194,10 @@ def test_wrong_predictions_are_named_against_what_was_logged(offline_lab: Lab) -
     )
     assert right.right and right.line.startswith("right: ")
     assert json.loads(right.rows.to_json(orient="records"))[0]["right"] is True
+
+
+def test_a_typed_answer_matches_whatever_its_case_spacing_or_quotes_but_not_a_different_rule() -> None:
+    assert chain._same(" Issuer  EKU ", "issuer EKU")
+    assert chain._same("'intermediate'", "intermediate")
+    assert not chain._same("EKU", "issuer EKU")
+    assert not chain._same(None, "issuer EKU")
