@@ -18,11 +18,10 @@ from pathlib import Path
 import yaml
 
 from mtlskit import fleet, paths, stack
+from mtlskit import params as params_mod
 from mtlskit.clients import build_clients
 from mtlskit.params import load
 from mtlskit.sandbox import process
-
-PARTS = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
 
 
 def free_port() -> int:
@@ -35,16 +34,9 @@ def environment_file(directory: Path, state: Path, port: int, key: str) -> Path:
     """The default sandbox params with a stack and resource names of its own, on a shared sandbox."""
     data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
     pki = state / "pki"
-    data["stack"] = f"bench-{key}"
+    data = params_mod.another_stack(data, key, stack=f"bench-{key}")
     data["sandbox"].update(state_dir=str(state), data_plane_port=port)
-    data["kubernetes"].update(
-        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
-    )
-    data["frontend"].update({part: f"{key}-{part.replace('_', '-')}" for part in PARTS})
-    data["frontend"]["domains"] = [f"{key}.mtlskit.test"]
     data["mtls"].update(
-        trust_config=f"{key}-trust",
-        server_tls_policy=f"{key}-policy",
         trust_anchors=[str(pki / "root.pem")],
         intermediates=[str(pki / "intermediate.pem")],
         allowlisted=[str(pki / "allowlisted-client.pem")],

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mtlskit import fleet, paths
+from mtlskit import params as params_mod
 from mtlskit.cli import main
 from mtlskit.fleet import Environment, FleetError
 from tests.conftest import free_port
@@ -377,17 +378,9 @@ def _env_file(directory: Path, state: Path, port: int, name: str) -> Path:
     data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
     pki = state / "pki"
     key = name.split("-")[0]
-    data["stack"] = f"fleet-{key}"
+    data = params_mod.another_stack(data, key, stack=f"fleet-{key}")
     data["sandbox"].update(state_dir=str(state), data_plane_port=port)
-    data["kubernetes"].update(
-        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
-    )
-    for part in ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule"):
-        data["frontend"][part] = f"{key}-{part.replace('_', '-')}"
-    data["frontend"]["domains"] = [f"{key}.mtlskit.test"]
     data["mtls"].update(
-        trust_config=f"{key}-trust",
-        server_tls_policy=f"{key}-policy",
         trust_anchors=[str(pki / "root.pem")],
         intermediates=[str(pki / "intermediate.pem")],
         allowlisted=[str(pki / "allowlisted-client.pem")],

@@ -417,3 +417,27 @@ def test_messages_are_in_the_kits_words(
     text = str(info.value)
     assert any(p.field == field and message in p.message for p in info.value.problems), text
     assert not any(w in text for w in PYDANTIC_WORDS), text
+
+
+def test_another_stack_renames_every_named_resource_and_still_validates() -> None:
+    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    base = paths.repo_root() / "params"
+    one, two = (params_mod.parse(params_mod.another_stack(data, k), base=base) for k in ("a", "b"))
+    default = params_mod.parse(data, base=base)
+
+    def names(p: params_mod.Params) -> set[str]:
+        k, f, m = p.kubernetes, p.frontend, p.mtls
+        return {
+            p.stack,
+            k.service,
+            k.backend_config,
+            k.ingress,
+            *(getattr(f, n) for n in params_mod.FRONTEND_NAMES),
+            *f.domains,
+            m.trust_config,
+            m.server_tls_policy,
+        }
+
+    assert len(names(one)) == len(names(two)) == 13  # every one of them its own
+    assert not names(one) & names(two) and not names(one) & names(default)
+    assert data == yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())  # not mutated

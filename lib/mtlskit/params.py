@@ -9,6 +9,7 @@ the params file's own directory, as compose files and kustomizations do.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -522,6 +523,27 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 # `params/sandbox.yaml`): JupyterLab then runs the committed notebooks against another environment
 # (a test's own sandbox, a training copy) without editing their parameters cell.
 PARAMS_ENV = "MTLSKIT_PARAMS"
+
+
+FRONTEND_NAMES = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
+
+
+def another_stack(data: dict[str, Any], key: str, stack: str | None = None) -> dict[str, Any]:
+    """A copy of a params mapping in which every resource the kit or Kubernetes names carries `key`,
+    so a second environment lives beside the first in one project, cluster and sandbox (a fleet
+    verified together, a training group) without either planning the other's resources away."""
+    out = copy.deepcopy(data)
+    out["stack"] = stack or f"{out.get('stack', 'mtlskit')}-{key}"
+    out.setdefault("kubernetes", {}).update(
+        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
+    )
+    frontend = out.setdefault("frontend", {})
+    frontend.update({part: f"{key}-{part.replace('_', '-')}" for part in FRONTEND_NAMES})
+    frontend["domains"] = (
+        [f"{key}.mtlskit.test"] if out.get("target") == "sandbox" else frontend.get("domains")
+    )
+    out.setdefault("mtls", {}).update(trust_config=f"{key}-trust", server_tls_policy=f"{key}-policy")
+    return out
 
 
 def params_file(path: str | Path | None = None) -> Path:
