@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from mtlskit import fleet, paths, stack
+from mtlskit import fleet, stack
 from mtlskit import params as params_mod
 from mtlskit.clients import build_clients
 from mtlskit.params import load
@@ -32,16 +32,8 @@ def free_port() -> int:
 
 def environment_file(directory: Path, state: Path, port: int, key: str) -> Path:
     """The default sandbox params with a stack and resource names of its own, on a shared sandbox."""
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    pki = state / "pki"
-    data = params_mod.another_stack(data, key, stack=f"bench-{key}")
-    data["sandbox"].update(state_dir=str(state), data_plane_port=port)
-    data["mtls"].update(
-        trust_anchors=[str(pki / "root.pem")],
-        intermediates=[str(pki / "intermediate.pem")],
-        allowlisted=[str(pki / "allowlisted-client.pem")],
-    )
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    data = params_mod.another_stack(params_mod.sandbox_default(state), key, stack=f"bench-{key}")
+    data["sandbox"]["data_plane_port"] = port
     path = directory / f"{key}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

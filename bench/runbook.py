@@ -21,9 +21,9 @@ import nbformat
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mtlskit import execute, paths
+from mtlskit import execute
 from mtlskit.clients import build_clients
-from mtlskit.params import load
+from mtlskit.params import load, sandbox_default
 from mtlskit.sandbox import process
 
 RUNBOOK = [*execute.BUILD, *execute.VERIFY]
@@ -32,14 +32,7 @@ ROUNDS = 3
 
 def sandbox_params(directory: Path) -> Path:
     """The default sandbox params with a throwaway state directory (and its own demo PKI)."""
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    state = directory / "state"
-    data["sandbox"]["state_dir"] = str(state)
-    pki = state / "pki"
-    data["mtls"]["trust_anchors"] = [str(pki / "root.pem")]
-    data["mtls"]["intermediates"] = [str(pki / "intermediate.pem")]
-    data["mtls"]["allowlisted"] = [str(pki / "allowlisted-client.pem")]
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    data = sandbox_default(directory / "state")
     path = directory / "bench.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

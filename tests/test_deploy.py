@@ -26,6 +26,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from mtlskit import paths
+from mtlskit.params import sandbox_default
 from mtlskit.report import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 from tests.conftest import free_port
 
@@ -282,15 +283,8 @@ def test_the_image_is_pinned_installs_the_lock_and_runs_as_a_user() -> None:
 
 def _sandbox_env_file(directory: Path, name: str, state: Path, port: int, **overrides: Any) -> Path:
     """params/sandbox.yaml on a sandbox of the test's own (its state dir and data-plane port)."""
-    data = yaml.safe_load((ROOT / "params" / "sandbox.yaml").read_text())
-    pki = state / "pki"
-    data["sandbox"].update(state_dir=str(state), data_plane_port=port, operation_delay_seconds=0.1)
-    data["mtls"].update(
-        trust_anchors=[str(pki / "root.pem")],
-        intermediates=[str(pki / "intermediate.pem")],
-        allowlisted=[str(pki / "allowlisted-client.pem")],
-    )
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    data = sandbox_default(state)
+    data["sandbox"].update(data_plane_port=port, operation_delay_seconds=0.1)
     data.update(overrides)
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -375,19 +375,11 @@ ENVIRONMENTS = ["alpha", "bravo-allow", "charlie-drift", "delta"]
 
 def _env_file(directory: Path, state: Path, port: int, name: str) -> Path:
     """The default sandbox params with its own stack and resource names, on a shared sandbox."""
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    pki = state / "pki"
     key = name.split("-")[0]
-    data = params_mod.another_stack(data, key, stack=f"fleet-{key}")
-    data["sandbox"].update(state_dir=str(state), data_plane_port=port)
-    data["mtls"].update(
-        trust_anchors=[str(pki / "root.pem")],
-        intermediates=[str(pki / "intermediate.pem")],
-        allowlisted=[str(pki / "allowlisted-client.pem")],
-    )
+    data = params_mod.another_stack(params_mod.sandbox_default(state), key, stack=f"fleet-{key}")
+    data["sandbox"]["data_plane_port"] = port
     if name.endswith("-allow"):
         data["mtls"]["validation_mode"] = "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -35,8 +35,7 @@ CHECKS = {
 
 def lab_params_file(state_dir: Path, out: Path) -> Path:
     """params/sandbox.yaml as a trainee has it, pointed at a test state directory and data-plane port."""
-    text = (paths.repo_root() / "params" / "sandbox.yaml").read_text().replace("../.sandbox", str(state_dir))
-    data = yaml.safe_load(text)
+    data = params_mod.sandbox_default(state_dir)
     data["sandbox"].update({"data_plane_port": free_port(), "operation_delay_seconds": 0.1})
     out.write_text(yaml.safe_dump(data))
     return out

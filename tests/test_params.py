@@ -441,3 +441,17 @@ def test_another_stack_renames_every_named_resource_and_still_validates() -> Non
     assert len(names(one)) == len(names(two)) == 13  # every one of them its own
     assert not names(one) & names(two) and not names(one) & names(default)
     assert data == yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())  # not mutated
+
+
+def test_sandbox_default_moves_the_state_dir_and_the_demo_pki_with_it(tmp_path: Path) -> None:
+    data = params_mod.sandbox_default(tmp_path / "elsewhere")
+    p = params_mod.parse(data, base=paths.repo_root() / "params")
+    state = (tmp_path / "elsewhere").resolve()
+    assert p.state_dir == state
+    moved = [*p.mtls.trust_anchors, *p.mtls.intermediates, *p.mtls.allowlisted]
+    moved += [p.probe.client_cert, p.probe.client_key]
+    assert len(moved) == 5 and all(Path(f).parent == state / "pki" for f in moved), moved
+    committed = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
+    assert {k: v for k, v in data.items() if k not in ("sandbox", "mtls", "probe")} == {
+        k: v for k, v in committed.items() if k not in ("sandbox", "mtls", "probe")
+    }

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtlskit import backend, execute, frontend, paths, trust
+from mtlskit import backend, execute, frontend, trust
 from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params, load
+from mtlskit.params import Params, load, sandbox_default
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call
 
@@ -22,15 +22,7 @@ ALL_APIS = ["compute", "networksecurity", "certificatemanager", "logging"]
 
 
 def _env(directory: Path, **top: object) -> Path:
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    data["sandbox"]["state_dir"] = str(directory / "state")
-    pki = directory / "state" / "pki"  # its own demo PKI: relative paths would be taken from `directory`
-    data["mtls"].update(
-        trust_anchors=[str(pki / "root.pem")],
-        intermediates=[str(pki / "intermediate.pem")],
-        allowlisted=[str(pki / "allowlisted-client.pem")],
-    )
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    data = sandbox_default(directory / "state")  # its own sandbox and demo PKI
     data.update(top)
     path = directory / "env.yaml"
     path.write_text(yaml.safe_dump(data))

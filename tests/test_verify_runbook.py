@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from mtlskit import execute, paths, probe
+from mtlskit import params as params_mod
 from mtlskit.cli import main
 from mtlskit.clients import Clients, build_clients
 from mtlskit.params import Params, load
@@ -29,16 +30,7 @@ RUNBOOK = [*execute.BUILD, *execute.VERIFY]
 
 def _params_file(directory: Path, **changes: dict[str, object]) -> Path:
     """The default sandbox params with a state directory (and demo PKI) of its own."""
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    state = directory / "state"
-    pki = state / "pki"
-    data["sandbox"]["state_dir"] = str(state)
-    data["mtls"].update(
-        trust_anchors=[str(pki / "root.pem")],
-        intermediates=[str(pki / "intermediate.pem")],
-        allowlisted=[str(pki / "allowlisted-client.pem")],
-    )
-    data["probe"].update(client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
+    data = params_mod.sandbox_default(directory / "state")
     for section, values in changes.items():
         data[section].update(values)
     path = directory / "env.yaml"

@@ -525,6 +525,30 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 PARAMS_ENV = "MTLSKIT_PARAMS"
 
 
+def sandbox_default(state_dir: str | Path) -> dict[str, Any]:
+    """The committed sandbox params (`params/sandbox.yaml`) as a mapping, moved to another state
+    directory: `sandbox.state_dir` and every certificate path under the old one (the demo PKI) now
+    point into `state_dir`. A second sandbox of its own (a test, a benchmark, a training seat) then
+    starts from exactly what a new user runs, with nothing shared with the repository's `.sandbox/`."""
+    source = paths.default_params_file()
+    data = yaml.safe_load(source.read_text())
+    old = paths.resolve(data["sandbox"]["state_dir"], source.parent)
+    new = Path(state_dir).resolve()
+
+    def moved(value: str) -> str:
+        path = paths.resolve(value, source.parent)
+        return str(new / path.relative_to(old)) if path.is_relative_to(old) else value
+
+    data["sandbox"]["state_dir"] = str(new)
+    mtls, probe = data.get("mtls", {}), data.get("probe", {})
+    for key in ("trust_anchors", "intermediates", "allowlisted"):
+        mtls[key] = [moved(v) for v in mtls.get(key) or []]
+    for key in ("client_cert", "client_key"):
+        if probe.get(key):
+            probe[key] = moved(probe[key])
+    return data
+
+
 FRONTEND_NAMES = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
 
 
