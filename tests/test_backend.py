@@ -60,7 +60,11 @@ def test_locate_finds_the_controllers_backend_service(clients: Clients, state_di
     k8s.apply_ingress(clients, p, k8s.plan_ingress(clients, p))
     k8s.wait_for_backends(clients, p, timeout=30)
     found = backend.locate_backend_service(clients, p)
-    assert (found.service, found.service_port) == (f"default/{unique}-web", str(p.kubernetes.service_port))
+    assert (found.service, found.service_port) == (
+        f"default/{p.kubernetes.service}",
+        str(p.kubernetes.service_port),
+    )
+    assert unique in p.kubernetes.service  # the stack's own Service, not the default one
     assert found.name.startswith("k8s1-")
     other_port = p.model_copy(update={"kubernetes": p.kubernetes.model_copy(update={"service_port": 8081})})
     with pytest.raises(BackendNotFound, match="kubernetes.service_port"):

@@ -16,6 +16,7 @@ from google.cloud import compute_v1
 from google.protobuf import field_mask_pb2
 
 from mtlskit import certs, drift, execute, k8s, stack, trust
+from mtlskit import params as params_mod
 from mtlskit.checks import Check
 from mtlskit.clients import Clients, build_clients
 from mtlskit.operations import wait
@@ -330,18 +331,12 @@ def test_dns_answers(env: Env) -> None:
 
 
 def test_missing_resources_are_failing_checks_not_exceptions(env: Env, unique: str) -> None:
+    names = params_mod.another_stack({"target": "sandbox"}, unique)
     nowhere = env_params(
         env.params.state_dir,
         kubernetes={"namespace": unique},
-        frontend={
-            "address": f"{unique}-ip",
-            "certificate": f"{unique}-cert",
-            "ssl_policy": f"{unique}-ssl",
-            "url_map": f"{unique}-um",
-            "target_proxy": f"{unique}-proxy",
-            "forwarding_rule": f"{unique}-fr",
-        },
-        mtls={"trust_config": f"{unique}-trust", "server_tls_policy": f"{unique}-policy"},
+        frontend=names["frontend"],
+        mtls=names["mtls"],
     )
     checks = by_name(drift.drift_checks(env.clients, nowhere))
     for name in (

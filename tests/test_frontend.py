@@ -9,6 +9,7 @@ import pytest
 from google.cloud import compute_v1
 
 from mtlskit import frontend, ownership, stack
+from mtlskit import params as params_mod
 from mtlskit.backend import BackendService
 from mtlskit.clients import Clients, ComputeClients
 from mtlskit.errors import SchemeMismatch
@@ -91,20 +92,8 @@ def test_update_commands_name_only_patchable_kinds(tmp_path: Path) -> None:
 
 def own_stack(state_dir: Path, unique: str) -> Params:
     """Params whose every resource name is `unique`'s, so e2e tests share the session sandbox safely."""
-    return sandbox_params(
-        state_dir,
-        stack=unique,
-        kubernetes={"service": f"{unique}-web", "backend_config": f"{unique}-bc", "ingress": f"{unique}-ing"},
-        mtls={"trust_config": f"{unique}-tc", "server_tls_policy": f"{unique}-pol"},
-        frontend={
-            "address": f"{unique}-ip",
-            "certificate": f"{unique}-cert",
-            "ssl_policy": f"{unique}-ssl",
-            "url_map": f"{unique}-um",
-            "target_proxy": f"{unique}-px",
-            "forwarding_rule": f"{unique}-fr",
-        },
-    )
+    names = params_mod.another_stack({"target": "sandbox"}, unique, stack=unique)
+    return sandbox_params(state_dir, **{k: v for k, v in names.items() if k != "target"})
 
 
 @pytest.fixture

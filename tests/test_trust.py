@@ -36,7 +36,10 @@ def test_desired_resources_carry_labels_and_the_policy_points_at_the_trust_confi
         "-----BEGIN CERTIFICATE-----"
     )
     policy = trust.desired_policy(clients, p)
-    assert policy["mtls_policy"]["client_validation_trust_config"].endswith(f"/trustConfigs/{unique}-tc")
+    assert policy["mtls_policy"]["client_validation_trust_config"].endswith(
+        f"/trustConfigs/{p.mtls.trust_config}"
+    )
+    assert unique in p.mtls.trust_config
     assert trust.policy_reference(clients, p).startswith("//networksecurity.googleapis.com/projects/")
 
 

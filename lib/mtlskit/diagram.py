@@ -388,21 +388,16 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             cls="zone k8s",
             anchor="start",
         ),
-        _text(
-            b["ingress"].x + 40,
-            bottom("ingress") + 20,
-            "never delete it: without it nothing",
-            size=11,
-            cls="warn",
-            anchor="start",
-        ),
-        _text(
-            b["ingress"].x + 40,
-            bottom("ingress") + 35,
-            "syncs the backend service",
-            size=11,
-            cls="warn",
-            anchor="start",
+        *(
+            _text(
+                b["ingress"].x + 40,
+                bottom("ingress") + 20 + 15 * i,
+                line,
+                size=11,
+                cls="warn",
+                anchor="start",
+            )
+            for i, line in enumerate(("never delete it: without it nothing", "syncs the backend service"))
         ),
         *(
             _text(b["address"].x + 4, ROW["r3"] + 14 + 17 * i, line, size=11.5, cls="why", anchor="start")

@@ -371,6 +371,14 @@ def certificate_timeout(params: Params) -> float:
     return CERTIFICATE_TIMEOUT_SECONDS
 
 
+def certificate_status(clients: Clients, params: Params) -> str:
+    """PROVISIONING, ACTIVE, ... for a managed certificate; SELF_MANAGED or MISSING otherwise."""
+    cert = KINDS["SslCertificate"].get(clients, params.frontend.certificate)
+    if cert is None:
+        return "MISSING"
+    return str(cert.managed.status) if cert.type_ == "MANAGED" else "SELF_MANAGED"
+
+
 def wait_for_certificate(
     clients: Clients,
     params: Params,
@@ -386,10 +394,7 @@ def wait_for_certificate(
     """
     started = time.monotonic()
     while True:
-        cert = KINDS["SslCertificate"].get(clients, params.frontend.certificate)
-        status = "MISSING" if cert is None else "SELF_MANAGED"
-        if cert is not None and cert.type_ == "MANAGED":
-            status = str(cert.managed.status)
+        status = certificate_status(clients, params)
         elapsed = time.monotonic() - started
         if on_progress:
             on_progress(status, elapsed)

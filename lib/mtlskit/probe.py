@@ -273,16 +273,8 @@ def locate_frontend(clients: Clients, params: Params) -> Frontend:
     )
     target.handshakes = [server_handshake(target, d) for d in target.domains]
     if not target.answering:  # only then is the certificate's status the likely reason, worth a call
-        target.certificate_status = certificate_status(clients, params)
+        target.certificate_status = frontend.certificate_status(clients, params)
     return target
-
-
-def certificate_status(clients: Clients, params: Params) -> str:
-    """PROVISIONING, ACTIVE, ... for a managed certificate; SELF_MANAGED or MISSING otherwise."""
-    cert = frontend.KINDS["SslCertificate"].get(clients, params.frontend.certificate)
-    if cert is None:
-        return "MISSING"
-    return str(cert.managed.status) if cert.type_ == "MANAGED" else "SELF_MANAGED"
 
 
 def server_handshake(target: Frontend, domain: str) -> Handshake:
