@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
-from mtlskit import certs, stack, trust  # noqa: E402
-from mtlskit import params as params_mod  # noqa: E402
-from mtlskit.clients import build_clients  # noqa: E402
+from mtlskit.build import stack, trust  # noqa: E402
+from mtlskit.cloud.clients import build_clients  # noqa: E402
+from mtlskit.config import params as params_mod  # noqa: E402
+from mtlskit.pki import certs  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
 
 DOMAIN = "api.mtlskit.test"

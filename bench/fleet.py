@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from mtlskit import fleet, stack
-from mtlskit import params as params_mod
-from mtlskit.clients import build_clients
-from mtlskit.params import load
+from mtlskit.build import stack
+from mtlskit.cloud.clients import build_clients
+from mtlskit.config import params as params_mod
+from mtlskit.config.params import load
+from mtlskit.runner import fleet
 from mtlskit.sandbox import process
 
 

@@ -50,7 +50,7 @@ def naive(path: Path) -> int:
 
 
 def columnar(path: Path) -> int:
-    from mtlskit import logs
+    from mtlskit.verify import logs
 
     with logs.scan_exported(path) as scan:
         return scan.summaries().entries
@@ -59,7 +59,7 @@ def columnar(path: Path) -> int:
 def child(kind: str, path: Path) -> None:
     import pandas  # noqa: F401  (imports are not the analysis: both sides load their libraries first)
 
-    from mtlskit import logs  # noqa: F401
+    from mtlskit.verify import logs  # noqa: F401
 
     start = time.perf_counter()
     entries = naive(path) if kind == "naive" else columnar(path)
@@ -83,7 +83,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
-    from mtlskit import synthetic
+    from mtlskit.verify import synthetic
 
     sizes = [100_000, 1_000_000] + ([10_000_000] if args.big else [])
     print("exported request logs: DuckDB scan vs json.loads + json_normalize (fresh process each)")

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
-from mtlskit import params as params_mod  # noqa: E402
-from mtlskit.clients import build_clients  # noqa: E402
-from mtlskit.operations import wait  # noqa: E402
+from mtlskit.cloud.clients import build_clients  # noqa: E402
+from mtlskit.cloud.operations import wait  # noqa: E402
+from mtlskit.config import params as params_mod  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
 
 

@@ -21,9 +21,9 @@ import nbformat
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mtlskit import execute
-from mtlskit.clients import build_clients
-from mtlskit.params import load, sandbox_default
+from mtlskit.cloud.clients import build_clients
+from mtlskit.config.params import load, sandbox_default
+from mtlskit.runner import execute
 from mtlskit.sandbox import process
 
 RUNBOOK = [*execute.BUILD, *execute.VERIFY]

@@ -22,8 +22,8 @@ import pytest
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
 
-from mtlskit import params as params_mod
-from mtlskit.clients import Clients, build_clients
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config import params as params_mod
 from mtlskit.sandbox import process
 
 PROJECT = "mtlskit-sandbox"
@@ -158,7 +158,7 @@ def run_nbval(notebooks: list[Path], cwd: Path, env: dict[str, str] | None = Non
     import subprocess
     import sys
 
-    from mtlskit.bars import HEADLESS_ENV
+    from mtlskit.core.bars import HEADLESS_ENV
 
     args = ["-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env"]
     return subprocess.run(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from google.cloud import compute_v1
 
-from mtlskit import backend, k8s
-from mtlskit.clients import Clients
-from mtlskit.errors import BackendNotFound, IngressNotReady
+from mtlskit.build import backend, k8s
+from mtlskit.cloud.clients import Clients
+from mtlskit.core.errors import BackendNotFound, IngressNotReady
 from tests.test_frontend import own_stack
 
 

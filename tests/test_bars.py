@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mtlskit import bars
+from mtlskit.core import bars
 
 IN_LAB = {bars.SESSION_ENV: "notebooks/50_verify.ipynb"}
 
@@ -92,12 +92,12 @@ def test_mtlskit_run_kernel_writes_text_lines_never_widget_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even when the run is started from a JupyterLab session's environment, the run's kernel is headless."""
-    from mtlskit import execute
+    from mtlskit.runner import execute
 
     monkeypatch.setenv(bars.SESSION_ENV, "notebooks/00_preflight.ipynb")
     monkeypatch.delenv(bars.HEADLESS_ENV, raising=False)
     wait = (
-        "from mtlskit import bars\n"
+        "from mtlskit.core import bars\n"
         "with bars.bar('waiting for the GKE Ingress controller', unit='s') as b:\n"
         "    b.set_postfix(elapsed='1s')"
     )

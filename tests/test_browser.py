@@ -27,7 +27,8 @@ import nbformat
 import pytest
 import yaml
 
-from mtlskit import bars, params, paths
+from mtlskit.config import params, paths
+from mtlskit.core import bars
 from mtlskit.sandbox import process
 from tests.conftest import free_port
 
@@ -292,7 +293,7 @@ def test_lab_runs_in_jupyterlab(browser: BrowserContext, lab: Lab) -> None:
 @pytest.mark.e2e  # a sandbox, a Jupyter server, kernels and a browser
 def test_a_wait_shows_a_widget_progress_bar_in_jupyterlab(browser: BrowserContext, lab: Lab) -> None:
     source = (
-        "from mtlskit import bars\n"
+        "from mtlskit.core import bars\n"
         "with bars.bar('probes found in the request logs', total=5, unit='probe') as shown:\n"
         "    bars.set_count(shown, 3, total=3)  # the wait learned its total late"
     )

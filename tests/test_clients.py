@@ -9,9 +9,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit import clients as clients_mod
-from mtlskit import errors
-from mtlskit.clients import Clients
+from mtlskit.cloud import clients as clients_mod
+from mtlskit.cloud.clients import Clients
+from mtlskit.core import errors
 
 
 def _offline(retry_seconds: float = 1.0) -> Clients:

@@ -37,12 +37,13 @@ from google.cloud import certificate_manager_v1 as cm
 from google.cloud import network_security_v1 as ns
 from google.protobuf import json_format
 
-from mtlskit import frontend, k8s, paths, stack, teardown, trust
-from mtlskit.backend import BackendService
-from mtlskit.clients import Clients, build_clients
-from mtlskit.ownership import compute_description as owner_description
-from mtlskit.params import Params
-from mtlskit.plan import Change
+from mtlskit.build import frontend, k8s, stack, teardown, trust
+from mtlskit.build.backend import BackendService
+from mtlskit.build.plan import Change
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.cloud.ownership import compute_description as owner_description
+from mtlskit.config import paths
+from mtlskit.config.params import Params
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-from mtlskit import backend, certs, frontend, k8s, stack, trust
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params
+from mtlskit.build import backend, frontend, k8s, stack, trust
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params
+from mtlskit.pki import certs
 from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox load balancer of its own

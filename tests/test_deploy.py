@@ -25,9 +25,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from mtlskit import paths
-from mtlskit.params import sandbox_default
-from mtlskit.report import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.config import paths
+from mtlskit.config.params import sandbox_default
+from mtlskit.runner.report import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 from tests.conftest import free_port
 
 ROOT = paths.repo_root()
@@ -298,9 +298,9 @@ ENVIRONMENTS = {"a-nightly": {}, "b-ten-year-horizon": {"expiry_horizon_days": 3
 
 @pytest.fixture(scope="module")
 def params_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from mtlskit import stack
-    from mtlskit.clients import build_clients
-    from mtlskit.params import load
+    from mtlskit.build import stack
+    from mtlskit.cloud.clients import build_clients
+    from mtlskit.config.params import load
     from mtlskit.sandbox import process
 
     root = tmp_path_factory.mktemp("deploy")

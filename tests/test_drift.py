@@ -15,13 +15,16 @@ from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 from google.protobuf import field_mask_pb2
 
-from mtlskit import certs, drift, execute, k8s, stack, trust
-from mtlskit import params as params_mod
-from mtlskit.checks import Check
-from mtlskit.clients import Clients, build_clients
-from mtlskit.operations import wait
-from mtlskit.params import Params
+from mtlskit.build import k8s, stack, trust
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.cloud.operations import wait
+from mtlskit.config import params as params_mod
+from mtlskit.config.params import Params
+from mtlskit.core.checks import Check
+from mtlskit.pki import certs
+from mtlskit.runner import execute
 from mtlskit.sandbox import process
+from mtlskit.verify import drift
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 70_drift in a kernel

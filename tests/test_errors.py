@@ -9,7 +9,7 @@ import requests
 from google.api_core import exceptions as gexc
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit import errors
+from mtlskit.core import errors
 
 
 def _google(

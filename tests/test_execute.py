@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mtlskit import execute
 from mtlskit.cli import main
+from mtlskit.runner import execute
 
 pytestmark = pytest.mark.e2e  # starts a kernel
 
@@ -30,7 +30,7 @@ def _notebook(directory: Path, name: str, *sources: str) -> str:
 def _finish(*checks: tuple[str, str]) -> str:
     rows = ", ".join(f"Check({n!r}, {s!r}, 'evidence of {n}', 'fix {n}')" for n, s in checks)
     return (
-        "from mtlskit.checks import Check\nfrom mtlskit import runbook\n"
+        "from mtlskit.core.checks import Check\nfrom mtlskit import runbook\n"
         f"runbook.Step(None, None, False).finish([{rows}])"
     )
 

@@ -23,10 +23,11 @@ import yaml
 from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mtlskit import fleet, paths
-from mtlskit import params as params_mod
 from mtlskit.cli import main
-from mtlskit.fleet import Environment, FleetError
+from mtlskit.config import params as params_mod
+from mtlskit.config import paths
+from mtlskit.runner import fleet
+from mtlskit.runner.fleet import Environment, FleetError
 from tests.conftest import free_port
 
 # ---------------------------------------------------------------- the list of environments
@@ -307,7 +308,7 @@ def test_invalid_params_go_up_to_cloud_storage_too_through_a_params_file_that_lo
 ) -> None:
     """The bad environment's run.log is its only explanation; fleet.json must not depend on the first
     params file being valid. Both go up with the storage client of a params file that loads."""
-    from mtlskit import params as params_mod
+    from mtlskit.config import params as params_mod
 
     uploaded: dict[str, list[str]] = {}
 
@@ -341,7 +342,7 @@ def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
         """
         import sys
         from pathlib import Path
-        from mtlskit import fleet
+        from mtlskit.runner import fleet
         child, out = sys.argv[1], sys.argv[2]
         envs = [fleet.Environment(n, Path(sys.argv[3])) for n in "abc"]
         command = lambda env, folder: [sys.executable, "-c", child, str(folder), "0", "120"]
@@ -389,9 +390,9 @@ def _point_url_map_elsewhere(drifted: Path, other: Path) -> None:
     """Someone repoints the URL map at another environment's backend service, behind the kit's back."""
     from google.cloud import compute_v1
 
-    from mtlskit import backend
-    from mtlskit.clients import build_clients
-    from mtlskit.params import load
+    from mtlskit.build import backend
+    from mtlskit.cloud.clients import build_clients
+    from mtlskit.config.params import load
 
     p, q = load(drifted), load(other)
     clients = build_clients(p)
@@ -407,9 +408,9 @@ def _point_url_map_elsewhere(drifted: Path, other: Path) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Four environments on one sandbox, built with the library's own apply (no kernel): a directory of
     their params files."""
-    from mtlskit import stack
-    from mtlskit.clients import build_clients
-    from mtlskit.params import load
+    from mtlskit.build import stack
+    from mtlskit.cloud.clients import build_clients
+    from mtlskit.config.params import load
     from mtlskit.sandbox import process
 
     root = tmp_path_factory.mktemp("fleet")
@@ -491,8 +492,8 @@ def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish_into_c
     """Stand-ins for the verification steps: 50 hangs for the environment with a `.hang` file beside its
     params; 60 publishes a passing check, and must still run after 50 was stopped. The output goes to
     the sandbox's Cloud Storage bucket."""
-    from mtlskit.clients import storage_client
-    from mtlskit.params import load
+    from mtlskit.cloud.clients import storage_client
+    from mtlskit.config.params import load
 
     books = tmp_path / "nb"
     books.mkdir()
@@ -506,7 +507,7 @@ def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish_into_c
         _stand_in_notebook(
             books,
             "60_logs",
-            "from mtlskit.checks import Check\nfrom mtlskit import runbook\n"
+            "from mtlskit.core.checks import Check\nfrom mtlskit import runbook\n"
             "runbook.Step(None, None, False).finish([Check('reached', 'pass', 'ran after 50', '')])",
         ),
     ]

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from google.cloud import compute_v1
 
-from mtlskit import frontend, ownership, stack
-from mtlskit import params as params_mod
-from mtlskit.backend import BackendService
-from mtlskit.clients import Clients, ComputeClients
-from mtlskit.errors import SchemeMismatch
-from mtlskit.params import Params
+from mtlskit.build import frontend, stack
+from mtlskit.build.backend import BackendService
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients, ComputeClients
+from mtlskit.config import params as params_mod
+from mtlskit.config.params import Params
+from mtlskit.core.errors import SchemeMismatch
 from tests.conftest import sandbox_params
 
 BS = BackendService("k8s1-x", "", "EXTERNAL", "HTTP", "default/web", "80", "HEALTHY", True, 1.0, [])

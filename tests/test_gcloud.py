@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtlskit import backend, frontend, k8s, logs, probe, teardown, trust
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params, load
-from mtlskit.plan import Change
+from mtlskit.build import backend, frontend, k8s, teardown, trust
+from mtlskit.build.plan import Change
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params, load
+from mtlskit.runner.step import Step, outcome_checks
 from mtlskit.sandbox import process, shell
-from mtlskit.step import Step, outcome_checks
+from mtlskit.verify import logs, probe
 from tests.conftest import PROJECT
 
 GCLOUD = shutil.which("gcloud")

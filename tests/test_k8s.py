@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mtlskit import k8s, ownership
-from mtlskit.clients import Clients
-from mtlskit.errors import IngressNotReady
+from mtlskit.build import k8s
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients
+from mtlskit.core.errors import IngressNotReady
 from tests.conftest import sandbox_call, sandbox_params
 from tests.test_frontend import own_stack
 from tests.test_runbook import mutating_calls

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from google.api_core import exceptions as gexc
 
-from mtlskit import k8s
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params
+from mtlskit.build import k8s
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 

@@ -13,13 +13,16 @@ import pytest
 import yaml
 from papermill.parameterize import parameterize_notebook
 
-from mtlskit import certs, labs, paths, stack
-from mtlskit import params as params_mod
-from mtlskit.clients import build_clients
-from mtlskit.labs import anchor, certificates, chain, modes, outage
-from mtlskit.labs.lab import Lab
+from mtlskit.build import stack
+from mtlskit.cloud.clients import build_clients
+from mtlskit.config import params as params_mod
+from mtlskit.config import paths
+from mtlskit.pki import certs
+from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
-from mtlskit.step import Step
+from mtlskit.teach import labs
+from mtlskit.teach.labs import anchor, certificates, chain, modes, outage
+from mtlskit.teach.labs.lab import Lab
 from tests.conftest import free_port, run_nbval
 
 LAB_DIR = paths.repo_root() / "notebooks" / "labs"

@@ -8,7 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from mtlskit import paths
+from mtlskit.config import paths
 
 NOTEBOOKS = sorted((paths.repo_root() / "notebooks").glob("*.ipynb"))
 # What a notebook cell may import besides the kit: nothing today; a display helper would go here.
@@ -20,6 +20,10 @@ def code_cells(notebook: Path) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
+def is_kit_module(name: str) -> bool:
+    return name.startswith("mtlskit.") and importlib.util.find_spec(name) is not None
+
+
 def imported_modules(source: str) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
@@ -27,8 +31,8 @@ def imported_modules(source: str) -> set[str]:
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            # `from mtlskit import runbook` imports the module mtlskit.runbook
-            found |= {f"{base}.{a.name}" for a in node.names} if base == "mtlskit" else {base}
+            # `from mtlskit.verify import probe` imports the module mtlskit.verify.probe
+            found |= {f"{base}.{a.name}" if is_kit_module(f"{base}.{a.name}") else base for a in node.names}
     return found
 
 
@@ -55,9 +59,16 @@ def test_notebooks_import_only_the_kit_and_never_the_sandbox() -> None:
 
 
 def test_the_import_scan_sees_every_form_of_import() -> None:
-    source = "import os\nfrom mtlskit import runbook, probe\nfrom mtlskit.sandbox import process\n"
-    assert imported_modules(source) == {"os", "mtlskit.runbook", "mtlskit.probe", "mtlskit.sandbox"}
-    assert imported_modules("import mtlskit.tables as t\nfrom mtlskit.logs import entries_frame\n") == {
-        "mtlskit.tables",
-        "mtlskit.logs",
+    source = "import os\nfrom mtlskit import runbook\nfrom mtlskit.verify import probe\nfrom mtlskit.sandbox import process\n"
+    assert imported_modules(source) == {
+        "os",
+        "mtlskit.runbook",
+        "mtlskit.verify.probe",
+        "mtlskit.sandbox.process",
+    }
+    assert imported_modules(
+        "import mtlskit.runner.tables as t\nfrom mtlskit.verify.logs import entries_frame\n"
+    ) == {
+        "mtlskit.runner.tables",
+        "mtlskit.verify.logs",
     }

@@ -8,8 +8,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlskit import certs, lint
-from mtlskit.params import ParamsFile
+from mtlskit.config.params import ParamsFile
+from mtlskit.pki import certs, lint
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,13 @@ import requests
 import yaml
 from matplotlib.figure import Figure
 
-from mtlskit import certs, execute, logs, probe, stack
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params
-from mtlskit.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
+from mtlskit.build import stack
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params
+from mtlskit.pki import certs
+from mtlskit.runner import execute
+from mtlskit.verify import logs, probe
+from mtlskit.verify.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
 from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 T0 = dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
@@ -564,7 +567,7 @@ def test_notebook_60_logs_without_probes_says_run_verify_first(lb: Stack, tmp_pa
 def test_recent_entries_blank_what_an_entry_lacks_whatever_the_column_type() -> None:
     """Refused handshakes have no URL and no verdict booleans: the table shows blanks, not <NA>,
     and a nullable boolean column must not stop the notebook."""
-    from mtlskit.tables import recent_entries
+    from mtlskit.runner.tables import recent_entries
 
     frame = pd.DataFrame(
         {

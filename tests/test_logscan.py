@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mtlskit import cli, logs, logscan, synthetic
-from mtlskit.params import Params
-from mtlskit.probe import PROBE_PATH
+from mtlskit import cli
+from mtlskit.config.params import Params
+from mtlskit.verify import logs, logscan, synthetic
+from mtlskit.verify.probe import PROBE_PATH
 
 T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 
@@ -238,7 +239,7 @@ def test_a_gs_object_named_out_of_its_folder_is_refused_not_written(tmp_path: Pa
 
 @pytest.mark.e2e
 def test_gs_glob_reads_a_sink_layout_from_sandbox_storage(params: Params, tmp_path: Path) -> None:
-    from mtlskit import clients
+    from mtlskit.cloud import clients
 
     client = clients.storage_client(params)
     name = f"{params.project}-mtlskit"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mtlskit import paths
+from mtlskit.config import paths
 
 ROOT = paths.repo_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mtlskit import diagram, paths
-from mtlskit import params as params_mod
+from mtlskit.config import params as params_mod
+from mtlskit.config import paths
+from mtlskit.teach import diagram
 
 ROOT = paths.repo_root()
 LIB = ROOT / "lib" / "mtlskit"

@@ -13,9 +13,9 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
-from mtlskit import operations
-from mtlskit.clients import Clients
-from mtlskit.errors import OperationFailed
+from mtlskit.cloud import operations
+from mtlskit.cloud.clients import Clients
+from mtlskit.core.errors import OperationFailed
 from tests.conftest import sandbox_call
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mtlskit import ownership
-from mtlskit.errors import ApplyRefused, KitError
+from mtlskit.cloud import ownership
+from mtlskit.core.errors import ApplyRefused, KitError
 from tests.conftest import sandbox_params
 
 

@@ -7,7 +7,7 @@ import tomllib
 
 import yaml
 
-from mtlskit import paths
+from mtlskit.config import paths
 
 
 def test_environment_yml_installs_the_pyproject_package_with_dev_extras() -> None:

@@ -13,11 +13,12 @@ import yaml
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
-from mtlskit import certs, paths
-from mtlskit import params as params_mod
 from mtlskit.cli import main
-from mtlskit.params import ParamsError
-from mtlskit.report import EXIT_BAD_PARAMS
+from mtlskit.config import params as params_mod
+from mtlskit.config import paths
+from mtlskit.config.params import ParamsError
+from mtlskit.pki import certs
+from mtlskit.runner.report import EXIT_BAD_PARAMS
 from mtlskit.sandbox import process
 
 

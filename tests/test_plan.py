@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mtlskit import plan
+from mtlskit.build import plan
 
 
 def test_missing_resource_is_created() -> None:

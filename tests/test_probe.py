@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mtlskit import certs, paths, probe, runbook, stack
-from mtlskit.clients import Clients, build_clients
-from mtlskit.errors import PrerequisiteMissing as MissingPrerequisite
-from mtlskit.params import Params, ParamsError
+from mtlskit import runbook
+from mtlskit.build import stack
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config import paths
+from mtlskit.config.params import Params, ParamsError
+from mtlskit.core.errors import PrerequisiteMissing as MissingPrerequisite
+from mtlskit.pki import certs
+from mtlskit.verify import probe
 from tests.conftest import PROJECT, free_port, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own and runs 50_verify in a kernel

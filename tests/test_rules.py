@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from mtlskit import certs
+from mtlskit.pki import certs
 from mtlskit.rules import verdict
 from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 

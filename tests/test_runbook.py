@@ -10,9 +10,11 @@ import pytest
 import yaml
 from google.api_core import exceptions as gexc
 
-from mtlskit import backend, execute, paths
-from mtlskit.clients import build_clients
-from mtlskit.params import load
+from mtlskit.build import backend
+from mtlskit.cloud.clients import build_clients
+from mtlskit.config import paths
+from mtlskit.config.params import load
+from mtlskit.runner import execute
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, run_nbval, sandbox_call
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtlskit import backend, execute, frontend, trust
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params, load, sandbox_default
+from mtlskit.build import backend, frontend, trust
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params, load, sandbox_default
+from mtlskit.runner import execute
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call
 
@@ -127,8 +128,9 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
 
 def test_sandbox_gone_mid_run_names_the_call_and_says_rerun(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Connection failures read like API failures: which step, which call, and that a re-run is safe."""
-    from mtlskit import k8s, runbook
-    from mtlskit.errors import ApiCallFailed
+    from mtlskit import runbook
+    from mtlskit.build import k8s
+    from mtlskit.core.errors import ApiCallFailed
 
     path = _env(tmp_path_factory.mktemp("gone"), api_retry_seconds=2)
     params = load(path)
@@ -148,7 +150,7 @@ def test_kubernetes_errors_are_wrapped_with_the_status_message(
     from kubernetes.client.exceptions import ApiException
 
     from mtlskit import runbook
-    from mtlskit.errors import ApiCallFailed, ApiError
+    from mtlskit.core.errors import ApiCallFailed, ApiError
 
     path = _env(tmp_path_factory.mktemp("kube"))
     params = load(path)

@@ -13,10 +13,10 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from mtlskit import certs
-from mtlskit.clients import Clients
-from mtlskit.errors import OperationFailed
-from mtlskit.operations import wait
+from mtlskit.cloud.clients import Clients
+from mtlskit.cloud.operations import wait
+from mtlskit.core.errors import OperationFailed
+from mtlskit.pki import certs
 from tests.conftest import PROJECT, sandbox_call
 
 P = PROJECT

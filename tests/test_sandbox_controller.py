@@ -10,10 +10,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit import backend, k8s
-from mtlskit.clients import Clients
-from mtlskit.operations import wait
-from mtlskit.params import Params
+from mtlskit.build import backend, k8s
+from mtlskit.cloud.clients import Clients
+from mtlskit.cloud.operations import wait
+from mtlskit.config.params import Params
 from tests.conftest import PROJECT, sandbox_params
 
 

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit.clients import Clients
+from mtlskit.cloud.clients import Clients
 
 
 @pytest.fixture

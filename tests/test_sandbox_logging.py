@@ -9,7 +9,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import logging as gl
 from google.cloud.logging import Resource
 
-from mtlskit.clients import Clients
+from mtlskit.cloud.clients import Clients
 from tests.conftest import PROJECT, sandbox_call
 
 LB_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"

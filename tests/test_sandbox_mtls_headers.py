@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from mtlskit import certs
+from mtlskit.pki import certs
 from mtlskit.rules.verdict import Verdict
 from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
 

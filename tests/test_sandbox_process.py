@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from google.cloud import compute_v1
 
-from mtlskit.clients import build_clients
-from mtlskit.operations import wait
+from mtlskit.cloud.clients import build_clients
+from mtlskit.cloud.operations import wait
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_params
 

@@ -20,9 +20,9 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs
 
-from mtlskit import clients as clients_mod
-from mtlskit.clients import Clients
-from mtlskit.params import Params
+from mtlskit.cloud import clients as clients_mod
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
 from mtlskit.sandbox import process
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.storage import Storage

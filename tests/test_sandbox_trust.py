@@ -11,9 +11,9 @@ from google.cloud import compute_v1
 from google.cloud import network_security_v1 as ns
 from google.protobuf import field_mask_pb2
 
-from mtlskit import certs
-from mtlskit.clients import Clients
-from mtlskit.operations import wait
+from mtlskit.cloud.clients import Clients
+from mtlskit.cloud.operations import wait
+from mtlskit.pki import certs
 from tests.conftest import PROJECT
 
 LOC = f"projects/{PROJECT}/locations/global"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mtlskit import logs, synthetic
 from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
 from mtlskit.sandbox.dataplane import DataPlane, Frontend
+from mtlskit.verify import logs, synthetic
 
 
 def paths(node: Any, prefix: str = "") -> set[str]:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit import k8s, runbook, stack, teardown
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params
+from mtlskit import runbook
+from mtlskit.build import k8s, stack, teardown
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params
 from mtlskit.sandbox import process
 from tests.conftest import sandbox_call, sandbox_params
 from tests.test_runbook import mutating_calls

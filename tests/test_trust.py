@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mtlskit import ownership, trust
-from mtlskit.clients import Clients
+from mtlskit.build import trust
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients
 from tests.test_frontend import own_stack
 
 

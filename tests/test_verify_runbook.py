@@ -16,12 +16,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mtlskit import execute, paths, probe
-from mtlskit import params as params_mod
 from mtlskit.cli import main
-from mtlskit.clients import Clients, build_clients
-from mtlskit.params import Params, load
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config import params as params_mod
+from mtlskit.config import paths
+from mtlskit.config.params import Params, load
+from mtlskit.runner import execute
 from mtlskit.sandbox import process
+from mtlskit.verify import probe
 from tests.conftest import run_nbval
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +129,8 @@ def _detach_policy(params: Params, clients: Clients) -> None:
 
 def _swap_trust_anchor(params: Params, clients: Clients) -> None:
 
-    from mtlskit import certs, trust
+    from mtlskit.build import trust
+    from mtlskit.pki import certs
 
     other = certs.pem(certs.issue("someone else's root", ca=True).cert)
     name = trust.trust_config_name(clients, params)

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mtlskit import params as params_mod
-from mtlskit.params import ParamsError
+from mtlskit.config import params as params_mod
+from mtlskit.config.params import ParamsError
 
 if TYPE_CHECKING:
-    from mtlskit.execute import NotebookResult
-    from mtlskit.fleet import Environment, EnvironmentResult
+    from mtlskit.runner.execute import NotebookResult
+    from mtlskit.runner.fleet import Environment, EnvironmentResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -32,7 +32,7 @@ class NothingRan(click.Command):
     which the kit keeps for a crashed notebook (a retry's reason)."""
 
     def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        from mtlskit.report import EXIT_BAD_PARAMS
+        from mtlskit.runner.report import EXIT_BAD_PARAMS
 
         try:
             return super().make_context(*args, **kwargs)
@@ -75,7 +75,7 @@ def _with_state(f):  # type: ignore[no-untyped-def]
 @click.option("--port", type=int, default=None)
 def sandbox_up(params_file: str | None, state_dir: str | None, foreground: bool, port: int | None) -> None:
     """Start the sandbox (or report the one already running)."""
-    from mtlskit.clients import sandbox_settings
+    from mtlskit.cloud.clients import sandbox_settings
     from mtlskit.sandbox import process
 
     p = _load(params_file)
@@ -112,7 +112,7 @@ def sandbox_env(params_file: str | None, state_dir: str | None) -> None:
     Use:   eval "$(mtlskit sandbox env)"
     Run it again after the sandbox restarts: it may listen on another port.
     """
-    from mtlskit.clients import sandbox_settings
+    from mtlskit.cloud.clients import sandbox_settings
     from mtlskit.sandbox import process
 
     p = _load(params_file)
@@ -182,7 +182,7 @@ def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
 def check_params(params_file: str | None) -> None:
     """Validate a params file and say what it targets and which files it names. Calls nothing and
     writes nothing. Exits 3 on invalid params, as `run` and `verify` do."""
-    from mtlskit.report import EXIT_BAD_PARAMS
+    from mtlskit.runner.report import EXIT_BAD_PARAMS
 
     try:
         p = params_mod.load(params_file)
@@ -211,7 +211,7 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="issue new certificates even if a demo PKI is already there")
 def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) -> None:
     """Issue the demo root, intermediates and client certificates, valid and deliberately broken."""
-    from mtlskit import certs as certs_mod
+    from mtlskit.pki import certs as certs_mod
 
     directory = Path(out_dir).resolve() if out_dir else _load(params_file).state_dir / "pki"
     make = certs_mod.generate_demo_pki if force else certs_mod.ensure_demo_pki
@@ -266,12 +266,12 @@ def logs_command(
 
     Reads what a Cloud Storage log sink writes (JSON lines) and `gcloud logging read --format=json`
     prints (a JSON array), with DuckDB, at millions of entries."""
-    from mtlskit import logs, logscan
+    from mtlskit.verify import logs, logscan
 
     if synthetic is not None:
         if not out_file:
             raise click.UsageError("--synthetic N needs --out FILE")
-        from mtlskit import synthetic as synthetic_logs
+        from mtlskit.verify import synthetic as synthetic_logs
 
         path = synthetic_logs.write(out_file, synthetic, seed=seed, array=array)
         click.echo(f"wrote {synthetic:,} synthetic request log entries to {path}")
@@ -351,8 +351,8 @@ def run(
     Exit codes: 0 every check passed (warnings allowed), 1 a check failed,
     2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid.
     """
-    from mtlskit import execute
-    from mtlskit.report import EXIT_BAD_PARAMS, EXIT_MEANING
+    from mtlskit.runner import execute
+    from mtlskit.runner.report import EXIT_BAD_PARAMS, EXIT_MEANING
 
     kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
     try:
@@ -436,8 +436,9 @@ def verify(
     """
     import os
 
-    from mtlskit import fleet, paths
-    from mtlskit.report import EXIT_BAD_PARAMS
+    from mtlskit.config import paths
+    from mtlskit.runner import fleet
+    from mtlskit.runner.report import EXIT_BAD_PARAMS
 
     where = out or str(paths.repo_root() / "runs" / "verify")
     try:
@@ -461,7 +462,7 @@ def verify(
     result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
     _echo_fleet_table(result.rows)
     click.echo(f"fleet.json: {result.fleet_json}")
-    from mtlskit.report import EXIT_MEANING
+    from mtlskit.runner.report import EXIT_MEANING
 
     click.echo(f"exit code {result.exit_code}: {EXIT_MEANING[result.exit_code]}", err=result.exit_code != 0)
     sys.exit(result.exit_code)
@@ -489,7 +490,7 @@ def _echo_fleet_table(rows: list[EnvironmentResult]) -> None:
 
 def _notebook_names(verify_only: bool, teardown: bool, notebooks: tuple[str, ...]) -> list[str]:
     """The steps to run, checked to exist before anything runs."""
-    from mtlskit import execute
+    from mtlskit.runner import execute
 
     if notebooks:
         names = list(notebooks)

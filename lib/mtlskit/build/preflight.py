@@ -1,0 +1,97 @@
+"""Preflight: is the target the one we mean, are the APIs reachable, are the certificates acceptable
+to the load balancer, all before anything is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from kubernetes.client.exceptions import ApiException
+
+from mtlskit.pki import lint
+from mtlskit.core.checks import Check
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
+
+
+def target_checks(clients: Clients, params: Params) -> list[Check]:
+    """One cheap read per API, so a wrong project or an unreachable API shows here, not mid-build."""
+    probes: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "Compute API",
+            lambda: clients.compute.ssl_policies.list(project=clients.project, retry=clients.retry),
+        ),
+        (
+            "Network Security API",
+            lambda: list(
+                clients.network_security.list_server_tls_policies(
+                    parent=clients.location, retry=clients.retry
+                )
+            ),
+        ),
+        (
+            "Certificate Manager API",
+            lambda: list(
+                clients.certificate_manager.list_trust_configs(parent=clients.location, retry=clients.retry)
+            ),
+        ),
+        ("Kubernetes API", lambda: clients.kube.core.read_namespace(params.kubernetes.namespace)),
+    ]
+    checks = [
+        Check(
+            "target",
+            "pass",
+            f"{params.target}: project {params.project}, kube context "
+            f"{clients.kube.context}, namespace {params.kubernetes.namespace}",
+        )
+    ]
+    for name, probe in probes:
+        try:
+            probe()
+            checks.append(Check(name, "pass", "reachable"))
+        except ApiException as err:
+            if name == "Kubernetes API" and err.status == 404:
+                checks.append(
+                    Check(
+                        name,
+                        "pass",
+                        f"reachable (namespace {params.kubernetes.namespace} will be created by 10_ingress)",
+                    )
+                )
+            else:
+                checks.append(
+                    Check(name, "fail", f"HTTP {err.status}: {err.reason}", "check the kube context")
+                )
+        except gexc.GoogleAPICallError as err:
+            checks.append(
+                Check(
+                    name,
+                    "fail",
+                    f"{type(err).__name__}: {err.message}",
+                    "check the project id, that the API is enabled, and your credentials",
+                )
+            )
+    checks.append(
+        Check(
+            "backend type",
+            "warn",
+            "GKE Ingress uses zonal NEG backends, which Google's mTLS "
+            "documentation does not list among supported backends (seen working in practice)",
+            "verify with 50_verify after building; keep REJECT_INVALID probes in scheduled checks",
+        )
+    )
+    return checks
+
+
+def certificate_checks(findings: list[lint.Finding]) -> list[Check]:
+    """The lint's findings as one check; its status is the worst finding's (see `lint.check_status`)."""
+    status = lint.worst_status(findings)
+    worst = [f for f in findings if f.status == status]
+    if status == "fail":
+        shown = "; ".join(f"{f.field or f.file}: {f.rule} -> {f.outcome or f.detail}" for f in worst[:3])
+        return [Check("certificate lint", status, f"{len(worst)} error(s): {shown}", worst[0].fix)]
+    if status == "warn":
+        shown = "; ".join(f"{f.field or f.file}: {f.detail}" for f in worst[:3])
+        return [Check("certificate lint", status, shown, worst[0].fix)]
+    return [Check("certificate lint", status, f"{len(findings)} findings, none blocking")]

@@ -1,0 +1,288 @@
+"""The one place that knows which target the kit talks to.
+
+Everything else receives a `Clients` and calls the official libraries through it. For the sandbox
+that means anonymous credentials, `http://127.0.0.1:PORT` endpoints and the REST transport; for
+Google Cloud, Application Default Credentials and the named kube context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
+from google.cloud import logging as cloud_logging
+from google.cloud import storage as cloud_storage
+from kubernetes import client as kube
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+
+from mtlskit.cloud import operations
+from mtlskit.config.params import Params
+from mtlskit.core import errors
+
+T = TypeVar("T")
+
+TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.GatewayTimeout,
+    gexc.BadGateway,
+)
+
+
+def make_retry(seconds: float) -> gretry.Retry:
+    """Every call the kit makes retries transient answers with backoff for `seconds`; inserts carry a
+    request id, so a retried create cannot make a second resource."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT),
+        initial=0.2,
+        maximum=4.0,
+        multiplier=2.0,
+        timeout=seconds,
+    )
+
+
+@dataclass
+class ComputeClients:
+    addresses: compute_v1.GlobalAddressesClient
+    ssl_certificates: compute_v1.SslCertificatesClient
+    ssl_policies: compute_v1.SslPoliciesClient
+    url_maps: compute_v1.UrlMapsClient
+    target_https_proxies: compute_v1.TargetHttpsProxiesClient
+    target_http_proxies: compute_v1.TargetHttpProxiesClient
+    forwarding_rules: compute_v1.GlobalForwardingRulesClient
+    backend_services: compute_v1.BackendServicesClient
+    health_checks: compute_v1.HealthChecksClient
+    network_endpoint_groups: compute_v1.NetworkEndpointGroupsClient
+    operations: compute_v1.GlobalOperationsClient
+
+
+@dataclass
+class KubeClients:
+    api: kube.ApiClient
+    core: kube.CoreV1Api
+    networking: kube.NetworkingV1Api
+    custom: kube.CustomObjectsApi
+    context: str
+
+
+@dataclass
+class Clients:
+    target: str
+    project: str
+    endpoint: str | None
+    compute: ComputeClients
+    network_security: network_security_v1.NetworkSecurityClient
+    certificate_manager: certificate_manager_v1.CertificateManagerClient
+    logging: cloud_logging.Client
+    kube: KubeClients
+    retry_seconds: float = 90.0
+    # Where clients reach the frontend: Google serves HTTPS on 443 and its certificates chain to the
+    # system trust store; the sandbox data plane listens on its own port with a CA of its own.
+    https_port: int = 443
+    server_ca_file: str | None = None
+    # How long `operations.wait` waits for any long-running operation before giving up.
+    operation_timeout: float = operations.DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def retry(self) -> gretry.Retry:
+        return make_retry(self.retry_seconds)
+
+    def call(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Call a client library method the kit's way: Google methods get the kit's retry (the
+        Kubernetes client retries inside urllib3, see `_kube_retry`), and a call that still fails
+        raises `errors.ApiError` (`NotFound`, `Conflict`, ...) with the library's exception as cause."""
+        if _is_google(method):
+            kwargs.setdefault("retry", self.retry)
+        try:
+            return method(*args, **kwargs)
+        except errors.LIBRARY_FAILURES as err:
+            raise errors.from_exception(err, self.retry_seconds) from err
+
+    def find(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | None:
+        """`call` for a read whose 404 means 'not there': None instead of `errors.NotFound`."""
+        try:
+            return self.call(method, *args, **kwargs)
+        except errors.NotFound:
+            return None
+
+    def wait(self, operation: Any, what: str, on_progress: operations.Progress | None = None) -> None:
+        """Wait for an operation a mutating call returned (see `operations.wait`)."""
+        operations.wait(self, operation, what, on_progress)
+
+    @property
+    def location(self) -> str:
+        return f"projects/{self.project}/locations/global"
+
+
+def _is_google(method: Callable[..., Any]) -> bool:
+    owner = getattr(method, "__self__", None)
+    return type(owner).__module__.startswith("google.")
+
+
+def _compute_clients(credentials: Credentials | None, options: ClientOptions | None) -> ComputeClients:
+    kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
+    ops = compute_v1.GlobalOperationsClient(**kw)
+
+    def make(cls: Callable[..., Any]) -> Any:
+        c = cls(**kw)
+        if options is not None:
+            # ExtendedOperation.result() builds its poller without client_options and would poll
+            # compute.googleapis.com; give it the operations client that points where we do.
+            c._transport._extended_operations_services["global_operations"] = ops
+        return c
+
+    return ComputeClients(
+        addresses=make(compute_v1.GlobalAddressesClient),
+        ssl_certificates=make(compute_v1.SslCertificatesClient),
+        ssl_policies=make(compute_v1.SslPoliciesClient),
+        url_maps=make(compute_v1.UrlMapsClient),
+        target_https_proxies=make(compute_v1.TargetHttpsProxiesClient),
+        target_http_proxies=make(compute_v1.TargetHttpProxiesClient),
+        forwarding_rules=make(compute_v1.GlobalForwardingRulesClient),
+        backend_services=make(compute_v1.BackendServicesClient),
+        health_checks=make(compute_v1.HealthChecksClient),
+        network_endpoint_groups=make(compute_v1.NetworkEndpointGroupsClient),
+        operations=ops,
+    )
+
+
+def _kube_retry(seconds: float) -> urllib3.Retry:
+    """The Kubernetes client gets the same policy as Google's: 429/5xx and dropped connections are
+    retried with backoff for about `seconds`, then the last answer is raised as usual."""
+    attempts = max(1, int(seconds / 2))
+    return urllib3.Retry(
+        total=attempts,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # every verb: plans are re-read, so a replayed write is caught as a conflict
+        backoff_factor=0.2,
+        backoff_max=4.0,
+        raise_on_status=False,
+    )
+
+
+class _KubeApiClient(kube.ApiClient):  # type: ignore[misc]
+    """The Kubernetes client's exceptions carry the status and body but not the request; note the
+    method and path on them here, where every Kubernetes call passes, so the kit's `ApiError` can
+    name the call as it does for Google's. (The request is sent in `call_api`; an error answer is
+    raised later, in `response_deserialize`.)"""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        call = (method, urlsplit(url).path)
+        try:
+            response = super().call_api(method, url, *args, **kwargs)
+        except (ApiException, urllib3.exceptions.HTTPError) as err:  # no answer: the connection failed
+            _note_call(err, call)
+            raise
+        response.kit_call = call
+        return response
+
+    def response_deserialize(self, response_data: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().response_deserialize(response_data, *args, **kwargs)
+        except ApiException as err:
+            _note_call(err, getattr(response_data, "kit_call", ("", "")))
+            raise
+
+
+def _note_call(err: BaseException, call: tuple[str, str]) -> None:
+    err.kit_method, err.kit_path = call  # type: ignore[attr-defined]
+
+
+def _kube_clients(kubeconfig: str | None, context: str | None, retry_seconds: float) -> KubeClients:
+    configuration = kube.Configuration()
+    kube_config.load_kube_config(
+        config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+    )
+    configuration.retries = _kube_retry(retry_seconds)
+    api = _KubeApiClient(configuration)
+    ctx = context or kube_config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
+    return KubeClients(api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), ctx)
+
+
+def sandbox_settings(params: Params) -> dict[str, Any]:
+    """The params' sandbox settings as `mtlskit.sandbox.process` takes them (one mapping for every
+    way the kit starts a sandbox)."""
+    return {
+        "projects": [params.project],
+        "operation_delay": params.sandbox.operation_delay_seconds,
+        "managed_cert_delay": params.sandbox.managed_cert_delay_seconds,
+        "data_plane_port": params.sandbox.data_plane_port,
+    }
+
+
+def build_clients(params: Params) -> Clients:
+    """Clients for the params' target; for the sandbox, start it first when nothing runs."""
+    if params.target == "sandbox":
+        from mtlskit.pki import certs
+        from mtlskit.sandbox import (
+            process,  # the kit only ever starts the sandbox, never imports its internals
+        )
+
+        certs.ensure_demo_pki_for(params)  # loading params writes nothing; first use does
+        info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
+        credentials: Credentials | None = AnonymousCredentials()
+        options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
+        kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
+        https_port = params.sandbox.data_plane_port
+        server_ca: str | None = str(params.state_dir / "dataplane" / "ca.pem")
+        log_client = cloud_logging.Client(
+            project=params.project,
+            credentials=credentials,
+            _use_grpc=False,
+            client_options={"api_endpoint": info.endpoint},
+        )
+    else:
+        credentials, options, endpoint = None, None, None
+        https_port, server_ca = 443, None
+        kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
+        log_client = cloud_logging.Client(project=params.project, _use_grpc=False)
+    kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
+    return Clients(
+        target=params.target,
+        project=params.project,
+        endpoint=endpoint,
+        compute=_compute_clients(credentials, options),
+        network_security=network_security_v1.NetworkSecurityClient(**kw),
+        certificate_manager=certificate_manager_v1.CertificateManagerClient(**kw),
+        logging=log_client,
+        kube=_kube_clients(kubeconfig, context, params.api_retry_seconds),
+        retry_seconds=params.api_retry_seconds,
+        https_port=https_port,
+        server_ca_file=server_ca,
+    )
+
+
+def storage_environment(params: Params) -> dict[str, str]:
+    """The variables that send Cloud Storage clients built elsewhere (gcsfs under papermill, a
+    `google-cloud-storage` client without options, `gcloud storage`) to the params' target: on the
+    sandbox `STORAGE_EMULATOR_HOST` and friends (`process.storage_variables`); nothing on Google
+    Cloud. gcsfs reads `GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT` when imported: set these before that."""
+    if params.target != "sandbox":
+        return {}
+    from mtlskit.sandbox import process
+
+    info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
+    return process.storage_variables(info)
+
+
+def storage_client(params: Params) -> cloud_storage.Client:
+    """A Cloud Storage client for the params' target: anonymous on the sandbox's endpoint, or
+    Application Default Credentials on Google Cloud."""
+    if params.target != "sandbox":
+        return cloud_storage.Client(project=params.project)
+    endpoint = storage_environment(params)["STORAGE_EMULATOR_HOST"]
+    return cloud_storage.Client(
+        project=params.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )

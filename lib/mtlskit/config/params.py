@@ -1,0 +1,741 @@
+"""One YAML file per environment, validated before anything talks to an API.
+
+A typo in a params file must never reach Google Cloud: unknown and duplicated keys are errors, names
+are checked against the rules the APIs will apply, certificate files must exist and pass the
+certificate lint's rules, and every problem is reported at once with the field path, the offending
+value and what is allowed. Loading calls nothing and writes nothing; relative paths are taken from
+the params file's own directory, as compose files and kustomizations do.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from mtlskit.config import paths
+from mtlskit.pki import certs, lint
+from mtlskit.rules import names
+from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
+
+DEFAULT_MTLS_HEADERS = [
+    "X-Client-Cert-Present:{client_cert_present}",
+    "X-Client-Cert-Chain-Verified:{client_cert_chain_verified}",
+    "X-Client-Cert-Error:{client_cert_error}",
+    "X-Client-Cert-Hash:{client_cert_sha256_fingerprint}",
+    "X-Client-Cert-Serial-Number:{client_cert_serial_number}",
+    "X-Client-Cert-SPIFFE:{client_cert_spiffe_id}",
+    "X-Client-Cert-URI-SANs:{client_cert_uri_sans}",
+    "X-Client-Cert-DNSName-SANs:{client_cert_dnsname_sans}",
+    "X-Client-Cert-Valid-Not-Before:{client_cert_valid_not_before}",
+    "X-Client-Cert-Valid-Not-After:{client_cert_valid_not_after}",
+    "X-Client-Cert-Issuer-Dn:{client_cert_issuer_dn}",
+    "X-Client-Cert-Subject-Dn:{client_cert_subject_dn}",
+    "X-Client-Cert-Leaf:{client_cert_leaf}",
+    "X-Client-Cert-Chain:{client_cert_chain}",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _by(rule: names.NameRule) -> Any:
+    """A field validator applying one of the API name rules (stated once in `mtlskit.rules.names`)."""
+
+    def check(value: str) -> str:
+        problem = rule.problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return check
+
+
+_google_name = _by(names.GOOGLE_RESOURCE)
+_dns_label = _by(names.KUBERNETES_LABEL)
+_dns_subdomain = _by(names.KUBERNETES_SUBDOMAIN)
+
+
+class SandboxSettings(_Strict):
+    state_dir: str = ".sandbox"
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    data_plane_port: int = Field(8443, ge=1024, le=65535)
+    operation_delay_seconds: float = Field(0.2, ge=0, le=30)
+    managed_cert_delay_seconds: float = Field(1.0, ge=0, le=600)
+    demo_pki: bool = Field(True, description="generate the demo PKI into the state directory on first use")
+
+
+class KubernetesSettings(_Strict):
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str = "default"
+    service: str = "web"
+    service_port: int = Field(80, ge=1, le=65535)
+    target_port: int = Field(8080, ge=1, le=65535)
+    app_label: str = "web"
+    backend_config: str = "web-backendconfig"
+    ingress: str = "web-anchor"
+
+    _ns = field_validator("namespace", "service")(_dns_label)
+    _sub = field_validator("backend_config", "ingress")(_dns_subdomain)
+
+    _label = field_validator("app_label")(_by(names.KUBERNETES_LABEL_VALUE))
+
+
+class FrontendSettings(_Strict):
+    address: str = "mtls-ip"
+    certificate: str = "mtls-cert"
+    domains: list[str] = Field(default_factory=lambda: ["api.example.com"], min_length=1, max_length=100)
+    ssl_policy: str = "mtls-ssl"
+    ssl_profile: Literal["COMPATIBLE", "MODERN", "RESTRICTED", "FIPS_202205"] = "MODERN"
+    min_tls_version: Literal["TLS_1_0", "TLS_1_1", "TLS_1_2", "TLS_1_3"] = "TLS_1_2"
+    url_map: str = "mtls-urlmap"
+    target_proxy: str = "mtls-proxy"
+    forwarding_rule: str = "mtls-fr"
+    # The GKE Ingress controller (class gce) builds a classic load balancer whose backend service is
+    # EXTERNAL, and Compute refuses a forwarding rule of another scheme: EXTERNAL is the only value.
+    load_balancing_scheme: Literal["EXTERNAL"] = "EXTERNAL"
+
+    @field_validator("load_balancing_scheme", mode="before")
+    @classmethod
+    def _scheme(cls, v: Any) -> Any:
+        if v != "EXTERNAL":
+            managed = (
+                " (the newer global external Application Load Balancer)" if v == "EXTERNAL_MANAGED" else ""
+            )
+            raise ValueError(
+                f"must be EXTERNAL, not {v!r}{managed}: a GKE Ingress (class gce) always builds a classic "
+                "load balancer whose backend service is EXTERNAL, and Compute refuses a forwarding rule of "
+                "another scheme; set frontend.load_balancing_scheme: EXTERNAL"
+            )
+        return v
+
+    _names = field_validator(
+        "address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule"
+    )(_google_name)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if not names.DOMAIN_NAME.matches(d)]
+        if bad:
+            raise ValueError(f"not a fully qualified domain name: {', '.join(map(repr, bad))}")
+        if len(set(v)) != len(v):
+            raise ValueError("domains must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _tls13(self) -> FrontendSettings:
+        if self.min_tls_version == "TLS_1_3" and self.ssl_profile != "RESTRICTED":
+            raise ValueError("min_tls_version TLS_1_3 needs ssl_profile RESTRICTED")
+        if self.ssl_profile == "FIPS_202205" and self.min_tls_version != "TLS_1_2":
+            raise ValueError("ssl_profile FIPS_202205 needs min_tls_version TLS_1_2")
+        return self
+
+
+class MtlsSettings(_Strict):
+    trust_config: str = "mtls-trust"
+    server_tls_policy: str = "mtls-policy"
+    validation_mode: Literal["REJECT_INVALID", "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"] = "REJECT_INVALID"
+    trust_anchors: list[str] = Field(default_factory=list, max_length=200)
+    intermediates: list[str] = Field(default_factory=list, max_length=100)
+    allowlisted: list[str] = Field(default_factory=list)
+    custom_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_MTLS_HEADERS), max_length=16)
+
+    _tc = field_validator("trust_config")(_by(names.TRUST_CONFIG_ID))
+    _stp = field_validator("server_tls_policy")(_by(names.SERVER_TLS_POLICY_ID))
+
+    @field_validator("custom_headers")
+    @classmethod
+    def _headers(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        problems = []
+        for h in v:
+            name, sep, _ = h.partition(":")
+            low = name.lower()
+            refused = names.header_problem(name)
+            if not sep:
+                problems.append(f"{h!r} is not 'Name:value'")
+            elif refused:
+                problems.append(refused)
+            elif low in seen:
+                problems.append(f"{name!r} appears twice")
+            seen.add(low)
+        if sum(len(h) for h in v) > 8192:
+            problems.append("custom headers exceed 8 KB in total")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @model_validator(mode="after")
+    def _trust(self) -> MtlsSettings:
+        if self.validation_mode == "REJECT_INVALID" and not (self.trust_anchors or self.allowlisted):
+            raise ValueError("REJECT_INVALID needs at least one trust anchor or allowlisted certificate")
+        return self
+
+
+# Case names the probe uses for its own two cases.
+RESERVED_PROBE_CASES = ("probe certificate", "no certificate")
+
+
+class ProbeCase(_Strict):
+    """A client certificate 50_verify presents, and what the load balancer should make of it."""
+
+    name: str = Field(min_length=1, max_length=63)
+    cert: str = Field(description="leaf first, then the issuers the client sends (TLS order)")
+    key: str = Field(description="read by path only; never shown in any output")
+    expect: str = Field("ok", description='"ok" or the documented client_cert_* statusDetails')
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: str) -> str:
+        if v != "ok" and v not in DOCUMENTED_OUTCOMES:
+            raise ValueError(
+                "must be 'ok' or one of the documented client_cert_* statusDetails: "
+                + ", ".join(DOCUMENTED_OUTCOMES)
+            )
+        return v
+
+
+class ProbeSettings(_Strict):
+    client_cert: str | None = None
+    client_key: str | None = None
+    extra_client_certs: list[str] = Field(default_factory=list)
+    cases: list[ProbeCase] = Field(default_factory=list, max_length=50)
+    demo_cases: bool = Field(
+        True,
+        description="also probe every demo PKI certificate, when the trust config is built from the demo PKI",
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="bound on every connect and request")
+
+    @field_validator("cases")
+    @classmethod
+    def _unique(cls, v: list[ProbeCase]) -> list[ProbeCase]:
+        names = [c.name for c in v]
+        clashes = sorted({n for n in names if names.count(n) > 1 or n in RESERVED_PROBE_CASES})
+        if clashes:
+            raise ValueError(
+                f"case names must be unique and not {' or '.join(map(repr, RESERVED_PROBE_CASES))}: "
+                f"{', '.join(map(repr, clashes))}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> ProbeSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together: give both or neither")
+        return self
+
+
+class LoggingSettings(_Strict):
+    enable: bool = True
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    lookback_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+
+
+FileRole = Literal[
+    "trust anchor",
+    "intermediate",
+    "allowlisted",
+    "client",
+    "client key",
+    "probe case",
+    "probe case key",
+    "kubeconfig",
+]
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """A file the params name: where (the field path), which file, and what it is for."""
+
+    field: str
+    path: Path
+    role: FileRole
+
+
+class Params(_Strict):
+    """A validated environment. Paths inside it are already absolute."""
+
+    target: Literal["sandbox", "gcp"]
+    project: str
+    stack: str = Field("mtlskit", description="ownership marker written into what the kit creates")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    frontend: FrontendSettings = Field(default_factory=FrontendSettings)
+    mtls: MtlsSettings  # required: the trust settings are the point of the kit, no default fits
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    expiry_horizon_days: int = Field(30, ge=1, le=3650)
+    api_retry_seconds: float = Field(
+        90.0, gt=0, le=3600, description="how long each API call retries 429/5xx answers before giving up"
+    )
+    apply: bool = False
+    confirm_project: str | None = None
+
+    _project = field_validator("project")(_by(names.PROJECT))
+    _stack = field_validator("stack")(_google_name)
+
+    @model_validator(mode="after")
+    def _target_rules(self) -> Params:
+        if self.target == "gcp" and self.apply and self.confirm_project != self.project:
+            raise ValueError(
+                f"apply against target gcp needs confirm_project equal to the project id ({self.project!r})"
+            )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return paths.resolve(self.sandbox.state_dir)
+
+    def files(self) -> list[ParamsFile]:
+        """Every file the params name, trust material first (the lint judges client chains against it)."""
+        m, p = self.mtls, self.probe
+        out = [
+            ParamsFile(f"mtls.trust_anchors[{i}]", Path(f), "trust anchor")
+            for i, f in enumerate(m.trust_anchors)
+        ]
+        out += [
+            ParamsFile(f"mtls.intermediates[{i}]", Path(f), "intermediate")
+            for i, f in enumerate(m.intermediates)
+        ]
+        out += [
+            ParamsFile(f"mtls.allowlisted[{i}]", Path(f), "allowlisted") for i, f in enumerate(m.allowlisted)
+        ]
+        if p.client_cert and p.client_key:
+            out.append(ParamsFile("probe.client_cert", Path(p.client_cert), "client"))
+            out.append(ParamsFile("probe.client_key", Path(p.client_key), "client key"))
+        out += [
+            ParamsFile(f"probe.extra_client_certs[{i}]", Path(f), "client")
+            for i, f in enumerate(p.extra_client_certs)
+        ]
+        for i, case in enumerate(p.cases):
+            out.append(ParamsFile(f"probe.cases[{i}].cert", Path(case.cert), "probe case"))
+            out.append(ParamsFile(f"probe.cases[{i}].key", Path(case.key), "probe case key"))
+        if self.kubernetes.kubeconfig:
+            out.append(ParamsFile("kubernetes.kubeconfig", Path(self.kubernetes.kubeconfig), "kubeconfig"))
+        return out
+
+    def generated_on_first_use(self, path: Path) -> bool:
+        """True for a demo PKI file that does not exist yet: the kit writes it when it first works with
+        the sandbox (never while loading params), so its absence is not a mistake."""
+        directory = certs.demo_pki_dir(self)
+        return (
+            directory is not None
+            and path.parent == directory
+            and path.name in certs.demo_pki_files()
+            and not path.exists()
+        )
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        shown = f" (got {self.value})" if self.value is not None else ""
+        return f"{self.field}: {self.message}{shown}"
+
+
+class ParamsError(ValueError):
+    """All problems of one params file, so the user can fix them in one go."""
+
+    def __init__(self, source: str, problems: list[FieldProblem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in params:\n{lines}")
+
+
+@dataclass(frozen=True)
+class ResolvedPath:
+    """One path of validated params, absolute, with what the kit knows about it (for check-params)."""
+
+    field: str
+    path: Path | None
+    state: str
+
+
+# ---- reading YAML ---------------------------------------------------------------------------------
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys: plain YAML keeps the last of two `frontend:` blocks
+    and silently drops the first, so a run would build a second frontend under default names."""
+
+    def duplicate_keys(self, node: yaml.Node, where: str = "") -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                field = f"{where}.{key}" if where else key
+                if key in first_line:
+                    problems.append(
+                        FieldProblem(
+                            field,
+                            f"key {key!r} appears twice, at line {first_line[key]} and line {line}; "
+                            "YAML would keep only the second and drop the first silently: merge them",
+                        )
+                    )
+                else:
+                    first_line[key] = line
+                problems += self.duplicate_keys(value_node, field)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                problems += self.duplicate_keys(item, f"{where}[{i}]")
+        return problems
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, list[FieldProblem]]:
+    """The document and its duplicate keys (reported with every other problem, not alone)."""
+    loader = _ParamsLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        duplicates = loader.duplicate_keys(node)  # before construction, which flattens merge keys
+        return loader.construct_document(node), duplicates
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if problem else ""
+        raise ParamsError(source, [FieldProblem("(file)", f"not valid YAML{where}{why}")]) from None
+    finally:
+        loader.dispose()
+
+
+# ---- validation errors in the kit's words ----------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in YAML's terms, for messages about the wrong type."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return repr(value)
+
+
+def _count(n: Any, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
+MAPPING = "must be a mapping (a YAML block of keys)"
+# pydantic's error types that a params file can trigger, each said as the kit would say it.
+_MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "missing": lambda c: "required key is missing (params/example-gcp.yaml lists every key)",
+    "extra_forbidden": lambda c: "unknown key (check the spelling; params/example-gcp.yaml lists every key)",
+    "model_type": lambda c: MAPPING,
+    "model_attributes_type": lambda c: MAPPING,
+    "dict_type": lambda c: MAPPING,
+    "list_type": lambda c: "must be a list (a YAML sequence: [a, b] or lines starting with '- ')",
+    "string_type": lambda c: "must be text (a string; quote it in YAML if it looks like a number)",
+    "int_type": lambda c: "must be a whole number",
+    "int_parsing": lambda c: "must be a whole number",
+    "int_from_float": lambda c: "must be a whole number (no fraction)",
+    "float_type": lambda c: "must be a number",
+    "float_parsing": lambda c: "must be a number",
+    "bool_type": lambda c: "must be true or false",
+    "bool_parsing": lambda c: "must be true or false",
+    "literal_error": lambda c: f"must be one of {c.get('expected', '')}",
+    "too_short": lambda c: f"must list at least {_count(c.get('min_length'), 'item')}",
+    "too_long": lambda c: f"must list at most {_count(c.get('max_length'), 'item')}",
+    "string_too_short": lambda c: f"must be at least {_count(c.get('min_length'), 'character')}",
+    "string_too_long": lambda c: f"must be at most {_count(c.get('max_length'), 'character')}",
+    "greater_than": lambda c: f"must be more than {c.get('gt')}",
+    "greater_than_equal": lambda c: f"must be at least {c.get('ge')}",
+    "less_than": lambda c: f"must be less than {c.get('lt')}",
+    "less_than_equal": lambda c: f"must be at most {c.get('le')}",
+    "finite_number": lambda c: "must be a finite number",
+}
+# Errors about the value's type: the value is described ("a list of 2") rather than quoted.
+_TYPE_ERRORS = {
+    "model_type",
+    "model_attributes_type",
+    "dict_type",
+    "list_type",
+    "string_type",
+    "int_type",
+    "float_type",
+    "bool_type",
+}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _problem(e: ErrorDetails) -> FieldProblem:
+    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    kind = e["type"]
+    ctx = dict(e.get("ctx") or {})
+    if kind in _MESSAGES:
+        msg = _MESSAGES[kind](ctx)
+    else:  # our own validators (value_error, assertion_error) already speak the kit's words
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind in ("missing", "extra_forbidden"):
+        value = None
+    elif kind in _TYPE_ERRORS or isinstance(e.get("input"), dict | list):
+        value = _kind(e.get("input"))
+    else:
+        value = _show(e.get("input"))
+    return FieldProblem(_field_path(loc), msg, value)
+
+
+def _problems_from(err: ValidationError) -> list[FieldProblem]:
+    return [_problem(e) for e in err.errors(include_url=False)]
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+
+
+# Replaces the default params file wherever the default is named (no path, or the notebooks'
+# `params/sandbox.yaml`): JupyterLab then runs the committed notebooks against another environment
+# (a test's own sandbox, a training copy) without editing their parameters cell.
+PARAMS_ENV = "MTLSKIT_PARAMS"
+
+
+def sandbox_default(state_dir: str | Path) -> dict[str, Any]:
+    """The committed sandbox params (`params/sandbox.yaml`) as a mapping, moved to another state
+    directory: `sandbox.state_dir` and every certificate path under the old one (the demo PKI) now
+    point into `state_dir`. A second sandbox of its own (a test, a benchmark, a training seat) then
+    starts from exactly what a new user runs, with nothing shared with the repository's `.sandbox/`."""
+    source = paths.default_params_file()
+    data = yaml.safe_load(source.read_text())
+    old = paths.resolve(data["sandbox"]["state_dir"], source.parent)
+    new = Path(state_dir).resolve()
+
+    def moved(value: str) -> str:
+        path = paths.resolve(value, source.parent)
+        return str(new / path.relative_to(old)) if path.is_relative_to(old) else value
+
+    data["sandbox"]["state_dir"] = str(new)
+    mtls, probe = data.get("mtls", {}), data.get("probe", {})
+    for key in ("trust_anchors", "intermediates", "allowlisted"):
+        mtls[key] = [moved(v) for v in mtls.get(key) or []]
+    for key in ("client_cert", "client_key"):
+        if probe.get(key):
+            probe[key] = moved(probe[key])
+    return data
+
+
+FRONTEND_NAMES = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
+
+
+def another_stack(data: dict[str, Any], key: str, stack: str | None = None) -> dict[str, Any]:
+    """A copy of a params mapping in which every resource the kit or Kubernetes names carries `key`,
+    so a second environment lives beside the first in one project, cluster and sandbox (a fleet
+    verified together, a training group) without either planning the other's resources away."""
+    out = copy.deepcopy(data)
+    out["stack"] = stack or f"{out.get('stack', 'mtlskit')}-{key}"
+    out.setdefault("kubernetes", {}).update(
+        service=f"web-{key}", app_label=f"web-{key}", backend_config=f"{key}-bc", ingress=f"{key}-anchor"
+    )
+    frontend = out.setdefault("frontend", {})
+    frontend.update({part: f"{key}-{part.replace('_', '-')}" for part in FRONTEND_NAMES})
+    frontend["domains"] = (
+        [f"{key}.mtlskit.test"] if out.get("target") == "sandbox" else frontend.get("domains")
+    )
+    out.setdefault("mtls", {}).update(trust_config=f"{key}-trust", server_tls_policy=f"{key}-policy")
+    return out
+
+
+def params_file(path: str | Path | None = None) -> Path:
+    """The params file `load` reads: `path` as typed (a relative path from the current directory, as a
+    shell user means it, else from the repository root, as the notebooks' default names it) or the
+    sandbox default, which `MTLSKIT_PARAMS` replaces when set."""
+    default = paths.default_params_file()
+    chosen = default
+    if path:
+        here = paths.resolve(path, Path.cwd())
+        chosen = here if here.is_file() else paths.resolve(path)
+    override = _override()
+    return override if override and chosen == default else chosen
+
+
+def _override() -> Path | None:
+    given = os.environ.get(PARAMS_ENV, "").strip()
+    return paths.resolve(given, Path.cwd()) if given else None
+
+
+def parse(data: Any, source: str = "<params>", base: Path | None = None) -> Params:
+    """Validate a params mapping; relative paths resolve from `base` (default: the repository root)."""
+    return _validate(data, source, base, [])
+
+
+def load(path: str | Path | None = None) -> Params:
+    """Read and validate a params file. Calls nothing and writes nothing; relative paths inside the
+    file are taken from the file's own directory."""
+    file = params_file(path)
+    source = str(file)
+    if not file.is_file():
+        if file == _override():
+            named = f"{PARAMS_ENV}={os.environ[PARAMS_ENV]}, which replaces the default params file"
+            problem = f"not found ({named}: fix or unset it)"
+            raise ParamsError(source, [FieldProblem("(params file)", problem)])
+        # the current directory first, then the repository root: the order load looks in
+        tried = list(
+            dict.fromkeys([str(paths.resolve(path, Path.cwd())), str(file)] if path else [str(file)])
+        )
+        raise ParamsError(
+            source, [FieldProblem("(params file)", f"not found (looked for {' and '.join(tried)})")]
+        )
+    try:
+        text = file.read_text()
+    except UnicodeDecodeError:
+        raise ParamsError(source, [FieldProblem("(file)", "not a text file (params are YAML)")]) from None
+    data, duplicates = _read_yaml(text, source)
+    return _validate(data, source, file.parent, duplicates)
+
+
+def _validate(data: Any, source: str, base: Path | None, problems: list[FieldProblem]) -> Params:
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else _kind(data)
+        problems = [*problems, FieldProblem("(top level)", f"{MAPPING}, starting with 'target:'", got)]
+        raise ParamsError(source, problems)
+    try:
+        params = Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(source, problems + _problems_from(err)) from None
+    params = _absolutise(params, base)
+    problems = problems + _file_problems(params)
+    if problems:
+        raise ParamsError(source, problems)
+    return params
+
+
+def _absolutise(params: Params, base: Path | None) -> Params:
+    def fix(p: str | None) -> str | None:
+        return None if p is None else str(paths.resolve(p, base))
+
+    mtls = params.mtls.model_copy(
+        update={
+            "trust_anchors": [fix(p) for p in params.mtls.trust_anchors],
+            "intermediates": [fix(p) for p in params.mtls.intermediates],
+            "allowlisted": [fix(p) for p in params.mtls.allowlisted],
+        }
+    )
+    probe = params.probe.model_copy(
+        update={
+            "client_cert": fix(params.probe.client_cert),
+            "client_key": fix(params.probe.client_key),
+            "extra_client_certs": [fix(p) for p in params.probe.extra_client_certs],
+            "cases": [
+                c.model_copy(update={"cert": fix(c.cert), "key": fix(c.key)}) for c in params.probe.cases
+            ],
+        }
+    )
+    # A state_dir written in the file is relative to the file; the default is the kit's own
+    # `.sandbox` at the repository root, wherever the params file lives.
+    given = "state_dir" in params.sandbox.model_fields_set
+    state_dir = paths.resolve(params.sandbox.state_dir, base if given else None)
+    sandbox = params.sandbox.model_copy(update={"state_dir": str(state_dir)})
+    kube = params.kubernetes.model_copy(update={"kubeconfig": fix(params.kubernetes.kubeconfig)})
+    return params.model_copy(update={"mtls": mtls, "probe": probe, "sandbox": sandbox, "kubernetes": kube})
+
+
+_MISSING = {
+    "trust anchor": "certificate file not found",
+    "intermediate": "certificate file not found",
+    "allowlisted": "certificate file not found",
+    "client": "certificate file not found",
+    "probe case": "certificate file not found",
+    "client key": "key file not found",
+    "probe case key": "key file not found",
+    "kubeconfig": "kubeconfig file not found",
+}
+
+
+def _file_problems(params: Params) -> list[FieldProblem]:
+    """Missing files, and the certificate lint's errors with the field that names the file.
+
+    Demo PKI files not generated yet are skipped (the kit writes them on first use). A client chain's
+    verdict is reported only when nothing else is wrong: an unreadable or expired trust anchor would
+    otherwise show up a second time as the probe certificate failing validation.
+    """
+    problems: list[FieldProblem] = []
+    present: list[ParamsFile] = []
+    pending = False
+    for ref in params.files():
+        if ref.path.is_file():
+            present.append(ref)
+        elif params.generated_on_first_use(ref.path):
+            pending = True
+        else:
+            problems.append(FieldProblem(ref.field, f"{_MISSING[ref.role]}: {ref.path}"))
+    by_field = {ref.field: ref for ref in present}
+    for ref in present:
+        if ref.role in ("client key", "probe case key"):
+            cert_field = (
+                "probe.client_cert" if ref.role == "client key" else ref.field.removesuffix(".key") + ".cert"
+            )
+            cert = by_field.get(cert_field)
+            why = lint.unreadable_key(ref.path, cert.path if cert else None)
+            if why:
+                problems.append(FieldProblem(ref.field, f"{why} ({ref.path})"))
+    findings = lint.lint_files(
+        [r for r in present if r.role in lint.CERTIFICATE_ROLES], params.expiry_horizon_days
+    )
+    errors = [f for f in findings if f.severity == "error"]
+    own = [f for f in errors if f.rule != "chain"]
+    chains = [f for f in errors if f.rule == "chain"] if not (problems or own or pending) else []
+    for f in own + chains:
+        where = by_field[f.field].path if f.field in by_field else None
+        outcome = f"; the load balancer would log {f.outcome}" if f.outcome else ""
+        fix = f"; fix: {f.fix}" if f.fix else ""
+        file = f" ({where})" if where else ""
+        problems.append(FieldProblem(f.field, f"{f.rule}: {f.detail}{outcome}{fix}{file}"))
+    return problems
+
+
+def resolved_paths(params: Params) -> list[ResolvedPath]:
+    """The absolute paths the params name and their state, for `mtlskit check-params` to print."""
+    out: list[ResolvedPath] = []
+    if params.target == "sandbox":
+        state = "exists" if params.state_dir.is_dir() else "created when the sandbox starts"
+        out.append(ResolvedPath("sandbox.state_dir", params.state_dir, state))
+    for ref in params.files():
+        if ref.path.is_file():
+            state = "found"
+        elif params.generated_on_first_use(ref.path):
+            state = "demo PKI: generated on first use"
+        else:
+            state = "missing"
+        out.append(ResolvedPath(ref.field, ref.path, state))
+    if not params.kubernetes.kubeconfig:
+        default = (
+            "the sandbox writes its own" if params.target == "sandbox" else "$KUBECONFIG or ~/.kube/config"
+        )
+        out.append(ResolvedPath("kubernetes.kubeconfig", None, f"not set: {default}"))
+    return out

@@ -1,0 +1,370 @@
+"""Test PKI for the sandbox and for training.
+
+The load balancer rejects client certificates for reasons that are easy to miss (an issuer with a
+serverAuth-only EKU, an RSA-1024 key, a SHA-1 signature...). The demo PKI holds one valid chain and
+one certificate for each of those mistakes, so every rule can be seen failing on purpose.
+Private keys are written with mode 0600 and never returned as text by any function here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from mtlskit.config.params import Params
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+MANIFEST = "manifest.json"
+PKI_VERSION = 1
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: PrivateKey
+    chain: tuple[x509.Certificate, ...] = ()  # issuers served along with the certificate
+
+
+@dataclass
+class CertSpec:
+    """What a demo certificate is for, and what the load balancer should say about it."""
+
+    name: str
+    purpose: str
+    expected: str  # the statusDetails / client_cert_* outcome under REJECT_INVALID
+    chain: list[str] = field(default_factory=list)  # names of issuers to send along (TLS order)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def new_key(kind: str = "ec256") -> PrivateKey:
+    if kind == "ec256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ec384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "ec521":
+        return ec.generate_private_key(ec.SECP521R1())
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key kind {kind!r}")
+
+
+def issue(
+    common_name: str,
+    *,
+    issuer: Issued | None = None,
+    key: PrivateKey | None = None,
+    ca: bool = False,
+    eku: list[x509.ObjectIdentifier] | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    hash_alg: hashes.HashAlgorithm | None = None,
+    dns_names: list[str] | None = None,
+    uris: list[str] | None = None,
+    path_length: int | None = None,
+) -> Issued:
+    """Issue one certificate. `issuer=None` makes it self-signed."""
+    key = key or new_key()
+    now = _now()
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mtlskit demo"),
+        ]
+    )
+    signer_key = issuer.key if issuer else key
+    issuer_name = issuer.cert.subject if issuer else subject
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(hours=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    # Issuers sign certificates; leaves sign handshakes (and RSA leaves may encipher keys).
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    builder = builder.add_extension(usage, critical=True)
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
+        )
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names or []]
+    sans += [x509.UniformResourceIdentifier(u) for u in uris or []]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    alg = None if isinstance(signer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    cert = builder.sign(signer_key, alg)
+    if isinstance(hash_alg, hashes.SHA1):
+        cert = _resign_sha1(cert, signer_key)
+    return Issued(cert, key)
+
+
+def _resign_sha1(cert: x509.Certificate, signer_key: PrivateKey) -> x509.Certificate:
+    """cryptography refuses to sign with SHA-1, rightly; the demo needs one such certificate to show the
+    load balancer refusing it, so pyOpenSSL re-signs that single certificate."""
+    import warnings
+
+    from OpenSSL import crypto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        legacy = crypto.X509.from_cryptography(cert)
+        legacy.sign(crypto.PKey.from_cryptography_key(signer_key), "sha1")
+        return legacy.to_cryptography()
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def write_issued(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path = directory / f"{name}.pem"
+    key_path = directory / f"{name}.key"
+    cert_path.write_text(pem(issued.cert))
+    key_bytes = issued.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+    return cert_path, key_path
+
+
+CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
+SERVER_AUTH = [ExtendedKeyUsageOID.SERVER_AUTH]
+
+
+def demo_pki_specs() -> list[CertSpec]:
+    return [
+        CertSpec("client", "valid leaf: root -> intermediate -> leaf", "ok", ["intermediate"]),
+        CertSpec(
+            "client-no-chain",
+            "valid leaf sent without its intermediate (intermediate is in the trust config)",
+            "ok",
+        ),
+        CertSpec(
+            "untrusted-client",
+            "leaf from a CA that is not a trust anchor",
+            "client_cert_validation_failed",
+            ["untrusted-root"],
+        ),
+        CertSpec(
+            "expired-client",
+            "leaf whose notAfter has passed",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "not-yet-valid-client",
+            "leaf whose notBefore is in the future",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "no-clientauth-client",
+            "leaf whose EKU is serverAuth only",
+            "client_cert_chain_invalid_eku",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "serverauth-issuer-client",
+            "valid leaf under an issuer whose EKU is serverAuth only",
+            "client_cert_chain_invalid_eku",
+            ["serverauth-intermediate"],
+        ),
+        CertSpec(
+            "ca-leaf-client",
+            "leaf with basicConstraints CA=true",
+            "client_cert_validation_failed",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "rsa1024-client",
+            "leaf with an RSA-1024 key",
+            "client_cert_invalid_rsa_key_size",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "p521-client",
+            "leaf with a P-521 key",
+            "client_cert_unsupported_elliptic_curve_key",
+            ["intermediate"],
+        ),
+        CertSpec(
+            "ed25519-client",
+            "leaf with an Ed25519 key",
+            "client_cert_unsupported_key_algorithm",
+            ["intermediate"],
+        ),
+        CertSpec("sha1-client", "leaf signed with SHA-1", "client_cert_validation_failed", ["intermediate"]),
+        CertSpec("selfsigned-client", "self-signed leaf, not allowlisted", "client_cert_validation_failed"),
+        CertSpec("allowlisted-client", "self-signed leaf that the trust config allowlists", "ok"),
+        CertSpec(
+            "allowlisted-expired-client", "expired self-signed leaf that the trust config allowlists", "ok"
+        ),
+        CertSpec(
+            "deep-client",
+            "leaf under a chain of 11 intermediates (deeper than 10)",
+            "client_cert_validation_search_limit_exceeded",
+            [f"deep-{i}" for i in range(10, -1, -1)],
+        ),
+    ]
+
+
+# The issuers of the demo PKI; every other certificate in it is a `demo_pki_specs()` case.
+DEMO_ISSUERS = (
+    "root",
+    "intermediate",
+    "untrusted-root",
+    "serverauth-intermediate",
+    *(f"deep-{i}" for i in range(11)),
+)
+
+
+def demo_pki_files() -> frozenset[str]:
+    """The file names `generate_demo_pki` writes (certificates, keys and the manifest), so params
+    pointing at one of them can be accepted before the PKI exists."""
+    stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
+    return frozenset({MANIFEST, *(f"{n}.pem" for n in stems), *(f"{n}.key" for n in stems)})
+
+
+def demo_pki_dir(params: Params) -> Path | None:
+    """Where the kit generates the demo PKI for these params, or None when it generates none.
+
+    Only the sandbox target with `sandbox.demo_pki: true` gets one, under its own state directory.
+    """
+    if params.target != "sandbox" or not params.sandbox.demo_pki:
+        return None
+    return params.state_dir / "pki"
+
+
+def ensure_demo_pki_for(params: Params) -> dict[str, object] | None:
+    """Generate the demo PKI the params point into, when the kit starts working with the sandbox.
+
+    Loading params never writes anything (`mtlskit check-params` promises that), so the private keys
+    are written here, on first real use, and reused afterwards.
+    """
+    directory = demo_pki_dir(params)
+    return None if directory is None else ensure_demo_pki(directory)
+
+
+def ensure_demo_pki(directory: Path) -> dict[str, object]:
+    """Create the demo PKI once; later calls reuse it, so fingerprints stay stable across runs."""
+    manifest_path = directory / MANIFEST
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("version") == PKI_VERSION and all(
+            (directory / f"{n}.pem").is_file() for n in manifest.get("certificates", {})
+        ):
+            return manifest
+    return generate_demo_pki(directory)
+
+
+def generate_demo_pki(directory: Path) -> dict[str, object]:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    now = _now()
+    out: dict[str, Issued] = {}
+    root = out["root"] = issue("mtlskit demo root CA", ca=True, eku=CLIENT_AUTH)
+    inter = out["intermediate"] = issue("mtlskit demo intermediate CA", issuer=root, ca=True, eku=CLIENT_AUTH)
+    out["untrusted-root"] = issue("mtlskit untrusted root CA", ca=True, eku=CLIENT_AUTH)
+    out["serverauth-intermediate"] = issue(
+        "mtlskit serverAuth-only intermediate", issuer=root, ca=True, eku=SERVER_AUTH
+    )
+    out["client"] = issue(
+        "client.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        dns_names=["client.mtlskit.test"],
+        uris=["spiffe://mtlskit.test/ns/default/sa/client"],
+    )
+    out["client-no-chain"] = issue("client-no-chain.mtlskit.test", issuer=inter, eku=CLIENT_AUTH)
+    out["untrusted-client"] = issue("untrusted.mtlskit.test", issuer=out["untrusted-root"], eku=CLIENT_AUTH)
+    out["expired-client"] = issue(
+        "expired.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        not_before=now - dt.timedelta(days=60),
+        not_after=now - dt.timedelta(days=1),
+    )
+    out["not-yet-valid-client"] = issue(
+        "future.mtlskit.test",
+        issuer=inter,
+        eku=CLIENT_AUTH,
+        not_before=now + dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=90),
+    )
+    out["no-clientauth-client"] = issue("serveronly.mtlskit.test", issuer=inter, eku=SERVER_AUTH)
+    out["serverauth-issuer-client"] = issue(
+        "badissuer.mtlskit.test", issuer=out["serverauth-intermediate"], eku=CLIENT_AUTH
+    )
+    out["ca-leaf-client"] = issue("caleaf.mtlskit.test", issuer=inter, ca=True, eku=CLIENT_AUTH)
+    out["rsa1024-client"] = issue(
+        "rsa1024.mtlskit.test", issuer=inter, key=new_key("rsa1024"), eku=CLIENT_AUTH
+    )
+    out["p521-client"] = issue("p521.mtlskit.test", issuer=inter, key=new_key("ec521"), eku=CLIENT_AUTH)
+    out["ed25519-client"] = issue(
+        "ed25519.mtlskit.test", issuer=inter, key=new_key("ed25519"), eku=CLIENT_AUTH
+    )
+    out["sha1-client"] = issue("sha1.mtlskit.test", issuer=inter, eku=CLIENT_AUTH, hash_alg=hashes.SHA1())
+    out["selfsigned-client"] = issue("selfsigned.mtlskit.test", eku=CLIENT_AUTH)
+    out["allowlisted-client"] = issue("allowlisted.mtlskit.test", eku=CLIENT_AUTH)
+    out["allowlisted-expired-client"] = issue(
+        "allowlisted-expired.mtlskit.test",
+        eku=CLIENT_AUTH,
+        not_before=now - dt.timedelta(days=60),
+        not_after=now - dt.timedelta(days=1),
+    )
+    parent = root
+    for i in range(11):
+        parent = out[f"deep-{i}"] = issue(
+            f"mtlskit deep intermediate {i}", issuer=parent, ca=True, eku=CLIENT_AUTH
+        )
+    out["deep-client"] = issue("deep.mtlskit.test", issuer=parent, eku=CLIENT_AUTH)
+
+    for name, issued in out.items():
+        write_issued(directory, name, issued)
+    specs = {
+        s.name: {"purpose": s.purpose, "expected": s.expected, "chain": s.chain} for s in demo_pki_specs()
+    }
+    manifest: dict[str, object] = {
+        "version": PKI_VERSION,
+        "created": now.isoformat(),
+        "trust_anchors": ["root"],
+        "intermediates": ["intermediate", "serverauth-intermediate"] + [f"deep-{i}" for i in range(11)],
+        "allowlisted": ["allowlisted-client", "allowlisted-expired-client"],
+        "certificates": {n: specs.get(n, {"purpose": "CA", "expected": "", "chain": []}) for n in out},
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest

@@ -1,0 +1,414 @@
+"""Headless runs: execute notebooks in order with papermill, collect every notebook's checks from the
+executed notebook itself, and decide the run's exit code.
+
+Only this module starts kernels, so a notebook's own kernel never pays for importing papermill or the
+kernel machinery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum, default
+
+from mtlskit.config import paths
+from mtlskit.core.bars import HEADLESS_ENV
+from mtlskit.core.checks import MIME, Check
+from mtlskit.runner.report import EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+
+BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
+VERIFY = ["50_verify", "60_logs", "70_drift"]
+TEARDOWN = "90_teardown"
+
+
+NotebookStatus = Literal["ok", "failed", "crashed", "skipped"]
+# A failed check ends the notebook with this exception (`mtlskit.runner.step.StepFailed`, raised by
+# Step.finish); anything else is a crash.
+CHECK_FAILURE = "StepFailed"
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: NotebookStatus
+    seconds: float = 0.0
+    checks: list[Check] = field(default_factory=list)
+    error: str = ""
+    cell: int | None = None  # execution count (In [n]) of the failing cell in the executed notebook
+    path: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "checks": len(self.checks),
+            "failed_checks": sum(1 for c in self.checks if c.status == "fail"),
+            "error": self.error,
+            "cell": self.cell,
+            "executed_notebook": self.path,
+        }
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    params_file: str
+    apply: bool
+    started: str
+    notebooks: list[NotebookResult] = field(default_factory=list)
+    report: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {n.status for n in self.notebooks}
+        if "crashed" in statuses:
+            return EXIT_CRASHED
+        if "failed" in statuses or any(c.status == "fail" for n in self.notebooks for c in n.checks):
+            return EXIT_CHECK_FAILED
+        return EXIT_OK
+
+    def check_rows(self) -> list[dict[str, str]]:
+        return [
+            {
+                "notebook": n.notebook,
+                "check": c.name,
+                "status": c.status,
+                "evidence": c.evidence,
+                "fix": c.fix,
+            }
+            for n in self.notebooks
+            for c in n.checks
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "params_file": self.params_file,
+            "apply": self.apply,
+            "started": self.started,
+            "exit_code": self.exit_code,
+            "notebooks": [n.summary() for n in self.notebooks],
+            "checks": self.check_rows(),
+        }
+
+    def write_summary(self) -> Path:
+        path = self.out_dir / "summary.json"
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return path
+
+
+class _IpcKernelManager(AsyncKernelManager):
+    """Kernels talk over Unix sockets in a private directory, not over TCP on localhost: no other
+    local user can reach them, and the kernel has no plain-TCP warning to print into every run."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    @default("ip")
+    def _private_socket_prefix(self) -> str:
+        return str(Path(tempfile.mkdtemp(prefix="mtlskit-kernel-")) / "kernel")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart)
+        if not restart:  # a restarted kernel binds its sockets in the same directory again
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+
+def notebook_path(name: str) -> Path:
+    """A runbook step by name (`50_verify`), or any notebook by its path (a team's own extra step)."""
+    if name.endswith(".ipynb"):
+        return paths.resolve(name, Path.cwd())
+    return paths.repo_root() / "notebooks" / f"{name}.ipynb"
+
+
+def notebook_name(name: str) -> str:
+    return Path(name).stem
+
+
+def published_checks(notebook: Path) -> list[Check]:
+    """The checks a notebook published (`mtlskit.runner.step.publish`), read back from its executed copy."""
+    nb = json.loads(notebook.read_text())  # papermill wrote it valid; no second schema validation
+    found: list[Check] = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            rows = output.get("data", {}).get(MIME)
+            if rows:
+                found += [Check.from_row(r) for r in rows]
+    return found
+
+
+def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir or paths.repo_root() / "runs" / f"{stamp}-{params_path.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# What every notebook imports first (the step harness, tables and checks behind it); a kernel loads
+# it while it starts.
+PRELOAD = ["mtlskit.runbook"]
+RESET_TAG = "mtlskit-reset"
+# The first cell of every notebook that runs in a kernel an earlier notebook used: variables go,
+# imported modules stay, and In [n] starts again at 1. It is removed from the executed notebook.
+RESET_SOURCE = "%reset -f\nget_ipython().execution_count = 0"
+
+
+class SharedKernel:
+    """One kernel for a whole run, its namespace cleared before each notebook.
+
+    Starting a kernel and importing the Google and Kubernetes clients costs seconds per notebook and
+    is the same work every time; modules stay imported, variables do not leak from one notebook to
+    the next. A kernel that died is replaced before the next notebook. (Each notebook also runs alone
+    in a kernel of its own under nbval, so none can depend on another's leftovers.)
+    """
+
+    def __init__(self, cwd: Path | None = None):
+        self.cwd = cwd or paths.repo_root() / "notebooks"
+        self.km: _IpcKernelManager | None = None
+        self.used = False
+
+    def start(self) -> SharedKernel:
+        """Start the kernel now, importing the kit inside it while the caller does other work (the
+        command line validates params meanwhile); the first notebook then finds it ready."""
+        from jupyter_core.utils import run_sync
+
+        self.km = _IpcKernelManager(kernel_name="python3")
+        preload = [f"--IPKernelApp.exec_lines=__import__({m!r})" for m in PRELOAD]  # binds no name
+        # No input history: a headless run never recalls it, and restarting In [n] at 1 for each
+        # notebook would collide with the lines already stored ("Session/line number was not unique").
+        arguments = [*preload, "--HistoryManager.enabled=False"]
+        # Text progress lines, not widgets: nobody renders them, and widget state would stay in the
+        # executed notebooks the report copies.
+        env = {**os.environ, HEADLESS_ENV: "1"}
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=arguments, env=env)
+        self.used = False
+        return self
+
+    def ready(self) -> tuple[_IpcKernelManager, bool]:
+        """The kernel, and whether an earlier notebook used it (so the namespace needs clearing)."""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and not run_sync(self.km.is_alive)():
+            self.close()
+        if self.km is None:
+            self.start()
+        assert self.km is not None
+        used, self.used = self.used, True
+        return self.km, used
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None:
+            run_sync(self.km.shutdown_kernel)(now=True)  # nothing to flush: outputs are written
+            self.km = None
+
+
+def _with_reset(src: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_code_cell(RESET_SOURCE, metadata={"tags": [RESET_TAG]})
+    nb.cells.insert(0, cell)
+    return nb
+
+
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
+)
+KEY_CHECK = "no private key in outputs"
+
+
+def _scrub_private_keys(dst: Path) -> Check:
+    """The last line of defence: key material that reached an output is cut out of the executed
+    notebook before anyone reads it (and before the report copies it), and the run fails loudly."""
+    text = dst.read_text()
+    cleaned, found = PRIVATE_KEY_BLOCK.subn("[private key removed by mtlskit]", text)
+    if not found:
+        return Check(KEY_CHECK, "pass", "no private key material in the executed notebook")
+    dst.write_text(cleaned)
+    return Check(
+        KEY_CHECK,
+        "fail",
+        f"{found} private key block(s) appeared in the outputs and were removed from {dst.name}",
+        "find the cell that printed a key file and show its path instead; rotate the key if the "
+        "notebook was shared before this run",
+    )
+
+
+def _drop_reset(dst: Path) -> None:
+    nb = json.loads(dst.read_text())
+    nb["cells"] = [c for c in nb["cells"] if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+class _Deadline:
+    """Kills the kernel when a notebook outlives its time. A dead kernel is the one stop that works
+    whatever the cell is doing (a blocking socket read ignores an interrupt); papermill then ends the
+    notebook, and the next one gets a fresh kernel."""
+
+    def __init__(self, km: _IpcKernelManager, seconds: float | None):
+        self.seconds, self.expired = seconds, False
+        self._km = km
+        self._timer = threading.Timer(seconds, self._kill) if seconds else None
+        if self._timer:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _kill(self) -> None:
+        self.expired = True
+        provisioner = self._km.provisioner
+        pgid = getattr(provisioner, "pgid", None)
+        try:  # the kernel runs in a session of its own: its group holds whatever a cell started
+            if pgid:
+                os.killpg(pgid, signal.SIGKILL)
+            elif provisioner is not None and getattr(provisioner, "process", None) is not None:
+                provisioner.process.kill()  # type: ignore[attr-defined]
+        except ProcessLookupError:
+            pass
+
+    def cancel(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+
+# A kernel that has not answered by then is broken, not busy (it starts in seconds, even on a loaded
+# machine); the per-notebook timeout counts from its first answer.
+KERNEL_START_SECONDS = 120.0
+
+
+def _wait_until_answering(km: _IpcKernelManager, seconds: float) -> None:
+    from jupyter_core.utils import run_sync
+
+    client = km.client()
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=seconds)
+    finally:
+        client.stop_channels()
+
+
+def _execute_one(
+    src: Path,
+    dst: Path,
+    parameters: dict[str, Any],
+    kernel: SharedKernel,
+    timeout: float | None = None,
+) -> NotebookResult:
+    import papermill as pm
+
+    name = src.stem
+    started = time.monotonic()
+    km, used = kernel.ready()
+    deadline = _Deadline(km, None)
+    try:
+        # the clock starts when the kernel answers: a fresh kernel's imports are not the notebook's
+        if timeout:
+            _wait_until_answering(km, KERNEL_START_SECONDS)
+            deadline = _Deadline(km, timeout)
+        pm.execute_notebook(
+            _with_reset(src) if used else str(src),
+            str(dst),
+            parameters=parameters,
+            kernel_name="python3",
+            km=km,
+            cwd=str(src.parent),
+            progress_bar=False,
+            # written once when done (also on failure), not after every cell: a run reads it only then
+            request_save_on_cell_execute=False,
+        )
+        result = NotebookResult(name, "ok")
+    except pm.PapermillExecutionError as err:
+        status: NotebookStatus = "failed" if err.ename == CHECK_FAILURE else "crashed"
+        result = NotebookResult(name, status, error=f"{err.ename}: {err.evalue}", cell=err.exec_count)
+    except RuntimeError as err:  # the kernel died or never started: the next notebook gets a new one
+        result = NotebookResult(name, "crashed", error=f"{type(err).__name__}: {err}")
+    finally:
+        deadline.cancel()
+    # A timer that fires between papermill's return and the cancel kills a kernel whose notebook had
+    # finished: the notebook stands as it ended, and the next one gets a fresh kernel (`ready`).
+    if deadline.expired and result.status != "ok":
+        result.status, result.error = "crashed", f"timed out after {timeout:g} s"
+    result.seconds = time.monotonic() - started
+    result.path = str(dst)
+    if dst.is_file():
+        if used:
+            _drop_reset(dst)
+        key_check = _scrub_private_keys(dst)
+        result.checks = published_checks(dst)
+        if key_check.status == "fail":
+            result.checks.append(key_check)
+            result.status = "failed" if result.status == "ok" else result.status
+    return result
+
+
+def run_notebooks(
+    params_file: str | None,
+    names: list[str],
+    apply: bool,
+    out_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[str, NotebookResult | None], None] | None = None,
+    report: bool = True,
+    kernel: SharedKernel | None = None,
+    timeout: float | None = None,
+) -> RunResult:
+    """Execute notebooks in order; outputs land in runs/<timestamp>-<env>/ with summary.json and report.html.
+
+    A failed or crashed notebook is still written (papermill saves it with the error), so the on-call
+    engineer can open it at the failing cell. A build step that fails stops the run, because later
+    steps build on it; verification steps change nothing, so each one runs whatever the one before
+    found. A notebook that runs longer than `timeout` seconds is stopped and counts as crashed.
+    """
+    from mtlskit.config.params import params_file as locate_params
+
+    params_path = locate_params(params_file)
+    out = _out_dir(params_path, out_dir)
+    run = RunResult(out, str(params_path), apply, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    parameters = {"params_file": str(params_path), "apply": apply, **(extra or {})}
+    kernel = kernel or SharedKernel()
+    try:
+        _run_in_order(run, names, parameters, kernel, progress, timeout)
+    finally:
+        kernel.close()  # an interrupted run leaves no kernel behind
+    if report:
+        from mtlskit.runner import report as report_mod
+
+        run.report = report_mod.write_report(run)
+    return run
+
+
+def _run_in_order(
+    run: RunResult,
+    names: list[str],
+    parameters: dict[str, Any],
+    kernel: SharedKernel,
+    progress: Callable[[str, NotebookResult | None], None] | None,
+    timeout: float | None = None,
+) -> None:
+    stopped = ""
+    for given in names:
+        name = notebook_name(given)
+        if stopped and (stopped not in VERIFY or name not in VERIFY):
+            result = NotebookResult(name, "skipped", error=f"not run: {stopped} did not pass")
+        else:
+            if progress:
+                progress(name, None)
+            dst = run.out_dir / f"{name}.ipynb"
+            result = _execute_one(notebook_path(given), dst, parameters, kernel, timeout)
+            stopped = stopped or ("" if result.status == "ok" else name)
+        run.notebooks.append(result)
+        if progress:
+            progress(name, result)
+        run.write_summary()

@@ -1,0 +1,44 @@
+"""Long waits a reader watches: a progress bar around the library's own wait.
+
+The library's waits take a progress callback and know nothing of bars; this module is the one place
+that draws them for a notebook, through `bars.bar` (a widget in JupyterLab, a text line headless).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mtlskit.build import frontend, k8s
+from mtlskit.core.bars import bar
+
+if TYPE_CHECKING:
+    from mtlskit.runner.step import Step
+
+# On GKE the controller needs minutes (NEGs, health checks) before it names the backend service.
+INGRESS_TIMEOUT_SECONDS = 900.0
+
+
+def wait_for_backends(step: Step, timeout: float = INGRESS_TIMEOUT_SECONDS) -> dict[str, str]:
+    """The controller's backends annotation on the anchor Ingress, with the seconds waited so far."""
+    if step.need(k8s.read_anchor) is None:
+        return {}
+    with bar("waiting for the GKE Ingress controller", unit="s") as shown:
+
+        def progress(elapsed: float) -> None:
+            shown.set_postfix(elapsed=f"{elapsed:.0f}s")
+
+        return dict(step.need(k8s.wait_for_backends, timeout, progress) or {})
+
+
+def wait_for_certificate(step: Step, timeout: float | None = None) -> str:
+    """The managed certificate's status after waiting out PROVISIONING (bounded): the data plane serves
+    no certificate before ACTIVE, so probing earlier would only measure the wait."""
+    timeout = frontend.certificate_timeout(step.params) if timeout is None else timeout
+    name = step.params.frontend.certificate
+    with bar(f"waiting for managed certificate {name}", unit="s") as shown:
+
+        def progress(status: str, elapsed: float) -> None:
+            shown.set_postfix({"status": status, "elapsed": f"{elapsed:.0f}s"})  # in this order
+
+        status: str = step.call(frontend.wait_for_certificate, timeout, progress)
+    return status

@@ -1,0 +1,88 @@
+"""Every table a runbook notebook shows, as a pandas DataFrame.
+
+The library returns data (checks, plans, findings, resources with `rows()`); this module is where
+that data becomes what the reader sees, so column names and orders are chosen once and every notebook
+shows the same kind of result the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mtlskit.build import frontend, k8s, plan
+from mtlskit.core.checks import Check
+from mtlskit.core.errors import NotFound
+
+if TYPE_CHECKING:
+    from mtlskit.runner.step import Step
+
+CHECK_COLUMNS = ["name", "status", "evidence", "fix"]
+FINDING_COLUMNS = ["severity", "role", "file", "rule", "outcome", "detail", "fix"]
+EVENT_COLUMNS = ["time", "type", "reason", "message"]
+
+
+def checks_frame(checks: list[Check]) -> pd.DataFrame:
+    """One row per check, in the order the step decided them."""
+    return pd.DataFrame([c.row() for c in checks], columns=CHECK_COLUMNS)
+
+
+def findings_frame(findings: list[Any]) -> pd.DataFrame:
+    """The certificate lint's findings, severity first so a failing rule is read before its detail."""
+    return pd.DataFrame([f.row() for f in findings], columns=FINDING_COLUMNS)
+
+
+def skipped_frame(reason: str | None) -> pd.DataFrame:
+    """What a cell shows instead of its result when an earlier step is missing."""
+    return pd.DataFrame([{"skipped": reason or "prerequisite missing (see the checks below)"}])
+
+
+def rows_frame(obj: Any) -> pd.DataFrame:
+    """A resource the library described (anything with `rows()`), or why it could not be read."""
+    if obj is None:
+        return skipped_frame(None)
+    return pd.DataFrame(obj.rows())
+
+
+def backends_frame(backends: dict[str, str]) -> pd.DataFrame:
+    """The backend services the controller named on the anchor Ingress, with their health."""
+    if not backends:
+        return skipped_frame(None)
+    return pd.DataFrame([{"backend service": k, "health": v} for k, v in backends.items()])
+
+
+def recent_entries(frame: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The last `n` request-log rows, blanks for what an entry does not carry (a refused handshake has
+    no URL or backend), and a caption-worthy index: the row's position in the whole pull."""
+    recent = frame.tail(n).astype(object)  # typed columns (booleans) cannot hold a blank
+    return recent.where(recent.notna(), "").rename_axis(f"entry (last {min(n, len(frame))} of {len(frame)})")
+
+
+def plan_frame(changes: list[plan.Change], after: list[plan.Change] | None = None) -> pd.DataFrame:
+    """A plan with its equivalent commands. `after` is the re-plan once applied: each row then says
+    what is left of it ("no change" when the apply did its job, "gone" for a deleted resource)."""
+    if not changes:
+        return pd.DataFrame([{"plan": "nothing to change: no resource of this step needs a call"}])
+    frame = pd.DataFrame(plan.table(changes))
+    if after is None:
+        return frame.assign(applied="no (apply=False)")
+    now = {(c.kind, c.name): c.action for c in after}
+    return frame.assign(
+        applied="yes", **{"after apply": [now.get((c.kind, c.name), "gone") for c in changes]}
+    )
+
+
+def events_frame(step: Step) -> pd.DataFrame:
+    """The controller's events for the anchor Ingress (what `kubectl describe ingress` lists)."""
+    return pd.DataFrame(k8s.ingress_events(step.clients, step.params), columns=EVENT_COLUMNS)
+
+
+def dns_frame(step: Step) -> pd.DataFrame:
+    """The A records the domains need and the managed certificate's status, which turns ACTIVE only
+    once those records point at the address."""
+    try:
+        status = frontend.frontend_status(step.clients, step.params)
+    except NotFound:
+        return skipped_frame("the frontend is not built yet (40_frontend with apply=True)")
+    return pd.DataFrame(status.dns_records()).assign(certificate=status.certificate_status)

@@ -1,0 +1,63 @@
+"""Sending the demo PKI's certificates to the frontend and reading what came of each: the probe's own
+requests (real TLS, `mtlskit.verify.probe`) and the load balancer's log entry for each (`mtlskit.verify.logs`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from mtlskit.teach.labs.lab import Lab
+from mtlskit.verify import logs, probe
+from mtlskit.verify.probe import Case, ProbeResult
+
+NO_CERTIFICATE = probe.NO_CERTIFICATE
+DEMO = "demo/"
+# How far before the first probe the log read starts: the sandbox's clock and ours are the same, the
+# margin only covers rounding.
+LOG_MARGIN = dt.timedelta(seconds=5)
+# A refused connection's entry has no URL and is matched by time. The sandbox writes each entry as the
+# connection closes, with this machine's clock, so the window can be much tighter than on Google Cloud
+# (`logs.MATCH_SKEW_SECONDS`): other connections a moment earlier are not taken for the lab's.
+SANDBOX_SKEW_SECONDS = 0.25
+
+
+def cases(lab: Lab, names: list[str]) -> list[Case]:
+    """The named cases: `no certificate`, or a demo PKI certificate by its short name (`client`,
+    `expired-client`, ...), with the chain each sends."""
+    demo = {c.name.removeprefix(DEMO): c for c in probe.demo_cases(lab.params)}
+    out = []
+    for name in names:
+        if name == NO_CERTIFICATE:
+            out.append(Case(NO_CERTIFICATE, "client_cert_not_provided", source="(none sent)"))
+        elif name in demo:
+            out.append(demo[name])
+        else:
+            raise KeyError(
+                f"no case {name!r}: the labs send the demo PKI's certificates, and the params' trust config "
+                "must hold the demo root (params/sandbox.yaml does)"
+            )
+    return out
+
+
+def send(lab: Lab, chosen: list[Case]) -> list[ProbeResult]:
+    """One real request per case, one after another (refused ones are matched to their log entry by time)."""
+    target = lab.seen.get("frontend") or lab.step.call(probe.locate_frontend)
+    names = probe.mtls_header_names(lab.params)
+    with tempfile.TemporaryDirectory(prefix="mtlskit-lab-") as work:
+        return [probe.probe(target, case, names, Path(work)) for case in chosen]
+
+
+def logged(lab: Lab, sent: list[ProbeResult]) -> pd.DataFrame:
+    """Each request's log entry: what the load balancer wrote in statusDetails."""
+    if not sent:
+        return logs.match_probes([], logs.entries_frame([]))
+    since = logs.parse_time(sent[0].sent_at) - LOG_MARGIN
+    entries = lab.step.call(logs.fetch_entries, since)
+    return logs.match_probes(sent, logs.entries_frame(entries), SANDBOX_SKEW_SECONDS)
+
+
+def short(case: str) -> str:
+    return case.removeprefix(DEMO)

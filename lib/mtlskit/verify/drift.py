@@ -1,0 +1,925 @@
+"""Drift: is the split load balancer still wired the way the runbook built it?
+
+Two owners share one load balancer. Kubernetes (the GKE Ingress controller) owns the backend service
+and keeps it only while the anchor Ingress names it; the kit owns everything in front of it. Neither
+side sees the other's changes: delete the anchor and GKE stops syncing (or garbage-collects) the
+backend service under a URL map that still points at it; change the Service's port and the
+controller makes a *new* backend service while the URL map keeps the old one; detach the server TLS
+policy and the load balancer silently stops asking for client certificates. These checks find each
+of those before users do, and say which notebook (or command) puts it right.
+
+Every resource is read once, by name (never by listing a collection), into a `DriftState`; the checks
+are computed from that state without asking again. One verification of an environment costs about
+eleven API calls, however many other resources the project holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from google.cloud import certificate_manager_v1 as cm
+from google.cloud import compute_v1
+from google.cloud import network_security_v1 as ns
+
+from mtlskit.build import backend, frontend, k8s, trust
+from mtlskit.build.backend import BackendService
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
+from mtlskit.core.checks import Check, Status
+
+# Check names: stable, because summaries, reports and alerts key on them.
+ANCHOR = "anchor Ingress names the backend service"
+ANCHOR_CLOSED = "anchor exposes no frontend"
+URL_MAP = "URL map points at today's backend service"
+BACKEND_CONFIG = "BackendConfig intent on the backend service"
+WIRING = "forwarding rule -> proxy -> URL map"
+TLS_POLICY = "server TLS policy attached"
+TRUST = "trust config holds the params' certificates"
+EXPIRY = "certificates far from expiry"
+MANAGED_CERT = "managed certificate ACTIVE for every domain"
+DNS = "DNS A records point at the address"
+
+DNS_TIMEOUT_SECONDS = 10.0
+# Roles of the trust config, each with the params field that names its certificate files.
+TRUST_ROLES = (
+    ("trust anchor", "mtls.trust_anchors"),
+    ("intermediate", "mtls.intermediates"),
+    ("allowlisted", "mtls.allowlisted"),
+)
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the system resolver answered for one domain (IPv4 only: the kit reserves an IPv4 address)."""
+
+    domain: str
+    addresses: tuple[str, ...] = ()
+    error: str = ""  # why nothing came back: no such name, a resolver timeout, ...
+
+
+Resolver = Callable[[str], Resolution]
+
+
+def system_resolver(domain: str) -> Resolution:
+    """The answer clients get: the machine's own resolver, not a query to one authoritative server."""
+    try:
+        infos = socket.getaddrinfo(domain, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return Resolution(domain, (), err.strerror or str(err))
+    return Resolution(domain, tuple(sorted({str(info[4][0]) for info in infos})))
+
+
+def resolve_all(
+    domains: list[str], resolver: Resolver, timeout: float = DNS_TIMEOUT_SECONDS
+) -> list[Resolution]:
+    """Resolve in parallel with one overall deadline: a hung resolver must not stall a scheduled run."""
+    if not domains:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(8, len(domains)))
+    futures = [pool.submit(resolver, d) for d in domains]
+    out = []
+    try:
+        for domain, future in zip(domains, futures, strict=True):
+            try:
+                out.append(future.result(timeout=timeout))
+            except FutureTimeout:
+                out.append(Resolution(domain, (), f"resolver gave no answer within {timeout:.0f}s"))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return out
+
+
+@dataclass
+class DriftState:
+    """Everything the drift checks look at, read once. A resource that does not exist is None."""
+
+    anchor: dict[str, Any] | None
+    backend_config: dict[str, Any] | None
+    named_backends: list[BackendService]  # the ones the anchor's backends annotation names
+    missing_backends: list[str]  # named on the anchor but absent from Compute
+    url_map: compute_v1.UrlMap | None
+    url_map_backend: BackendService | None  # what the URL map's default service is today
+    proxy: compute_v1.TargetHttpsProxy | None
+    forwarding_rule: compute_v1.ForwardingRule | None
+    ssl_policy: compute_v1.SslPolicy | None
+    certificate: compute_v1.SslCertificate | None
+    address: compute_v1.Address | None
+    policy: ns.ServerTlsPolicy | None
+    trust_config: cm.TrustConfig | None
+    dns: list[Resolution] = field(default_factory=list)
+    # The BackendConfig is read only when the backend service disagrees with the params: it then says
+    # which side moved. When the backend service agrees, it is not needed and costs no call.
+    backend_config_read: bool = True
+    anchor_answering: list[str] = field(default_factory=list)  # ip:port where the anchor's own IPs answer
+    read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    names: dict[str, str] = field(default_factory=dict)  # kind -> the name looked up, found or not
+
+    def ours(self, params: Params) -> BackendService | None:
+        """The backend service the anchor names today for the params' Service and port."""
+        return self.ours_among(self.named_backends, params)
+
+    @staticmethod
+    def ours_among(named: list[BackendService], params: Params) -> BackendService | None:
+        wanted = _wanted(params)
+        return next((b for b in named if (b.service, b.service_port) == wanted), None)
+
+    def rows(self) -> list[dict[str, str]]:
+        """What was read, one row per resource, for the notebook's first table."""
+        pol, tc, um, fr, p = self.policy, self.trust_config, self.url_map, self.forwarding_rule, self.proxy
+        sp, cert, addr = self.ssl_policy, self.certificate, self.address
+        url_map_only = [b for b in [self.url_map_backend] if b is not None and b not in self.named_backends]
+        entries: list[tuple[str, str, bool, str]] = [
+            (
+                "Ingress (anchor)",
+                self.names["Ingress"],
+                self.anchor is not None,
+                ", ".join(k8s.backends_of(self.anchor)),
+            ),
+            (
+                "BackendConfig",
+                self.names["BackendConfig"],
+                self.backend_config is not None or not self.backend_config_read,
+                _intent_of(self.backend_config)
+                if self.backend_config_read
+                else "not read: the backend service is as the params ask",
+            ),
+            *(
+                ("BackendService", b.name, True, f"{b.service}:{b.service_port} {b.health}")
+                for b in self.named_backends
+            ),
+            *(
+                ("BackendService", n, False, "named on the anchor, missing in Compute")
+                for n in self.missing_backends
+            ),
+            (
+                "UrlMap",
+                self.names["UrlMap"],
+                um is not None,
+                f"default -> {_tail(um.default_service)}" if um else "",
+            ),
+            *(
+                ("BackendService", b.name, True, f"{b.service}:{b.service_port} (the URL map's target)")
+                for b in url_map_only
+            ),
+            (
+                "TargetHttpsProxy",
+                self.names["TargetHttpsProxy"],
+                p is not None,
+                f"serverTlsPolicy={_tail(p.server_tls_policy)}" if p else "",
+            ),
+            (
+                "ForwardingRule",
+                self.names["ForwardingRule"],
+                fr is not None,
+                f"{fr.I_p_address}:{fr.port_range} -> {_tail(fr.target)}" if fr else "",
+            ),
+            (
+                "SslPolicy",
+                self.names["SslPolicy"],
+                sp is not None,
+                f"{sp.profile} {sp.min_tls_version}" if sp else "",
+            ),
+            (
+                "SslCertificate",
+                self.names["SslCertificate"],
+                cert is not None,
+                cert.managed.status if cert else "",
+            ),
+            ("Address", self.names["Address"], addr is not None, addr.address if addr else ""),
+            (
+                "ServerTlsPolicy",
+                self.names["ServerTlsPolicy"],
+                pol is not None,
+                pol.mtls_policy.client_validation_mode.name if pol else "",
+            ),
+            (
+                "TrustConfig",
+                self.names["TrustConfig"],
+                tc is not None,
+                _role_counts(trust_config_certificates(tc)) if tc else "",
+            ),
+        ]
+        return [
+            {"resource": kind, "name": name, "found": "yes" if found else "NO", "detail": detail}
+            for kind, name, found, detail in entries
+        ]
+
+
+def read_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> DriftState:
+    """Read each resource the checks need once, by name. Missing resources become None; other API
+    errors (after the clients' retries) propagate, so a broken API is not mistaken for drift."""
+    anchor = k8s.read(clients, "Ingress", params)
+    named, missing = _named_backends(clients, anchor)
+    ours = DriftState.ours_among(named, params)
+    bc_needed = ours is None or bool(
+        _intent_differences(params, ours.log_enable, ours.log_sample_rate, ours.custom_request_headers)
+    )
+    names = frontend.resource_names(params)
+    url_map = frontend.KINDS["UrlMap"].get(clients, names["UrlMap"])
+    url_map_backend = None
+    if url_map is not None and url_map.default_service:
+        target = url_map.default_service.rsplit("/", 1)[-1]
+        url_map_backend = next((b for b in named if b.name == target), None) or _get_backend(clients, target)
+    return DriftState(
+        anchor=anchor,
+        backend_config=k8s.read(clients, "BackendConfig", params) if bc_needed else None,
+        backend_config_read=bc_needed,
+        anchor_answering=_answering(k8s.anchor_exposure(anchor)[1] if anchor else [], clients.https_port),
+        named_backends=named,
+        missing_backends=missing,
+        url_map=url_map,
+        url_map_backend=url_map_backend,
+        proxy=frontend.KINDS["TargetHttpsProxy"].get(clients, names["TargetHttpsProxy"]),
+        forwarding_rule=frontend.KINDS["ForwardingRule"].get(clients, names["ForwardingRule"]),
+        ssl_policy=frontend.KINDS["SslPolicy"].get(clients, names["SslPolicy"]),
+        certificate=frontend.KINDS["SslCertificate"].get(clients, names["SslCertificate"]),
+        address=frontend.KINDS["Address"].get(clients, names["Address"]),
+        policy=trust.SERVER_TLS_POLICY.get(clients, trust.policy_name(clients, params)),
+        trust_config=trust.TRUST_CONFIG.get(clients, trust.trust_config_name(clients, params)),
+        dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
+        names=looked_up(params),
+    )
+
+
+def looked_up(params: Params) -> dict[str, str]:
+    """The name of every resource the drift checks read, by kind."""
+    k, m = params.kubernetes, params.mtls
+    return {
+        "Ingress": f"{k.namespace}/{k.ingress}",
+        "BackendConfig": f"{k.namespace}/{k.backend_config}",
+        **frontend.resource_names(params),
+        "ServerTlsPolicy": m.server_tls_policy,
+        "TrustConfig": m.trust_config,
+    }
+
+
+def _answering(ips: list[str], https_port: int, timeout: float = 3.0) -> list[str]:
+    """Which of the anchor's own addresses accept a TCP connection on 80, 443 or the HTTPS port."""
+    found = []
+    for ip in ips:
+        for port in sorted({80, 443, https_port}):
+            try:
+                with socket.create_connection((ip, port), timeout=timeout):
+                    found.append(f"{ip}:{port}")
+            except OSError:
+                pass
+    return found
+
+
+def _named_backends(
+    clients: Clients, anchor: dict[str, Any] | None
+) -> tuple[list[BackendService], list[str]]:
+    named, missing = [], []
+    for name, health in k8s.backends_of(anchor).items():
+        bs = _get_backend(clients, name, health)
+        if bs is None:
+            missing.append(name)
+        else:
+            named.append(bs)
+    return named, missing
+
+
+def _get_backend(clients: Clients, name: str, health: str = "") -> BackendService | None:
+    bs = clients.find(clients.compute.backend_services.get, project=clients.project, backend_service=name)
+    return None if bs is None else backend.describe(bs, health)
+
+
+# ---- small helpers --------------------------------------------------------------------------------------
+
+
+def _wanted(params: Params) -> tuple[str, str]:
+    k = params.kubernetes
+    return f"{k.namespace}/{k.service}", str(k.service_port)
+
+
+def _relative(link: str) -> str:
+    """Compute, Network Security and the proxy each spell references differently (full URL,
+    `//service/projects/...`, `projects/...`); compare what follows `projects/`."""
+    if not link:
+        return ""
+    return "projects/" + link.split("projects/", 1)[1] if "projects/" in link else link
+
+
+def _tail(link: str) -> str:
+    return link.rsplit("/", 1)[-1] if link else "(none)"
+
+
+def _intent_of(backend_config: dict[str, Any] | None) -> str:
+    if backend_config is None:
+        return ""
+    spec = backend_config.get("spec") or {}
+    logging = spec.get("logging") or {}
+    headers = (spec.get("customRequestHeaders") or {}).get("headers") or []
+    return f"logging enable={logging.get('enable')} sampleRate={logging.get('sampleRate')}, {len(headers)} headers"
+
+
+def _bs_label(bs: BackendService) -> str:
+    return f"{bs.name} ({bs.service}:{bs.service_port})" if bs.service else bs.name
+
+
+# ---- certificates ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateEntry:
+    """One certificate, from a params file or from the trust config as the API returns it."""
+
+    role: str
+    source: str  # the params field and file ("mtls.trust_anchors[0] root.pem") or "trust config"
+    subject: str
+    sha256: str
+    not_after: dt.datetime | None
+
+    def days_left(self, now: dt.datetime) -> int | None:
+        return None if self.not_after is None else (self.not_after - now).days
+
+
+def _parse(pem: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return []
+
+
+def _entries(role: str, source: str, pem: bytes) -> list[CertificateEntry]:
+    certs = _parse(pem)
+    if not certs:
+        return [CertificateEntry(role, source, "(not a PEM certificate)", "", None)]
+    return [
+        CertificateEntry(
+            role,
+            source,
+            c.subject.rfc4514_string(),
+            c.fingerprint(hashes.SHA256()).hex(),
+            c.not_valid_after_utc,
+        )
+        for c in certs
+    ]
+
+
+def params_certificates(params: Params) -> list[CertificateEntry]:
+    """Every certificate the params name for the trust config, and the probe's client certificate."""
+    out: list[CertificateEntry] = []
+    groups = [
+        *((role, fld, getattr(params.mtls, fld.split(".")[1])) for role, fld in TRUST_ROLES),
+        ("client", "probe.client_cert", [params.probe.client_cert] if params.probe.client_cert else []),
+    ]
+    for role, fld, files in groups:
+        for i, f in enumerate(files):
+            where = f"{fld}[{i}]" if fld.startswith("mtls.") else fld
+            try:
+                pem = Path(f).read_bytes()
+            except OSError as err:
+                out.append(
+                    CertificateEntry(
+                        role, f"{where} {Path(f).name}", f"(unreadable: {err.strerror})", "", None
+                    )
+                )
+                continue
+            out += _entries(role, f"{where} {Path(f).name}", pem)
+    return out
+
+
+def trust_config_certificates(tc: cm.TrustConfig) -> list[CertificateEntry]:
+    out: list[CertificateEntry] = []
+    for store in tc.trust_stores:
+        for a in store.trust_anchors:
+            out += _entries("trust anchor", "trust config", a.pem_certificate.encode())
+        for c in store.intermediate_cas:
+            out += _entries("intermediate", "trust config", c.pem_certificate.encode())
+    for c in tc.allowlisted_certificates:
+        out += _entries("allowlisted", "trust config", c.pem_certificate.encode())
+    return out
+
+
+def _role_counts(entries: list[CertificateEntry]) -> str:
+    return ", ".join(f"{sum(1 for e in entries if e.role == r)} {r}" for r, _ in TRUST_ROLES)
+
+
+def certificates_frame(params: Params, state: DriftState) -> pd.DataFrame:
+    """Params' certificates and the trust config's, side by side by fingerprint, with days left."""
+    mine = params_certificates(params)
+    theirs = trust_config_certificates(state.trust_config) if state.trust_config else []
+    in_tc = {(e.role, e.sha256) for e in theirs}
+    in_params = {(e.role, e.sha256) for e in mine}
+    rows = []
+    for e in [*mine, *(t for t in theirs if (t.role, t.sha256) not in in_params)]:
+        days = e.days_left(state.read_at)
+        rows.append(
+            {
+                "role": e.role,
+                "source": e.source,
+                "subject": e.subject,
+                "sha256": e.sha256[:16],
+                "not after": f"{e.not_after:%Y-%m-%d}" if e.not_after else "",
+                "days left": days,
+                "in params": "yes" if (e.role, e.sha256) in in_params else "NO",
+                "in trust config": ("yes" if (e.role, e.sha256) in in_tc else "NO")
+                if e.role != "client"
+                else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def dns_frame(params: Params, state: DriftState) -> pd.DataFrame:
+    ip = state.address.address if state.address else ""
+    status = dict(state.certificate.managed.domain_status) if state.certificate else {}
+    return pd.DataFrame(
+        [
+            {
+                "domain": r.domain,
+                "A record wanted": ip,
+                "resolves to": ", ".join(r.addresses) or f"(nothing: {r.error})",
+                "certificate domain status": status.get(r.domain, ""),
+            }
+            for r in state.dns
+        ]
+    )
+
+
+# ---- the checks ----------------------------------------------------------------------------------------
+
+
+def drift_checks(
+    clients: Clients, params: Params, resolver: Resolver | None = None, now: dt.datetime | None = None
+) -> list[Check]:
+    """Read once, then judge: the whole verification of one environment."""
+    return evaluate(params, read_state(clients, params, resolver), now)
+
+
+def evaluate(params: Params, state: DriftState, now: dt.datetime | None = None) -> list[Check]:
+    """Every drift check from one `DriftState`; no API is asked again."""
+    return [
+        check_anchor(params, state),
+        check_anchor_closed(params, state),
+        check_url_map(params, state),
+        check_backend_config(params, state),
+        check_wiring(params, state),
+        check_tls_policy(params, state),
+        check_trust_config(params, state),
+        check_expiry(params, now or state.read_at),
+        check_managed_certificate(params, state),
+        check_dns(params, state),
+    ]
+
+
+def _kubectl_describe(params: Params) -> str:
+    k = params.kubernetes
+    return f"kubectl describe ingress {k.ingress} -n {k.namespace}"
+
+
+def check_anchor(params: Params, state: DriftState) -> Check:
+    k = params.kubernetes
+    svc, port = _wanted(params)
+    where = f"Ingress {k.namespace}/{k.ingress}"
+    if state.anchor is None:
+        kept = (
+            f"; the URL map still points at {_bs_label(state.url_map_backend)}"
+            if state.url_map_backend
+            else ""
+        )
+        return Check(
+            ANCHOR,
+            "fail",
+            f"{where} does not exist: GKE no longer syncs the backend service and garbage-collects it once "
+            f"nothing uses it{kept}",
+            "re-apply the anchor now: run 10_ingress with apply=True (its plan prints the kubectl command "
+            "and writes the manifest); never delete the anchor Ingress",
+        )
+    named = k8s.backends_of(state.anchor)
+    if not named:
+        return Check(
+            ANCHOR,
+            "fail",
+            f"{where} has no {k8s.BACKENDS_ANNOTATION} annotation: the controller keeps no backend service for it",
+            f"{_kubectl_describe(params)} (look for Translate warnings: missing Service or port), then re-run "
+            "10_ingress with apply=True",
+        )
+    ours = state.ours(params)
+    gone = (
+        f"; named but missing in Compute: {', '.join(state.missing_backends)}"
+        if state.missing_backends
+        else ""
+    )
+    if ours is None:
+        others = ", ".join(_bs_label(b) for b in state.named_backends) or "none that exist"
+        return Check(
+            ANCHOR,
+            "fail",
+            f"{where} names {others}, none for Service {svc} port {port}{gone}",
+            "if the Service or port changed on purpose, set kubernetes.service / kubernetes.service_port in "
+            "the params and re-run 20_backend_service and 40_frontend with apply=True; otherwise re-run "
+            "10_ingress with apply=True to restore the Service and the anchor",
+        )
+    return Check(
+        ANCHOR,
+        "pass",
+        f"{where} names {ours.name} ({ours.health or 'health unknown'}) for Service {svc} port {port}{gone}",
+    )
+
+
+def check_anchor_closed(params: Params, state: DriftState) -> Check:
+    """The anchor exists only so GKE keeps the backend service; a frontend of its own is an unguarded
+    way in that bypasses mTLS."""
+    if state.anchor is None:
+        return Check(
+            ANCHOR_CLOSED, "pass", "no anchor Ingress, so no frontend of its own (see the anchor check)"
+        )
+    rules, ips = k8s.anchor_exposure(state.anchor)
+    problems = [
+        *([f"forwarding rule(s) of its own: {', '.join(rules)}"] if rules else []),
+        *([f"address(es) in its status: {', '.join(ips)}"] if ips else []),
+        *([f"answering at {', '.join(state.anchor_answering)}"] if state.anchor_answering else []),
+    ]
+    if problems:
+        return Check(
+            ANCHOR_CLOSED,
+            "fail",
+            f"the anchor serves traffic itself, without mTLS: {'; '.join(problems)}",
+            k8s.ANCHOR_FIX,
+        )
+    return Check(
+        ANCHOR_CLOSED, "pass", "no forwarding rule, no address, nothing answering (HTTP off, no TLS)"
+    )
+
+
+def check_url_map(params: Params, state: DriftState) -> Check:
+    f = params.frontend
+    if state.url_map is None:
+        return Check(
+            URL_MAP, "fail", f"URL map {f.url_map} does not exist", "run 40_frontend with apply=True"
+        )
+    target = _tail(state.url_map.default_service)
+    shown = _bs_label(state.url_map_backend) if state.url_map_backend else f"{target} (missing in Compute)"
+    ours = state.ours(params)
+    if ours is None:
+        return Check(
+            URL_MAP,
+            "fail",
+            f"URL map {f.url_map} -> {shown}, but the anchor names no backend service for "
+            f"{' port '.join(_wanted(params))} today, so GKE does not keep that one in sync",
+            "fix the anchor first (see its check), then re-run 20_backend_service and 40_frontend with apply=True",
+        )
+    if _relative(state.url_map.default_service) != _relative(ours.self_link):
+        return Check(
+            URL_MAP,
+            "fail",
+            f"URL map {f.url_map} -> {shown}, but the anchor names {_bs_label(ours)} today",
+            f"re-run 40_frontend with apply=True (gcloud compute url-maps set-default-service {f.url_map} "
+            f"--default-service={ours.name} --global --project={params.project})",
+        )
+    return Check(URL_MAP, "pass", f"URL map {f.url_map} -> {_bs_label(ours)}")
+
+
+def _same_rate(a: float, b: float) -> bool:
+    return abs(a - b) < 1e-6
+
+
+def _intent_differences(params: Params, enable: bool, rate: float, headers: list[str]) -> list[str]:
+    """Where (enable, sampleRate, headers) differ from what the params ask the BackendConfig for."""
+    want = params.logging
+    diff = []
+    if enable != want.enable:
+        diff.append(f"logging enable {enable} (params {want.enable})")
+    elif want.enable and not _same_rate(rate, want.sample_rate):
+        diff.append(f"sampleRate {rate:g} (params {want.sample_rate:g})")
+    wanted_headers = list(params.mtls.custom_headers)
+    if headers != wanted_headers:
+        names = [h.partition(":")[0] for h in headers]
+        missing = [h.partition(":")[0] for h in wanted_headers if h not in headers]
+        extra = [n for n, h in zip(names, headers, strict=True) if h not in wanted_headers]
+        detail = ", ".join(
+            part
+            for part in (f"missing {missing}" if missing else "", f"extra {extra}" if extra else "")
+            if part
+        )
+        diff.append(f"custom request headers differ ({detail or 'order'})")
+    return diff
+
+
+def check_backend_config(params: Params, state: DriftState) -> Check:
+    """The BackendConfig is how Kubernetes shapes the backend service (request logs for the mTLS
+    verdicts, the headers that carry the client certificate to the app); it must still say what the
+    params say, and the controller must still be applying it."""
+    k = params.kubernetes
+    bs = state.ours(params) or state.url_map_backend
+    if bs is None:
+        return Check(
+            BACKEND_CONFIG,
+            "fail",
+            "no backend service to compare: the anchor names none for our Service and port and the URL map "
+            "points at none",
+            "fix the anchor first (see its check)",
+        )
+    on_bs = _intent_differences(params, bs.log_enable, bs.log_sample_rate, bs.custom_request_headers)
+    bc_where = f"BackendConfig {k.namespace}/{k.backend_config}"
+    if not on_bs and not state.backend_config_read:
+        return _backend_config_applied(bs, "the params")
+    if state.backend_config is None:
+        return Check(
+            BACKEND_CONFIG,
+            "fail",
+            f"{bc_where} does not exist; backend service {bs.name}: {'; '.join(on_bs) or 'still as params ask'}",
+            "re-run 10_ingress with apply=True",
+        )
+    spec = state.backend_config.get("spec") or {}
+    logging = spec.get("logging") or {}
+    in_bc = _intent_differences(
+        params,
+        bool(logging.get("enable", False)),
+        float(logging.get("sampleRate", 1.0 if logging.get("enable") else 0.0)),
+        list((spec.get("customRequestHeaders") or {}).get("headers") or []),
+    )
+    if in_bc:
+        return Check(
+            BACKEND_CONFIG,
+            "fail",
+            f"{bc_where} differs from the params: {'; '.join(in_bc)}"
+            + (f"; backend service {bs.name}: {'; '.join(on_bs)}" if on_bs else ""),
+            "re-run 10_ingress with apply=True (its plan prints the kubectl command); if the change was "
+            "meant, put it in the params' logging / mtls.custom_headers first",
+        )
+    if on_bs:
+        return Check(
+            BACKEND_CONFIG,
+            "fail",
+            f"{bc_where} is as the params ask but backend service {bs.name} has {'; '.join(on_bs)}: the controller "
+            "has not applied it (a hand edit on the backend service, or no anchor to sync it)",
+            f"make sure the anchor Ingress exists (10_ingress with apply=True); if it does, {_kubectl_describe(params)} "
+            "for sync errors; never edit the backend service by hand, the next sync undoes it",
+        )
+    return _backend_config_applied(bs, f"{bc_where} and the params")
+
+
+def _backend_config_applied(bs: BackendService, who: str) -> Check:
+    rate = f" sampleRate={bs.log_sample_rate:g}" if bs.log_enable else ""
+    return Check(
+        BACKEND_CONFIG,
+        "pass",
+        f"{bs.name}: logging enable={bs.log_enable}{rate}, {len(bs.custom_request_headers)} custom request "
+        f"headers, as {who} ask",
+    )
+
+
+def check_wiring(params: Params, state: DriftState) -> Check:
+    """The chain in front of the URL map: an address, a forwarding rule on 443 to the proxy, the proxy
+    to the URL map with our certificate and SSL policy (profile and minimum TLS as the params say)."""
+    f, p = params.frontend, params.project
+    problems = []
+    fr, proxy, addr, sp = state.forwarding_rule, state.proxy, state.address, state.ssl_policy
+    for kind, obj in (
+        ("forwarding rule", fr),
+        ("target HTTPS proxy", proxy),
+        ("address", addr),
+        ("SSL policy", sp),
+    ):
+        if obj is None:
+            names = {
+                "forwarding rule": f.forwarding_rule,
+                "target HTTPS proxy": f.target_proxy,
+                "address": f.address,
+                "SSL policy": f.ssl_policy,
+            }
+            problems.append(f"{kind} {names[kind]} does not exist")
+    if fr is not None:
+        if _relative(fr.target) != frontend.link(p, "targetHttpsProxies", f.target_proxy):
+            problems.append(f"forwarding rule {fr.name} -> {_tail(fr.target)}, not {f.target_proxy}")
+        if addr is not None and fr.I_p_address != addr.address:
+            problems.append(
+                f"forwarding rule {fr.name} on {fr.I_p_address}, not address {f.address} ({addr.address})"
+            )
+        if fr.port_range.split("-")[0] != "443":
+            problems.append(f"forwarding rule {fr.name} on port {fr.port_range}, not 443")
+    if proxy is not None:
+        if _relative(proxy.url_map) != frontend.link(p, "urlMaps", f.url_map):
+            problems.append(f"proxy {proxy.name} -> URL map {_tail(proxy.url_map)}, not {f.url_map}")
+        certs = [_relative(c) for c in proxy.ssl_certificates]
+        if frontend.link(p, "sslCertificates", f.certificate) not in certs:
+            problems.append(f"proxy {proxy.name} serves {[_tail(c) for c in certs]}, not {f.certificate}")
+        if _relative(proxy.ssl_policy) != frontend.link(p, "sslPolicies", f.ssl_policy):
+            problems.append(f"proxy {proxy.name} SSL policy {_tail(proxy.ssl_policy)}, not {f.ssl_policy}")
+    if sp is not None and (sp.profile, sp.min_tls_version) != (f.ssl_profile, f.min_tls_version):
+        problems.append(
+            f"SSL policy {sp.name} is {sp.profile} {sp.min_tls_version}, params ask {f.ssl_profile} {f.min_tls_version}"
+        )
+    if problems or fr is None or sp is None:
+        return Check(WIRING, "fail", "; ".join(problems), "re-run 40_frontend with apply=True")
+    chain = f"{fr.I_p_address}:443 ({f.forwarding_rule}) -> {f.target_proxy} -> {f.url_map}"
+    return Check(
+        WIRING,
+        "pass",
+        f"{chain}; certificate {f.certificate}; SSL policy {f.ssl_policy} {sp.profile} {sp.min_tls_version}",
+    )
+
+
+def check_tls_policy(params: Params, state: DriftState) -> Check:
+    """Without the server TLS policy on the proxy the load balancer asks for no client certificate:
+    every request reaches the backend, and nothing else looks broken."""
+    m, f = params.mtls, params.frontend
+    if state.proxy is None:
+        return Check(
+            TLS_POLICY,
+            "fail",
+            f"target HTTPS proxy {f.target_proxy} does not exist",
+            "run 40_frontend with apply=True",
+        )
+    attached = state.proxy.server_tls_policy
+    if state.policy is None:
+        return Check(
+            TLS_POLICY,
+            "fail",
+            f"server TLS policy {m.server_tls_policy} does not exist (proxy has {_tail(attached)})",
+            "run 30_trust, then 40_frontend, with apply=True",
+        )
+    wanted = _relative(state.policy.name)
+    if not attached:
+        return Check(
+            TLS_POLICY,
+            "fail",
+            f"proxy {f.target_proxy} has no server TLS policy: the load balancer asks for no client certificate "
+            "and lets every request through",
+            f"re-run 40_frontend with apply=True (gcloud compute target-https-proxies update {f.target_proxy} "
+            f"--server-tls-policy={m.server_tls_policy} --global --project={params.project})",
+        )
+    if _relative(attached) != wanted:
+        return Check(
+            TLS_POLICY,
+            "fail",
+            f"proxy {f.target_proxy} carries server TLS policy {_relative(attached)}, not {wanted}",
+            "re-run 40_frontend with apply=True",
+        )
+    mtls = state.policy.mtls_policy
+    mode = mtls.client_validation_mode.name
+    trust_ref = _relative(mtls.client_validation_trust_config)
+    problems = []
+    expected_trust = f"{wanted.split('/serverTlsPolicies/')[0]}/trustConfigs/{m.trust_config}"
+    if trust_ref != expected_trust:
+        problems.append(f"policy points at trust config {trust_ref or '(none)'}, not {expected_trust}")
+    if mode != m.validation_mode:
+        problems.append(f"policy mode {mode}, params ask {m.validation_mode}")
+    if problems:
+        return Check(TLS_POLICY, "fail", "; ".join(problems), "re-run 30_trust with apply=True")
+    return Check(
+        TLS_POLICY,
+        "pass",
+        f"proxy {f.target_proxy} -> policy {m.server_tls_policy} ({mode}) -> trust config {_tail(trust_ref)}",
+    )
+
+
+def check_trust_config(params: Params, state: DriftState) -> Check:
+    """The trust config decides who gets in; compare it with the params' files by SHA-256, so a swapped
+    or added anchor shows even when names and counts look the same."""
+    m = params.mtls
+    if state.trust_config is None:
+        return Check(
+            TRUST, "fail", f"trust config {m.trust_config} does not exist", "run 30_trust with apply=True"
+        )
+    mine = params_certificates(params)
+    theirs = trust_config_certificates(state.trust_config)
+    problems, total = [], 0
+    for role, fld in TRUST_ROLES:
+        want = {e.sha256: e for e in mine if e.role == role}
+        have = {e.sha256: e for e in theirs if e.role == role}
+        total += len(have)
+        missing = [f"{e.source} (sha256 {e.sha256[:16]})" for fp, e in want.items() if fp not in have]
+        added = [f"{e.subject} (sha256 {e.sha256[:16]})" for fp, e in have.items() if fp not in want]
+        if missing:
+            problems.append(f"{role}s missing from the trust config: {', '.join(missing)}")
+        if added:
+            problems.append(f"{role}s in the trust config but not in {fld}: {', '.join(added)}")
+    if problems:
+        return Check(
+            TRUST,
+            "fail",
+            f"trust config {m.trust_config}: " + "; ".join(problems),
+            "re-run 30_trust with apply=True to restore the params' certificates; if the change was meant, "
+            "add the certificate file to the params first",
+        )
+    return Check(TRUST, "pass", f"trust config {m.trust_config} = params by SHA-256 ({_role_counts(theirs)})")
+
+
+def check_expiry(params: Params, now: dt.datetime) -> Check:
+    """Renewal takes a change window; a certificate inside the horizon is a failure today, not on the
+    day it expires. An allowlisted certificate is a warning: the load balancer accepts it expired."""
+    horizon = params.expiry_horizon_days
+    entries = params_certificates(params)
+    bad: list[tuple[Status, str]] = []
+    for e in entries:
+        days = e.days_left(now)
+        if days is None or e.not_after is None:
+            bad.append(("fail", f"{e.source}: {e.subject}"))
+            continue
+        if days >= horizon:
+            continue
+        status: Status = "warn" if e.role == "allowlisted" else "fail"
+        when = (
+            f"expired on {e.not_after:%Y-%m-%d}"
+            if days < 0
+            else f"expires {e.not_after:%Y-%m-%d} ({days} days)"
+        )
+        bad.append((status, f"{e.source} ({e.subject}) {when}"))
+    if bad:
+        status = "fail" if any(s == "fail" for s, _ in bad) else "warn"
+        return Check(
+            EXPIRY,
+            status,
+            f"inside the {horizon}-day horizon: " + "; ".join(text for _, text in bad),
+            "issue replacements, point the params' fields named here at the new files, run 00_preflight, then "
+            "30_trust with apply=True (the probe's client certificate: replace probe.client_cert and client_key)",
+        )
+    soonest = min((e for e in entries if e.not_after), key=lambda e: e.not_after or now, default=None)
+    if soonest is None or soonest.not_after is None:
+        return Check(EXPIRY, "pass", "no certificates named in the params")
+    return Check(
+        EXPIRY,
+        "pass",
+        f"{len(entries)} certificates, all beyond {horizon} days; soonest {soonest.source} on "
+        f"{soonest.not_after:%Y-%m-%d} ({soonest.days_left(now)} days)",
+    )
+
+
+FAILED_CERT_STATES = {"PROVISIONING_FAILED", "PROVISIONING_FAILED_PERMANENTLY", "RENEWAL_FAILED"}
+
+
+def check_managed_certificate(params: Params, state: DriftState) -> Check:
+    f = params.frontend
+    cert = state.certificate
+    if cert is None:
+        return Check(
+            MANAGED_CERT,
+            "fail",
+            f"certificate {f.certificate} does not exist",
+            "run 40_frontend with apply=True",
+        )
+    covered = list(cert.managed.domains)
+    uncovered = [d for d in f.domains if d not in covered]
+    status = cert.managed.status
+    if cert.type_ != "MANAGED":
+        return Check(
+            MANAGED_CERT,
+            "fail",
+            f"certificate {f.certificate} is {cert.type_ or 'SELF_MANAGED'}, not Google-managed",
+            "set frontend.certificate to a new name and re-run 40_frontend with apply=True",
+        )
+    if uncovered:
+        return Check(
+            MANAGED_CERT,
+            "fail",
+            f"certificate {f.certificate} covers {covered}; params also ask {uncovered}",
+            "a managed certificate's domains cannot change: set frontend.certificate to a new name, re-run "
+            "40_frontend with apply=True (it creates the new one and moves the proxy), then delete the old one",
+        )
+    per_domain = ", ".join(f"{d}={s}" for d, s in cert.managed.domain_status.items())
+    detail = f"certificate {f.certificate} {status} for {', '.join(covered)}" + (
+        f" ({per_domain})" if per_domain else ""
+    )
+    if status == "ACTIVE":
+        return Check(MANAGED_CERT, "pass", detail)
+    if status in FAILED_CERT_STATES:
+        return Check(
+            MANAGED_CERT,
+            "fail",
+            detail,
+            "point every domain's A record at the address (see the DNS check) and check CAA records; "
+            "gcloud compute ssl-certificates describe " + f"{f.certificate} --global shows why",
+        )
+    return Check(
+        MANAGED_CERT,
+        "warn",
+        detail,
+        "Google provisions it once every domain's A record points at the address (see the DNS check); "
+        "this can take up to an hour after DNS resolves",
+    )
+
+
+def check_dns(params: Params, state: DriftState) -> Check:
+    f = params.frontend
+    if state.address is None:
+        return Check(DNS, "fail", f"address {f.address} does not exist", "run 40_frontend with apply=True")
+    ip = state.address.address
+    wrong = [r for r in state.dns if r.addresses and set(r.addresses) != {ip}]
+    unresolved = [r for r in state.dns if not r.addresses]
+    good = [r.domain for r in state.dns if set(r.addresses) == {ip}]
+    if not wrong and not unresolved:
+        return Check(DNS, "pass", f"{', '.join(good)} -> {ip}")
+    evidence = [f"{r.domain} -> {', '.join(r.addresses)}, not {ip}" for r in wrong]
+    evidence += [f"{r.domain} does not resolve ({r.error})" for r in unresolved]
+    if good:
+        evidence.append(f"{', '.join(good)} -> {ip}")
+    fixes = [f"change the A record {r.domain} -> {ip}" for r in wrong]
+    fixes += [f"create an A record {r.domain} -> {ip}" for r in unresolved]
+    return Check(DNS, "fail" if wrong else "warn", "; ".join(evidence), "; ".join(fixes))
