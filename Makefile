@@ -35,7 +35,7 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check lib tests bench
 	$(VENV)/bin/ruff format --check lib tests bench
-	$(VENV)/bin/lint-imports --config pyproject.toml
+	$(VENV)/bin/lint-imports pyproject.toml
 
 test: venv lint browser
 	$(VENV)/bin/pytest -n auto --dist loadfile --durations=15

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from mtlskit.cli import main
 from mtlskit.pki import certs
-from mtlskit.runner.report import EXIT_BAD_PARAMS
+from mtlskit.runner.results import EXIT_BAD_PARAMS
 
 
 def test_demo_pki_writes_every_case_with_private_keys_owner_only(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from mtlskit.config import paths
 from mtlskit.config.params import sandbox_default
-from mtlskit.runner.report import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 from tests.conftest import free_port
 
 ROOT = paths.repo_root()

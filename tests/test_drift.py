@@ -22,7 +22,7 @@ from mtlskit.config import params as params_mod
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.pki import certs
-from mtlskit.runner import execute
+from mtlskit.runner import execute, results
 from mtlskit.sandbox import process
 from mtlskit.verify import drift
 from tests.conftest import PROJECT, sandbox_call, sandbox_params
@@ -246,7 +246,7 @@ def test_detached_server_tls_policy_fails_the_check_and_the_notebook(
     assert set(failing(drifted.checks)) == {drift.TLS_POLICY}
 
 
-def run_drift_notebook(params_file: Path, out: Path) -> execute.NotebookResult:
+def run_drift_notebook(params_file: Path, out: Path) -> results.NotebookResult:
     """A headless run of 70_drift, as `mtlskit run` executes it (checks read back from the notebook)."""
     result = execute.run_notebooks(str(params_file), ["70_drift"], apply=False, out_dir=out, report=False)
     [notebook] = result.notebooks

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mtlskit.cli import main
-from mtlskit.runner import execute
+from mtlskit.runner import execute, results
 
 pytestmark = pytest.mark.e2e  # starts a kernel
 
@@ -58,7 +58,7 @@ def books(tmp_path: Path) -> dict[str, str]:
 def test_summary_carries_every_check_and_exit_code_follows(books: dict[str, str], tmp_path: Path) -> None:
     ok = execute.run_notebooks(None, [books["good"], books["also_good"]], False, tmp_path / "ok")
     summary = json.loads((ok.out_dir / "summary.json").read_text())
-    assert summary["exit_code"] == execute.EXIT_OK
+    assert summary["exit_code"] == results.EXIT_OK
     assert [(c["notebook"], c["check"], c["status"]) for c in summary["checks"]] == [
         ("good", "a", "pass"),
         ("good", "b", "warn"),
@@ -69,12 +69,12 @@ def test_summary_carries_every_check_and_exit_code_follows(books: dict[str, str]
     assert summary["checks"][0]["fix"] == "" and summary["checks"][1]["fix"] == "fix b"
 
     failed = execute.run_notebooks(None, [books["good"], books["bad_check"]], False, tmp_path / "f")
-    assert failed.exit_code == execute.EXIT_CHECK_FAILED
+    assert failed.exit_code == results.EXIT_CHECK_FAILED
     assert failed.notebooks[1].status == "failed"
     assert [c.name for c in failed.notebooks[1].checks] == ["d", "e"]  # the table shown before failing
 
     crashed = execute.run_notebooks(None, [books["crash"], books["good"]], False, tmp_path / "c")
-    assert crashed.exit_code == execute.EXIT_CRASHED
+    assert crashed.exit_code == results.EXIT_CRASHED
     first = crashed.notebooks[0]
     assert first.status == "crashed" and "boom" in first.error and first.cell == 4
     assert crashed.notebooks[1].status == "skipped"  # a failed step stops the steps that build on it
@@ -90,7 +90,7 @@ def test_verification_steps_each_run_after_one_fails(tmp_path: Path) -> None:
     ]
     run = execute.run_notebooks(None, names, False, tmp_path / "out")
     assert [n.status for n in run.notebooks] == ["failed", "ok", "skipped"]
-    assert run.exit_code == execute.EXIT_CHECK_FAILED
+    assert run.exit_code == results.EXIT_CHECK_FAILED
 
 
 def test_shared_kernel_does_not_leak_variables(books: dict[str, str], tmp_path: Path) -> None:
@@ -171,5 +171,5 @@ def test_a_private_key_in_an_output_is_removed_and_fails_the_run(
     executed = (tmp_path / "out" / "key.ipynb").read_text()
     assert "MIIsecret" not in executed and "[private key removed by mtlskit]" in executed
     assert "MIIsecret" not in (run.report.read_text() if run.report else "")
-    assert run.exit_code == execute.EXIT_CHECK_FAILED
+    assert run.exit_code == results.EXIT_CHECK_FAILED
     assert [c.name for c in run.notebooks[0].checks if c.status == "fail"] == [execute.KEY_CHECK]

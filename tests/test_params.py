@@ -18,7 +18,7 @@ from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.config.params import ParamsError
 from mtlskit.pki import certs
-from mtlskit.runner.report import EXIT_BAD_PARAMS
+from mtlskit.runner.results import EXIT_BAD_PARAMS
 from mtlskit.sandbox import process
 
 
@@ -381,9 +381,9 @@ def test_loading_params_writes_no_demo_pki(tmp_path: Path) -> None:
         }
     )
     assert not (tmp_path / "state").exists()
-    assert certs.ensure_demo_pki_for(p) is not None  # what build_clients does on first use
+    assert p.ensure_demo_pki() is not None  # what build_clients does on first use
     assert (tmp_path / "state" / "pki" / "root.pem").is_file()
-    assert certs.ensure_demo_pki_for(p.model_copy(update={"target": "gcp"})) is None
+    assert p.model_copy(update={"target": "gcp"}).ensure_demo_pki() is None
 
 
 def test_the_demo_pki_writes_exactly_the_files_params_may_expect(tmp_path: Path) -> None:

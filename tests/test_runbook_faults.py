@@ -13,7 +13,7 @@ import yaml
 from mtlskit.build import backend, frontend, trust
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config.params import Params, load, sandbox_default
-from mtlskit.runner import execute
+from mtlskit.runner import execute, results
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, sandbox_call
 
@@ -105,7 +105,7 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
         execute.run_notebooks(str(path), before_frontend, apply=True, out_dir=tmp_path / "pre")
         sandbox_call(clients, "faults", "POST", {"error_rate": 1.0, "apis": ["compute"]})
         run = execute.run_notebooks(str(path), ["40_frontend"], apply=True, out_dir=tmp_path / "dead")
-        assert run.exit_code == execute.EXIT_CRASHED
+        assert run.exit_code == results.EXIT_CRASHED
         message = run.notebooks[-1].error
         assert message.startswith("ApiCallFailed: "), message
         # names the call (method and path of the compute request) and the answer
@@ -115,7 +115,7 @@ def test_dead_api_names_the_failing_call_and_a_rerun_completes(
         summary = json.loads((tmp_path / "dead" / "summary.json").read_text())
         last = summary["notebooks"][-1]
         assert last["status"] == "crashed" and "ApiCallFailed" in last["error"]
-        assert summary["exit_code"] == execute.EXIT_CRASHED
+        assert summary["exit_code"] == results.EXIT_CRASHED
 
         sandbox_call(clients, "faults", "POST", {"error_rate": 0.0})
         assert _names(clients)["forwardingRules"] == []  # nothing half-built reached the data path

@@ -21,7 +21,7 @@ from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.config.params import Params, load
-from mtlskit.runner import execute
+from mtlskit.runner import execute, results
 from mtlskit.sandbox import process
 from mtlskit.verify import probe
 from tests.conftest import run_nbval
@@ -57,7 +57,7 @@ def allow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     process.stop(load(path).state_dir)
 
 
-def _summary(run: execute.RunResult) -> dict[str, object]:
+def _summary(run: results.RunResult) -> dict[str, object]:
     return json.loads((run.out_dir / "summary.json").read_text())
 
 

@@ -15,8 +15,8 @@ from mtlskit.config import params as params_mod
 from mtlskit.config.params import ParamsError
 
 if TYPE_CHECKING:
-    from mtlskit.runner.execute import NotebookResult
     from mtlskit.runner.fleet import Environment, EnvironmentResult
+    from mtlskit.runner.results import NotebookResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -32,7 +32,7 @@ class NothingRan(click.Command):
     which the kit keeps for a crashed notebook (a retry's reason)."""
 
     def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        from mtlskit.runner.report import EXIT_BAD_PARAMS
+        from mtlskit.runner.results import EXIT_BAD_PARAMS
 
         try:
             return super().make_context(*args, **kwargs)
@@ -182,7 +182,7 @@ def sandbox_reset(params_file: str | None, state_dir: str | None) -> None:
 def check_params(params_file: str | None) -> None:
     """Validate a params file and say what it targets and which files it names. Calls nothing and
     writes nothing. Exits 3 on invalid params, as `run` and `verify` do."""
-    from mtlskit.runner.report import EXIT_BAD_PARAMS
+    from mtlskit.runner.results import EXIT_BAD_PARAMS
 
     try:
         p = params_mod.load(params_file)
@@ -352,7 +352,7 @@ def run(
     2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid.
     """
     from mtlskit.runner import execute
-    from mtlskit.runner.report import EXIT_BAD_PARAMS, EXIT_MEANING
+    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING
 
     kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
     try:
@@ -438,7 +438,7 @@ def verify(
 
     from mtlskit.config import paths
     from mtlskit.runner import fleet
-    from mtlskit.runner.report import EXIT_BAD_PARAMS
+    from mtlskit.runner.results import EXIT_BAD_PARAMS
 
     where = out or str(paths.repo_root() / "runs" / "verify")
     try:
@@ -462,7 +462,7 @@ def verify(
     result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
     _echo_fleet_table(result.rows)
     click.echo(f"fleet.json: {result.fleet_json}")
-    from mtlskit.runner.report import EXIT_MEANING
+    from mtlskit.runner.results import EXIT_MEANING
 
     click.echo(f"exit code {result.exit_code}: {EXIT_MEANING[result.exit_code]}", err=result.exit_code != 0)
     sys.exit(result.exit_code)

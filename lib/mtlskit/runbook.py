@@ -4,10 +4,11 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 
 - `mtlskit.runner.step` — the step harness: `start`, `Step` (need, call, run, finish), `outcome_checks`,
   `publish`, and `StepFailed`, the failure `mtlskit run` counts as a failed check;
-- `mtlskit.runner.tables` — every table a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
-  `events_frame`, `dns_frame`, `backends_frame`, `recent_entries`);
+- `mtlskit.runner.tables` — the tables a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
+  `backends_frame`, `recent_entries`);
+- `mtlskit.runner.stepviews` — tables read from the live target through the step (`events_frame`, `dns_frame`);
 - `mtlskit.runner.stepchecks` — the checks of 10_ingress and 20_backend_service;
-- `mtlskit.runner.progress` — the Ingress and managed-certificate waits with their progress bars;
+- `mtlskit.runner.progress` — the Ingress, managed-certificate and request-log waits with their progress bars;
 - `mtlskit.core.checks` — the check value and its one-line `verdict`;
 - `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params.
 
@@ -17,14 +18,13 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 from __future__ import annotations
 
 from mtlskit.core.checks import verdict
-from mtlskit.runner.progress import wait_for_backends, wait_for_certificate
+from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_probes
 from mtlskit.runner.step import Step, StepFailed, outcome_checks, publish, start
 from mtlskit.runner.stepchecks import backend_checks, ingress_checks
+from mtlskit.runner.stepviews import dns_frame, events_frame
 from mtlskit.runner.tables import (
     backends_frame,
     checks_frame,
-    dns_frame,
-    events_frame,
     findings_frame,
     recent_entries,
     rows_frame,
@@ -50,4 +50,5 @@ __all__ = [
     "verdict",
     "wait_for_backends",
     "wait_for_certificate",
+    "wait_for_probes",
 ]

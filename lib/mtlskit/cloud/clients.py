@@ -223,12 +223,11 @@ def sandbox_settings(params: Params) -> dict[str, Any]:
 def build_clients(params: Params) -> Clients:
     """Clients for the params' target; for the sandbox, start it first when nothing runs."""
     if params.target == "sandbox":
-        from mtlskit.pki import certs
         from mtlskit.sandbox import (
             process,  # the kit only ever starts the sandbox, never imports its internals
         )
 
-        certs.ensure_demo_pki_for(params)  # loading params writes nothing; first use does
+        params.ensure_demo_pki()  # loading params writes nothing; first use does
         info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
         credentials: Credentials | None = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)

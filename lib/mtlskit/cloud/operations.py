@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core import operation as lro
@@ -21,8 +21,19 @@ from google.cloud import compute_v1
 
 from mtlskit.core.errors import OperationFailed
 
-if TYPE_CHECKING:
-    from mtlskit.cloud.clients import Clients
+T = TypeVar("T")
+
+
+class Clients(Protocol):
+    """What the wait needs of `mtlskit.cloud.clients.Clients`, which builds on this module and so is
+    named here by shape rather than imported."""
+
+    project: str
+    operation_timeout: float
+    compute: Any
+
+    def call(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
 
 Progress = Callable[[str], None]
 

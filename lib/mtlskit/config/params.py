@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 
 from mtlskit.config import paths
 from mtlskit.pki import certs, lint
+from mtlskit.pki.files import ParamsFile
 from mtlskit.rules import names
 from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
 
@@ -241,27 +242,6 @@ class LoggingSettings(_Strict):
     lookback_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
 
 
-FileRole = Literal[
-    "trust anchor",
-    "intermediate",
-    "allowlisted",
-    "client",
-    "client key",
-    "probe case",
-    "probe case key",
-    "kubeconfig",
-]
-
-
-@dataclass(frozen=True)
-class ParamsFile:
-    """A file the params name: where (the field path), which file, and what it is for."""
-
-    field: str
-    path: Path
-    role: FileRole
-
-
 class Params(_Strict):
     """A validated environment. Paths inside it are already absolute."""
 
@@ -324,10 +304,28 @@ class Params(_Strict):
             out.append(ParamsFile("kubernetes.kubeconfig", Path(self.kubernetes.kubeconfig), "kubeconfig"))
         return out
 
+    def demo_pki_dir(self) -> Path | None:
+        """Where the kit generates the demo PKI for these params, or None when it generates none.
+
+        Only the sandbox target with `sandbox.demo_pki: true` gets one, under its own state directory.
+        """
+        if self.target != "sandbox" or not self.sandbox.demo_pki:
+            return None
+        return self.state_dir / "pki"
+
+    def ensure_demo_pki(self) -> dict[str, object] | None:
+        """Generate the demo PKI the params point into, when the kit starts working with the sandbox.
+
+        Loading params never writes anything (`mtlskit check-params` promises that), so the private keys
+        are written here, on first real use, and reused afterwards.
+        """
+        directory = self.demo_pki_dir()
+        return None if directory is None else certs.ensure_demo_pki(directory)
+
     def generated_on_first_use(self, path: Path) -> bool:
         """True for a demo PKI file that does not exist yet: the kit writes it when it first works with
         the sandbox (never while loading params), so its absence is not a mistake."""
-        directory = certs.demo_pki_dir(self)
+        directory = self.demo_pki_dir()
         return (
             directory is not None
             and path.parent == directory

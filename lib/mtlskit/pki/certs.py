@@ -13,15 +13,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-if TYPE_CHECKING:
-    from mtlskit.config.params import Params
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 MANIFEST = "manifest.json"
@@ -257,26 +253,6 @@ def demo_pki_files() -> frozenset[str]:
     pointing at one of them can be accepted before the PKI exists."""
     stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
     return frozenset({MANIFEST, *(f"{n}.pem" for n in stems), *(f"{n}.key" for n in stems)})
-
-
-def demo_pki_dir(params: Params) -> Path | None:
-    """Where the kit generates the demo PKI for these params, or None when it generates none.
-
-    Only the sandbox target with `sandbox.demo_pki: true` gets one, under its own state directory.
-    """
-    if params.target != "sandbox" or not params.sandbox.demo_pki:
-        return None
-    return params.state_dir / "pki"
-
-
-def ensure_demo_pki_for(params: Params) -> dict[str, object] | None:
-    """Generate the demo PKI the params point into, when the kit starts working with the sandbox.
-
-    Loading params never writes anything (`mtlskit check-params` promises that), so the private keys
-    are written here, on first real use, and reused afterwards.
-    """
-    directory = demo_pki_dir(params)
-    return None if directory is None else ensure_demo_pki(directory)
 
 
 def ensure_demo_pki(directory: Path) -> dict[str, object]:

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from mtlskit.pki.files import NamedFiles, ParamsFile
 from mtlskit.rules.verdict import (
     MAX_NAME_CONSTRAINTS,
     MAX_SAME_SUBJECT_SPKI,
@@ -30,8 +31,7 @@ from mtlskit.rules.verdict import (
     name_constraint_count,
 )
 
-if TYPE_CHECKING:  # params calls the lint while it loads, so the lint only names its types
-    from mtlskit.config.params import Params, ParamsFile
+if TYPE_CHECKING:
     from mtlskit.core.checks import Status
 
 MAX_PEM_BYTES = 5 * 1024
@@ -308,7 +308,7 @@ def chain_finding(
     )
 
 
-def lint(params: Params, now: dt.datetime | None = None) -> list[Finding]:
+def lint(params: NamedFiles, now: dt.datetime | None = None) -> list[Finding]:
     """Every certificate the params name, against every rule that applies to its role."""
     files = [f for f in params.files() if f.role in CERTIFICATE_ROLES and f.role != "probe case"]
     return lint_files(files, params.expiry_horizon_days, now)

@@ -17,9 +17,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -28,87 +27,11 @@ from traitlets import CaselessStrEnum, default
 from mtlskit.config import paths
 from mtlskit.core.bars import HEADLESS_ENV
 from mtlskit.core.checks import MIME, Check
-from mtlskit.runner.report import EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.runner.results import CHECK_FAILURE, NotebookResult, NotebookStatus, RunResult
 
 BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
 TEARDOWN = "90_teardown"
-
-
-NotebookStatus = Literal["ok", "failed", "crashed", "skipped"]
-# A failed check ends the notebook with this exception (`mtlskit.runner.step.StepFailed`, raised by
-# Step.finish); anything else is a crash.
-CHECK_FAILURE = "StepFailed"
-
-
-@dataclass
-class NotebookResult:
-    notebook: str
-    status: NotebookStatus
-    seconds: float = 0.0
-    checks: list[Check] = field(default_factory=list)
-    error: str = ""
-    cell: int | None = None  # execution count (In [n]) of the failing cell in the executed notebook
-    path: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "notebook": self.notebook,
-            "status": self.status,
-            "seconds": round(self.seconds, 2),
-            "checks": len(self.checks),
-            "failed_checks": sum(1 for c in self.checks if c.status == "fail"),
-            "error": self.error,
-            "cell": self.cell,
-            "executed_notebook": self.path,
-        }
-
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    params_file: str
-    apply: bool
-    started: str
-    notebooks: list[NotebookResult] = field(default_factory=list)
-    report: Path | None = None
-
-    @property
-    def exit_code(self) -> int:
-        statuses = {n.status for n in self.notebooks}
-        if "crashed" in statuses:
-            return EXIT_CRASHED
-        if "failed" in statuses or any(c.status == "fail" for n in self.notebooks for c in n.checks):
-            return EXIT_CHECK_FAILED
-        return EXIT_OK
-
-    def check_rows(self) -> list[dict[str, str]]:
-        return [
-            {
-                "notebook": n.notebook,
-                "check": c.name,
-                "status": c.status,
-                "evidence": c.evidence,
-                "fix": c.fix,
-            }
-            for n in self.notebooks
-            for c in n.checks
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "params_file": self.params_file,
-            "apply": self.apply,
-            "started": self.started,
-            "exit_code": self.exit_code,
-            "notebooks": [n.summary() for n in self.notebooks],
-            "checks": self.check_rows(),
-        }
-
-    def write_summary(self) -> Path:
-        path = self.out_dir / "summary.json"
-        path.write_text(json.dumps(self.to_json(), indent=2))
-        return path
 
 
 class _IpcKernelManager(AsyncKernelManager):
@@ -383,7 +306,7 @@ def run_notebooks(
     finally:
         kernel.close()  # an interrupted run leaves no kernel behind
     if report:
-        from mtlskit.runner import report as report_mod
+        from mtlskit.runner import report as report_mod  # nbconvert loads only when a report is asked
 
         run.report = report_mod.write_report(run)
     return run

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from mtlskit.config import paths
 from mtlskit.runner import execute
-from mtlskit.runner.report import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 
 # Worst last. Bad params (3) outrank a crash: nothing was verified and no retry can help until someone
 # fixes the file. A crash (2) outranks a failed check (1): a failed check is a finding about the load

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mtlskit.build import frontend, k8s
-from mtlskit.core.bars import bar
+from mtlskit.core.bars import bar, set_count
+from mtlskit.verify import logs
+from mtlskit.verify.probe import ProbeResult
 
 if TYPE_CHECKING:
     from mtlskit.runner.step import Step
@@ -42,3 +44,19 @@ def wait_for_certificate(step: Step, timeout: float | None = None) -> str:
 
         status: str = step.call(frontend.wait_for_certificate, timeout, progress)
     return status
+
+
+def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.0) -> logs.Pull:
+    """`wait_for_probe_entries` with a progress bar, through the step's API-error handling."""
+    with bar(
+        "probes found in the request logs",
+        total=len(probes),
+        unit="probe",
+        bar_format=f"{{desc}}: {{n}}/{{total}} |{{bar:20}}| waited {{elapsed}} of at most {timeout:.0f}s",
+    ) as shown:
+
+        def progress(found: int, total: int, elapsed: float) -> None:
+            set_count(shown, found, total)
+
+        pull: logs.Pull = step.call(logs.wait_for_probe_entries, probes, timeout, None, progress)
+    return pull

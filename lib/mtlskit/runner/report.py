@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-if TYPE_CHECKING:
-    from mtlskit.runner.execute import RunResult
+from mtlskit.runner.results import EXIT_MEANING, RunResult
 
 STATUS_COLOURS = {
     "pass": "#1e7e34",
@@ -21,14 +19,6 @@ STATUS_COLOURS = {
     "failed": "#c0392b",
     "crashed": "#c0392b",
     "skipped": "#6c757d",
-}
-# Exit codes of `mtlskit run` (documented in the README), stated once with what each means.
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
-EXIT_MEANING = {
-    EXIT_OK: "every check passed",
-    EXIT_CHECK_FAILED: "a check failed",
-    EXIT_CRASHED: "a notebook crashed or an API kept failing",
-    EXIT_BAD_PARAMS: "the params or the command line are invalid (nothing ran)",
 }
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
 

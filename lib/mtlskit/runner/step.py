@@ -28,7 +28,7 @@ from mtlskit.runner import tables
 
 class StepFailed(RuntimeError):
     """A check of the step did not pass. `mtlskit run` tells this failure (exit code 1) from a crash
-    by this class's name (`execute.CHECK_FAILURE`), so the name is part of the contract."""
+    by this class's name (`results.CHECK_FAILURE`), so the name is part of the contract."""
 
     def _render_traceback_(self) -> list[str]:
         """IPython shows this instead of a traceback: the checks table above says it all, and a

@@ -7,16 +7,12 @@ shows the same kind of result the same way.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from mtlskit.build import frontend, k8s, plan
+from mtlskit.build import plan
 from mtlskit.core.checks import Check
-from mtlskit.core.errors import NotFound
-
-if TYPE_CHECKING:
-    from mtlskit.runner.step import Step
 
 CHECK_COLUMNS = ["name", "status", "evidence", "fix"]
 FINDING_COLUMNS = ["severity", "role", "file", "rule", "outcome", "detail", "fix"]
@@ -71,18 +67,3 @@ def plan_frame(changes: list[plan.Change], after: list[plan.Change] | None = Non
     return frame.assign(
         applied="yes", **{"after apply": [now.get((c.kind, c.name), "gone") for c in changes]}
     )
-
-
-def events_frame(step: Step) -> pd.DataFrame:
-    """The controller's events for the anchor Ingress (what `kubectl describe ingress` lists)."""
-    return pd.DataFrame(k8s.ingress_events(step.clients, step.params), columns=EVENT_COLUMNS)
-
-
-def dns_frame(step: Step) -> pd.DataFrame:
-    """The A records the domains need and the managed certificate's status, which turns ACTIVE only
-    once those records point at the address."""
-    try:
-        status = frontend.frontend_status(step.clients, step.params)
-    except NotFound:
-        return skipped_frame("the frontend is not built yet (40_frontend with apply=True)")
-    return pd.DataFrame(status.dns_records()).assign(certificate=status.certificate_status)

@@ -35,7 +35,6 @@ from mtlskit.verify.probe import FORWARDED, PROBE_PATH, ProbeResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mtlskit.runner.step import Step
 
 # How far a refused connection's log time may lie outside [sent_at, finished_at] of its probe: the
 # entry carries the proxy's clock, the probe the client's, and the two differ a little.
@@ -614,27 +613,6 @@ def probe_checks(
     return checks
 
 
-# ---- the notebook's edge: progress bar and the step's error handling ------------------------------------
-
-
-def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.0) -> Pull:
-    """`wait_for_probe_entries` with a progress bar, through the step's API-error handling."""
-    from mtlskit.core.bars import bar, set_count
-
-    with bar(
-        "probes found in the request logs",
-        total=len(probes),
-        unit="probe",
-        bar_format=f"{{desc}}: {{n}}/{{total}} |{{bar:20}}| waited {{elapsed}} of at most {timeout:.0f}s",
-    ) as shown:
-
-        def progress(found: int, total: int, elapsed: float) -> None:
-            set_count(shown, found, total)
-
-        pull: Pull = step.call(wait_for_probe_entries, probes, timeout, None, progress)
-    return pull
-
-
 # What a logged statusDetails that nobody expected points at. A backend that cannot be picked is not a
 # TLS problem: it is the backend service (no endpoints, often a deleted or changed anchor Ingress).
 BACKEND_DETAILS = ("failed_to_pick_backend", "failed_to_connect_to_backend", "backend_timeout")
@@ -653,11 +631,11 @@ def mismatch_fix(logged: set[str]) -> str:
     )
 
 
-def checks(step: Step, matched: pd.DataFrame, pull: Pull) -> list[Check]:
+def checks(clients: Clients, params: Params, matched: pd.DataFrame, pull: Pull) -> list[Check]:
     """The cross-check's verdict; the backend's logConfig is read only to explain missing probes."""
     expecting = matched[matched["expected_status_details"].astype(bool)]
     missing = not expecting["found"].all()
-    logging_config = read_backend_logging(step.clients, step.params) if missing else None
+    logging_config = read_backend_logging(clients, params) if missing else None
     return probe_checks(matched, pull.waited_seconds, logging_config)
 
 

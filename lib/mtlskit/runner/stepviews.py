@@ -1,0 +1,27 @@
+"""Tables a notebook reads from the live target through its step: the Ingress's events, and the DNS
+records with the managed certificate's status. They go through the step so an API error becomes the
+step's verdict, not a traceback."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mtlskit.build import frontend, k8s
+from mtlskit.core.errors import NotFound
+from mtlskit.runner.step import Step
+from mtlskit.runner.tables import EVENT_COLUMNS, skipped_frame
+
+
+def events_frame(step: Step) -> pd.DataFrame:
+    """The controller's events for the anchor Ingress (what `kubectl describe ingress` lists)."""
+    return pd.DataFrame(k8s.ingress_events(step.clients, step.params), columns=EVENT_COLUMNS)
+
+
+def dns_frame(step: Step) -> pd.DataFrame:
+    """The A records the domains need and the managed certificate's status, which turns ACTIVE only
+    once those records point at the address."""
+    try:
+        status = frontend.frontend_status(step.clients, step.params)
+    except NotFound:
+        return skipped_frame("the frontend is not built yet (40_frontend with apply=True)")
+    return pd.DataFrame(status.dns_records()).assign(certificate=status.certificate_status)
