@@ -23,6 +23,7 @@ from mtlskit.config import paths
 from mtlskit.build import trust
 from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
+from mtlskit.core.poll import poll
 from mtlskit.core.errors import PrerequisiteMissing, SchemeMismatch
 from mtlskit.config.params import Params
 from mtlskit.build.plan import Change, decide
@@ -396,12 +397,10 @@ def wait_for_certificate(
     certificate, which no wait brings. A self-managed certificate is SELF_MANAGED, an absent one MISSING.
     `on_progress(status, elapsed)` is called after each read.
     """
-    started = time.monotonic()
-    while True:
-        status = certificate_status(clients, params)
-        elapsed = time.monotonic() - started
-        if on_progress:
-            on_progress(status, elapsed)
-        if status != "PROVISIONING" or elapsed >= timeout:
-            return status
-        time.sleep(min(poll_seconds, max(0.0, timeout - elapsed)))
+    return poll(
+        lambda: certificate_status(clients, params),
+        lambda status: status != "PROVISIONING",
+        timeout,
+        every=poll_seconds,
+        on_read=on_progress,
+    ).value

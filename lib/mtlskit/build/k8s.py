@@ -18,6 +18,7 @@ from mtlskit.cloud import ownership
 
 from mtlskit.config import paths
 from mtlskit.cloud.clients import Clients
+from mtlskit.core.poll import poll
 from mtlskit.core.errors import IngressNotReady, NotFound
 from mtlskit.config.params import Params
 from mtlskit.build.plan import Change, changed_fields, decide
@@ -242,21 +243,22 @@ def wait_for_backends(
     that the backend service exists.
     """
     k = params.kubernetes
-    start = time.monotonic()
-    delay = 0.2
-    while (backends := backends_annotation(clients, params)) is None:
-        elapsed = time.monotonic() - start
-        if on_progress:
-            on_progress(elapsed)
-        if elapsed > timeout:
-            raise IngressNotReady(
-                f"the GKE Ingress controller has not written {BACKENDS_ANNOTATION} on {k.namespace}/{k.ingress} "
-                f"after {timeout:.0f}s; check the Ingress events (kubectl describe ingress {k.ingress} -n "
-                f"{k.namespace})"
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 5.0)
-    return backends
+    waited = poll(
+        lambda: backends_annotation(clients, params),
+        lambda backends: backends is not None,
+        timeout,
+        every=0.2,
+        growth=1.5,
+        longest=5.0,
+        on_read=(lambda _, elapsed: on_progress(elapsed)) if on_progress else None,
+    )
+    if waited.value is None:
+        raise IngressNotReady(
+            f"the GKE Ingress controller has not written {BACKENDS_ANNOTATION} on {k.namespace}/{k.ingress} "
+            f"after {timeout:.0f}s; check the Ingress events (kubectl describe ingress {k.ingress} -n "
+            f"{k.namespace})"
+        )
+    return waited.value
 
 
 def ingress_events(clients: Clients, params: Params) -> list[dict[str, str]]:

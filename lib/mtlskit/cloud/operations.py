@@ -11,7 +11,6 @@ Compute is polled through the `GlobalOperationsClient` built with the kit's endp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -20,6 +19,7 @@ from google.api_core import operation as lro
 from google.cloud import compute_v1
 
 from mtlskit.core.errors import OperationFailed
+from mtlskit.core.poll import poll
 
 T = TypeVar("T")
 
@@ -54,31 +54,31 @@ def wait(clients: Clients, operation: Any, what: str, on_progress: Progress | No
     operation's name) or an `google.api_core.operation.Operation`.
     """
     if isinstance(operation, lro.Operation):
-        poll, path = _lro_poller(clients, operation), f"/v1/{operation.operation.name}"
+        poll_once, path = _lro_poller(clients, operation), f"/v1/{operation.operation.name}"
     else:
         name = str(getattr(operation, "name", None) or operation)
-        poll, path = (
+        poll_once, path = (
             _compute_poller(clients, name),
             f"/compute/v1/projects/{clients.project}/global/operations/{name}",
         )
-    deadline = time.monotonic() + clients.operation_timeout
-    pause = FIRST_POLL
-    while True:
-        status, failure = poll()
-        if on_progress:
-            on_progress(status)
-        if status == "DONE":
-            break
-        if time.monotonic() > deadline:
-            raise OperationFailed(
-                what,
-                path,
-                None,
-                f"not done after {clients.operation_timeout:.0f}s (last status {status})",
-                None,
-            )
-        time.sleep(pause)
-        pause = min(pause * 1.5, LAST_POLL)
+    waited = poll(
+        poll_once,
+        lambda read: read[0] == "DONE",
+        clients.operation_timeout,
+        every=FIRST_POLL,
+        growth=1.5,
+        longest=LAST_POLL,
+        on_read=(lambda read, _: on_progress(read[0])) if on_progress else None,
+    )
+    status, failure = waited.value
+    if not waited.done:
+        raise OperationFailed(
+            what,
+            path,
+            None,
+            f"not done after {clients.operation_timeout:.0f}s (last status {status})",
+            None,
+        )
     if failure is not None:
         code, message = failure
         raise OperationFailed(what, path, code, message, gexc.from_http_status(code, message))
@@ -90,7 +90,7 @@ Poll = Callable[[], tuple[str, tuple[int, str] | None]]
 def _compute_poller(clients: Clients, name: str) -> Poll:
     """Compute's `wait` blocks on the server for up to two minutes, so no pause is needed between calls."""
 
-    def poll() -> tuple[str, tuple[int, str] | None]:
+    def read() -> tuple[str, tuple[int, str] | None]:
         op = clients.call(clients.compute.operations.wait, project=clients.project, operation=name)
         if op.status != compute_v1.Operation.Status.DONE:
             return op.status.name, None
@@ -101,11 +101,11 @@ def _compute_poller(clients: Clients, name: str) -> Poll:
         message = " ".join(p for p in (op.http_error_message, detail) if p)
         return "DONE", (op.http_error_status_code or 500, message)
 
-    return poll
+    return read
 
 
 def _lro_poller(clients: Clients, operation: lro.Operation) -> Poll:
-    def poll() -> tuple[str, tuple[int, str] | None]:
+    def read() -> tuple[str, tuple[int, str] | None]:
         if not clients.call(operation.done):
             return "RUNNING", None
         error = operation.operation.error
@@ -114,4 +114,4 @@ def _lro_poller(clients: Clients, operation: lro.Operation) -> Poll:
         mapped = gexc.from_grpc_status(error.code, error.message)
         return "DONE", (int(mapped.code or 500), error.message)
 
-    return poll
+    return read

@@ -19,6 +19,7 @@ import pandas as pd
 from mtlskit.build import k8s, stack, trust
 from mtlskit.build.trust import SERVER_TLS_POLICY
 from mtlskit.config.params import Params
+from mtlskit.core.poll import poll
 from mtlskit.runner.step import Step, start
 from mtlskit.verify import probe
 
@@ -109,14 +110,17 @@ def put_back(lab: Lab) -> pd.DataFrame:
 def wait_until_answering(lab: Lab, timeout: float = BUILD_TIMEOUT_SECONDS) -> probe.Frontend:
     """A new frontend serves once its managed certificate is ACTIVE: wait for a handshake, so the lab's
     first request is judged by the server TLS policy, not refused for want of a certificate."""
-    deadline = time.monotonic() + timeout
-    while not (target := probe.locate_frontend(lab.step.clients, lab.params)).answering:
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"the frontend did not answer within {timeout:.0f}s: run notebooks/50_verify.ipynb to see why"
-            )
-        time.sleep(DATA_PLANE_REFRESH_SECONDS)
-    return target
+    waited = poll(
+        lambda: probe.locate_frontend(lab.step.clients, lab.params),
+        lambda target: target.answering,
+        timeout,
+        every=DATA_PLANE_REFRESH_SECONDS,
+    )
+    if not waited.done:
+        raise TimeoutError(
+            f"the frontend did not answer within {timeout:.0f}s: run notebooks/50_verify.ipynb to see why"
+        )
+    return waited.value
 
 
 def state_frame(lab: Lab) -> pd.DataFrame:
@@ -166,13 +170,14 @@ def wait_for_data_plane(lab: Lab, timeout: float = DATA_PLANE_WAIT_SECONDS) -> N
     state in a loop; the second refresh completed after this call began started after the caller's
     change (the first may have read the state before it), so the next request is judged by it."""
     start = int(_control(lab, "dataplane")["refreshes"])
-    deadline = time.monotonic() + timeout
-    while int(_control(lab, "dataplane")["refreshes"]) < start + 2:
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?"
-            )
-        time.sleep(0.05)
+    waited = poll(
+        lambda: int(_control(lab, "dataplane")["refreshes"]),
+        lambda refreshes: refreshes >= start + 2,
+        timeout,
+        every=0.05,
+    )
+    if not waited.done:
+        raise TimeoutError(f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?")
 
 
 def set_faults(lab: Lab, error_rate: float = 1.0, operation_error_rate: float = 0.0) -> dict[str, Any]:
