@@ -21,7 +21,10 @@ def code_cells(notebook: Path) -> list[str]:
 
 
 def is_kit_module(name: str) -> bool:
-    return name.startswith("mtlskit.") and importlib.util.find_spec(name) is not None
+    try:
+        return name.startswith("mtlskit.") and importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name inside a module, not a module
+        return False
 
 
 def imported_modules(source: str) -> set[str]:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from mtlskit.pki import certs
-from mtlskit.rules import verdict
+from mtlskit.rules import logentry, verdict
 from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 
 # ref §4.3, "mTLS statusDetails values": the documented strings for closed connections.
@@ -302,7 +302,8 @@ def test_every_outcome_the_rules_can_give_is_documented() -> None:
     `client_cert_invalid_eku`)."""
     literals = {
         node.value
-        for node in ast.walk(ast.parse(inspect.getsource(verdict)))
+        for module in (verdict, logentry)
+        for node in ast.walk(ast.parse(inspect.getsource(module)))
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
         and node.value.startswith("client_cert_")
@@ -310,4 +311,4 @@ def test_every_outcome_the_rules_can_give_is_documented() -> None:
     assert literals, "no outcome strings found"
     assert literals <= DOCUMENTED_OUTCOMES, literals - DOCUMENTED_OUTCOMES
     # the list the kit validates params against is exactly the reference's
-    assert set(verdict.DOCUMENTED_OUTCOMES) == DOCUMENTED_OUTCOMES
+    assert set(logentry.DOCUMENTED_OUTCOMES) == DOCUMENTED_OUTCOMES

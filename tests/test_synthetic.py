@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
+from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES
 from mtlskit.sandbox.dataplane import DataPlane, Frontend
 from mtlskit.verify import logs, synthetic
 

@@ -24,7 +24,7 @@ from mtlskit.config import paths
 from mtlskit.pki import certs, lint
 from mtlskit.pki.files import ParamsFile
 from mtlskit.rules import names
-from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
+from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES
 
 DEFAULT_MTLS_HEADERS = [
     "X-Client-Cert-Present:{client_cert_present}",

@@ -25,21 +25,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-# The load balancer's documented `statusDetails` for a refused client certificate (global external
-# ALB, "Logged errors for closed connections"): the only strings a verdict may carry.
-DOCUMENTED_OUTCOMES = (
-    "client_cert_not_provided",
-    "client_cert_validation_failed",
-    "client_cert_chain_invalid_eku",
-    "client_cert_invalid_rsa_key_size",
-    "client_cert_unsupported_elliptic_curve_key",
-    "client_cert_unsupported_key_algorithm",
-    "client_cert_pki_too_large",
-    "client_cert_chain_max_name_constraints_exceeded",
-    "client_cert_validation_timed_out",
-    "client_cert_validation_search_limit_exceeded",
-    "client_cert_validation_not_performed",
-)
+from mtlskit.rules.logentry import NOT_PROVIDED
+
 MAX_INTERMEDIATES = 8  # a chain holds at most 10 certificates, root and leaf included
 OK_CURVES = (ec.SECP256R1, ec.SECP384R1)
 MAX_NAME_CONSTRAINTS = 10
@@ -143,7 +130,7 @@ def judge(
 ) -> Verdict:
     """`trust` is None when the server TLS policy names no trust config."""
     if leaf is None:
-        return Verdict(False, False, "client_cert_not_provided", "no client certificate was sent")
+        return Verdict(False, False, NOT_PROVIDED, "no client certificate was sent")
     if trust is not None and any(leaf == a for a in trust.allowlisted):
         # Parseable and proof of possession (already checked by the handshake) is all an
         # allowlisted certificate needs: expiry and the chain rules do not apply.

@@ -34,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
+from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, RESOURCE_TYPE
 from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 from mtlskit.sandbox import locations, stand_in_ca
 from mtlskit.sandbox.compute.resources import ComputeStore
@@ -49,7 +50,6 @@ log = logging.getLogger("mtlskit.sandbox.dataplane")
 
 REFRESH_SECONDS = 0.2
 IDLE_SECONDS = 30
-LOG_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
 MIN_VERSION = {
     "TLS_1_0": SSL.TLS1_VERSION,
     "TLS_1_1": SSL.TLS1_1_VERSION,
@@ -499,7 +499,7 @@ class DataPlane:
         except (OSError, http.client.HTTPException):
             return 502, text, b"upstream connect error\n", "failed_to_connect_to_backend", bs
         out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP - {"content-length"}]
-        return response.status, out, payload, "response_sent_by_backend", bs
+        return response.status, out, payload, FORWARDED, bs
 
     @staticmethod
     def _upstream_call(
@@ -552,7 +552,7 @@ class DataPlane:
     ) -> dict[str, Any]:
         f = conn.frontend
         payload: dict[str, Any] = {
-            "@type": LOG_TYPE,
+            "@type": PAYLOAD_TYPE,
             "statusDetails": details,
             "remoteIp": conn.remote_ip,
             "tls": {"protocol": conn.protocol, "cipher": conn.cipher, "earlyDataRequest": False},
@@ -573,7 +573,7 @@ class DataPlane:
         return {
             "logName": f"projects/{f.project}/logs/requests",
             "resource": {
-                "type": "http_load_balancer",
+                "type": RESOURCE_TYPE,
                 "labels": {
                     "project_id": f.project,
                     "zone": "global",
@@ -597,7 +597,7 @@ class DataPlane:
         bs, um_name = self._route(conn.frontend, "", "/")
         if not self._log_config(bs):
             return
-        verdict = conn.verdict or Verdict(False, False, "client_cert_not_provided")
+        verdict = conn.verdict or Verdict(False, False, NOT_PROVIDED)
         entry = self._entry(conn, {"status": 0}, verdict.error, "", um_name, started)
         append_entry(self.store, entry)
 

@@ -28,9 +28,10 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ApiError, PrerequisiteMissing
+from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
 from mtlskit.verify import logscan
-from mtlskit.verify.logscan import BUCKETS, COLUMNS, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
-from mtlskit.verify.probe import FORWARDED, PROBE_PATH, ProbeResult
+from mtlskit.verify.logscan import BUCKETS, COLUMNS
+from mtlskit.verify.probe import PROBE_PATH, ProbeResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -239,7 +240,7 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         fingerprint = mtls.get("clientCertSha256Fingerprint") or None
         serial = mtls.get("clientCertSerialNumber") or None
     else:
-        present = False if details == "client_cert_not_provided" else None
+        present = False if details == NOT_PROVIDED else None
         verified = False if details.startswith(REFUSED_PREFIX) else None
         error = details if details.startswith(REFUSED_PREFIX) else None
         fingerprint = serial = None

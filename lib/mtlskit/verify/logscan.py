@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import pandas as pd
 
+from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
+
 if TYPE_CHECKING:
     from google.cloud import storage
 
-RESOURCE_TYPE = "http_load_balancer"
-PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
-REFUSED_PREFIX = "client_cert_"
 # Round bucket sizes for plots over time, smallest first.
 BUCKETS = ["1s", "5s", "10s", "30s", "1min", "5min", "10min", "30min", "1h", "3h", "6h", "1D"]
 OUTCOMES = ["accepted", "refused", "other"]
@@ -297,7 +296,7 @@ class LogScan:
                  ELSE 'other' END AS outcome,
             CASE WHEN mtls IS NOT NULL
                      THEN COALESCE(lower(trim(mtls.clientCertPresent)) = 'true', false)
-                 WHEN status_details = 'client_cert_not_provided' THEN false END AS client_cert_present,
+                 WHEN status_details = '{NOT_PROVIDED}' THEN false END AS client_cert_present,
             CASE WHEN mtls IS NOT NULL
                      THEN COALESCE(lower(trim(mtls.clientCertChainVerified)) = 'true', false)
                  WHEN starts_with(status_details, '{REFUSED_PREFIX}') THEN false END
@@ -504,7 +503,7 @@ def bigquery_sql(
     since: dt.datetime | None = None,
     bucket: str = "1min",
     n: int = 10,
-    forwarded: str = "response_sent_by_backend",
+    forwarded: str = FORWARDED,
 ) -> dict[str, str]:
     """For each summary, the GoogleSQL to run in Log Analytics (or BigQuery on the linked dataset)
     over the `_AllLogs` view: `json_payload` and `resource.labels` are JSON (read with JSON_VALUE),

@@ -38,13 +38,13 @@ from mtlskit.config.params import RESERVED_PROBE_CASES, Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import PrerequisiteMissing
 from mtlskit.pki import certs
+from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED
 
 PROBE_HEADER = "X-Mtlskit-Probe"
 PROBE_PATH = "/.mtlskit/probe/"  # followed by the probe id
 USER_AGENT = "mtlskit-probe"
 # statusDetails of a request the load balancer passed to the backend and answered from it (documented
 # for the global external ALB; the sandbox data plane logs the same string).
-FORWARDED = "response_sent_by_backend"
 REJECT = "REJECT_INVALID"
 PROBE_CERTIFICATE, NO_CERTIFICATE = RESERVED_PROBE_CASES
 CLOSED_QUIETLY = "closed by the server without a TLS alert"
@@ -130,7 +130,7 @@ def probe_cases(params: Params) -> list[Case]:
     cases = []
     if p.client_cert and p.client_key:
         cases.append(Case(PROBE_CERTIFICATE, "ok", p.client_cert, p.client_key, source="probe.client_cert"))
-    cases.append(Case(NO_CERTIFICATE, "client_cert_not_provided", source="(none sent)"))
+    cases.append(Case(NO_CERTIFICATE, NOT_PROVIDED, source="(none sent)"))
     cases += [Case(c.name, c.expect, c.cert, c.key, source="probe.cases") for c in p.cases]
     return cases + demo_cases(params)
 
@@ -585,7 +585,7 @@ def _judge_forwarded(case: Case, attempt: Attempt, seen: Seen) -> tuple[str, str
             f"forwarded; this backend does not show the mTLS headers, so {case.expected} is not confirmed here",
             "compare with the log entry in 60_logs",
         )
-    want_present = "false" if case.expected == "client_cert_not_provided" else "true"
+    want_present = "false" if case.expected == NOT_PROVIDED else "true"
     if seen.verified == "false" and case.expected in seen.errors and seen.present in (None, want_present):
         return "pass", str(seen), ""
     return (

@@ -25,14 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
+from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES, FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, RESOURCE_TYPE
 
 T = TypeVar("T")
 CHUNK = 10_000  # entries per write: big enough to amortise the call, small enough to stay flat in memory
 
-FORWARDED = "response_sent_by_backend"
-NOT_PROVIDED = "client_cert_not_provided"
-PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
 
 # Answered by the load balancer itself: documented statusDetails with the status it sends.
 LB_ANSWERS = (
@@ -111,7 +108,7 @@ def _certs(n: int, rng: random.Random) -> list[_Cert]:
 
 # The templates, in the field order the sandbox writes. %-style, so JSON's braces need no doubling.
 HEAD = (
-    '{"logName":"projects/%s/logs/requests","resource":{"type":"http_load_balancer","labels":'
+    '{"logName":"projects/%s/logs/requests","resource":{"type":"' + RESOURCE_TYPE + '","labels":'
     '{"project_id":"%s","zone":"global","forwarding_rule_name":"%s","target_proxy_name":"%s",'
     '"url_map_name":"%s","backend_service_name":"%s"}},'
 )

@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from mtlskit.rules.verdict import DOCUMENTED_OUTCOMES
+from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES, FORWARDED
 from mtlskit.teach.labs import sending
 from mtlskit.teach.labs.lab import Lab
-from mtlskit.verify.probe import FORWARDED, ProbeResult
+from mtlskit.verify.probe import ProbeResult
 
 NAME = "01_client_certificates"
 CASES = [

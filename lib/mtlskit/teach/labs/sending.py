@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtlskit.rules.logentry import NOT_PROVIDED
 from mtlskit.teach.labs.lab import Lab
 from mtlskit.verify import logs, probe
 from mtlskit.verify.probe import Case, ProbeResult
@@ -31,7 +32,7 @@ def cases(lab: Lab, names: list[str]) -> list[Case]:
     out = []
     for name in names:
         if name == NO_CERTIFICATE:
-            out.append(Case(NO_CERTIFICATE, "client_cert_not_provided", source="(none sent)"))
+            out.append(Case(NO_CERTIFICATE, NOT_PROVIDED, source="(none sent)"))
         elif name in demo:
             out.append(demo[name])
         else:
