@@ -213,12 +213,16 @@ def certs_demo_pki(out_dir: str | None, params_file: str | None, force: bool) ->
     """Issue the demo root, intermediates and client certificates, valid and deliberately broken."""
     from mtlskit.pki import certs as certs_mod
 
-    directory = Path(out_dir).resolve() if out_dir else _load(params_file).state_dir / "pki"
+    pki = (
+        certs_mod.DemoPki(Path(out_dir).resolve())
+        if out_dir
+        else certs_mod.DemoPki.in_state_dir(_load(params_file).state_dir)
+    )
     make = certs_mod.generate_demo_pki if force else certs_mod.ensure_demo_pki
-    make(directory)
-    click.echo(f"demo PKI in {directory} (private keys are mode 0600; never commit them)")
-    for spec in certs_mod.demo_pki_specs():
-        click.echo(f"  {spec.name + '.pem':<32} expect {spec.expected:<46} {spec.purpose}")
+    make(pki.directory)
+    click.echo(f"demo PKI in {pki.directory} (private keys are mode 0600; never commit them)")
+    for spec in pki.cases():
+        click.echo(f"  {pki.cert(spec.name).name:<32} expect {spec.expected:<46} {spec.purpose}")
 
 
 @main.command("logs")

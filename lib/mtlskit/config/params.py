@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from mtlskit.config import paths
+from mtlskit.core.errors import KitError
 from mtlskit.pki import certs, lint
 from mtlskit.pki.files import ParamsFile
 from mtlskit.rules import names
@@ -345,8 +346,9 @@ class FieldProblem:
         return f"{self.field}: {self.message}{shown}"
 
 
-class ParamsError(ValueError):
-    """All problems of one params file, so the user can fix them in one go."""
+class ParamsError(KitError, ValueError):
+    """All problems of one params file, so the user can fix them in one go (still a ValueError, for
+    callers that catch bad input that way)."""
 
     def __init__(self, source: str, problems: list[FieldProblem]):
         self.source = source

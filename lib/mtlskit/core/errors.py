@@ -17,6 +17,12 @@ exception as `cause`. An earlier runbook step that has not run is not a fault: `
     │   └── BackendNotFound no backend service of the anchor serves the params' Service and port
     ├── SchemeMismatch      the params' scheme cannot work with the Ingress's backend service
     └── ApplyRefused        a change was asked for without the params that allow it
+
+The errors of one concern live in that concern's module and derive from `KitError` too (keeping the
+built-in base older callers catch): `config.params.ParamsError` (ValueError), `runner.step.StepFailed`
+(RuntimeError), `runner.fleet.FleetError` (ValueError), `teach.labs.lab.LabRefused` (RuntimeError) and
+`teach.labs.lab.LabTimedOut` (TimeoutError). `tests/test_errors.py` fails on any exception class of the
+kit outside this hierarchy, so `except KitError` catches every failure the kit raises on purpose.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 MANIFEST = "manifest.json"
 PKI_VERSION = 1
+# Where the demo PKI lives inside a sandbox state directory, and its two issuers a trust config takes.
+DEMO_PKI_DIR = "pki"
+TRUST_ANCHOR = "root"
+INTERMEDIATE = "intermediate"
 
 
 @dataclass
@@ -143,10 +147,25 @@ def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+@dataclass(frozen=True)
+class PkiFiles:
+    """A directory of issued certificates, each `<name>.pem` beside its key `<name>.key`: the one
+    place that knows how an issued certificate's files are named."""
+
+    directory: Path
+
+    def cert(self, name: str) -> Path:
+        return self.directory / f"{name}.pem"
+
+    def key(self, name: str) -> Path:
+        """The key's path (handed to OpenSSL by path; nothing here reads it)."""
+        return self.directory / f"{name}.key"
+
+
 def write_issued(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    cert_path = directory / f"{name}.pem"
-    key_path = directory / f"{name}.key"
+    files = PkiFiles(directory)
+    cert_path, key_path = files.cert(name), files.key(name)
     cert_path.write_text(pem(issued.cert))
     key_bytes = issued.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -240,28 +259,81 @@ def demo_pki_specs() -> list[CertSpec]:
 
 # The issuers of the demo PKI; every other certificate in it is a `demo_pki_specs()` case.
 DEMO_ISSUERS = (
-    "root",
-    "intermediate",
+    TRUST_ANCHOR,
+    INTERMEDIATE,
     "untrusted-root",
     "serverauth-intermediate",
     *(f"deep-{i}" for i in range(11)),
 )
 
 
+@dataclass(frozen=True)
+class DemoPki(PkiFiles):
+    """The demo PKI in one directory: which file is the demo's trust anchor, intermediate, a case's
+    certificate, key and chain, and what the manifest says. The probe, the command line and the
+    by-hand commands ask here instead of knowing the file names themselves."""
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> DemoPki:
+        """The demo PKI of a sandbox state directory (where the kit and `mtlskit certs demo-pki` put it)."""
+        return cls(Path(state_dir) / DEMO_PKI_DIR)
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.directory / MANIFEST
+
+    @property
+    def trust_anchor(self) -> Path:
+        return self.cert(TRUST_ANCHOR)
+
+    @property
+    def intermediate(self) -> Path:
+        """The intermediate of the valid chain (the one a trust config built from the demo holds)."""
+        return self.cert(INTERMEDIATE)
+
+    def manifest(self) -> dict[str, object] | None:
+        """What `generate_demo_pki` recorded, or None when no demo PKI was generated here."""
+        if not self.manifest_file.is_file():
+            return None
+        return dict(json.loads(self.manifest_file.read_text()))
+
+    def cases(self) -> list[CertSpec]:
+        """Every demo certificate a client can present, with the outcome it should get."""
+        return demo_pki_specs()
+
+    def chain(self, spec: CertSpec) -> tuple[Path, ...]:
+        """The issuer files a client sends after the case's certificate, in TLS order."""
+        return tuple(self.cert(n) for n in spec.chain)
+
+    def meant_for_allowlist(self) -> set[str]:
+        """The cases that are valid only when a trust config allowlists them (self-signed leaves)."""
+        listed = (self.manifest() or {}).get("allowlisted", [])
+        return {str(n) for n in listed} if isinstance(listed, list) else set()
+
+    @staticmethod
+    def file_names() -> frozenset[str]:
+        """The file names the demo PKI consists of (certificates, keys and the manifest)."""
+        stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
+        files = PkiFiles(Path())
+        return frozenset(
+            {MANIFEST, *(files.cert(n).name for n in stems), *(files.key(n).name for n in stems)}
+        )
+
+
 def demo_pki_files() -> frozenset[str]:
     """The file names `generate_demo_pki` writes (certificates, keys and the manifest), so params
     pointing at one of them can be accepted before the PKI exists."""
-    stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
-    return frozenset({MANIFEST, *(f"{n}.pem" for n in stems), *(f"{n}.key" for n in stems)})
+    return DemoPki.file_names()
 
 
 def ensure_demo_pki(directory: Path) -> dict[str, object]:
     """Create the demo PKI once; later calls reuse it, so fingerprints stay stable across runs."""
-    manifest_path = directory / MANIFEST
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
+    pki = DemoPki(directory)
+    manifest = pki.manifest()
+    if manifest is not None:
+        certificates = manifest.get("certificates", {})
         if manifest.get("version") == PKI_VERSION and all(
-            (directory / f"{n}.pem").is_file() for n in manifest.get("certificates", {})
+            pki.cert(str(n)).is_file() for n in (certificates if isinstance(certificates, dict) else {})
         ):
             return manifest
     return generate_demo_pki(directory)
@@ -272,8 +344,8 @@ def generate_demo_pki(directory: Path) -> dict[str, object]:
     os.chmod(directory, 0o700)
     now = _now()
     out: dict[str, Issued] = {}
-    root = out["root"] = issue("mtlskit demo root CA", ca=True, eku=CLIENT_AUTH)
-    inter = out["intermediate"] = issue("mtlskit demo intermediate CA", issuer=root, ca=True, eku=CLIENT_AUTH)
+    root = out[TRUST_ANCHOR] = issue("mtlskit demo root CA", ca=True, eku=CLIENT_AUTH)
+    inter = out[INTERMEDIATE] = issue("mtlskit demo intermediate CA", issuer=root, ca=True, eku=CLIENT_AUTH)
     out["untrusted-root"] = issue("mtlskit untrusted root CA", ca=True, eku=CLIENT_AUTH)
     out["serverauth-intermediate"] = issue(
         "mtlskit serverAuth-only intermediate", issuer=root, ca=True, eku=SERVER_AUTH
@@ -337,10 +409,10 @@ def generate_demo_pki(directory: Path) -> dict[str, object]:
     manifest: dict[str, object] = {
         "version": PKI_VERSION,
         "created": now.isoformat(),
-        "trust_anchors": ["root"],
-        "intermediates": ["intermediate", "serverauth-intermediate"] + [f"deep-{i}" for i in range(11)],
+        "trust_anchors": [TRUST_ANCHOR],
+        "intermediates": [INTERMEDIATE, "serverauth-intermediate"] + [f"deep-{i}" for i in range(11)],
         "allowlisted": ["allowlisted-client", "allowlisted-expired-client"],
         "certificates": {n: specs.get(n, {"purpose": "CA", "expected": "", "chain": []}) for n in out},
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    DemoPki(directory).manifest_file.write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mtlskit.config import paths
+from mtlskit.core.errors import KitError
 from mtlskit.runner import execute
 from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
 
@@ -45,7 +46,7 @@ FLEET_JSON = "fleet.json"
 Event = Literal["start", "end"]
 
 
-class FleetError(ValueError):
+class FleetError(KitError, ValueError):
     """The list of environments cannot be used as given; nothing ran (exit code 3)."""
 
 

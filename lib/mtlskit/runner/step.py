@@ -22,11 +22,18 @@ from mtlskit.cloud.ownership import may_apply
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.core.checks import MIME, Check
-from mtlskit.core.errors import LIBRARY_FAILURES, ApiCallFailed, ApiError, PrerequisiteMissing, from_exception
+from mtlskit.core.errors import (
+    LIBRARY_FAILURES,
+    ApiCallFailed,
+    ApiError,
+    KitError,
+    PrerequisiteMissing,
+    from_exception,
+)
 from mtlskit.runner import tables
 
 
-class StepFailed(RuntimeError):
+class StepFailed(KitError, RuntimeError):
     """A check of the step did not pass. `mtlskit run` tells this failure (exit code 1) from a crash
     by this class's name (`results.CHECK_FAILURE`), so the name is part of the contract."""
 

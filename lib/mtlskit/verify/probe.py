@@ -139,19 +139,18 @@ def demo_cases(params: Params) -> list[Case]:
     """Every demo PKI certificate, when its expectations can hold: only a trust config built from the
     demo PKI (its root among the trust anchors) judges them as documented in `certs.demo_pki_specs`.
     Against any other trust config they would all be 'untrusted', which tells nothing."""
-    pki = params.state_dir / "pki"
-    manifest_file = pki / certs.MANIFEST
-    if not params.probe.demo_cases or not manifest_file.is_file():
+    pki = certs.DemoPki.in_state_dir(params.state_dir)
+    if not params.probe.demo_cases or pki.manifest() is None:
         return []
     anchors = _resolved(params.mtls.trust_anchors)
-    if (pki / "root.pem").resolve() not in anchors:
+    if pki.trust_anchor.resolve() not in anchors:
         return []
-    meant_for_allowlist = set(json.loads(manifest_file.read_text()).get("allowlisted", []))
+    meant_for_allowlist = pki.meant_for_allowlist()
     allowlisted = _resolved(params.mtls.allowlisted)
-    intermediate_trusted = (pki / "intermediate.pem").resolve() in _resolved(params.mtls.intermediates)
+    intermediate_trusted = pki.intermediate.resolve() in _resolved(params.mtls.intermediates)
     out = []
-    for spec in certs.demo_pki_specs():
-        leaf = (pki / f"{spec.name}.pem").resolve()
+    for spec in pki.cases():
+        leaf = pki.cert(spec.name).resolve()
         expected = spec.expected
         if leaf in allowlisted:
             expected = "ok"
@@ -159,10 +158,8 @@ def demo_cases(params: Params) -> list[Case]:
             expected = "client_cert_validation_failed"  # self-signed, and not allowlisted by these params
         elif expected == "ok" and not spec.chain and not intermediate_trusted:
             expected = "client_cert_validation_failed"  # its issuer is neither sent nor in the trust config
-        chain = tuple(str(pki / f"{n}.pem") for n in spec.chain)
-        out.append(
-            Case(f"demo/{spec.name}", expected, str(leaf), str(pki / f"{spec.name}.key"), chain, "demo PKI")
-        )
+        chain = tuple(str(p) for p in pki.chain(spec))
+        out.append(Case(f"demo/{spec.name}", expected, str(leaf), str(pki.key(spec.name)), chain, "demo PKI"))
     return out
 
 

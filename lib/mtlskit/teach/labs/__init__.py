@@ -13,6 +13,7 @@ from mtlskit.teach.labs.chain import allowlist_leaf, reissue_intermediate
 from mtlskit.teach.labs.lab import (
     Lab,
     LabRefused,
+    LabTimedOut,
     Verdict,
     faults_command,
     put_back,
@@ -30,6 +31,7 @@ __all__ = [
     "REFERENCE",
     "Lab",
     "LabRefused",
+    "LabTimedOut",
     "Verdict",
     "allowlist_leaf",
     "anchor",

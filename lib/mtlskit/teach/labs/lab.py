@@ -19,6 +19,7 @@ import pandas as pd
 from mtlskit.build import k8s, stack, trust
 from mtlskit.build.trust import SERVER_TLS_POLICY
 from mtlskit.config.params import Params
+from mtlskit.core.errors import KitError
 from mtlskit.core.poll import poll
 from mtlskit.runner.step import Step, start
 from mtlskit.verify import probe
@@ -30,8 +31,13 @@ DATA_PLANE_WAIT_SECONDS = 30.0
 BUILD_TIMEOUT_SECONDS = 120.0
 
 
-class LabRefused(RuntimeError):
+class LabRefused(KitError, RuntimeError):
     """A lab was pointed at something other than the local sandbox."""
+
+
+class LabTimedOut(KitError, TimeoutError):
+    """The sandbox did not reach the state a lab waits for (the frontend answering, the data plane
+    refreshed) in time; the message says what did not happen and what to look at."""
 
 
 @dataclass
@@ -117,7 +123,7 @@ def wait_until_answering(lab: Lab, timeout: float = BUILD_TIMEOUT_SECONDS) -> pr
         every=DATA_PLANE_REFRESH_SECONDS,
     )
     if not waited.done:
-        raise TimeoutError(
+        raise LabTimedOut(
             f"the frontend did not answer within {timeout:.0f}s: run notebooks/50_verify.ipynb to see why"
         )
     return waited.value
@@ -177,7 +183,7 @@ def wait_for_data_plane(lab: Lab, timeout: float = DATA_PLANE_WAIT_SECONDS) -> N
         every=0.05,
     )
     if not waited.done:
-        raise TimeoutError(f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?")
+        raise LabTimedOut(f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?")
 
 
 def set_faults(lab: Lab, error_rate: float = 1.0, operation_error_rate: float = 0.0) -> dict[str, Any]:
