@@ -4,7 +4,8 @@ On a fresh sandbox whose Kubernetes side the kit builds, the equivalent commands
 40_frontend print are run as printed, in order, by a gcloud configured only through the exports of
 `eval "$(mtlskit sandbox env)"`. The kit then judges the result with its own functions: the frontend
 exists, both plans say "no change" (40's check passes), and the data plane answers the demo probe
-certificate with 200. Every gcloud read the runbook mentions must then succeed without a warning.
+certificate with 200. Every gcloud and kubectl read the runbook pages print (rendered from the params,
+whose names all differ from the sandbox's) must then succeed without a warning.
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ import yaml
 from mtlskit.build import backend, frontend, k8s, teardown, trust
 from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients, build_clients
-from mtlskit.config.params import Params, load
+from mtlskit.config.params import Params, another_stack, load
 from mtlskit.runner.step import Step, outcome_checks
 from mtlskit.sandbox import process, shell
-from mtlskit.verify import logs, probe
+from mtlskit.teach import byhand
+from mtlskit.verify import drift, logs, probe
 from tests.conftest import PROJECT
 
 GCLOUD = shutil.which("gcloud")
 needs_gcloud = pytest.mark.skipif(
     GCLOUD is None,
     reason="needs the Google Cloud CLI on PATH: install google-cloud-cli (https://cloud.google.com/sdk/docs/install)",
+)
+needs_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None,
+    reason="needs the kubectl binary on PATH (Debian: apt-get install kubernetes-client)",
 )
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own
 COMMAND_TIMEOUT = 120.0
@@ -97,6 +103,9 @@ def _write_params(directory: Path, state: Path) -> Path:
         "mtls": {"trust_anchors": [str(pki / "root.pem")], "intermediates": [str(pki / "intermediate.pem")]},
         "probe": {"client_cert": str(pki / "client.pem"), "client_key": str(pki / "client.key")},
     }
+    # every name differs from the sandbox's, so a page that printed a default would read nothing
+    data = another_stack(data, "g", stack=STACK)
+    data["kubernetes"]["namespace"] = "gcloud-pages"
     path = directory / "gcloud.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -324,37 +333,62 @@ def test_printed_trust_updates_take(sandbox_shell: Shell, built_by_gcloud: list[
         assert {c.action for c in trust.plan_trust(s.clients, params)} == {"no change"}
 
 
-def runbook_reads() -> list[str]:
-    """Every gcloud read (describe, list, get-health, logging read) the notebooks' pages tell a reader
-    to type, as written there."""
-    import json
-    import re
-
-    found = []
-    # the checkout's notebooks (MTLSKIT_ROOT points elsewhere while the sandbox shell exists)
-    for nb in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
-        for cell in json.loads(nb.read_text())["cells"]:
-            if cell["cell_type"] != "markdown":
-                continue
-            for line in "".join(cell["source"]).splitlines():
-                line = line.strip().strip("`")
-                if line.startswith("gcloud ") and re.search(r" (describe|list|get-health|read)\b", line):
-                    found.append(line)
-    return found
+def pages(s: Shell) -> dict[str, byhand.ByHand]:
+    """Every page's by-hand commands, rendered with what each step locates (the backend service, the
+    frontend as a client finds it, the drift state), as the notebooks render them."""
+    bs = backend.locate_backend_service(s.clients, s.params)
+    located: dict[str, byhand.Located] = {
+        "20_backend_service": bs,
+        "50_verify": probe.locate_frontend(s.clients, s.params),
+        "70_drift": drift.read_state(s.clients, s.params),
+    }
+    return {step: byhand.by_hand(s.params, step, located.get(step, bs.name)) for step in byhand.STEPS}
 
 
 @needs_gcloud
 def test_the_reads_the_notebook_pages_print_succeed_as_written(
     sandbox_shell: Shell, built_by_gcloud: list[Ran]
 ) -> None:
+    """Every gcloud read of every page, as rendered from the params (non-default names), in the shell
+    `mtlskit sandbox env` sets up; the lists and describes answer with this stack's resources."""
     s = sandbox_shell
-    bs = backend.locate_backend_service(s.clients, s.params).name
-    reads = [
-        r.replace("PROJECT_ID", s.params.project).replace("BACKEND_SERVICE", bs) for r in runbook_reads()
-    ]
-    assert len(reads) >= 15 and any("services list" in r for r in reads), reads
-    failed = [r for r in s.gcloud_all(reads) if not r.clean]
-    assert not failed, "\n".join(map(str, failed))
+    rendered = pages(s)
+    assert {step: page.placeholders for step, page in rendered.items() if page.placeholders} == {}
+    reads = list(dict.fromkeys(line for page in rendered.values() for line in page.reads("gcloud")))
+    assert len(reads) >= 20 and any(" services list " in r for r in reads), reads
+    ran = {r.command: r for r in s.gcloud_all(reads)}
+    failed = [str(r) for r in ran.values() if not r.clean]
+    assert not failed, "\n".join(failed)
+    f, m = s.params.frontend, s.params.mtls
+    bs = backend.locate_backend_service(s.clients, s.params)
+    leftovers = {c.line: c for c in rendered["90_teardown"].commands if c.tool == "gcloud"}
+    found = " ".join(ran[line].stdout for line in leftovers)
+    assert f.forwarding_rule in found and m.server_tls_policy in found and m.trust_config in found, found
+    url_map = next(line for line in reads if "url-maps describe" in line)
+    assert ran[url_map].stdout.strip().endswith(f"/backendServices/{bs.name}")
+
+
+@needs_kubectl
+def test_the_kubectl_reads_the_notebook_pages_print_succeed_as_written(
+    sandbox_shell: Shell, built_by_gcloud: list[Ran]
+) -> None:
+    """Every kubectl read of every page, as rendered (the params' namespace), in the same shell."""
+    s = sandbox_shell
+    reads = list(dict.fromkeys(line for page in pages(s).values() for line in page.reads("kubectl")))
+    assert len(reads) >= 4, reads
+    k = s.params.kubernetes
+    outputs = {}
+    for line in reads:
+        ran = subprocess.run(
+            shlex.split(line), env=s.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+        )
+        assert ran.returncode == 0 and not ran.stderr.strip(), f"{line}\n  -> {ran.returncode}: {ran.stderr}"
+        outputs[line] = ran.stdout
+    bs = backend.locate_backend_service(s.clients, s.params)
+    annotation = next(out for line, out in outputs.items() if "jsonpath=" in line)
+    assert bs.name in json.loads(annotation)
+    listed = next(out for line, out in outputs.items() if line.startswith("kubectl get service/"))
+    assert all(name in listed for name in (k.service, k.backend_config, k.ingress)), listed
 
 
 @needs_gcloud

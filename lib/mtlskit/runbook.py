@@ -10,7 +10,8 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.runner.stepchecks` — the checks of 10_ingress and 20_backend_service;
 - `mtlskit.runner.progress` — the Ingress, managed-certificate and request-log waits with their progress bars;
 - `mtlskit.core.checks` — the check value and its one-line `verdict`;
-- `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params.
+- `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params;
+- `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names.
 
 `mtlskit run` imports this module while its kernel starts, so every notebook finds the kit loaded.
 """
@@ -29,6 +30,7 @@ from mtlskit.runner.tables import (
     recent_entries,
     rows_frame,
 )
+from mtlskit.teach.byhand import by_hand
 from mtlskit.teach.diagram import design_diagram
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "StepFailed",
     "backend_checks",
     "backends_frame",
+    "by_hand",
     "checks_frame",
     "design_diagram",
     "dns_frame",

@@ -1,0 +1,502 @@
+"""The "how to check by hand" commands of every runbook step, written with the reader's own names.
+
+A page that prints `gcloud compute url-maps describe mtls-urlmap` teaches the sandbox's names: a
+reader of a real environment copies them and reads the wrong resource, or none. Here every command
+is built from the params' fields (project, names, domains, certificate files), the kubectl ones with
+the namespace and context flags the kit's own printed commands carry (`build.k8s.kubectl_target`).
+`STEPS` says which commands each notebook shows. The backend service's name is not in the params:
+it comes from what the step located, else the placeholder `BACKEND_SERVICE`, with where to read it.
+
+Like `verify.logs.by_hand(params)`, which 60_logs prints, `by_hand(params, step)` prints as shell
+lines a reader can paste (each with a `# why` comment); the commands are data too, so a test runs
+every read through the real gcloud and kubectl.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mtlskit.build import k8s
+from mtlskit.build.backend import BackendService
+from mtlskit.cloud import ownership
+from mtlskit.config.params import Params
+from mtlskit.rules.logentry import NOT_PROVIDED
+from mtlskit.verify import probe
+from mtlskit.verify.drift import DriftState
+
+BACKEND_SERVICE = "BACKEND_SERVICE"
+SANDBOX_CA = "SANDBOX_CA"
+# Where a reader finds what a placeholder stands for.
+PLACEHOLDERS = {
+    BACKEND_SERVICE: "the backend service's name: the first row of 20_backend_service's table, or "
+    "the name in the anchor Ingress's ingress.kubernetes.io/backends annotation",
+    SANDBOX_CA: "the sandbox's stand-in for Google's public CAs: the 'server trust' row of "
+    "50_verify's frontend table",
+}
+# The Compute fields each describe shows: what the step's checks judge, nothing else.
+BACKEND_FIELDS = "yaml(description,loadBalancingScheme,logConfig,customRequestHeaders,backends)"
+PROXY_FIELDS = "yaml(urlMap,sslCertificates,sslPolicy,serverTlsPolicy)"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command to type, and the one line that says what it shows."""
+
+    line: str  # as typed in a POSIX shell
+    why: str
+    sets: str = ""  # a shell variable the command's output is stored in (IP=$(...)), for the next ones
+    reads: bool = True  # changes nothing: safe to run any time, against any environment
+
+    @property
+    def tool(self) -> str:
+        return shlex.split(self.line)[0]
+
+    def __str__(self) -> str:
+        typed = f"{self.sets}=$({self.line})" if self.sets else self.line
+        return f"# {self.why}\n{typed}"
+
+
+@dataclass(frozen=True)
+class ByHand:
+    """A step's commands and the placeholders they still contain (each with where to find its value)."""
+
+    step: str
+    commands: tuple[Command, ...]
+    placeholders: dict[str, str]
+
+    def reads(self, tool: str) -> list[str]:
+        """The commands of one tool (gcloud, kubectl, ...) that only read, as typed."""
+        return [c.line for c in self.commands if c.reads and c.tool == tool]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"command": str(c).split("\n", 1)[1], "shows": c.why} for c in self.commands])
+
+    def __str__(self) -> str:
+        blocks = [str(c) for c in self.commands]
+        if self.placeholders:
+            blocks.insert(0, "\n".join(f"# {name}: {where}" for name, where in self.placeholders.items()))
+        return "\n\n".join(blocks)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What the commands are written with: the params and what the step located."""
+
+    params: Params
+    backend_service: str
+    port: int
+    server_ca: str | None
+
+    @property
+    def kubectl(self) -> str:
+        return k8s.kubectl_target(self.params)
+
+    def gcloud(self, group: str, verb: str, name: str = "", scope: str = "--global", extra: str = "") -> str:
+        project = f"--project={shlex.quote(self.params.project)}"
+        words = ["gcloud", group, verb, shlex.quote(name) if name else "", scope, project, extra]
+        return " ".join(w for w in words if w)
+
+
+# ---- the commands, one function each --------------------------------------------------------------------
+
+
+def _kube_objects(n: _Names) -> list[Command]:
+    k = n.params.kubernetes
+    objects = [f"service/{k.service}", f"backendconfig/{k.backend_config}", f"ingress/{k.ingress}"]
+    return [
+        Command(
+            f"kubectl get {' '.join(map(shlex.quote, objects))} {n.kubectl}",
+            "the Service, the BackendConfig and the anchor Ingress (10_ingress applies them)",
+        )
+    ]
+
+
+def _anchor_backends(n: _Names) -> list[Command]:
+    k = n.params.kubernetes
+    path = "{.metadata.annotations." + k8s.BACKENDS_ANNOTATION.replace(".", "\\.") + "}"
+    return [
+        Command(
+            f"kubectl get ingress {shlex.quote(k.ingress)} {n.kubectl} -o jsonpath={shlex.quote(path)}",
+            "the backend services the Ingress controller made, as it wrote them on the anchor Ingress",
+        )
+    ]
+
+
+def _anchor_events(n: _Names) -> list[Command]:
+    return [
+        Command(
+            f"kubectl describe ingress {shlex.quote(n.params.kubernetes.ingress)} {n.kubectl}",
+            "the controller's events for the anchor (Translate and GarbageCollection warnings say why)",
+        )
+    ]
+
+
+def _backend_config(n: _Names) -> list[Command]:
+    return [
+        Command(
+            f"kubectl get backendconfig {shlex.quote(n.params.kubernetes.backend_config)} {n.kubectl} -o yaml",
+            "what the BackendConfig asks of the backend service: request logging, the mTLS request headers",
+        )
+    ]
+
+
+def _backend_services(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud("compute backend-services", "list", scope=""),
+            "every backend service of the project; the Ingress controller's are named k8s1-…",
+        )
+    ]
+
+
+def _backend_service(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute backend-services",
+                "describe",
+                n.backend_service,
+                extra=f"--format='{BACKEND_FIELDS}'",
+            ),
+            "the backend service: the Service and port it serves, scheme, request logging, mTLS headers, NEGs",
+        )
+    ]
+
+
+def _backend_health(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud("compute backend-services", "get-health", n.backend_service),
+            "the health of each NEG endpoint behind the backend service",
+        )
+    ]
+
+
+def _url_map(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute url-maps",
+                "describe",
+                n.params.frontend.url_map,
+                extra="--format='value(defaultService)'",
+            ),
+            "the backend service the URL map sends every request to: the anchor's, or the split is broken",
+        )
+    ]
+
+
+def _proxy(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute target-https-proxies",
+                "describe",
+                n.params.frontend.target_proxy,
+                extra=f"--format='{PROXY_FIELDS}'",
+            ),
+            "the HTTPS proxy: its URL map, managed certificate, SSL policy and server TLS policy (no policy, no mTLS)",
+        )
+    ]
+
+
+def _forwarding_rule(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute forwarding-rules",
+                "describe",
+                n.params.frontend.forwarding_rule,
+                extra="--format='value(IPAddress,portRange,target)'",
+            ),
+            "the forwarding rule: the address clients reach, port 443, and the proxy it targets",
+        )
+    ]
+
+
+def _ssl_policy(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute ssl-policies",
+                "describe",
+                n.params.frontend.ssl_policy,
+                extra="--format='value(profile,minTlsVersion)'",
+            ),
+            "the SSL policy's profile and minimum TLS version",
+        )
+    ]
+
+
+def _certificate(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute ssl-certificates",
+                "describe",
+                n.params.frontend.certificate,
+                extra="--format='yaml(managed)'",
+            ),
+            "the managed certificate's status for each domain: ACTIVE once every domain's A record points at the address",
+        )
+    ]
+
+
+def _address(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "compute addresses", "describe", n.params.frontend.address, extra="--format='value(address)'"
+            ),
+            "the reserved address every domain's A record must point at",
+        )
+    ]
+
+
+def _policy(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "network-security server-tls-policies",
+                "describe",
+                n.params.mtls.server_tls_policy,
+                scope="--location=global",
+            ),
+            "the server TLS policy: its validation mode and the trust config it points at",
+        )
+    ]
+
+
+def _trust_config(n: _Names) -> list[Command]:
+    return [
+        Command(
+            n.gcloud(
+                "certificate-manager trust-configs",
+                "describe",
+                n.params.mtls.trust_config,
+                scope="--location=global",
+            ),
+            "the trust config: its trust anchors, intermediates and allowlisted certificates",
+        )
+    ]
+
+
+def _kit_leftovers(n: _Names) -> list[Command]:
+    """What teardown leaves of this stack: nothing, once applied (each list filters on the kit's marks)."""
+    stack = n.params.stack
+    # Names and stacks are API names (letters, digits, hyphens): quoting them needs no escaping.
+    description = f"'description~\"{ownership.compute_description(stack)}$\"'"
+    labels = f"'labels.{ownership.LABEL_STACK}={stack}'"
+    return [
+        Command(
+            n.gcloud("compute forwarding-rules", "list", extra=f"--filter={description}"),
+            "this stack's forwarding rules (empty after teardown)",
+        ),
+        Command(
+            n.gcloud(
+                "network-security server-tls-policies",
+                "list",
+                scope="--location=global",
+                extra=f"--filter={labels}",
+            ),
+            "this stack's server TLS policies (empty after teardown)",
+        ),
+        Command(
+            n.gcloud(
+                "certificate-manager trust-configs",
+                "list",
+                scope="--location=global",
+                extra=f"--filter={labels}",
+            ),
+            "this stack's trust configs (empty after teardown)",
+        ),
+    ]
+
+
+def _enabled_apis(n: _Names) -> list[Command]:
+    wanted = shlex.quote('name~"compute|networksecurity|certificatemanager|logging"')
+    return [
+        Command(
+            n.gcloud("services", "list", scope="--enabled", extra=f"--filter={wanted}"),
+            "the APIs the runbook uses, enabled in the project",
+        )
+    ]
+
+
+def _certificate_files(n: _Names) -> list[Command]:
+    m = n.params.mtls
+    files = [("trust anchor", f) for f in m.trust_anchors] + [("intermediate", f) for f in m.intermediates]
+    files += [("allowlisted certificate", f) for f in m.allowlisted]
+    return [
+        Command(
+            f"openssl x509 -in {shlex.quote(f)} -noout -subject -enddate -fingerprint -sha256",
+            f"the {role}'s subject, expiry and fingerprint (the trust config must hold this fingerprint)",
+        )
+        for role, f in files
+    ]
+
+
+def _chain(n: _Names) -> list[Command]:
+    m, p = n.params.mtls, n.params.probe
+    if not (p.client_cert and m.trust_anchors):
+        return []
+    anchors = " ".join(f"-CAfile {shlex.quote(a)}" for a in m.trust_anchors[:1])
+    untrusted = " ".join(f"-untrusted {shlex.quote(i)}" for i in m.intermediates[:1])
+    line = " ".join(w for w in ["openssl verify", anchors, untrusted, shlex.quote(p.client_cert)] if w)
+    return [
+        Command(
+            line, "the probe certificate's chain, built to the trust anchor as the load balancer builds it"
+        )
+    ]
+
+
+def _dns(n: _Names) -> list[Command]:
+    return [
+        Command(
+            f"dig +short A {shlex.quote(d)}",
+            f"where {d} points: the address, or the certificate stays PROVISIONING",
+        )
+        for d in n.params.frontend.domains
+    ]
+
+
+def _requests(n: _Names) -> list[Command]:
+    """Real requests as 50_verify sends them: to the domain, connected to the forwarding rule's IP."""
+    p, mode = n.params, n.params.mtls.validation_mode
+    domain = p.frontend.domains[0]
+    url = f"https://{domain}/" if n.port == 443 else f"https://{domain}:{n.port}/"
+    trust = f" --cacert {shlex.quote(n.server_ca)}" if n.server_ca else ""
+    curl = f"curl -v --resolve {shlex.quote(f'{domain}:{n.port}')}:$IP{trust} {shlex.quote(url)}"
+    out = [
+        Command(
+            n.gcloud(
+                "compute forwarding-rules",
+                "describe",
+                p.frontend.forwarding_rule,
+                extra="--format='value(IPAddress)'",
+            ),
+            "the address the domains resolve to, kept in $IP for the requests below",
+            sets="IP",
+        )
+    ]
+    if p.probe.client_cert and p.probe.client_key:
+        line = f"{curl} --cert {shlex.quote(p.probe.client_cert)} --key {shlex.quote(p.probe.client_key)}"
+        out.append(Command(line, f"the probe certificate: {probe.expectation_text('ok', mode)}"))
+    closed = " (curl exit 35, 52 or 56)" if mode == probe.REJECT else ""
+    out.append(Command(curl, f"no certificate: {probe.expectation_text(NOT_PROVIDED, mode)}{closed}"))
+    invalid = next((c for c in probe.demo_cases(p) if c.expected != "ok" and not c.chain and c.cert), None)
+    if invalid and invalid.cert and invalid.key:
+        line = f"{curl} --cert {shlex.quote(invalid.cert)} --key {shlex.quote(invalid.key)}"
+        out.append(Command(line, f"{invalid.name}: {probe.expectation_text(invalid.expected, mode)}"))
+    below = probe.BELOW_MINIMUM.get(p.frontend.min_tls_version)
+    if below:
+        label, version = below
+        flag = "-" + version.lower().replace("tlsv", "tls")
+        line = f"openssl s_client -connect $IP:{n.port} -servername {shlex.quote(domain)} {flag} </dev/null"
+        out.append(Command(line, f"{label}, below the SSL policy's minimum: the handshake must fail"))
+    return out
+
+
+COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
+    "enabled APIs": _enabled_apis,
+    "certificate files": _certificate_files,
+    "probe chain": _chain,
+    "Kubernetes objects": _kube_objects,
+    "anchor's backend services": _anchor_backends,
+    "anchor's events": _anchor_events,
+    "BackendConfig": _backend_config,
+    "backend services": _backend_services,
+    "backend service": _backend_service,
+    "backend health": _backend_health,
+    "URL map": _url_map,
+    "HTTPS proxy": _proxy,
+    "forwarding rule": _forwarding_rule,
+    "SSL policy": _ssl_policy,
+    "managed certificate": _certificate,
+    "address": _address,
+    "server TLS policy": _policy,
+    "trust config": _trust_config,
+    "DNS": _dns,
+    "requests": _requests,
+    "kit's leftovers": _kit_leftovers,
+}
+
+# Which commands each runbook page shows, in the order a reader goes through them.
+STEPS: dict[str, tuple[str, ...]] = {
+    "00_design": (
+        "Kubernetes objects",
+        "anchor's backend services",
+        "backend services",
+        "URL map",
+        "HTTPS proxy",
+        "server TLS policy",
+        "trust config",
+    ),
+    "00_preflight": ("enabled APIs", "certificate files", "probe chain"),
+    "10_ingress": ("Kubernetes objects", "anchor's backend services", "anchor's events"),
+    "20_backend_service": ("anchor's backend services", "backend service", "backend health"),
+    "30_trust": ("trust config", "server TLS policy"),
+    "40_frontend": ("forwarding rule", "HTTPS proxy", "URL map", "SSL policy", "managed certificate"),
+    "50_verify": ("managed certificate", "requests"),
+    "70_drift": (
+        "anchor's backend services",
+        "anchor's events",
+        "BackendConfig",
+        "URL map",
+        "backend service",
+        "forwarding rule",
+        "HTTPS proxy",
+        "server TLS policy",
+        "trust config",
+        "certificate files",
+        "managed certificate",
+        "address",
+        "DNS",
+    ),
+    "90_teardown": ("kit's leftovers", "Kubernetes objects"),
+}
+
+Located = BackendService | probe.Frontend | DriftState | str | None
+
+
+def by_hand(params: Params, step: str, located: Located = None) -> ByHand:
+    """The commands that check `step` by hand, written with the params' names; `print` it for a page.
+
+    `located` is what the step already found, when it has: the backend service (20), the frontend as a
+    client finds it (50), or the drift state (70); a backend service's name also works. Without it, the
+    commands that need the backend service's name carry `BACKEND_SERVICE` and say where to read it.
+    60_logs prints its own: `mtlskit.verify.logs.by_hand(params)`.
+    """
+    if step not in STEPS:
+        raise ValueError(
+            f"no by-hand commands for step {step!r}: the steps are {', '.join(STEPS)} "
+            "(60_logs prints its own with mtlskit.verify.logs.by_hand(params))"
+        )
+    names = _names(params, located)
+    commands = tuple(c for key in STEPS[step] for c in COMMANDS[key](names))
+    text = "\n".join(c.line for c in commands)
+    placeholders = {name: where for name, where in PLACEHOLDERS.items() if name in text}
+    return ByHand(step, commands, placeholders)
+
+
+def _names(params: Params, located: Any) -> _Names:
+    backend: str | None = None
+    if isinstance(located, str):
+        backend = located
+    elif isinstance(located, BackendService):
+        backend = located.name
+    elif isinstance(located, DriftState):
+        ours = located.ours(params) or located.url_map_backend
+        backend = ours.name if ours else None
+    if isinstance(located, probe.Frontend):
+        port, server_ca = located.port, located.server_ca_file
+    elif params.target == "sandbox":
+        port, server_ca = params.sandbox.data_plane_port, SANDBOX_CA
+    else:
+        port, server_ca = 443, None
+    return _Names(params, backend or BACKEND_SERVICE, port, server_ca)
