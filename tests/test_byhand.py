@@ -165,8 +165,12 @@ def test_an_unknown_step_names_the_known_ones(tmp_path: Path) -> None:
     assert all(step in str(err.value) for step in byhand.STEPS)
 
 
-def test_the_runbook_exports_it() -> None:
+def test_the_runbook_exports_it_and_it_prints_as_lines_to_paste_or_a_table(tmp_path: Path) -> None:
     assert runbook.by_hand is byhand.by_hand
+    page = byhand.by_hand(other_params(tmp_path), "30_trust")
+    lines = str(page).splitlines()
+    assert [line for line in lines if line and not line.startswith("#")] == [c.line for c in page.commands]
+    assert list(page.frame().columns) == ["command", "shows"] and len(page.frame()) == len(page.commands)
 
 
 def _cells(page: str, kind: str) -> list[str]:
