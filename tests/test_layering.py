@@ -8,6 +8,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import grimp
+
 from mtlskit.config import paths
 
 NOTEBOOKS = sorted((paths.repo_root() / "notebooks").glob("*.ipynb"))
@@ -75,3 +77,64 @@ def test_the_import_scan_sees_every_form_of_import() -> None:
         "mtlskit.runner.tables",
         "mtlskit.verify.logs",
     }
+
+
+def import_circles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Every set of modules that import each other round a circle (Tarjan's strongly connected
+    components), type-only imports included."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_the_kit_has_no_import_circle_type_only_imports_included() -> None:
+    graph = grimp.build_graph("mtlskit", exclude_type_checking_imports=False, cache_dir=None)
+    assert import_circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    graph = grimp.ImportGraph()
+    for module in ("a", "a.x", "a.y", "a.z"):
+        graph.add_module(module)
+    graph.add_import(importer="a.x", imported="a.y")
+    graph.add_import(importer="a.y", imported="a.x")
+    graph.add_import(importer="a.z", imported="a.x")
+    assert import_circles(graph) == [["a.x", "a.y"]]
+
+
+def test_only_the_edges_sit_beside_the_subpackages() -> None:
+    """The tree shows the layers: every module lives in a subpackage but the two edges."""
+    package = paths.repo_root() / "lib" / "mtlskit"
+    loose = sorted(p.name for p in package.glob("*.py") if p.name != "__init__.py")
+    assert loose == ["cli.py", "runbook.py"]
+    for sub in (p for p in package.iterdir() if p.is_dir() and not p.name.startswith("__")):
+        assert (sub / "__init__.py").is_file(), sub
+        assert ast.get_docstring(ast.parse((sub / "__init__.py").read_text())), f"{sub.name} has no docstring"

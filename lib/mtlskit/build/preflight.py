@@ -9,10 +9,10 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit.pki import lint
-from mtlskit.core.checks import Check
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+from mtlskit.core.checks import Check
+from mtlskit.pki import lint
 
 
 def target_checks(clients: Clients, params: Params) -> list[Check]:

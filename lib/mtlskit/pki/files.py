@@ -21,6 +21,14 @@ FileRole = Literal[
     "kubeconfig",
 ]
 
+# The trust config's three roles, each with the params field that lists its certificate files, in the
+# order the trust config holds them.
+TRUST_FIELDS: dict[FileRole, str] = {
+    "trust anchor": "mtls.trust_anchors",
+    "intermediate": "mtls.intermediates",
+    "allowlisted": "mtls.allowlisted",
+}
+
 
 @dataclass(frozen=True)
 class ParamsFile:

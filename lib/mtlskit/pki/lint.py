@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mtlskit.pki.files import NamedFiles, ParamsFile
+from mtlskit.pki.files import TRUST_FIELDS, NamedFiles, ParamsFile
 from mtlskit.rules.verdict import (
     MAX_NAME_CONSTRAINTS,
     MAX_SAME_SUBJECT_SPKI,
@@ -45,7 +45,7 @@ _CHECK_STATUS: dict[str, Status] = {"error": "fail", "warn": "warn", "ok": "pass
 # Roles of the files the lint reads as certificates, in the order they must be read: a client chain
 # is judged against the trust material loaded before it. A probe case is deliberately broken at
 # times, so only its readability is checked.
-TRUST_ROLES = ("trust anchor", "intermediate", "allowlisted")
+TRUST_ROLES = tuple(TRUST_FIELDS)
 CERTIFICATE_ROLES = (*TRUST_ROLES, "client", "probe case")
 
 

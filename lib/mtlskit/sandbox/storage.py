@@ -357,16 +357,13 @@ class Storage:
                     continue
             entries.append((name, obj))
         page, token = _page(entries, req)
-        out: dict[str, Any] = {"kind": "storage#objects"}
-        items = [self._object_view(obj, base) for _, obj in page if obj is not None]
-        prefixes = [name for name, obj in page if obj is None]
-        if items:
-            out["items"] = items
-        if prefixes:
-            out["prefixes"] = prefixes
-        if token:
-            out["nextPageToken"] = token
-        return Response(200, out)
+        listed = {
+            "items": [self._object_view(obj, base) for _, obj in page if obj is not None],
+            "prefixes": [name for name, obj in page if obj is None],
+            "nextPageToken": token,
+        }
+        # Cloud Storage leaves out what is empty rather than sending [] or "".
+        return Response(200, {"kind": "storage#objects", **{k: v for k, v in listed.items() if v}})
 
     # ---- objects: writes -----------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check, Status
+from mtlskit.pki.files import TRUST_FIELDS
 
 # Check names: stable, because summaries, reports and alerts key on them.
 ANCHOR = "anchor Ingress names the backend service"
@@ -50,12 +51,6 @@ MANAGED_CERT = "managed certificate ACTIVE for every domain"
 DNS = "DNS A records point at the address"
 
 DNS_TIMEOUT_SECONDS = 10.0
-# Roles of the trust config, each with the params field that names its certificate files.
-TRUST_ROLES = (
-    ("trust anchor", "mtls.trust_anchors"),
-    ("intermediate", "mtls.intermediates"),
-    ("allowlisted", "mtls.allowlisted"),
-)
 
 
 # ---- reading ------------------------------------------------------------------------------------------
@@ -374,7 +369,7 @@ def params_certificates(params: Params) -> list[CertificateEntry]:
     """Every certificate the params name for the trust config, and the probe's client certificate."""
     out: list[CertificateEntry] = []
     groups = [
-        *((role, fld, getattr(params.mtls, fld.split(".")[1])) for role, fld in TRUST_ROLES),
+        *((role, fld, getattr(params.mtls, fld.split(".")[1])) for role, fld in TRUST_FIELDS.items()),
         ("client", "probe.client_cert", [params.probe.client_cert] if params.probe.client_cert else []),
     ]
     for role, fld, files in groups:
@@ -406,7 +401,7 @@ def trust_config_certificates(tc: cm.TrustConfig) -> list[CertificateEntry]:
 
 
 def _role_counts(entries: list[CertificateEntry]) -> str:
-    return ", ".join(f"{sum(1 for e in entries if e.role == r)} {r}" for r, _ in TRUST_ROLES)
+    return ", ".join(f"{sum(1 for e in entries if e.role == r)} {r}" for r in TRUST_FIELDS)
 
 
 def certificates_frame(params: Params, state: DriftState) -> pd.DataFrame:
@@ -791,7 +786,7 @@ def check_trust_config(params: Params, state: DriftState) -> Check:
     mine = params_certificates(params)
     theirs = trust_config_certificates(state.trust_config)
     problems, total = [], 0
-    for role, fld in TRUST_ROLES:
+    for role, fld in TRUST_FIELDS.items():
         want = {e.sha256: e for e in mine if e.role == role}
         have = {e.sha256: e for e in theirs if e.role == role}
         total += len(have)
