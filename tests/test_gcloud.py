@@ -393,6 +393,37 @@ def test_the_kubectl_reads_the_notebook_pages_print_succeed_as_written(
 
 
 @needs_gcloud
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl on PATH")
+def test_the_requests_50_verify_prints_get_the_outcomes_it_says(
+    sandbox_shell: Shell, built_by_gcloud: list[Ran]
+) -> None:
+    """50_verify's curl lines, run as printed after the line that sets $IP: the probe certificate gets
+    the backend's answer; no certificate, and a demo certificate the trust config does not trust, are
+    closed in the handshake (REJECT_INVALID), with the curl exit codes the page names."""
+    s = sandbox_shell
+    page = byhand.by_hand(s.params, "50_verify", probe.locate_frontend(s.clients, s.params))
+    setter = next(c for c in page.commands if c.sets)
+    curls = [c for c in page.commands if c.tool == "curl"]
+    assert [c.why.split(":")[0] for c in curls] == [
+        "the probe certificate",
+        "no certificate",
+        "demo/selfsigned-client",
+    ]
+    for c in curls:
+        script = f"{setter.sets}=$({setter.line}) && {c.line}"
+        ran = subprocess.run(
+            ["bash", "-c", script], env=s.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+        )
+        if "accepted" in c.why:
+            assert ran.returncode == 0 and json.loads(ran.stdout)["path"] == "/", ran.stderr[-800:]
+        else:
+            assert ran.returncode in (35, 52, 56) and "(curl exit 35, 52 or 56)" in c.why, (
+                c.line,
+                ran.stderr[-800:],
+            )
+
+
+@needs_gcloud
 def test_printed_teardown_commands_remove_what_gcloud_built(
     sandbox_shell: Shell, built_by_gcloud: list[Ran]
 ) -> None:

@@ -387,12 +387,11 @@ def _requests(n: _Names) -> list[Command]:
     if p.probe.client_cert and p.probe.client_key:
         line = f"{curl} --cert {shlex.quote(p.probe.client_cert)} --key {shlex.quote(p.probe.client_key)}"
         out.append(Command(line, f"the probe certificate: {probe.expectation_text('ok', mode)}"))
-    closed = " (curl exit 35, 52 or 56)" if mode == probe.REJECT else ""
-    out.append(Command(curl, f"no certificate: {probe.expectation_text(NOT_PROVIDED, mode)}{closed}"))
+    out.append(Command(curl, f"no certificate: {_outcome(NOT_PROVIDED, mode)}"))
     invalid = next((c for c in probe.demo_cases(p) if c.expected != "ok" and not c.chain and c.cert), None)
     if invalid and invalid.cert and invalid.key:
         line = f"{curl} --cert {shlex.quote(invalid.cert)} --key {shlex.quote(invalid.key)}"
-        out.append(Command(line, f"{invalid.name}: {probe.expectation_text(invalid.expected, mode)}"))
+        out.append(Command(line, f"{invalid.name}: {_outcome(invalid.expected, mode)}"))
     below = probe.BELOW_MINIMUM.get(p.frontend.min_tls_version)
     if below:
         label, version = below
@@ -400,6 +399,12 @@ def _requests(n: _Names) -> list[Command]:
         line = f"openssl s_client -connect $IP:{n.port} -servername {shlex.quote(domain)} {flag} </dev/null"
         out.append(Command(line, f"{label}, below the SSL policy's minimum: the handshake must fail"))
     return out
+
+
+def _outcome(expected: str, mode: str) -> str:
+    """What a request should get, with how curl shows a connection closed in the handshake."""
+    closed = " (curl exit 35, 52 or 56)" if expected != "ok" and mode == probe.REJECT else ""
+    return probe.expectation_text(expected, mode) + closed
 
 
 COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
