@@ -39,18 +39,19 @@ def partner_dir(params: Params) -> Path:
 
 
 def files(params: Params) -> dict[str, Path]:
-    d = partner_dir(params)
+    pki = certs.PkiFiles(partner_dir(params))
     return {
-        "root": d / "root.pem",
-        "intermediate": d / "intermediate.pem",
-        "leaf": d / "client.pem",
-        "key": d / "client.key",
+        "root": pki.cert("root"),
+        "intermediate": pki.cert("intermediate"),
+        "leaf": pki.cert("client"),
+        "key": pki.key("client"),
     }
 
 
 def _load(directory: Path, name: str) -> certs.Issued:
-    cert = x509.load_pem_x509_certificate((directory / f"{name}.pem").read_bytes())
-    key = serialization.load_pem_private_key((directory / f"{name}.key").read_bytes(), password=None)
+    pki = certs.PkiFiles(directory)
+    cert = x509.load_pem_x509_certificate(pki.cert(name).read_bytes())
+    key = serialization.load_pem_private_key(pki.key(name).read_bytes(), password=None)
     return certs.Issued(cert, key)  # type: ignore[arg-type]
 
 
@@ -58,7 +59,7 @@ def _issue_intermediate(directory: Path, eku: list[x509.ObjectIdentifier]) -> ce
     """The partner's intermediate, (re-)issued under its root with the same name and key, so the
     leaves it already signed keep chaining to it."""
     root = _load(directory, "root")
-    key_file = directory / "intermediate.key"
+    key_file = certs.PkiFiles(directory).key("intermediate")
     key = (
         serialization.load_pem_private_key(key_file.read_bytes(), password=None)
         if key_file.is_file()
@@ -91,10 +92,11 @@ def setup(lab: Lab) -> pd.DataFrame:
     """The partner's PKI as they handed it over (root, a serverAuth-only intermediate, a client
     certificate), and their root added to the trust config. Running it again starts over."""
     d = partner_dir(lab.params)
-    if not (d / "root.key").is_file():
+    pki = certs.PkiFiles(d)
+    if not pki.key("root").is_file():
         certs.write_issued(d, "root", certs.issue(ROOT_CN, ca=True, eku=certs.CLIENT_AUTH))
     intermediate = _issue_intermediate(d, certs.SERVER_AUTH)
-    if not (d / "client.key").is_file():
+    if not pki.key("client").is_file():
         leaf = certs.issue(LEAF_CN, issuer=intermediate, eku=certs.CLIENT_AUTH, dns_names=[LEAF_CN])
         certs.write_issued(d, "client", leaf)
     _apply_trust(lab, with_partner(lab.params))
