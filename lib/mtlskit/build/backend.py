@@ -12,10 +12,10 @@ from typing import Any
 
 from google.cloud import compute_v1
 
-from mtlskit.cloud.clients import Clients
-from mtlskit.core.errors import BackendNotFound, IngressNotReady
 from mtlskit.build.k8s import BACKENDS_ANNOTATION, backends_annotation
+from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+from mtlskit.core.errors import BackendNotFound, IngressNotReady
 
 
 @dataclass

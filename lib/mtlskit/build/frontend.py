@@ -8,7 +8,6 @@ create cannot make a second resource) and a wait on every operation.
 from __future__ import annotations
 
 import shlex
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,17 +15,15 @@ from typing import Any
 
 from google.cloud import compute_v1
 
-from mtlskit.cloud import ownership
-
-from mtlskit.config import paths
-
 from mtlskit.build import trust
 from mtlskit.build.backend import BackendService
-from mtlskit.cloud.clients import Clients
-from mtlskit.core.poll import poll
-from mtlskit.core.errors import PrerequisiteMissing, SchemeMismatch
-from mtlskit.config.params import Params
 from mtlskit.build.plan import Change, decide
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients
+from mtlskit.config import paths
+from mtlskit.config.params import Params
+from mtlskit.core.errors import PrerequisiteMissing, SchemeMismatch
+from mtlskit.core.poll import poll
 
 
 @dataclass(frozen=True)

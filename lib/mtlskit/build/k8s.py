@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mtlskit.cloud import ownership
-
-from mtlskit.config import paths
-from mtlskit.cloud.clients import Clients
-from mtlskit.core.poll import poll
-from mtlskit.core.errors import IngressNotReady, NotFound
-from mtlskit.config.params import Params
 from mtlskit.build.plan import Change, changed_fields, decide
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients
+from mtlskit.config import paths
+from mtlskit.config.params import Params
+from mtlskit.core.errors import IngressNotReady, NotFound
+from mtlskit.core.poll import poll
 
 BACKENDS_ANNOTATION = "ingress.kubernetes.io/backends"
 BACKEND_CONFIG_API = ("cloud.google.com", "v1", "backendconfigs")  # group, version, plural

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from mtlskit.build import k8s, trust
-
+from mtlskit.build.frontend import KINDS
+from mtlskit.build.plan import Change
 from mtlskit.cloud import ownership
 from mtlskit.cloud.clients import Clients
-from mtlskit.core.errors import NotFound
-from mtlskit.build.frontend import KINDS
 from mtlskit.config.params import Params
-from mtlskit.build.plan import Change
+from mtlskit.core.errors import NotFound
 
 NOT_OURS = "not created by this stack (no ownership marker)"
 

@@ -11,12 +11,11 @@ from google.cloud import certificate_manager_v1 as cm
 from google.cloud import network_security_v1 as ns
 from google.protobuf import field_mask_pb2, json_format
 
-from mtlskit.cloud import ownership
-
-from mtlskit.config import paths
-from mtlskit.cloud.clients import Clients
-from mtlskit.config.params import Params
 from mtlskit.build.plan import Change, changed_fields, decide
+from mtlskit.cloud import ownership
+from mtlskit.cloud.clients import Clients
+from mtlskit.config import paths
+from mtlskit.config.params import Params
 
 
 @dataclass(frozen=True)

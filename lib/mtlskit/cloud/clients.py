@@ -213,6 +213,8 @@ def _note_call(err: BaseException, call: tuple[str, str]) -> None:
     err.kit_method, err.kit_path = call  # type: ignore[attr-defined]
 
 
+ADC = "Application Default Credentials"
+KUBE_CONTEXT_PROBLEM = "kube context"
 ADC_FIX = "gcloud auth application-default login"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -235,7 +237,7 @@ def _application_default_credentials() -> tuple[Credentials, errors.SetupMissing
         return credentials, None
     except DefaultCredentialsError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        problem = errors.SetupMissing("Application Default Credentials", first, ADC_FIX)
+        problem = errors.SetupMissing(ADC, first, ADC_FIX)
         return _MissingCredentials(problem), problem
 
 
@@ -268,7 +270,7 @@ def _kube_or_problem(
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         named = f"context {context!r}" if context else "the current context"
         detail = f"{named} not usable in {where}: {err}"
-        problem = errors.SetupMissing("kube context", detail, kube_context_fix(project))
+        problem = errors.SetupMissing(KUBE_CONTEXT_PROBLEM, detail, kube_context_fix(project))
         api = _UnreachableKubeApiClient(problem)
         clients = KubeClients(
             api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), context or ""
