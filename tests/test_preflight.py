@@ -319,6 +319,26 @@ def test_a_403_during_apply_names_the_permission_and_the_role(refusing: Any) -> 
     assert "granted by roles/compute.loadBalancerAdmin" in text and "re-run this notebook" in text
 
 
+@pytest.mark.e2e
+def test_building_without_preflight_stops_at_the_withheld_write_naming_the_role(refusing: Any) -> None:
+    """10 -> 40 applied with preflight skipped: 40_frontend stops at the proxy's insert, and the
+    message the reader gets names the permission and the role (the frontend before it is in place)."""
+    file, _, clients = refusing
+    sandbox_call(clients, "counters", "DELETE")
+    steps = ["10_ingress", "20_backend_service", "30_trust", "40_frontend"]
+    run = execute.run_notebooks(str(file), steps, apply=True, out_dir=file.parent / "apply", report=False)
+    built, frontend_step = run.notebooks[:3], run.notebooks[3]
+    assert [n.status for n in built] == ["ok", "ok", "ok"], [n.error for n in built]
+    assert frontend_step.status == "crashed" and frontend_step.error.startswith("ApiCallFailed"), (
+        frontend_step.error
+    )
+    assert f"Required '{WITHHELD}' permission" in frontend_step.error
+    assert "granted by roles/compute.loadBalancerAdmin" in frontend_step.error
+    assert "--role=roles/compute.loadBalancerAdmin" in frontend_step.error
+    assert _mutations(clients).get("compute.targetHttpsProxies.insert") == 1  # refused, not retried
+    assert clients.find(clients.compute.url_maps.get, project=PROJECT, url_map="mtls-urlmap") is not None
+
+
 # ---- a real target on a machine that is not set up ------------------------------------------------------
 
 
