@@ -269,13 +269,22 @@ def _kube_or_problem(
     except (kube_config.ConfigException, OSError) as err:
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         named = f"context {context!r}" if context else "the current context"
-        detail = f"{named} not usable in {where}: {err}"
+        detail = f"{named} not usable in {where} (contexts there: {_context_names(kubeconfig)}): {err}"
         problem = errors.SetupMissing(KUBE_CONTEXT_PROBLEM, detail, kube_context_fix(project))
         api = _UnreachableKubeApiClient(problem)
         clients = KubeClients(
             api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), context or ""
         )
         return clients, problem
+
+
+def _context_names(kubeconfig: str | None) -> str:
+    """The contexts a kubeconfig holds, so the reader sees whether the name is wrong or the context absent."""
+    try:
+        contexts, _ = kube_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (kube_config.ConfigException, OSError):
+        return "none, or no kubeconfig"
+    return ", ".join(str(c.get("name")) for c in contexts or []) or "none"
 
 
 def _resource_manager(credentials: Credentials, endpoint: str | None) -> Any:

@@ -156,7 +156,7 @@ class SetupMissing(KitError):
         self.what = what
         self.detail = clean(detail)
         self.fix = fix
-        super().__init__(f"{what} missing: {self.detail}. Fix: {fix}")
+        super().__init__(f"{what} missing: {self.detail.rstrip('.')}. Fix: {fix}")
 
 
 # What a call into either client library raises when the API (or the connection to it) fails.
