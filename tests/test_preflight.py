@@ -149,6 +149,14 @@ def test_params_refuse_unknown_permissions_and_metrics_by_field(tmp_path: Path) 
     assert "sandbox.withhold_permissions: unknown permission 'compute.targetHttpsProxies.creat'" in text
     assert "compute.targetHttpsProxies.create" in text  # the list of what is allowed
     assert "sandbox.exhaust_quota: unknown quota metric 'FORWARDING'" in text
+    with pytest.raises(params_mod.ParamsError, match="only act on the sandbox"):
+        params_mod.parse(
+            {
+                **yaml.safe_load(params_mod.params_file().read_text()),
+                "target": "gcp",
+                "sandbox": {"exhaust_quota": [EXHAUSTED]},
+            }
+        )
 
 
 @pytest.mark.parametrize(

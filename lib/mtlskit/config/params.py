@@ -297,6 +297,11 @@ class Params(_Strict):
             raise ValueError(
                 f"apply against target gcp needs confirm_project equal to the project id ({self.project!r})"
             )
+        if self.target == "gcp" and (self.sandbox.withhold_permissions or self.sandbox.exhaust_quota):
+            raise ValueError(
+                "sandbox.withhold_permissions and sandbox.exhaust_quota only act on the sandbox: on target "
+                "gcp, Google answers with the caller's real permissions and quotas; remove them"
+            )
         return self
 
     @property

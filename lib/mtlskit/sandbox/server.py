@@ -3,7 +3,7 @@ Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the reques
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
-`/download/storage/v1`, `/api`, `/apis`), and long-running
+`/download/storage/v1`, `/api`, `/apis`, Resource Manager's `/v1/projects/P:testIamPermissions`), and long-running
 operations of Network Security and Certificate Manager are found by their full name.
 """
 
