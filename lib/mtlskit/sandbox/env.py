@@ -29,6 +29,10 @@ class Settings:
     operation_delay_seconds: float
     managed_cert_delay_seconds: float
     data_plane_port: int
+    # Refusals to practise with (`mtlskit.sandbox.access`): permissions the caller lacks, quota
+    # metrics used up. Changed at run time through `/_sandbox/access`.
+    withhold_permissions: tuple[str, ...] = ()
+    exhaust_quota: tuple[str, ...] = ()
 
 
 @dataclass

@@ -3,7 +3,7 @@ Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the reques
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
-`/download/storage/v1`, `/api`, `/apis`), and long-running
+`/download/storage/v1`, `/api`, `/apis`, Resource Manager's `/v1/projects/P:testIamPermissions`), and long-running
 operations of Network Security and Certificate Manager are found by their full name.
 """
 
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mtlskit.sandbox import discovery, services, storage
+from mtlskit.sandbox import access, discovery, services, storage
 from mtlskit.sandbox.compute.handler import Compute
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
@@ -61,6 +61,7 @@ class Sandbox:
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
         self.dataplane = DataPlane(self.env)
+        self.access = access.Access(self.env)
 
     @property
     def projects(self) -> list[str]:
@@ -88,8 +89,14 @@ class Sandbox:
             )
             raise ApiError.google(status, msg, "rateLimitExceeded" if status == 429 else "backendError")
         with self.store.lock:
+            self.access.check(api, method_id, req, parts)
             if api == "compute":
+                if method_id == "compute.projects.get":
+                    return self.access.project(parts[3])
+                self.access.check_quota(method_id, parts[3])
                 return self.compute.handle(req, parts[3:])
+            if api == "cloudresourcemanager":
+                return self.access.test_iam_permissions(req, parts)
             if api in ("networksecurity", "certificatemanager"):
                 return self.netsec.handle(req, parts[1:], api)
             if api == "logging":
@@ -113,6 +120,8 @@ class Sandbox:
             return "storage", storage.method_id(req, parts)
         elif services.is_services_path(parts):
             return "serviceusage", "serviceusage.services.list"
+        elif access.is_resource_manager_path(parts):
+            return "cloudresourcemanager", access.TEST_IAM_METHOD
         elif parts[:1] == ["v1"] and "operations" in parts:
             api = self._operation_api(req.path)
         elif parts[:1] == ["v2"]:
@@ -148,6 +157,12 @@ class Sandbox:
                     self.counters.clear()
             with self._counter_lock:
                 return Response(200, {"counts": dict(self.counters)})
+        if parts == ["access"]:
+            return (
+                self.access.update(req.json())
+                if req.method == "POST"
+                else Response(200, self.access.describe())
+            )
         if parts == ["faults"]:
             if req.method in ("POST", "PUT"):
                 self.env.faults.update(req.json())
