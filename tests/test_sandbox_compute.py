@@ -259,13 +259,18 @@ def test_unknown_field_is_rejected_by_the_discovery_schema(clients: Clients, uni
         json={"name": unique, "profile": "MODERN", "minTlsVersionn": "TLS_1_2"},
         timeout=10,
     )
-    assert r.status_code == 400 and "minTlsVersionn: unknown field" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        "Invalid JSON payload received. Unknown name \"minTlsVersionn\" at 'resource': Cannot find field."
+    )
     r = requests.post(
         f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
         json={"name": unique, "profile": "BOGUS"},
         timeout=10,
     )
-    assert r.status_code == 400 and "not in enum" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith(
+        "Invalid value at 'resource.profile'"
+    )
+    assert r.json()["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_request_id_makes_a_retried_insert_safe(clients: Clients, unique: str) -> None:

@@ -117,35 +117,45 @@ class Locations:
     def handle(self, req: Request, rest: list[str], service: str) -> Response:
         # rest: projects/{p}/locations/{l}/{collection}[/{id}]
         if len(rest) < 5 or rest[0] != "projects" or rest[2] != "locations":
-            raise _err(404, f"Not found: {req.path}")
+            raise ApiError.unknown_method(req.path)
         project, location, coll = rest[1], rest[3], rest[4]
         self.env.require_project(project, service)
         parent = f"projects/{project}/locations/{location}"
         if coll == "operations":
             return self._operation(req, parent, rest[5:])
         if coll not in KINDS or KINDS[coll]["api"] != service:
-            raise _err(404, f"Not found: {req.path}")
+            raise ApiError.unknown_method(req.path)
         if location != "global":
             raise _err(
                 400,
                 f"Location '{location}' is not served by the sandbox; global load balancers use 'global'.",
             )
         spec = KINDS[coll]
+        verb = req.method_id.rsplit(".", 1)[-1]
         if len(rest) == 5:
-            if req.method == "GET":
+            if verb == "list":
                 items = [self._public(b) for _k, b in self.store.list(spec["api"], coll, f"{parent}/{coll}/")]
-                return Response(200, {coll: items})
-            if req.method == "POST":
+                return self._answer(req, spec, _page(req, coll, items))
+            if verb == "create":
                 return self._create(req, parent, coll, spec)
         elif len(rest) == 6:
             name = f"{parent}/{coll}/{rest[5]}"
-            if req.method == "GET":
-                return Response(200, self._public(self._require(spec, coll, name)))
-            if req.method == "PATCH":
+            if verb == "get":
+                return self._answer(req, spec, self._public(self._require(spec, coll, name)), spec["schema"])
+            if verb == "patch":
                 return self._patch(req, name, coll, spec)
-            if req.method == "DELETE":
+            if verb == "delete":
                 return self._delete(req, name, coll, spec)
-        raise _err(405, f"Method {req.method} not allowed on {req.path}")
+        raise ApiError.unknown_method(req.path)
+
+    @staticmethod
+    def _answer(req: Request, spec: dict[str, Any], body: dict[str, Any], ref: str | None = None) -> Response:
+        """A resource or list as the client asked for it: a client that sends `$alt=json;enum-encoding=int`
+        (the Python clients do) gets every enum as its number, as Google answers it."""
+        if req.enums_as_int:
+            method = discovery.api(spec["api"]).find(req.method, req.path)
+            body = discovery.encode_enums(spec["api"], ref or (method.response_ref if method else ""), body)
+        return Response(200, body)
 
     def _require(self, spec: dict[str, Any], coll: str, name: str) -> dict[str, Any]:
         body = self.store.get(spec["api"], coll, name)
@@ -347,18 +357,32 @@ class Locations:
         return out
 
     def _operation(self, req: Request, parent: str, rest: list[str]) -> Response:
-        if not rest:
+        verb = req.method_id.rsplit(".", 1)[-1]
+        if not rest and verb == "list":
             items = [
                 self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
             ]
-            return Response(200, {"operations": items})
+            return Response(200, _page(req, "operations", items))
+        if len(rest) != 1 or verb not in ("get", "delete", "cancel"):
+            raise ApiError.unknown_method(req.path)
         name = f"{parent}/operations/{rest[0].split(':')[0]}"
         op = self.store.get("lro", "operations", name)
         if op is None:
             raise _err(404, f"Operation '{name}' was not found")
-        if req.method == "DELETE" or rest[0].endswith(":cancel"):
+        if verb in ("delete", "cancel"):
             return Response(200, {})
         return Response(200, self._render_op(op))
+
+
+def _page(req: Request, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list response: the page `pageSize`/`pageToken` select, `nextPageToken` while more remain, and
+    no `key` at all when there is nothing to list (proto JSON leaves an empty list out)."""
+    size = int(req.arg("pageSize") or 0) or len(items) or 1
+    start = int(req.arg("pageToken") or 0)
+    out: dict[str, Any] = {key: items[start : start + size]} if items[start : start + size] else {}
+    if start + size < len(items):
+        out["nextPageToken"] = str(start + size)
+    return out
 
 
 def _check_pem(text: str, field: str) -> None:

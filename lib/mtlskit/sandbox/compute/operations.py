@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mtlskit.sandbox.compute.lists import no_results, paged
 from mtlskit.sandbox.compute.resources import API, BASE, key_of, not_found, public, self_link
 from mtlskit.sandbox.env import Env
-from mtlskit.sandbox.web import Request, Response, new_id, rfc3339
+from mtlskit.sandbox.web import ApiError, Request, Response, new_id, rfc3339
 
 
 class Operations:
@@ -44,15 +45,12 @@ class Operations:
 
         `target` is (collection, name, zone) of the resource the operation reports on."""
         fail = self.env.faults.operation_should_fail()
-        result = None if fail else change()
         coll, name, zone = target
-        op = self.start(
-            project,
-            kind,
-            self_link(project, coll, name, zone),
-            result.get("id") if isinstance(result, dict) else None,
-            failed=fail,
-        )
+        before = self.store.get(API, coll, key_of(project, name, zone))
+        result = None if fail else change()
+        # The operation names the resource by id, whether it was made (the result) or is gone (before).
+        target_id = (result if isinstance(result, dict) else before or {}).get("id")
+        op = self.start(project, kind, self_link(project, coll, name, zone), target_id, failed=fail)
         rid = req.arg("requestId")
         if rid:
             self.store.set_meta(f"compute-request:{project}:{rid}", op["name"])
@@ -98,21 +96,34 @@ class Operations:
             out.update(status="PENDING", progress=0)
         return out
 
+    def _all(self, project: str) -> list[dict[str, Any]]:
+        return [self.render(o) for _k, o in self.store.list(API, "operations", f"{project}/")]
+
+    def aggregated(self, req: Request, project: str) -> Response:
+        """`aggregated/operations`: the global operations under the `global` scope (the sandbox runs no
+        regional or zonal ones), paged like every Compute list."""
+        body, page = paged(req, f"projects/{project}/aggregated/operations", self._all(project))
+        items = {"global": {"operations": page}} if page else {"global": no_results("global")}
+        return Response(200, {**body, "items": items})
+
     def handle(self, req: Request, project: str, rest: list[str]) -> Response:
         """list, get, wait and delete on `.../operations[/{name}[/wait]]`."""
-        if not rest:
-            items = [self.render(o) for _k, o in self.store.list(API, "operations", f"{project}/")]
-            return Response(200, {"kind": "compute#operationList", "items": items})
+        verb = req.method_id.rsplit(".", 1)[-1]
+        if not rest and verb == "list":
+            body, page = paged(req, f"projects/{project}/global/operations", self._all(project))
+            return Response(200, {**body, **({"items": page} if page else {})})
+        if not rest or len(rest) > 2 or verb not in ("get", "delete", "wait"):
+            raise ApiError.unknown_method(req.path)
         op = self.store.get(API, "operations", key_of(project, rest[0]))
         if op is None:
             raise not_found(project, "operations", rest[0])
-        if len(rest) == 2 and rest[1] == "wait" and req.method == "POST":
+        if verb == "wait":
             # Real wait blocks up to two minutes; ours waits for the operation's own delay.
             remaining = op["_created"] + self.env.settings.operation_delay_seconds - time.time()
             if remaining > 0:
                 time.sleep(min(remaining, 120))
             return Response(200, self.render(op))
-        if req.method == "DELETE":
+        if verb == "delete":
             self.store.delete(API, "operations", key_of(project, rest[0]))
             return Response(204)
         return Response(200, self.render(op))

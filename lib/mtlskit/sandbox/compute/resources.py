@@ -97,13 +97,13 @@ def public(body: dict[str, Any]) -> dict[str, Any]:
 
 def not_found(project: str, coll: str, name: str, zone: str | None = None) -> ApiError:
     where = f"zones/{zone}" if zone else "global"
-    return ApiError.google(
+    return ApiError.compute(
         404, f"The resource 'projects/{project}/{where}/{coll}/{name}' was not found", "notFound"
     )
 
 
 def invalid(message: str) -> ApiError:
-    return ApiError.google(400, message, "invalid")
+    return ApiError.compute(400, message, "invalid")
 
 
 class ComputeStore:
@@ -198,7 +198,7 @@ class ComputeStore:
         if users:
             short = body["selfLink"].split("/compute/v1/")[-1]
             used_by = users[0].split("/compute/v1/")[-1] if "/compute/v1/" in users[0] else users[0]
-            raise ApiError.google(
+            raise ApiError.compute(
                 400,
                 f"The resource '{short}' is already being used by '{used_by}'",
                 "resourceInUseByAnotherResource",
