@@ -69,15 +69,8 @@ LOCATION_LISTS = {
 }
 # The load balancer's request log (gcp-mtls.md section 4): the LogEntry envelope every entry has, and
 # the only jsonPayload and jsonPayload.mtls fields Google documents or has been seen to write.
-LOG_ENTRY_ALWAYS = (
-    "logName",
-    "resource",
-    "timestamp",
-    "receiveTimestamp",
-    "insertId",
-    "httpRequest",
-    "jsonPayload",
-)
+LOG_ENVELOPE = ("logName", "resource", "timestamp", "receiveTimestamp", "insertId")
+LOG_ENTRY_ALWAYS = (*LOG_ENVELOPE, "httpRequest", "jsonPayload")
 LB_PAYLOAD_ALWAYS = ("@type", "statusDetails")
 LB_PAYLOAD_FIELDS = {
     "@type",
@@ -142,12 +135,12 @@ def _lacks(body: Body, fields: tuple[str, ...] | list[str], where: str) -> list[
 
 def _missing(api: str, ref: str, body: Body, where: str, items_expected: bool) -> list[str]:
     if api == "compute":
-        return _compute(body, where, items_expected)
+        return _compute(body, where, items_expected, ref)
     if api == "logging":
         entries = body.get("entries", [])
         out = [f"{where}.entries: missing" for _ in [1] if items_expected and not entries]
         for i, entry in enumerate(entries):
-            out += log_entry_problems(entry, f"{where}.entries[{i}]")
+            out += _lacks(entry, LOG_ENVELOPE, f"{where}.entries[{i}]")
         return out
     if ref in LOCATION_LISTS:
         key, item_ref = LOCATION_LISTS[ref]
@@ -170,8 +163,9 @@ def _location(ref: str, body: Body, where: str) -> list[str]:
     return out
 
 
-def _compute(body: Body, where: str, items_expected: bool) -> list[str]:
-    kind = str(body.get("kind", ""))
+def _compute(body: Body, where: str, items_expected: bool, ref: str = "") -> list[str]:
+    # A body that lost its `kind` is still judged as the kind its schema names.
+    kind = str(body.get("kind") or (f"compute#{ref[:1].lower()}{ref[1:]}" if ref else ""))
     if kind.endswith("AggregatedList"):
         out = _lacks(body, [*LIST_ENVELOPE, "items"], where)
         for scope, scoped in (body.get("items") or {}).items():

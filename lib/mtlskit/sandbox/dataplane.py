@@ -277,8 +277,10 @@ class DataPlane:
                 return None
             domains = tuple(rendered["managed"].get("domains", []))
             key = str(body["id"])  # certificates are immutable: the id names one version
-            if key not in self._issued:
-                self._issued[key] = stand_in_ca.issue_managed(self.ca, domains)
+            if key not in self._issued:  # the certificate the API reports (see ComputeStore.render)
+                cert = x509.load_pem_x509_certificate(rendered["certificate"].encode())
+                private = serialization.load_pem_private_key(body["_managedKey"].encode(), None)
+                self._issued[key] = Served(cert, private)
             return self._issued[key], domains
         key = str(body["id"])
         if key not in self._issued:

@@ -102,8 +102,16 @@ def violations(
     """`schema.walk` over this API's document: a request as Google reads it, or (`response`) a
     response as Google writes it."""
     package = schema.PROTO_PACKAGES.get(api_name, api_name)
-    mode = schema.Mode(response=response, enums_as_int=enums_as_int)
+    mode = schema.Mode(response=response, enums_as_int=enums_as_int, other=_api_of_type)
     return schema.walk(api(api_name).schemas, package, ref, body, mode)
+
+
+def _api_of_type(type_url: str) -> tuple[dict[str, Any], str] | None:
+    """The schemas and package of the served API whose messages `type_url` names."""
+    for name, package in schema.PROTO_PACKAGES.items():
+        if type_url.startswith(f"type.googleapis.com/{package}."):
+            return api(name).schemas, package
+    return None
 
 
 def normalise_enums(api_name: str, ref: str, body: Any) -> Any:

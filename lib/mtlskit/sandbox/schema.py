@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,9 @@ class Violation:
 class Mode:
     response: bool = False
     enums_as_int: bool = False
+    # For an embedded message of another API (an operation listed on a host two APIs share): its
+    # document's schemas and proto package, by type URL.
+    other: Callable[[str], tuple[dict[str, Any], str] | None] | None = None
 
 
 def walk(schemas: dict[str, Any], package: str, ref: str, body: Any, mode: Mode = Mode()) -> list[Violation]:
@@ -157,6 +161,8 @@ def _embedded(
         found.extend(Violation((*path, k), "unknown", "unknown field", value[k]) for k in extra)
     elif message in schemas:
         _walk(schemas, package, {"$ref": message}, value, path, found, mode, message)
+    elif mode.other and (other := mode.other(value["@type"])) and message in other[0]:
+        _walk(other[0], other[1], {"$ref": message}, value, path, found, mode, message)
     else:
         found.append(Violation((*path, "@type"), "type", f"unknown message {value['@type']}", value["@type"]))
 

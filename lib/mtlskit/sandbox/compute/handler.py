@@ -88,8 +88,8 @@ class Compute:
     def _collection(
         self, req: Request, project: str, coll: str, more: list[str], zone: str | None
     ) -> Response:
-        if coll not in KINDS:
-            raise ApiError.unknown_method(req.path)
+        if coll not in KINDS or (coll in ZONAL) != (zone is not None):
+            raise ApiError.unknown_method(req.path)  # e.g. global NEGs: the sandbox has zonal ones only
         if not more:
             if answers(req, "list"):
                 return self._list(req, project, coll, zone)

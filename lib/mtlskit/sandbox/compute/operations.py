@@ -125,5 +125,5 @@ class Operations:
             return Response(200, self.render(op))
         if verb == "delete":
             self.store.delete(API, "operations", key_of(project, rest[0]))
-            return Response(204)
+            return Response(200, {})  # an empty DeleteGlobalOperationResponse, as Google answers
         return Response(200, self.render(op))
