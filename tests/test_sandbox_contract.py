@@ -34,7 +34,9 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.pki import certs
 from mtlskit.sandbox import contract, discovery
 from mtlskit.sandbox.compute.lists import ZONE
+from tests import test_dataplane
 from tests.conftest import PROJECT
+from tests.test_dataplane import ALLOW, REJECT, Plane, _listener, _ready, _until
 
 P = PROJECT
 LOC = f"projects/{P}/locations/global"
@@ -809,3 +811,52 @@ def test_a_copy_with_a_field_removed_fails_the_contract(world: World) -> None:
             ), (a.method_id, f)
             checked += 1
     assert checked > 50
+
+
+# ---- the load balancer's request log ---------------------------------------------------------------
+
+
+# The data plane test's own load balancer (a sandbox with a data plane port, the demo PKI, the stack).
+plane = test_dataplane.plane
+
+
+def _lb_entries(plane: Plane, rec: Recorder) -> list[dict[str, Any]]:
+    """The raw entries of this load balancer, as google-cloud-logging (HTTP path) received them."""
+    rec.answers.clear()
+    parsed = plane.entries()
+    assert parsed and all(e.resource.type == "http_load_balancer" for e in parsed)
+    raw = [e for a in rec.answers if a.method_id == "logging.entries.list" for e in a.body.get("entries", [])]
+    assert len(raw) == len(parsed)
+    return raw
+
+
+@pytest.mark.e2e
+def test_load_balancer_log_entries_carry_only_documented_fields(plane: Plane) -> None:
+    """Real TLS requests in both modes (forwarded, forwarded with a failed check, refused), then every
+    entry the data plane wrote, read back through the logging client, against the LogEntry schema and
+    the load balancer's documented fields (gcp-mtls.md section 4)."""
+    _ready(plane)
+    rec = Recorder()
+    rec.attach(plane.clients.logging._http, "logging")
+    try:
+        plane.set_mode(ALLOW)
+        assert _until(lambda: _listener(plane.clients).get("mtls") == ALLOW, 5)
+        for case in ("client", "untrusted-client", "none"):
+            assert plane.session(case).get(plane.url(f"/contract-{case}"), timeout=5).status_code == 200
+        plane.set_mode(REJECT)
+        assert _until(lambda: _listener(plane.clients).get("mtls") == REJECT, 5)
+        with pytest.raises(requests.exceptions.ConnectionError):
+            plane.session("none").get(plane.url("/contract-refused"), timeout=5)
+        before = len(plane.entries())
+        plane.entry_where(lambda e: e.http_request.get("status") == 0, max(before - 1, 0))
+        entries = _lb_entries(plane, rec)
+    finally:
+        rec.detach()
+    bad = []
+    for i, entry in enumerate(entries):
+        bad += contract.problems("logging", "ListLogEntriesResponse", {"entries": [entry]})
+        bad += [p.replace("$", f"entries[{i}]", 1) for p in contract.log_entry_problems(entry)]
+    assert not bad, "\n".join(bad)
+    details = {e["jsonPayload"]["statusDetails"] for e in entries}
+    assert {"response_sent_by_backend", "client_cert_not_provided"} <= details
+    assert any("mtls" in e["jsonPayload"] for e in entries)

@@ -227,8 +227,12 @@ def log_entry_problems(entry: Body, where: str = "$") -> list[str]:
         for k in resource.get("labels", {})
         if k not in LB_RESOURCE_LABELS
     ]
-    if "protocol" in (entry.get("httpRequest") or {}):
+    http = entry.get("httpRequest") or {}
+    if "protocol" in http:
         out.append(f"{where}.httpRequest.protocol: not populated for http_load_balancer")
+    out += [
+        f"{where}.httpRequest.{k}: empty (Google leaves empty fields out)" for k, v in http.items() if v == ""
+    ]
     payload = entry.get("jsonPayload") or {}
     out += _lacks(payload, LB_PAYLOAD_ALWAYS, f"{where}.jsonPayload")
     if payload.get("@type", LB_PAYLOAD_TYPE) != LB_PAYLOAD_TYPE:

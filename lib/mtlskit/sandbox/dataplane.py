@@ -588,7 +588,8 @@ class DataPlane:
             "httpRequest": {
                 **http_request,
                 "remoteIp": conn.remote_ip,
-                "serverIp": f.ip if bs_name else "",
+                # serverIp only when a backend answered; Google leaves an empty field out
+                **({"serverIp": f.ip} if bs_name else {}),
                 "latency": f"{time.monotonic() - started:.6f}s",
             },
             "jsonPayload": payload,
