@@ -785,6 +785,16 @@ def test_location_api_errors_carry_a_status_name(clients: Clients, unique: str) 
     }
     r = requests.post(f"{clients.endpoint}/v1/{LOC}/trustConfigs?trustConfigId=Bad_Id", json={}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    root = certs.pem(certs.issue("Contract Root", ca=True).cert)
+    body = {"trustStores": [{"trustAnchors": [{"pemCertificate": root}]}]}
+    create = f"{clients.endpoint}/v1/{LOC}/trustConfigs?trustConfigId={unique}"
+    assert requests.post(create, json=body, timeout=10).status_code == 200
+    r = requests.post(create, json=body, timeout=10)
+    assert r.status_code == 409
+    assert r.json() == {
+        "error": {"code": 409, "message": f"Resource '{name}' already exists", "status": "ALREADY_EXISTS"}
+    }
+    clients.wait(clients.certificate_manager.delete_trust_config(name=name), "cleanup")
 
 
 def test_int_enums_come_back_as_numbers_when_asked(world: World) -> None:

@@ -86,7 +86,12 @@ class Sandbox:
                 if status == 429
                 else "The service is unavailable (sandbox fault)."
             )
-            raise ApiError.google(status, msg, "rateLimitExceeded" if status == 429 else "backendError")
+            reason = "rateLimitExceeded" if status == 429 else "backendError"
+            raise (
+                ApiError.compute(status, msg, reason)
+                if api == "compute"
+                else ApiError.google(status, msg, reason)
+            )
         with self.store.lock:
             if api == "compute":
                 return self.compute.handle(req, parts[3:])
