@@ -467,14 +467,14 @@ def _compute_reads_and_operations(w: World) -> None:
         if isinstance(client, compute_v1.NetworkEndpointGroupsClient):
             pass  # zonal: listed above with its zone
         elif isinstance(client, compute_v1.GlobalOperationsClient):
-            list(client.list(request={"project": P, "max_results": 2}))  # pages
+            _two_pages(client.list(request={"project": P, "max_results": 2}))
         else:
             list(client.list(project=P))
         if hasattr(client, "aggregated_list"):
             dict(client.aggregated_list(project=P))
     for client in w.extra.values():
         dict(client.aggregated_list(project=P))
-    list(c.operations.aggregated_list(request={"project": P, "max_results": 1}))
+    _two_pages(c.operations.aggregated_list(request={"project": P, "max_results": 1}))
     op = c.addresses.insert(project=P, address_resource=compute_v1.Address(name=f"{w.u}-ip2"))
     c.operations.get(project=P, operation=op.name)
     c.operations.wait(project=P, operation=op.name)
@@ -483,6 +483,14 @@ def _compute_reads_and_operations(w: World) -> None:
     while c.ssl_certificates.get(project=P, ssl_certificate=f"{w.u}-managed").managed.status != "ACTIVE":
         assert time.monotonic() < deadline, "managed certificate never turned ACTIVE"
         time.sleep(0.2)
+
+
+def _two_pages(pager: Any) -> None:
+    """The first two pages only: the second is asked for with the first's nextPageToken (a whole
+    test session leaves many operations behind)."""
+    pages = pager.pages
+    next(pages)
+    next(pages)
 
 
 def _locations(w: World) -> None:
@@ -606,7 +614,7 @@ def test_lists_page_and_carry_their_items(world: World) -> None:
         a.body for a in by_method["compute.globalOperations.aggregatedList"] if "maxResults=1" in a.query
     ]
     assert len(pages) >= 2 and all(len(p["items"]["global"]["operations"]) == 1 for p in pages)
-    assert "nextPageToken" in pages[0] and "nextPageToken" not in pages[-1]
+    assert "nextPageToken" in pages[0]
     for method_id in (
         "compute.urlMaps.list",
         "compute.sslPolicies.list",
