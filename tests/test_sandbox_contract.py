@@ -240,6 +240,7 @@ def world(clients: Clients) -> Iterator[World]:
     extra = {
         "addresses": compute_v1.AddressesClient(**_options(clients)),
         "forwarding_rules": compute_v1.ForwardingRulesClient(**_options(clients)),
+        "zone_operations": compute_v1.ZoneOperationsClient(**_options(clients)),
     }
     for client in [*vars(clients.compute).values(), *extra.values()]:
         for s in _sessions(client):
@@ -305,7 +306,12 @@ def _compute_backend(w: World) -> None:
     neg = compute_v1.NetworkEndpointGroup(
         name=f"{u}-neg", network_endpoint_type="GCE_VM_IP_PORT", default_port=80
     )
-    wait(c.network_endpoint_groups.insert(project=P, zone=ZONE, network_endpoint_group_resource=neg), "neg")
+    zone_ops = w.extra["zone_operations"]
+    op = c.network_endpoint_groups.insert(project=P, zone=ZONE, network_endpoint_group_resource=neg)
+    zone_ops.get(project=P, zone=ZONE, operation=op.name)
+    assert zone_ops.wait(project=P, zone=ZONE, operation=op.name).status == compute_v1.Operation.Status.DONE
+    list(zone_ops.list(project=P, zone=ZONE))
+    zone_ops.delete(project=P, zone=ZONE, operation=op.name)
     c.network_endpoint_groups.get(project=P, zone=ZONE, network_endpoint_group=neg.name)
     list(c.network_endpoint_groups.list(project=P, zone=ZONE))
     bs = compute_v1.BackendService(name=f"{u}-bs", load_balancing_scheme="EXTERNAL")
@@ -473,7 +479,8 @@ def _compute_reads_and_operations(w: World) -> None:
         if hasattr(client, "aggregated_list"):
             dict(client.aggregated_list(project=P))
     for client in w.extra.values():
-        dict(client.aggregated_list(project=P))
+        if hasattr(client, "aggregated_list"):
+            dict(client.aggregated_list(project=P))
     _two_pages(c.operations.aggregated_list(request={"project": P, "max_results": 1}))
     op = c.addresses.insert(project=P, address_resource=compute_v1.Address(name=f"{w.u}-ip2"))
     c.operations.get(project=P, operation=op.name)
@@ -577,10 +584,11 @@ def _compute_teardown(w: World) -> None:
         (c.url_maps.delete, {"url_map": f"{u}-um2"}),
         (c.backend_services.delete, {"backend_service": f"{u}-bs"}),
         (c.health_checks.delete, {"health_check": f"{u}-hc"}),
-        (c.network_endpoint_groups.delete, {"zone": ZONE, "network_endpoint_group": f"{u}-neg"}),
     ]
     for method, kwargs in steps:
         wait(method(project=P, **kwargs), str(kwargs))
+    op = c.network_endpoint_groups.delete(project=P, zone=ZONE, network_endpoint_group=f"{u}-neg")
+    w.extra["zone_operations"].wait(project=P, zone=ZONE, operation=op.name)
     w.clients.network_security.delete_server_tls_policy(
         name=px.split("//networksecurity.googleapis.com/")[1]
     ).result()
@@ -700,7 +708,7 @@ def _is_unknown_method(r: requests.Response) -> bool:
         ),  # not a get of that name
         ("GET", f"/compute/v1/projects/{P}/global/networks"),
         ("POST", f"/compute/v1/projects/{P}/targetHttpProxies/x/setUrlMap"),
-        ("GET", f"/compute/v1/projects/{P}/zones/{ZONE}/operations"),
+        ("GET", f"/compute/v1/projects/{P}/regions/us-central1/operations"),  # no regional resources
         ("GET", f"/v1/{LOC}/serverTlsPolicies/x:getIamPolicy"),
         ("PUT", f"/v1/{LOC}/trustConfigs/x"),
         ("GET", f"/v1/{LOC}/operations/x:wait"),

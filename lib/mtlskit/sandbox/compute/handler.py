@@ -74,7 +74,9 @@ class Compute:
             return self.ops.handle(req, project, tail[2:])
         if tail[:2] == ["aggregated", "operations"] and answers(req, "globalOperations.aggregatedList"):
             return self.ops.aggregated(req, project)
-        if tail and tail[0] == "zones" and len(tail) >= 3 and tail[2] != "operations":
+        if tail and tail[0] == "zones" and len(tail) >= 3:
+            if tail[2] == "operations":
+                return self.ops.handle(req, project, tail[3:], zone=tail[1])
             return self._collection(req, project, tail[2], tail[3:], tail[1])
         if tail[:1] == ["aggregated"] and len(tail) == 2 and answers(req, "aggregatedList"):
             return self._aggregated(req, project, tail[1])
