@@ -183,7 +183,7 @@ class Locations:
         if coll == "trustConfigs":
             body["etag"] = _etag(body)
         return self._operate(
-            parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body)
+            req, parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body)
         )
 
     def _patch(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
@@ -212,6 +212,7 @@ class Locations:
         if coll == "trustConfigs":
             updated["etag"] = _etag(updated)
         return self._operate(
+            req,
             name.rsplit(f"/{coll}/", 1)[0],
             spec,
             name,
@@ -233,6 +234,7 @@ class Locations:
                 "FAILED_PRECONDITION",
             )
         return self._operate(
+            req,
             name.rsplit(f"/{coll}/", 1)[0],
             spec,
             name,
@@ -314,7 +316,14 @@ class Locations:
     # ---- operations -------------------------------------------------------------------------------------
 
     def _operate(
-        self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any, empty: bool = False
+        self,
+        req: Request,
+        parent: str,
+        spec: dict[str, Any],
+        target: str,
+        verb: str,
+        change: Any,
+        empty: bool = False,
     ) -> Response:
         fail = self.env.faults.operation_should_fail()
         if not fail:
@@ -338,9 +347,11 @@ class Locations:
             "done": False,
         }
         self.store.put("lro", "operations", name, op)
-        return Response(200, self._render_op(op))
+        return Response(200, self._render_op(op, req.enums_as_int))
 
-    def _render_op(self, op: dict[str, Any]) -> dict[str, Any]:
+    def _render_op(self, op: dict[str, Any], as_int: bool = False) -> dict[str, Any]:
+        """The operation as Google reports it; once done, the resource it made in `response` (with
+        its enums as numbers for a client that asked for integer enums)."""
         out = self._public(op)
         if time.time() - op["_created"] < self.env.settings.operation_delay_seconds:
             return out
@@ -352,15 +363,18 @@ class Locations:
             out["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
         else:
             spec = KINDS[op["_coll"]]
-            resource = self.store.get(op["_api"], op["_coll"], op["_target"]) or {}
-            out["response"] = {"@type": spec["type"], **self._public(resource)}
+            resource = self._public(self.store.get(op["_api"], op["_coll"], op["_target"]) or {})
+            if as_int:
+                resource = discovery.encode_enums(spec["api"], spec["schema"], resource)
+            out["response"] = {"@type": spec["type"], **resource}
         return out
 
     def _operation(self, req: Request, parent: str, rest: list[str]) -> Response:
         verb = req.method_id.rsplit(".", 1)[-1]
         if not rest and verb == "list":
             items = [
-                self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
+                self._render_op(o, req.enums_as_int)
+                for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
             ]
             return Response(200, _page(req, "operations", items))
         if len(rest) != 1 or verb not in ("get", "delete", "cancel"):
@@ -371,7 +385,7 @@ class Locations:
             raise _err(404, f"Operation '{name}' was not found")
         if verb in ("delete", "cancel"):
             return Response(200, {})
-        return Response(200, self._render_op(op))
+        return Response(200, self._render_op(op, req.enums_as_int))
 
 
 def _page(req: Request, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
