@@ -14,6 +14,7 @@ permissions (`sandbox.withhold_permissions`) and exhaust Compute quota metrics
 
 from __future__ import annotations
 
+import base64
 import threading
 import zlib
 from typing import Any
@@ -33,8 +34,10 @@ _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
 
 def is_resource_manager_path(parts: list[str]) -> bool:
-    """`/v1/projects/{project}:testIamPermissions`, the one Resource Manager call the kit makes."""
-    return len(parts) == 3 and parts[:2] == ["v1", "projects"] and parts[2].endswith(":testIamPermissions")
+    """`/v1/projects` and `/v1/projects/{project}[:verb]`: Resource Manager's paths, of which the
+    sandbox serves only `testIamPermissions` (the one call the kit makes); the location-based APIs'
+    paths all go deeper."""
+    return parts[:2] == ["v1", "projects"] and len(parts) <= 3
 
 
 def permission_of(method_id: str) -> str:
@@ -80,11 +83,11 @@ class Access:
 
     def test_iam_permissions(self, req: Request, parts: list[str]) -> Response:
         """The caller's granted subset of the permissions asked about (Google leaves an empty list out)."""
+        if req.method_id != TEST_IAM_METHOD:
+            raise ApiError.unknown_method(req.path)
         project = parts[2].split(":", 1)[0]
         if project not in self.env.projects:
             raise _denied_project(project)
-        if req.method != "POST":
-            raise ApiError.google(404, f"Method {req.method} {req.path} is not part of the API.")
         asked = req.json().get("permissions", [])
         if not isinstance(asked, list) or not all(isinstance(p, str) for p in asked):
             raise ApiError.google(
@@ -141,15 +144,22 @@ class Access:
     def project(self, project: str) -> Response:
         """Compute `projects.get`: the project with its global quotas."""
         if project not in self.env.projects:
-            raise ApiError.google(404, f"The resource 'projects/{project}' was not found", "notFound")
+            raise ApiError.compute(404, f"The resource 'projects/{project}' was not found", "notFound")
+        number = str(zlib.crc32(project.encode()))
         return Response(
             200,
             {
                 "kind": "compute#project",
-                "id": str(zlib.crc32(project.encode())),
+                "id": number,
+                "creationTimestamp": "2024-01-01T00:00:00.000-08:00",
                 "name": project,
                 "selfLink": f"{COMPUTE_BASE}projects/{project}",
                 "quotas": self.quotas(project),
+                "commonInstanceMetadata": {
+                    "kind": "compute#metadata",
+                    "fingerprint": base64.b64encode(zlib.crc32(project.encode()).to_bytes(8, "big")).decode(),
+                },
+                "defaultServiceAccount": f"{number}-compute@developer.gserviceaccount.com",
                 "xpnProjectStatus": "UNSPECIFIED_XPN_PROJECT_STATUS",
                 "defaultNetworkTier": "PREMIUM",
             },
@@ -213,21 +223,21 @@ def _compute_references(method_id: str, body: dict[str, Any]) -> list[tuple[str,
     return refs
 
 
-def _error(status: int, message: str, reason: str, domain: str, info: dict[str, Any]) -> ApiError:
+def _error(
+    status: int, message: str, reason: str, domain: str, info: dict[str, Any], api: str = "compute"
+) -> ApiError:
     """Google's error body: the legacy `errors[]` (Compute's clients read its reason) and an
-    `ErrorInfo` detail (api_core reads its reason and metadata)."""
-    return ApiError(
-        status,
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [{"message": message, "domain": domain, "reason": reason}],
-                "status": "PERMISSION_DENIED",
-                "details": [{"@type": _ERROR_INFO, **info}],
-            }
-        },
-    )
+    `ErrorInfo` detail (api_core reads its reason and metadata). Compute's carries no status name;
+    the location-based APIs' does."""
+    body: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "errors": [{"message": message, "domain": domain, "reason": reason}],
+        "details": [{"@type": _ERROR_INFO, **info}],
+    }
+    if api != "compute":
+        body["status"] = "PERMISSION_DENIED"
+    return ApiError(status, {"error": body})
 
 
 def _permission_denied(api: str, permission: str, resource: str) -> ApiError:
@@ -243,7 +253,7 @@ def _permission_denied(api: str, permission: str, resource: str) -> ApiError:
         "domain": "iam.googleapis.com",
         "metadata": {"permission": permission, "resource": resource},
     }
-    return _error(403, message, "forbidden", "global", info)
+    return _error(403, message, "forbidden", "global", info, api)
 
 
 def _quota_exceeded(metric: str, limit: float) -> ApiError:
