@@ -7,6 +7,13 @@ log exported last week is analysed by the same code as entries pulled a second a
 
 On Google, an entry becomes readable tens of seconds (sometimes minutes) after the request: the probe
 cross-check therefore polls for a bounded time instead of reading once.
+
+Teams often log only a share of requests (the backend service's `logConfig.sampleRate`, set from
+`logging.sample_rate`). The cross-check then reads the rate actually on the backend service, judges
+every probe entry it finds, counts the missing ones against what the binomial distribution allows at
+that rate, stops waiting once ingestion has caught up, and shows the summaries' counts with their
+estimate (count / rate) beside them. The summaries themselves are `logscan`'s SQL, run by DuckDB over
+the pulled entries as over exported files.
 """
 
 from __future__ import annotations
