@@ -4,6 +4,7 @@ talked to (plus the 60_logs notebook run headless)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import ssl
@@ -525,6 +526,59 @@ def test_a_probe_without_entry_fails_and_says_why(lb: Stack, sent: list[ProbeRes
         assert reason in found.evidence
     assert "logging.enable: true" in found.fix
     assert statuses.status == "pass"
+
+
+def test_a_sampled_wait_ends_once_an_entry_after_the_probes_is_readable(
+    lb: Stack, sent: list[ProbeResult]
+) -> None:
+    """A probe whose entry sampling left out (never written) does not hold the wait to its limit: a
+    request after the probes shows ingestion has passed them."""
+    last = max(logs.parse_time(p.finished_at) for p in sent)
+    at_ = logs.rfc3339(last + dt.timedelta(milliseconds=1))
+    unlogged = ProbeResult(
+        "unlogged",
+        "sampled out",
+        "client_cert_not_provided",
+        "client_cert_not_provided",
+        "",
+        None,
+        "pass",
+        at_,
+        at_,
+    )
+    probes = [*sent, unlogged]
+    half = logs.BackendLogging("k8s1-bs", enable=True, sample_rate=0.5)
+    before = logs.wait_for_probe_entries(
+        lb.clients, lb.params, probes, timeout=0.5, poll_seconds=0.1, backend_logging=half
+    )
+    assert (before.ended, before.probes_found) == ("time limit", 3)  # nothing newer than the probes yet
+    pause = (
+        last + dt.timedelta(seconds=logs.MATCH_SKEW_SECONDS + 0.1) - dt.datetime.now(dt.UTC)
+    ).total_seconds()
+    time.sleep(max(0.0, pause))
+    lb.send("client", "response_sent_by_backend")  # traffic after the probes, logged
+    pull = logs.wait_for_probe_entries(
+        lb.clients, lb.params, probes, timeout=60, poll_seconds=0.1, backend_logging=half
+    )
+    assert (pull.ended, pull.probes_found, pull.probes_expected, pull.sample_rate) == ("caught up", 3, 4, 0.5)
+    assert "the wait ended: caught up" in pull.summary() and "2 entries expected" in pull.summary()
+    matched = logs.match_probes(probes, logs.entries_frame(pull.entries))
+    found, statuses = logs.checks(lb.clients, lb.params, matched, pull)
+    assert (found.status, statuses.status) == ("pass", "pass")
+    assert found.evidence.startswith("3/4 probes have their log entry at sampleRate 0.5: 2 expected")
+
+
+def test_with_logging_off_the_wait_reads_once(lb: Stack, sent: list[ProbeResult]) -> None:
+    off = logs.BackendLogging("k8s1-bs", enable=False, sample_rate=0.0)
+    now = logs.rfc3339(dt.datetime.now(dt.UTC))
+    ghost = dataclasses.replace(sent[1], probe_id="ghost", sent_at=now, finished_at=now)
+    pull = logs.wait_for_probe_entries(lb.clients, lb.params, [*sent, ghost], timeout=60, backend_logging=off)
+    assert (pull.ended, pull.sample_rate, pull.probes_found) == ("logging off", 0.0, 3)
+    matched = logs.match_probes([*sent, ghost], logs.entries_frame(pull.entries))
+    found, _ = logs.checks(lb.clients, lb.params, matched, pull)
+    assert (
+        found.status == "fail" and "request logging is disabled on backend service k8s1-bs" in found.evidence
+    )
 
 
 def test_pull_retries_transient_logging_errors(lb: Stack, sent: list[ProbeResult]) -> None:
