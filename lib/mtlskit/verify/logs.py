@@ -657,7 +657,7 @@ def wait_for_probe_entries(
 
     def done(r: _Read) -> bool:
         reason = ended(r)
-        previous.append(r)
+        previous[:] = [r]  # only the read before the next one is compared
         if reason is not None:
             reasons.append(reason)
         return reason is not None
