@@ -346,7 +346,7 @@ def plot_outcomes(summary: logscan.Summaries) -> Figure:
     ax.set_ylabel(f"entries per {_human(step)}")
     if summary.sampled:
         ax.set_ylabel(f"estimated requests per {_human(step)}")
-        ax.set_title(f"Request log entries: accepted vs refused ({summary.note().split(' in ')[0]})")
+        ax.set_title(f"Request log entries: accepted vs refused ({summary.scale})")
     else:
         ax.set_title("Request log entries: accepted vs refused")
     ax.set_xlabel("time (UTC)")

@@ -506,13 +506,18 @@ class Summaries:
     def sampled(self) -> bool:
         return 0.0 < self.sample_rate < 1.0
 
+    @property
+    def scale(self) -> str:
+        """The sampling in a few words, for a plot's title; empty for a complete log."""
+        return f"sampled at {self.sample_rate:g}: counts ×{1 / self.sample_rate:g}" if self.sampled else ""
+
     def note(self) -> str:
         """What a reader of the tables must know about their counts; empty for a complete log."""
         if not self.sampled:
             return ""
         return (
-            f"sampled at {self.sample_rate:g}: counts ×{1 / self.sample_rate:g} in the estimated "
-            "columns (an estimate of all requests; the entries columns count what was logged)"
+            f"{self.scale} in the estimated columns (an estimate of all requests; the entries "
+            "columns count what was logged)"
         )
 
 
