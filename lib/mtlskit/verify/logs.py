@@ -735,7 +735,6 @@ def probe_checks(
     expecting = matched[matched["expected_status_details"].astype(bool)]
     missing = expecting[~expecting["found"]]
     wrong = matched[matched["found"] & ~matched["match"]]
-    sampled = backend_logging is not None and backend_logging.sampled
     checks = []
     if missing.empty:
         checks.append(
@@ -745,8 +744,7 @@ def probe_checks(
                 f"{len(expecting)}/{len(expecting)} probes have their log entry",
             )
         )
-    elif sampled:
-        assert backend_logging is not None
+    elif backend_logging is not None and backend_logging.sampled:
         checks.append(
             _sampled_check(
                 len(expecting) - len(missing), len(expecting), waited_seconds, backend_logging, ended
