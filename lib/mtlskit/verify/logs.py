@@ -579,6 +579,17 @@ class _Read:
     past_probes: bool  # an entry at or after the last probe is readable
 
 
+# The sandbox's data plane writes a request's entry as it finishes the request, so it is readable at
+# once; the allowance covers the writer and a slow machine. Cloud Logging documents no upper bound.
+SANDBOX_INGESTION_SECONDS = 2.0
+
+
+def ingestion_bound(params: Params) -> float | None:
+    """Seconds after a request by which the target has made its log entry readable, where it bounds
+    that at all (the sandbox); None for Google Cloud."""
+    return SANDBOX_INGESTION_SECONDS if params.target == "sandbox" else None
+
+
 def wait_for_probe_entries(
     clients: Clients,
     params: Params,
@@ -609,9 +620,11 @@ def wait_for_probe_entries(
       proxy's time of the request, so once an entry later than every probe is readable, the logged
       probe entries (all older) are readable too; the second, unchanged read guards against entries
       that arrive a little out of order. Entries stamped within the probes' clock skew do not count.
-      Without such an entry (the last probe's entry sampled out and no traffic since), nothing shows
-      that the missing entries are not merely late, so the wait runs to its time limit; the count is
-      then judged the same way.
+      Without such an entry (the last probe's entry sampled out and no traffic since), only a target
+      that bounds its ingestion delay can show that the missing entries are not merely late: once
+      that bound has passed since the last probe (`ingestion_bound`: the sandbox's, as Cloud Logging
+      documents none), two unchanged reads are caught up too. Elsewhere the wait runs to its time
+      limit, and the count is then judged the same way.
     """
     since = since or default_since(params, probes)
     expecting = [p for p in probes if p.expected_status_details]
@@ -624,6 +637,8 @@ def wait_for_probe_entries(
     horizon = parse_time(last.finished_at or last.sent_at) if last else None
     if horizon is not None:
         horizon += dt.timedelta(seconds=MATCH_SKEW_SECONDS)
+    bound = ingestion_bound(params)
+    quiet_after = horizon + dt.timedelta(seconds=bound) if horizon is not None and bound is not None else None
     previous: list[_Read] = []
 
     def read() -> _Read:
@@ -633,8 +648,10 @@ def wait_for_probe_entries(
             matched.loc[matched["found"] & matched["expected_status_details"].astype(bool), "probe_id"]
         )
         newest = max((parse_time(e["timestamp"]) for e in entries if e.get("timestamp")), default=None)
-        past = (last is not None and last.probe_id in found) or (
-            horizon is not None and newest is not None and newest > horizon
+        past = (
+            (last is not None and last.probe_id in found)
+            or (horizon is not None and newest is not None and newest > horizon)
+            or (quiet_after is not None and dt.datetime.now(dt.UTC) > quiet_after)
         )
         return _Read(entries, found, past)
 
