@@ -287,7 +287,7 @@ def test_invalid_params_are_refused_without_a_child_and_rank_worst(tmp_path: Pat
 def test_a_failed_upload_makes_that_row_a_crash_and_keeps_its_local_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(params_file: Path, files: object, bucket: str, prefix: str) -> None:
+    def refuse(params: params_mod.Params, files: object, bucket: str, prefix: str) -> None:
         raise PermissionError(f"403 no write access to {bucket}")
 
     monkeypatch.setattr(fleet, "upload_files", refuse)
@@ -308,16 +308,14 @@ def test_invalid_params_go_up_to_cloud_storage_too_through_a_params_file_that_lo
 ) -> None:
     """The bad environment's run.log is its only explanation; fleet.json must not depend on the first
     params file being valid. Both go up with the storage client of a params file that loads."""
-    from mtlskit.config import params as params_mod
-
     uploaded: dict[str, list[str]] = {}
 
-    def record_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
-        params_mod.load(params_file)  # the real upload builds its client from these params
+    def record_folder(params: params_mod.Params, folder: Path, bucket: str, prefix: str) -> None:
+        assert isinstance(params, params_mod.Params)  # the real upload builds its client from these
         uploaded[prefix] = sorted(f.name for f in folder.iterdir())
 
-    def record_files(params_file: Path, files: list[Path], bucket: str, prefix: str) -> None:
-        params_mod.load(params_file)
+    def record_files(params: params_mod.Params, files: list[Path], bucket: str, prefix: str) -> None:
+        assert isinstance(params, params_mod.Params)
         uploaded[prefix] = [f.name for f in files]
 
     monkeypatch.setattr(fleet, "upload_folder", record_folder)
