@@ -84,7 +84,7 @@ class NothingRan(click.Command):
 def _exit_interrupted(stopped: Interrupted, what: str) -> None:
     from mtlskit.runner.results import EXIT_MEANING
 
-    click.echo(f"interrupted by {stopped.signal_name}{' ' + what if what else ''}", err=True)
+    click.echo(f"interrupted by {stopped.signal_name}{what}", err=True)
     click.echo(f"exit code {stopped.exit_code}: {EXIT_MEANING[stopped.exit_code]}", err=True)
     sys.exit(stopped.exit_code)
 
@@ -534,13 +534,13 @@ def _where_run_stopped(stopped: Interrupted, params_path: Path) -> str:
     env = f"environment {params_path.stem} ({params_path})"
     run = stopped.run
     if run is None:
-        return f"before any notebook of {env} ran (its kernel was starting); nothing was written"
+        return f" before any notebook of {env} ran (its kernel was starting); nothing was written"
     if run.interrupted_notebook:
-        where = f"in {run.interrupted_notebook} of {env}"
+        where = f" in {run.interrupted_notebook} of {env}"
     elif run.notebooks:
-        where = f"after {run.notebooks[-1].notebook} of {env}"
+        where = f" after {run.notebooks[-1].notebook} of {env}"
     else:
-        where = f"before the first notebook of {env}"
+        where = f" before the first notebook of {env}"
     return (
         f"{where}; the kernel and what it started are stopped\n"
         f"  the partial run (summary.json says what ran): {run.out_dir}"
@@ -553,7 +553,7 @@ def _where_fleet_stopped(stopped: VerificationInterrupted) -> str:
         f"{r.environment}: {r.first_failure}; partial run: {r.folder}"
         for r in stopped.result.interrupted_rows
     ]
-    return "; every child and kernel is stopped" + "".join(f"\n  {line}" for line in lines)
+    return ": every child and kernel is stopped" + "".join(f"\n  {line}" for line in lines)
 
 
 def _fleet_progress(event: str, env: Environment, row: EnvironmentResult | None) -> None:

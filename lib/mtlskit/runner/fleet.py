@@ -302,23 +302,32 @@ def _plural(n: int, noun: str) -> str:
 def end_process_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to the child and everything below it (`mtlskit run` unwinds and shuts its kernel down,
     the kernel exits), then SIGKILL for whatever is left. The kernel runs in a session of its own
-    (jupyter_client starts it so), outside the child's process group, so it is found as a descendant."""
+    (jupyter_client starts it so), outside the child's process group, so it is found as a descendant.
+
+    The child itself is waited for through `proc`, never through psutil: psutil's wait would reap it
+    and leave Popen an exit code of 0, which reads as "every check passed"."""
     import psutil
 
     try:
-        tree = [psutil.Process(proc.pid)]
-        tree += tree[0].children(recursive=True)
+        below = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        tree = []
+        below = []
     _signal_group(proc.pid, signal.SIGTERM)
-    for p in tree:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    for p in below:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=grace)
+    started = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _, alive = psutil.wait_procs(below, timeout=max(0.0, grace - (time.monotonic() - started)))
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
     proc.wait()
 
 
@@ -411,6 +420,8 @@ def run_fleet(
             target.publish(env, refused, None)
             report("end", env, refused)
             return refused
+        if children.stopped_by:  # queued when the interrupt came: no child, no run.log
+            return not_started(env, folder, children.stopped_by)
         with (folder / LOG_NAME).open("wb") as log:
             proc = children.spawn(make(env, folder), log)
             if proc is None:
