@@ -18,6 +18,7 @@ from mtlskit.config.params import ParamsError
 if TYPE_CHECKING:
     from types import FrameType
 
+    from mtlskit.runner.execute import SharedKernel
     from mtlskit.runner.fleet import Environment, EnvironmentResult, VerificationInterrupted
     from mtlskit.runner.results import Interrupted, NotebookResult
 
@@ -34,17 +35,21 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class _StopOnce:
     """The handler of Ctrl-C and SIGTERM while a command runs: the first raises `Interrupted` in the
-    main thread (SIGTERM's default would end the process with its kernels left running); any later
-    one is ignored, so stopping kernels and children is never cut short halfway."""
+    main thread (SIGTERM's default would end the process with its kernels left running). The second
+    is ignored, so stopping kernels and children is not cut short halfway (a fleet's stop sends a
+    child SIGTERM twice: to its process group and to the process); a third raises again, for a stop
+    that itself hangs."""
+
+    FORCE_AFTER = 3
 
     def __init__(self) -> None:
-        self.signum: int | None = None
+        self.received = 0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         from mtlskit.runner.results import Interrupted
 
-        if self.signum is None:
-            self.signum = signum
+        self.received += 1
+        if self.received == 1 or self.received >= self.FORCE_AFTER:
             raise Interrupted(signum)
 
 
@@ -402,7 +407,7 @@ def run(
     """
     from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING, Interrupted
 
-    kernel = None
+    kernel: SharedKernel | None = None
     try:
         from mtlskit.runner import execute  # seconds of imports: an interrupt may land here too
 

@@ -336,15 +336,18 @@ def run_notebooks(
     kernel = kernel or SharedKernel()
     try:
         _run_in_order(run, names, parameters, kernel, progress, timeout)
-        if report:
-            from mtlskit.runner import report as report_mod  # nbconvert loads only when a report is asked
-
-            run.report = report_mod.write_report(run)
     except KeyboardInterrupt as err:
-        kernel.stop_now()
+        kernel.stop_now()  # before `close`, which runs the event loop the interrupt left mid-await
         raise Interrupted.of(err, run) from None
     finally:
         kernel.close()  # an interrupted run leaves no kernel behind
+    if report:
+        from mtlskit.runner import report as report_mod  # nbconvert loads only when a report is asked
+
+        try:
+            run.report = report_mod.write_report(run)
+        except KeyboardInterrupt as err:
+            raise Interrupted.of(err, run) from None
     return run
 
 
