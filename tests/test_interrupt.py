@@ -211,3 +211,41 @@ def test_verify_interrupted_stops_every_child_and_kernel_and_marks_them_in_fleet
         assert rows[name]["first_failure"].startswith("stopped "), rows[name]
         assert f"{name}: {rows[name]['first_failure']}; partial run: {out / 'S' / name}" in stopped.stderr
         _no_traceback((out / "S" / name / fleet.LOG_NAME).read_text())  # the child's own output
+
+
+def test_an_indexed_job_pod_stopped_by_sigterm_exits_143_with_its_row(
+    params_file: Path, tmp_path: Path
+) -> None:
+    """What the kubelet does to a pod it deletes: SIGTERM while the pod's own kernel starts."""
+    import os
+
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "mtlskit.cli",
+        "verify",
+        "--indexed",
+        str(params_file),
+        "--out",
+        str(out),
+    ]
+    command += ["--stamp", "job"]
+    os.environ["JOB_COMPLETION_INDEX"] = "0"
+    try:
+        stopped = _run_and_stop(command, lambda me: bool(_kernels(me)), signal.SIGTERM)
+    finally:
+        del os.environ["JOB_COMPLETION_INDEX"]
+
+    assert stopped.code == EXIT_TERMINATED, stopped.stdout + stopped.stderr
+    _no_traceback(stopped.stderr)
+    folder = out / "job" / "team-a"
+    why = f"stopped in 50_verify: {fleet.INTERRUPTED_REASON}"
+    assert (
+        f"interrupted by SIGTERM: every child and kernel is stopped\n  team-a: {why}; partial run: {folder}"
+        in (stopped.stderr)
+    )
+    (row,) = [line for line in stopped.stdout.splitlines() if line.startswith("team-a ")]
+    assert row.split()[1] == str(EXIT_TERMINATED) and why in row
+    assert json.loads((folder / "summary.json").read_text())["exit_code"] == EXIT_TERMINATED
+    assert not stopped.left, f"left running: {[' '.join(p.cmdline()) for p in stopped.left]}"
