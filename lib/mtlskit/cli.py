@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +14,6 @@ from mtlskit.config import params as params_mod
 from mtlskit.config.params import ParamsError
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from mtlskit.runner.execute import SharedKernel
     from mtlskit.runner.fleet import Environment, EnvironmentResult, VerificationInterrupted
     from mtlskit.runner.results import Interrupted, NotebookResult
@@ -28,29 +24,6 @@ def _load(params_file: str | None) -> params_mod.Params:
         return params_mod.load(params_file)
     except ParamsError as err:
         raise click.ClickException(str(err)) from None
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _StopOnce:
-    """The handler of Ctrl-C and SIGTERM while a command runs: the first raises `Interrupted` in the
-    main thread (SIGTERM's default would end the process with its kernels left running). The second
-    is ignored, so stopping kernels and children is not cut short halfway (a fleet's stop sends a
-    child SIGTERM twice: to its process group and to the process); a third raises again, for a stop
-    that itself hangs."""
-
-    FORCE_AFTER = 3
-
-    def __init__(self) -> None:
-        self.received = 0
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        from mtlskit.runner.results import Interrupted
-
-        self.received += 1
-        if self.received == 1 or self.received >= self.FORCE_AFTER:
-            raise Interrupted(signum)
 
 
 class NothingRan(click.Command):
@@ -69,21 +42,13 @@ class NothingRan(click.Command):
             raise
 
     def invoke(self, ctx: click.Context) -> object:
-        from mtlskit.runner.results import Interrupted
+        from mtlskit.runner.results import Interrupted, StopSignals
 
-        main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
         try:
-            if main_thread:
-                for s in STOP_SIGNALS:
-                    signal.signal(s, _StopOnce())
-            return super().invoke(ctx)
+            with StopSignals.installed():
+                return super().invoke(ctx)
         except KeyboardInterrupt as err:  # one the command did not explain itself (a quick command)
             _exit_interrupted(Interrupted.of(err), "")
-        finally:
-            if main_thread:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
 
 
 def _exit_interrupted(stopped: Interrupted, what: str) -> None:
@@ -405,7 +370,7 @@ def run(
     2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid,
     130 interrupted (Ctrl-C), 143 stopped by SIGTERM: the kernel and what it started are stopped.
     """
-    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING, Interrupted
+    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING, Interrupted, interrupts_held
 
     kernel: SharedKernel | None = None
     try:
@@ -414,7 +379,8 @@ def run(
         kernel = execute.SharedKernel()
         kernel.start()  # boots and imports the kit while the params are checked
         try:
-            p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
+            with interrupts_held():
+                p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
         except ParamsError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(EXIT_BAD_PARAMS)

@@ -34,6 +34,7 @@ from mtlskit.runner.results import (
     EXIT_CRASHED,
     EXIT_OK,
     Interrupted,
+    interrupts_held,
 )
 
 # Worst last. Bad params (3) outrank a crash: nothing was verified and no retry can help until someone
@@ -274,7 +275,8 @@ def load_params(env: Environment) -> Loaded:
     """An environment's params, loaded once for everything the fleet does with them (the check before
     a child starts, the uploads); invalid ones come back as their error."""
     try:
-        return params_mod.load(env.params_file)
+        with interrupts_held():
+            return params_mod.load(env.params_file)
     except params_mod.ParamsError as err:
         return err
 
@@ -445,17 +447,18 @@ def run_fleet(
 
     result = FleetResult(stamp, target.root_text)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-        futures: list[Future[EnvironmentResult]] = [pool.submit(verify, env) for env in envs]
+        futures: list[Future[EnvironmentResult]] = []
         try:
+            futures += (pool.submit(verify, env) for env in envs)
             result.rows = [f.result() for f in futures]
         except KeyboardInterrupt as err:
             interrupt = Interrupted.of(err)
             children.stop_all(interrupt.exit_code)
             pool.shutdown(wait=True, cancel_futures=True)
             result.interrupted = interrupt.exit_code
+            submitted = dict(zip(envs, futures, strict=False))  # all, unless the interrupt came first
             result.rows = [
-                _row_after_stop(f, env, target, interrupt.exit_code)
-                for f, env in zip(futures, envs, strict=True)
+                _row_after_stop(submitted.get(env), env, target, interrupt.exit_code) for env in envs
             ]
             target.keep_staging = True
             result.fleet_json = target.write_fleet_json(result, upload=False)
@@ -475,10 +478,10 @@ def not_started(env: Environment, folder: Path, interrupted: int) -> Environment
 
 
 def _row_after_stop(
-    future: Future[EnvironmentResult], env: Environment, target: Output, interrupted: int
+    future: Future[EnvironmentResult] | None, env: Environment, target: Output, interrupted: int
 ) -> EnvironmentResult:
     """A finished environment's row, or, for one the pool never started, a row that says so."""
-    if future.done() and not future.cancelled() and future.exception() is None:
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
         return future.result()
     return not_started(env, target.local(env.name), interrupted)
 

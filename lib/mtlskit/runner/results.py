@@ -6,10 +6,14 @@ Job's podFailurePolicy), so they are stated once, here, with what each means.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 from mtlskit.core.checks import Check
@@ -55,6 +59,76 @@ class Interrupted(KeyboardInterrupt):
         """The same interrupt with what had run; Python's own KeyboardInterrupt is a SIGINT."""
         signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
         return cls(signum, run if run is not None else getattr(err, "run", None))
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """The handler of Ctrl-C and SIGTERM while a command runs.
+
+    The first signal raises `Interrupted` in the main thread (SIGTERM's default would end the
+    process with its kernels left running). The second is ignored, so stopping kernels and children
+    is not cut short halfway (a fleet's stop sends a child SIGTERM twice: to its process group and to
+    the process); a third raises again, for a stop that itself hangs. Inside `held()` the first one
+    waits until the block ends: code that cannot be interrupted cleanly runs there (see
+    `interrupts_held`)."""
+
+    FORCE_AFTER = 3
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.holding = 0
+        self.pending: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        if self.received >= self.FORCE_AFTER:
+            raise Interrupted(signum)
+        if self.received == 1:
+            if self.holding:
+                self.pending = signum
+                return
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+            if not self.holding and self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise Interrupted(signum)
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[None]:
+        """For the block: this handler for SIGINT and SIGTERM, then the previous ones again. Only the
+        main thread may set handlers (a command run from another thread keeps Python's own)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        handler = cls()
+        try:
+            for s in STOP_SIGNALS:
+                signal.signal(s, handler)
+            yield
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+
+def interrupts_held() -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, under `StopSignals` (elsewhere, nothing changes).
+
+    For loading params: their certificate checks run in cryptography's Rust verifier, which turns an
+    exception raised inside it into a failed verification, so an interrupt landing there would be
+    swallowed and read as invalid params (exit 3) instead of stopping the run (130)."""
+    handler = signal.getsignal(signal.SIGINT)
+    return handler.held() if isinstance(handler, StopSignals) else contextlib.nullcontext()
 
 
 NotebookStatus = Literal["ok", "failed", "crashed", "skipped", "interrupted"]
