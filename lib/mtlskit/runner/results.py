@@ -1,7 +1,9 @@
 """What a headless run ends with: each notebook's result, the run's result, and the exit codes.
 
 The exit codes are the runner's contract with whoever started it (a shell, a CronJob, the Indexed
-Job's podFailurePolicy), so they are stated once, here, with what each means.
+Job's podFailurePolicy), so they are stated once, here, with what each means. A run can also end
+because it was stopped (Ctrl-C, SIGTERM): the `Interrupted` it then raises, and the one handler that
+turns those signals into it, live here too, beside the codes they end with (130, 143).
 """
 
 from __future__ import annotations
