@@ -80,3 +80,26 @@ def test_a_usage_error_exits_3_like_invalid_params_not_2_like_a_crash(args: list
     result = CliRunner().invoke(main, args)
     assert result.exit_code == EXIT_BAD_PARAMS, result.output
     assert "Usage:" in result.output or "Error:" in result.output
+
+
+def test_ctrl_c_and_sigterm_raise_once_wait_inside_held_code_and_a_third_forces() -> None:
+    """The handler `run` and `verify` install (sent to this process, handled in this thread)."""
+    import os
+    import signal
+
+    from mtlskit.runner.results import Interrupted, StopSignals, interrupts_held
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals.installed():
+        reached = False
+        with pytest.raises(Interrupted) as held, interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached = True  # the held block runs to its end before the interrupt is raised
+        assert reached and held.value.exit_code == 143
+        os.kill(os.getpid(), signal.SIGINT)  # the second: ignored while the first one's cleanup runs
+        with pytest.raises(Interrupted) as forced:
+            os.kill(os.getpid(), signal.SIGINT)  # the third stops a stop that hangs
+        assert forced.value.exit_code == 130
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handlers are back
+    with interrupts_held():  # no handler of the kit's installed: nothing is held
+        pass

@@ -27,7 +27,14 @@ from packaging.utils import canonicalize_name
 
 from mtlskit.config import paths
 from mtlskit.config.params import sandbox_default
-from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.runner.results import (
+    EXIT_BAD_PARAMS,
+    EXIT_CHECK_FAILED,
+    EXIT_CRASHED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+)
 from tests.conftest import free_port
 
 ROOT = paths.repo_root()
@@ -229,6 +236,10 @@ def test_the_pod_failure_policy_follows_the_kit_s_exit_codes(rendered: list[dict
     assert _policy_action(job, name, EXIT_CHECK_FAILED, set()) == "FailIndex"
     assert _policy_action(job, name, EXIT_BAD_PARAMS, set()) == "FailIndex"
     assert _policy_action(job, name, EXIT_CRASHED, set()) == "Count"  # retried, up to backoffLimitPerIndex
+    # stopped by a signal: no verdict, never "a check failed"; a disruption is ignored, not counted
+    for stopped in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        assert _policy_action(job, name, stopped, set()) == "Count"
+        assert _policy_action(job, name, stopped, {"DisruptionTarget"}) == "Ignore"
     assert _policy_action(job, name, None, {"DisruptionTarget"}) == "Ignore"
     assert _policy_action(job, name, 137, set()) == "Count"  # OOM-killed: retried
     codes = [c for r in job["podFailurePolicy"]["rules"] for c in r.get("onExitCodes", {}).get("values", [])]

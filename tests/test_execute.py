@@ -156,7 +156,7 @@ def test_interrupted_run_leaves_no_kernel(tmp_path: Path) -> None:
         assert kernels, "the run never started a kernel"
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == results.EXIT_TERMINATED  # 128 + SIGTERM, as shells report it
         gone, alive = psutil.wait_procs(kernels, timeout=10)
         assert not alive, f"kernel left running: {[p.pid for p in alive]}"
     finally:

@@ -28,6 +28,7 @@ from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.runner import fleet
 from mtlskit.runner.fleet import Environment, FleetError
+from mtlskit.runner.results import EXIT_INTERRUPTED
 from tests.conftest import free_port
 
 # ---------------------------------------------------------------- the list of environments
@@ -287,7 +288,7 @@ def test_invalid_params_are_refused_without_a_child_and_rank_worst(tmp_path: Pat
 def test_a_failed_upload_makes_that_row_a_crash_and_keeps_its_local_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(params_file: Path, files: object, bucket: str, prefix: str) -> None:
+    def refuse(params: params_mod.Params, files: object, bucket: str, prefix: str) -> None:
         raise PermissionError(f"403 no write access to {bucket}")
 
     monkeypatch.setattr(fleet, "upload_files", refuse)
@@ -308,16 +309,14 @@ def test_invalid_params_go_up_to_cloud_storage_too_through_a_params_file_that_lo
 ) -> None:
     """The bad environment's run.log is its only explanation; fleet.json must not depend on the first
     params file being valid. Both go up with the storage client of a params file that loads."""
-    from mtlskit.config import params as params_mod
-
     uploaded: dict[str, list[str]] = {}
 
-    def record_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
-        params_mod.load(params_file)  # the real upload builds its client from these params
+    def record_folder(params: params_mod.Params, folder: Path, bucket: str, prefix: str) -> None:
+        assert isinstance(params, params_mod.Params)  # the real upload builds its client from these
         uploaded[prefix] = sorted(f.name for f in folder.iterdir())
 
-    def record_files(params_file: Path, files: list[Path], bucket: str, prefix: str) -> None:
-        params_mod.load(params_file)
+    def record_files(params: params_mod.Params, files: list[Path], bucket: str, prefix: str) -> None:
+        assert isinstance(params, params_mod.Params)
         uploaded[prefix] = [f.name for f in files]
 
     monkeypatch.setattr(fleet, "upload_folder", record_folder)
@@ -337,6 +336,40 @@ def test_invalid_params_go_up_to_cloud_storage_too_through_a_params_file_that_lo
     assert result.fleet_json == "gs://team-bucket/runs/S/fleet.json"
 
 
+def test_each_environment_s_params_are_loaded_once_by_the_fleet(
+    state_dir: Path, clients: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before a child starts, the upload of its folder and of fleet.json all use the one
+    load; an invalid file is still refused with 3 and its run.log uploaded. Real uploads, to the
+    sandbox's Cloud Storage."""
+    from mtlskit.cloud.clients import storage_client
+
+    text = yaml.safe_dump(params_mod.sandbox_default(state_dir))
+    a, b = _touch(tmp_path / "a.yaml", text), _touch(tmp_path / "b.yaml", text)
+    bad = _touch(tmp_path / "bad.yaml", "target: sandbox\nproject: my-project\n")
+    loaded = params_mod.load(a)
+    bucket = f"{loaded.project}-mtlskit"
+    loads: dict[str, int] = {}
+    real_load = params_mod.load
+
+    def counting(path: str | Path | None = None) -> params_mod.Params:
+        loads[Path(str(path)).name] = loads.get(Path(str(path)).name, 0) + 1
+        return real_load(path)
+
+    monkeypatch.setattr(params_mod, "load", counting)
+    envs = fleet.environments([a, bad, b])
+    command = _stand_in({"a": (0, 0.1), "b": (1, 0.1)})
+    result = fleet.run_fleet(envs, f"gs://{bucket}/once", jobs=2, command=command, stamp="S")
+
+    assert loads == {"a.yaml": 1, "bad.yaml": 1, "b.yaml": 1}
+    assert [(r.environment, r.exit_code) for r in result.rows] == [("a", 0), ("bad", 3), ("b", 1)]
+    assert result.rows[1].first_failure.startswith("invalid params (1 problem): mtls: required key")
+    assert result.fleet_json == f"gs://{bucket}/once/S/fleet.json"
+    names = {blob.name for blob in storage_client(loaded).bucket(bucket).list_blobs(prefix="once/S/")}
+    expected = {"a/summary.json", "bad/run.log", "b/summary.json", "fleet.json"}
+    assert {f"once/S/{n}" for n in expected} <= names, names
+
+
 def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
@@ -346,11 +379,20 @@ def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
         child, out = sys.argv[1], sys.argv[2]
         envs = [fleet.Environment(n, Path(sys.argv[3])) for n in "abc"]
         command = lambda env, folder: [sys.executable, "-c", child, str(folder), "0", "120"]
-        fleet.run_fleet(envs, out, jobs=2, command=command, stamp="S")
+        try:
+            fleet.run_fleet(envs, out, jobs=2, command=command, stamp="S")
+        except fleet.VerificationInterrupted as stopped:
+            rows = [[r.environment, r.exit_code, r.first_failure] for r in stopped.result.rows]
+            print(json.dumps({"rows": rows, "fleet_json": stopped.result.fleet_json}))
+            sys.exit(stopped.exit_code)
         """
     )
     params = _touch(tmp_path / "env.yaml")
-    proc = subprocess.Popen([sys.executable, "-c", script, CHILD, str(tmp_path / "out"), str(params)])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import json\n" + script, CHILD, str(tmp_path / "out"), str(params)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     pid_files = [tmp_path / "out" / "S" / n / "pids" for n in ("a", "b")]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(f.is_file() for f in pid_files):
@@ -358,11 +400,26 @@ def test_ctrl_c_stops_every_child_and_what_it_started(tmp_path: Path) -> None:
     try:
         assert all(f.is_file() for f in pid_files), "the children never started"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) != 0
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == EXIT_INTERRUPTED
         pids = [p for f in pid_files for p in json.loads(f.read_text())]
         assert _gone(pids), f"left running: {pids}"
         assert not (tmp_path / "out" / "S" / "c" / "pids").exists(), (
             "a queued environment started after Ctrl-C"
+        )
+        # the rows so far, each marked, are in fleet.json as well as in the interrupt
+        stopped = json.loads(out)
+        why = fleet.INTERRUPTED_REASON
+        assert stopped["rows"] == [
+            ["a", EXIT_INTERRUPTED, f"stopped before its first notebook: {why}"],
+            ["b", EXIT_INTERRUPTED, f"stopped before its first notebook: {why}"],
+            ["c", EXIT_INTERRUPTED, f"not started: {why}"],
+        ]
+        saved = json.loads((tmp_path / "out" / "S" / fleet.FLEET_JSON).read_text())
+        assert stopped["fleet_json"] == str(tmp_path / "out" / "S" / fleet.FLEET_JSON)
+        assert saved["exit_code"] == EXIT_INTERRUPTED
+        assert [[r["environment"], r["exit_code"], r["first_failure"]] for r in saved["environments"]] == (
+            stopped["rows"]
         )
     finally:
         if proc.poll() is None:

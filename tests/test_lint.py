@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,17 @@ def test_a_trust_config_entry_holds_one_certificate(tmp_path: Path) -> None:
         and finding.field == "mtls.trust_anchors[0]"
         and "2 certificates" in finding.detail
     )
+
+
+def test_a_key_of_an_unsupported_kind_is_named_not_a_crash(tmp_path: Path) -> None:
+    """An EC key on secp112r1: OpenSSL writes it, cryptography refuses its curve."""
+    key = tmp_path / "weird.key"
+    raw = subprocess.run(
+        ["openssl", "ecparam", "-name", "secp112r1", "-genkey", "-noout"], capture_output=True, check=True
+    ).stdout
+    pkcs8 = subprocess.run(
+        ["openssl", "pkcs8", "-topk8", "-nocrypt"], input=raw, capture_output=True, check=True
+    ).stdout
+    key.write_bytes(pkcs8)
+    why = lint.unreadable_key(key) or ""
+    assert "cannot use" in why and "1.3.132.0.6" in why

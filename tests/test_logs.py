@@ -4,6 +4,7 @@ talked to (plus the 60_logs notebook run headless)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import ssl
@@ -231,28 +232,32 @@ def sample_frame() -> pd.DataFrame:
 
 def test_counts_refused_certificates_and_outcomes() -> None:
     frame = sample_frame()
-    assert logs.count_by_status_details(frame).to_dict("records") == [
+    summary = logs.summaries(frame, bucket="30s")
+    assert summary.by_status_details.to_dict("records") == [
         {"status_details": "client_cert_not_provided", "entries": 2},
         {"status_details": "client_cert_validation_failed", "entries": 2},
         {"status_details": "response_sent_by_backend", "entries": 2},
         {"status_details": "client_cert_chain_invalid_eku", "entries": 1},
     ]
-    assert logs.count_by_cert_error(frame)["entries"].sum() == 5
-    top = logs.top_refused_certificates(frame)
+    assert summary.by_cert_error["entries"].sum() == 5
+    top = summary.top_refused
     assert top[["client_cert_sha256_fingerprint", "client_cert_serial_number", "entries"]].to_dict(
         "records"
     ) == [
         {"client_cert_sha256_fingerprint": "F1", "client_cert_serial_number": "", "entries": 2},
         {"client_cert_sha256_fingerprint": "", "client_cert_serial_number": "S2", "entries": 1},
     ]
-    buckets = logs.outcomes_over_time(frame, "30s")
-    assert buckets.to_dict("list") == {"accepted": [1, 1, 0], "refused": [1, 1, 3], "other": [0, 0, 0]}
-    gaps = logs.outcomes_over_time(frame, "10s")  # quiet buckets are zeros, not left out
+    assert summary.over_time.to_dict("list") == {
+        "accepted": [1, 1, 0],
+        "refused": [1, 1, 3],
+        "other": [0, 0, 0],
+    }
+    gaps = logs.summaries(frame, bucket="10s").over_time  # quiet buckets are zeros, not left out
     assert len(gaps) == 9 and gaps.loc[pd.Timestamp(at(20)), "accepted"] == 0
-    fig = logs.plot_outcomes(frame)
+    fig = logs.plot_outcomes(summary)
     assert isinstance(fig, Figure) and fig.axes[0].get_legend() is not None
-    empty = logs.entries_frame([])
-    assert logs.top_refused_certificates(empty).empty
+    empty = logs.summaries(logs.entries_frame([]))
+    assert empty.top_refused.empty and empty.over_time.empty and empty.entries == 0
     assert isinstance(logs.plot_outcomes(empty), Figure)
 
 
@@ -345,11 +350,11 @@ def test_checks_name_missing_and_mismatched_probes() -> None:
     entries = [accepted(0.5, "p-ok"), refused(2.5, "client_cert_validation_failed")]
     matched = logs.match_probes(probes, logs.entries_frame(entries))
     found, statuses = logs.probe_checks(
-        matched, 120, logs.BackendLogging("k8s1-bs", enable=True, sample_rate=0.5)
+        matched, 120, logs.BackendLogging("k8s1-bs", enable=True, sample_rate=1.0)
     )
     assert found.status == "fail"
     assert "p-late (late)" in found.evidence and "waiting 120s" in found.evidence
-    assert "sampleRate 0.5" in found.evidence and "ingestion delay" in found.evidence
+    assert "sampleRate 1" in found.evidence and "ingestion delay" in found.evidence
     assert "logging.sample_rate: 1.0" in found.fix and "10_ingress" in found.fix
     assert statuses.status == "fail"
     assert "p-none (none): expected client_cert_not_provided, logged client_cert_validation_failed" in (
@@ -458,7 +463,7 @@ def sent(lb: Stack) -> list[ProbeResult]:
 def test_every_probe_is_found_with_its_status_details(lb: Stack, sent: list[ProbeResult]) -> None:
     saved = probe.load_results(lb.params)
     pull = logs.wait_for_probe_entries(lb.clients, lb.params, saved, timeout=10)
-    assert (pull.probes_found, pull.probes_expected) == (3, 3)
+    assert (pull.probes_found, pull.probes_expected, pull.ended) == (3, 3, "all found")
     frame = logs.entries_frame(pull.entries)
     matched = logs.match_probes(saved, frame)
     assert matched[["probe_id", "logged_status_details", "found", "match", "matched_by"]].to_dict(
@@ -508,10 +513,10 @@ def test_a_probe_without_entry_fails_and_says_why(lb: Stack, sent: list[ProbeRes
         now,
     )
     probes = [*sent, ghost]
-    started = time.monotonic()
     pull = logs.wait_for_probe_entries(lb.clients, lb.params, probes, timeout=1.0, poll_seconds=0.3)
-    assert 1.0 <= time.monotonic() - started < 5  # bounded
+    assert pull.ended == "time limit" and pull.waited_seconds >= 1.0  # logged at 1.0: waits for every probe
     assert (pull.probes_found, pull.probes_expected) == (3, 4)
+    assert pull.sample_rate == 1.0 and pull.backend_logging is not None
     matched = logs.match_probes(probes, logs.entries_frame(pull.entries))
     found, statuses = logs.probe_checks(
         matched, pull.waited_seconds, logs.read_backend_logging(lb.clients, lb.params)
@@ -521,6 +526,59 @@ def test_a_probe_without_entry_fails_and_says_why(lb: Stack, sent: list[ProbeRes
         assert reason in found.evidence
     assert "logging.enable: true" in found.fix
     assert statuses.status == "pass"
+
+
+def test_a_sampled_wait_ends_once_an_entry_after_the_probes_is_readable(
+    lb: Stack, sent: list[ProbeResult]
+) -> None:
+    """A probe whose entry sampling left out (never written) does not hold the wait to its limit: a
+    request after the probes shows ingestion has passed them."""
+    last = max(logs.parse_time(p.finished_at) for p in sent)
+    at_ = logs.rfc3339(last + dt.timedelta(milliseconds=1))
+    unlogged = ProbeResult(
+        "unlogged",
+        "sampled out",
+        "client_cert_not_provided",
+        "client_cert_not_provided",
+        "",
+        None,
+        "pass",
+        at_,
+        at_,
+    )
+    probes = [*sent, unlogged]
+    half = logs.BackendLogging("k8s1-bs", enable=True, sample_rate=0.5)
+    before = logs.wait_for_probe_entries(
+        lb.clients, lb.params, probes, timeout=0.5, poll_seconds=0.1, backend_logging=half
+    )
+    assert (before.ended, before.probes_found) == ("time limit", 3)  # nothing newer than the probes yet
+    pause = (
+        last + dt.timedelta(seconds=logs.MATCH_SKEW_SECONDS + 0.1) - dt.datetime.now(dt.UTC)
+    ).total_seconds()
+    time.sleep(max(0.0, pause))
+    lb.send("client", "response_sent_by_backend")  # traffic after the probes, logged
+    pull = logs.wait_for_probe_entries(
+        lb.clients, lb.params, probes, timeout=60, poll_seconds=0.1, backend_logging=half
+    )
+    assert (pull.ended, pull.probes_found, pull.probes_expected, pull.sample_rate) == ("caught up", 3, 4, 0.5)
+    assert "the wait ended: caught up" in pull.summary() and "2 entries expected" in pull.summary()
+    matched = logs.match_probes(probes, logs.entries_frame(pull.entries))
+    found, statuses = logs.checks(lb.clients, lb.params, matched, pull)
+    assert (found.status, statuses.status) == ("pass", "pass")
+    assert found.evidence.startswith("3/4 probes have their log entry at sampleRate 0.5: 2 expected")
+
+
+def test_with_logging_off_the_wait_reads_once(lb: Stack, sent: list[ProbeResult]) -> None:
+    off = logs.BackendLogging("k8s1-bs", enable=False, sample_rate=0.0)
+    now = logs.rfc3339(dt.datetime.now(dt.UTC))
+    ghost = dataclasses.replace(sent[1], probe_id="ghost", sent_at=now, finished_at=now)
+    pull = logs.wait_for_probe_entries(lb.clients, lb.params, [*sent, ghost], timeout=60, backend_logging=off)
+    assert (pull.ended, pull.sample_rate, pull.probes_found) == ("logging off", 0.0, 3)
+    matched = logs.match_probes([*sent, ghost], logs.entries_frame(pull.entries))
+    found, _ = logs.checks(lb.clients, lb.params, matched, pull)
+    assert (
+        found.status == "fail" and "request logging is disabled on backend service k8s1-bs" in found.evidence
+    )
 
 
 def test_pull_retries_transient_logging_errors(lb: Stack, sent: list[ProbeResult]) -> None:
@@ -580,3 +638,97 @@ def test_recent_entries_blank_what_an_entry_lacks_whatever_the_column_type() -> 
     assert list(shown["client_cert_present"]) == ["", False]
     assert list(shown["url"]) == ["", "https://b/"]
     assert shown.index.name == "entry (last 2 of 3)"
+
+
+# ---- sampled request logs -------------------------------------------------------------------------------
+
+
+def test_binomial_cdf_is_exact() -> None:
+    assert logs.binomial_cdf(0, 10, 0.5) == pytest.approx(1 / 1024)
+    assert logs.binomial_cdf(2, 4, 0.5) == pytest.approx(11 / 16)
+    assert logs.binomial_cdf(4, 4, 0.3) == 1.0 and logs.binomial_cdf(-1, 4, 0.3) == 0.0
+    assert logs.binomial_cdf(0, 18, 0.01) == pytest.approx(0.99**18)
+
+
+@pytest.mark.parametrize(
+    ("found", "probes", "rate", "passed", "words"),
+    [
+        (
+            9,
+            18,
+            0.5,
+            True,
+            ["9/18 probes", "sampleRate 0.5", "9 expected", "the 9 missing are what sampling"],
+        ),
+        (3, 18, 0.5, True, ["3/18 probes"]),  # unlucky, but P(X <= 3) = 0.0038
+        (2, 18, 0.5, False, ["2/18 probes", "probability 0.00066", "sampling does not explain"]),
+        (0, 10, 0.5, False, ["0/10 probes", "below 0.001"]),
+        (0, 18, 0.01, True, ["0.18 expected", "can expect 0.18 entries", "raise logging.sample_rate"]),
+        (0, 18, 0.2, True, ["3.6 expected"]),  # P(X = 0) = 0.018
+        (0, 40, 0.2, False, ["8 expected"]),
+    ],
+)
+def test_the_sampled_count_passes_unless_implausible(
+    found: int, probes: int, rate: float, passed: bool, words: list[str]
+) -> None:
+    verdict = logs.judge_sample(found, probes, rate)
+    assert verdict.passed is passed
+    assert verdict.expected == pytest.approx(probes * rate)
+    assert verdict.probability == pytest.approx(logs.binomial_cdf(found, probes, rate))
+    for word in words:
+        assert word in verdict.message(), verdict.message()
+
+
+def sampled_run() -> tuple[list[ProbeResult], list[dict[str, Any]]]:
+    """Six refused probes sent one after another; sampling kept the entries of the 2nd and 5th."""
+    details = ["client_cert_not_provided", "client_cert_validation_failed", "client_cert_chain_invalid_eku"]
+    probes = [result(f"p{i}", details[i % 3], i * 0.1, i * 0.1 + 0.05) for i in range(6)]
+    kept = [refused(p_sent + 0.04, probes[i].expected_status_details) for i, p_sent in ((1, 0.1), (4, 0.4))]
+    return probes, kept
+
+
+def test_a_neighbour_entry_is_not_taken_for_a_probe_whose_entry_was_sampled_out() -> None:
+    probes, kept = sampled_run()
+    matched = logs.match_probes(probes, logs.entries_frame(kept))
+    assert list(matched["found"]) == [False, True, False, False, True, False]
+    assert matched["match"][matched["found"]].all()
+    found, statuses = logs.probe_checks(matched, 3, logs.BackendLogging("bs", True, 0.5), "caught up")
+    assert (found.status, statuses.status) == ("pass", "pass")
+    assert "2/6 probes have their log entry at sampleRate 0.5: 3 expected" in found.evidence
+    assert "time limit" not in found.evidence
+
+
+def test_a_forwarded_probe_is_never_matched_by_time() -> None:
+    probes = [
+        result("p-ok", "response_sent_by_backend", 0, 0.1),
+        result("p-x", "client_cert_not_provided", 0.1, 0.2),
+    ]
+    matched = logs.match_probes(probes, logs.entries_frame([refused(0.15, "client_cert_not_provided")]))
+    assert list(matched["found"]) == [False, True]
+
+
+def test_a_sampled_contradiction_fails() -> None:
+    probes, kept = sampled_run()
+    # p4 expects client_cert_validation_failed; no probe expects what its entry says
+    kept[1] = refused(0.44, "client_cert_invalid_rsa_key_size")
+    matched = logs.match_probes(probes, logs.entries_frame(kept))
+    found, statuses = logs.probe_checks(matched, 3, logs.BackendLogging("bs", True, 0.5), "caught up")
+    assert found.status == "pass"
+    assert statuses.status == "fail"
+    assert (
+        "probe p4 (p4): expected client_cert_validation_failed, logged client_cert_invalid_rsa_key_size"
+        in (statuses.evidence)
+    )
+
+
+def test_an_implausibly_low_sampled_count_fails_and_says_the_wait_ended_at_its_limit() -> None:
+    probes = [result(f"p{i}", "client_cert_not_provided", i, i + 0.5) for i in range(12)]
+    matched = logs.match_probes(probes, logs.entries_frame([]))
+    found, _ = logs.probe_checks(matched, 120, logs.BackendLogging("bs", True, 0.5), "time limit")
+    assert found.status == "fail"
+    assert "0/12 probes" in found.evidence and "sampling does not explain" in found.evidence
+    assert "time limit (120s)" in found.evidence
+    assert "sampleRate" in found.fix and "exclusion" in found.fix
+    # logging off is not sampling: every missing probe fails as at 1.0
+    off, _ = logs.probe_checks(matched, 0, logs.BackendLogging("bs", False, 0.0), "logging off")
+    assert off.status == "fail" and "request logging is disabled" in off.evidence

@@ -4,6 +4,7 @@ table, the CLI, and `gs://` against the sandbox's Cloud Storage."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from matplotlib.figure import Figure
 
 from mtlskit import cli
 from mtlskit.config.params import Params
@@ -54,19 +56,50 @@ def scan(sources: Any, **kw: Any) -> logscan.LogScan:
     return logs.scan_exported(sources, **kw)
 
 
-def test_frame_and_summaries_equal_the_pandas_path(tmp_path: Path, entries: list[dict[str, Any]]) -> None:
+def assert_same_summaries(a: logscan.Summaries, b: logscan.Summaries) -> None:
+    assert (a.entries, a.bucket, a.sample_rate, a.note()) == (b.entries, b.bucket, b.sample_rate, b.note())
+    for table in ("by_status_details", "by_cert_error", "over_time", "top_refused"):
+        pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table), obj=table)
+
+
+def test_pulled_entries_and_exported_files_give_the_same_table_and_summaries(
+    tmp_path: Path, entries: list[dict[str, Any]]
+) -> None:
+    """60_logs (a DataFrame of pulled entries) and `mtlskit logs FILE` (files) run the same SQL; the
+    flattening differs (Python for API dicts, SQL for files) and must give the same rows."""
     expected = logs.entries_frame(entries)
     with scan(write_lines(tmp_path / "requests.json", entries)) as s:
         pd.testing.assert_frame_equal(s.frame(), expected)
-        pd.testing.assert_frame_equal(s.count_by_status_details(), logs.count_by_status_details(expected))
-        pd.testing.assert_frame_equal(s.count_by_cert_error(), logs.count_by_cert_error(expected))
-        pd.testing.assert_frame_equal(
-            s.top_refused_certificates(5), logs.top_refused_certificates(expected, 5)
-        )
-        pd.testing.assert_frame_equal(s.outcomes_over_time(), logs.outcomes_over_time(expected))
-        pd.testing.assert_frame_equal(s.outcomes_over_time("1h"), logs.outcomes_over_time(expected, "1h"))
         assert s.count() == len(entries)
+        for bucket, n, rate in ((None, 10, 1.0), ("1h", 5, 1.0), ("30min", 3, 0.25)):
+            from_files = s.summaries(bucket, n, rate)
+            from_frame = logs.summaries(expected, rate, bucket, n)
+            assert_same_summaries(from_files, dataclasses.replace(from_frame, files=from_files.files))
+    top = from_frame.top_refused
+    assert len(from_frame.by_cert_error) > 1 and len(top) == 3, "the tables compared are not empty"
+    assert list(top.columns) == [*logscan.CERT_KEYS, "entries", "estimated", "first_seen", "last_seen"]
     assert expected["probe_id"].notna().sum() == 1 and "" in set(expected["status_details"])
+
+
+def test_a_sampled_log_shows_estimates_beside_its_counts(entries: list[dict[str, Any]]) -> None:
+    frame = logs.entries_frame(entries)
+    full, half = logs.summaries(frame), logs.summaries(frame, 0.5, "1h")
+    assert full.note() == "" and "estimated" not in full.by_status_details.columns
+    assert half.note().startswith("sampled at 0.5: counts ×2")
+    for table in (half.by_status_details, half.by_cert_error, half.top_refused):
+        assert (table["estimated"] == table["entries"] * 2).all()
+    over = half.over_time
+    assert (over["refused_estimated"] == over["refused"] * 2).all() and over["refused"].sum() > 0
+    third = logs.summaries(frame, 1 / 3).by_status_details
+    assert (third["estimated"] == (third["entries"] * 3)).all()
+    assert isinstance(logs.plot_outcomes(half), Figure)
+    assert "estimated" in logs.plot_outcomes(half).axes[0].get_ylabel()
+
+
+def test_log_scan_error_is_a_kit_error_and_a_value_error() -> None:
+    from mtlskit.core.errors import KitError
+
+    assert issubclass(logscan.LogScanError, KitError) and issubclass(logscan.LogScanError, ValueError)
 
 
 def test_json_array_glob_and_directory_read_like_json_lines(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from mtlskit.cloud.clients import Clients
@@ -259,13 +260,18 @@ def test_unknown_field_is_rejected_by_the_discovery_schema(clients: Clients, uni
         json={"name": unique, "profile": "MODERN", "minTlsVersionn": "TLS_1_2"},
         timeout=10,
     )
-    assert r.status_code == 400 and "minTlsVersionn: unknown field" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        "Invalid JSON payload received. Unknown name \"minTlsVersionn\" at 'resource': Cannot find field."
+    )
     r = requests.post(
         f"{clients.endpoint}/compute/v1/projects/{P}/global/sslPolicies",
         json={"name": unique, "profile": "BOGUS"},
         timeout=10,
     )
-    assert r.status_code == 400 and "not in enum" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith(
+        "Invalid value at 'resource.profile'"
+    )
+    assert r.json()["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_request_id_makes_a_retried_insert_safe(clients: Clients, unique: str) -> None:
@@ -333,12 +339,18 @@ def test_aggregated_lists_key_resources_by_scope(clients: Clients, unique: str) 
     """What `gcloud compute <group> list` asks for without a scope flag: `items` keyed by scope."""
     bs = _backend(clients, f"{unique}-bs")
     neg = compute_v1.NetworkEndpointGroup(name=f"{unique}-neg", network_endpoint_type="GCE_VM_IP_PORT")
-    wait(
-        clients,
-        clients.compute.network_endpoint_groups.insert(
-            project=P, zone="us-central1-a", network_endpoint_group_resource=neg
-        ),
-        "neg",
+    op = clients.compute.network_endpoint_groups.insert(
+        project=P, zone="us-central1-a", network_endpoint_group_resource=neg
+    )
+    zone_ops = compute_v1.ZoneOperationsClient(
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": clients.endpoint},
+        transport="rest",
+    )
+    # a zonal resource's insert is a zonal operation, polled under its zone
+    assert (
+        zone_ops.wait(project=P, zone="us-central1-a", operation=op.name).status
+        == compute_v1.Operation.Status.DONE
     )
     scopes = dict(clients.compute.backend_services.aggregated_list(project=P))
     assert bs in [s.self_link for s in scopes["global"].backend_services]

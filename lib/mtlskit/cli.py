@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -15,8 +14,9 @@ from mtlskit.config import params as params_mod
 from mtlskit.config.params import ParamsError
 
 if TYPE_CHECKING:
-    from mtlskit.runner.fleet import Environment, EnvironmentResult
-    from mtlskit.runner.results import NotebookResult
+    from mtlskit.runner.execute import SharedKernel
+    from mtlskit.runner.fleet import Environment, EnvironmentResult, VerificationInterrupted
+    from mtlskit.runner.results import Interrupted, NotebookResult
 
 
 def _load(params_file: str | None) -> params_mod.Params:
@@ -29,7 +29,8 @@ def _load(params_file: str | None) -> params_mod.Params:
 class NothingRan(click.Command):
     """A command whose exit codes a scheduler acts on: a usage error (an unknown option, `--jobs 0`)
     exits 3 like invalid params (nothing ran, a person must fix the command line), not click's 2,
-    which the kit keeps for a crashed notebook (a retry's reason)."""
+    which the kit keeps for a crashed notebook (a retry's reason). Ctrl-C and SIGTERM exit 130 and
+    143, as shells report them, not click's 1, which reads as a failed check."""
 
     def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         from mtlskit.runner.results import EXIT_BAD_PARAMS
@@ -39,6 +40,23 @@ class NothingRan(click.Command):
         except click.UsageError as err:
             err.exit_code = EXIT_BAD_PARAMS
             raise
+
+    def invoke(self, ctx: click.Context) -> object:
+        from mtlskit.runner.results import Interrupted, StopSignals
+
+        try:
+            with StopSignals.installed():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as err:  # one the command did not explain itself (a quick command)
+            _exit_interrupted(Interrupted.of(err), "")
+
+
+def _exit_interrupted(stopped: Interrupted, what: str) -> None:
+    from mtlskit.runner.results import EXIT_MEANING
+
+    click.echo(f"interrupted by {stopped.signal_name}{what}", err=True)
+    click.echo(f"exit code {stopped.exit_code}: {EXIT_MEANING[stopped.exit_code]}", err=True)
+    sys.exit(stopped.exit_code)
 
 
 @click.group()
@@ -353,28 +371,38 @@ def run(
 
     \b
     Exit codes: 0 every check passed (warnings allowed), 1 a check failed,
-    2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid.
+    2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid,
+    130 interrupted (Ctrl-C), 143 stopped by SIGTERM: the kernel and what it started are stopped.
     """
-    from mtlskit.runner import execute
-    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING
+    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING, Interrupted, interrupts_held
 
-    kernel = execute.SharedKernel().start()  # boots and imports the kit while the params are checked
+    kernel: SharedKernel | None = None
     try:
+        from mtlskit.runner import execute  # seconds of imports: an interrupt may land here too
+
+        kernel = execute.SharedKernel()
+        kernel.start()  # boots and imports the kit while the params are checked
         try:
-            p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
+            with interrupts_held():
+                p = params_mod.load(params_file)  # a bad params file stops here, before any notebook runs
         except ParamsError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(EXIT_BAD_PARAMS)
         names = _notebook_names(verify_only, teardown, notebooks)
-        # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the run's kernel is shut down
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         click.echo(f"running {', '.join(names)} with apply={apply}")
         out = Path(out_dir).resolve() if out_dir else None
         result = execute.run_notebooks(
             params_file, names, apply=apply, out_dir=out, progress=_progress, kernel=kernel, timeout=timeout
         )
+    except KeyboardInterrupt as err:
+        if kernel is not None:
+            kernel.stop_now()
+            kernel.close()
+        stopped = Interrupted.of(err)
+        _exit_interrupted(stopped, _where_run_stopped(stopped, params_mod.params_file(params_file)))
     finally:
-        kernel.close()
+        if kernel is not None:
+            kernel.close()
     for nb in result.notebooks:
         _explain_failure(nb)
     click.echo(f"executed notebooks and summary.json: {result.out_dir}")
@@ -429,7 +457,9 @@ def verify(
     Exit codes, the worst over all environments (3 > 2 > 1 > 0):
       3 a params file is invalid (or the list of them is unusable),
       2 a notebook crashed or timed out, or an environment's run was killed,
-      1 a check failed, 0 every check passed.
+      1 a check failed, 0 every check passed;
+    and 130 (Ctrl-C) or 143 (SIGTERM) when the verification itself was stopped: every child and
+    kernel is stopped, and fleet.json marks the environments stopped or never started.
 
     \b
     Kubernetes Indexed Job: `mtlskit verify --indexed PARAMS_DIR_OR_FILES... --out OUT`
@@ -442,7 +472,7 @@ def verify(
 
     from mtlskit.config import paths
     from mtlskit.runner import fleet
-    from mtlskit.runner.results import EXIT_BAD_PARAMS
+    from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING
 
     where = out or str(paths.repo_root() / "runs" / "verify")
     try:
@@ -455,21 +485,50 @@ def verify(
     except fleet.FleetError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(EXIT_BAD_PARAMS)
-    # SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C: every child and kernel is ended
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    if indexed:
-        click.echo(f"{fleet.INDEX_VARIABLE}={os.environ[fleet.INDEX_VARIABLE]}: verifying {env.name}")
-        row = fleet.run_here(env, where, timeout=timeout, stamp=stamp)
-        _echo_fleet_table([row])
-        sys.exit(row.exit_code)
-    click.echo(f"verifying {_count(len(envs), 'environment')}, {jobs} at a time, into {where}")
-    result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
+    try:
+        if indexed:
+            click.echo(f"{fleet.INDEX_VARIABLE}={os.environ[fleet.INDEX_VARIABLE]}: verifying {env.name}")
+            row = fleet.run_here(env, where, timeout=timeout, stamp=stamp)
+            _echo_fleet_table([row])
+            sys.exit(row.exit_code)
+        click.echo(f"verifying {_count(len(envs), 'environment')}, {jobs} at a time, into {where}")
+        result = fleet.run_fleet(envs, where, jobs, timeout=timeout, progress=_fleet_progress, stamp=stamp)
+    except fleet.VerificationInterrupted as stopped:
+        _echo_fleet_table(stopped.result.rows)
+        if stopped.result.fleet_json:
+            click.echo(f"fleet.json: {stopped.result.fleet_json}")
+        _exit_interrupted(stopped, _where_fleet_stopped(stopped))
     _echo_fleet_table(result.rows)
     click.echo(f"fleet.json: {result.fleet_json}")
-    from mtlskit.runner.results import EXIT_MEANING
-
     click.echo(f"exit code {result.exit_code}: {EXIT_MEANING[result.exit_code]}", err=result.exit_code != 0)
     sys.exit(result.exit_code)
+
+
+def _where_run_stopped(stopped: Interrupted, params_path: Path) -> str:
+    """Which notebook of which environment the interrupt stopped, and where the partial run is."""
+    env = f"environment {params_path.stem} ({params_path})"
+    run = stopped.run
+    if run is None:
+        return f" before any notebook of {env} ran (its kernel was starting); nothing was written"
+    if run.interrupted_notebook:
+        where = f" in {run.interrupted_notebook} of {env}"
+    elif run.notebooks:
+        where = f" after {run.notebooks[-1].notebook} of {env}"
+    else:
+        where = f" before the first notebook of {env}"
+    return (
+        f"{where}; the kernel and what it started are stopped\n"
+        f"  the partial run (summary.json says what ran): {run.out_dir}"
+    )
+
+
+def _where_fleet_stopped(stopped: VerificationInterrupted) -> str:
+    """Each environment the interrupt stopped or kept from starting, and where its partial run is."""
+    lines = [
+        f"{r.environment}: {r.first_failure}; partial run: {r.folder}"
+        for r in stopped.result.interrupted_rows
+    ]
+    return ": every child and kernel is stopped" + "".join(f"\n  {line}" for line in lines)
 
 
 def _fleet_progress(event: str, env: Environment, row: EnvironmentResult | None) -> None:
@@ -515,6 +574,9 @@ def _progress(name: str, result: NotebookResult | None) -> None:
         return
     if result.status == "skipped":
         click.echo(f"  {name:<20} skipped ({result.error})")
+        return
+    if result.status == "interrupted":
+        click.echo(f"{result.error} ({result.seconds:.1f} s)")
         return
     failed = sum(1 for c in result.checks if c.status == "fail")
     warned = sum(1 for c in result.checks if c.status == "warn")

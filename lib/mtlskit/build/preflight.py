@@ -1,5 +1,9 @@
-"""Preflight: is the target the one we mean, are the APIs reachable, are the certificates acceptable
-to the load balancer, all before anything is built."""
+"""Preflight: is this machine set up for the target, is the target the one we mean, are the APIs
+reachable, are the certificates acceptable to the load balancer, all before anything is built.
+
+The caller's IAM permissions (`build.permissions`) and the quota headroom (`build.quotas`) are the
+other two readiness questions 00_preflight asks; each has its own module and table.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,23 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from kubernetes.client.exceptions import ApiException
 
-from mtlskit.cloud.clients import Clients
+from mtlskit.cloud.clients import ADC, Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
+from mtlskit.core.errors import SetupMissing
 from mtlskit.pki import lint
+
+
+def setup_checks(clients: Clients) -> list[Check]:
+    """What this machine lacks to reach a real target (Application Default Credentials, the kube
+    context), each a failed check with the command that fixes it; nothing when it is set up."""
+    checks = []
+    for problem in clients.setup_problems:
+        if problem.what == ADC:
+            checks.append(Check("Application Default Credentials", "fail", problem.detail, problem.fix))
+        else:
+            checks.append(Check("kube context", "fail", problem.detail, problem.fix))
+    return checks
 
 
 def target_checks(clients: Clients, params: Params) -> list[Check]:
@@ -63,6 +80,8 @@ def target_checks(clients: Clients, params: Params) -> list[Check]:
                 checks.append(
                     Check(name, "fail", f"HTTP {err.status}: {err.reason}", "check the kube context")
                 )
+        except SetupMissing as err:
+            checks.append(Check(name, "fail", f"not tried: {err.what} missing", err.fix))
         except gexc.GoogleAPICallError as err:
             checks.append(
                 Check(

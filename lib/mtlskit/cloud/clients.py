@@ -3,23 +3,31 @@
 Everything else receives a `Clients` and calls the official libraries through it. For the sandbox
 that means anonymous credentials, `http://127.0.0.1:PORT` endpoints and the REST transport; for
 Google Cloud, Application Default Credentials and the named kube context.
+
+Building clients never fails on a machine that is not set up yet: missing Application Default
+Credentials or a kube context that does not exist are recorded in `Clients.setup_problems` (each an
+`errors.SetupMissing` with the command that fixes it), 00_preflight reports them as failed checks,
+and a call that needs the missing piece raises that same error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import google.auth
 import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
 from google.cloud import logging as cloud_logging
 from google.cloud import storage as cloud_storage
+from googleapiclient import discovery
 from kubernetes import client as kube
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
@@ -64,6 +72,7 @@ class ComputeClients:
     health_checks: compute_v1.HealthChecksClient
     network_endpoint_groups: compute_v1.NetworkEndpointGroupsClient
     operations: compute_v1.GlobalOperationsClient
+    projects: compute_v1.ProjectsClient  # projects.get: the project's quotas
 
 
 @dataclass
@@ -85,6 +94,9 @@ class Clients:
     certificate_manager: certificate_manager_v1.CertificateManagerClient
     logging: cloud_logging.Client
     kube: KubeClients
+    # Cloud Resource Manager v1 (google-api-python-client, its shipped discovery document):
+    # `projects.testIamPermissions`, which preflight asks before any write.
+    resource_manager: Any = None
     retry_seconds: float = 90.0
     # Where clients reach the frontend: Google serves HTTPS on 443 and its certificates chain to the
     # system trust store; the sandbox data plane listens on its own port with a CA of its own.
@@ -92,6 +104,8 @@ class Clients:
     server_ca_file: str | None = None
     # How long `operations.wait` waits for any long-running operation before giving up.
     operation_timeout: float = operations.DEFAULT_TIMEOUT_SECONDS
+    # What this machine lacks to reach the target (see the module docstring); empty when set up.
+    setup_problems: list[errors.SetupMissing] = field(default_factory=list)
 
     @property
     def retry(self) -> gretry.Retry:
@@ -153,6 +167,7 @@ def _compute_clients(credentials: Credentials | None, options: ClientOptions | N
         health_checks=make(compute_v1.HealthChecksClient),
         network_endpoint_groups=make(compute_v1.NetworkEndpointGroupsClient),
         operations=ops,
+        projects=make(compute_v1.ProjectsClient),
     )
 
 
@@ -198,6 +213,93 @@ def _note_call(err: BaseException, call: tuple[str, str]) -> None:
     err.kit_method, err.kit_path = call  # type: ignore[attr-defined]
 
 
+ADC = "Application Default Credentials"
+KUBE_CONTEXT_PROBLEM = "kube context"
+ADC_FIX = "gcloud auth application-default login"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class _MissingCredentials(Credentials):  # type: ignore[misc]
+    """Stands in for Application Default Credentials that could not be found: every client can be
+    built, and the first call raises the kit's `SetupMissing` (with the fix) instead of sending."""
+
+    def __init__(self, problem: errors.SetupMissing):
+        super().__init__()
+        self.problem = problem
+
+    def refresh(self, request: Any) -> None:
+        raise self.problem
+
+
+def _application_default_credentials() -> tuple[Credentials, errors.SetupMissing | None]:
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        return credentials, None
+    except DefaultCredentialsError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        problem = errors.SetupMissing(ADC, first, ADC_FIX)
+        return _MissingCredentials(problem), problem
+
+
+def kube_context_fix(project: str) -> str:
+    """The command that writes a GKE cluster's context into the kubeconfig (cluster and region are
+    the reader's: the params name only the context)."""
+    return (
+        f"gcloud container clusters get-credentials CLUSTER --region REGION --project {project} "
+        "(then set kubernetes.context to the context it prints, gke_PROJECT_REGION_CLUSTER)"
+    )
+
+
+class _UnreachableKubeApiClient(kube.ApiClient):  # type: ignore[misc]
+    """The Kubernetes client when the kubeconfig has no such context: any call raises the problem."""
+
+    def __init__(self, problem: errors.SetupMissing):
+        super().__init__(kube.Configuration())
+        self.problem = problem
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.problem
+
+
+def _kube_or_problem(
+    kubeconfig: str | None, context: str | None, retry_seconds: float, project: str
+) -> tuple[KubeClients, errors.SetupMissing | None]:
+    try:
+        return _kube_clients(kubeconfig, context, retry_seconds), None
+    except (kube_config.ConfigException, OSError) as err:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        named = f"context {context!r}" if context else "the current context"
+        detail = f"{named} not usable in {where} (contexts there: {_context_names(kubeconfig)}): {err}"
+        problem = errors.SetupMissing(KUBE_CONTEXT_PROBLEM, detail, kube_context_fix(project))
+        api = _UnreachableKubeApiClient(problem)
+        clients = KubeClients(
+            api, kube.CoreV1Api(api), kube.NetworkingV1Api(api), kube.CustomObjectsApi(api), context or ""
+        )
+        return clients, problem
+
+
+def _context_names(kubeconfig: str | None) -> str:
+    """The contexts a kubeconfig holds, so the reader sees whether the name is wrong or the context absent."""
+    try:
+        contexts, _ = kube_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (kube_config.ConfigException, OSError):
+        return "none, or no kubeconfig"
+    return ", ".join(str(c.get("name")) for c in contexts or []) or "none"
+
+
+def _resource_manager(credentials: Credentials, endpoint: str | None) -> Any:
+    """Cloud Resource Manager v1 from the discovery document google-api-python-client ships."""
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return discovery.build(
+        "cloudresourcemanager",
+        "v1",
+        credentials=credentials,
+        client_options=options,
+        static_discovery=True,
+        cache_discovery=False,
+    )
+
+
 def _kube_clients(kubeconfig: str | None, context: str | None, retry_seconds: float) -> KubeClients:
     configuration = kube.Configuration()
     kube_config.load_kube_config(
@@ -217,11 +319,15 @@ def sandbox_settings(params: Params) -> dict[str, Any]:
         "operation_delay": params.sandbox.operation_delay_seconds,
         "managed_cert_delay": params.sandbox.managed_cert_delay_seconds,
         "data_plane_port": params.sandbox.data_plane_port,
+        "withhold_permissions": list(params.sandbox.withhold_permissions),
+        "exhaust_quota": list(params.sandbox.exhaust_quota),
     }
 
 
 def build_clients(params: Params) -> Clients:
     """Clients for the params' target; for the sandbox, start it first when nothing runs."""
+    problems: list[errors.SetupMissing] = []
+    credentials: Credentials
     if params.target == "sandbox":
         from mtlskit.sandbox import (
             process,  # the kit only ever starts the sandbox, never imports its internals
@@ -229,7 +335,7 @@ def build_clients(params: Params) -> Clients:
 
         params.ensure_demo_pki()  # loading params writes nothing; first use does
         info = process.start(params.state_dir, port=params.sandbox.port, **sandbox_settings(params))
-        credentials: Credentials | None = AnonymousCredentials()
+        credentials = AnonymousCredentials()
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
         kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
         https_port = params.sandbox.data_plane_port
@@ -241,10 +347,16 @@ def build_clients(params: Params) -> Clients:
             client_options={"api_endpoint": info.endpoint},
         )
     else:
-        credentials, options, endpoint = None, None, None
+        credentials, missing = _application_default_credentials()
+        problems += [missing] if missing else []
+        options, endpoint = None, None
         https_port, server_ca = 443, None
         kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
-        log_client = cloud_logging.Client(project=params.project, _use_grpc=False)
+        log_client = cloud_logging.Client(project=params.project, credentials=credentials, _use_grpc=False)
+    kube_clients, kube_problem = _kube_or_problem(
+        kubeconfig, context, params.api_retry_seconds, params.project
+    )
+    problems += [kube_problem] if kube_problem else []
     kw: dict[str, Any] = {"credentials": credentials, "client_options": options, "transport": "rest"}
     return Clients(
         target=params.target,
@@ -254,10 +366,12 @@ def build_clients(params: Params) -> Clients:
         network_security=network_security_v1.NetworkSecurityClient(**kw),
         certificate_manager=certificate_manager_v1.CertificateManagerClient(**kw),
         logging=log_client,
-        kube=_kube_clients(kubeconfig, context, params.api_retry_seconds),
+        kube=kube_clients,
+        resource_manager=_resource_manager(credentials, endpoint),
         retry_seconds=params.api_retry_seconds,
         https_port=https_port,
         server_ca_file=server_ca,
+        setup_problems=problems,
     )
 
 

@@ -24,7 +24,7 @@ from mtlskit.config import paths
 from mtlskit.core.errors import KitError
 from mtlskit.pki import certs, lint
 from mtlskit.pki.files import ParamsFile
-from mtlskit.rules import names
+from mtlskit.rules import iam, names
 from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES
 
 DEFAULT_MTLS_HEADERS = [
@@ -73,6 +73,33 @@ class SandboxSettings(_Strict):
     operation_delay_seconds: float = Field(0.2, ge=0, le=30)
     managed_cert_delay_seconds: float = Field(1.0, ge=0, le=600)
     demo_pki: bool = Field(True, description="generate the demo PKI into the state directory on first use")
+    # Practice for a real project's refusals: the sandbox answers as if the caller lacked these IAM
+    # permissions (testIamPermissions leaves them out, the matching call gets Google's 403) and as if
+    # these Compute quota metrics were used up (projects.get shows limit = usage, an insert gets 403
+    # QUOTA_EXCEEDED).
+    withhold_permissions: list[str] = Field(default_factory=list)
+    exhaust_quota: list[str] = Field(default_factory=list)
+
+    @field_validator("withhold_permissions")
+    @classmethod
+    def _permissions(cls, v: list[str]) -> list[str]:
+        unknown = iam.unknown_permissions(v)
+        if unknown:
+            raise ValueError(
+                f"unknown permission {', '.join(map(repr, unknown))}: the sandbox can withhold only a "
+                f"permission the kit needs, one of {', '.join(sorted(iam.PERMISSIONS))}"
+            )
+        return v
+
+    @field_validator("exhaust_quota")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        unknown = iam.unknown_metrics(v)
+        if unknown:
+            raise ValueError(
+                f"unknown quota metric {', '.join(map(repr, unknown))}: one of {', '.join(sorted(iam.METRICS))}"
+            )
+        return v
 
 
 class KubernetesSettings(_Strict):
@@ -270,6 +297,11 @@ class Params(_Strict):
         if self.target == "gcp" and self.apply and self.confirm_project != self.project:
             raise ValueError(
                 f"apply against target gcp needs confirm_project equal to the project id ({self.project!r})"
+            )
+        if self.target == "gcp" and (self.sandbox.withhold_permissions or self.sandbox.exhaust_quota):
+            raise ValueError(
+                "sandbox.withhold_permissions and sandbox.exhaust_quota only act on the sandbox: on target "
+                "gcp, Google answers with the caller's real permissions and quotas; remove them"
             )
         return self
 

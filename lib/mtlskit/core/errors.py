@@ -16,13 +16,20 @@ exception as `cause`. An earlier runbook step that has not run is not a fault: `
     │   ├── IngressNotReady the anchor Ingress or the controller's backend service is not there yet
     │   └── BackendNotFound no backend service of the anchor serves the params' Service and port
     ├── SchemeMismatch      the params' scheme cannot work with the Ingress's backend service
-    └── ApplyRefused        a change was asked for without the params that allow it
+    ├── ApplyRefused        a change was asked for without the params that allow it
+    └── SetupMissing        this machine cannot reach the target yet (no Application Default
+                            Credentials, no such kube context); `fix` is the command that sets it up
+
+A 403 that names a permission (`Required 'compute.x.create' permission ...`) also names the
+predefined role that grants it (`mtlskit.rules.iam`), and a QUOTA_EXCEEDED names the metric and how to
+raise it: the message a person acts on during apply is the one preflight would have given.
 
 The errors of one concern live in that concern's module and derive from `KitError` too (keeping the
 built-in base older callers catch): `config.params.ParamsError` (ValueError), `runner.step.StepFailed`
-(RuntimeError), `runner.fleet.FleetError` (ValueError), `teach.labs.lab.LabRefused` (RuntimeError) and
-`teach.labs.lab.LabTimedOut` (TimeoutError). `tests/test_errors.py` fails on any exception class of the
-kit outside this hierarchy, so `except KitError` catches every failure the kit raises on purpose.
+(RuntimeError), `runner.fleet.FleetError` (ValueError), `verify.logscan.LogScanError` (ValueError),
+`teach.labs.lab.LabRefused` (RuntimeError) and `teach.labs.lab.LabTimedOut` (TimeoutError).
+`tests/test_errors.py` fails on any exception class of the kit outside this hierarchy, so
+`except KitError` catches every failure the kit raises on purpose.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ import re
 import requests
 import urllib3
 from google.api_core import exceptions as gexc
+from googleapiclient.errors import HttpError
 from kubernetes.client.exceptions import ApiException
+
+from mtlskit.rules import iam
 
 # Enough of a server's message to act on; bodies can be long and may echo what was sent.
 MESSAGE_LIMIT = 300
@@ -71,6 +81,7 @@ class ApiError(KitError):
         self.message = clean(message)
         self.retried_seconds = retried_seconds
         self.cause = cause
+        self.hint = access_hint(self.message, path)
         super().__init__(self.describe())
 
     def describe(self) -> str:
@@ -87,7 +98,7 @@ class ApiError(KitError):
             text = f"{call or 'an API call'} answered {answer} {self.message}".rstrip()
         if self.retried_seconds is not None:
             text += f" (still failing after retrying for {self.retried_seconds:.0f}s)"
-        return text
+        return text + (f" [{self.hint}]" if self.hint else "")
 
 
 class ApiCallFailed(KitError):
@@ -116,7 +127,8 @@ class OperationFailed(ApiError):
 
     def describe(self) -> str:
         answer = " ".join(str(p) for p in (self.status, self.message) if p)
-        return f"{self.what}: operation {self.path} ended with {answer}"
+        hint = f" [{self.hint}]" if getattr(self, "hint", "") else ""
+        return f"{self.what}: operation {self.path} ended with {answer}{hint}"
 
 
 class PrerequisiteMissing(KitError):
@@ -140,14 +152,49 @@ class ApplyRefused(KitError):
     """A change was requested without what the params require for it; the message says what to set."""
 
 
+class SetupMissing(KitError):
+    """This machine is not set up to reach the target: `what` is missing (Application Default
+    Credentials, a kube context), `detail` says how it showed, `fix` is the command that sets it up.
+
+    Building clients for a real target records it instead of failing, so 00_preflight can report it
+    as a failed check with the fix; a call that needs the missing piece raises it."""
+
+    def __init__(self, what: str, detail: str, fix: str):
+        self.what = what
+        self.detail = clean(detail)
+        self.fix = fix
+        super().__init__(f"{what} missing: {self.detail.rstrip('.')}. Fix: {fix}")
+
+
 # What a call into either client library raises when the API (or the connection to it) fails.
 LIBRARY_FAILURES: tuple[type[BaseException], ...] = (
     gexc.GoogleAPICallError,
     gexc.RetryError,
+    HttpError,  # google-api-python-client (discovery-based clients: Cloud Resource Manager)
     ApiException,
     requests.exceptions.ConnectionError,
     urllib3.exceptions.HTTPError,
 )
+
+
+def access_hint(message: str, path: str = "") -> str:
+    """For a refused permission, the predefined role that grants it; for an exhausted quota, how to
+    get room (`mtlskit.rules.iam`, the table preflight uses). Empty for any other answer."""
+    where = f"{path} {message}"
+    project = (
+        where.split("projects/", 1)[1].split("/", 1)[0].split("'", 1)[0]
+        if "projects/" in where
+        else "PROJECT"
+    )
+    permission = iam.denied_permission(message)
+    if permission:
+        role = iam.role_for(permission)
+        granted = f"granted by {role}" if role else "not a permission the kit's table knows"
+        return f"missing permission {permission}, {granted}; fix: {iam.grant_command(project, permission)}"
+    metric = iam.exceeded_metric(message)
+    if metric:
+        return f"quota {metric} exhausted; fix: {iam.quota_fix(project, metric)}"
+    return ""
 
 
 def clean(text: str) -> str:
@@ -165,6 +212,8 @@ def from_exception(err: BaseException, retry_seconds: float | None = None) -> Ap
         return err
     if isinstance(err, ApiException):
         return _from_kube(err)
+    if isinstance(err, HttpError):
+        return _from_discovery_client(err)
     if isinstance(err, requests.exceptions.ConnectionError | urllib3.exceptions.HTTPError):
         return _from_connection(err)
     cause: BaseException = err
@@ -200,6 +249,13 @@ def _from_google(cause: BaseException, retried: float | None, raised: BaseExcept
         status = 500  # an error answer without an HTTP code still was an answer
     cls = _error_class(status)
     return cls("google", method, path, status, message, retried_seconds=retried, cause=raised)
+
+
+def _from_discovery_client(err: HttpError) -> ApiError:
+    status = int(getattr(err.resp, "status", 0) or 0) or None
+    path = "/" + str(err.uri or "").split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    message = str(err.reason or "")
+    return _error_class(status)("google", "", path, status, message, cause=err)
 
 
 def _from_kube(err: ApiException) -> ApiError:

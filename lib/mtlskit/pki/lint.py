@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -139,7 +140,9 @@ def unreadable_key(key_file: Path, cert_file: Path | None = None) -> str | None:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         return "the private key is encrypted; the probe needs an unencrypted PEM key (mode 0600)"
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except UnsupportedAlgorithm as e:
+        return f"a private key of a kind the probe's TLS library cannot use ({e})"
+    except ValueError:
         return "a PEM private key block that does not decode (truncated or edited?)"
     if cert_file is None or not cert_file.is_file():
         return None

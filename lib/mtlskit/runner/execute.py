@@ -7,6 +7,7 @@ kernel machinery.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -27,7 +28,7 @@ from traitlets import CaselessStrEnum, default
 from mtlskit.config import paths
 from mtlskit.core.bars import HEADLESS_ENV
 from mtlskit.core.checks import MIME, Check
-from mtlskit.runner.results import CHECK_FAILURE, NotebookResult, NotebookStatus, RunResult
+from mtlskit.runner.results import CHECK_FAILURE, Interrupted, NotebookResult, NotebookStatus, RunResult
 
 BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
@@ -139,6 +140,26 @@ class SharedKernel:
             run_sync(self.km.shutdown_kernel)(now=True)  # nothing to flush: outputs are written
             self.km = None
 
+    def stop_now(self) -> None:
+        """After an interrupt, before `close`: the awaits it cut short (starting the kernel, waiting
+        for its first answer, a cell) are still pending in the event loop, and the next call that
+        runs the loop would resume them against a kernel being shut down, each ending in a
+        DeadKernelError traceback. They are cancelled, and the kernel's process group (whatever a
+        cell started with it) is killed at once."""
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=KERNEL_STOP_SECONDS))
+        for task in pending:  # read, so that none is logged as "never retrieved" (nbclient turns a
+            if task.done() and not task.cancelled():  # cancelled cell into DeadKernelError)
+                task.exception()
+        if self.km is not None:
+            kill_kernel_group(self.km)
+
 
 def _with_reset(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(src, as_version=4)
@@ -176,6 +197,20 @@ def _drop_reset(dst: Path) -> None:
     dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+def kill_kernel_group(km: _IpcKernelManager) -> None:
+    """SIGKILL to the kernel and everything it started: the kernel runs in a session of its own, so
+    its process group holds whatever a cell started (a kernel still starting has none yet)."""
+    provisioner = km.provisioner
+    pgid = getattr(provisioner, "pgid", None)
+    try:
+        if pgid:
+            os.killpg(pgid, signal.SIGKILL)
+        elif provisioner is not None and getattr(provisioner, "process", None) is not None:
+            provisioner.process.kill()  # type: ignore[attr-defined]
+    except ProcessLookupError:
+        pass
+
+
 class _Deadline:
     """Kills the kernel when a notebook outlives its time. A dead kernel is the one stop that works
     whatever the cell is doing (a blocking socket read ignores an interrupt); papermill then ends the
@@ -191,15 +226,7 @@ class _Deadline:
 
     def _kill(self) -> None:
         self.expired = True
-        provisioner = self._km.provisioner
-        pgid = getattr(provisioner, "pgid", None)
-        try:  # the kernel runs in a session of its own: its group holds whatever a cell started
-            if pgid:
-                os.killpg(pgid, signal.SIGKILL)
-            elif provisioner is not None and getattr(provisioner, "process", None) is not None:
-                provisioner.process.kill()  # type: ignore[attr-defined]
-        except ProcessLookupError:
-            pass
+        kill_kernel_group(self._km)
 
     def cancel(self) -> None:
         if self._timer:
@@ -209,6 +236,8 @@ class _Deadline:
 # A kernel that has not answered by then is broken, not busy (it starts in seconds, even on a loaded
 # machine); the per-notebook timeout counts from its first answer.
 KERNEL_START_SECONDS = 120.0
+# What the awaits an interrupt cut short get to unwind once cancelled (they only close sockets).
+KERNEL_STOP_SECONDS = 5.0
 
 
 def _wait_until_answering(km: _IpcKernelManager, seconds: float) -> None:
@@ -293,6 +322,10 @@ def run_notebooks(
     engineer can open it at the failing cell. A build step that fails stops the run, because later
     steps build on it; verification steps change nothing, so each one runs whatever the one before
     found. A notebook that runs longer than `timeout` seconds is stopped and counts as crashed.
+
+    Ctrl-C or SIGTERM (a KeyboardInterrupt; `Interrupted` for SIGTERM) stops the kernel and what it
+    started, writes summary.json with the interrupted notebook marked and no report, and raises
+    `Interrupted` carrying the run so far.
     """
     from mtlskit.config.params import params_file as locate_params
 
@@ -303,12 +336,18 @@ def run_notebooks(
     kernel = kernel or SharedKernel()
     try:
         _run_in_order(run, names, parameters, kernel, progress, timeout)
+    except KeyboardInterrupt as err:
+        kernel.stop_now()  # before `close`, which runs the event loop the interrupt left mid-await
+        raise Interrupted.of(err, run) from None
     finally:
         kernel.close()  # an interrupted run leaves no kernel behind
     if report:
         from mtlskit.runner import report as report_mod  # nbconvert loads only when a report is asked
 
-        run.report = report_mod.write_report(run)
+        try:
+            run.report = report_mod.write_report(run)
+        except KeyboardInterrupt as err:
+            raise Interrupted.of(err, run) from None
     return run
 
 
@@ -321,7 +360,7 @@ def _run_in_order(
     timeout: float | None = None,
 ) -> None:
     stopped = ""
-    for given in names:
+    for i, given in enumerate(names):
         name = notebook_name(given)
         if stopped and (stopped not in VERIFY or name not in VERIFY):
             result = NotebookResult(name, "skipped", error=f"not run: {stopped} did not pass")
@@ -329,9 +368,33 @@ def _run_in_order(
             if progress:
                 progress(name, None)
             dst = run.out_dir / f"{name}.ipynb"
-            result = _execute_one(notebook_path(given), dst, parameters, kernel, timeout)
+            started = time.monotonic()
+            try:
+                result = _execute_one(notebook_path(given), dst, parameters, kernel, timeout)
+            except KeyboardInterrupt as err:
+                interrupted = NotebookResult(name, "interrupted", time.monotonic() - started)
+                _record_interrupt(run, interrupted, Interrupted.of(err), names[i + 1 :])
+                if progress:
+                    progress(name, interrupted)
+                raise
             stopped = stopped or ("" if result.status == "ok" else name)
         run.notebooks.append(result)
         if progress:
             progress(name, result)
         run.write_summary()
+
+
+def _record_interrupt(
+    run: RunResult, result: NotebookResult, interrupt: Interrupted, rest: list[str]
+) -> None:
+    """summary.json says which notebook the interrupt stopped and which never ran, so the run folder
+    explains itself (papermill writes an executed notebook only when it ends, so the interrupted
+    one has none)."""
+    why = f"interrupted by {interrupt.signal_name}"
+    run.interrupted = interrupt.exit_code
+    result.error = why
+    run.notebooks.append(result)
+    run.notebooks += [
+        NotebookResult(notebook_name(n), "skipped", error=f"not run: the run was {why}") for n in rest
+    ]
+    run.write_summary()

@@ -25,10 +25,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.core.errors import KitError
 from mtlskit.runner import execute
-from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_OK
+from mtlskit.runner.results import (
+    EXIT_BAD_PARAMS,
+    EXIT_CHECK_FAILED,
+    EXIT_CRASHED,
+    EXIT_OK,
+    Interrupted,
+    interrupts_held,
+)
 
 # Worst last. Bad params (3) outrank a crash: nothing was verified and no retry can help until someone
 # fixes the file. A crash (2) outranks a failed check (1): a failed check is a finding about the load
@@ -48,6 +56,10 @@ Event = Literal["start", "end"]
 
 class FleetError(KitError, ValueError):
     """The list of environments cannot be used as given; nothing ran (exit code 3)."""
+
+
+# An environment's params as loaded, once, by the fleet: the params, or why they are invalid.
+Loaded = params_mod.Params | params_mod.ParamsError
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,16 @@ class FleetResult:
     folder: str  # OUT/<stamp>: a local path or a gs:// URL
     rows: list[EnvironmentResult] = field(default_factory=list)
     fleet_json: str = ""
+    interrupted: int = 0  # the exit code of the signal that stopped the verification, 0 if none did
 
     @property
     def exit_code(self) -> int:
-        return worst_exit_code(r.exit_code for r in self.rows)
+        """The worst verdict; an interrupted verification has none, and says so (130, 143)."""
+        return self.interrupted or worst_exit_code(r.exit_code for r in self.rows)
+
+    @property
+    def interrupted_rows(self) -> list[EnvironmentResult]:
+        return [r for r in self.rows if self.interrupted and r.exit_code == self.interrupted]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +108,16 @@ class FleetResult:
             "exit_code": self.exit_code,
             "environments": [asdict(r) for r in self.rows],
         }
+
+
+class VerificationInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM stopped the verification: every child and kernel is stopped, and `result`
+    holds the rows so far (each interrupted or never-started environment marked with the
+    interrupt's exit code) and where fleet.json went."""
+
+    def __init__(self, signum: int, result: FleetResult):
+        super().__init__(signum)
+        self.result = result
 
 
 def worst_exit_code(codes: Any) -> int:
@@ -175,11 +203,12 @@ def child_time_limit(timeout: float | None, notebooks: int) -> float | None:
 
 
 def row_from_folder(
-    env: Environment, folder: Path, code: int | None, reason: str, seconds: float
+    env: Environment, folder: Path, code: int | None, reason: str, seconds: float, interrupted: int = 0
 ) -> EnvironmentResult:
     """An environment's row from its run folder's summary.json, which a child that ran writes after every
     notebook. The child's exit code is trusted only when the summary agrees: Python itself exits 1 on an
-    unhandled error, which must not read as a failed check."""
+    unhandled error, which must not read as a failed check. A run the verification's interrupt stopped
+    (`interrupted`, its exit code) gets that code and the notebook it stopped in."""
     row = EnvironmentResult(env.name, str(env.params_file), EXIT_CRASHED, seconds=round(seconds, 1))
     row.folder = str(folder)
     summary_path = folder / "summary.json"
@@ -194,6 +223,9 @@ def row_from_folder(
     report = folder / "report.html"
     row.report = str(report) if report.is_file() else ""
     row.first_failure = reason or _first_failure(summary)
+    if interrupted:
+        row.exit_code, row.first_failure = interrupted, _where_interrupted(summary)
+        return row
     if reason:  # stopped from outside: whatever the summary says, the run did not finish
         return row
     if code == EXIT_BAD_PARAMS:
@@ -222,38 +254,48 @@ def _first_failure(summary: dict[str, Any]) -> str:
     return ""
 
 
+INTERRUPTED_REASON = "the verification was interrupted"
+
+
+def _where_interrupted(summary: dict[str, Any]) -> str:
+    notebooks = summary.get("notebooks", [])
+    stopped = next((nb["notebook"] for nb in notebooks if nb["status"] == "interrupted"), "")
+    if stopped:
+        return f"stopped in {stopped}: {INTERRUPTED_REASON}"
+    after = [nb["notebook"] for nb in notebooks if nb["status"] != "skipped"]
+    return f"stopped {'after ' + after[-1] if after else 'before its first notebook'}: {INTERRUPTED_REASON}"
+
+
 def _last_error_line(folder: Path) -> str:
     log = folder / LOG_NAME
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.is_file() else []
     return next((ln.strip() for ln in reversed(lines) if "rror" in ln), lines[-1].strip() if lines else "")
 
 
-def refuse_bad_params(env: Environment, folder: Path) -> EnvironmentResult | None:
+def load_params(env: Environment) -> Loaded:
+    """An environment's params, loaded once for everything the fleet does with them (the check before
+    a child starts, the uploads); invalid ones come back as their error."""
+    try:
+        with interrupts_held():
+            return params_mod.load(env.params_file)
+    except params_mod.ParamsError as err:
+        return err
+
+
+def refuse_bad_params(env: Environment, folder: Path, loaded: Loaded) -> EnvironmentResult | None:
     """Invalid params are found here, before a child and its kernel start for nothing; the row names the
     first problem and run.log holds them all."""
-    from mtlskit.config import params as params_mod
-
-    try:
-        params_mod.load(env.params_file)
-    except params_mod.ParamsError as err:
-        (folder / LOG_NAME).write_text(f"Error: {err}\n")
-        first = f"{err.problems[0]}" if err.problems else str(err)
-        row = row_from_folder(env, folder, EXIT_BAD_PARAMS, "", 0.0)
-        row.first_failure = f"invalid params ({_plural(len(err.problems), 'problem')}): {first}"
-        return row
-    return None
+    if not isinstance(loaded, params_mod.ParamsError):
+        return None
+    (folder / LOG_NAME).write_text(f"Error: {loaded}\n")
+    first = f"{loaded.problems[0]}" if loaded.problems else str(loaded)
+    row = row_from_folder(env, folder, EXIT_BAD_PARAMS, "", 0.0)
+    row.first_failure = f"invalid params ({_plural(len(loaded.problems), 'problem')}): {first}"
+    return row
 
 
-def first_valid_params(envs: Sequence[Environment]) -> Path | None:
-    from mtlskit.config import params as params_mod
-
-    for env in envs:
-        try:
-            params_mod.load(env.params_file)
-        except params_mod.ParamsError:
-            continue
-        return env.params_file
-    return None
+def first_valid_params(loaded: Sequence[Loaded]) -> params_mod.Params | None:
+    return next((p for p in loaded if isinstance(p, params_mod.Params)), None)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -263,23 +305,32 @@ def _plural(n: int, noun: str) -> str:
 def end_process_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to the child and everything below it (`mtlskit run` unwinds and shuts its kernel down,
     the kernel exits), then SIGKILL for whatever is left. The kernel runs in a session of its own
-    (jupyter_client starts it so), outside the child's process group, so it is found as a descendant."""
+    (jupyter_client starts it so), outside the child's process group, so it is found as a descendant.
+
+    The child itself is waited for through `proc`, never through psutil: psutil's wait would reap it
+    and leave Popen an exit code of 0, which reads as "every check passed"."""
     import psutil
 
     try:
-        tree = [psutil.Process(proc.pid)]
-        tree += tree[0].children(recursive=True)
+        below = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        tree = []
+        below = []
     _signal_group(proc.pid, signal.SIGTERM)
-    for p in tree:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    for p in below:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=grace)
+    started = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _, alive = psutil.wait_procs(below, timeout=max(0.0, grace - (time.monotonic() - started)))
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
     proc.wait()
 
 
@@ -295,11 +346,11 @@ class _Children:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
-        self.stopping = False
+        self.stopped_by = 0  # the exit code of the interrupt that stopped them, once one did
 
     def spawn(self, command: list[str], log: Any) -> subprocess.Popen[bytes] | None:
         with self._lock:
-            if self.stopping:
+            if self.stopped_by:
                 return None
             # a session of its own: the terminal's Ctrl-C reaches the fleet, which stops each child
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -310,9 +361,9 @@ class _Children:
         with self._lock:
             self._running.discard(proc)
 
-    def stop_all(self) -> None:
+    def stop_all(self, exit_code: int) -> None:
         with self._lock:
-            self.stopping = True
+            self.stopped_by = exit_code
             running = list(self._running)
         threads = [threading.Thread(target=end_process_tree, args=(p,)) for p in running]
         for t in threads:
@@ -337,8 +388,11 @@ def run_fleet(
     stamp: str | None = None,
 ) -> FleetResult:
     """Verify every environment, `jobs` at a time, each in a child `mtlskit run`; rows keep the order
-    of `envs`. One environment's crash or hang does not stop the others; Ctrl-C or SIGTERM (raised
-    here as KeyboardInterrupt or SystemExit) ends every child and its kernel before it propagates.
+    of `envs`. One environment's crash or hang does not stop the others.
+
+    Ctrl-C or SIGTERM (a KeyboardInterrupt here) ends every child and its kernel, starts no queued
+    environment, writes fleet.json with the rows so far (the stopped and the never-started marked
+    with the interrupt's exit code, 130 or 143) and raises `VerificationInterrupted` with them.
 
     `command` and `time_limit` replace the child command line and its time (default: each notebook's
     `timeout` plus start-up)."""
@@ -346,8 +400,9 @@ def run_fleet(
         raise FleetError(f"--jobs must be at least 1, not {jobs}")
     stamp = stamp or utc_stamp()
     target = Output(out, stamp)
+    loaded = {env: load_params(env) for env in envs}
     if target.cloud:
-        target.storage_params = first_valid_params(envs)
+        target.storage_params = first_valid_params(list(loaded.values()))
     notebooks = list(notebooks or execute.VERIFY)
     make = command or (lambda env, folder: child_command(env, folder, notebooks, timeout))
     limit = time_limit if time_limit is not None else child_time_limit(timeout, len(notebooks))
@@ -363,15 +418,17 @@ def run_fleet(
         folder = target.local(env.name)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        refused = refuse_bad_params(env, folder)
+        refused = refuse_bad_params(env, folder, loaded[env])
         if refused:
-            target.publish(env, refused)
+            target.publish(env, refused, None)
             report("end", env, refused)
             return refused
+        if children.stopped_by:  # queued when the interrupt came: no child, no run.log
+            return not_started(env, folder, children.stopped_by)
         with (folder / LOG_NAME).open("wb") as log:
             proc = children.spawn(make(env, folder), log)
             if proc is None:
-                return row_from_folder(env, folder, None, "not started: the verification was stopped", 0.0)
+                return not_started(env, folder, children.stopped_by)
             report("start", env, None)
             reason = ""
             try:
@@ -381,44 +438,80 @@ def run_fleet(
                 code, reason = None, f"killed after {limit:g} s (the run's time limit)"
             finally:
                 children.done(proc)
-        if children.stopping and not reason and code not in SEVERITY:
-            reason = "stopped: the verification was interrupted"
-        row = row_from_folder(env, folder, code, reason, time.monotonic() - started)
-        target.publish(env, row)
+        # a child that finished before the interrupt keeps its verdict; one it stopped gets its code
+        stopped = children.stopped_by if not reason and code not in SEVERITY else 0
+        row = row_from_folder(env, folder, code, reason, time.monotonic() - started, interrupted=stopped)
+        if not children.stopped_by:  # no uploads once stopping: the folder stays local, named in the row
+            target.publish(env, row, loaded[env])
         report("end", env, row)
         return row
 
     result = FleetResult(stamp, target.root_text)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-        futures: list[Future[EnvironmentResult]] = [pool.submit(verify, env) for env in envs]
+        futures: list[Future[EnvironmentResult]] = []
         try:
+            futures += (pool.submit(verify, env) for env in envs)
             result.rows = [f.result() for f in futures]
+        except KeyboardInterrupt as err:
+            interrupt = Interrupted.of(err)
+            children.stop_all(interrupt.exit_code)
+            pool.shutdown(wait=True, cancel_futures=True)
+            result.interrupted = interrupt.exit_code
+            submitted = dict(zip(envs, futures, strict=False))  # all, unless the interrupt came first
+            result.rows = [
+                _row_after_stop(submitted.get(env), env, target, interrupt.exit_code) for env in envs
+            ]
+            target.keep_staging = True
+            result.fleet_json = target.write_fleet_json(result, upload=False)
+            raise VerificationInterrupted(interrupt.signum, result) from None
         except BaseException:
-            children.stop_all()
+            children.stop_all(EXIT_CRASHED)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    result.fleet_json = target.write_fleet_json(result, envs)
+    result.fleet_json = target.write_fleet_json(result)
     return result
+
+
+def not_started(env: Environment, folder: Path, interrupted: int) -> EnvironmentResult:
+    row = EnvironmentResult(env.name, str(env.params_file), interrupted, folder=str(folder))
+    row.first_failure = f"not started: {INTERRUPTED_REASON}"
+    return row
+
+
+def _row_after_stop(
+    future: Future[EnvironmentResult] | None, env: Environment, target: Output, interrupted: int
+) -> EnvironmentResult:
+    """A finished environment's row, or, for one the pool never started, a row that says so."""
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+        return future.result()
+    return not_started(env, target.local(env.name), interrupted)
 
 
 def run_here(
     env: Environment, out: str | Path, timeout: float | None = None, stamp: str | None = None
 ) -> EnvironmentResult:
     """One environment's verification in this process (an Indexed Job's pod): the same folder, summary
-    and row as a child of `run_fleet` gives."""
+    and row as a child of `run_fleet` gives. Ctrl-C or SIGTERM stops its kernel and raises
+    `VerificationInterrupted` with the environment's row (nothing is uploaded then)."""
     target = Output(out, stamp or utc_stamp())
     folder = target.local(env.name)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    refused = refuse_bad_params(env, folder)
+    loaded = load_params(env)
+    refused = refuse_bad_params(env, folder, loaded)
     if refused:
-        target.publish(env, refused)  # without valid params it cannot go up: the row says so
+        target.publish(env, refused, None)  # without valid params it cannot go up: the row says so
         return refused
-    run = execute.run_notebooks(
-        str(env.params_file), list(execute.VERIFY), apply=False, out_dir=folder, timeout=timeout
-    )
+    try:
+        run = execute.run_notebooks(
+            str(env.params_file), list(execute.VERIFY), apply=False, out_dir=folder, timeout=timeout
+        )
+    except Interrupted as err:
+        row = row_from_folder(env, folder, None, "", time.monotonic() - started, interrupted=err.exit_code)
+        result = FleetResult(target.stamp, target.root_text, [row], interrupted=err.exit_code)
+        raise VerificationInterrupted(err.signum, result) from None
     row = row_from_folder(env, folder, run.exit_code, "", time.monotonic() - started)
-    target.publish(env, row)
+    target.publish(env, row, loaded)
     target.discard_staging()
     return row
 
@@ -439,11 +532,12 @@ class Output:
 
     def __init__(self, out: str | Path, stamp: str):
         text = str(out)
+        self.stamp = stamp
         self.cloud = text.startswith("gs://")
         self.keep_staging = False
         # Whose storage client carries what has no valid params of its own (an invalid environment's
         # run.log, fleet.json): the first params file that loads.
-        self.storage_params: Path | None = None
+        self.storage_params: params_mod.Params | None = None
         if self.cloud:
             check_out(text)
             bucket, _, prefix = text[len("gs://") :].partition("/")
@@ -457,16 +551,19 @@ class Output:
     def local(self, name: str) -> Path:
         return self.root / name
 
-    def publish(self, env: Environment, row: EnvironmentResult) -> None:
-        """Copy a finished environment's folder to Cloud Storage and point its row there. An upload that
+    def publish(self, env: Environment, row: EnvironmentResult, params: params_mod.Params | None) -> None:
+        """Copy a finished environment's folder to Cloud Storage with its `params`' storage client (an
+        environment without valid params: the first that loads) and point its row there. An upload that
         fails makes the row a crash (the run's output is not where the team looks) and keeps the local
         folder, named in the row, instead of stopping the other environments."""
         if not self.cloud:
             return
         url = f"{self.root_text}/{env.name}"
         refused = row.exit_code == EXIT_BAD_PARAMS
-        source = self.storage_params if refused and self.storage_params else env.params_file
         try:
+            source = params or self.storage_params
+            if source is None:
+                raise FleetError("no params file of the fleet loads, so none can reach Cloud Storage")
             upload_folder(source, Path(row.folder), self.bucket, f"{self.prefix}/{env.name}")
         except Exception as err:  # any client or transport error: the row says which
             self.keep_staging = True
@@ -479,14 +576,17 @@ class Output:
         row.folder = url
         row.report = f"{url}/report.html" if row.report else ""
 
-    def write_fleet_json(self, result: FleetResult, envs: Sequence[Environment]) -> str:
+    def write_fleet_json(self, result: FleetResult, upload: bool = True) -> str:
+        """fleet.json in OUT/<stamp>/, then (for gs://, unless `upload` is off) in Cloud Storage."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / FLEET_JSON
         path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        if not self.cloud:
+        if not self.cloud or not upload:
             return str(path)
         try:
-            upload_files(self.storage_params or envs[0].params_file, [path], self.bucket, self.prefix)
+            if self.storage_params is None:
+                raise FleetError("no params file of the fleet loads, so none can reach Cloud Storage")
+            upload_files(self.storage_params, [path], self.bucket, self.prefix)
         except Exception as err:  # the rows are still worth printing; say where the table is instead
             self.keep_staging = True
             return f"{path} (not uploaded to {self.root_text}: {type(err).__name__}: {err})"
@@ -499,7 +599,7 @@ class Output:
             shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
-def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> None:
+def upload_folder(params: params_mod.Params, folder: Path, bucket: str, prefix: str) -> None:
     """The whole run folder (executed notebooks, summary.json, report.html, the run's log), after the
     child has cut private keys out of the notebooks.
 
@@ -508,14 +608,13 @@ def upload_folder(params_file: Path, folder: Path, bucket: str, prefix: str) -> 
     sandbox) into the next one's upload, and a notebook written to the bucket while it runs would be
     there before the key scrub."""
     files = [f for f in sorted(folder.iterdir()) if f.is_file()]
-    upload_files(params_file, files, bucket, prefix)
+    upload_files(params, files, bucket, prefix)
 
 
-def upload_files(params_file: Path, files: Sequence[Path], bucket: str, prefix: str) -> None:
+def upload_files(params: params_mod.Params, files: Sequence[Path], bucket: str, prefix: str) -> None:
     from mtlskit.cloud import clients
-    from mtlskit.config import params
 
-    target = clients.storage_client(params.load(params_file)).bucket(bucket)
+    target = clients.storage_client(params).bucket(bucket)
     for f in files:
         kind = {".json": "application/json", ".ipynb": "application/x-ipynb+json", ".html": "text/html"}.get(
             f.suffix, "text/plain"

@@ -47,7 +47,8 @@ def wait_for_certificate(step: Step, timeout: float | None = None) -> str:
 
 
 def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.0) -> logs.Pull:
-    """`wait_for_probe_entries` with a progress bar, through the step's API-error handling."""
+    """`wait_for_probe_entries` with a progress bar, through the step's API-error handling. With a
+    sampled log the bar may stop short of its total: the wait then ends once ingestion caught up."""
     with bar(
         "probes found in the request logs",
         total=len(probes),

@@ -25,11 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--operation-delay", type=float, required=True)
     ap.add_argument("--managed-cert-delay", type=float, required=True)
     ap.add_argument("--data-plane-port", type=int, required=True)
+    ap.add_argument("--withhold-permission", action="append", default=[], help="answer 403 for it")
+    ap.add_argument("--exhaust-quota", action="append", default=[], help="a Compute quota metric used up")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     state_dir = Path(args.state_dir).resolve()
-    settings = Settings(args.operation_delay, args.managed_cert_delay, args.data_plane_port)
+    settings = Settings(
+        args.operation_delay,
+        args.managed_cert_delay,
+        args.data_plane_port,
+        withhold_permissions=tuple(args.withhold_permission),
+        exhaust_quota=tuple(args.exhaust_quota),
+    )
     sandbox = Sandbox(state_dir, settings, args.project)
     server = serve(sandbox, args.port)
     port = server.server_address[1]

@@ -20,6 +20,7 @@ import hashlib
 import json
 from typing import Any
 
+from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import ComputeStore, self_link
 from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
@@ -29,7 +30,6 @@ INGRESS = KINDS[("networking.k8s.io", "ingresses")]
 SERVICE = KINDS[("", "services")]
 BACKEND_CONFIG = KINDS[("cloud.google.com", "backendconfigs")]
 FINALIZER = "networking.gke.io/ingress-finalizer-V2"
-ZONE = "us-central1-a"
 OWNER = "ingress-controller"
 ANN = "ingress.kubernetes.io/"
 FRONTEND_ANNOTATIONS = ("url-map", "target-proxy", "forwarding-rule")

@@ -277,8 +277,10 @@ class DataPlane:
                 return None
             domains = tuple(rendered["managed"].get("domains", []))
             key = str(body["id"])  # certificates are immutable: the id names one version
-            if key not in self._issued:
-                self._issued[key] = stand_in_ca.issue_managed(self.ca, domains)
+            if key not in self._issued:  # the certificate the API reports (see ComputeStore.render)
+                cert = x509.load_pem_x509_certificate(rendered["certificate"].encode())
+                private = serialization.load_pem_private_key(body["_managedKey"].encode(), None)
+                self._issued[key] = Served(cert, private)
             return self._issued[key], domains
         key = str(body["id"])
         if key not in self._issued:
@@ -586,7 +588,8 @@ class DataPlane:
             "httpRequest": {
                 **http_request,
                 "remoteIp": conn.remote_ip,
-                "serverIp": f.ip if bs_name else "",
+                # serverIp only when a backend answered; Google leaves an empty field out
+                **({"serverIp": f.ip} if bs_name else {}),
                 "latency": f"{time.monotonic() - started:.6f}s",
             },
             "jsonPayload": payload,

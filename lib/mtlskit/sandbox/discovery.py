@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from mtlskit.sandbox import schema
+
 DOCS = {
     "compute": "compute.v1.json",
     "networksecurity": "networksecurity.v1.json",
     "certificatemanager": "certificatemanager.v1.json",
     "logging": "logging.v2.json",
+    "cloudresourcemanager": "cloudresourcemanager.v1.json",
 }
 
 
@@ -61,8 +64,9 @@ def _pattern(service_path: str, flat_path: str) -> re.Pattern[str]:
     out = ""
     for part in re.split(r"(\{[^}]+\})", path):
         if part.startswith("{"):
-            # {+name} may span slashes; a plain {name} is one segment.
-            out += ".+" if part.startswith("{+") else "[^/]+"
+            # {+name} may span slashes; a plain {name} is one segment, and never holds the ':' that
+            # starts a custom verb (`x:getIamPolicy` is not `x`).
+            out += ".+" if part.startswith("{+") else "[^/:]+"
         else:
             out += re.escape(part)
     return re.compile(f"^{out}$")
@@ -84,78 +88,55 @@ def api(name: str) -> Api:
             )
         )
     # Longer literal paths first, so ".../wait" is not taken for ".../{operation}".
-    methods.sort(key=lambda m: -len(m.pattern.pattern.replace("[^/]+", "")))
+    methods.sort(key=lambda m: -len(m.pattern.pattern.replace("[^/:]+", "")))
     return Api(name, doc["schemas"], methods)
 
 
 def check(api_name: str, ref: str, body: Any, enums_as_int: bool = False) -> list[str]:
-    """Every way `body` departs from schema `ref`, as '$.path: problem' strings."""
-    schemas = api(api_name).schemas
-    problems: list[str] = []
-    _check(schemas, {"$ref": ref}, body, "$", problems, enums_as_int)
-    return problems
+    """Every way request body `body` departs from schema `ref`, as '$.path: problem' strings."""
+    return [str(v) for v in violations(api_name, ref, body, enums_as_int=enums_as_int)]
 
 
-def _check(
-    schemas: dict[str, Any],
-    schema: dict[str, Any],
-    value: Any,
-    where: str,
-    problems: list[str],
-    enums_as_int: bool,
-) -> None:
-    if "$ref" in schema:
-        schema = schemas[schema["$ref"]]
-    typ = schema.get("type")
-    if value is None:
-        return
-    if typ == "object" or "properties" in schema:
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected an object")
-            return
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if key not in props and snake_to_camel(key) in props:
-                key = snake_to_camel(key)  # proto JSON accepts the snake_case field name too
-            if key in props:
-                _check(schemas, props[key], item, f"{where}.{key}", problems, enums_as_int)
-            elif extra is not None:
-                _check(schemas, extra, item, f"{where}.{key}", problems, enums_as_int)
-            elif key == "@type":
-                continue
-            else:
-                problems.append(f"{where}.{key}: unknown field")
-    elif typ == "array":
-        if not isinstance(value, list):
-            problems.append(f"{where}: expected a list")
-            return
-        for i, item in enumerate(value):
-            _check(schemas, schema.get("items", {}), item, f"{where}[{i}]", problems, enums_as_int)
-    elif typ == "string":
-        if "enum" in schema:
-            if enums_as_int and isinstance(value, int) and 0 <= value < len(schema["enum"]):
-                return
-            if value not in schema["enum"]:
-                problems.append(f"{where}: {value!r} not in enum {schema['enum']}")
-        elif schema.get("format") in ("int64", "uint64") and isinstance(value, int):
-            return
-        elif not isinstance(value, str):
-            problems.append(f"{where}: expected a string")
-    elif typ == "boolean":
-        if not isinstance(value, bool):
-            problems.append(f"{where}: expected a boolean")
-    elif typ in ("integer", "number"):
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        # int64 values travel as JSON strings
-        if not numeric and not (isinstance(value, str) and re.match(r"^-?\d+(\.\d+)?$", value)):
-            problems.append(f"{where}: expected a number")
+def violations(
+    api_name: str, ref: str, body: Any, enums_as_int: bool = False, response: bool = False
+) -> list[schema.Violation]:
+    """`schema.walk` over this API's document: a request as Google reads it, or (`response`) a
+    response as Google writes it."""
+    package = schema.PROTO_PACKAGES.get(api_name, api_name)
+    mode = schema.Mode(response=response, enums_as_int=enums_as_int, other=_api_of_type)
+    return schema.walk(api(api_name).schemas, package, ref, body, mode)
+
+
+def _api_of_type(type_url: str) -> tuple[dict[str, Any], str] | None:
+    """The schemas and package of the served API whose messages `type_url` names."""
+    for name, package in schema.PROTO_PACKAGES.items():
+        if type_url.startswith(f"type.googleapis.com/{package}."):
+            return api(name).schemas, package
+    return None
 
 
 def normalise_enums(api_name: str, ref: str, body: Any) -> Any:
     """Turn integer enums (sent with enum-encoding=int) into their names, as the service stores them."""
     schemas = api(api_name).schemas
     return _norm(schemas, {"$ref": ref}, body)
+
+
+def encode_enums(api_name: str, ref: str, body: Any) -> Any:
+    """Every enum of a response as its number, for a client that asked for `enum-encoding=int`."""
+    return _encode(api(api_name).schemas, {"$ref": ref}, body) if ref else body
+
+
+def _encode(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"]]
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _encode(schemas, props[k], v) if k in props else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(schemas, schema.get("items", {}), v) for v in value]
+    if "enum" in schema and isinstance(value, str) and value in schema["enum"]:
+        return schema["enum"].index(value)
+    return value
 
 
 def _norm(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
@@ -172,7 +153,4 @@ def _norm(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def snake_to_camel(name: str) -> str:
-    """Proto JSON accepts both spellings of a field; schemas and update masks need the camelCase one."""
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+snake_to_camel = schema.snake_to_camel

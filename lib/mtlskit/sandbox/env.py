@@ -29,6 +29,10 @@ class Settings:
     operation_delay_seconds: float
     managed_cert_delay_seconds: float
     data_plane_port: int
+    # Refusals to practise with (`mtlskit.sandbox.access`): permissions the caller lacks, quota
+    # metrics used up. Changed at run time through `/_sandbox/access`.
+    withhold_permissions: tuple[str, ...] = ()
+    exhaust_quota: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,7 +121,7 @@ class Env:
         """Compute says 404 for an unknown project; the location-based APIs say 403."""
         if project not in self.projects:
             if api == "compute":
-                raise ApiError.google(404, f"The resource 'projects/{project}' was not found", "notFound")
+                raise ApiError.compute(404, f"The resource 'projects/{project}' was not found", "notFound")
             raise ApiError.google(
                 403,
                 f"Permission denied on resource project {project} (the sandbox serves "

@@ -117,35 +117,45 @@ class Locations:
     def handle(self, req: Request, rest: list[str], service: str) -> Response:
         # rest: projects/{p}/locations/{l}/{collection}[/{id}]
         if len(rest) < 5 or rest[0] != "projects" or rest[2] != "locations":
-            raise _err(404, f"Not found: {req.path}")
+            raise ApiError.unknown_method(req.path)
         project, location, coll = rest[1], rest[3], rest[4]
         self.env.require_project(project, service)
         parent = f"projects/{project}/locations/{location}"
         if coll == "operations":
             return self._operation(req, parent, rest[5:])
         if coll not in KINDS or KINDS[coll]["api"] != service:
-            raise _err(404, f"Not found: {req.path}")
+            raise ApiError.unknown_method(req.path)
         if location != "global":
             raise _err(
                 400,
                 f"Location '{location}' is not served by the sandbox; global load balancers use 'global'.",
             )
         spec = KINDS[coll]
+        verb = req.method_id.rsplit(".", 1)[-1]
         if len(rest) == 5:
-            if req.method == "GET":
+            if verb == "list":
                 items = [self._public(b) for _k, b in self.store.list(spec["api"], coll, f"{parent}/{coll}/")]
-                return Response(200, {coll: items})
-            if req.method == "POST":
+                return self._answer(req, spec, _page(req, coll, items))
+            if verb == "create":
                 return self._create(req, parent, coll, spec)
         elif len(rest) == 6:
             name = f"{parent}/{coll}/{rest[5]}"
-            if req.method == "GET":
-                return Response(200, self._public(self._require(spec, coll, name)))
-            if req.method == "PATCH":
+            if verb == "get":
+                return self._answer(req, spec, self._public(self._require(spec, coll, name)), spec["schema"])
+            if verb == "patch":
                 return self._patch(req, name, coll, spec)
-            if req.method == "DELETE":
+            if verb == "delete":
                 return self._delete(req, name, coll, spec)
-        raise _err(405, f"Method {req.method} not allowed on {req.path}")
+        raise ApiError.unknown_method(req.path)
+
+    @staticmethod
+    def _answer(req: Request, spec: dict[str, Any], body: dict[str, Any], ref: str | None = None) -> Response:
+        """A resource or list as the client asked for it: a client that sends `$alt=json;enum-encoding=int`
+        (the Python clients do) gets every enum as its number, as Google answers it."""
+        if req.enums_as_int:
+            method = discovery.api(spec["api"]).find(req.method, req.path)
+            body = discovery.encode_enums(spec["api"], ref or (method.response_ref if method else ""), body)
+        return Response(200, body)
 
     def _require(self, spec: dict[str, Any], coll: str, name: str) -> dict[str, Any]:
         body = self.store.get(spec["api"], coll, name)
@@ -173,7 +183,7 @@ class Locations:
         if coll == "trustConfigs":
             body["etag"] = _etag(body)
         return self._operate(
-            parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body)
+            req, parent, spec, name, "create", lambda: self.store.put(spec["api"], coll, name, body)
         )
 
     def _patch(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
@@ -202,6 +212,7 @@ class Locations:
         if coll == "trustConfigs":
             updated["etag"] = _etag(updated)
         return self._operate(
+            req,
             name.rsplit(f"/{coll}/", 1)[0],
             spec,
             name,
@@ -223,6 +234,7 @@ class Locations:
                 "FAILED_PRECONDITION",
             )
         return self._operate(
+            req,
             name.rsplit(f"/{coll}/", 1)[0],
             spec,
             name,
@@ -304,7 +316,14 @@ class Locations:
     # ---- operations -------------------------------------------------------------------------------------
 
     def _operate(
-        self, parent: str, spec: dict[str, Any], target: str, verb: str, change: Any, empty: bool = False
+        self,
+        req: Request,
+        parent: str,
+        spec: dict[str, Any],
+        target: str,
+        verb: str,
+        change: Any,
+        empty: bool = False,
     ) -> Response:
         fail = self.env.faults.operation_should_fail()
         if not fail:
@@ -328,9 +347,11 @@ class Locations:
             "done": False,
         }
         self.store.put("lro", "operations", name, op)
-        return Response(200, self._render_op(op))
+        return Response(200, self._render_op(op, req.enums_as_int))
 
-    def _render_op(self, op: dict[str, Any]) -> dict[str, Any]:
+    def _render_op(self, op: dict[str, Any], as_int: bool = False) -> dict[str, Any]:
+        """The operation as Google reports it; once done, the resource it made in `response` (with
+        its enums as numbers for a client that asked for integer enums)."""
         out = self._public(op)
         if time.time() - op["_created"] < self.env.settings.operation_delay_seconds:
             return out
@@ -342,23 +363,40 @@ class Locations:
             out["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
         else:
             spec = KINDS[op["_coll"]]
-            resource = self.store.get(op["_api"], op["_coll"], op["_target"]) or {}
-            out["response"] = {"@type": spec["type"], **self._public(resource)}
+            resource = self._public(self.store.get(op["_api"], op["_coll"], op["_target"]) or {})
+            if as_int:
+                resource = discovery.encode_enums(spec["api"], spec["schema"], resource)
+            out["response"] = {"@type": spec["type"], **resource}
         return out
 
     def _operation(self, req: Request, parent: str, rest: list[str]) -> Response:
-        if not rest:
+        verb = req.method_id.rsplit(".", 1)[-1]
+        if not rest and verb == "list":
             items = [
-                self._render_op(o) for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
+                self._render_op(o, req.enums_as_int)
+                for _k, o in self.store.list("lro", "operations", f"{parent}/operations/")
             ]
-            return Response(200, {"operations": items})
+            return Response(200, _page(req, "operations", items))
+        if len(rest) != 1 or verb not in ("get", "delete", "cancel"):
+            raise ApiError.unknown_method(req.path)
         name = f"{parent}/operations/{rest[0].split(':')[0]}"
         op = self.store.get("lro", "operations", name)
         if op is None:
             raise _err(404, f"Operation '{name}' was not found")
-        if req.method == "DELETE" or rest[0].endswith(":cancel"):
+        if verb in ("delete", "cancel"):
             return Response(200, {})
-        return Response(200, self._render_op(op))
+        return Response(200, self._render_op(op, req.enums_as_int))
+
+
+def _page(req: Request, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list response: the page `pageSize`/`pageToken` select, `nextPageToken` while more remain, and
+    no `key` at all when there is nothing to list (proto JSON leaves an empty list out)."""
+    size = int(req.arg("pageSize") or 0) or len(items) or 1
+    start = int(req.arg("pageToken") or 0)
+    out: dict[str, Any] = {key: items[start : start + size]} if items[start : start + size] else {}
+    if start + size < len(items):
+        out["nextPageToken"] = str(start + size)
+    return out
 
 
 def _check_pem(text: str, field: str) -> None:

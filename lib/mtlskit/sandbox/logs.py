@@ -134,8 +134,11 @@ class Logging:
         self.env = env
 
     def handle(self, req: Request) -> Response:
-        if req.path.endswith("entries:write"):
+        """entries:write and entries:list; every other Logging method is not served."""
+        if req.method_id == "logging.entries.write":
             return self._write(req.json())
+        if req.method_id != "logging.entries.list":
+            raise ApiError.unknown_method(req.path)
         body = req.json()
         projects = [r.split("/", 1)[1] for r in body.get("resourceNames", []) if r.startswith("projects/")]
         if not projects:

@@ -125,6 +125,8 @@ class ServerSettings(TypedDict):
     operation_delay: float
     managed_cert_delay: float
     data_plane_port: int
+    withhold_permissions: list[str]
+    exhaust_quota: list[str]
 
 
 def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) -> list[str]:
@@ -143,6 +145,10 @@ def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) 
     ]
     for p in settings["projects"]:
         args += ["--project", p]
+    for permission in settings["withhold_permissions"]:
+        args += ["--withhold-permission", permission]
+    for metric in settings["exhaust_quota"]:
+        args += ["--exhaust-quota", metric]
     return args
 
 
@@ -153,6 +159,9 @@ def start(
     state_dir = Path(state_dir).resolve()
     running = status(state_dir)
     if running:
+        # A running sandbox takes the params' refusals as they are now, so editing
+        # `sandbox.withhold_permissions` or `sandbox.exhaust_quota` needs no restart.
+        set_access(running, settings["withhold_permissions"], settings["exhaust_quota"])
         return running
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / INFO).unlink(missing_ok=True)
@@ -182,6 +191,19 @@ def start(
         time.sleep(0.1)
     proc.kill()
     raise SandboxError(f"the sandbox did not answer within {timeout:.0f}s; see {state_dir / LOG}")
+
+
+def set_access(info: SandboxInfo, withhold_permissions: list[str], exhaust_quota: list[str]) -> None:
+    """Tell a running sandbox which permissions to withhold and which quotas to exhaust."""
+    body = json.dumps({"withhold_permissions": withhold_permissions, "exhaust_quota": exhaust_quota})
+    request = urllib.request.Request(
+        f"{info.endpoint}/_sandbox/access",
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        resp.read()
 
 
 def stop(state_dir: Path, timeout: float = 10.0) -> bool:

@@ -3,7 +3,7 @@ Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the reques
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
-`/download/storage/v1`, `/api`, `/apis`), and long-running
+`/download/storage/v1`, `/api`, `/apis`, Resource Manager's `/v1/projects/P:testIamPermissions`), and long-running
 operations of Network Security and Certificate Manager are found by their full name.
 """
 
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mtlskit.sandbox import discovery, services, storage
+from mtlskit.sandbox import access, discovery, schema, services, storage
 from mtlskit.sandbox.compute.handler import Compute
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
@@ -61,6 +61,7 @@ class Sandbox:
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
         self.dataplane = DataPlane(self.env)
+        self.access = access.Access(self.env)
 
     @property
     def projects(self) -> list[str]:
@@ -86,10 +87,21 @@ class Sandbox:
                 if status == 429
                 else "The service is unavailable (sandbox fault)."
             )
-            raise ApiError.google(status, msg, "rateLimitExceeded" if status == 429 else "backendError")
+            reason = "rateLimitExceeded" if status == 429 else "backendError"
+            raise (
+                ApiError.compute(status, msg, reason)
+                if api == "compute"
+                else ApiError.google(status, msg, reason)
+            )
         with self.store.lock:
+            self.access.check(api, method_id, req, parts)
             if api == "compute":
+                if method_id == "compute.projects.get":
+                    return self.access.project(parts[3])
+                self.access.check_quota(method_id, parts[3])
                 return self.compute.handle(req, parts[3:])
+            if api == "cloudresourcemanager":
+                return self.access.test_iam_permissions(req, parts)
             if api in ("networksecurity", "certificatemanager"):
                 return self.netsec.handle(req, parts[1:], api)
             if api == "logging":
@@ -113,6 +125,8 @@ class Sandbox:
             return "storage", storage.method_id(req, parts)
         elif services.is_services_path(parts):
             return "serviceusage", "serviceusage.services.list"
+        elif access.is_resource_manager_path(parts):
+            api = "cloudresourcemanager"
         elif parts[:1] == ["v1"] and "operations" in parts:
             api = self._operation_api(req.path)
         elif parts[:1] == ["v2"]:
@@ -120,16 +134,17 @@ class Sandbox:
         elif parts[:1] in (["api"], ["apis"], ["version"], ["openapi"]):
             return "kube", f"kube.{req.method} {'/'.join(_kube_shape(parts))}"
         else:
-            raise ApiError.google(404, f"Not found: {req.path}")
-        method = discovery.api(api).find(req.method, req.path.split(":")[0] if api != "logging" else req.path)
+            raise ApiError.unknown_method(req.path)
+        method = discovery.api(api).find(req.method, req.path)
         if method is None:
-            raise ApiError.google(404, f"Method {req.method} {req.path} is not part of the {api} API.")
+            raise ApiError.unknown_method(req.path)
+        req.method_id = method.id
         if req.method in MUTATING and method.request_ref and method.id not in READ_ONLY_POSTS:
-            problems = discovery.check(api, method.request_ref, req.json(), enums_as_int=req.enums_as_int)
+            problems = discovery.violations(
+                api, method.request_ref, req.json(), enums_as_int=req.enums_as_int
+            )
             if problems:
-                raise ApiError.google(
-                    400, "Invalid JSON payload received. " + "; ".join(problems[:5]), "invalid"
-                )
+                raise schema.bad_request(problems[:5], schema.request_root(method.request_ref, api))
         return api, method.id
 
     def _operation_api(self, path: str) -> str:
@@ -148,6 +163,12 @@ class Sandbox:
                     self.counters.clear()
             with self._counter_lock:
                 return Response(200, {"counts": dict(self.counters)})
+        if parts == ["access"]:
+            return (
+                self.access.update(req.json())
+                if req.method == "POST"
+                else Response(200, self.access.describe())
+            )
         if parts == ["faults"]:
             if req.method in ("POST", "PUT"):
                 self.env.faults.update(req.json())
@@ -215,13 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, ApiError) as exc:
             self.close_connection = True  # the framing is lost: nothing after this request can be read
             err = exc if isinstance(exc, ApiError) else ApiError.google(400, f"Malformed request body: {exc}")
-            self._send(Response(err.status, err.body))
+            self._send(err.response)
             return
         req = Request.build(self.command, self.path, dict(self.headers.items()), body)
         try:
             resp = self.server.sandbox.dispatch(req)
         except ApiError as err:
-            resp = Response(err.status, err.body)
+            resp = err.response
         except Exception as exc:  # a bug in the sandbox must still answer, like a 500 from the service
             log.exception("sandbox error on %s %s", self.command, self.path)
             resp = Response(

@@ -27,7 +27,7 @@ def handle(req: Request, parts: list[str], projects: list[str]) -> Response:
     if project not in projects:
         raise ApiError.google(403, f"Permission denied on resource project {project}.", "forbidden")
     if req.method != "GET":
-        raise ApiError.google(405, f"Method {req.method} is not supported on {req.path}.")
+        raise ApiError.unknown_method(req.path)
     wanted = (req.arg("filter") or "state:ENABLED").replace(" ", "")
     if wanted not in ("", "state:ENABLED"):
         return Response(200, {})

@@ -92,3 +92,14 @@ def _sign(
     ]:
         builder = builder.add_extension(ext, critical=critical)
     return builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def issue_for_state(state_dir: Path, domains: tuple[str, ...]) -> tuple[str, str]:
+    """A managed certificate for `domains` from the stand-in CA of `state_dir`, as (certificate PEM,
+    PKCS#8 key PEM): what the Compute API reports for an ACTIVE certificate and what the data plane
+    serves are then the same certificate."""
+    served = issue_managed(load_or_create(state_dir / "dataplane"), domains)
+    key = served.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return served.cert.public_bytes(serialization.Encoding.PEM).decode(), key.decode()

@@ -8,6 +8,7 @@ kit's error handling is exercised exactly as it would be against Google Cloud.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     _json: Any = field(default=None, repr=False)
+    # The discovery method the request resolved to (`compute.urlMaps.get`), set by the server's
+    # routing, so a handler answers only the method it was asked for.
+    method_id: str = ""
 
     @classmethod
     def build(cls, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Request:
@@ -76,16 +80,45 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
         return b"" if self.body is None else json.dumps(self.body).encode()
 
 
 class ApiError(Exception):
     """An error the emulated service answers with; `body` is the service's own error format."""
 
-    def __init__(self, status: int, body: dict[str, Any]):
-        super().__init__(json.dumps(body)[:300])
+    def __init__(self, status: int, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None):
+        super().__init__(
+            (body.decode(errors="replace") if isinstance(body, bytes) else json.dumps(body))[:300]
+        )
         self.status = status
         self.body = body
+        self.headers = headers or {}
+
+    @property
+    def response(self) -> Response:
+        return Response(self.status, self.body, dict(self.headers))
+
+    @classmethod
+    def compute(cls, status: int, message: str, reason: str) -> ApiError:
+        """Compute's error body: code, message and `errors[]` with domain and reason; unlike the
+        location-based APIs it carries no `status` name."""
+        errors = [{"message": message, "domain": "global", "reason": reason}]
+        return cls(status, {"error": {"code": status, "message": message, "errors": errors}})
+
+    @classmethod
+    def unknown_method(cls, path: str) -> ApiError:
+        """What Google's front end answers for a URL and HTTP method no API method has: its HTML
+        404 page, never another method's answer."""
+        page = (
+            "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+            "  <title>Error 404 (Not Found)!!1</title>\n"
+            "  <p><b>404.</b> <ins>That\u2019s an error.</ins>\n"
+            f"  <p>The requested URL <code>{html.escape(path)}</code> was not found on this server."
+            "  <ins>That\u2019s all we know.</ins>\n"
+        )
+        return cls(404, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
 
     @classmethod
     def google(

@@ -7,18 +7,25 @@ log exported last week is analysed by the same code as entries pulled a second a
 
 On Google, an entry becomes readable tens of seconds (sometimes minutes) after the request: the probe
 cross-check therefore polls for a bounded time instead of reading once.
+
+Teams often log only a share of requests (the backend service's `logConfig.sampleRate`, set from
+`logging.sample_rate`). The cross-check then reads the rate actually on the backend service, judges
+every probe entry it finds, counts the missing ones against what the binomial distribution allows at
+that rate, stops waiting once ingestion has caught up, and shows the summaries' counts with their
+estimate (count / rate) beside them. The summaries themselves are `logscan`'s SQL, run by DuckDB over
+the pulled entries as over exported files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from google.cloud import logging as cloud_logging
@@ -28,9 +35,10 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ApiError, PrerequisiteMissing
+from mtlskit.core.poll import poll
 from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
 from mtlskit.verify import logscan
-from mtlskit.verify.logscan import BUCKETS, COLUMNS
+from mtlskit.verify.logscan import COLUMNS
 from mtlskit.verify.probe import PROBE_PATH, ProbeResult
 
 if TYPE_CHECKING:
@@ -288,76 +296,32 @@ def _bool(value: Any) -> bool | None:
 # ---- summaries ----------------------------------------------------------------------------------------
 
 
-def count_by_status_details(frame: pd.DataFrame) -> pd.DataFrame:
-    return _counts(frame, "status_details")
+def summaries(
+    frame: pd.DataFrame, sample_rate: float = 1.0, bucket: str | None = None, n: int = 10
+) -> logscan.Summaries:
+    """Counts by statusDetails and by client-certificate error, outcomes over time and the most refused
+    certificates of the pulled entries: the SQL `mtlskit logs` runs over exported files, run by DuckDB
+    over this DataFrame. Below a sample rate of 1.0 each count carries its estimate (count / rate) in an
+    `estimated` column, and `.note()` says so."""
+    return logscan.frame_summaries(frame, bucket, n, sample_rate)
 
 
-def count_by_cert_error(frame: pd.DataFrame) -> pd.DataFrame:
-    """Client-certificate errors (entries with no error are left out)."""
-    return _counts(frame[frame["client_cert_error"].notna()], "client_cert_error")
-
-
-def _counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    counts = frame[column].value_counts().rename_axis(column).reset_index(name="entries")
-    return counts.sort_values(["entries", column], ascending=[False, True]).reset_index(drop=True)
-
-
-def top_refused_certificates(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """The client certificates refused most often, by fingerprint and serial.
-
-    Empty when the log carries no certificate identity (the global load balancer documents none);
-    the backend's X-Client-Cert-* headers then are where a certificate is identified.
-    """
-    cols = ["client_cert_sha256_fingerprint", "client_cert_serial_number", "client_cert_error"]
-    refused = frame[(frame["outcome"] == "refused") & frame[cols[:2]].notna().any(axis=1)]
-    if refused.empty:
-        return pd.DataFrame(columns=[*cols, "entries", "first_seen", "last_seen"])
-    grouped = (
-        refused.fillna({c: "" for c in cols})
-        .groupby(cols)
-        .agg(entries=("time", "size"), first_seen=("time", "min"), last_seen=("time", "max"))
-        .reset_index()
-    )
-    return grouped.sort_values("entries", ascending=False, kind="stable").head(n).reset_index(drop=True)
-
-
-def outcomes_over_time(frame: pd.DataFrame, bucket: str | None = None) -> pd.DataFrame:
-    """Entries per time bucket and outcome (accepted / refused / other), the plot's data.
-
-    The bucket defaults to the smallest round size that gives at most 60 buckets over the window.
-    Quiet buckets are zeros, so the plot shows a gap in traffic as one.
-    """
-    outcomes = ["accepted", "refused", "other"]
-    if frame.empty:
-        return pd.DataFrame(columns=outcomes, index=pd.DatetimeIndex([], tz="UTC", name="time"))
-    bucket = bucket or _bucket(frame)
-    table = (
-        frame.assign(bucket=frame["time"].dt.floor(bucket))
-        .pivot_table(index="bucket", columns="outcome", values="status_details", aggfunc="size", fill_value=0)
-        .reindex(columns=outcomes, fill_value=0)
-    )
-    full = pd.date_range(table.index.min(), table.index.max(), freq=bucket, name="time")
-    return table.reindex(full, fill_value=0).rename_axis(columns=None).astype(int)
-
-
-def _bucket(frame: pd.DataFrame) -> str:
-    span = frame["time"].max() - frame["time"].min()
-    return next((b for b in BUCKETS if span / pd.Timedelta(b) < 60), BUCKETS[-1])
-
-
-def plot_outcomes(frame: pd.DataFrame, bucket: str | None = None) -> Figure:
+def plot_outcomes(summary: logscan.Summaries) -> Figure:
     """Accepted and refused requests over time (stacked bars per bucket), as a Figure to show.
 
     Accepted = answered by the backend; refused = closed by the mTLS check (status 0, client_cert_*);
-    other = answered by the load balancer itself. The figure is detached from pyplot, so an inline
-    backend shows it once (as the cell's value) and nothing accumulates across calls.
+    other = answered by the load balancer itself. A sampled log is drawn as its estimate (counts / rate),
+    and the axis says so. The figure is detached from pyplot, so an inline backend shows it once (as the
+    cell's value) and nothing accumulates across calls.
     """
     import matplotlib.pyplot as plt
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.ticker import MaxNLocator
 
-    bucket = bucket or (_bucket(frame) if not frame.empty else "1s")
-    data = outcomes_over_time(frame, bucket)
+    bucket = summary.bucket
+    data = summary.over_time
+    if summary.sampled:
+        data = data[[f"{o}_estimated" for o in logscan.OUTCOMES]].set_axis(logscan.OUTCOMES, axis=1)
     fig, ax = plt.subplots(figsize=(9, 3.2), layout="constrained")
     plt.close(fig)
     if data.empty:
@@ -380,8 +344,12 @@ def plot_outcomes(frame: pd.DataFrame, bucket: str | None = None) -> Figure:
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"entries per {_human(step)}")
+    if summary.sampled:
+        ax.set_ylabel(f"estimated requests per {_human(step)}")
+        ax.set_title(f"Request log entries: accepted vs refused ({summary.scale})")
+    else:
+        ax.set_title("Request log entries: accepted vs refused")
     ax.set_xlabel("time (UTC)")
-    ax.set_title("Request log entries: accepted vs refused")
     ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -404,13 +372,15 @@ def match_probes(
     """Each probe's log entry, and whether its statusDetails is the one the probe expected.
 
     A forwarded request carries its probe id in the URL (`PROBE_PATH + id`), which identifies its
-    entry exactly. A connection refused during the handshake in REJECT_INVALID never sent an HTTP
-    request, so its entry has no URL; such probes are matched by time: the entry's timestamp must lie
-    within [sent_at - skew, finished_at + skew]. Probes are matched in the order they were sent, and
-    each entry is used at most once. Among the candidates in a probe's window, the earliest with the
-    expected statusDetails is taken, else the earliest at all: other clients refused at the same
-    moment (scanners without a certificate are common) do not turn a good probe into a mismatch,
-    while a probe that was refused for the wrong reason still shows the reason it got.
+    entry exactly; a probe expecting a forwarded request is matched this way only. A connection
+    refused during the handshake in REJECT_INVALID never sent an HTTP request, so its entry has no
+    URL; such probes are matched by time: the entry's timestamp must lie within [sent_at - skew,
+    finished_at + skew], and each entry serves one probe. Entries with a probe's expected
+    statusDetails are given out first, then a probe still without one takes an entry that lies nearer
+    to it than to any other probe (`_match_by_time`): other clients refused at the same moment
+    (scanners without a certificate are common) do not turn a good probe into a mismatch, a probe
+    refused for the wrong reason still shows the reason it got, and when sampling left a probe's
+    entry out, a neighbouring probe's entry is not reported as its mismatch.
 
     A probe whose expected statusDetails is empty expects no entry at all (a connection closed
     before the load balancer logs anything).
@@ -418,15 +388,13 @@ def match_probes(
     by_id: dict[str, pd.Series] = {}
     for _, row in frame[frame["probe_id"].notna()].iterrows():
         by_id.setdefault(row["probe_id"], row)  # a retried request logs twice; the first one counts
-    unaddressed = frame[frame["url"].isna()]
-    used: set[int] = set()
+    timed = [p for p in probes if p.probe_id not in by_id and _matched_by_time(p)]
+    by_time = _match_by_time(timed, frame[frame["url"].isna()], skew_seconds)
     rows = []
     for p in probes:
         entry, how = by_id.get(p.probe_id), "probe id in URL"
         if entry is None:
-            entry, how = _by_time(p, unaddressed, used, skew_seconds), "time window"
-        if entry is not None and how == "time window":
-            used.add(int(entry.name))
+            entry, how = by_time.get(p.probe_id), "time window"
         found = entry is not None
         logged = str(entry["status_details"]) if found else None
         expected = p.expected_status_details
@@ -448,39 +416,178 @@ def match_probes(
     return out
 
 
-def _by_time(
-    probe: ProbeResult, unaddressed: pd.DataFrame, used: set[int], skew_seconds: float
-) -> pd.Series | None:
-    if not probe.expected_status_details or not probe.sent_at:
-        return None
+def _matched_by_time(probe: ProbeResult) -> bool:
+    expected = probe.expected_status_details
+    return bool(expected) and expected != FORWARDED and bool(probe.sent_at)
+
+
+def _interval(probe: ProbeResult) -> tuple[pd.Timestamp, pd.Timestamp]:
+    return pd.Timestamp(parse_time(probe.sent_at)), pd.Timestamp(
+        parse_time(probe.finished_at or probe.sent_at)
+    )
+
+
+def _distance(when: pd.Timestamp, interval: tuple[pd.Timestamp, pd.Timestamp]) -> float:
+    start, end = interval
+    return max(0.0, (start - when).total_seconds(), (when - end).total_seconds())
+
+
+def _match_by_time(
+    timed: list[ProbeResult], unaddressed: pd.DataFrame, skew_seconds: float
+) -> dict[str, pd.Series]:
+    """Entries without URL for the probes matched by time, in two passes over the probes in send order:
+    first each takes an unused entry with its expected statusDetails (the nearest to its own
+    send-to-finish interval, then the earliest), then each probe still without one takes the earliest
+    unused entry that lies nearer to it than to any other such probe. So an entry is reported against
+    a probe as a mismatch only when no probe expecting what it says could have had it."""
     skew = pd.Timedelta(seconds=skew_seconds)
-    start = pd.Timestamp(parse_time(probe.sent_at)) - skew
-    end = pd.Timestamp(parse_time(probe.finished_at or probe.sent_at)) + skew
-    window = unaddressed[(unaddressed["time"] >= start) & (unaddressed["time"] <= end)]
-    window = window[~window.index.isin(list(used))]
-    if window.empty:
-        return None
-    same = window[window["status_details"] == probe.expected_status_details]
-    return (same if not same.empty else window).iloc[0]
+    intervals = {p.probe_id: _interval(p) for p in timed}
+    used: set[Any] = set()
+    out: dict[str, pd.Series] = {}
+
+    def window(p: ProbeResult) -> list[tuple[Any, pd.Series]]:
+        start, end = intervals[p.probe_id]
+        rows = unaddressed[(unaddressed["time"] >= start - skew) & (unaddressed["time"] <= end + skew)]
+        return [(i, r) for i, r in rows.iterrows() if i not in used]
+
+    for p in timed:
+        same = [(i, r) for i, r in window(p) if r["status_details"] == p.expected_status_details]
+        if same:
+            index, row = min(
+                same, key=lambda c: (_distance(c[1]["time"], intervals[p.probe_id]), c[1]["time"])
+            )
+            used.add(index)
+            out[p.probe_id] = row
+    for p in timed:
+        if p.probe_id in out:
+            continue
+        mine = [
+            (i, r)
+            for i, r in window(p)
+            if all(
+                _distance(r["time"], intervals[p.probe_id]) <= _distance(r["time"], other)
+                for pid, other in intervals.items()
+                if pid != p.probe_id
+            )
+        ]
+        if mine:
+            index, row = min(mine, key=lambda c: c[1]["time"])
+            used.add(index)
+            out[p.probe_id] = row
+    return out
+
+
+# Fail the sampled cross-check when finding this few probe entries has a smaller probability than this
+# at the backend service's sample rate. Why 0.001: the verification runs every night, so a load balancer
+# that logs exactly as configured fails by bad luck about once in three years, while a log that is off,
+# lost or far sparser than its sampleRate says (the cases worth a page) is still caught: at 0.5 with 18
+# probes it takes 2 or fewer found.
+IMPLAUSIBLE_BELOW = 0.001
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed exactly (n is a handful of probes)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return min(1.0, sum(math.comb(n, i) * p**i * (1.0 - p) ** (n - i) for i in range(k + 1)))
+
+
+@dataclass(frozen=True)
+class SampleVerdict:
+    """Whether the probe entries found are what a log sampled at `sample_rate` predicts."""
+
+    found: int
+    probes: int  # probes that expect an entry
+    sample_rate: float
+    probability: float  # P(X <= found) for X ~ Binomial(probes, sample_rate)
+    passed: bool
+
+    @property
+    def expected(self) -> float:
+        return self.probes * self.sample_rate
+
+    def message(self) -> str:
+        head = (
+            f"{self.found}/{self.probes} probes have their log entry at sampleRate {self.sample_rate:g}: "
+            f"{self.expected:.2g} expected ({self.probes} x {self.sample_rate:g})"
+        )
+        if not self.passed:
+            return (
+                f"{head}, and finding {self.found} or fewer has probability {self.probability:.2g} "
+                f"(below {IMPLAUSIBLE_BELOW:g}): sampling does not explain so few"
+            )
+        line = f"{head}; the {self.probes - self.found} missing are what sampling predicts"
+        if self.expected < 1:
+            line += (
+                f". At this rate the probes can expect {self.expected:.2g} entries, so the cross-check "
+                "proves little: raise logging.sample_rate to check every probe"
+            )
+        return line
+
+
+def judge_sample(found: int, probes: int, sample_rate: float) -> SampleVerdict:
+    """The sampled cross-check's decision on its count: pass unless finding `found` or fewer of
+    `probes` entries is implausible (P < IMPLAUSIBLE_BELOW) at `sample_rate`. What a found entry
+    says is judged apart: a contradiction fails whatever the count."""
+    probability = binomial_cdf(found, probes, sample_rate)
+    return SampleVerdict(found, probes, sample_rate, probability, probability >= IMPLAUSIBLE_BELOW)
+
+
+Ended = Literal["all found", "caught up", "time limit", "logging off"]
 
 
 @dataclass
 class Pull:
-    """What one read (or the last read of a wait) returned, and how long the wait took."""
+    """What one read (or the last read of a wait) returned, how long the wait took and why it ended:
+    "all found" (every probe has its entry), "caught up" (sampled logging, and ingestion has passed
+    the probes: no later probe entry will come), "time limit", or "logging off" (one read, nothing
+    more will be logged)."""
 
     entries: list[dict[str, Any]]
     since: dt.datetime
     waited_seconds: float = 0.0
     probes_found: int = 0
     probes_expected: int = 0
+    ended: Ended = "all found"
+    backend_logging: BackendLogging | None = None
+
+    @property
+    def sample_rate(self) -> float:
+        """The backend service's sample rate; 1.0 when it is not known."""
+        bl = self.backend_logging
+        return 1.0 if bl is None or bl.problem else (bl.sample_rate if bl.enable else 0.0)
 
     def summary(self) -> str:
         line = f"{len(self.entries)} request log entries since {rfc3339(self.since)}"
         if self.probes_expected:
             line += (
                 f"; {self.probes_found}/{self.probes_expected} probes found after {self.waited_seconds:.0f}s"
+                f" (the wait ended: {self.ended})"
             )
+            if 0.0 < self.sample_rate < 1.0:
+                expected = self.probes_expected * self.sample_rate
+                line += f"; sampled at {self.sample_rate:g}: {expected:.2g} entries expected"
         return line
+
+
+@dataclass(frozen=True)
+class _Read:
+    entries: list[dict[str, Any]]
+    found: frozenset[str]  # ids of the probes that have their entry
+    past_probes: bool  # an entry at or after the last probe is readable
+
+
+# The sandbox's data plane writes a request's entry as it finishes the request, so it is readable at
+# once; the allowance covers the writer and a slow machine. Cloud Logging documents no upper bound.
+SANDBOX_INGESTION_SECONDS = 2.0
+
+
+def ingestion_bound(params: Params) -> float | None:
+    """Seconds after a request by which the target has made its log entry readable, where it bounds
+    that at all (the sandbox); None for Google Cloud."""
+    return SANDBOX_INGESTION_SECONDS if params.target == "sandbox" else None
 
 
 def wait_for_probe_entries(
@@ -491,27 +598,98 @@ def wait_for_probe_entries(
     since: dt.datetime | None = None,
     on_progress: Callable[[int, int, float], None] | None = None,
     poll_seconds: float = 3.0,
+    backend_logging: BackendLogging | None = None,
 ) -> Pull:
-    """Entries since `since`, re-read until every probe has its entry or `timeout` passes.
+    """Entries since `since`, re-read until the probes' entries are in or `timeout` passes.
 
     Google ingests request logs with a lag of tens of seconds, so a single read right after
     50_verify would report probes as missing that are merely late. Every poll re-reads the whole
     window: late entries arrive with their original (older) timestamps. `on_progress(found, total,
     elapsed)` is called after each read. Without probes this is one read.
+
+    When does the wait end? The backend service's logConfig is read first (`backend_logging`, else
+    `read_backend_logging`):
+    - logging on at sampleRate 1.0 (or not readable): every probe must have its entry, so the wait
+      ends when all are found, else at the time limit (a missing entry is then a finding);
+    - logging off (or sampleRate 0): nothing will be logged; one read;
+    - a sampleRate below 1.0: some probe entries are never written, so waiting for all of them would
+      always run out the clock. The wait ends once ingestion has caught up with the probes. The
+      signal: an entry stamped at or after the last probe was sent is readable (a request after the
+      probes, or the last probe's own entry), in two reads in a row that found the same probes.
+      Cloud Logging and the sandbox return entries in time order and an entry's timestamp is the
+      proxy's time of the request, so once an entry later than every probe is readable, the logged
+      probe entries (all older) are readable too; the second, unchanged read guards against entries
+      that arrive a little out of order. Entries stamped within the probes' clock skew do not count.
+      Without such an entry (the last probe's entry sampled out and no traffic since), only a target
+      that bounds its ingestion delay can show that the missing entries are not merely late: once
+      that bound has passed since the last probe (`ingestion_bound`: the sandbox's, as Cloud Logging
+      documents none), two unchanged reads are caught up too. Elsewhere the wait runs to its time
+      limit, and the count is then judged the same way.
     """
     since = since or default_since(params, probes)
-    started = time.monotonic()
-    while True:
+    expecting = [p for p in probes if p.expected_status_details]
+    config = backend_logging
+    if config is None and expecting:
+        config = read_backend_logging(clients, params)
+    pull = Pull([], since, backend_logging=config, probes_expected=len(expecting))
+    rate = pull.sample_rate
+    last = max((p for p in expecting if p.sent_at), key=lambda p: parse_time(p.sent_at), default=None)
+    horizon = parse_time(last.finished_at or last.sent_at) if last else None
+    if horizon is not None:
+        horizon += dt.timedelta(seconds=MATCH_SKEW_SECONDS)
+    bound = ingestion_bound(params)
+    quiet_after = horizon + dt.timedelta(seconds=bound) if horizon is not None and bound is not None else None
+    previous: list[_Read] = []
+
+    def read() -> _Read:
         entries = fetch_entries(clients, params, since)
         matched = match_probes(probes, entries_frame(entries))
-        expecting = matched[matched["expected_status_details"].astype(bool)]
-        found = int(expecting["found"].sum())
-        elapsed = time.monotonic() - started
+        found = frozenset(
+            matched.loc[matched["found"] & matched["expected_status_details"].astype(bool), "probe_id"]
+        )
+        newest = max((parse_time(e["timestamp"]) for e in entries if e.get("timestamp")), default=None)
+        past = (
+            (last is not None and last.probe_id in found)
+            or (horizon is not None and newest is not None and newest > horizon)
+            or (quiet_after is not None and dt.datetime.now(dt.UTC) > quiet_after)
+        )
+        return _Read(entries, found, past)
+
+    def ended(r: _Read) -> Ended | None:
+        if len(r.found) == len(expecting):
+            return "all found"
+        if rate <= 0.0:
+            return "logging off"
+        if (
+            rate < 1.0
+            and r.past_probes
+            and previous
+            and previous[-1].past_probes
+            and previous[-1].found == r.found
+        ):
+            return "caught up"
+        return None
+
+    reasons: list[Ended] = []
+
+    def done(r: _Read) -> bool:
+        reason = ended(r)
+        previous[:] = [r]  # only the read before the next one is compared
+        if reason is not None:
+            reasons.append(reason)
+        return reason is not None
+
+    def report(r: _Read, elapsed: float) -> None:
         if on_progress:
-            on_progress(found, len(expecting), elapsed)
-        if found == len(expecting) or elapsed >= timeout:
-            return Pull(entries, since, elapsed, found, len(expecting))
-        time.sleep(min(poll_seconds, max(0.0, timeout - elapsed)))
+            on_progress(len(r.found), len(expecting), elapsed)
+
+    polled = poll(read, done, timeout, every=poll_seconds, on_read=report)
+    last_read = polled.value
+    pull.entries = last_read.entries
+    pull.waited_seconds = polled.elapsed
+    pull.probes_found = len(last_read.found)
+    pull.ended = reasons[-1] if polled.done else "time limit"
+    return pull
 
 
 @dataclass(frozen=True)
@@ -523,6 +701,11 @@ class BackendLogging:
     enable: bool
     sample_rate: float
     problem: str = ""  # why it could not be read
+
+    @property
+    def sampled(self) -> bool:
+        """Logging on at a sample rate below 1.0: missing entries are expected."""
+        return not self.problem and self.enable and 0.0 < self.sample_rate < 1.0
 
     def explain(self) -> str:
         if self.problem:
@@ -550,9 +733,13 @@ def read_backend_logging(clients: Clients, params: Params) -> BackendLogging:
 
 
 def probe_checks(
-    matched: pd.DataFrame, waited_seconds: float, backend_logging: BackendLogging | None = None
+    matched: pd.DataFrame,
+    waited_seconds: float,
+    backend_logging: BackendLogging | None = None,
+    ended: Ended = "time limit",
 ) -> list[Check]:
-    """Checks from `match_probes`: every probe found, and found with the expected statusDetails."""
+    """Checks from `match_probes`: the probes' entries found (all of them, or with a sample rate below
+    1.0 as many as sampling makes plausible), and every found entry with the expected statusDetails."""
     if matched.empty:
         return [
             Check(
@@ -572,6 +759,12 @@ def probe_checks(
                 "probes found in request logs",
                 "pass",
                 f"{len(expecting)}/{len(expecting)} probes have their log entry",
+            )
+        )
+    elif backend_logging is not None and backend_logging.sampled:
+        checks.append(
+            _sampled_check(
+                len(expecting) - len(missing), len(expecting), waited_seconds, backend_logging, ended
             )
         )
     else:
@@ -614,6 +807,28 @@ def probe_checks(
     return checks
 
 
+def _sampled_check(
+    found: int, probes: int, waited_seconds: float, backend_logging: BackendLogging, ended: Ended
+) -> Check:
+    verdict = judge_sample(found, probes, backend_logging.sample_rate)
+    evidence = f"{verdict.message()} (backend service {backend_logging.backend_service})"
+    if ended == "time limit":
+        evidence += (
+            f"; the wait ended at its time limit ({waited_seconds:.0f}s) before an entry newer than the "
+            "probes was readable, so some missing entries may be late rather than sampled out"
+        )
+    if verdict.passed:
+        return Check("probes found in request logs", "pass", evidence)
+    return Check(
+        "probes found in request logs",
+        "fail",
+        evidence,
+        "check that the backend service still logs at the sampleRate its params set (logging.sample_rate, "
+        "applied by 10_ingress's BackendConfig) and that no exclusion filter or sink drops request logs; "
+        "on Google Cloud, re-run this notebook in a few minutes in case ingestion is late",
+    )
+
+
 # What a logged statusDetails that nobody expected points at. A backend that cannot be picked is not a
 # TLS problem: it is the backend service (no endpoints, often a deleted or changed anchor Ingress).
 BACKEND_DETAILS = ("failed_to_pick_backend", "failed_to_connect_to_backend", "backend_timeout")
@@ -633,11 +848,12 @@ def mismatch_fix(logged: set[str]) -> str:
 
 
 def checks(clients: Clients, params: Params, matched: pd.DataFrame, pull: Pull) -> list[Check]:
-    """The cross-check's verdict; the backend's logConfig is read only to explain missing probes."""
+    """The cross-check's verdict. The backend's logConfig read by the wait decides how missing probes
+    are judged; when the wait did not read it, it is read now, only to explain missing probes."""
     expecting = matched[matched["expected_status_details"].astype(bool)]
     missing = not expecting["found"].all()
-    logging_config = read_backend_logging(clients, params) if missing else None
-    return probe_checks(matched, pull.waited_seconds, logging_config)
+    logging_config = pull.backend_logging or (read_backend_logging(clients, params) if missing else None)
+    return probe_checks(matched, pull.waited_seconds, logging_config, pull.ended)
 
 
 # ---- time ---------------------------------------------------------------------------------------------

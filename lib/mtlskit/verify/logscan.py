@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import pandas as pd
 
+from mtlskit.core.errors import KitError
 from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ PROJECTION = {
 Format = Literal["auto", "newline_delimited", "array"]
 
 
-class LogScanError(ValueError):
+class LogScanError(KitError, ValueError):
     """Exported logs that cannot be read: which file (and line), why, and what to do."""
 
 
@@ -330,7 +331,7 @@ class LogScan:
     # ---- results ------------------------------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM flat").fetchone()[0])  # type: ignore[index]
+        return count(self.con)
 
     def frame(self) -> pd.DataFrame:
         """Every entry as a row: the table `logs.entries_frame` builds (for the sizes a notebook shows).
@@ -340,84 +341,152 @@ class LogScan:
         cols = ", ".join(probe_id if c == "probe_id" else c for c in COLUMNS)
         return tidy(self.con.execute(f"SELECT {cols} FROM flat", [probe]).df())
 
-    def count_by_status_details(self) -> pd.DataFrame:
-        return self._counts("status_details", "TRUE")
+    def summaries(self, bucket: str | None = None, n: int = 10, sample_rate: float = 1.0) -> Summaries:
+        return summarise(self.con, len(self.files), bucket, n, sample_rate)
 
-    def count_by_cert_error(self) -> pd.DataFrame:
-        """Client-certificate errors (entries with no error are left out)."""
-        return self._counts("client_cert_error", "client_cert_error IS NOT NULL")
 
-    def _counts(self, column: str, where: str) -> pd.DataFrame:
-        out = self.con.execute(
-            f"SELECT {column}, count(*) AS entries FROM flat WHERE {where} "
-            f"GROUP BY {column} ORDER BY entries DESC, {column} ASC"
-        ).df()
-        out[column] = out[column].astype("str")
-        return out
+# ---- the summaries: one SQL implementation for files and for pulled entries ------------------------------
+#
+# Each reads a relation named `flat` with the columns of `COLUMNS` that a summary needs and `ts`, the
+# entry's time as a TIMESTAMPTZ: the table `LogScan` loads from files, or a view over the DataFrame of
+# pulled entries (`frame_summaries`). So 60_logs and `mtlskit logs FILE` draw the same tables.
 
-    def top_refused_certificates(self, n: int = 10) -> pd.DataFrame:
-        """The client certificates refused most often, by fingerprint and serial (empty when the log
-        carries no certificate identity, as the documented global load balancer format does not)."""
-        keys = ", ".join(f"COALESCE({c}, '') AS {c}" for c in CERT_KEYS)
-        out = self.con.execute(
-            f"""
-            SELECT {keys}, count(*) AS entries, min(ts) AS first_seen, max(ts) AS last_seen
-            FROM flat
-            WHERE outcome = 'refused'
-              AND (client_cert_sha256_fingerprint IS NOT NULL OR client_cert_serial_number IS NOT NULL)
-            GROUP BY ALL
-            ORDER BY entries DESC, {", ".join(CERT_KEYS)}
-            LIMIT {int(n)}
-            """
-        ).df()
-        for c in CERT_KEYS:
-            out[c] = out[c].astype("str")
-        for c in ("first_seen", "last_seen"):
-            out[c] = out[c].dt.as_unit("ns")
-        return out
+SUMMARY_COLUMNS = ["status_details", "outcome", *CERT_KEYS]
 
-    def span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        first, last = self.con.execute("SELECT min(ts), max(ts) FROM flat").fetchone()  # type: ignore[misc]
-        return None if first is None else (pd.Timestamp(first), pd.Timestamp(last))
 
-    def outcomes_over_time(self, bucket: str | None = None) -> pd.DataFrame:
-        """Entries per time bucket and outcome, quiet buckets as zeros (the plot's data); the bucket
-        defaults to the smallest round size giving at most 60 buckets over the window."""
-        if bucket is not None:
-            bucket_size(bucket)  # refused even when no entry is there to bucket
-        span = self.span()
-        if span is None:
-            return pd.DataFrame(columns=OUTCOMES, index=pd.DatetimeIndex([], tz="UTC", name="time"))
-        bucket = bucket or choose_bucket(span[1] - span[0])
-        micros = int(bucket_size(bucket) / pd.Timedelta("1us"))
-        counts = self.con.execute(
-            """
-            SELECT time_bucket(to_microseconds(?), ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
-                   outcome, count(*) AS entries
-            FROM flat WHERE ts IS NOT NULL GROUP BY ALL
-            """,
-            [micros],
-        ).df()
-        table = counts.pivot_table(
-            index="bucket", columns="outcome", values="entries", aggfunc="sum", fill_value=0
-        )
-        table = table.reindex(columns=OUTCOMES, fill_value=0)
-        table.index = pd.DatetimeIndex(table.index).tz_convert("UTC").as_unit("ns")
-        full = pd.date_range(table.index.min(), table.index.max(), freq=bucket, name="time")
-        return table.reindex(full, fill_value=0).rename_axis(columns=None).astype(int)
+def count(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT count(*) FROM flat").fetchone()[0])  # type: ignore[index]
 
-    def summaries(self, bucket: str | None = None, n: int = 10) -> Summaries:
-        span = self.span()
-        chosen = bucket or (choose_bucket(span[1] - span[0]) if span else BUCKETS[4])
-        return Summaries(
-            entries=self.count(),
-            files=len(self.files),
-            by_status_details=self.count_by_status_details(),
-            by_cert_error=self.count_by_cert_error(),
-            over_time=self.outcomes_over_time(chosen),
-            top_refused=self.top_refused_certificates(n),
-            bucket=chosen,
-        )
+
+def count_by_status_details(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return _counts(con, "status_details", "TRUE")
+
+
+def count_by_cert_error(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Client-certificate errors (entries with no error are left out)."""
+    return _counts(con, "client_cert_error", "client_cert_error IS NOT NULL")
+
+
+def _counts(con: duckdb.DuckDBPyConnection, column: str, where: str) -> pd.DataFrame:
+    out = con.execute(
+        f"SELECT {column}, count(*) AS entries FROM flat WHERE {where} "
+        f"GROUP BY {column} ORDER BY entries DESC, {column} ASC"
+    ).df()
+    out[column] = out[column].astype("str")
+    out["entries"] = out["entries"].astype("int64")
+    return out
+
+
+def top_refused_certificates(con: duckdb.DuckDBPyConnection, n: int = 10) -> pd.DataFrame:
+    """The client certificates refused most often, by fingerprint and serial (empty when the log
+    carries no certificate identity, as the documented global load balancer format does not)."""
+    keys = ", ".join(f"COALESCE({c}, '') AS {c}" for c in CERT_KEYS)
+    out = con.execute(
+        f"""
+        SELECT {keys}, count(*) AS entries, min(ts) AS first_seen, max(ts) AS last_seen
+        FROM flat
+        WHERE outcome = 'refused'
+          AND (client_cert_sha256_fingerprint IS NOT NULL OR client_cert_serial_number IS NOT NULL)
+        GROUP BY ALL
+        ORDER BY entries DESC, {", ".join(CERT_KEYS)}
+        LIMIT {int(n)}
+        """
+    ).df()
+    for c in CERT_KEYS:
+        out[c] = out[c].astype("str")
+    out["entries"] = out["entries"].astype("int64")
+    for c in ("first_seen", "last_seen"):
+        out[c] = pd.to_datetime(out[c], utc=True).dt.as_unit("ns")
+    return out
+
+
+def span(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    first, last = con.execute("SELECT min(ts), max(ts) FROM flat").fetchone()  # type: ignore[misc]
+    return None if first is None else (pd.Timestamp(first), pd.Timestamp(last))
+
+
+def outcomes_over_time(con: duckdb.DuckDBPyConnection, bucket: str | None = None) -> pd.DataFrame:
+    """Entries per time bucket and outcome, quiet buckets as zeros (the plot's data); the bucket
+    defaults to the smallest round size giving at most 60 buckets over the window."""
+    if bucket is not None:
+        bucket_size(bucket)  # refused even when no entry is there to bucket
+    window = span(con)
+    if window is None:
+        return pd.DataFrame(columns=OUTCOMES, index=pd.DatetimeIndex([], tz="UTC", name="time"), dtype=int)
+    bucket = bucket or choose_bucket(window[1] - window[0])
+    micros = int(bucket_size(bucket) / pd.Timedelta("1us"))
+    counts = con.execute(
+        """
+        SELECT time_bucket(to_microseconds(?), ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+               outcome, count(*) AS entries
+        FROM flat WHERE ts IS NOT NULL GROUP BY ALL
+        """,
+        [micros],
+    ).df()
+    table = counts.pivot_table(
+        index="bucket", columns="outcome", values="entries", aggfunc="sum", fill_value=0
+    )
+    table = table.reindex(columns=OUTCOMES, fill_value=0)
+    table.index = pd.DatetimeIndex(table.index).tz_convert("UTC").as_unit("ns")
+    full = pd.date_range(table.index.min(), table.index.max(), freq=bucket, name="time")
+    return table.reindex(full, fill_value=0).rename_axis(columns=None).astype(int)
+
+
+def summarise(
+    con: duckdb.DuckDBPyConnection,
+    files: int = 0,
+    bucket: str | None = None,
+    n: int = 10,
+    sample_rate: float = 1.0,
+) -> Summaries:
+    """Every summary of the `flat` relation on `con`; counts of a sampled log carry their estimate."""
+    window = span(con)
+    chosen = bucket or (choose_bucket(window[1] - window[0]) if window else BUCKETS[4])
+    return Summaries(
+        entries=count(con),
+        files=files,
+        by_status_details=estimated(count_by_status_details(con), sample_rate),
+        by_cert_error=estimated(count_by_cert_error(con), sample_rate),
+        over_time=estimated(outcomes_over_time(con, chosen), sample_rate),
+        top_refused=estimated(top_refused_certificates(con, n), sample_rate),
+        bucket=chosen,
+        sample_rate=sample_rate,
+    )
+
+
+def frame_summaries(
+    frame: pd.DataFrame, bucket: str | None = None, n: int = 10, sample_rate: float = 1.0
+) -> Summaries:
+    """The summaries of a DataFrame of entries (what `logs.entries_frame` builds), by the SQL above:
+    DuckDB reads the frame in place, as a view named `flat`."""
+    if bucket is not None:
+        bucket_size(bucket)
+    view = pd.DataFrame({"ts": frame["time"], **{c: frame[c] for c in SUMMARY_COLUMNS}})
+    for c in SUMMARY_COLUMNS:  # missing text as NULL, whatever the frame's string dtype holds
+        view[c] = view[c].astype(object).where(view[c].notna(), None)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("flat", view)
+        return summarise(con, 0, bucket, n, sample_rate)
+
+
+def estimated(table: pd.DataFrame, sample_rate: float) -> pd.DataFrame:
+    """A count table of a sampled log with the counts scaled by 1/rate beside them: an `estimated`
+    column, or for the outcomes over time `<outcome>_estimated` columns. Unchanged at rate 1.0 (and
+    at 0, which estimates nothing)."""
+    if not 0.0 < sample_rate < 1.0:
+        return table
+    out = table.copy()
+    if "entries" in out.columns:
+        out.insert(out.columns.get_loc("entries") + 1, "estimated", _scale(out["entries"], sample_rate))
+    else:
+        for c in OUTCOMES:
+            out[f"{c}_estimated"] = _scale(out[c], sample_rate)
+    return out
+
+
+def _scale(counts: pd.Series, sample_rate: float) -> pd.Series:
+    return (counts / sample_rate).round().astype("int64")
 
 
 @dataclass
@@ -431,6 +500,25 @@ class Summaries:
     over_time: pd.DataFrame
     top_refused: pd.DataFrame
     bucket: str  # the time bucket of over_time, so its SQL groups the same way
+    sample_rate: float = 1.0  # the share of requests the log holds
+
+    @property
+    def sampled(self) -> bool:
+        return 0.0 < self.sample_rate < 1.0
+
+    @property
+    def scale(self) -> str:
+        """The sampling in a few words, for a plot's title; empty for a complete log."""
+        return f"sampled at {self.sample_rate:g}: counts ×{1 / self.sample_rate:g}" if self.sampled else ""
+
+    def note(self) -> str:
+        """What a reader of the tables must know about their counts; empty for a complete log."""
+        if not self.sampled:
+            return ""
+        return (
+            f"{self.scale} in the estimated columns (an estimate of all requests; the entries "
+            "columns count what was logged)"
+        )
 
 
 def bucket_size(bucket: str) -> pd.Timedelta:

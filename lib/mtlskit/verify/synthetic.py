@@ -122,7 +122,9 @@ HTTP_ANSWERED = (
     '"status":%d,"responseSize":"%d","userAgent":"%s","remoteIp":"%s","serverIp":"%s",'
     '"latency":"%.6fs"},'
 )
-HTTP_CLOSED = '"httpRequest":{"status":0,"remoteIp":"%s","serverIp":"","latency":"%.6fs"},'
+HTTP_CLOSED = (
+    '"httpRequest":{"status":0,"remoteIp":"%s","latency":"%.6fs"},'  # no serverIp: no backend answered
+)
 TAIL = (
     '"jsonPayload":{"@type":"%s","statusDetails":"%s","remoteIp":"%s",'
     '"tls":{"protocol":"%s","cipher":"%s","earlyDataRequest":false}%s},'

@@ -49,4 +49,5 @@ def health(res: ComputeStore, project: str, bs: dict[str, Any]) -> dict[str, Any
                     "instance": "",
                 }
             )
-    return {"kind": "compute#backendServiceGroupHealth", "healthStatus": statuses}
+    out: dict[str, Any] = {"kind": "compute#backendServiceGroupHealth"}
+    return {**out, "healthStatus": statuses} if statuses else out  # Google leaves an empty list out

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mtlskit.rules import names
-from mtlskit.sandbox import discovery
 from mtlskit.sandbox.compute import backends, certificates, routing
+from mtlskit.sandbox.compute.lists import ZONAL, ZONE, no_results, paged
 from mtlskit.sandbox.compute.operations import Operations
 from mtlskit.sandbox.compute.resources import (
     API,
-    BASE,
     FINGERPRINTED,
     KINDS,
     ComputeStore,
@@ -47,6 +46,13 @@ SETTERS: dict[tuple[str, str], Setter] = {
 }
 
 
+def answers(req: Request, method: str) -> bool:
+    """Whether the request resolved to `method` (`get`, `setUrlMap`, `globalOperations.aggregatedList`):
+    a path two methods share (`sslPolicies/listAvailableFeatures` is also `sslPolicies/{name}`) is
+    answered only by the one the discovery document gives it."""
+    return req.method_id.endswith("." + method)
+
+
 def prepare(res: ComputeStore, project: str, coll: str, body: Body) -> Body:
     """Apply the collection's defaults and reference checks, if it has any."""
     rules = PREPARE.get(coll)
@@ -66,66 +72,78 @@ class Compute:
         tail = rest[1:]
         if tail[:2] == ["global", "operations"]:
             return self.ops.handle(req, project, tail[2:])
+        if tail[:2] == ["aggregated", "operations"] and answers(req, "globalOperations.aggregatedList"):
+            return self.ops.aggregated(req, project)
         if tail and tail[0] == "zones" and len(tail) >= 3:
-            zone, coll, more = tail[1], tail[2], tail[3:]
-            if coll == "operations":
-                return self.ops.handle(req, project, more)
-            return self._collection(req, project, coll, more, zone)
-        if tail[:1] == ["aggregated"] and len(tail) == 2 and req.method == "GET":
+            if tail[2] == "operations":
+                return self.ops.handle(req, project, tail[3:], zone=tail[1])
+            return self._collection(req, project, tail[2], tail[3:], tail[1])
+        if tail[:1] == ["aggregated"] and len(tail) == 2 and answers(req, "aggregatedList"):
             return self._aggregated(req, project, tail[1])
         if tail and tail[0] == "global" and len(tail) >= 2:
             return self._collection(req, project, tail[1], tail[2:], None)
-        if len(tail) == 3 and tail[0] == "targetHttpsProxies":
+        if len(tail) == 3 and tail[0] == "targetHttpsProxies" and answers(req, tail[2]):
             # setUrlMap / setSslCertificates live outside /global/ in the v1 API.
             return self._verb(req, project, "targetHttpsProxies", tail[1], tail[2])
-        raise ApiError.google(404, f"Not found: {req.path}", "notFound")
+        raise ApiError.unknown_method(req.path)
 
     def _collection(
         self, req: Request, project: str, coll: str, more: list[str], zone: str | None
     ) -> Response:
-        if coll not in KINDS:
-            raise ApiError.google(404, f"Not found: {req.path}", "notFound")
+        if coll not in KINDS or (coll in ZONAL) != (zone is not None):
+            raise ApiError.unknown_method(req.path)  # e.g. global NEGs: the sandbox has zonal ones only
         if not more:
-            if req.method == "GET":
+            if answers(req, "list"):
                 return self._list(req, project, coll, zone)
-            if req.method == "POST":
+            if answers(req, "insert"):
                 return self._insert(req, project, coll, zone)
         elif len(more) == 1:
             name = more[0]
-            if req.method == "GET":
+            if answers(req, "get"):
                 return Response(200, self.res.render(self.res.require(project, coll, name, zone)))
-            if req.method == "DELETE":
+            if answers(req, "delete"):
                 return self._delete(req, project, coll, name, zone)
-            if req.method in ("PATCH", "PUT"):
+            if answers(req, "patch") or answers(req, "update"):
                 return self._update(req, project, coll, name, replace=req.method == "PUT")
-        elif len(more) == 2 and req.method == "POST":
+        elif len(more) == 2 and answers(req, more[1]) and self._serves_verb(coll, more[1]):
             return self._verb(req, project, coll, more[0], more[1])
-        raise ApiError.google(405, f"Method {req.method} not allowed on {req.path}", "methodNotAllowed")
+        raise ApiError.unknown_method(req.path)
+
+    @staticmethod
+    def _serves_verb(coll: str, verb: str) -> bool:
+        return (coll, verb) in SETTERS or (coll, verb) == ("backendServices", "getHealth")
 
     def _list(self, req: Request, project: str, coll: str, zone: str | None) -> Response:
         prefix = f"{project}/{zone}/" if zone else f"{project}/"
         stored = self.env.store.list(API, coll, prefix)
         items = [self.res.render(b) for k, b in stored if zone or k.count("/") == 1]
         where = f"zones/{zone}" if zone else "global"
-        body, page = _paged(req, f"projects/{project}/{where}/{coll}", items)
-        return Response(200, {**body, "items": page})
+        body, page = paged(req, f"projects/{project}/{where}/{coll}", items)
+        return Response(200, {**body, **({"items": page} if page else {})})
 
     def _aggregated(self, req: Request, project: str, coll: str) -> Response:
         """`aggregated/<collection>`: every scope's resources, keyed `global` or `zones/<zone>` as the
         discovery document's `<X>AggregatedList` has them (what gcloud's `list` asks for without a
-        scope flag). Scopes without resources are left out rather than listed with a warning, so a
-        client has nothing to report."""
+        scope flag). A scope without resources carries Compute's NO_RESULTS_ON_PAGE warning, as Google
+        answers; gcloud skips those scopes quietly."""
         if coll not in KINDS:
-            raise ApiError.google(404, f"Not found: {req.path}", "notFound")
+            raise ApiError.unknown_method(req.path)
         scoped = []
         for key, stored in self.env.store.list(API, coll, f"{project}/"):
             parts = key.split("/")
             scoped.append(("global" if len(parts) == 2 else f"zones/{parts[1]}", self.res.render(stored)))
-        body, page = _paged(req, f"projects/{project}/aggregated/{coll}", scoped)
-        items: dict[str, Body] = {}
+        body, page = paged(req, f"projects/{project}/aggregated/{coll}", scoped)
+        items: dict[str, Body] = {scope: no_results(scope) for scope in self._scopes(coll)}
         for scope, resource in page:
+            if "warning" in items.get(scope, {}):
+                items[scope] = {coll: []}
             items.setdefault(scope, {coll: []})[coll].append(resource)
         return Response(200, {**body, "items": items})
+
+    def _scopes(self, coll: str) -> list[str]:
+        """The scopes an aggregated list reports: `global` for global collections, and the zones the
+        sandbox has for zonal ones."""
+        return [f"zones/{ZONE}"] if coll in ZONAL else ["global"]
 
     def _insert(self, req: Request, project: str, coll: str, zone: str | None) -> Response:
         body = req.json()
@@ -139,8 +157,8 @@ class Compute:
         if replay:
             return replay
         if self.res.get(project, coll, name, zone) is not None:
-            short = f"projects/{project}/global/{coll}/{name}"
-            raise ApiError.google(409, f"The resource '{short}' already exists", "alreadyExists")
+            short = f"projects/{project}/{f'zones/{zone}' if zone else 'global'}/{coll}/{name}"
+            raise ApiError.compute(409, f"The resource '{short}' already exists", "alreadyExists")
         prepared = prepare(self.res, project, coll, dict(body))
         return self.ops.mutate(
             req, project, "insert", (coll, name, zone), lambda: self.res.create(project, coll, prepared, zone)
@@ -152,13 +170,12 @@ class Compute:
         if coll in FINGERPRINTED:
             given = patch.get("fingerprint")
             if not same_fingerprint(given, current.get("fingerprint")):
-                raise ApiError.google(
+                raise ApiError.compute(
                     412,
                     "Supplied fingerprint does not match current metadata fingerprint."
                     if given
                     else "Required field 'fingerprint' not specified or does not match.",
                     "conditionNotMet",
-                    "FAILED_PRECONDITION",
                 )
         if patch.get("name", name) != name:
             raise invalid("Invalid value for field 'resource.name': the name of a resource cannot change.")
@@ -194,27 +211,8 @@ class Compute:
         current = self.res.require(project, coll, name)
         if coll == "backendServices" and verb == "getHealth":
             return Response(200, backends.health(self.res, project, current))
-        setter = SETTERS.get((coll, verb))
-        if setter is None:
-            raise ApiError.google(400, f"Unsupported action {verb} on {coll}", "invalid")
+        setter = SETTERS[(coll, verb)]
         updated = setter(self.res, project, verb, current, req.json())
         return self.ops.mutate(
             req, project, verb, (coll, name, None), lambda: self.res.save(project, coll, updated)
         )
-
-
-def _paged(req: Request, path: str, items: list[Any]) -> tuple[Body, list[Any]]:
-    """A list response's envelope (kind from the discovery document, id, selfLink, nextPageToken)
-    and the page of `items` that `maxResults` and `pageToken` select."""
-    size = int(req.arg("maxResults") or 500)
-    start = int(req.arg("pageToken") or 0)
-    method = discovery.api(API).find("GET", req.path)
-    schema = discovery.api(API).schemas[method.response_ref] if method and method.response_ref else {}
-    body: Body = {
-        "kind": schema.get("properties", {}).get("kind", {}).get("default", "compute#list"),
-        "id": path,
-        "selfLink": f"{BASE}{path}",
-    }
-    if start + size < len(items):
-        body["nextPageToken"] = str(start + size)
-    return body, items[start : start + size]

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mtlskit.sandbox.compute.lists import ZONE, no_results, paged
 from mtlskit.sandbox.compute.resources import API, BASE, key_of, not_found, public, self_link
 from mtlskit.sandbox.env import Env
-from mtlskit.sandbox.web import Request, Response, new_id, rfc3339
+from mtlskit.sandbox.web import ApiError, Request, Response, new_id, rfc3339
 
 
 class Operations:
@@ -25,9 +26,9 @@ class Operations:
         rid = req.arg("requestId")
         if not rid:
             return None
-        op_name = self.store.meta(f"compute-request:{project}:{rid}")
-        if op_name:
-            op = self.store.get(API, "operations", key_of(project, op_name))
+        op_key = self.store.meta(f"compute-request:{project}:{rid}")
+        if op_key:
+            op = self.store.get(API, "operations", op_key if "/" in op_key else key_of(project, op_key))
             if op:
                 return Response(200, self.render(op))
         return None
@@ -44,23 +45,30 @@ class Operations:
 
         `target` is (collection, name, zone) of the resource the operation reports on."""
         fail = self.env.faults.operation_should_fail()
-        result = None if fail else change()
         coll, name, zone = target
+        before = self.store.get(API, coll, key_of(project, name, zone))
+        result = None if fail else change()
+        # The operation names the resource by id, whether it was made (the result) or is gone (before).
+        target_id = (result if isinstance(result, dict) else before or {}).get("id")
         op = self.start(
-            project,
-            kind,
-            self_link(project, coll, name, zone),
-            result.get("id") if isinstance(result, dict) else None,
-            failed=fail,
+            project, kind, self_link(project, coll, name, zone), target_id, failed=fail, zone=zone
         )
         rid = req.arg("requestId")
         if rid:
-            self.store.set_meta(f"compute-request:{project}:{rid}", op["name"])
+            self.store.set_meta(f"compute-request:{project}:{rid}", key_of(project, op["name"], zone))
         return Response(200, self.render(op))
 
     def start(
-        self, project: str, kind: str, target_link: str, target_id: str | None, failed: bool = False
+        self,
+        project: str,
+        kind: str,
+        target_link: str,
+        target_id: str | None,
+        failed: bool = False,
+        zone: str | None = None,
     ) -> dict[str, Any]:
+        """A new operation: global, or zonal (with `zone`) for a change to a zonal resource, as Compute
+        reports a network endpoint group's insert under `zones/<zone>/operations`."""
         name = f"operation-{int(time.time() * 1000)}-{new_id()[:12]}"
         op: dict[str, Any] = {
             "kind": "compute#operation",
@@ -71,14 +79,16 @@ class Operations:
             "user": "sandbox@mtlskit.local",
             "insertTime": rfc3339(compute=True),
             "startTime": rfc3339(compute=True),
-            "selfLink": f"{BASE}projects/{project}/global/operations/{name}",
+            "selfLink": f"{BASE}projects/{project}/{f'zones/{zone}' if zone else 'global'}/operations/{name}",
             "_created": time.time(),
         }
+        if zone:
+            op["zone"] = f"{BASE}projects/{project}/zones/{zone}"
         if target_id:
             op["targetId"] = target_id
         if failed:
             op["_fail"] = True
-        self.store.put(API, "operations", key_of(project, name), op)
+        self.store.put(API, "operations", key_of(project, name, zone), op)
         return op
 
     def render(self, op: dict[str, Any]) -> dict[str, Any]:
@@ -98,21 +108,45 @@ class Operations:
             out.update(status="PENDING", progress=0)
         return out
 
-    def handle(self, req: Request, project: str, rest: list[str]) -> Response:
-        """list, get, wait and delete on `.../operations[/{name}[/wait]]`."""
-        if not rest:
-            items = [self.render(o) for _k, o in self.store.list(API, "operations", f"{project}/")]
-            return Response(200, {"kind": "compute#operationList", "items": items})
-        op = self.store.get(API, "operations", key_of(project, rest[0]))
+    def _all(self, project: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every operation of the project, as (scope, operation): `global` or `zones/<zone>`."""
+        out = []
+        for key, op in self.store.list(API, "operations", f"{project}/"):
+            parts = key.split("/")
+            out.append(("global" if len(parts) == 2 else f"zones/{parts[1]}", self.render(op)))
+        return out
+
+    def aggregated(self, req: Request, project: str) -> Response:
+        """`aggregated/operations`: global and zonal operations keyed by scope, paged like every Compute
+        list; a scope with none on the page carries the NO_RESULTS_ON_PAGE warning."""
+        body, page = paged(req, f"projects/{project}/aggregated/operations", self._all(project))
+        items: dict[str, Any] = {scope: no_results(scope) for scope in ("global", f"zones/{ZONE}")}
+        for scope, op in page:
+            if "warning" in items.get(scope, {}):
+                items[scope] = {"operations": []}
+            items.setdefault(scope, {"operations": []})["operations"].append(op)
+        return Response(200, {**body, "items": items})
+
+    def handle(self, req: Request, project: str, rest: list[str], zone: str | None = None) -> Response:
+        """list, get, wait and delete on `.../global|zones/<zone>/operations[/{name}[/wait]]`."""
+        verb = req.method_id.rsplit(".", 1)[-1]
+        scope = f"zones/{zone}" if zone else "global"
+        if not rest and verb == "list":
+            ops = [op for s, op in self._all(project) if s == scope]
+            body, page = paged(req, f"projects/{project}/{scope}/operations", ops)
+            return Response(200, {**body, **({"items": page} if page else {})})
+        if not rest or len(rest) > 2 or verb not in ("get", "delete", "wait"):
+            raise ApiError.unknown_method(req.path)
+        op = self.store.get(API, "operations", key_of(project, rest[0], zone))
         if op is None:
-            raise not_found(project, "operations", rest[0])
-        if len(rest) == 2 and rest[1] == "wait" and req.method == "POST":
+            raise not_found(project, "operations", rest[0], zone)
+        if verb == "wait":
             # Real wait blocks up to two minutes; ours waits for the operation's own delay.
             remaining = op["_created"] + self.env.settings.operation_delay_seconds - time.time()
             if remaining > 0:
                 time.sleep(min(remaining, 120))
             return Response(200, self.render(op))
-        if req.method == "DELETE":
-            self.store.delete(API, "operations", key_of(project, rest[0]))
-            return Response(204)
+        if verb == "delete":
+            self.store.delete(API, "operations", key_of(project, rest[0], zone))
+            return Response(200, {})  # an empty Delete<Global|Zone>OperationResponse, as Google answers
         return Response(200, self.render(op))

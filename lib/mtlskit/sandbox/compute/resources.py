@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 import time
 from typing import Any
 
+from cryptography import x509
+
+from mtlskit.sandbox import stand_in_ca
 from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.locations import SANDBOX_HOST
 from mtlskit.sandbox.web import ApiError, new_fingerprint, new_id, rfc3339
@@ -50,7 +54,8 @@ FINGERPRINTED = {
     "backendServices",
     "forwardingRules",
 }
-Ref = tuple[str, str, str, str | None]  # (project, collection, name, zone)
+Ref = tuple[str, str, str, str | None]
+_ISSUE_LOCK = threading.Lock()  # the HTTP handler and the data plane may both see a certificate turn ACTIVE  # (project, collection, name, zone)
 
 
 def self_link(project: str, coll: str, name: str, zone: str | None = None) -> str:
@@ -97,13 +102,13 @@ def public(body: dict[str, Any]) -> dict[str, Any]:
 
 def not_found(project: str, coll: str, name: str, zone: str | None = None) -> ApiError:
     where = f"zones/{zone}" if zone else "global"
-    return ApiError.google(
+    return ApiError.compute(
         404, f"The resource 'projects/{project}/{where}/{coll}/{name}' was not found", "notFound"
     )
 
 
 def invalid(message: str) -> ApiError:
-    return ApiError.google(400, message, "invalid")
+    return ApiError.compute(400, message, "invalid")
 
 
 class ComputeStore:
@@ -198,7 +203,7 @@ class ComputeStore:
         if users:
             short = body["selfLink"].split("/compute/v1/")[-1]
             used_by = users[0].split("/compute/v1/")[-1] if "/compute/v1/" in users[0] else users[0]
-            raise ApiError.google(
+            raise ApiError.compute(
                 400,
                 f"The resource '{short}' is already being used by '{used_by}'",
                 "resourceInUseByAnotherResource",
@@ -209,6 +214,28 @@ class ComputeStore:
         self.raise_if_in_use(body)
         self.delete(project, coll, name, zone)
         return body
+
+    def _provisioned(self, body: dict[str, Any], domains: tuple[str, ...]) -> dict[str, Any]:
+        """The certificate an ACTIVE managed certificate carries, issued once by the stand-in CA and
+        kept with the resource (the data plane serves the same one): `certificate`, `expireTime`,
+        `subjectAlternativeNames`, as Google reports them once provisioning is done."""
+        with _ISSUE_LOCK:
+            if "_managedCertificate" not in body:
+                stored = self.store.get(API, "sslCertificates", _key_of_link(body["selfLink"])) or body
+                if "_managedCertificate" not in stored:
+                    pem, key = stand_in_ca.issue_for_state(self.env.state_dir, domains)
+                    stored = {**stored, "_managedCertificate": pem, "_managedKey": key}
+                    self.store.put(API, "sslCertificates", _key_of_link(body["selfLink"]), stored)
+                body["_managedCertificate"], body["_managedKey"] = (
+                    stored["_managedCertificate"],
+                    stored["_managedKey"],
+                )
+        leaf = x509.load_pem_x509_certificate(body["_managedCertificate"].encode())
+        return {
+            "certificate": body["_managedCertificate"],
+            "expireTime": rfc3339(leaf.not_valid_after_utc, compute=True),
+            "subjectAlternativeNames": list(domains),
+        }
 
     def render(self, body: dict[str, Any]) -> dict[str, Any]:
         """The resource as a GET returns it: managed certificate and address status are derived."""
@@ -222,13 +249,19 @@ class ComputeStore:
             managed["domainStatus"] = {d: status for d in managed.get("domains", [])}
             out["managed"] = managed
             if active:
-                out.setdefault("subjectAlternativeNames", managed.get("domains", []))
+                out.update(self._provisioned(body, tuple(managed.get("domains", []))))
         if out.get("kind") == "compute#address":
             users = [u for u in self.referrers(out["selfLink"]) if "/forwardingRules/" in u]
             out["status"] = "IN_USE" if users else "RESERVED"
             if users:
                 out["users"] = users
         return out
+
+
+def _key_of_link(link: str) -> str:
+    ref = parse_ref(link, "")
+    assert ref is not None, link
+    return key_of(ref[0], ref[2], ref[3])
 
 
 def _mentions(node: Any, tail: str, skip: tuple[str, ...]) -> bool:
