@@ -100,18 +100,19 @@ def test_prerequisite_errors_are_one_family() -> None:
 # ---- one hierarchy ------------------------------------------------------------------------------------
 
 
-def kit_exception_classes() -> dict[str, type[BaseException]]:
-    """Every exception class defined in a kit module (the sandbox is a separate server whose errors are
-    Google's, not the kit's), by its qualified name."""
+def kit_exception_classes() -> dict[str, type[Exception]]:
+    """Every Exception subclass defined in a kit module (the sandbox is a separate server whose errors
+    are Google's, not the kit's), by its qualified name. An interrupt (`runner.results.Interrupted`, a
+    KeyboardInterrupt) is a BaseException on purpose: every `except Exception` must let it through."""
     import mtlskit
 
-    found: dict[str, type[BaseException]] = {}
+    found: dict[str, type[Exception]] = {}
     for module in pkgutil.walk_packages(mtlskit.__path__, "mtlskit."):
         if module.name == "mtlskit.sandbox" or module.name.startswith("mtlskit.sandbox."):
             continue
         loaded = importlib.import_module(module.name)
         for _, cls in inspect.getmembers(loaded, inspect.isclass):
-            if issubclass(cls, BaseException) and cls.__module__ == module.name:
+            if issubclass(cls, Exception) and cls.__module__ == module.name:
                 found[f"{module.name}.{cls.__qualname__}"] = cls
     return found
 
