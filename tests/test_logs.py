@@ -114,7 +114,7 @@ def result(
         expected="ok" if expected == "response_sent_by_backend" else expected,
         expected_status_details=expected,
         outcome="",
-        http_status=None,
+        http_status=200 if expected == "response_sent_by_backend" else None,
         verdict="pass",
         sent_at=at(sent),
         finished_at=at(finished),
@@ -332,6 +332,21 @@ def test_window_edges_and_preference_for_the_expected_refusal() -> None:
     assert (
         row["found"] and not row["match"] and row["logged_status_details"] == "client_cert_chain_invalid_eku"
     )
+
+
+def test_a_probe_refused_instead_of_forwarded_shows_why_it_was_refused() -> None:
+    """A valid client refused (a swapped trust anchor) got no HTTP answer, so its entry has no URL:
+    it is matched by time and reported as the mismatch it is, not waited for as missing."""
+    refused_probe = dataclasses.replace(
+        result("p-client", "response_sent_by_backend", 1, 2), http_status=None
+    )
+    frame = logs.entries_frame([refused(1.5, "client_cert_validation_failed")])
+    row = logs.match_probes([refused_probe], frame).iloc[0]
+    assert row["found"] and not row["match"] and row["matched_by"] == "time window"
+    assert row["logged_status_details"] == "client_cert_validation_failed"
+    # Answered over HTTP, the same probe is found by its id or not at all.
+    answered = result("p-client", "response_sent_by_backend", 1, 2)
+    assert not logs.match_probes([answered], frame)["found"].item()
 
 
 def test_forwarded_entries_are_not_matched_by_time() -> None:

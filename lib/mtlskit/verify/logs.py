@@ -372,7 +372,7 @@ def match_probes(
     """Each probe's log entry, and whether its statusDetails is the one the probe expected.
 
     A forwarded request carries its probe id in the URL (`PROBE_PATH + id`), which identifies its
-    entry exactly; a probe expecting a forwarded request is matched this way only. A connection
+    entry exactly; a probe answered over HTTP is matched this way only. A connection
     refused during the handshake in REJECT_INVALID never sent an HTTP request, so its entry has no
     URL; such probes are matched by time: the entry's timestamp must lie within [sent_at - skew,
     finished_at + skew], and each entry serves one probe. Entries with a probe's expected
@@ -417,8 +417,12 @@ def match_probes(
 
 
 def _matched_by_time(probe: ProbeResult) -> bool:
+    """Only a probe that got no HTTP answer can have an entry without a URL: one refused as expected,
+    or one that expected to be forwarded and was refused instead (its entry then says why). A probe
+    answered over HTTP is found by its id or not at all."""
     expected = probe.expected_status_details
-    return bool(expected) and expected != FORWARDED and bool(probe.sent_at)
+    refused = expected != FORWARDED or probe.http_status is None
+    return bool(expected) and refused and bool(probe.sent_at)
 
 
 def _interval(probe: ProbeResult) -> tuple[pd.Timestamp, pd.Timestamp]:
