@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from mtlskit.config import paths
@@ -80,24 +88,16 @@ class SandboxSettings(_Strict):
     withhold_permissions: list[str] = Field(default_factory=list)
     exhaust_quota: list[str] = Field(default_factory=list)
 
-    @field_validator("withhold_permissions")
+    @field_validator("withhold_permissions", "exhaust_quota")
     @classmethod
-    def _permissions(cls, v: list[str]) -> list[str]:
-        unknown = iam.unknown_permissions(v)
+    def _known_names(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        permissions = info.field_name == "withhold_permissions"
+        unknown = iam.unknown_permissions(v) if permissions else iam.unknown_metrics(v)
         if unknown:
+            what, known = ("permission", iam.PERMISSIONS) if permissions else ("quota metric", iam.METRICS)
+            scope = "the sandbox can withhold only a permission the kit needs, " if permissions else ""
             raise ValueError(
-                f"unknown permission {', '.join(map(repr, unknown))}: the sandbox can withhold only a "
-                f"permission the kit needs, one of {', '.join(sorted(iam.PERMISSIONS))}"
-            )
-        return v
-
-    @field_validator("exhaust_quota")
-    @classmethod
-    def _metrics(cls, v: list[str]) -> list[str]:
-        unknown = iam.unknown_metrics(v)
-        if unknown:
-            raise ValueError(
-                f"unknown quota metric {', '.join(map(repr, unknown))}: one of {', '.join(sorted(iam.METRICS))}"
+                f"unknown {what} {', '.join(map(repr, unknown))}: {scope}one of {', '.join(sorted(known))}"
             )
         return v
 

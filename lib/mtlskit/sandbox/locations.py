@@ -8,6 +8,7 @@ here, because the real APIs refuse the same things.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -211,13 +212,9 @@ class Locations:
         updated["updateTime"] = rfc3339()
         if coll == "trustConfigs":
             updated["etag"] = _etag(updated)
+        parent = name.rsplit(f"/{coll}/", 1)[0]
         return self._operate(
-            req,
-            name.rsplit(f"/{coll}/", 1)[0],
-            spec,
-            name,
-            "update",
-            lambda: self.store.put(spec["api"], coll, name, updated),
+            req, parent, spec, name, "update", lambda: self.store.put(spec["api"], coll, name, updated)
         )
 
     def _delete(self, req: Request, name: str, coll: str, spec: dict[str, Any]) -> Response:
@@ -233,15 +230,9 @@ class Locations:
                 "resourceInUseByAnotherResource",
                 "FAILED_PRECONDITION",
             )
-        return self._operate(
-            req,
-            name.rsplit(f"/{coll}/", 1)[0],
-            spec,
-            name,
-            "delete",
-            lambda: self.store.delete(spec["api"], coll, name),
-            empty=True,
-        )
+        parent = name.rsplit(f"/{coll}/", 1)[0]
+        drop = functools.partial(self.store.delete, spec["api"], coll, name)
+        return self._operate(req, parent, spec, name, "delete", drop, empty=True)
 
     def _users(self, coll: str, name: str) -> list[str]:
         users = []

@@ -108,182 +108,123 @@ class _Names:
 def _kube_objects(n: _Names) -> list[Command]:
     k = n.params.kubernetes
     objects = [f"service/{k.service}", f"backendconfig/{k.backend_config}", f"ingress/{k.ingress}"]
-    return [
-        Command(
-            f"kubectl get {' '.join(map(shlex.quote, objects))} {n.kubectl}",
-            "the Service, the BackendConfig and the anchor Ingress (10_ingress applies them)",
-        )
-    ]
+    line = f"kubectl get {' '.join(map(shlex.quote, objects))} {n.kubectl}"
+    return [Command(line, "the Service, the BackendConfig and the anchor Ingress (10_ingress applies them)")]
 
 
 def _anchor_backends(n: _Names) -> list[Command]:
     k = n.params.kubernetes
     path = "{.metadata.annotations." + k8s.BACKENDS_ANNOTATION.replace(".", "\\.") + "}"
+    line = f"kubectl get ingress {shlex.quote(k.ingress)} {n.kubectl} -o jsonpath={shlex.quote(path)}"
     return [
         Command(
-            f"kubectl get ingress {shlex.quote(k.ingress)} {n.kubectl} -o jsonpath={shlex.quote(path)}",
-            "the backend services the Ingress controller made, as it wrote them on the anchor Ingress",
+            line, "the backend services the Ingress controller made, as it wrote them on the anchor Ingress"
         )
     ]
 
 
 def _anchor_events(n: _Names) -> list[Command]:
+    line = f"kubectl describe ingress {shlex.quote(n.params.kubernetes.ingress)} {n.kubectl}"
     return [
         Command(
-            f"kubectl describe ingress {shlex.quote(n.params.kubernetes.ingress)} {n.kubectl}",
-            "the controller's events for the anchor (Translate and GarbageCollection warnings say why)",
+            line, "the controller's events for the anchor (Translate and GarbageCollection warnings say why)"
         )
     ]
 
 
 def _backend_config(n: _Names) -> list[Command]:
+    line = f"kubectl get backendconfig {shlex.quote(n.params.kubernetes.backend_config)} {n.kubectl} -o yaml"
     return [
         Command(
-            f"kubectl get backendconfig {shlex.quote(n.params.kubernetes.backend_config)} {n.kubectl} -o yaml",
+            line,
             "what the BackendConfig asks of the backend service: request logging, the mTLS request headers",
         )
     ]
 
 
 def _backend_services(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud("compute backend-services", "list", scope=""),
-            "every backend service of the project; the Ingress controller's are named k8s1-…",
-        )
-    ]
-
-
-def _backend_service(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute backend-services",
-                "describe",
-                n.backend_service,
-                extra=f"--format='{BACKEND_FIELDS}'",
-            ),
-            "the backend service: the Service and port it serves, scheme, request logging, mTLS headers, NEGs",
-        )
-    ]
+    line = n.gcloud("compute backend-services", "list", scope="")
+    return [Command(line, "every backend service of the project; the Ingress controller's are named k8s1-…")]
 
 
 def _backend_health(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud("compute backend-services", "get-health", n.backend_service),
-            "the health of each NEG endpoint behind the backend service",
-        )
-    ]
+    line = n.gcloud("compute backend-services", "get-health", n.backend_service)
+    return [Command(line, "the health of each NEG endpoint behind the backend service")]
 
 
-def _url_map(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute url-maps",
-                "describe",
-                n.params.frontend.url_map,
-                extra="--format='value(defaultService)'",
-            ),
-            "the backend service the URL map sends every request to: the anchor's, or the split is broken",
-        )
-    ]
+@dataclass(frozen=True)
+class _Describe:
+    """A `gcloud ... describe` of one resource the params name, with the fields its step judges."""
+
+    group: str
+    name: Callable[[_Names], str]
+    why: str
+    fields: str = ""
+    scope: str = "--global"
+
+    def __call__(self, n: _Names) -> list[Command]:
+        extra = f"--format='{self.fields}'" if self.fields else ""
+        return [
+            Command(n.gcloud(self.group, "describe", self.name(n), scope=self.scope, extra=extra), self.why)
+        ]
 
 
-def _proxy(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute target-https-proxies",
-                "describe",
-                n.params.frontend.target_proxy,
-                extra=f"--format='{PROXY_FIELDS}'",
-            ),
-            "the HTTPS proxy: its URL map, managed certificate, SSL policy and server TLS policy (no policy, no mTLS)",
-        )
-    ]
-
-
-def _forwarding_rule(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute forwarding-rules",
-                "describe",
-                n.params.frontend.forwarding_rule,
-                extra="--format='value(IPAddress,portRange,target)'",
-            ),
-            "the forwarding rule: the address clients reach, port 443, and the proxy it targets",
-        )
-    ]
-
-
-def _ssl_policy(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute ssl-policies",
-                "describe",
-                n.params.frontend.ssl_policy,
-                extra="--format='value(profile,minTlsVersion)'",
-            ),
-            "the SSL policy's profile and minimum TLS version",
-        )
-    ]
-
-
-def _certificate(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute ssl-certificates",
-                "describe",
-                n.params.frontend.certificate,
-                extra="--format='yaml(managed)'",
-            ),
-            "the managed certificate's status for each domain: ACTIVE once every domain's A record points at the address",
-        )
-    ]
-
-
-def _address(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "compute addresses", "describe", n.params.frontend.address, extra="--format='value(address)'"
-            ),
-            "the reserved address every domain's A record must point at",
-        )
-    ]
-
-
-def _policy(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "network-security server-tls-policies",
-                "describe",
-                n.params.mtls.server_tls_policy,
-                scope="--location=global",
-            ),
-            "the server TLS policy: its validation mode and the trust config it points at",
-        )
-    ]
-
-
-def _trust_config(n: _Names) -> list[Command]:
-    return [
-        Command(
-            n.gcloud(
-                "certificate-manager trust-configs",
-                "describe",
-                n.params.mtls.trust_config,
-                scope="--location=global",
-            ),
-            "the trust config: its trust anchors, intermediates and allowlisted certificates",
-        )
-    ]
+DESCRIBES: dict[str, _Describe] = {
+    "backend service": _Describe(
+        "compute backend-services",
+        lambda n: n.backend_service,
+        "the backend service: the Service and port it serves, scheme, request logging, mTLS headers, NEGs",
+        BACKEND_FIELDS,
+    ),
+    "URL map": _Describe(
+        "compute url-maps",
+        lambda n: n.params.frontend.url_map,
+        "the backend service the URL map sends every request to: the anchor's, or the split is broken",
+        "value(defaultService)",
+    ),
+    "HTTPS proxy": _Describe(
+        "compute target-https-proxies",
+        lambda n: n.params.frontend.target_proxy,
+        "the HTTPS proxy: its URL map, managed certificate, SSL policy and server TLS policy (no policy, no mTLS)",
+        PROXY_FIELDS,
+    ),
+    "forwarding rule": _Describe(
+        "compute forwarding-rules",
+        lambda n: n.params.frontend.forwarding_rule,
+        "the forwarding rule: the address clients reach, port 443, and the proxy it targets",
+        "value(IPAddress,portRange,target)",
+    ),
+    "SSL policy": _Describe(
+        "compute ssl-policies",
+        lambda n: n.params.frontend.ssl_policy,
+        "the SSL policy's profile and minimum TLS version",
+        "value(profile,minTlsVersion)",
+    ),
+    "managed certificate": _Describe(
+        "compute ssl-certificates",
+        lambda n: n.params.frontend.certificate,
+        "the managed certificate's status for each domain: ACTIVE once every domain's A record points at the address",
+        "yaml(managed)",
+    ),
+    "address": _Describe(
+        "compute addresses",
+        lambda n: n.params.frontend.address,
+        "the reserved address every domain's A record must point at",
+        "value(address)",
+    ),
+    "server TLS policy": _Describe(
+        "network-security server-tls-policies",
+        lambda n: n.params.mtls.server_tls_policy,
+        "the server TLS policy: its validation mode and the trust config it points at",
+        scope="--location=global",
+    ),
+    "trust config": _Describe(
+        "certificate-manager trust-configs",
+        lambda n: n.params.mtls.trust_config,
+        "the trust config: its trust anchors, intermediates and allowlisted certificates",
+        scope="--location=global",
+    ),
+}
 
 
 def _kit_leftovers(n: _Names) -> list[Command]:
@@ -320,12 +261,8 @@ def _kit_leftovers(n: _Names) -> list[Command]:
 
 def _enabled_apis(n: _Names) -> list[Command]:
     wanted = shlex.quote('name~"compute|networksecurity|certificatemanager|logging"')
-    return [
-        Command(
-            n.gcloud("services", "list", scope="--enabled", extra=f"--filter={wanted}"),
-            "the APIs the runbook uses, enabled in the project",
-        )
-    ]
+    line = n.gcloud("services", "list", scope="--enabled", extra=f"--filter={wanted}")
+    return [Command(line, "the APIs the runbook uses, enabled in the project")]
 
 
 def _certificate_files(n: _Names) -> list[Command]:
@@ -416,19 +353,11 @@ COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
     "anchor's events": _anchor_events,
     "BackendConfig": _backend_config,
     "backend services": _backend_services,
-    "backend service": _backend_service,
     "backend health": _backend_health,
-    "URL map": _url_map,
-    "HTTPS proxy": _proxy,
-    "forwarding rule": _forwarding_rule,
-    "SSL policy": _ssl_policy,
-    "managed certificate": _certificate,
-    "address": _address,
-    "server TLS policy": _policy,
-    "trust config": _trust_config,
     "DNS": _dns,
     "requests": _requests,
     "kit's leftovers": _kit_leftovers,
+    **DESCRIBES,
 }
 
 # Which commands each runbook page shows, in the order a reader goes through them.
