@@ -318,3 +318,21 @@ def test_objects_survive_a_restart_and_a_reset_leaves_no_bytes_behind(tmp_path: 
         _serve(storage, _request("GET", "/storage/v1/b/p1-mtlskit/o/a%2Fb.txt"))
     assert err.value.status == 404
     storage.store.close()
+
+
+def test_buckets_carry_the_location_type_and_access_settings_google_derives(
+    client: gcs.Client, unique: str
+) -> None:
+    regional = client.create_bucket(f"{unique}-regional", location="us-central1")
+    assert (regional.location, regional.location_type, regional.rpo) == ("US-CENTRAL1", "region", None)
+    assert regional.iam_configuration.public_access_prevention == "inherited"
+    assert not regional.iam_configuration.uniform_bucket_level_access_enabled
+    dual = client.bucket(f"{unique}-dual")
+    dual.iam_configuration.uniform_bucket_level_access_enabled = True
+    dual = client.create_bucket(dual, location="nam4")
+    assert (dual.location_type, dual.rpo) == ("dual-region", "DEFAULT")
+    assert dual.iam_configuration.uniform_bucket_level_access_enabled
+    assert dual.iam_configuration.uniform_bucket_level_access_locked_time is not None
+    assert dual.soft_delete_policy.retention_duration_seconds == 7 * 24 * 3600
+    for bucket in (regional, dual):
+        bucket.delete()
