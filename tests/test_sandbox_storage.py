@@ -23,7 +23,7 @@ from google.cloud import storage as gcs
 from mtlskit.cloud import clients as clients_mod
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.sandbox import process
+from mtlskit.sandbox import contract, process
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.storage import Storage
 from mtlskit.sandbox.web import ApiError, Request
@@ -336,3 +336,21 @@ def test_buckets_carry_the_location_type_and_access_settings_google_derives(
     assert dual.soft_delete_policy.retention_duration_seconds == 7 * 24 * 3600
     for bucket in (regional, dual):
         bucket.delete()
+
+
+def test_a_bucket_kept_from_an_older_state_gets_the_fields_google_returns(tmp_path: Path) -> None:
+    env = Env.open(tmp_path, Settings(0.0, 0.0, 0), ["p1"])
+    old = {
+        "kind": "storage#bucket",
+        "id": "b-old",
+        "name": "b-old",
+        "projectNumber": "1",
+        "metageneration": "1",
+    }
+    times = {"timeCreated": "2026-01-01T00:00:00.000000Z", "updated": "2026-01-02T00:00:00.000000Z"}
+    env.store.put("storage", "buckets", "b-old", {**old, **times, "location": "EU", "_project": "p1"})
+    storage = Storage(env)
+    got = _serve(storage, _request("GET", "/storage/v1/b/b-old")).body
+    assert {k: got[k] for k in times} == times and got["locationType"] == "multi-region"
+    assert not contract.problems("storage", "Bucket", got)
+    storage.store.close()

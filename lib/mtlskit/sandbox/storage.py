@@ -153,6 +153,7 @@ class Storage:
         self.root = env.state_dir / BLOB_DIR
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+        self._complete_old_buckets()
         self.ensure_project_buckets()
         self._drop_orphans()
 
@@ -164,6 +165,19 @@ class Storage:
             name = project + BUCKET_SUFFIX
             if self.store.get(API, "buckets", name) is None:
                 self._put_bucket(project, {"name": name})
+
+    def _complete_old_buckets(self) -> None:
+        """Buckets a state directory kept from before the sandbox gave every bucket the fields Google
+        returns (generation, access settings, soft delete policy, location type) get them now."""
+        for name, bucket in self.store.list(API, "buckets"):
+            if "generation" in bucket:
+                continue
+            fresh = self._put_bucket(
+                bucket["_project"], {k: v for k, v in bucket.items() if k != "locationType"}
+            )
+            times = {"timeCreated": bucket["timeCreated"], "updated": bucket["updated"]}
+            fresh["softDeletePolicy"]["effectiveTime"] = bucket["timeCreated"]
+            self.store.put(API, "buckets", name, {**fresh, **times})
 
     def _drop_orphans(self) -> None:
         """Blob files no metadata names (a reset forgot the store but not the files) are removed."""
