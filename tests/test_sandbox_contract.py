@@ -14,6 +14,7 @@ The first tests show that the checker itself fails on a missing, unknown or mist
 from __future__ import annotations
 
 import copy
+import io
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,9 @@ from google.cloud import compute_v1
 from google.cloud import network_security_v1 as ns
 from google.cloud.logging import Resource
 
+from mtlskit.cloud import clients as clients_mod
 from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
 from mtlskit.pki import certs
 from mtlskit.sandbox import contract, discovery
 from mtlskit.sandbox.compute.lists import ZONE
@@ -179,8 +182,11 @@ class Recorder:
         def on_response(resp: requests.Response, *_: Any, **__: Any) -> None:
             url = urlsplit(resp.request.url or "")
             ctype = resp.headers.get("Content-Type", "")
-            body = resp.json() if resp.content and "json" in ctype else resp.content
+            media = "alt=media" in url.query  # an object's bytes, whatever their type
+            body = resp.json() if resp.content and "json" in ctype and not media else resp.content
             method = discovery.api(api).find(resp.request.method or "", url.path)
+            if method is None and "upload_id=" in url.query:  # a resumable session's chunk, a PUT
+                method = discovery.api(api).find("POST", url.path)
             self.answers.append(
                 Answer(
                     api,
@@ -235,14 +241,16 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(clients: Clients) -> Iterator[World]:
+def world(clients: Clients, params: Params) -> Iterator[World]:
     rec = Recorder()
     extra = {
         "addresses": compute_v1.AddressesClient(**_options(clients)),
         "forwarding_rules": compute_v1.ForwardingRulesClient(**_options(clients)),
         "zone_operations": compute_v1.ZoneOperationsClient(**_options(clients)),
+        "storage": clients_mod.storage_client(params),
     }
-    for client in [*vars(clients.compute).values(), *extra.values()]:
+    compute = [v for k, v in extra.items() if k != "storage"]
+    for client in [*vars(clients.compute).values(), *compute]:
         for s in _sessions(client):
             rec.attach(s, "compute")
     for s in _sessions(clients.network_security):
@@ -250,6 +258,7 @@ def world(clients: Clients) -> Iterator[World]:
     for s in _sessions(clients.certificate_manager):
         rec.attach(s, "certificatemanager")
     rec.attach(clients.logging._http, "logging")
+    rec.attach(extra["storage"]._http, "storage")  # google-auth's AuthorizedSession, a requests.Session
     w = World(clients, rec, extra, "c" + str(int(time.time() * 1000))[-9:])
     started = time.monotonic()
     _exercise(w)
@@ -289,6 +298,7 @@ def _exercise(w: World) -> None:
     _locations(w)
     _logging(w)
     _compute_teardown(w)
+    _storage(w)
 
 
 def _compute_backend(w: World) -> None:
@@ -608,6 +618,35 @@ def _compute_teardown(w: World) -> None:
     w.clients.certificate_manager.delete_trust_config(name=f"{LOC}/trustConfigs/{u}-tc").result()
 
 
+def _storage(w: World) -> None:
+    """What the kit's `gs://` writes and reads do (google-cloud-storage, which gcsfs mirrors), and the
+    bucket calls around them: a bucket of its own, uploads by every protocol, reads, lists that page
+    and fold prefixes, a patch, deletes."""
+    client = w.extra["storage"]
+    list(client.list_buckets(project=P))
+    bucket = client.create_bucket(f"{w.u}-contract")
+    client.get_bucket(bucket.name)
+    bucket.blob("runs/a/summary.json").upload_from_string(b'{"ok": true}', content_type="application/json")
+    bucket.blob("runs/b/report.html").upload_from_string(b"<p>ok</p>", content_type="text/html")
+    chunked = bucket.blob("runs/c/big.bin", chunk_size=256 * 1024)  # a resumable session, two chunks
+    chunked.upload_from_file(io.BytesIO(b"x" * (256 * 1024 + 7)))  # size unknown: resumable, not multipart
+    blob = bucket.get_blob("runs/a/summary.json")
+    assert blob is not None and blob.download_as_bytes() == b'{"ok": true}'
+    assert chunked.download_as_bytes(start=1, end=4) == b"xxxx"
+    assert [b.name for b in client.list_blobs(bucket, prefix="runs/", page_size=1)] == [
+        "runs/a/summary.json",
+        "runs/b/report.html",
+        "runs/c/big.bin",
+    ]
+    folders = client.list_blobs(bucket, prefix="runs/", delimiter="/")
+    assert list(folders) == [] and folders.prefixes == {"runs/a/", "runs/b/", "runs/c/"}
+    blob.metadata = {"run": w.u}
+    blob.patch()
+    for name in ("runs/a/summary.json", "runs/b/report.html", "runs/c/big.bin"):
+        bucket.blob(name).delete()
+    bucket.delete()
+
+
 # ---- the contract ---------------------------------------------------------------------------------
 
 
@@ -661,6 +700,23 @@ def test_lists_page_and_carry_their_items(world: World) -> None:
     assert ops and len(ops[0]["operations"]) == 1 and "nextPageToken" in ops[0]
     negs = by_method["compute.networkEndpointGroups.aggregatedList"][0].body["items"]
     assert list(negs) == [f"zones/{ZONE}"]
+
+
+def test_storage_lists_page_and_fold_prefixes(world: World) -> None:
+    listed = [a for a in world.rec.answers if a.method_id == "storage.objects.list"]
+    pages = [a.body for a in listed if "maxResults=1" in a.query]
+    assert len(pages) == 3 and all(len(p["items"]) == 1 for p in pages)
+    assert ["nextPageToken" in p for p in pages] == [True, True, False]
+    folded = [a.body for a in listed if "delimiter=" in a.query]
+    assert folded and folded[0]["prefixes"] == ["runs/a/", "runs/b/", "runs/c/"] and "items" not in folded[0]
+    for a in [*listed, *(a for a in world.rec.answers if a.method_id == "storage.buckets.list")]:
+        assert not contract.problems(
+            "storage", a.response_ref or "", a.body, items_expected="items" in a.body
+        )
+    started = [a for a in world.rec.answers if "uploadType=resumable" in a.query and a.http == "POST"]
+    assert started and started[0].body == b""  # a session start is headers only
+    chunks = [a for a in world.rec.answers if "upload_id=" in a.query]
+    assert [a.status for a in chunks] == [308, 200] and chunks[1].body["size"] == str(256 * 1024 + 7)
 
 
 def test_every_served_method_is_covered(world: World) -> None:
@@ -728,6 +784,14 @@ def _is_unknown_method(r: requests.Response) -> bool:
         ("GET", f"/v1/{LOC}/operations/x:wait"),
         ("GET", f"/v2/projects/{P}/logs"),
         ("GET", "/v3/nothing"),
+        ("POST", f"/storage/v1/b/{P}-mtlskit/o/x/compose"),  # Cloud Storage's, not served
+        ("GET", f"/storage/v1/b/{P}-mtlskit/iam"),
+        ("PUT", f"/storage/v1/b/{P}-mtlskit/o/x"),  # objects.update: patch is served, update is not
+        ("GET", f"/storage/v1/b/{P}-mtlskit/o/x/acl"),
+        ("GET", "/storage/v1/nothing"),
+        ("GET", f"/upload/storage/v1/b/{P}-mtlskit/o"),  # uploads are POSTs
+        ("POST", f"/upload/storage/v1/b/{P}-mtlskit/o/x"),  # to the bucket's o, not an object
+        ("GET", f"/download/storage/v1/b/{P}-mtlskit/o"),  # only objects.get downloads
     ],
 )
 def test_a_method_the_sandbox_does_not_serve_is_googles_not_found(
@@ -834,23 +898,19 @@ def test_int_enums_come_back_as_numbers_when_asked(world: World) -> None:
 
 def test_a_copy_with_a_field_removed_fails_the_contract(world: World) -> None:
     """The recorded answers pass; each with one always-returned field taken out does not."""
-    checked = 0
+    checked: dict[str, int] = {}
     for a in world.rec.answers:
-        if (
-            a.api != "compute"
-            or a.status != 200
-            or not isinstance(a.body, dict)
-            or a.body.get("kind") not in contract.ALWAYS
-        ):
+        tables = {"compute": contract.ALWAYS, "storage": contract.STORAGE_ALWAYS}.get(a.api, {})
+        if a.status != 200 or not isinstance(a.body, dict) or a.body.get("kind") not in tables:
             continue
-        for f in contract.ALWAYS[a.body["kind"]]:
+        for f in tables[a.body["kind"]]:
             broken = copy.deepcopy(a.body)
             broken.pop(f, None)
             assert f"$.{f}: missing (Google always returns it)" in contract.problems(
-                "compute", a.response_ref or "", broken
+                a.api, a.response_ref or "", broken
             ), (a.method_id, f)
-            checked += 1
-    assert checked > 50
+            checked[a.api] = checked.get(a.api, 0) + 1
+    assert checked["compute"] > 50 and checked["storage"] > 50
 
 
 # ---- the load balancer's request log ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from google.cloud import storage as gcs
 from mtlskit.cloud import clients as clients_mod
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.sandbox import process
+from mtlskit.sandbox import contract, process
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.storage import Storage
 from mtlskit.sandbox.web import ApiError, Request
@@ -317,4 +317,40 @@ def test_objects_survive_a_restart_and_a_reset_leaves_no_bytes_behind(tmp_path: 
     with pytest.raises(ApiError) as err:
         _serve(storage, _request("GET", "/storage/v1/b/p1-mtlskit/o/a%2Fb.txt"))
     assert err.value.status == 404
+    storage.store.close()
+
+
+def test_buckets_carry_the_location_type_and_access_settings_google_derives(
+    client: gcs.Client, unique: str
+) -> None:
+    regional = client.create_bucket(f"{unique}-regional", location="us-central1")
+    assert (regional.location, regional.location_type, regional.rpo) == ("US-CENTRAL1", "region", None)
+    assert regional.iam_configuration.public_access_prevention == "inherited"
+    assert not regional.iam_configuration.uniform_bucket_level_access_enabled
+    dual = client.bucket(f"{unique}-dual")
+    dual.iam_configuration.uniform_bucket_level_access_enabled = True
+    dual = client.create_bucket(dual, location="nam4")
+    assert (dual.location_type, dual.rpo) == ("dual-region", "DEFAULT")
+    assert dual.iam_configuration.uniform_bucket_level_access_enabled
+    assert dual.iam_configuration.uniform_bucket_level_access_locked_time is not None
+    assert dual.soft_delete_policy.retention_duration_seconds == 7 * 24 * 3600
+    for bucket in (regional, dual):
+        bucket.delete()
+
+
+def test_a_bucket_kept_from_an_older_state_gets_the_fields_google_returns(tmp_path: Path) -> None:
+    env = Env.open(tmp_path, Settings(0.0, 0.0, 0), ["p1"])
+    old = {
+        "kind": "storage#bucket",
+        "id": "b-old",
+        "name": "b-old",
+        "projectNumber": "1",
+        "metageneration": "1",
+    }
+    times = {"timeCreated": "2026-01-01T00:00:00.000000Z", "updated": "2026-01-02T00:00:00.000000Z"}
+    env.store.put("storage", "buckets", "b-old", {**old, **times, "location": "EU", "_project": "p1"})
+    storage = Storage(env)
+    got = _serve(storage, _request("GET", "/storage/v1/b/b-old")).body
+    assert {k: got[k] for k in times} == times and got["locationType"] == "multi-region"
+    assert not contract.problems("storage", "Bucket", got)
     storage.store.close()

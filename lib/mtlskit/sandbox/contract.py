@@ -63,6 +63,50 @@ ALWAYS: dict[str, tuple[str, ...]] = {
     ),
 }
 LIST_ENVELOPE = ("kind", "id", "selfLink")
+# Cloud Storage's JSON API resources, by `kind` (the discovery document's descriptions and the answers
+# Google gives today: every bucket has had a soft delete policy and a generation since 2024).
+STORAGE_ALWAYS: dict[str, tuple[str, ...]] = {
+    "storage#object": (
+        "kind",
+        "id",
+        "selfLink",
+        "mediaLink",
+        "name",
+        "bucket",
+        "generation",
+        "metageneration",
+        "contentType",
+        "storageClass",
+        "size",
+        "md5Hash",
+        "crc32c",
+        "etag",
+        "timeCreated",
+        "updated",
+        "timeStorageClassUpdated",
+        "timeFinalized",
+    ),
+    "storage#bucket": (
+        "kind",
+        "id",
+        "selfLink",
+        "projectNumber",
+        "name",
+        "timeCreated",
+        "updated",
+        "generation",
+        "metageneration",
+        "location",
+        "locationType",
+        "storageClass",
+        "etag",
+        "iamConfiguration",
+        "softDeletePolicy",
+    ),
+}
+# Their lists: the item kind; `items` (and `prefixes`, `nextPageToken`) are left out when empty.
+STORAGE_LISTS = {"storage#objects": "storage#object", "storage#buckets": "storage#bucket"}
+STORAGE_BUCKET_IAM = ("bucketPolicyOnly", "uniformBucketLevelAccess", "publicAccessPrevention")
 # Resources of the location-based APIs, by schema.
 LOCATION_ALWAYS: dict[str, tuple[str, ...]] = {
     "ServerTlsPolicy": ("name", "createTime", "updateTime"),
@@ -145,6 +189,8 @@ def _lacks(body: Body, fields: tuple[str, ...] | list[str], where: str) -> list[
 def _missing(api: str, ref: str, body: Body, where: str, items_expected: bool) -> list[str]:
     if api == "compute":
         return _compute(body, where, items_expected, ref)
+    if api == "storage":
+        return _storage(body, where, items_expected, ref)
     if api == "logging":
         entries = body.get("entries", [])
         out = [f"{where}.entries: missing" for _ in [1] if items_expected and not entries]
@@ -201,6 +247,25 @@ def _compute(body: Body, where: str, items_expected: bool, ref: str = "") -> lis
     out = _lacks(body, ALWAYS[kind], where)
     rule = STATE_RULES.get(kind)
     return out + (rule(body, where) if rule else [])
+
+
+def _storage(body: Body, where: str, items_expected: bool, ref: str) -> list[str]:
+    kind = str(body.get("kind") or f"storage#{ref[:1].lower()}{ref[1:]}")
+    if kind in STORAGE_LISTS:
+        out = _lacks(body, ["kind", *(["items"] if items_expected else [])], where)
+        item_ref = STORAGE_LISTS[kind].removeprefix("storage#").capitalize()
+        for i, item in enumerate(body.get("items", [])):
+            out += _storage(item, f"{where}.items[{i}]", False, item_ref)
+        return out
+    if kind not in STORAGE_ALWAYS:
+        return [f"{where}.kind: {kind!r} has no always-returned table; add one to contract.STORAGE_ALWAYS"]
+    out = _lacks(body, STORAGE_ALWAYS[kind], where)
+    if kind == "storage#bucket":
+        out += _lacks(body.get("iamConfiguration") or {}, STORAGE_BUCKET_IAM, f"{where}.iamConfiguration")
+        # the recovery point objective belongs to multi- and dual-regions only
+        if body.get("locationType") in ("multi-region", "dual-region"):
+            out += _lacks(body, ["rpo"], where)
+    return out
 
 
 def _operation(op: Body, where: str) -> list[str]:

@@ -6,7 +6,8 @@ through `STORAGE_EMULATOR_HOST`, which both clients honour. Served: buckets get,
 delete; objects get (metadata, or the bytes with `alt=media` on `/storage/v1` and `/download/storage/v1`,
 whole or by `Range`), list (prefix, delimiter with `prefixes`, paging, start/end offsets, `matchGlob`),
 patch, delete, and uploads by `uploadType=media`, `multipart` and `resumable` (chunked too). Methods
-of the API that the sandbox does not serve (compose, rewrite, IAM, ...) answer 501, not a guess.
+of the API that the sandbox does not serve (compose, rewrite, IAM, ...) and URLs of no method get
+Google's unknown-method 404, never another method's answer.
 
 Object bytes live as files under the state directory (the store holds JSON documents only); their
 metadata, buckets and open resumable sessions live in the store, so all of it survives a restart.
@@ -21,6 +22,7 @@ Multipart bodies are read with the standard library's `email` parser (MIME is it
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email.message
 import email.parser
 import email.policy
@@ -36,16 +38,16 @@ import google_crc32c
 
 from mtlskit.sandbox import discovery
 from mtlskit.sandbox.env import Env
-from mtlskit.sandbox.web import ApiError, Request, Response, rfc3339
+from mtlskit.sandbox.web import ApiError, Request, Response, now, rfc3339
 
-API = "storage"
-# The storage document is registered beside the others here, where its only user lives.
-discovery.DOCS.setdefault(API, "storage.v1.json")
+API = "storage"  # its discovery document is registered in `discovery.DOCS` with the others
 
 BLOB_DIR = "storage"  # under the state directory: blobs/ (objects' bytes) and uploads/ (open sessions)
 BUCKET_SUFFIX = "-mtlskit"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 PAGE_SIZE = 1000
+MULTI_REGIONS = {"US", "EU", "ASIA"}
+DUAL_REGIONS = {"NAM4", "EUR4", "EUR5", "EUR7", "EUR8", "ASIA1"}  # the predefined ones
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 CONTENT_RANGE = re.compile(r"^bytes (?:(?P<first>\d+)-(?P<last>\d+)|\*)/(?P<total>\d+|\*)$")
 RANGE = re.compile(r"^bytes=(?P<first>\d*)-(?P<last>\d*)$")
@@ -82,25 +84,23 @@ def is_storage_path(parts: list[str]) -> bool:
 
 
 def method_id(req: Request, parts: list[str]) -> str:
-    """The discovery method id of a storage request; uploads and downloads are `objects.insert` and
-    `objects.get` reached through their media paths."""
-    if parts[0] == "resumable":
-        parts = parts[1:]
-    if parts[0] == "upload":
-        if req.method == "POST" and parts[3:] == ["b", parts[4], "o"] and len(parts) == 6:
-            return "storage.objects.insert"
-        if req.method in ("PUT", "POST") and req.arg("upload_id"):
-            return "storage.objects.insert"  # a resumable session's chunk
-    elif parts[0] == "download":
-        if req.method == "GET" and len(parts) == 7 and parts[3] == "b" and parts[5] == "o":
-            return "storage.objects.get"
-    else:
-        method = discovery.api(API).find(req.method, req.path)
-        if method is not None:
-            if method.id not in SERVED:
-                raise ApiError.google(501, f"{method.id} is not served by the sandbox.", "notImplemented")
-            return method.id
-    raise ApiError.google(404, f"Method {req.method} {req.path} is not part of the storage API.", "notFound")
+    """The discovery method id of a served storage request. Uploads and downloads are `objects.insert`
+    and `objects.get` at their media paths (the discovery document's own), and a resumable session's
+    chunks are `PUT`s to the `objects.insert` upload URL that started it. Any other URL or HTTP method,
+    a method of the API the sandbox does not serve included (compose, rewrite, IAM, ...), gets Google's
+    unknown-method 404, as a URL no method has gets from Google: never another method's answer."""
+    api = discovery.api(API)
+    method = api.find(req.method, req.path)
+    if (
+        method is None
+        and req.method == "PUT"
+        and parts[0] in ("upload", "resumable")
+        and req.arg("upload_id")
+    ):
+        method = api.find("POST", req.path)
+    if method is None or method.id not in SERVED:
+        raise ApiError.unknown_method(req.path)
+    return method.id
 
 
 def crc32c_of(data: bytes) -> str:
@@ -153,6 +153,7 @@ class Storage:
         self.root = env.state_dir / BLOB_DIR
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+        self._complete_old_buckets()
         self.ensure_project_buckets()
         self._drop_orphans()
 
@@ -164,6 +165,19 @@ class Storage:
             name = project + BUCKET_SUFFIX
             if self.store.get(API, "buckets", name) is None:
                 self._put_bucket(project, {"name": name})
+
+    def _complete_old_buckets(self) -> None:
+        """Buckets a state directory kept from before the sandbox gave every bucket the fields Google
+        returns (generation, access settings, soft delete policy, location type) get them now."""
+        for name, bucket in self.store.list(API, "buckets"):
+            if "generation" in bucket:
+                continue
+            fresh = self._put_bucket(
+                bucket["_project"], {k: v for k, v in bucket.items() if k != "locationType"}
+            )
+            times = {"timeCreated": bucket["timeCreated"], "updated": bucket["updated"]}
+            fresh["softDeletePolicy"]["effectiveTime"] = bucket["timeCreated"]
+            self.store.put(API, "buckets", name, {**fresh, **times})
 
     def _drop_orphans(self) -> None:
         """Blob files no metadata names (a reset forgot the store but not the files) are removed."""
@@ -223,20 +237,27 @@ class Storage:
 
     def _put_bucket(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         now = rfc3339()
+        location = (body.get("location") or "US").upper()
+        kind = _location_type(location)
         bucket = {
             "kind": "storage#bucket",
             "id": body["name"],
             "name": body["name"],
             "projectNumber": str(google_crc32c.value(project.encode())),  # stable per project
+            "generation": self._next_generation(),
             "metageneration": "1",
-            "location": (body.get("location") or "US").upper(),
-            "locationType": "multi-region",
+            "location": location,
+            "locationType": kind,
             "storageClass": body.get("storageClass") or "STANDARD",
             "timeCreated": now,
             "updated": now,
             "etag": "CAE=",
+            "iamConfiguration": _iam_configuration(body.get("iamConfiguration") or {}),
+            # the default policy every bucket gets since 2024: soft-deleted objects are kept 7 days
+            "softDeletePolicy": {"retentionDurationSeconds": "604800", "effectiveTime": now},
             "_project": project,
-            **{k: v for k, v in body.items() if k in ("labels", "iamConfiguration", "versioning")},
+            **({"rpo": body.get("rpo") or "DEFAULT"} if kind != "region" else {}),
+            **{k: v for k, v in body.items() if k in ("labels", "versioning")},
         }
         self.store.put(API, "buckets", body["name"], bucket)
         return bucket
@@ -405,7 +426,8 @@ class Storage:
         }
         self.store.put(API, "uploads", upload_id, session)
         location = f"{base}/upload/storage/v1/b/{bucket}/o?uploadType=resumable&upload_id={upload_id}"
-        return Response(200, {}, {"Location": location, "X-GUploader-UploadID": upload_id})
+        # Google's answer to a session start is headers only: the body is empty, not `{}`
+        return Response(200, None, {"Location": location, "X-GUploader-UploadID": upload_id})
 
     def _resume(self, req: Request, upload_id: str, base: str) -> Response:
         """One request of a resumable session: a chunk, the last chunk, or a status query."""
@@ -483,6 +505,7 @@ class Storage:
             "timeCreated": now,
             "updated": now,
             "timeStorageClassUpdated": now,
+            "timeFinalized": now,
             "_blob": blob,
             **{k: meta[k] for k in WRITABLE if meta.get(k) is not None and k != "contentType"},
         }
@@ -515,6 +538,29 @@ class Storage:
         self.store.delete(API, "objects", f"{bucket}/{name}")
         (self.root / "blobs" / obj["_blob"]).unlink(missing_ok=True)
         return Response(204)
+
+
+def _location_type(location: str) -> str:
+    """Cloud Storage's `locationType` for a location: the multi-regions and predefined dual-regions
+    by name, any other location a region."""
+    if location in MULTI_REGIONS:
+        return "multi-region"
+    return "dual-region" if location in DUAL_REGIONS else "region"
+
+
+def _iam_configuration(asked: dict[str, Any]) -> dict[str, Any]:
+    """The whole `iamConfiguration` Google returns: uniform bucket-level access (mirrored in its old
+    name, `bucketPolicyOnly`, with the 90-day deadline to turn it off when on) and public access
+    prevention, from what the request asked for."""
+    wanted = asked.get("uniformBucketLevelAccess") or asked.get("bucketPolicyOnly") or {}
+    access: dict[str, Any] = {"enabled": bool(wanted.get("enabled"))}
+    if access["enabled"]:
+        access["lockedTime"] = rfc3339(now() + dt.timedelta(days=90))
+    return {
+        "bucketPolicyOnly": dict(access),
+        "uniformBucketLevelAccess": dict(access),
+        "publicAccessPrevention": asked.get("publicAccessPrevention") or "inherited",
+    }
 
 
 def _preconditions(req: Request, obj: dict[str, Any] | None) -> None:
