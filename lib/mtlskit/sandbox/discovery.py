@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -130,39 +131,35 @@ def _api_of_type(type_url: str) -> tuple[dict[str, Any], str] | None:
 def normalise_enums(api_name: str, ref: str, body: Any) -> Any:
     """Turn integer enums (sent with enum-encoding=int) into their names, as the service stores them."""
     schemas = api(api_name).schemas
-    return _norm(schemas, {"$ref": ref}, body)
+    return _map_enums(schemas, {"$ref": ref}, body, _to_name)
 
 
 def encode_enums(api_name: str, ref: str, body: Any) -> Any:
     """Every enum of a response as its number, for a client that asked for `enum-encoding=int`."""
-    return _encode(api(api_name).schemas, {"$ref": ref}, body) if ref else body
+    return _map_enums(api(api_name).schemas, {"$ref": ref}, body, _to_number) if ref else body
 
 
-def _encode(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
+def _map_enums(
+    schemas: dict[str, Any], schema: dict[str, Any], value: Any, leaf: Callable[[list[str], Any], Any]
+) -> Any:
+    """`value` with `leaf(enum, v)` applied to every value whose schema is an enum."""
     if "$ref" in schema:
         schema = schemas[schema["$ref"]]
     if isinstance(value, dict):
         props = schema.get("properties", {})
-        return {k: _encode(schemas, props[k], v) if k in props else v for k, v in value.items()}
+        return {k: _map_enums(schemas, props[k], v, leaf) if k in props else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_encode(schemas, schema.get("items", {}), v) for v in value]
-    if "enum" in schema and isinstance(value, str) and value in schema["enum"]:
-        return schema["enum"].index(value)
-    return value
+        return [_map_enums(schemas, schema.get("items", {}), v, leaf) for v in value]
+    return leaf(schema["enum"], value) if "enum" in schema else value
 
 
-def _norm(schemas: dict[str, Any], schema: dict[str, Any], value: Any) -> Any:
-    if "$ref" in schema:
-        schema = schemas[schema["$ref"]]
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        return {k: _norm(schemas, props[k], v) if k in props else v for k, v in value.items()}
-    if isinstance(value, list):
-        return [_norm(schemas, schema.get("items", {}), v) for v in value]
-    if "enum" in schema and isinstance(value, int) and not isinstance(value, bool):
-        enum = schema["enum"]
-        return enum[value] if 0 <= value < len(enum) else value
-    return value
+def _to_number(enum: list[str], value: Any) -> Any:
+    return enum.index(value) if isinstance(value, str) and value in enum else value
+
+
+def _to_name(enum: list[str], value: Any) -> Any:
+    number = isinstance(value, int) and not isinstance(value, bool)
+    return enum[value] if number and 0 <= value < len(enum) else value
 
 
 snake_to_camel = schema.snake_to_camel

@@ -19,6 +19,8 @@ from typing import Any
 from mtlskit.sandbox.web import ApiError
 
 Path = tuple[str | int, ...]
+Schema = dict[str, Any]
+Found = list["Violation"]
 PROTO_PACKAGES = {
     "compute": "google.cloud.compute.v1",
     "networksecurity": "google.cloud.networksecurity.v1",
@@ -101,7 +103,7 @@ def _walk(
         for i, item in enumerate(value):
             _walk(schemas, package, schema.get("items", {}), item, (*path, i), found, mode, owner)
     elif typ == "string":
-        _string(schema, value, path, found, mode, owner, package)
+        _string(schema, value, path, found, mode, f"type.googleapis.com/{package}.{owner}.{_cap(path)}")
     elif typ == "boolean":
         if not isinstance(value, bool):
             found.append(Violation(path, "type", "expected a boolean", value, "TYPE_BOOL"))
@@ -167,18 +169,9 @@ def _embedded(
         found.append(Violation((*path, "@type"), "type", f"unknown message {value['@type']}", value["@type"]))
 
 
-def _string(
-    schema: dict[str, Any],
-    value: Any,
-    path: Path,
-    found: list[Violation],
-    mode: Mode,
-    owner: str,
-    package: str,
-) -> None:
+def _string(schema: Schema, value: Any, path: Path, found: Found, mode: Mode, enum_type: str) -> None:
     if "enum" in schema:
         enum = schema["enum"]
-        type_name = f"type.googleapis.com/{package}.{owner}.{_cap(path)}"
         as_int = isinstance(value, int) and not isinstance(value, bool)
         if mode.enums_as_int and as_int and 0 <= value < len(enum):
             return
@@ -187,7 +180,7 @@ def _string(
                 Violation(path, "enum", f"{value!r} as a name: the client asked for integer enums", value)
             )
         elif value not in enum:
-            found.append(Violation(path, "enum", f"{value!r} not in enum {enum}", value, type_name))
+            found.append(Violation(path, "enum", f"{value!r} not in enum {enum}", value, enum_type))
         return
     if schema.get("format") in INT64:
         if isinstance(value, int) and not isinstance(value, bool):
