@@ -156,12 +156,13 @@ def sandbox_down(params_file: str | None, state_dir: str | None) -> None:
 @_with_state
 def sandbox_status(params_file: str | None, state_dir: str | None) -> None:
     """Say whether the sandbox runs, where, and what it has counted."""
+    from mtlskit.runner.results import EXIT_NOT_RUNNING
     from mtlskit.sandbox import process
 
     info = process.status(_state_dir(params_file, state_dir))
     if info is None:
         click.echo("sandbox: not running")
-        sys.exit(3)
+        sys.exit(EXIT_NOT_RUNNING)
     with urllib.request.urlopen(f"{info.endpoint}/_sandbox/healthz", timeout=5) as r:
         health = json.load(r)
     click.echo(f"sandbox: running at {info.endpoint} (pid {info.pid})")

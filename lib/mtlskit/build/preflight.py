@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from mtlskit.cloud.clients import ADC, Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
-from mtlskit.core.errors import SetupMissing
+from mtlskit.core.errors import LIBRARY_FAILURES, SetupMissing, from_exception
 from mtlskit.pki import lint
 
 
@@ -90,6 +90,10 @@ def target_checks(clients: Clients, params: Params) -> list[Check]:
                     f"{type(err).__name__}: {err.message}",
                     "check the project id, that the API is enabled, and your credentials",
                 )
+            )
+        except LIBRARY_FAILURES as err:  # retries used up, a cluster that does not answer, ...
+            checks.append(
+                Check(name, "fail", from_exception(err).describe(), "check the network path and retry")
             )
     checks.append(
         Check(

@@ -66,6 +66,17 @@ class QuotaReport:
         if self.problem:
             return [Check("quota headroom", "fail", f"not read: {self.problem}", self.problem_fix)]
         short = [h for h in self.headroom if not h.enough]
+        unlisted = [h for h in self.headroom if h.needed and h.room is None]
+        if not short and unlisted:
+            names = ", ".join(h.metric for h in unlisted)
+            return [
+                Check(
+                    "quota headroom",
+                    "warn",
+                    f"not checked: projects.get lists no {names}, which the plan needs",
+                    "look the metric up in the console's IAM & Admin > Quotas page before applying",
+                )
+            ]
         if not short:
             new = sum(h.needed for h in self.headroom)
             return [

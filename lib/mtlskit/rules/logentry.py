@@ -12,6 +12,13 @@ PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancer
 
 # A request the load balancer passed to the backend and answered from it.
 FORWARDED = "response_sent_by_backend"
+# The load balancer found no backend to send to, or the backend did not answer in time.
+NO_BACKEND = "failed_to_pick_backend"
+BACKEND_UNREACHABLE = "failed_to_connect_to_backend"
+BACKEND_TIMEOUT = "backend_timeout"
+BACKEND_OUTCOMES = (NO_BACKEND, BACKEND_UNREACHABLE, BACKEND_TIMEOUT)
+VALIDATION_FAILED = "client_cert_validation_failed"
+
 # Every refused client certificate's statusDetails starts with this.
 REFUSED_PREFIX = "client_cert_"
 NOT_PROVIDED = "client_cert_not_provided"

@@ -24,6 +24,8 @@ from mtlskit.core.checks import Check
 # each means. A run stopped by a signal exits 128 + the signal's number, as shells report it, so no
 # scheduler reads an interrupted run as a verdict on the load balancer.
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CRASHED, EXIT_BAD_PARAMS = 0, 1, 2, 3
+# `mtlskit sandbox status` when no sandbox runs: a scheduler asking "is it up?" reads it as "not ready".
+EXIT_NOT_RUNNING = 3
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM, a scheduler (or kill) stopping the run
 EXIT_MEANING = {

@@ -34,7 +34,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
-from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, RESOURCE_TYPE
+from mtlskit.rules.logentry import (
+    BACKEND_UNREACHABLE,
+    FORWARDED,
+    NO_BACKEND,
+    NOT_PROVIDED,
+    PAYLOAD_TYPE,
+    RESOURCE_TYPE,
+)
 from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 from mtlskit.sandbox import locations, stand_in_ca
 from mtlskit.sandbox.compute.resources import ComputeStore
@@ -478,7 +485,7 @@ class DataPlane:
             return 404, text, b"no backend for this host and path\n", "backend_service_not_found", None
         endpoint = self._endpoint(conn.frontend.project, bs)
         if endpoint is None:
-            return 503, text, b"no healthy upstream\n", "failed_to_pick_backend", bs
+            return 503, text, b"no healthy upstream\n", NO_BACKEND, bs
         added = request_headers(bs.get("customRequestHeaders", []), conn.values)
         # Headers the load balancer sets replace same-named client headers: no spoofed X-Client-Cert-*.
         replaced = {n.lower() for n, _ in added} | HOP_BY_HOP | {"x-forwarded-for"}
@@ -499,7 +506,7 @@ class DataPlane:
                 conn, endpoint, float(bs.get("timeoutSec", 30)), request, path, headers, body
             )
         except (OSError, http.client.HTTPException):
-            return 502, text, b"upstream connect error\n", "failed_to_connect_to_backend", bs
+            return 502, text, b"upstream connect error\n", BACKEND_UNREACHABLE, bs
         out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP - {"content-length"}]
         return response.status, out, payload, FORWARDED, bs
 

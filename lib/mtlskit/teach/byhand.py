@@ -282,8 +282,10 @@ def _chain(n: _Names) -> list[Command]:
     m, p = n.params.mtls, n.params.probe
     if not (p.client_cert and m.trust_anchors):
         return []
-    anchors = " ".join(f"-CAfile {shlex.quote(a)}" for a in m.trust_anchors[:1])
-    untrusted = " ".join(f"-untrusted {shlex.quote(i)}" for i in m.intermediates[:1])
+    # Every anchor trusted (and nothing else: -trusted leaves the system's CAs out, as the load
+    # balancer does), every intermediate offered for path building.
+    anchors = " ".join(f"-trusted {shlex.quote(a)}" for a in m.trust_anchors)
+    untrusted = " ".join(f"-untrusted {shlex.quote(i)}" for i in m.intermediates)
     line = " ".join(w for w in ["openssl verify", anchors, untrusted, shlex.quote(p.client_cert)] if w)
     return [
         Command(

@@ -36,7 +36,14 @@ from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ApiError, PrerequisiteMissing
 from mtlskit.core.poll import poll
-from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, REFUSED_PREFIX, RESOURCE_TYPE
+from mtlskit.rules.logentry import (
+    BACKEND_OUTCOMES,
+    FORWARDED,
+    NOT_PROVIDED,
+    PAYLOAD_TYPE,
+    REFUSED_PREFIX,
+    RESOURCE_TYPE,
+)
 from mtlskit.verify import logscan
 from mtlskit.verify.logscan import COLUMNS
 from mtlskit.verify.probe import PROBE_PATH, ProbeResult
@@ -201,8 +208,9 @@ def export_report(sources: str | Path | list[str | Path], params: Params) -> str
             "'gs://BUCKET/requests/2026/05/*/*.json' (a Cloud Storage sink) or a local "
             "'gcloud logging read --format=json' file."
         )
+    # An export holds what the backend service logged, at the rate the params' BackendConfig sets.
     with scan_exported(sources if isinstance(sources, list) else [sources], params) as scan:
-        s = scan.summaries()
+        s = scan.summaries(sample_rate=params.logging.sample_rate)
     parts = [
         f"{s.entries:,} entries of forwarding rule {params.frontend.forwarding_rule} in {s.files} file(s)",
         "by statusDetails:\n" + s.by_status_details.to_string(index=False),
@@ -835,7 +843,7 @@ def _sampled_check(
 
 # What a logged statusDetails that nobody expected points at. A backend that cannot be picked is not a
 # TLS problem: it is the backend service (no endpoints, often a deleted or changed anchor Ingress).
-BACKEND_DETAILS = ("failed_to_pick_backend", "failed_to_connect_to_backend", "backend_timeout")
+BACKEND_DETAILS = BACKEND_OUTCOMES
 
 
 def mismatch_fix(logged: set[str]) -> str:

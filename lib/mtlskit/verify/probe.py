@@ -38,7 +38,7 @@ from mtlskit.config.params import RESERVED_PROBE_CASES, Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import PrerequisiteMissing
 from mtlskit.pki import certs
-from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED
+from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, VALIDATION_FAILED
 
 PROBE_HEADER = "X-Mtlskit-Probe"
 PROBE_PATH = "/.mtlskit/probe/"  # followed by the probe id
@@ -155,9 +155,9 @@ def demo_cases(params: Params) -> list[Case]:
         if leaf in allowlisted:
             expected = "ok"
         elif spec.name in meant_for_allowlist:
-            expected = "client_cert_validation_failed"  # self-signed, and not allowlisted by these params
+            expected = VALIDATION_FAILED  # self-signed, and not allowlisted by these params
         elif expected == "ok" and not spec.chain and not intermediate_trusted:
-            expected = "client_cert_validation_failed"  # its issuer is neither sent nor in the trust config
+            expected = VALIDATION_FAILED  # its issuer is neither sent nor in the trust config
         chain = tuple(str(p) for p in pki.chain(spec))
         out.append(Case(f"demo/{spec.name}", expected, str(leaf), str(pki.key(spec.name)), chain, "demo PKI"))
     return out

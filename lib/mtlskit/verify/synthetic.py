@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES, FORWARDED, NOT_PROVIDED, PAYLOAD_TYPE, RESOURCE_TYPE
+from mtlskit.rules.logentry import (
+    BACKEND_TIMEOUT,
+    DOCUMENTED_OUTCOMES,
+    FORWARDED,
+    NO_BACKEND,
+    NOT_PROVIDED,
+    PAYLOAD_TYPE,
+    RESOURCE_TYPE,
+    VALIDATION_FAILED,
+)
 
 T = TypeVar("T")
 CHUNK = 10_000  # entries per write: big enough to amortise the call, small enough to stay flat in memory
@@ -33,8 +42,8 @@ CHUNK = 10_000  # entries per write: big enough to amortise the call, small enou
 
 # Answered by the load balancer itself: documented statusDetails with the status it sends.
 LB_ANSWERS = (
-    ("failed_to_pick_backend", 503),
-    ("backend_timeout", 502),
+    (NO_BACKEND, 503),
+    (BACKEND_TIMEOUT, 502),
 )
 
 
@@ -44,7 +53,7 @@ def default_mix() -> dict[str, float]:
     by the load balancer."""
     others = [o for o in DOCUMENTED_OUTCOMES if o != NOT_PROVIDED]
     weights = {o: 1.0 for o in others}
-    weights["client_cert_validation_failed"] = 6.0
+    weights[VALIDATION_FAILED] = 6.0
     weights["client_cert_chain_invalid_eku"] = 3.0
     total = sum(weights.values())
     mix = {FORWARDED: 0.93, NOT_PROVIDED: 0.05}
