@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
 
@@ -178,3 +180,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
+    """A notebook of the given code cells after a parameters cell, for runner tests that need a
+    notebook to behave a certain way (sleep, fail, hang) rather than a runbook step."""
+    cells = [new_code_cell("params_file = None\napply = False", metadata={"tags": ["parameters"]})]
+    nb = new_notebook(cells=cells + [new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = directory / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return str(path)

@@ -21,7 +21,6 @@ import psutil
 import pytest
 import yaml
 from click.testing import CliRunner
-from nbformat.v4 import new_code_cell, new_notebook
 
 from mtlskit.cli import main
 from mtlskit.config import params as params_mod
@@ -29,7 +28,7 @@ from mtlskit.config import paths
 from mtlskit.runner import fleet
 from mtlskit.runner.fleet import Environment, FleetError
 from mtlskit.runner.results import EXIT_INTERRUPTED
-from tests.conftest import free_port
+from tests.conftest import free_port, stand_in_notebook
 
 # ---------------------------------------------------------------- the list of environments
 
@@ -533,15 +532,6 @@ def test_verify_runs_four_environments_in_parallel_and_exits_with_the_worst(
     ]
 
 
-def _stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
-    cells = [new_code_cell("params_file = None\napply = False", metadata={"tags": ["parameters"]})]
-    nb = new_notebook(cells=cells + [new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = directory / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return str(path)
-
-
 @pytest.mark.e2e
 def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish_into_cloud_storage(
     built: Path, tmp_path: Path
@@ -555,13 +545,13 @@ def test_a_hanging_notebook_crashes_its_environment_and_the_others_finish_into_c
     books = tmp_path / "nb"
     books.mkdir()
     notebooks = [
-        _stand_in_notebook(
+        stand_in_notebook(
             books,
             "50_verify",
             "import time\nfrom pathlib import Path\n"
             "if Path(params_file).with_suffix('.hang').exists():\n    time.sleep(600)",
         ),
-        _stand_in_notebook(
+        stand_in_notebook(
             books,
             "60_logs",
             "from mtlskit.core.checks import Check\nfrom mtlskit import runbook\n"

@@ -14,17 +14,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
 import yaml
-from nbformat.v4 import new_code_cell, new_notebook
 
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.runner import fleet
 from mtlskit.runner.results import EXIT_INTERRUPTED, EXIT_MEANING, EXIT_TERMINATED
-from tests.conftest import free_port
+from tests.conftest import free_port, stand_in_notebook
 
 pytestmark = pytest.mark.e2e  # a sandbox and kernels
 
@@ -46,15 +44,6 @@ def params_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
     finally:
         process.stop(root / "state")
-
-
-def _notebook(directory: Path, name: str, *sources: str) -> str:
-    cells = [new_code_cell("params_file = None\napply = False", metadata={"tags": ["parameters"]})]
-    nb = new_notebook(cells=cells + [new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = directory / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return str(path)
 
 
 def _stuck(marker: Path) -> tuple[str, str]:
@@ -134,9 +123,9 @@ def test_a_run_stopped_mid_notebook_exits_128_plus_the_signal_and_names_the_note
     books = tmp_path / "nb"
     books.mkdir()
     names = [
-        _notebook(books, "first", "x = 1"),
-        _notebook(books, "stuck", *_stuck(books / "started")),
-        _notebook(books, "after"),
+        stand_in_notebook(books, "first", "x = 1"),
+        stand_in_notebook(books, "stuck", *_stuck(books / "started")),
+        stand_in_notebook(books, "after"),
     ]
     out = tmp_path / "out"
     command = [sys.executable, "-m", "mtlskit.cli", "run", "--params", str(params_file), "--out", str(out)]
@@ -169,7 +158,7 @@ def test_a_run_interrupted_while_its_kernel_starts_exits_130_without_a_kernel_tr
     books = tmp_path / "nb"
     books.mkdir()
     command = [sys.executable, "-m", "mtlskit.cli", "run", "--params", str(params_file)]
-    command += ["--out", str(tmp_path / "out"), _notebook(books, "first", "x = 1")]
+    command += ["--out", str(tmp_path / "out"), stand_in_notebook(books, "first", "x = 1")]
     stopped = _run_and_stop(command, lambda me: bool(_kernels(me)), signal.SIGINT)
 
     assert stopped.code == EXIT_INTERRUPTED, stopped.stderr

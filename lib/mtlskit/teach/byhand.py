@@ -265,6 +265,18 @@ def _enabled_apis(n: _Names) -> list[Command]:
     return [Command(line, "the APIs the runbook uses, enabled in the project")]
 
 
+def _quotas(n: _Names) -> list[Command]:
+    line = n.gcloud(
+        "compute project-info",
+        "describe",
+        scope="",
+        extra="--flatten=quotas --format='table(quotas.metric,quotas.limit,quotas.usage)'",
+    )
+    return [
+        Command(line, "the project's Compute quotas: the limit and usage of each metric the frontend counts")
+    ]
+
+
 def _certificate_files(n: _Names) -> list[Command]:
     m = n.params.mtls
     files = [("trust anchor", f) for f in m.trust_anchors] + [("intermediate", f) for f in m.intermediates]
@@ -348,6 +360,7 @@ def _outcome(expected: str, mode: str) -> str:
 
 COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
     "enabled APIs": _enabled_apis,
+    "quotas": _quotas,
     "certificate files": _certificate_files,
     "probe chain": _chain,
     "Kubernetes objects": _kube_objects,
@@ -373,7 +386,7 @@ STEPS: dict[str, tuple[str, ...]] = {
         "server TLS policy",
         "trust config",
     ),
-    "00_preflight": ("enabled APIs", "certificate files", "probe chain"),
+    "00_preflight": ("enabled APIs", "quotas", "certificate files", "probe chain"),
     "10_ingress": ("Kubernetes objects", "anchor's backend services", "anchor's events"),
     "20_backend_service": ("anchor's backend services", "backend service", "backend health"),
     "30_trust": ("trust config", "server TLS policy"),
