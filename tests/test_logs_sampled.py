@@ -53,12 +53,12 @@ class Traffic(threading.Thread):
         return None
 
     def _session(self) -> requests.Session:
-        pki = self.params.state_dir / "pki"
+        pki = certs.DemoPki.in_state_dir(self.params.state_dir)
         spec = {s.name: s for s in certs.demo_pki_specs()}["client"]
         bundle = self.params.state_dir / "traffic-bundle.pem"
-        bundle.write_text("".join((pki / f"{n}.pem").read_text() for n in ["client", *spec.chain]))
+        bundle.write_text("".join(pki.cert(n).read_text() for n in ["client", *spec.chain]))
         ctx = ssl.create_default_context(cafile=str(self.params.state_dir / "dataplane" / "ca.pem"))
-        ctx.load_cert_chain(str(bundle), str(pki / "client.key"))
+        ctx.load_cert_chain(str(bundle), str(pki.key("client")))
         domain = self.params.frontend.domains[0]
         session = requests.Session()
         session.mount("https://", ResolveAdapter(ctx, domain))

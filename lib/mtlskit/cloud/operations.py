@@ -24,7 +24,7 @@ from mtlskit.core.poll import poll
 T = TypeVar("T")
 
 
-class Clients(Protocol):
+class OperationClients(Protocol):
     """What the wait needs of `mtlskit.cloud.clients.Clients`, which builds on this module and so is
     named here by shape rather than imported."""
 
@@ -46,7 +46,7 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 FIRST_POLL, LAST_POLL = 0.05, 3.0
 
 
-def wait(clients: Clients, operation: Any, what: str, on_progress: Progress | None = None) -> None:
+def wait(clients: OperationClients, operation: Any, what: str, on_progress: Progress | None = None) -> None:
     """Wait until `operation` is done; raise `OperationFailed` when it failed or took longer than
     `clients.operation_timeout` seconds. `what` names the change in the error ('create UrlMap um').
 
@@ -87,7 +87,7 @@ def wait(clients: Clients, operation: Any, what: str, on_progress: Progress | No
 Poll = Callable[[], tuple[str, tuple[int, str] | None]]
 
 
-def _compute_poller(clients: Clients, name: str) -> Poll:
+def _compute_poller(clients: OperationClients, name: str) -> Poll:
     """Compute's `wait` blocks on the server for up to two minutes, so no pause is needed between calls."""
 
     def read() -> tuple[str, tuple[int, str] | None]:
@@ -104,7 +104,7 @@ def _compute_poller(clients: Clients, name: str) -> Poll:
     return read
 
 
-def _lro_poller(clients: Clients, operation: lro.Operation) -> Poll:
+def _lro_poller(clients: OperationClients, operation: lro.Operation) -> Poll:
     def read() -> tuple[str, tuple[int, str] | None]:
         if not clients.call(operation.done):
             return "RUNNING", None

@@ -344,7 +344,7 @@ class Params(_Strict):
         """
         if self.target != "sandbox" or not self.sandbox.demo_pki:
             return None
-        return self.state_dir / "pki"
+        return certs.DemoPki.in_state_dir(self.state_dir).directory
 
     def ensure_demo_pki(self) -> dict[str, object] | None:
         """Generate the demo PKI the params point into, when the kit starts working with the sandbox.
