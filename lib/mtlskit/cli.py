@@ -212,6 +212,11 @@ def check_params(params_file: str | None) -> None:
         f"ok: target={p.target} project={p.project} namespace={p.kubernetes.namespace} "
         f"ingress={p.kubernetes.ingress}"
     )
+    differences = params_mod.gateway_differences(p)
+    if differences:
+        click.echo(f"topology gateway (class {p.gateway.class_name}), expressed differently from split:")
+        for line in differences:
+            click.echo(f"  - {line}")
     click.echo(f"paths (relative ones are taken from {params_mod.params_file(params_file).parent}):")
     rows = params_mod.resolved_paths(p)
     width = max((len(r.field) for r in rows), default=0)

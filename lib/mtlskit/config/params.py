@@ -28,10 +28,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from mtlskit.config import paths
+from mtlskit.config import paths, topology
 from mtlskit.core.errors import KitError
 from mtlskit.pki import certs, lint
 from mtlskit.pki.files import ParamsFile
+from mtlskit.rules import gateway as gw
 from mtlskit.rules import iam, names
 from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES
 
@@ -87,6 +88,10 @@ class SandboxSettings(_Strict):
     # QUOTA_EXCEEDED).
     withhold_permissions: list[str] = Field(default_factory=list)
     exhaust_quota: list[str] = Field(default_factory=list)
+    # The Gateway API CRD bundle the simulated cluster serves: v1.5 and later carry frontend mTLS
+    # (spec.tls.frontend) in the standard channel; v1.4 and v1.3 are an older cluster's; "none" is a
+    # cluster without the Gateway API enabled.
+    gateway_api: Literal["v1.5", "v1.4", "v1.3", "none"] = "v1.5"
 
     @field_validator("withhold_permissions", "exhaust_quota")
     @classmethod
@@ -211,6 +216,61 @@ class MtlsSettings(_Strict):
         return self
 
 
+class GatewaySettings(_Strict):
+    """The Gateway topology's Kubernetes objects (used when `topology: gateway`)."""
+
+    class_name: Literal["gke-l7-global-external-managed", "gke-l7-regional-external-managed"] = (
+        "gke-l7-global-external-managed"
+    )
+    namespace: str | None = Field(None, description="default: kubernetes.namespace")
+    name: str = "web-gateway"
+    http_route: str = "web-route"
+    ca_configmap: str = "web-client-ca"
+    gateway_policy: str = "web-gateway-policy"
+    backend_policy: str = "web-backend-policy"
+    health_check_policy: str = "web-health-check"
+    # How the listener gets its server certificate: the kit's Compute SSL certificate
+    # (frontend.certificate) named in the listener's TLS options, or a Certificate Manager map.
+    certificate: Literal["pre_shared", "certificate_map"] = "pre_shared"
+    certificate_map: str | None = None
+    # new_ip: the controller allocates an address (side by side with a split frontend);
+    # named_address: the Gateway takes the kit's reserved address (frontend.address).
+    address: Literal["new_ip", "named_address"] = "new_ip"
+
+    _ns = field_validator("namespace")(lambda v: v if v is None else _dns_label(v))
+    _sub = field_validator(
+        "name", "http_route", "ca_configmap", "gateway_policy", "backend_policy", "health_check_policy"
+    )(_dns_subdomain)
+
+    @model_validator(mode="after")
+    def _certificate_map(self) -> GatewaySettings:
+        if self.certificate == "certificate_map" and not self.certificate_map:
+            raise ValueError("certificate: certificate_map needs gateway.certificate_map (the map's name)")
+        return self
+
+    @property
+    def facts(self) -> gw.GatewayClassFacts:
+        return gw.CLASSES[self.class_name]
+
+
+class DnsSettings(_Strict):
+    """Where the frontend's domains are published, for a migration's cut-over."""
+
+    managed_zone: str | None = Field(None, description="Cloud DNS zone of the domains; None: change by hand")
+    ttl_seconds: int = Field(300, ge=0, le=86400, description="the records' usual TTL")
+    cutover_ttl_seconds: int = Field(60, ge=0, le=3600, description="TTL lowered to before a cut-over")
+    nameserver: str | None = Field(None, description="ip[:port] asked when waiting; None: the system's")
+
+
+class MigrationSettings(_Strict):
+    """How a live split frontend moves to the Gateway."""
+
+    drained_requests_per_minute: float = Field(
+        0.0, ge=0, description="the old frontend counts as drained at or below this rate"
+    )
+    drain_window_minutes: int = Field(5, ge=1, le=1440, description="how long the rate must stay there")
+
+
 # Case names the probe uses for its own two cases.
 RESERVED_PROBE_CASES = ("probe certificate", "no certificate")
 
@@ -275,6 +335,9 @@ class Params(_Strict):
 
     target: Literal["sandbox", "gcp"]
     project: str
+    # split: Kubernetes owns the backend (anchor Ingress), the kit the frontend; gateway: a GKE
+    # Gateway with native client-certificate validation builds both.
+    topology: Literal["split", "gateway"] = "split"
     stack: str = Field("mtlskit", description="ownership marker written into what the kit creates")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
@@ -282,6 +345,9 @@ class Params(_Strict):
     mtls: MtlsSettings  # required: the trust settings are the point of the kit, no default fits
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    migration: MigrationSettings = Field(default_factory=MigrationSettings)
     expiry_horizon_days: int = Field(30, ge=1, le=3650)
     api_retry_seconds: float = Field(
         90.0, gt=0, le=3600, description="how long each API call retries 429/5xx answers before giving up"
@@ -304,6 +370,10 @@ class Params(_Strict):
                 "gcp, Google answers with the caller's real permissions and quotas; remove them"
             )
         return self
+
+    @property
+    def gateway_namespace(self) -> str:
+        return self.gateway.namespace or self.kubernetes.namespace
 
     @property
     def state_dir(self) -> Path:
@@ -661,7 +731,7 @@ def _validate(data: Any, source: str, base: Path | None, problems: list[FieldPro
     except ValidationError as err:
         raise ParamsError(source, problems + _problems_from(err)) from None
     params = _absolutise(params, base)
-    problems = problems + _file_problems(params)
+    problems = problems + _topology_problems(params) + _file_problems(params)
     if problems:
         raise ParamsError(source, problems)
     return params
@@ -707,6 +777,22 @@ _MISSING = {
     "probe case key": "key file not found",
     "kubeconfig": "kubeconfig file not found",
 }
+
+
+def _topology_problems(params: Params) -> list[FieldProblem]:
+    if params.topology != "gateway":
+        return []
+    found = topology.gateway_problems(
+        params.mtls.validation_mode, params.mtls.allowlisted, params.gateway.class_name
+    )
+    return [FieldProblem(p.field, p.message) for p in found]
+
+
+def gateway_differences(params: Params) -> list[str]:
+    """What the Gateway topology expresses differently from the split frontend, for check-params."""
+    if params.topology != "gateway":
+        return []
+    return topology.gateway_differences(len(params.mtls.intermediates), len(params.mtls.custom_headers))
 
 
 def _file_problems(params: Params) -> list[FieldProblem]:

@@ -1,0 +1,111 @@
+"""The GKE Gateway's words and facts that both the kit and the sandbox's Gateway controller rely on.
+
+The Gateway topology builds the same mTLS frontend through Kubernetes objects (Gateway API v1.5,
+GEP-91) that Google's Gateway controller turns into a load balancer. Which classes exist, which
+features each one claims, how the controller names and annotates what it builds, and how the
+EXTERNAL_MANAGED data plane answers differently from the classic one are stated once here, so the
+kit's params checks, preflight, build and verification agree with the sandbox that stands in for GKE.
+Sources and what is unverified: the reference notes on Gateway mTLS (conformance reports v1.5/v1.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "gateway.networking.k8s.io"
+VERSION = "v1"
+POLICY_GROUP = "networking.gke.io"
+POLICY_VERSION = "v1"
+CONTROLLER_NAME = "networking.gke.io/gateway"
+FINALIZER = "gateway.finalizer.networking.gke.io"
+
+# GEP-91 conformance feature names (standard channel since v1.5).
+FEATURE_VALIDATION = "GatewayFrontendClientCertificateValidation"
+FEATURE_FALLBACK = "GatewayFrontendClientCertificateValidationInsecureFallback"
+
+# The Core way to hand the Gateway a client CA: one ConfigMap with this key.
+CA_KEY = "ca.crt"
+
+# GEP-91 validation modes, and the server TLS policy mode each one means on the load balancer.
+ALLOW_VALID_ONLY = "AllowValidOnly"
+ALLOW_INSECURE_FALLBACK = "AllowInsecureFallback"
+MODE_FOR_VALIDATION = {
+    "REJECT_INVALID": ALLOW_VALID_ONLY,
+    "ALLOW_INVALID_OR_MISSING_CLIENT_CERT": ALLOW_INSECURE_FALLBACK,
+}
+
+# The oldest Gateway API bundle whose standard CRDs carry spec.tls.frontend, and the GKE versions that
+# install it (new clusters and upgrades, standard channel).
+FRONTEND_VALIDATION_SINCE = "v1.5.0"
+FRONTEND_VALIDATION_GKE = "1.35.2-gke.1751000"
+
+# Annotations the controller writes on a Gateway, each holding the resource paths it built.
+ANNOTATION_PREFIX = "networking.gke.io/"
+ANNOTATIONS = {
+    "addresses": "networking.gke.io/addresses",
+    "forwarding_rules": "networking.gke.io/forwarding-rules",
+    "target_https_proxies": "networking.gke.io/target-https-proxies",
+    "target_http_proxies": "networking.gke.io/target-http-proxies",
+    "url_maps": "networking.gke.io/url-maps",
+    "backend_services": "networking.gke.io/backend-services",
+    "health_checks": "networking.gke.io/health-checks",
+    "ssl_certificates": "networking.gke.io/ssl-certificates",
+    "firewalls": "networking.gke.io/firewalls",
+    "last_reconcile_time": "networking.gke.io/last-reconcile-time",
+}
+# How a listener gets its server certificate: a Certificate Manager map (Gateway annotation) or
+# existing Compute SSL certificates named in the listener's TLS options.
+CERTMAP_ANNOTATION = "networking.gke.io/certmap"
+PRE_SHARED_CERTS_OPTION = "networking.gke.io/pre-shared-certs"
+# Every resource the single-cluster controller builds is named with this prefix.
+NAME_PREFIX = "gkegw1-"
+
+# Conditions and reasons the kit reads (GEP-91 listener conditions for CA references).
+INVALID_CA_REASONS = ("InvalidCACertificateRef", "InvalidCACertificateKind", "RefNotPermitted")
+NO_VALID_CA = "NoValidCACertificate"
+INSECURE_MODE_CONDITION = "InsecureFrontendValidationMode"
+
+
+@dataclass(frozen=True)
+class GatewayClassFacts:
+    """What one GKE GatewayClass builds and which GEP-91 features GKE's conformance reports claim."""
+
+    name: str
+    load_balancing_scheme: str
+    regional: bool
+    claims: frozenset[str]
+
+    def claims_fallback(self) -> bool:
+        return FEATURE_FALLBACK in self.claims
+
+
+# Both managed classes: GKE's v1.5 and v1.6 conformance reports list frontend validation as
+# supported and the insecure fallback as unsupported.
+CLASSES = {
+    c.name: c
+    for c in (
+        GatewayClassFacts(
+            "gke-l7-global-external-managed", "EXTERNAL_MANAGED", False, frozenset({FEATURE_VALIDATION})
+        ),
+        GatewayClassFacts(
+            "gke-l7-regional-external-managed", "EXTERNAL_MANAGED", True, frozenset({FEATURE_VALIDATION})
+        ),
+    )
+}
+DEFAULT_CLASS = "gke-l7-global-external-managed"
+
+
+@dataclass(frozen=True)
+class DataPlane:
+    """How a load balancer of one scheme answers where the classic and the managed ones differ
+    (Google's "migrate to the global external Application Load Balancer" page)."""
+
+    no_healthy_backend: int
+    header_too_large: int
+    forwarded_for_delimiter: str
+
+
+DATA_PLANE = {
+    "EXTERNAL": DataPlane(no_healthy_backend=502, header_too_large=413, forwarded_for_delimiter=", "),
+    "EXTERNAL_MANAGED": DataPlane(no_healthy_backend=503, header_too_large=431, forwarded_for_delimiter=","),
+}
