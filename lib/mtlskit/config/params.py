@@ -268,7 +268,27 @@ class MigrationSettings(_Strict):
     drained_requests_per_minute: float = Field(
         0.0, ge=0, description="the old frontend counts as drained at or below this rate"
     )
-    drain_window_minutes: int = Field(5, ge=1, le=1440, description="how long the rate must stay there")
+    # Seconds, not minutes: a production cut-over watches for minutes (300 = 5 min), a test or the
+    # sandbox for a few seconds; the rate is still shown per minute.
+    drain_window_seconds: float = Field(
+        300.0, gt=0, le=86400, description="how long the old frontend's rate must stay at or below it"
+    )
+    watch_timeout_seconds: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="how long to watch before the drain gate refuses"
+    )
+    poll_seconds: float = Field(30.0, gt=0, le=3600, description="how often the request logs are read")
+    gateway_timeout_seconds: float = Field(
+        1800.0, gt=0, le=86400, description="how long to wait for the Gateway to be programmed and answer"
+    )
+
+    @model_validator(mode="after")
+    def _poll_within_window(self) -> MigrationSettings:
+        if self.poll_seconds > self.drain_window_seconds:
+            raise ValueError(
+                f"poll_seconds ({self.poll_seconds:g}) must not exceed drain_window_seconds "
+                f"({self.drain_window_seconds:g}): the window would pass between two reads"
+            )
+        return self
 
 
 # Case names the probe uses for its own two cases.
