@@ -14,7 +14,8 @@ exception as `cause`. An earlier runbook step that has not run is not a fault: `
     │   └── OperationFailed a long-running operation ended in error or did not end in time
     ├── PrerequisiteMissing an earlier step has not been applied; the message names it
     │   ├── IngressNotReady the anchor Ingress or the controller's backend service is not there yet
-    │   └── BackendNotFound no backend service of the anchor serves the params' Service and port
+    │   ├── BackendNotFound no backend service of the anchor serves the params' Service and port
+    │   └── GatewayNotReady the Gateway does not exist, is not Programmed, or names no load balancer yet
     ├── SchemeMismatch      the params' scheme cannot work with the Ingress's backend service
     ├── ApplyRefused        a change was asked for without the params that allow it
     └── SetupMissing        this machine cannot reach the target yet (no Application Default
@@ -141,6 +142,11 @@ class IngressNotReady(PrerequisiteMissing):
 
 class BackendNotFound(PrerequisiteMissing):
     """None of the anchor's backend services serves the params' Service and port."""
+
+
+class GatewayNotReady(PrerequisiteMissing):
+    """The params' Gateway does not exist, is not Programmed, or its controller has not yet written
+    the `networking.gke.io/*` annotations that name the load balancer it built."""
 
 
 class SchemeMismatch(KitError, ValueError):
