@@ -12,7 +12,7 @@ from mtlskit.build.plan import Change
 from mtlskit.config import params as params_mod
 from mtlskit.migrate import drain
 from mtlskit.migrate.dns_side import Record
-from mtlskit.migrate.gateway_side import GatewayView, annotation_names, view_of
+from mtlskit.migrate.gateway_side import GatewayView, view_of
 from mtlskit.migrate.state import DONE, MigrationState, kept_kinds, next_phase
 from tests.conftest import sandbox_params
 
@@ -106,12 +106,14 @@ def test_window_must_not_be_shorter_than_a_poll(tmp_path: Path) -> None:
         _params(tmp_path, drain_window_seconds=1, poll_seconds=5)
 
 
-def test_gateway_object_read_as_the_migration_needs_it() -> None:
-    assert view_of(None) == GatewayView(False)
+def test_gateway_object_read_as_the_migration_needs_it(tmp_path: Path) -> None:
+    p = _params(tmp_path)
+    assert not view_of(p, None).exists
     obj = {
         "metadata": {
             "annotations": {
-                "networking.gke.io/forwarding-rules": "projects/p/global/forwardingRules/gkegw1-a-fr"
+                "networking.gke.io/forwarding-rules": "/projects/p/global/forwardingRules/gkegw1-a-fr",
+                "networking.gke.io/target-https-proxies": "/projects/p/global/targetHttpsProxies/gkegw1-a-tp",
             }
         },
         "status": {
@@ -119,7 +121,7 @@ def test_gateway_object_read_as_the_migration_needs_it() -> None:
             "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed"}],
         },
     }
-    assert view_of(obj) == GatewayView(True, True, NEW, "gkegw1-a-fr")
+    assert view_of(p, obj) == GatewayView(True, True, NEW, "gkegw1-a-fr")
     pending = {
         "status": {
             "conditions": [
@@ -127,6 +129,5 @@ def test_gateway_object_read_as_the_migration_needs_it() -> None:
             ]
         }
     }
-    v = view_of(pending)
-    assert not v.ready and v.reason == "Pending: syncing"
-    assert annotation_names('["a/b/c", "x"]') == ["c", "x"] and annotation_names("") == []
+    v = view_of(p, pending)
+    assert not v.ready and "Programmed=False (Pending: syncing)" in v.reason

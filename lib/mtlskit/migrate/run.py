@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mtlskit.build import backend, frontend, k8s, teardown
+from mtlskit.build import backend, frontend, k8s, lbnames, teardown
 from mtlskit.build.plan import Change
 from mtlskit.cloud import ownership
 from mtlskit.cloud.clients import Clients
@@ -142,28 +142,21 @@ def plan(clients: Clients, params: Params, ops: Ops) -> list[dict[str, str]]:
 # ---- helpers --------------------------------------------------------------------------------------------
 
 
-def frontend_at(clients: Clients, params: Params, ip: str, rule: str) -> probe.Frontend:
-    """The probe's view of a frontend reached at `ip` (with each domain as SNI), one handshake each."""
-    target = probe.Frontend(
-        forwarding_rule=rule,
-        ip=ip,
-        port=clients.https_port,
-        domains=list(params.frontend.domains),
-        server_ca_file=clients.server_ca_file,
-        certificate=params.frontend.certificate,
-        certificate_status="served",
-        validation_mode=params.mtls.validation_mode,
-        timeout=params.probe.timeout_seconds,
-        probe_cert=params.probe.client_cert,
-        probe_key=params.probe.client_key,
-    )
-    target.handshakes = [probe.server_handshake(target, d) for d in target.domains]
+def gateway_frontend(clients: Clients, params: Params, ip: str | None = None) -> probe.Frontend:
+    """The probe's view of the Gateway's load balancer (resolved as 50_verify resolves it), reached at
+    `ip` when given (the address a name resolved to), each domain as SNI: `curl --resolve`."""
+    names = lbnames.load_balancer_names(clients, params, topology="gateway")
+    target = probe.locate_frontend(clients, params, names)
+    if ip and ip != target.ip:
+        target.ip = ip
+        target.handshakes = [probe.server_handshake(target, d) for d in target.domains]
     return target
 
 
-def verify_at(clients: Clients, params: Params, ip: str, rule: str, where: str) -> list[Check]:
-    """50_verify's server checks and probes against `ip`, each check named after `where`."""
-    target = frontend_at(clients, params, ip, rule)
+def verify_at(clients: Clients, params: Params, where: str, ip: str | None = None) -> list[Check]:
+    """50_verify's server checks and probes against the Gateway (at `ip` when given), each check
+    named after `where`."""
+    target = gateway_frontend(clients, params, ip)
     checks = probe.server_checks(clients, params, target)
     results = probe.send_probes(clients, params, target)
     checks += probe.probe_checks(results)
@@ -211,9 +204,9 @@ def _gateway_check(polled: Polled[GatewayView], params: Params) -> Check:
     )
 
 
-def _answers(clients: Clients, params: Params, ip: str) -> bool:
-    """A request with the probe's valid certificate gets the expected answer from `ip`."""
-    target = frontend_at(clients, params, ip, "")
+def _answers(clients: Clients, params: Params) -> bool:
+    """A request with the probe's valid certificate gets the expected answer from the Gateway."""
+    target = gateway_frontend(clients, params)
     if not target.answering:
         return False
     valid = [c for c in probe.probe_cases(params) if c.expected == "ok" and c.cert]
@@ -266,7 +259,7 @@ def phase_build(ctx: Context, state: MigrationState) -> PhaseResult:
 def _answering_check(ctx: Context, ip: str) -> Check:
     """Poll until a valid request is answered on `ip` (a new load balancer takes a while to serve)."""
     polled = poll(
-        lambda: _answers(ctx.clients, ctx.params, ip),
+        lambda: _answers(ctx.clients, ctx.params),
         bool,
         ctx.params.migration.gateway_timeout_seconds,
         every=0.2 if ctx.clients.target == "sandbox" else 10.0,
@@ -293,7 +286,7 @@ def _answering_check(ctx: Context, ip: str) -> Check:
 
 def phase_verify(ctx: Context, state: MigrationState) -> PhaseResult:
     v = state.gateway
-    checks = verify_at(ctx.clients, ctx.params, str(v.ip), v.forwarding_rule or "", f"Gateway at {v.ip}")
+    checks = verify_at(ctx.clients, ctx.params, f"Gateway at {v.ip}")
     return PhaseResult("verify", 0.0, checks)
 
 
@@ -342,7 +335,7 @@ def phase_cutover(ctx: Context, state: MigrationState) -> PhaseResult:
         changes.append(f"{domain} A -> {new_ip}")
     checks = [_resolves_check(ctx, d, new_ip) for d in p.frontend.domains]
     if all(c.status == "pass" for c in checks):
-        checks += verify_at(ctx.clients, p, new_ip, state.gateway.forwarding_rule or "", "by name")
+        checks += verify_at(ctx.clients, p, "by name", ctx.ops.dns.resolve(p, p.frontend.domains[0])[0])
     return PhaseResult("cutover", 0.0, checks, changes)
 
 
@@ -428,13 +421,7 @@ def phase_retire(ctx: Context, state: MigrationState) -> PhaseResult:
             "trust config, anchor Ingress and BackendConfig deleted",
             "see the teardown rows; a delete refused as resourceInUseByAnotherResource names what still uses it",
         ),
-        *verify_at(
-            ctx.clients,
-            p,
-            str(after.gateway.ip),
-            after.gateway.forwarding_rule or "",
-            "Gateway after retirement",
-        ),
+        *verify_at(ctx.clients, p, "Gateway after retirement"),
     ]
     return PhaseResult("retire", 0.0, checks, changes)
 
