@@ -109,3 +109,36 @@ DATA_PLANE = {
     "EXTERNAL": DataPlane(no_healthy_backend=502, header_too_large=413, forwarded_for_delimiter=", "),
     "EXTERNAL_MANAGED": DataPlane(no_healthy_backend=503, header_too_large=431, forwarded_for_delimiter=","),
 }
+
+
+# ---- what the controller writes back, read by the kit -----------------------------------------------
+
+# Events about Gateways come from this component (single-cluster controller), with these reasons.
+EVENT_COMPONENT = "sc-gateway-controller"
+EVENT_REASONS = ("ADD", "UPDATE", "SYNC", "DELETE")
+# A `networking.gke.io/*` annotation holds resource paths (`/projects/P/global/<collection>/<name>`)
+# joined by this separator; an empty string when the controller built none of that collection.
+PATH_SEPARATOR = ", "
+
+# Listener and route condition reasons the kit names in its checks (Gateway API v1.5).
+UNSUPPORTED_VALUE = "UnsupportedValue"
+BACKEND_NOT_FOUND = "BackendNotFound"
+# Policies report `Attached` (GKE's shared policy status).
+POLICY_CONDITION = "Attached"
+POLICY_TARGET_NOT_FOUND = "TargetNotFound"
+POLICY_INVALID = "Invalid"
+
+
+def join_paths(paths: list[str]) -> str:
+    """An annotation value from resource paths, as the controller writes it."""
+    return PATH_SEPARATOR.join(paths)
+
+
+def split_paths(value: str | None) -> list[str]:
+    """The resource paths an annotation holds (none for an absent or empty one)."""
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
+def resource_name(path: str) -> str:
+    """The name at the end of a resource path or link."""
+    return path.rstrip("/").rsplit("/", 1)[-1]

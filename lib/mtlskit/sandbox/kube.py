@@ -295,7 +295,13 @@ class KubeObjects:
         return True
 
     def record_event(
-        self, involved: dict[str, Any], kind: Kind, reason: str, message: str, type_: str = "Normal"
+        self,
+        involved: dict[str, Any],
+        kind: Kind,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "loadbalancer-controller",
     ) -> None:
         meta = involved["metadata"]
         ns = meta.get("namespace", "default")
@@ -320,6 +326,6 @@ class KubeObjects:
                 "count": 1,
                 "firstTimestamp": now,
                 "lastTimestamp": now,
-                "source": {"component": "loadbalancer-controller"},
+                "source": {"component": component},
             },
         )

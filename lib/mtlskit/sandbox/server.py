@@ -23,6 +23,7 @@ from mtlskit.sandbox.controller import IngressController
 from mtlskit.sandbox.dataplane import DataPlane
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.events import KUBE_WRITE, Events
+from mtlskit.sandbox.gateway_controller import GatewayController
 from mtlskit.sandbox.kube import KubeObjects
 from mtlskit.sandbox.kube_api import KubeApi
 from mtlskit.sandbox.locations import Locations
@@ -60,6 +61,9 @@ class Sandbox:
         self.kube = KubeApi(kube_objects, self.events)
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
+        self.gateways = GatewayController(self.env, kube_objects, ComputeStore(self.env), self.netsec)
+        self.events.subscribe(KUBE_WRITE, self.gateways.on_kube_write)
+        self.gateways.schedule()  # Gateways written before a restart are synced again
         self.dataplane = DataPlane(self.env)
         self.access = access.Access(self.env)
 
