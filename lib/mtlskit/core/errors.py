@@ -14,7 +14,9 @@ exception as `cause`. An earlier runbook step that has not run is not a fault: `
     │   └── OperationFailed a long-running operation ended in error or did not end in time
     ├── PrerequisiteMissing an earlier step has not been applied; the message names it
     │   ├── IngressNotReady the anchor Ingress or the controller's backend service is not there yet
-    │   └── BackendNotFound no backend service of the anchor serves the params' Service and port
+    │   ├── BackendNotFound no backend service of the anchor serves the params' Service and port
+    │   └── GatewayApiUnsupported the cluster's Gateway API cannot carry frontend client-certificate
+    │                       validation (no Gateway API, or a schema without spec.tls.frontend)
     ├── SchemeMismatch      the params' scheme cannot work with the Ingress's backend service
     ├── ApplyRefused        a change was asked for without the params that allow it
     └── SetupMissing        this machine cannot reach the target yet (no Application Default
@@ -141,6 +143,12 @@ class IngressNotReady(PrerequisiteMissing):
 
 class BackendNotFound(PrerequisiteMissing):
     """None of the anchor's backend services serves the params' Service and port."""
+
+
+class GatewayApiUnsupported(PrerequisiteMissing):
+    """The cluster serves no Gateway API, or a Gateway schema without `spec.tls.frontend` (older than
+    the v1.5 standard CRDs): the server would prune the field and build a load balancer without mTLS.
+    Raised before any write; the message names the upgrade."""
 
 
 class SchemeMismatch(KitError, ValueError):
