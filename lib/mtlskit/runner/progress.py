@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mtlskit.build import frontend, k8s
+from mtlskit.build.lbnames import LoadBalancerNames
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
 from mtlskit.core.bars import bar, set_count
 from mtlskit.verify import logs
 from mtlskit.verify.probe import ProbeResult
@@ -46,9 +49,15 @@ def wait_for_certificate(step: Step, timeout: float | None = None) -> str:
     return status
 
 
-def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.0) -> logs.Pull:
+def wait_for_probes(
+    step: Step, probes: list[ProbeResult], timeout: float = 120.0, names: LoadBalancerNames | None = None
+) -> logs.Pull:
     """`wait_for_probe_entries` with a progress bar, through the step's API-error handling. With a
-    sampled log the bar may stop short of its total: the wait then ends once ingestion caught up."""
+    sampled log the bar may stop short of its total: the wait then ends once ingestion caught up.
+    `names` is the load balancer the step resolved; when it could not (a Gateway not Programmed: the
+    step is blocked and says why), nothing is read."""
+    if step.blocked:
+        return logs.Pull([], logs.default_since(step.params, probes), names=names)
     with bar(
         "probes found in the request logs",
         total=len(probes),
@@ -59,5 +68,10 @@ def wait_for_probes(step: Step, probes: list[ProbeResult], timeout: float = 120.
         def progress(found: int, total: int, elapsed: float) -> None:
             set_count(shown, found, total)
 
-        pull: logs.Pull = step.call(logs.wait_for_probe_entries, probes, timeout, None, progress)
+        def wait_for_probe_entries(clients: Clients, params: Params) -> logs.Pull:
+            return logs.wait_for_probe_entries(
+                clients, params, probes, timeout, on_progress=progress, names=names
+            )
+
+        pull: logs.Pull = step.call(wait_for_probe_entries)
     return pull

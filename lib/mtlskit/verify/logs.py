@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from google.cloud import logging as cloud_logging
 
-from mtlskit.build import backend
+from mtlskit.build import lbnames
+from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ApiError, PrerequisiteMissing
 from mtlskit.core.poll import poll
+from mtlskit.rules import gateway as gw
 from mtlskit.rules.logentry import (
     BACKEND_OUTCOMES,
     FORWARDED,
@@ -73,16 +75,30 @@ MATCH_COLUMNS = [
 # ---- the query ----------------------------------------------------------------------------------------
 
 
-def filter_clauses(params: Params, since: dt.datetime | None = None) -> list[str]:
+# Stands for the Gateway's forwarding rule in printed queries when it could not be resolved.
+GATEWAY_FORWARDING_RULE = "GATEWAY_FORWARDING_RULE"
+
+
+def forwarding_rule(params: Params, names: LoadBalancerNames | None = None) -> str:
+    """The forwarding rule whose logs this step reads: the resolved one, the split frontend's from the
+    params, or (a Gateway not resolved) a placeholder for printed text."""
+    known = lbnames.known_names(params, names)
+    return known.forwarding_rule if known else GATEWAY_FORWARDING_RULE
+
+
+def filter_clauses(
+    params: Params, since: dt.datetime | None = None, names: LoadBalancerNames | None = None
+) -> list[str]:
     """The comparisons that select this stack's request logs, in Logging query language.
 
     Only comparisons joined by AND: the real API takes them on separate lines or with AND, and the
     sandbox refuses OR/NOT instead of guessing. `timestamp>=` is always set when `since` is given, so
-    the client library does not append its own 24 h clause.
+    the client library does not append its own 24 h clause. `names`: the load balancer resolved for
+    the step (`lbnames.load_balancer_names`); the split frontend's are the params'.
     """
     clauses = [
         f'resource.type="{RESOURCE_TYPE}"',
-        f'resource.labels.forwarding_rule_name="{params.frontend.forwarding_rule}"',
+        f'resource.labels.forwarding_rule_name="{forwarding_rule(params, names)}"',
         f'jsonPayload.@type="{PAYLOAD_TYPE}"',
     ]
     if since is not None:
@@ -90,8 +106,8 @@ def filter_clauses(params: Params, since: dt.datetime | None = None) -> list[str
     return clauses
 
 
-def api_filter(params: Params, since: dt.datetime) -> str:
-    return " AND ".join(filter_clauses(params, since))
+def api_filter(params: Params, since: dt.datetime, names: LoadBalancerNames | None = None) -> str:
+    return " AND ".join(filter_clauses(params, since, names))
 
 
 def default_since(
@@ -106,22 +122,32 @@ def default_since(
     return start
 
 
-def explorer_filter(params: Params) -> str:
+def explorer_filter(params: Params, names: LoadBalancerNames | None = None) -> str:
     """The query to paste into the Logs Explorer: one comparison per line (lines are ANDed), no time
     clause (the Explorer's time range picker sets it)."""
-    return "\n".join(filter_clauses(params))
+    return "\n".join(filter_clauses(params, None, names))
 
 
-def by_hand(params: Params) -> str:
+def by_hand(params: Params, names: LoadBalancerNames | None = None) -> str:
     """The Logs Explorer query and the equivalent gcloud command, for looking without the kit
-    (gcloud's --freshness works only on filters without a timestamp clause)."""
-    clauses = filter_clauses(params)
+    (gcloud's --freshness works only on filters without a timestamp clause). A Gateway's forwarding
+    rule not resolved is written as a placeholder, with the command that reads it."""
+    clauses = filter_clauses(params, None, names)
     minutes = params.logging.lookback_minutes
     freshness = f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
     one_line = " AND ".join(clauses)
+    where = ""
+    if forwarding_rule(params, names) == GATEWAY_FORWARDING_RULE:
+        where = (
+            f"# {GATEWAY_FORWARDING_RULE}: the forwarding rule the Gateway's controller built, in the "
+            f"Gateway's {gw.ANNOTATIONS['forwarding_rules']} annotation: "
+            f"kubectl get gateway {params.gateway.name} -n {params.gateway_namespace} -o yaml\n\n"
+        )
     return (
-        "Logs Explorer query (set the time range to the last "
-        f"{minutes} minutes):\n\n" + explorer_filter(params) + "\n\nOnly refused connections: add the line\n"
+        where + "Logs Explorer query (set the time range to the last "
+        f"{minutes} minutes):\n\n"
+        + explorer_filter(params, names)
+        + "\n\nOnly refused connections: add the line\n"
         'jsonPayload.statusDetails=~"client_cert"\n\n'
         f"gcloud:\n\ngcloud logging read '{one_line}' --project={params.project} "
         f"--freshness={freshness} --format=json"
@@ -142,6 +168,7 @@ def fetch_entries(
     since: dt.datetime | None = None,
     page_size: int = 1000,
     max_entries: int = 50_000,
+    names: LoadBalancerNames | None = None,
 ) -> list[dict[str, Any]]:
     """This stack's request log entries since `since` (default: the lookback), oldest first.
 
@@ -150,7 +177,8 @@ def fetch_entries(
     client takes no retry argument, so the whole pull is retried on transient errors: a read is
     safe to repeat.
     """
-    flt = api_filter(params, since or default_since(params))
+    names = names or lbnames.load_balancer_names(clients, params)
+    flt = api_filter(params, since or default_since(params), names)
 
     def pull() -> list[dict[str, Any]]:
         entries = clients.logging.list_entries(
@@ -180,26 +208,37 @@ def scan_exported(
     params: Params | None = None,
     forwarding_rule: str | None = None,
     since: dt.datetime | None = None,
+    names: LoadBalancerNames | None = None,
     **options: Any,
 ) -> logscan.LogScan:
     """Exported request logs (local paths, globs, `gs://` globs) loaded for analysis; use it as a
     context manager. Selected by forwarding rule (default: the params' one, when params are given)
     and start time, like the Logging filter; `.summaries()` are the tables this notebook draws,
     `.frame()` the same table as `entries_frame`. `gs://` objects are fetched through the params'
-    Cloud Storage client when params are given."""
-    rule = forwarding_rule or (params.frontend.forwarding_rule if params is not None else None)
+    Cloud Storage client when params are given. A Gateway's forwarding rule comes from `names`;
+    without them (and without `forwarding_rule`) every forwarding rule's entries are read."""
+    known = lbnames.known_names(params, names) if params is not None else names
+    rule = forwarding_rule or (known.forwarding_rule if known else None)
     derivation = logscan.Derivation(forwarded=FORWARDED, probe_path=PROBE_PATH)
     return logscan.LogScan(sources, derivation, forwarding_rule=rule, since=since, params=params, **options)
 
 
-def bigquery_sql(params: Params, since: dt.datetime | None = None, bucket: str = "1min") -> dict[str, str]:
+def bigquery_sql(
+    params: Params,
+    since: dt.datetime | None = None,
+    bucket: str = "1min",
+    names: LoadBalancerNames | None = None,
+) -> dict[str, str]:
     """Each summary of this notebook as Log Analytics SQL over the project's `_AllLogs` view, for
     teams whose request logs are in a Log Analytics bucket (or its linked BigQuery dataset)."""
     table = f"`{params.project}.global._Default._AllLogs`"
-    return logscan.bigquery_sql(params.frontend.forwarding_rule, table, since, bucket, forwarded=FORWARDED)
+    rule = forwarding_rule(params, names)
+    return logscan.bigquery_sql(rule, table, since, bucket, forwarded=FORWARDED)
 
 
-def export_report(sources: str | Path | list[str | Path], params: Params) -> str:
+def export_report(
+    sources: str | Path | list[str | Path], params: Params, names: LoadBalancerNames | None = None
+) -> str:
     """This stack's entries in an export (files, globs, `gs://` globs), summarised as text for a
     notebook cell; without sources, how to name one."""
     if not sources:
@@ -209,10 +248,10 @@ def export_report(sources: str | Path | list[str | Path], params: Params) -> str
             "'gcloud logging read --format=json' file."
         )
     # An export holds what the backend service logged, at the rate the params' BackendConfig sets.
-    with scan_exported(sources if isinstance(sources, list) else [sources], params) as scan:
+    with scan_exported(sources if isinstance(sources, list) else [sources], params, names=names) as scan:
         s = scan.summaries(sample_rate=params.logging.sample_rate)
     parts = [
-        f"{s.entries:,} entries of forwarding rule {params.frontend.forwarding_rule} in {s.files} file(s)",
+        f"{s.entries:,} entries of forwarding rule {forwarding_rule(params, names)} in {s.files} file(s)",
         "by statusDetails:\n" + s.by_status_details.to_string(index=False),
         "by client-certificate error:\n"
         + (s.by_cert_error.to_string(index=False) if len(s.by_cert_error) else "(none)"),
@@ -564,6 +603,7 @@ class Pull:
     probes_expected: int = 0
     ended: Ended = "all found"
     backend_logging: BackendLogging | None = None
+    names: LoadBalancerNames | None = None  # the load balancer read
 
     @property
     def sample_rate(self) -> float:
@@ -611,6 +651,7 @@ def wait_for_probe_entries(
     on_progress: Callable[[int, int, float], None] | None = None,
     poll_seconds: float = 3.0,
     backend_logging: BackendLogging | None = None,
+    names: LoadBalancerNames | None = None,
 ) -> Pull:
     """Entries since `since`, re-read until the probes' entries are in or `timeout` passes.
 
@@ -637,13 +678,16 @@ def wait_for_probe_entries(
       that bound has passed since the last probe (`ingestion_bound`: the sandbox's, as Cloud Logging
       documents none), two unchanged reads are caught up too. Elsewhere the wait runs to its time
       limit, and the count is then judged the same way.
+
+    `names` is the load balancer resolved for the step (default: resolved here, once).
     """
     since = since or default_since(params, probes)
+    names = names or lbnames.load_balancer_names(clients, params)
     expecting = [p for p in probes if p.expected_status_details]
     config = backend_logging
     if config is None and expecting:
-        config = read_backend_logging(clients, params)
-    pull = Pull([], since, backend_logging=config, probes_expected=len(expecting))
+        config = read_backend_logging(clients, params, names)
+    pull = Pull([], since, backend_logging=config, probes_expected=len(expecting), names=names)
     rate = pull.sample_rate
     last = max((p for p in expecting if p.sent_at), key=lambda p: parse_time(p.sent_at), default=None)
     horizon = parse_time(last.finished_at or last.sent_at) if last else None
@@ -654,7 +698,7 @@ def wait_for_probe_entries(
     previous: list[_Read] = []
 
     def read() -> _Read:
-        entries = fetch_entries(clients, params, since)
+        entries = fetch_entries(clients, params, since, names=names)
         matched = match_probes(probes, entries_frame(entries))
         found = frozenset(
             matched.loc[matched["found"] & matched["expected_status_details"].astype(bool), "probe_id"]
@@ -735,10 +779,14 @@ class BackendLogging:
         )
 
 
-def read_backend_logging(clients: Clients, params: Params) -> BackendLogging:
-    """The logConfig of the backend service the frontend routes to (the one the Ingress made)."""
+def read_backend_logging(
+    clients: Clients, params: Params, names: LoadBalancerNames | None = None
+) -> BackendLogging:
+    """The logConfig of the backend service the frontend routes to (the one the Ingress made, or the
+    one the Gateway's controller made for the Service)."""
     try:
-        bs = backend.locate_backend_service(clients, params)
+        names = names or lbnames.load_balancer_names(clients, params)
+        bs = lbnames.backend_service(clients, params, names)
     except (PrerequisiteMissing, ApiError) as err:
         return BackendLogging("", False, 0.0, problem=str(err).split("\n", 1)[0])
     return BackendLogging(bs.name, bs.log_enable, bs.log_sample_rate)
@@ -749,9 +797,11 @@ def probe_checks(
     waited_seconds: float,
     backend_logging: BackendLogging | None = None,
     ended: Ended = "time limit",
+    topology: str = "split",
 ) -> list[Check]:
     """Checks from `match_probes`: the probes' entries found (all of them, or with a sample rate below
-    1.0 as many as sampling makes plausible), and every found entry with the expected statusDetails."""
+    1.0 as many as sampling makes plausible), and every found entry with the expected statusDetails.
+    The fixes name what sets request logging and routes to the backend in the `topology` verified."""
     if matched.empty:
         return [
             Check(
@@ -789,9 +839,7 @@ def probe_checks(
                 f"{len(missing)}/{len(expecting)} probes have no log entry after waiting "
                 f"{waited_seconds:.0f}s: {names}. Possible causes: request logging disabled or a sample "
                 f"rate below 1.0 on the backend service, or ingestion delay; here {why}.",
-                "set logging.enable: true and logging.sample_rate: 1.0 in the params and re-run "
-                "10_ingress with apply=True (the BackendConfig sets the backend service's logConfig); "
-                "if logging is on, re-run this notebook in a few minutes or with a longer wait",
+                LOGGING_FIX[topology],
             )
         )
     if wrong.empty:
@@ -813,7 +861,7 @@ def probe_checks(
                 "logged statusDetails as expected",
                 "fail",
                 evidence,
-                mismatch_fix(set(wrong["logged_status_details"].astype(str))),
+                mismatch_fix(set(wrong["logged_status_details"].astype(str)), topology),
             )
         )
     return checks
@@ -846,12 +894,35 @@ def _sampled_check(
 BACKEND_DETAILS = BACKEND_OUTCOMES
 
 
-def mismatch_fix(logged: set[str]) -> str:
+LOGGING_FIX = {
+    "split": "set logging.enable: true and logging.sample_rate: 1.0 in the params and re-run "
+    "10_ingress with apply=True (the BackendConfig sets the backend service's logConfig); "
+    "if logging is on, re-run this notebook in a few minutes or with a longer wait",
+    "gateway": "set logging.enable: true and logging.sample_rate: 1.0 in the params and apply the "
+    "Gateway build again (its GCPBackendPolicy sets the backend service's logConfig; 70_drift's "
+    "'policies Attached' check says whether the controller took it); if logging is on, re-run this "
+    "notebook in a few minutes or with a longer wait",
+}
+
+
+def mismatch_fix(logged: set[str], topology: str = "split") -> str:
     if logged & set(BACKEND_DETAILS):
+        if topology == "gateway":
+            return (
+                "the load balancer found no backend to send to: see 70_drift's Gateway checks (the "
+                "HTTPRoute's backendRefs to the Service and port) and the health of the backend service "
+                "the Gateway's controller built; then re-run 50_verify and this notebook"
+            )
         return (
             "the load balancer found no backend to send to: see 70_drift's anchor and URL map checks "
             "(a deleted anchor Ingress or a changed Service port does this) and the backend service's "
             "health in 20_backend_service; then re-run 50_verify and this notebook"
+        )
+    if topology == "gateway":
+        return (
+            "compare the Gateway's frontend validation mode and its CA ConfigMap with the params "
+            "(70_drift's Gateway checks), and the certificate with 00_preflight's lint; then re-run "
+            "50_verify and this notebook"
         )
     return (
         "compare the server TLS policy's mode and the trust config with 30_trust, and the certificate "
@@ -864,8 +935,12 @@ def checks(clients: Clients, params: Params, matched: pd.DataFrame, pull: Pull) 
     are judged; when the wait did not read it, it is read now, only to explain missing probes."""
     expecting = matched[matched["expected_status_details"].astype(bool)]
     missing = not expecting["found"].all()
-    logging_config = pull.backend_logging or (read_backend_logging(clients, params) if missing else None)
-    return probe_checks(matched, pull.waited_seconds, logging_config, pull.ended)
+    names = pull.names or lbnames.known_names(params, None)
+    logging_config = pull.backend_logging or (
+        read_backend_logging(clients, params, names) if missing else None
+    )
+    topology = names.topology if names else params.topology
+    return probe_checks(matched, pull.waited_seconds, logging_config, pull.ended, topology)
 
 
 # ---- time ---------------------------------------------------------------------------------------------

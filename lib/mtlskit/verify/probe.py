@@ -31,13 +31,15 @@ from typing import Any
 import pandas as pd
 from cryptography import x509
 
-from mtlskit.build import frontend
+from mtlskit.build import frontend, lbnames
+from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud.clients import Clients
 from mtlskit.config import paths
 from mtlskit.config.params import RESERVED_PROBE_CASES, Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import PrerequisiteMissing
 from mtlskit.pki import certs
+from mtlskit.rules import gateway as gw
 from mtlskit.rules.logentry import FORWARDED, NOT_PROVIDED, VALIDATION_FAILED
 
 PROBE_HEADER = "X-Mtlskit-Probe"
@@ -57,6 +59,7 @@ BELOW_MINIMUM = {
 }
 # The mTLS variables whose headers decide a probe's verdict.
 PRESENT, VERIFIED, ERROR = "client_cert_present", "client_cert_chain_verified", "client_cert_error"
+FORWARDED_FOR = "X-Forwarded-For"
 
 
 # ---- saved records ------------------------------------------------------------------------------------
@@ -81,6 +84,8 @@ class ProbeResult:
     domain: str = ""
     source: str = ""  # where the case comes from: probe.client_cert, probe.cases, demo PKI
     fix: str = ""
+    topology: str = "split"  # the load balancer probed: the split frontend or the Gateway's
+    scheme: str = "EXTERNAL"
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,9 +93,13 @@ class ProbeResult:
 
 def results_file(params: Params) -> Path:
     """Where the last probes of one environment are kept, so 60_logs finds them whether the runbook
-    ran headless or step by step in JupyterLab."""
+    ran headless or step by step in JupyterLab. A Gateway's probes are kept apart from the split
+    frontend's, which one params file may also name (a migration)."""
     # Two sandboxes may hold the same project and stack names: their state directories tell them apart.
-    where = hashlib.sha256(f"{params.state_dir}|{params.frontend.forwarding_rule}".encode()).hexdigest()[:8]
+    key = f"{params.state_dir}|{params.frontend.forwarding_rule}"
+    if params.topology == "gateway":
+        key += f"|gateway {lbnames.gateway_where(params)}"
+    where = hashlib.sha256(key.encode()).hexdigest()[:8]
     return paths.repo_root() / "runs" / "probes" / f"{params.project}-{params.stack}-{where}.json"
 
 
@@ -138,7 +147,11 @@ def probe_cases(params: Params) -> list[Case]:
 def demo_cases(params: Params) -> list[Case]:
     """Every demo PKI certificate, when its expectations can hold: only a trust config built from the
     demo PKI (its root among the trust anchors) judges them as documented in `certs.demo_pki_specs`.
-    Against any other trust config they would all be 'untrusted', which tells nothing."""
+    Against any other trust config they would all be 'untrusted', which tells nothing.
+
+    A Gateway carries one CA bundle (anchors and intermediates together) and no allowlist: a leaf
+    meant for the allowlist is refused there, and an intermediate in the bundle is trusted like an
+    anchor, so a leaf sent without it still validates."""
     pki = certs.DemoPki.in_state_dir(params.state_dir)
     if not params.probe.demo_cases or pki.manifest() is None:
         return []
@@ -146,8 +159,10 @@ def demo_cases(params: Params) -> list[Case]:
     if pki.trust_anchor.resolve() not in anchors:
         return []
     meant_for_allowlist = pki.meant_for_allowlist()
-    allowlisted = _resolved(params.mtls.allowlisted)
-    intermediate_trusted = pki.intermediate.resolve() in _resolved(params.mtls.intermediates)
+    gateway = params.topology == "gateway"
+    allowlisted = set() if gateway else _resolved(params.mtls.allowlisted)
+    trusted = _resolved(params.mtls.intermediates) | (anchors if gateway else set())
+    intermediate_trusted = pki.intermediate.resolve() in trusted
     out = []
     for spec in pki.cases():
         leaf = pki.cert(spec.name).resolve()
@@ -224,6 +239,20 @@ class Frontend:
     probe_cert: str | None = None
     probe_key: str | None = None
     handshakes: list[Handshake] = field(default_factory=list)
+    # The load balancer's resources as resolved for this step; None: the split frontend's, by the params.
+    names: LoadBalancerNames | None = None
+
+    @property
+    def topology(self) -> str:
+        return self.names.topology if self.names else "split"
+
+    @property
+    def scheme(self) -> str:
+        return self.names.scheme if self.names else "EXTERNAL"
+
+    @property
+    def data_plane(self) -> gw.DataPlane:
+        return gw.DATA_PLANE[self.scheme]
 
     @property
     def answering(self) -> bool:
@@ -231,6 +260,11 @@ class Frontend:
 
     def rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [
+            *(
+                [{"item": "Gateway", "value": f"{self.names.gateway} ({self.scheme})"}]
+                if self.names and self.names.gateway
+                else []
+            ),
             {"item": "forwarding rule", "value": f"{self.forwarding_rule} ({self.ip}:{self.port})"},
             {"item": "certificate", "value": f"{self.certificate}: {self.certificate_status}"},
             {"item": "server trust", "value": self.server_ca_file or "system trust store"},
@@ -249,26 +283,33 @@ class Frontend:
         return rows
 
 
-def locate_frontend(clients: Clients, params: Params) -> Frontend:
-    """The frontend as Compute describes it, and one handshake per domain to see what it serves."""
+def locate_frontend(clients: Clients, params: Params, names: LoadBalancerNames | None = None) -> Frontend:
+    """The frontend as Compute describes it, and one handshake per domain to see what it serves.
+    `names` is the load balancer resolved for the step (default: resolved here, from the params'
+    topology: the split frontend by name, or the one the Gateway's controller built)."""
     f = params.frontend
-    fr = frontend.KINDS["ForwardingRule"].get(clients, f.forwarding_rule)
+    names = names or lbnames.load_balancer_names(clients, params)
+    fr = frontend.KINDS["ForwardingRule"].get(clients, names.forwarding_rule)
     if fr is None:
-        raise PrerequisiteMissing(
-            f"forwarding rule {f.forwarding_rule} does not exist: run notebook 40_frontend with apply=True first"
+        built_by = (
+            f"Gateway {names.gateway}'s controller ({lbnames.kubectl_describe_gateway(params)})"
+            if names.gateway
+            else "notebook 40_frontend with apply=True first"
         )
+        raise PrerequisiteMissing(f"forwarding rule {names.forwarding_rule} does not exist: run {built_by}")
     target = Frontend(
         forwarding_rule=fr.name,
         ip=fr.I_p_address,
         port=clients.https_port,
         domains=list(f.domains),
         server_ca_file=clients.server_ca_file,
-        certificate=f.certificate,
+        certificate=", ".join(names.certificates) or names.certificate_map or f.certificate,
         certificate_status="served (70_drift checks its status)",
         validation_mode=params.mtls.validation_mode,
         timeout=params.probe.timeout_seconds,
         probe_cert=params.probe.client_cert,
         probe_key=params.probe.client_key,
+        names=names,
     )
     target.handshakes = [server_handshake(target, d) for d in target.domains]
     if not target.answering:  # only then is the certificate's status the likely reason, worth a call
@@ -381,10 +422,10 @@ def probe(target: Frontend, case: Case, names: dict[str, str], work: Path) -> Pr
     attempt = _request(target, case, domain, probe_id, work)
     finished_at = _now()
     mode = target.validation_mode
-    verdict, detail, fix = judge(case, mode, attempt, names)
+    verdict, detail, fix = judge(case, mode, attempt, names, target.names)
     shown = {
         name: attempt.backend[name.lower()]
-        for name in [*names.values(), PROBE_HEADER]
+        for name in [*names.values(), PROBE_HEADER, FORWARDED_FOR]
         if attempt.backend is not None and name.lower() in attempt.backend
     }
     return ProbeResult(
@@ -405,6 +446,8 @@ def probe(target: Frontend, case: Case, names: dict[str, str], work: Path) -> Pr
         domain=domain,
         source=case.source,
         fix=fix,
+        topology=target.topology,
+        scheme=target.scheme,
     )
 
 
@@ -514,8 +557,15 @@ class Seen:
         return f"backend saw chain verified={self.verified}, error={self.error or '(none)'}"
 
 
-def judge(case: Case, mode: str, attempt: Attempt, names: dict[str, str]) -> tuple[str, str, str]:
-    """(verdict, detail, fix) for one probe. The detail adds to the outcome, never repeats it."""
+def judge(
+    case: Case,
+    mode: str,
+    attempt: Attempt,
+    names: dict[str, str],
+    lb: LoadBalancerNames | None = None,
+) -> tuple[str, str, str]:
+    """(verdict, detail, fix) for one probe. The detail adds to the outcome, never repeats it. `lb` is
+    the load balancer probed (default: the split frontend): a Gateway's answers and fixes differ."""
     if attempt.ended not in ("http", "closed"):
         return "fail", "", UNREACHED_FIX[attempt.ended]
 
@@ -525,26 +575,66 @@ def judge(case: Case, mode: str, attempt: Attempt, names: dict[str, str]) -> tup
         return attempt.backend.get(names[variable].lower())
 
     seen = Seen(header(PRESENT), header(VERIFIED), header(ERROR))
+    gateway = lb is not None and lb.topology == "gateway"
     if case.expected == "ok":
-        return _judge_accepted(mode, attempt, seen)
+        return _judge_accepted(mode, attempt, seen, lb)
     if mode == REJECT:
-        return _judge_refused(case, attempt, seen)
+        return _judge_refused(case, attempt, seen, gateway)
     return _judge_forwarded(case, attempt, seen)
 
 
-def _judge_accepted(mode: str, attempt: Attempt, seen: Seen) -> tuple[str, str, str]:
+NO_BACKEND_FIX = {
+    "split": "see 70_drift's anchor and URL map checks (a deleted anchor Ingress or a changed Service port "
+    "leaves the URL map on a backend nobody syncs) and the backend service's health in 20_backend_service",
+    "gateway": "see 70_drift's Gateway checks (the HTTPRoute's backendRefs to the Service and port, the "
+    "policies Attached) and the health of the backend service the Gateway's controller built",
+}
+
+
+def no_backend_detail(status: int, lb: LoadBalancerNames | None) -> str:
+    """What a 5xx to a certificate that got through says, in this load balancer's terms: the classic
+    one answers 502 when no backend is healthy, the managed one (a Gateway's) 503."""
+    scheme = lb.scheme if lb else "EXTERNAL"
+    plane = gw.DATA_PLANE[scheme]
+    if status == plane.no_healthy_backend:
+        return (
+            f"the certificate got through, but no healthy backend answered (HTTP {status} is what an "
+            f"{scheme} load balancer answers then)"
+        )
+    return f"the certificate got through, but the backend or the load balancer answered HTTP {status}"
+
+
+def forwarded_for_hops(value: str, plane: gw.DataPlane) -> list[str]:
+    """The hops of an X-Forwarded-For value as this scheme writes them: the classic load balancer
+    joins them with ", ", the managed one with "," (client IP first, then the load balancer's)."""
+    return [hop.strip() for hop in value.split(plane.forwarded_for_delimiter) if hop.strip()]
+
+
+def forwarded_for_note(value: str, plane: gw.DataPlane) -> str:
+    """A note when the X-Forwarded-For the backend saw is joined the other scheme's way (an app
+    parsing it by this scheme's delimiter would take the whole list for the client's IP)."""
+    hops = forwarded_for_hops(value, plane)
+    if len(hops) == 1 and "," in hops[0]:
+        return (
+            f"; {FORWARDED_FOR} {value!r} is not joined with {plane.forwarded_for_delimiter!r}, as this "
+            "load balancer's scheme joins it: another load balancer answered, or an app parsing it will "
+            "misread the client IP"
+        )
+    return f"; client IP seen {hops[0]}" if hops else ""
+
+
+def _judge_accepted(
+    mode: str, attempt: Attempt, seen: Seen, lb: LoadBalancerNames | None = None
+) -> tuple[str, str, str]:
     if attempt.ended != "http":
         return "fail", "expected to be accepted", LINT_FIX
     if attempt.http_status is not None and attempt.http_status >= 500:
-        return (
-            "fail",
-            "the certificate got through, but no healthy backend answered",
-            "see 70_drift's anchor and URL map checks (a deleted anchor Ingress or a changed Service port "
-            "leaves the URL map on a backend nobody syncs) and the backend service's health in "
-            "20_backend_service",
-        )
+        topology = lb.topology if lb else "split"
+        return "fail", no_backend_detail(attempt.http_status, lb), NO_BACKEND_FIX[topology]
     if seen.verified == "true":
-        return "pass", str(seen), ""
+        xff = (attempt.backend or {}).get(FORWARDED_FOR.lower())
+        plane = gw.DATA_PLANE[lb.scheme if lb else "EXTERNAL"]
+        return "pass", str(seen) + (forwarded_for_note(xff, plane) if xff else ""), ""
     if seen.verified is not None:
         return "fail", f"forwarded without a verified chain: {seen}", LINT_FIX
     if mode == REJECT:
@@ -558,15 +648,19 @@ def _judge_accepted(mode: str, attempt: Attempt, seen: Seen) -> tuple[str, str, 
     )
 
 
-def _judge_refused(case: Case, attempt: Attempt, seen: Seen) -> tuple[str, str, str]:
+ACCEPTS_INVALID_FIX = {
+    False: "the load balancer accepts a certificate it should refuse: check the trust anchors, intermediates "
+    "and allowlist (30_trust) and that the server TLS policy is REJECT_INVALID",
+    True: "the Gateway accepts a certificate it should refuse: check that the CA ConfigMap's ca.crt holds "
+    f"only the params' anchors and intermediates and that spec.tls.frontend's mode is {gw.ALLOW_VALID_ONLY} "
+    "(70_drift's Gateway checks)",
+}
+
+
+def _judge_refused(case: Case, attempt: Attempt, seen: Seen, gateway: bool = False) -> tuple[str, str, str]:
     if attempt.ended == "closed":
         return "pass", f"the log entry should say {case.expected} (60_logs)", ""
-    return (
-        "fail",
-        f"expected a closed connection ({case.expected}); {seen}",
-        "the load balancer accepts a certificate it should refuse: check the trust anchors, intermediates "
-        "and allowlist (30_trust) and that the server TLS policy is REJECT_INVALID",
-    )
+    return "fail", f"expected a closed connection ({case.expected}); {seen}", ACCEPTS_INVALID_FIX[gateway]
 
 
 def _judge_forwarded(case: Case, attempt: Attempt, seen: Seen) -> tuple[str, str, str]:
