@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mtlskit.build import lbnames
+from mtlskit.build import gateway, gateway_teardown, lbnames
+from mtlskit.build import gateway_kube as kube
+from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+from mtlskit.core.errors import PrerequisiteMissing
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,31 @@ class GatewayOps:
     build: Callable[[Clients, Params], Any]  # plan and apply the Gateway topology's objects
     delete: Callable[[Clients, Params], Any]  # remove what the kit applied for the Gateway
     read: Callable[[Clients, Params], GatewayView] = read_gateway
+
+
+def build_gateway(clients: Clients, params: Params) -> list[Change]:
+    """The Gateway topology's build beside the split frontend: gw10's prerequisites (the Service it
+    shares, the CA ConfigMap; the SSL policy and certificate already exist), then gw20's objects.
+    Returns the changes made; a server-side-apply conflict is refused, naming the object."""
+    done = gateway.apply_prerequisites(clients, params, gateway.plan_prerequisites(clients, params))
+    done += gateway.apply_gateway(clients, params, gateway.plan_gateway(clients, params))
+    conflicts = [f"{c.kind} {c.name}: {'; '.join(kube.conflicted(c))}" for c in done if kube.conflicted(c)]
+    if conflicts:
+        raise PrerequisiteMissing(
+            "the Gateway's objects were not all applied, another field manager owns fields the kit would "
+            f"change: {', '.join(conflicts)}; resolve them as gw10/gw20 say, then run the migration again"
+        )
+    return [c for c in done if c.action not in ("no change", "keep")]
+
+
+def delete_gateway(clients: Clients, params: Params) -> list[Change]:
+    """The way back before retirement: the Gateway and the objects only it uses (HTTPRoute, policies,
+    CA ConfigMap), never the Service or the Compute resources the split frontend shares."""
+    rows = [
+        c for c in gateway_teardown.plan_gateway_teardown(clients, params) if c.kind in gateway_teardown.ORDER
+    ]
+    return gateway_teardown.apply_gateway_teardown(clients, params, rows)
+
+
+def gateway_ops() -> GatewayOps:
+    return GatewayOps(build_gateway, delete_gateway)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mtlskit.build import k8s, teardown
+from mtlskit.build import frontend, k8s, teardown
 from mtlskit.build.frontend import KINDS
 from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients
@@ -57,15 +57,10 @@ class MigrationState:
 
 
 def kept_kinds(params: Params) -> set[str]:
-    """Split resources the Gateway goes on using, so retirement keeps them: the SSL policy (its
-    GCPGatewayPolicy names it), the managed certificate when the listener takes it pre-shared, and the
-    address when the Gateway took it over (named_address)."""
-    kept = {"SslPolicy"}
-    if params.gateway.certificate == "pre_shared":
-        kept.add("SslCertificate")
-    if params.gateway.address == "named_address":
-        kept.add("Address")
-    return kept
+    """Split resources the Gateway goes on using, so retirement keeps them: the Gateway topology's own
+    Compute resources (the SSL policy its GCPGatewayPolicy names, the managed certificate when the
+    listener takes it pre-shared, the address when the Gateway took it over)."""
+    return set(frontend.gateway_kinds(params))
 
 
 def retirement_plan(clients: Clients, params: Params) -> list[Change]:
