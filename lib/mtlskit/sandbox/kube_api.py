@@ -1,9 +1,12 @@
 """The Kubernetes API's HTTP surface for the kinds the kit uses, reached by the official client
 through a kubeconfig.
 
-Writes are validated against the published schemas (`kube_openapi`), record their field manager
-(`kube_apply`), and take merge, strategic merge and server-side apply patches. Every accepted write is published as an event, so the Ingress controller reconciles before the
-response returns.
+Which kinds are served is the cluster's CRD bundle's say (`kube_crds`): a kind it lacks is absent
+from discovery and its paths answer 404. Writes are validated against the published schemas
+(`kube_openapi`; custom resources are also defaulted and checked as the CRD handler does), record
+their field manager (`kube_apply`), and take merge, strategic merge and server-side apply patches.
+Every accepted write is published as an event, so the controllers reconcile before the response
+returns. CustomResourceDefinitions are read-only: they follow `sandbox.gateway_api`.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from mtlskit.sandbox import kube_apply, kube_openapi
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
+from mtlskit.sandbox.kube_crds import CRD, CUSTOM_KINDS, InstalledCrds
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
 
 
 class KubeApi:
-    def __init__(self, objects: KubeObjects, events: Events):
+    def __init__(self, objects: KubeObjects, events: Events, crds: InstalledCrds):
         self.objects = objects
         self.events = events
+        self.crds = crds
 
     def handle(self, req: Request, parts: list[str]) -> Response:
         if parts[:1] == ["version"]:
@@ -39,48 +44,59 @@ class KubeApi:
         if found is not None:
             return found
         if parts[:1] == ["api"] and len(parts) >= 2:
-            group, rest = "", parts[2:]
+            group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
-            group, rest = parts[1], parts[3:]
+            group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
+        served = {key: k for key, k in self.crds.served().items() if k.version == version}
         namespace = None
         # `namespaces/NAME/KIND/...` is a namespaced scope; `namespaces/NAME[/status]` is the
         # Namespace object itself (a cluster-scoped kind like any other)
-        if len(rest) >= 3 and rest[0] == "namespaces" and (group, rest[2]) in KINDS:
+        if len(rest) >= 3 and rest[0] == "namespaces" and (group, rest[2]) in served:
             namespace, rest = rest[1], rest[2:]
-        if not rest or (group, rest[0]) not in KINDS:
+        if not rest or (group, rest[0]) not in served:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
+        return self._dispatch(req, served[(group, rest[0])], namespace, rest[1:])
 
     def _discovery(self, req: Request, parts: list[str]) -> Response | None:
         """Discovery and OpenAPI documents, or None when the path names resources instead."""
         if parts[:1] == ["openapi"]:
-            return kube_openapi.handle(req.headers.get("accept", ""), parts[1:])
+            return kube_openapi.handle(req.headers.get("accept", ""), parts[1:], self.crds.bundle)
         if req.method != "GET" or parts[:1] not in (["api"], ["apis"]):
             return None
+        served = self.crds.served().values()
         if len(parts) == 1:
             if discovery.wants_aggregated(req.headers.get("accept", "")):
-                body = discovery.aggregated(core=parts == ["api"])
+                body = discovery.aggregated(served, core=parts == ["api"])
                 return Response(200, body, {"Content-Type": discovery.AGGREGATED_V2})
             if parts == ["api"]:
-                return Response(200, discovery.api_versions(req.headers.get("host", "127.0.0.1")))
-            return Response(200, discovery.api_group_list())
+                return Response(200, discovery.api_versions(served, req.headers.get("host", "127.0.0.1")))
+            return Response(200, discovery.api_group_list(served))
         if parts[0] == "apis" and len(parts) == 2:
-            return _found(discovery.api_group(parts[1]))
+            return _found(discovery.api_group(served, parts[1]))
         if parts[0] == "api" and len(parts) == 2:
-            return _found(discovery.api_resource_list("", parts[1]))
+            return _found(discovery.api_resource_list(served, "", parts[1]))
         if parts[0] == "apis" and len(parts) == 3:
-            return _found(discovery.api_resource_list(parts[1], parts[2]))
+            return _found(discovery.api_resource_list(served, parts[1], parts[2]))
         return None
 
     def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
+        if kind == CRD and req.method != "GET":
+            raise ApiError.kube(
+                405,
+                "MethodNotAllowed",
+                "the sandbox's CustomResourceDefinitions follow its Gateway API bundle and cannot be "
+                "changed through the API; set sandbox.gateway_api in the params instead",
+            )
+        bundle = self.crds.bundle
         if not rest and req.method == "GET":
             return self._list(req, kind, namespace)
         if not rest and req.method == "POST":
-            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"))
+            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"), bundle)
             manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
             managed = kube_apply.created_by(manager, "Update", kind.api_version, body)
+            body = kube_openapi.admit(kind, _new_custom_object(kind, body), bundle)
             created = self.objects.create(kind, namespace, _with_managed(body, managed))
             return self._written(kind, created, 201, warnings)
         if not rest:
@@ -106,17 +122,21 @@ class KubeApi:
         incoming = req.json()
         warnings: list[str] = []
         if req.method == "PUT":
-            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"))
+            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"), bundle)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             if req.method == "PUT":
                 new = incoming
-            elif ctype == "application/strategic-merge-patch+json" and kind.group != "cloud.google.com":
+            elif ctype == "application/strategic-merge-patch+json" and kind not in CUSTOM_KINDS:
                 new = kube_apply.strategic_merge(
-                    current, incoming, kube_openapi.schema_of(kind), kube_openapi.resolve
+                    current, incoming, kube_openapi.schema_of(kind, bundle), kube_openapi.resolve
                 )
             else:  # custom resources take merge patches only, as the API server's CRD handler does
                 new = merge_patch(current, incoming)
+                if kind in CUSTOM_KINDS:  # the patched object is pruned like any other write
+                    new, pruned = kube_openapi.validate(kind, new, req.arg("fieldValidation"), bundle)
+                    warnings.extend(pruned)
+            new = kube_openapi.admit(kind, new, bundle)
             if status_only:
                 return new
             return _with_managed(
@@ -147,19 +167,19 @@ class KubeApi:
             raise ApiError.kube(
                 400, "BadRequest", "the name of the object does not match the name on the URL"
             )
-        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"))
+        bundle = self.crds.bundle
+        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"), bundle)
         force = (req.arg("force") or "").lower() == "true"
         if self.objects.get(kind, namespace, name) is None:
             managed = kube_apply.created_by(manager, "Apply", kind.api_version, applied)
             meta = {**(applied.get("metadata") or {}), "name": name}
-            created = self.objects.create(
-                kind, namespace, _with_managed({**applied, "metadata": meta}, managed)
-            )
+            body = kube_openapi.admit(kind, _new_custom_object(kind, {**applied, "metadata": meta}), bundle)
+            created = self.objects.create(kind, namespace, _with_managed(body, managed))
             return self._written(kind, created, 201, warnings)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             result, managed = kube_apply.apply(current, applied, manager, force)
-            return _with_managed(result, managed)
+            return _with_managed(kube_openapi.admit(kind, result, bundle), managed)
 
         return self._written(kind, self.objects.update_with(kind, namespace, name, {}, change), 200, warnings)
 
@@ -233,6 +253,14 @@ class KubeApi:
                 if kind.plural == "events":  # recorded while it emptied; nothing holds them
                     self.objects.delete(kind, namespace, obj["metadata"]["name"])
             self.objects.finish_namespace(namespace)
+
+
+def _new_custom_object(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+    """A new custom resource with a status subresource starts without the status it was sent (the
+    CRD's status default, or its controller, fills it), as the API server's CRD strategy does."""
+    if kind in CUSTOM_KINDS and kind.has_status:
+        return {k: v for k, v in body.items() if k != "status"}
+    return body
 
 
 def _with_managed(obj: dict[str, Any], managed: list[dict[str, Any]]) -> dict[str, Any]:
