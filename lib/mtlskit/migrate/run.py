@@ -274,7 +274,7 @@ def _answering_check(ctx: Context, ip: str) -> Check:
         return Check(
             "Gateway answers a valid client",
             "pass",
-            f"{ip} answered a request with {ctx.params.probe.client_cert}",
+            f"{ip} answered a request with the probe's valid certificate",
         )
     return Check(
         "Gateway answers a valid client",
