@@ -1,17 +1,19 @@
-"""The domains' A records as the migration sees them, and the calls that read, change and resolve them.
+"""The domains' A records as the migration sees them, and the calls that move them.
 
-The cut-over is a record change (lowered TTL first, then the new IP) made through the DNS cut-over's
-own build, handed in as `DnsOps`; the migration only decides when, and checks what resolvers answer.
+The cut-over itself (lower the TTL, wait the old TTL, point the records at the new IP) and the TTL's
+return are the DNS cut-over's own plans and applies, handed in as `DnsOps`; the migration decides
+when, and proves by name that resolvers follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class Record:
 class DnsOps:
     """Record reads and changes in `dns.managed_zone`, and a lookup as clients make it."""
 
-    read: Callable[[Clients, Params, str], Record | None]
-    change: Callable[[Clients, Params, str, list[str], int], Any]  # domain, ips, ttl: wait until done
+    records: Callable[[Clients, Params], dict[str, Record | None]]  # by domain; None: no A record
+    cutover: Callable[[Clients, Params, str, Progress], list[str]]  # to this IP, TTL lowered first
+    restore_ttl: Callable[[Clients, Params], list[str]]  # back to dns.ttl_seconds
     resolve: Callable[[Params, str], tuple[str, ...]]  # through dns.nameserver (or the system's)
-    by_hand: Callable[[Params, str, list[str], int], str]  # the command to make the change oneself
+    by_hand: Callable[[Clients, Params, str], list[str]]  # the commands, when no managed zone

@@ -291,48 +291,28 @@ def phase_verify(ctx: Context, state: MigrationState) -> PhaseResult:
 
 
 def phase_cutover(ctx: Context, state: MigrationState) -> PhaseResult:
-    p, dns_ops, new_ip = ctx.params, ctx.ops.dns, str(state.gateway.ip)
+    p, new_ip = ctx.params, str(state.gateway.ip)
     if p.dns.managed_zone is None:
-        commands = [dns_ops.by_hand(p, d, [new_ip], p.dns.cutover_ttl_seconds) for d in p.frontend.domains]
-        return PhaseResult(
-            "cutover",
-            0.0,
-            [
-                Check(
-                    "records point at the Gateway",
-                    "fail",
-                    "dns.managed_zone is not set: the kit cannot change the records",
-                    "make the change by hand (lower the TTL first and wait the old TTL): "
-                    + "; ".join(commands)
-                    + "; or set dns.managed_zone and run the migration again",
-                )
-            ],
+        commands = ctx.ops.dns.by_hand(ctx.clients, p, new_ip)
+        check = Check(
+            "records point at the Gateway",
+            "fail",
+            "dns.managed_zone is not set: the kit cannot change the records",
+            "make the change by hand (lower the TTL first and wait the old TTL): "
+            + "; ".join(commands)
+            + "; or set dns.managed_zone, then run the migration again",
         )
-    changes: list[str] = []
-    longest_ttl = 0
-    for domain, record in state.records.items():
-        if record is None:
-            return PhaseResult(
-                "cutover",
-                0.0,
-                [
-                    Check(
-                        f"A record {domain}",
-                        "fail",
-                        f"no A record for {domain} in zone {p.dns.managed_zone}",
-                        "create the record pointing at the split frontend first, or fix frontend.domains / dns.managed_zone",
-                    )
-                ],
-            )
-        if record.ttl > p.dns.cutover_ttl_seconds:
-            dns_ops.change(ctx.clients, p, domain, list(record.ips), p.dns.cutover_ttl_seconds)
-            changes.append(f"{domain} TTL {record.ttl}s -> {p.dns.cutover_ttl_seconds}s")
-            longest_ttl = max(longest_ttl, record.ttl)
-    if longest_ttl:
-        _wait_seconds(ctx, longest_ttl, f"resolvers forgetting the old TTL ({longest_ttl}s)")
-    for domain in p.frontend.domains:
-        dns_ops.change(ctx.clients, p, domain, [new_ip], p.dns.cutover_ttl_seconds)
-        changes.append(f"{domain} A -> {new_ip}")
+        return PhaseResult("cutover", 0.0, [check])
+    missing = [d for d, r in state.records.items() if r is None]
+    if missing:
+        check = Check(
+            f"A record {', '.join(missing)}",
+            "fail",
+            f"no A record in zone {p.dns.managed_zone}",
+            "create the record pointing at the split frontend first, or fix frontend.domains / dns.managed_zone",
+        )
+        return PhaseResult("cutover", 0.0, [check])
+    changes = ctx.ops.dns.cutover(ctx.clients, p, new_ip, ctx.progress)
     checks = [_resolves_check(ctx, d, new_ip) for d in p.frontend.domains]
     if all(c.status == "pass" for c in checks):
         checks += verify_at(ctx.clients, p, "by name", ctx.ops.dns.resolve(p, p.frontend.domains[0])[0])
@@ -405,10 +385,8 @@ def phase_retire(ctx: Context, state: MigrationState) -> PhaseResult:
             "that serves; run the migration from its build phase"
         )
     changes = _delete(ctx, state.retire)
-    for domain, record in state.records.items():
-        if record is not None and record.ttl != p.dns.ttl_seconds:
-            ctx.ops.dns.change(ctx.clients, p, domain, list(record.ips), p.dns.ttl_seconds)
-            changes.append(f"{domain} TTL back to {p.dns.ttl_seconds}s")
+    if any(r is not None and r.ttl != p.dns.ttl_seconds for r in state.records.values()):
+        changes += ctx.ops.dns.restore_ttl(ctx.clients, p)
     after = read_state(ctx.clients, p, ctx.ops)
     left = after.split_left
     checks = [
@@ -522,10 +500,8 @@ def roll_back(ctx: Context) -> list[str]:
             "retirement began; rebuild it with 10_ingress-40_frontend, or finish the migration"
         )
     done = []
-    for domain, record in state.records.items():
-        if record is not None and state.split_ip and record.ips != (state.split_ip,):
-            ctx.ops.dns.change(ctx.clients, p, domain, [state.split_ip], p.dns.cutover_ttl_seconds)
-            done.append(f"{domain} A -> {state.split_ip}")
+    if state.split_ip and any(r is not None and r.ips != (state.split_ip,) for r in state.records.values()):
+        done += ctx.ops.dns.cutover(ctx.clients, p, state.split_ip, ctx.progress)
     if state.gateway.exists:
         if done:
             _wait_seconds(ctx, p.dns.cutover_ttl_seconds, "clients leaving the Gateway (cut-over TTL)")

@@ -89,11 +89,7 @@ def split_ip(clients: Clients, params: Params) -> str | None:
 
 
 def read_state(clients: Clients, params: Params, ops: Ops) -> MigrationState:
-    records = (
-        {}
-        if params.dns.managed_zone is None
-        else {d: ops.dns.read(clients, params, d) for d in params.frontend.domains}
-    )
+    records = {} if params.dns.managed_zone is None else ops.dns.records(clients, params)
     return MigrationState(
         strategy=params.gateway.address,
         split_rule=KINDS["ForwardingRule"].get(clients, params.frontend.forwarding_rule) is not None,
