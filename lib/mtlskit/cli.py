@@ -169,6 +169,7 @@ def sandbox_status(params_file: str | None, state_dir: str | None) -> None:
     click.echo(f"projects: {', '.join(health['projects'])}; cluster uid: {health['cluster_uid']}")
     click.echo(f"kubeconfig: {info.kubeconfig}")
     _echo_dataplane(info.endpoint)
+    _echo_dns(info.endpoint)
 
 
 def _echo_dataplane(endpoint: str) -> None:
@@ -183,6 +184,17 @@ def _echo_dataplane(endpoint: str) -> None:
         )
     if not plane["listeners"]:
         click.echo("  no HTTPS forwarding rule yet (run 40_frontend with apply=True)")
+
+
+def _echo_dns(endpoint: str) -> None:
+    with urllib.request.urlopen(f"{endpoint}/_sandbox/dns", timeout=5) as r:
+        responder = json.load(r)
+    if not responder["listening"]:
+        click.echo(f"DNS responder: NOT listening: {responder['error']}")
+        return
+    zones = ", ".join(responder["zones"])
+    click.echo(f"DNS responder: 127.0.0.1:{responder['port']} (UDP and TCP), authoritative for {zones}")
+    click.echo(f"  dig @127.0.0.1 -p {responder['port']} NAME")
 
 
 @sandbox.command("reset")

@@ -12,6 +12,7 @@ and a call that needs the missing piece raises that same error.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import certificate_manager_v1, compute_v1, network_security_v1
+from google.cloud import dns as cloud_dns
 from google.cloud import logging as cloud_logging
 from google.cloud import storage as cloud_storage
 from googleapiclient import discovery
@@ -104,6 +106,11 @@ class Clients:
     server_ca_file: str | None = None
     # How long `operations.wait` waits for any long-running operation before giving up.
     operation_timeout: float = operations.DEFAULT_TIMEOUT_SECONDS
+    # Cloud DNS (google-cloud-dns, the JSON API's official client), for a migration's cut-over, and
+    # the name server a cut-over's wait asks: params.dns.nameserver, the sandbox's DNS responder, or
+    # None for the system's resolver.
+    dns: cloud_dns.Client | None = None
+    nameserver: str | None = None
     # What this machine lacks to reach the target (see the module docstring); empty when set up.
     setup_problems: list[errors.SetupMissing] = field(default_factory=list)
 
@@ -116,7 +123,10 @@ class Clients:
         Kubernetes client retries inside urllib3, see `_kube_retry`), and a call that still fails
         raises `errors.ApiError` (`NotFound`, `Conflict`, ...) with the library's exception as cause."""
         if _is_google(method):
-            kwargs.setdefault("retry", self.retry)
+            if _takes_retry(method):
+                kwargs.setdefault("retry", self.retry)
+            else:  # google-cloud-dns's calls take no retry argument: wrap them in the same policy
+                method = self.retry(method)
         try:
             return method(*args, **kwargs)
         except errors.LIBRARY_FAILURES as err:
@@ -141,6 +151,14 @@ class Clients:
 def _is_google(method: Callable[..., Any]) -> bool:
     owner = getattr(method, "__self__", None)
     return type(owner).__module__.startswith("google.")
+
+
+def _takes_retry(method: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "retry" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _compute_clients(credentials: Credentials | None, options: ClientOptions | None) -> ComputeClients:
@@ -319,6 +337,7 @@ def sandbox_settings(params: Params) -> dict[str, Any]:
         "operation_delay": params.sandbox.operation_delay_seconds,
         "managed_cert_delay": params.sandbox.managed_cert_delay_seconds,
         "data_plane_port": params.sandbox.data_plane_port,
+        "dns_port": params.sandbox.dns_port,
         "withhold_permissions": list(params.sandbox.withhold_permissions),
         "exhaust_quota": list(params.sandbox.exhaust_quota),
         "gateway_api": params.sandbox.gateway_api,
@@ -340,6 +359,7 @@ def build_clients(params: Params) -> Clients:
         options: ClientOptions | None = ClientOptions(api_endpoint=info.endpoint)
         kubeconfig, context, endpoint = info.kubeconfig, process.KUBE_CONTEXT, info.endpoint
         https_port = params.sandbox.data_plane_port
+        nameserver = params.dns.nameserver or info.nameserver
         server_ca: str | None = str(params.state_dir / "dataplane" / "ca.pem")
         log_client = cloud_logging.Client(
             project=params.project,
@@ -352,6 +372,7 @@ def build_clients(params: Params) -> Clients:
         problems += [missing] if missing else []
         options, endpoint = None, None
         https_port, server_ca = 443, None
+        nameserver = params.dns.nameserver
         kubeconfig, context = params.kubernetes.kubeconfig, params.kubernetes.context
         log_client = cloud_logging.Client(project=params.project, credentials=credentials, _use_grpc=False)
     kube_clients, kube_problem = _kube_or_problem(
@@ -373,6 +394,12 @@ def build_clients(params: Params) -> Clients:
         https_port=https_port,
         server_ca_file=server_ca,
         setup_problems=problems,
+        dns=cloud_dns.Client(
+            project=params.project,
+            credentials=credentials,
+            client_options={"api_endpoint": endpoint} if endpoint else None,
+        ),
+        nameserver=nameserver,
     )
 
 

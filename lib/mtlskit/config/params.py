@@ -79,6 +79,9 @@ class SandboxSettings(_Strict):
     state_dir: str = ".sandbox"
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     data_plane_port: int = Field(8443, ge=1024, le=65535)
+    dns_port: int = Field(
+        0, ge=0, le=65535, description="the DNS responder's UDP and TCP port; 0 picks a free one"
+    )
     operation_delay_seconds: float = Field(0.2, ge=0, le=30)
     managed_cert_delay_seconds: float = Field(1.0, ge=0, le=600)
     demo_pki: bool = Field(True, description="generate the demo PKI into the state directory on first use")

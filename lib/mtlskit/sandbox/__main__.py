@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--operation-delay", type=float, required=True)
     ap.add_argument("--managed-cert-delay", type=float, required=True)
     ap.add_argument("--data-plane-port", type=int, required=True)
+    ap.add_argument("--dns-port", type=int, required=True, help="UDP and TCP; 0 picks a free port")
     ap.add_argument("--withhold-permission", action="append", default=[], help="answer 403 for it")
     ap.add_argument("--exhaust-quota", action="append", default=[], help="a Compute quota metric used up")
     ap.add_argument(
@@ -45,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sandbox = Sandbox(state_dir, settings, args.project)
     server = serve(sandbox, args.port)
+    sandbox.dns_responder.start(args.dns_port)
     port = server.server_address[1]
     endpoint = f"http://127.0.0.1:{port}"
     kubeconfig = write_kubeconfig(state_dir, endpoint)
-    info = SandboxInfo(os.getpid(), port, endpoint, str(kubeconfig), str(state_dir))
+    info = SandboxInfo(
+        os.getpid(), port, endpoint, str(kubeconfig), str(state_dir), sandbox.dns_responder.port
+    )
 
     def shutdown(*_: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever(poll_interval=0.2)
     finally:
         sandbox.dataplane.stop()
+        sandbox.dns_responder.stop()
         server.server_close()
         sandbox.store.close()
         if SandboxInfo.read(state_dir) == info:

@@ -27,6 +27,7 @@ DOCS = {
     "logging": "logging.v2.json",
     "cloudresourcemanager": "cloudresourcemanager.v1.json",
     "storage": "storage.v1.json",
+    "dns": "dns.v1.json",
 }
 
 

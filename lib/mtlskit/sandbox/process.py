@@ -40,6 +40,13 @@ class SandboxInfo:
     endpoint: str
     kubeconfig: str
     state_dir: str
+    # The DNS responder's UDP and TCP port (`mtlskit.sandbox.dnsserver`); 0: it could not listen.
+    dns_port: int = 0
+
+    @property
+    def nameserver(self) -> str | None:
+        """`127.0.0.1:PORT`, the responder a resolver asks for the sandbox's zones."""
+        return f"127.0.0.1:{self.dns_port}" if self.dns_port else None
 
     @classmethod
     def read(cls, state_dir: Path) -> SandboxInfo | None:
@@ -125,6 +132,7 @@ class ServerSettings(TypedDict):
     operation_delay: float
     managed_cert_delay: float
     data_plane_port: int
+    dns_port: int
     withhold_permissions: list[str]
     exhaust_quota: list[str]
     gateway_api: str
@@ -143,6 +151,8 @@ def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) 
         str(settings["managed_cert_delay"]),
         "--data-plane-port",
         str(settings["data_plane_port"]),
+        "--dns-port",
+        str(settings["dns_port"]),
     ]
     for p in settings["projects"]:
         args += ["--project", p]

@@ -1,9 +1,11 @@
 """The sandbox HTTP server: one loopback port serving Compute, Network Security, Certificate Manager,
-Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the request counter and the fault switch.
+Logging, Cloud Storage, Cloud DNS and the Kubernetes API, plus `/_sandbox/*` for the request counter
+and the fault switch. (The DNS responder that serves Cloud DNS's zones listens on a UDP and TCP port
+of its own: `mtlskit.sandbox.dnsserver`.)
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
-`/download/storage/v1`, `/api`, `/apis`, Resource Manager's `/v1/projects/P:testIamPermissions`), and long-running
+`/download/storage/v1`, `/dns/v1`, `/api`, `/apis`, Resource Manager's `/v1/projects/P:testIamPermissions`), and long-running
 operations of Network Security and Certificate Manager are found by their full name.
 """
 
@@ -16,11 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mtlskit.sandbox import access, discovery, schema, services, storage
+from mtlskit.sandbox import access, clouddns, discovery, schema, services, storage
 from mtlskit.sandbox.compute.handler import Compute
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import IngressController
 from mtlskit.sandbox.dataplane import DataPlane
+from mtlskit.sandbox.dnsserver import DnsResponder
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.gateway_controller import GatewayController
@@ -61,6 +64,8 @@ class Sandbox:
         self.netsec = Locations(self.env)
         self.logging = Logging(self.env)
         self.storage = storage.Storage(self.env)
+        self.dns = clouddns.CloudDns(self.env)
+        self.dns_responder = DnsResponder(self.dns)  # started by whoever serves (a port of its own)
         self.kube = KubeApi(kube_objects, self.events, self.crds)
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
@@ -117,6 +122,8 @@ class Sandbox:
                 return services.handle(req, parts, self.projects)
             if api == "storage":
                 return self.storage.handle(req, parts, method_id)
+            if api == "dns":
+                return self.dns.handle(req, parts, method_id)
             return self.kube.handle(req, parts)
 
     def _classify(self, req: Request, parts: list[str]) -> tuple[str, str]:
@@ -127,6 +134,8 @@ class Sandbox:
             api = "networksecurity"
         elif parts[:1] == ["v1"] and "trustConfigs" in parts:
             api = "certificatemanager"
+        elif clouddns.is_dns_path(parts):
+            api = "dns"
         elif storage.is_storage_path(parts):
             # media bodies are not JSON: the storage stand-in checks the metadata it finds in them
             return "storage", storage.method_id(req, parts)
@@ -143,7 +152,7 @@ class Sandbox:
         else:
             raise ApiError.unknown_method(req.path)
         method = discovery.api(api).find(req.method, req.path)
-        if method is None:
+        if method is None or (api == "dns" and method.id not in clouddns.SERVED):
             raise ApiError.unknown_method(req.path)
         req.method_id = method.id
         if req.method in MUTATING and method.request_ref and method.id not in READ_ONLY_POSTS:
@@ -164,6 +173,8 @@ class Sandbox:
             return Response(200, {"ok": True, "cluster_uid": self.env.cluster_uid, "projects": self.projects})
         if parts == ["dataplane"]:
             return Response(200, self.dataplane.status())
+        if parts == ["dns"]:
+            return Response(200, self.dns_responder.status())
         if parts == ["counters"]:
             if req.method == "DELETE":
                 with self._counter_lock:

@@ -282,7 +282,7 @@ class Storage:
             for _, b in self.store.list(API, "buckets")
             if b["_project"] == project and b["name"].startswith(prefix)
         ]
-        page, token = _page([(b["name"], b) for b in names], req)
+        page, token = key_page([(b["name"], b) for b in names], req)
         out: dict[str, Any] = {
             "kind": "storage#buckets",
             "items": [self._bucket_view(b, base) for _, b in page],
@@ -377,7 +377,7 @@ class Storage:
                 if not (trailing and name == folder):
                     continue
             entries.append((name, obj))
-        page, token = _page(entries, req)
+        page, token = key_page(entries, req)
         listed = {
             "items": [self._object_view(obj, base) for _, obj in page if obj is not None],
             "prefixes": [name for name, obj in page if obj is None],
@@ -581,9 +581,10 @@ def _preconditions(req: Request, obj: dict[str, Any] | None) -> None:
             )
 
 
-def _page(entries: list[tuple[str, Any]], req: Request) -> tuple[list[tuple[str, Any]], str | None]:
+def key_page(entries: list[tuple[str, Any]], req: Request) -> tuple[list[tuple[str, Any]], str | None]:
     """One page of name-ordered entries; the token is the last name given, so a page is stable
-    when objects are added or removed between requests (as Google's tokens are)."""
+    when objects are added or removed between requests (as Google's tokens are). Cloud DNS's lists
+    (`mtlskit.sandbox.clouddns`) page the same way."""
     size = _int_arg(req, "maxResults") or PAGE_SIZE
     if size <= 0:
         raise _invalid("maxResults must be a positive integer.")
