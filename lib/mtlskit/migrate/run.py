@@ -315,14 +315,16 @@ def phase_cutover(ctx: Context, state: MigrationState) -> PhaseResult:
     changes = ctx.ops.dns.cutover(ctx.clients, p, new_ip, ctx.progress)
     checks = [_resolves_check(ctx, d, new_ip) for d in p.frontend.domains]
     if all(c.status == "pass" for c in checks):
-        checks += verify_at(ctx.clients, p, "by name", ctx.ops.dns.resolve(p, p.frontend.domains[0])[0])
+        checks += verify_at(
+            ctx.clients, p, "by name", ctx.ops.dns.resolve(ctx.clients, p.frontend.domains[0])[0]
+        )
     return PhaseResult("cutover", 0.0, checks, changes)
 
 
 def _resolves_check(ctx: Context, domain: str, ip: str) -> Check:
     p = ctx.params
     polled = poll(
-        lambda: ctx.ops.dns.resolve(p, domain),
+        lambda: ctx.ops.dns.resolve(ctx.clients, domain),
         lambda ips: ips == (ip,),
         max(2.0 * p.dns.cutover_ttl_seconds, 5.0) + (0 if ctx.clients.target == "sandbox" else 600),
         every=0.1 if ctx.clients.target == "sandbox" else 5.0,
@@ -331,7 +333,7 @@ def _resolves_check(ctx: Context, domain: str, ip: str) -> Check:
         ),
         sleep=ctx.sleep,
     )
-    where = p.dns.nameserver or "the system resolver"
+    where = ctx.clients.nameserver or "the system resolver"
     if polled.done:
         return Check(f"resolves to the Gateway: {domain}", "pass", f"{where} answers {ip}")
     return Check(

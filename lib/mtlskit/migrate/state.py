@@ -16,8 +16,8 @@ from mtlskit.build.frontend import KINDS
 from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.migrate.dns_side import DnsOps, Record
-from mtlskit.migrate.gateway_side import GatewayOps, GatewayView
+from mtlskit.migrate.dns_side import DnsOps, Record, dns_ops
+from mtlskit.migrate.gateway_side import GatewayOps, GatewayView, gateway_ops
 
 # new_ip: side by side, clients move by DNS; named_address: the Gateway takes the kit's address, so
 # the kit's forwarding rule must go first (one IP cannot serve two load balancers on :443).
@@ -123,3 +123,8 @@ def next_phase(params: Params, state: MigrationState, passed: set[str] = frozens
 
 def _ttl_to_restore(params: Params, state: MigrationState) -> bool:
     return any(r is not None and r.ttl != params.dns.ttl_seconds for r in state.records.values())
+
+
+def kit_ops() -> Ops:
+    """The kit's own Gateway build and DNS cut-over, as a migration uses them."""
+    return Ops(gateway_ops(), dns_ops())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.resolver
 
+from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 
 Lookup = Callable[[str], tuple[tuple[str, ...], float]]  # domain -> (A records, TTL seconds)
@@ -82,19 +83,20 @@ class SteadyClient:
         self._thread = threading.Thread(target=self._loop, name="steady-client", daemon=True)
 
     @classmethod
-    def for_params(cls, params: Params, port: int, server_ca: str | None, pause: float = 0.0) -> SteadyClient:
-        """The probe's valid certificate, the first domain, resolved through `dns.nameserver`."""
+    def for_params(cls, clients: Clients, params: Params, pause: float = 0.0) -> SteadyClient:
+        """The probe's valid certificate, the first domain, resolved through the clients' name
+        server (`dns.nameserver`; on the sandbox, its DNS responder)."""
         if not (params.probe.client_cert and params.probe.client_key):
             raise ValueError(
                 "probe.client_cert and probe.client_key: the steady client needs a valid certificate"
             )
         return cls(
             params.frontend.domains[0],
-            port,
+            clients.https_port,
             params.probe.client_cert,
             params.probe.client_key,
-            dns_lookup(params.dns.nameserver),
-            server_ca,
+            dns_lookup(clients.nameserver),
+            clients.server_ca_file,
             params.probe.timeout_seconds,
             pause,
         )
