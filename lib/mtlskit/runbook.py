@@ -11,7 +11,8 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.runner.progress` — the Ingress, managed-certificate and request-log waits with their progress bars;
 - `mtlskit.core.checks` — the check value and its one-line `verdict`;
 - `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params;
-- `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names.
+- `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names;
+- `mtlskit.migrate.page` — `migration`, the split frontend's move to the Gateway, phase by phase.
 
 `mtlskit run` imports this module while its kernel starts, so every notebook finds the kit loaded.
 """
@@ -19,6 +20,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 from __future__ import annotations
 
 from mtlskit.core.checks import verdict
+from mtlskit.migrate.page import migration
 from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_probes
 from mtlskit.runner.step import Step, StepFailed, outcome_checks, publish, start
 from mtlskit.runner.stepchecks import backend_checks, ingress_checks
@@ -45,6 +47,7 @@ __all__ = [
     "events_frame",
     "findings_frame",
     "ingress_checks",
+    "migration",
     "outcome_checks",
     "publish",
     "recent_entries",

@@ -283,6 +283,11 @@ class MigrationSettings(_Strict):
     gateway_timeout_seconds: float = Field(
         1800.0, gt=0, le=86400, description="how long to wait for the Gateway to be programmed and answer"
     )
+    publish_missing_records: bool = Field(
+        False,
+        description="a domain with no A record in dns.managed_zone is published at the split frontend's IP "
+        "before the cut-over (a zone nobody published to yet, as the sandbox's)",
+    )
 
     @model_validator(mode="after")
     def _poll_within_window(self) -> MigrationSettings:

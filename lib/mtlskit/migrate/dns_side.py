@@ -34,6 +34,7 @@ class DnsOps:
     restore_ttl: Callable[[Clients, Params], list[str]]  # back to dns.ttl_seconds
     resolve: Callable[[Clients, str], tuple[str, ...]]  # through the clients' name server
     by_hand: Callable[[Clients, Params, str], list[str]]  # the commands, when no managed zone
+    publish: Callable[[Clients, Params, str], list[str]]  # missing A records at this IP, usual TTL
 
 
 def _records(clients: Clients, params: Params) -> dict[str, Record | None]:
@@ -64,6 +65,10 @@ def _by_hand(clients: Clients, params: Params, ip: str) -> list[str]:
     return list(dns.plan_cutover(clients, params, ip).commands)
 
 
+def _publish(clients: Clients, params: Params, ip: str) -> list[str]:
+    return _applied(clients, params, dns.plan_records(clients, params, ip), lambda _line: None)
+
+
 def dns_ops() -> DnsOps:
     """The DNS cut-over's plans and applies (`build.dns`), as the migration calls them."""
-    return DnsOps(_records, _cutover, _restore_ttl, _resolve, _by_hand)
+    return DnsOps(_records, _cutover, _restore_ttl, _resolve, _by_hand, _publish)

@@ -14,7 +14,7 @@ import pandas as pd
 from mtlskit.core.bars import bar
 from mtlskit.core.checks import Check, verdict
 from mtlskit.migrate.run import Context, PhaseResult, migrate, plan, roll_back
-from mtlskit.migrate.state import Ops
+from mtlskit.migrate.state import Ops, kit_ops
 from mtlskit.runner.step import Step
 
 
@@ -71,3 +71,8 @@ class Migration:
         if not self.step.apply:
             out.append(Check("migration", "warn", "plan only: no phase ran", "run with apply=True"))
         return out
+
+
+def migration(step: Step, ops: Ops | None = None) -> Migration:
+    """The migration of the step's params: the kit's Gateway build and DNS cut-over unless given."""
+    return Migration(step, ops or kit_ops())

@@ -304,12 +304,19 @@ def phase_cutover(ctx: Context, state: MigrationState) -> PhaseResult:
         )
         return PhaseResult("cutover", 0.0, [check])
     missing = [d for d, r in state.records.items() if r is None]
+    if missing and p.migration.publish_missing_records and state.split_ip:
+        ctx.ops.dns.publish(ctx.clients, p, state.split_ip)
+        ctx.progress(f"published {', '.join(missing)} at the split frontend's {state.split_ip}")
+        state = read_state(ctx.clients, p, ctx.ops)
+        missing = [d for d, r in state.records.items() if r is None]
     if missing:
         check = Check(
             f"A record {', '.join(missing)}",
             "fail",
             f"no A record in zone {p.dns.managed_zone}",
-            "create the record pointing at the split frontend first, or fix frontend.domains / dns.managed_zone",
+            f"publish the record at the split frontend's IP ({state.split_ip}) first "
+            f"({'; '.join(ctx.ops.dns.by_hand(ctx.clients, p, str(state.split_ip)))}), or set "
+            "migration.publish_missing_records; or fix frontend.domains / dns.managed_zone",
         )
         return PhaseResult("cutover", 0.0, [check])
     changes = ctx.ops.dns.cutover(ctx.clients, p, new_ip, ctx.progress)
