@@ -108,7 +108,7 @@ def test_window_must_not_be_shorter_than_a_poll(tmp_path: Path) -> None:
 
 def test_gateway_object_read_as_the_migration_needs_it(tmp_path: Path) -> None:
     p = _params(tmp_path)
-    assert not view_of(p, None).exists
+    assert not view_of(p, None).exists and "does not exist" in view_of(p, None).reason
     obj = {
         "metadata": {
             "annotations": {

@@ -29,7 +29,7 @@ class GatewayView:
     programmed: bool = False  # Programmed, and annotated with its load balancer
     ip: str | None = None
     forwarding_rule: str | None = None  # the controller's rule, for its request logs
-    reason: str = ""  # why it is not ready, with the Gateway's conditions
+    reason: str = ""  # why it is not ready: the Gateway's conditions as `kubectl describe` shows them
 
     @property
     def ready(self) -> bool:
@@ -44,7 +44,8 @@ def view_of(params: Params, obj: dict[str, Any] | None) -> GatewayView:
     problem = lbnames.readiness_problem(params, obj)
     rules = lbnames.annotation_paths(obj, "forwarding_rules")
     ip = lbnames.gateway_ip(obj) or None
-    return GatewayView(True, not problem, ip, rules[0].name if rules else None, problem)
+    shown = "; ".join(lbnames.conditions_summary(obj)) or "no conditions yet (no controller has seen it)"
+    return GatewayView(True, not problem, ip, rules[0].name if rules else None, shown if problem else "")
 
 
 def read_gateway(clients: Clients, params: Params) -> GatewayView:
