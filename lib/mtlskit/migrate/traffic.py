@@ -27,6 +27,7 @@ import dns.resolver
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 
+RETRY_PAUSE_SECONDS = 0.01
 Lookup = Callable[[str], tuple[tuple[str, ...], float]]  # domain -> (A records, TTL seconds)
 
 
@@ -119,9 +120,12 @@ class SteadyClient:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.send_one()
-            if self.pause:
-                self._stop.wait(self.pause)
+            ended = self.send_one()
+            # A client retries a failure after a moment rather than in a tight loop (a refused
+            # connection returns at once): the counts then stay comparable across phases.
+            pause = self.pause if ended == "answered" else max(self.pause, RETRY_PAUSE_SECONDS)
+            if pause:
+                self._stop.wait(pause)
 
     def send_one(self) -> str:
         """One request on a new connection; returns how it ended (answered, refused, failed)."""
