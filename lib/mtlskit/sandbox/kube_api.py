@@ -192,7 +192,7 @@ class KubeApi:
         namespace, name = stored["metadata"].get("namespace"), stored["metadata"]["name"]
         self.events.publish(KUBE_WRITE, kind, stored)
         self._settle(namespace)
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else {}
+        headers = {"Warning": ", ".join(_warning(w) for w in warnings)} if warnings else {}
         return Response(status, self.objects.get(kind, namespace, name) or stored, headers)
 
     def _list(self, req: Request, kind: Kind, namespace: str | None) -> Response:
@@ -267,6 +267,13 @@ class KubeApi:
                 if kind.plural == "events":  # recorded while it emptied; nothing holds them
                     self.objects.delete(kind, namespace, obj["metadata"]["name"])
             self.objects.finish_namespace(namespace)
+
+
+def _warning(text: str) -> str:
+    """One `Warning` header value (RFC 9111: code, agent, quoted text with `"` and `\\` escaped), as
+    the API server sends it and kubectl prints it (`Warning: unknown field "spec.tls"`)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def _new_custom_object(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
