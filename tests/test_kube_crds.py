@@ -243,6 +243,10 @@ def test_classes_claim_frontend_validation_only_where_the_schema_has_it() -> Non
         assert gw.FEATURE_FALLBACK not in gw.supported_features(name, "v1.5")
         older = gw.supported_features(name, "v1.4")
         assert gw.FEATURE_VALIDATION not in older and {"Gateway", "HTTPRoute"} <= set(older)
+        assert gw.supported_features(name, "v1.3") == []  # its GatewayClass has no supportedFeatures
+    gateway_class = KINDS[(gw.GROUP, "gatewayclasses")]
+    assert node(kube_openapi.schema_of(gateway_class, "v1.4"), "status.supportedFeatures.[].name") is not None
+    assert node(kube_openapi.schema_of(gateway_class, "v1.3"), "status.supportedFeatures") is None
     assert [gw.frontend_in_standard(b) for b in ("v1.5", "v1.4", "v1.3", "none")] == [
         True,
         False,
