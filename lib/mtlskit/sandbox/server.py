@@ -1,7 +1,8 @@
 """The sandbox HTTP server: one loopback port serving Compute, Network Security, Certificate Manager,
-Logging, Cloud Storage, Cloud DNS and the Kubernetes API, plus `/_sandbox/*` for the request counter
-and the fault switch. (The DNS responder that serves Cloud DNS's zones listens on a UDP and TCP port
-of its own: `mtlskit.sandbox.dnsserver`.)
+Logging, Cloud Storage, Cloud DNS and the Kubernetes API, plus `/_sandbox/*` for the request counter,
+the fault switch, the refusals to practise with (`access`) and the cluster's Gateway API bundle
+(`cluster`). (The DNS responder that serves Cloud DNS's zones listens on a UDP and TCP port of its
+own: `mtlskit.sandbox.dnsserver`.)
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
