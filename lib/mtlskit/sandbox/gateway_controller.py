@@ -204,12 +204,12 @@ class GatewayController:
         what the GatewayClass publishes, when it publishes them."""
         name = (gateway.get("spec") or {}).get("gatewayClassName", "")
         cls = self.kube.get(GATEWAY_CLASS, None, name)
-        if cls is not None and (cls.get("spec") or {}).get("controllerName") != gw.CONTROLLER_NAME:
-            return None
+        if cls is None or (cls.get("spec") or {}).get("controllerName") != gw.CONTROLLER_NAME:
+            return None  # no class, or another controller's: the Gateway waits for its controller
         facts = gw.CLASSES.get(name)
         if facts is None:
             return None
-        published = (cls or {}).get("status", {}).get("supportedFeatures")
+        published = (cls.get("status") or {}).get("supportedFeatures")
         if published is not None:
             names = {f.get("name") if isinstance(f, dict) else f for f in published}
             facts = gw.GatewayClassFacts(
