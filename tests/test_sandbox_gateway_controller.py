@@ -560,3 +560,14 @@ def test_a_class_that_claims_the_insecure_fallback_gets_allow_mode_and_says_so(w
     assert stp and stp["mtlsPolicy"]["clientValidationMode"] == "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
     insecure = w.cond(w.gateway(), gw.INSECURE_MODE_CONDITION)
     assert (insecure["status"], insecure["reason"]) == ("True", "ConfigurationChanged")
+
+
+def test_a_namespace_being_deleted_goes_once_the_gateways_finalizer_ran(world: World) -> None:
+    w = built(world)
+    w.kube.mark_terminating(NS)
+    for kind, obj in w.kube.contents(NS):
+        w.kube.delete(kind, NS, obj["metadata"]["name"])
+    assert not w.kube.settle(NS)  # the Gateway still holds it
+    w.controller.reconcile()
+    assert w.kube.get(KINDS[("", "namespaces")], None, NS) is None
+    assert w.get("forwardingRules") is None

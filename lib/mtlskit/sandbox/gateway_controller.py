@@ -20,7 +20,9 @@
   it did not create), and backend services no Gateway uses any more are garbage-collected.
 Like the Ingress controller it works on Kubernetes and Compute through their stores; Network
 Security and Certificate Manager through `Locations`' direct writes (the controller is Google-side).
-The sandbox serves no firewall API: the firewall annotation names the rule GKE would create.
+The sandbox serves no firewall API: the firewall annotation names the rule GKE would create. How GKE
+names the server TLS policy and trust config it makes is unverified; here they take the Gateway's
+`gkegw1-` name, and the kit finds them through the proxy, never by name.
 """
 
 from __future__ import annotations
@@ -860,6 +862,7 @@ class GatewayController:
         self.env.store.set_meta(f"gateway-generation:{meta['uid']}", "")
         fins = [f for f in meta.get("finalizers") or [] if f != gw.FINALIZER]
         self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"finalizers": fins or None}})
+        self.kube.settle(ns)  # a namespace being deleted waited for this finalizer
 
     # ---- events -------------------------------------------------------------------------------------------
 
