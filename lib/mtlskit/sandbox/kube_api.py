@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from mtlskit.sandbox import kube_apply, kube_openapi
+from mtlskit.sandbox import kube_apply, kube_openapi, kube_table
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
-from mtlskit.sandbox.kube_crds import CRD, CUSTOM_KINDS, InstalledCrds
+from mtlskit.sandbox.kube_crds import CRD, CUSTOM_KINDS, InstalledCrds, resource_of
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
 
 
@@ -104,7 +104,7 @@ class KubeApi:
         name, sub = rest[0], rest[1] if len(rest) > 1 else None
         status_only = sub == "status"
         if req.method == "GET":
-            return Response(200, self.objects.require(kind, namespace, name))
+            return self._read(req, kind, [self.objects.require(kind, namespace, name)], single=True)
         if req.method == "DELETE":
             return self._delete(kind, namespace, name)
         manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
@@ -169,6 +169,9 @@ class KubeApi:
             )
         bundle = self.crds.bundle
         applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"), bundle)
+        # Compared with the stored object, which has its defaults: a manifest that leaves a defaulted
+        # field out (a listener's allowedRoutes) must not conflict with its own earlier apply.
+        applied = kube_openapi.defaulted(kind, applied, bundle)
         force = (req.arg("force") or "").lower() == "true"
         if self.objects.get(kind, namespace, name) is None:
             managed = kube_apply.created_by(manager, "Apply", kind.api_version, applied)
@@ -189,7 +192,7 @@ class KubeApi:
         namespace, name = stored["metadata"].get("namespace"), stored["metadata"]["name"]
         self.events.publish(KUBE_WRITE, kind, stored)
         self._settle(namespace)
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else {}
+        headers = {"Warning": ", ".join(_warning(w) for w in warnings)} if warnings else {}
         return Response(status, self.objects.get(kind, namespace, name) or stored, headers)
 
     def _list(self, req: Request, kind: Kind, namespace: str | None) -> Response:
@@ -202,12 +205,23 @@ class KubeApi:
             if all(((i["metadata"].get("labels") or {}).get(k) == v) is eq for k, (v, eq) in labels.items())
             and all((_field(i, k) == v) is eq for k, (v, eq) in fields.items())
         ]
+        return self._read(req, kind, items, single=False)
+
+    def _read(self, req: Request, kind: Kind, items: list[dict[str, Any]], single: bool) -> Response:
+        """Objects as asked: a Table of a custom resource's printer columns for `kubectl get`, else
+        the object or the list."""
+        resource = resource_of(kind)
+        version = self.objects.resource_version()
+        if resource is not None and kube_table.wants_table(req.headers.get("accept", "")):
+            return Response(200, kube_table.table(resource.columns, items, version))
+        if single:
+            return Response(200, items[0])
         return Response(
             200,
             {
                 "apiVersion": kind.api_version,
                 "kind": f"{kind.kind}List",
-                "metadata": {"resourceVersion": self.objects.resource_version()},
+                "metadata": {"resourceVersion": version},
                 "items": items,
             },
         )
@@ -249,6 +263,13 @@ class KubeApi:
     def _settle(self, namespace: str | None) -> None:
         """A terminating namespace goes once the last object in it (finalizers done) has gone."""
         self.objects.settle(namespace)
+
+
+def _warning(text: str) -> str:
+    """One `Warning` header value (RFC 9111: code, agent, quoted text with `"` and `\\` escaped), as
+    the API server sends it and kubectl prints it (`Warning: unknown field "spec.tls"`)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def _new_custom_object(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:

@@ -310,9 +310,10 @@ class InstalledCrds:
                     None,
                     {"metadata": {"name": facts.name}, "spec": {"controllerName": gw.CONTROLLER_NAME}},
                 )
-            features = [{"name": f} for f in gw.supported_features(facts.name, bundle)]
+            # None where the bundle's GatewayClass has no such field: the merge patch removes it
+            features = [{"name": f} for f in gw.supported_features(facts.name, bundle)] or None
             status = current.get("status") or {}
-            if status.get("supportedFeatures") == features and status.get("conditions"):
+            if status.get("conditions") and status.get("supportedFeatures") == features:
                 continue
             accepted = _condition(
                 "Accepted",
@@ -321,10 +322,5 @@ class InstalledCrds:
                 kube_time(),
                 current["metadata"]["generation"],
             )
-            self.objects.patch(
-                GATEWAY_CLASS,
-                None,
-                facts.name,
-                {"status": {"conditions": [accepted], "supportedFeatures": features}},
-                status_only=True,
-            )
+            patch = {"status": {"conditions": [accepted], "supportedFeatures": features}}
+            self.objects.patch(GATEWAY_CLASS, None, facts.name, patch, status_only=True)

@@ -373,13 +373,21 @@ def admit(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
     Built-in kinds pass unchanged: their validation is the server's code, not their schema."""
     if kind not in kube_crds.CUSTOM_KINDS:
         return obj
-    schema = schema_of(kind, bundle)
-    defaulted = _default(schema, copy.deepcopy(obj))
+    filled = defaulted(kind, obj, bundle)
     causes: list[Cause] = []
-    _check(schema, defaulted, (), causes)
+    _check(schema_of(kind, bundle), filled, (), causes)
     if causes:
         _invalid(kind, obj, causes)
-    return defaulted
+    return filled
+
+
+def defaulted(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
+    """A custom resource with its schema's defaults filled in where a field is absent (built-in
+    kinds unchanged)."""
+    if kind not in kube_crds.CUSTOM_KINDS:
+        return obj
+    filled: dict[str, Any] = _default(schema_of(kind, bundle), copy.deepcopy(obj))
+    return filled
 
 
 def _default(schema: dict[str, Any], value: Any) -> Any:
