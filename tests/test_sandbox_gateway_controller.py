@@ -34,7 +34,7 @@ from mtlskit.sandbox.gateway_controller import (
     SERVICE,
     GatewayController,
 )
-from mtlskit.sandbox.kube import KINDS, KubeObjects
+from mtlskit.sandbox.kube import API, KINDS, KubeObjects, key_of
 from mtlskit.sandbox.locations import Locations
 
 P = "mtlskit-sandbox"
@@ -571,3 +571,13 @@ def test_a_namespace_being_deleted_goes_once_the_gateways_finalizer_ran(world: W
     w.controller.reconcile()
     assert w.kube.get(KINDS[("", "namespaces")], None, NS) is None
     assert w.get("forwardingRules") is None
+
+
+def test_a_gateway_gone_without_its_finalizer_leaves_nothing_behind(world: World) -> None:
+    """Removing the Gateway API (its CRDs) takes the objects with it; the next sync collects the rest."""
+    w = built(world)
+    w.env.store.delete(API, GATEWAY.qualified, key_of(GATEWAY, NS, "gw"))
+    w.controller.reconcile()
+    for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps", "addresses"):
+        assert w.get(coll) is None, coll
+    assert w.located("serverTlsPolicies") is None

@@ -187,6 +187,7 @@ class GatewayController:
         """One pass over every Gateway of a class this controller owns, then routes, policies, GC."""
         self._route_parents, self._policy_verdicts = {}, {}
         wanted: set[str] = set()
+        live: set[str] = set()
         for gateway in self.kube.list(GATEWAY):
             facts = self._class_facts(gateway)
             if facts is None:
@@ -194,7 +195,9 @@ class GatewayController:
             if gateway["metadata"].get("deletionTimestamp"):
                 self._finalize(gateway)
                 continue
+            live.add(tr.gateway_name(self.uid, gateway["metadata"]["namespace"], gateway["metadata"]["name"]))
             wanted |= self._sync(gateway, facts)
+        self._collect_frontends(live)
         self._collect_backends(wanted)
         self._write_route_status()
         self._write_policy_status()
@@ -848,10 +851,17 @@ class GatewayController:
     # ---- deletion ---------------------------------------------------------------------------------------
 
     def _finalize(self, gateway: dict[str, Any]) -> None:
-        """Delete what the Gateway built, top down, then let the API server remove it."""
+        """Delete what the Gateway built, then let the API server remove it."""
         meta = gateway["metadata"]
         ns = meta["namespace"]
-        name = tr.gateway_name(self.uid, ns, meta["name"])
+        self._delete_frontend(tr.gateway_name(self.uid, ns, meta["name"]))
+        self.env.store.set_meta(f"gateway-generation:{meta['uid']}", "")
+        fins = [f for f in meta.get("finalizers") or [] if f != gw.FINALIZER]
+        self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"finalizers": fins or None}})
+        self.kube.settle(ns)  # a namespace being deleted waited for this finalizer
+
+    def _delete_frontend(self, name: str) -> None:
+        """One Gateway's own resources, top down; never an address it did not create."""
         c, p = self.compute, self.project
         for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps"):
             c.delete(p, coll, name)
@@ -859,10 +869,14 @@ class GatewayController:
         own = c.get(p, "addresses", name)
         if own is not None and own.get("_owner") == OWNER:
             c.delete(p, "addresses", name)
-        self.env.store.set_meta(f"gateway-generation:{meta['uid']}", "")
-        fins = [f for f in meta.get("finalizers") or [] if f != gw.FINALIZER]
-        self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"finalizers": fins or None}})
-        self.kube.settle(ns)  # a namespace being deleted waited for this finalizer
+
+    def _collect_frontends(self, live: set[str]) -> None:
+        """Frontends whose Gateway went without its finalizer running (its CRD was removed with it)."""
+        prefix = f"{gw.NAME_PREFIX}{tr.cluster_tag(self.uid)}-"
+        for rule in self.compute.list(self.project, "forwardingRules"):
+            name = rule["name"]
+            if name.startswith(prefix) and rule.get("_owner") == OWNER and name not in live:
+                self._delete_frontend(name)
 
     # ---- events -------------------------------------------------------------------------------------------
 
