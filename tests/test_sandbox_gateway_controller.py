@@ -16,7 +16,9 @@ from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
 from mtlskit.sandbox import gateway_refs
 from mtlskit.sandbox import gateway_translate as tr
+from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import ComputeStore
+from mtlskit.sandbox.controller import INGRESS, IngressController, neg_name
 from mtlskit.sandbox.dataplane import _header_actions, _rule_matches
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.gateway_controller import (
@@ -24,6 +26,7 @@ from mtlskit.sandbox.gateway_controller import (
     CONFIG_MAP,
     EVENT,
     GATEWAY,
+    GATEWAY_CLASS,
     GATEWAY_POLICY,
     HEALTH_POLICY,
     HTTP_ROUTE,
@@ -31,7 +34,7 @@ from mtlskit.sandbox.gateway_controller import (
     SERVICE,
     GatewayController,
 )
-from mtlskit.sandbox.kube import KINDS, KubeObjects
+from mtlskit.sandbox.kube import API, KINDS, KubeObjects, key_of
 from mtlskit.sandbox.locations import Locations
 
 P = "mtlskit-sandbox"
@@ -142,6 +145,12 @@ def world(tmp_path: Path, pki: dict[str, str]) -> Iterator[World]:
     locations = Locations(env)
     w = World(env, kube, compute, locations, GatewayController(env, kube, compute, locations))
     kube.create(KINDS[("", "namespaces")], None, {"metadata": {"name": NS}})
+    for name in gw.CLASSES:  # as the cluster seeds them (GEP-2162 features as objects)
+        features = [{"name": f} for f in gw.supported_features(name, "v1.5")]
+        kube.create(
+            GATEWAY_CLASS, None, {"metadata": {"name": name}, "spec": {"controllerName": gw.CONTROLLER_NAME}}
+        )
+        kube.patch(GATEWAY_CLASS, None, name, {"status": {"supportedFeatures": features}}, status_only=True)
     w.create(SERVICE, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 8080, "targetPort": 8080}]}})
     w.create(
         CONFIG_MAP,
@@ -503,3 +512,72 @@ def test_the_data_plane_applies_header_actions_and_route_matches() -> None:
     assert not _rule_matches(
         {"prefixMatch": "/", "headerMatches": [{"headerName": "X-A", "exactMatch": "1"}]}, "/", {}
     )
+
+
+def test_the_ingress_and_the_gateway_share_a_services_neg_until_neither_uses_it(world: World) -> None:
+    """A migration deletes the anchor Ingress while the Gateway still routes to the same Service port."""
+    w = world
+    ingresses = IngressController(w.env, w.kube, w.compute)
+    anchor = {
+        "metadata": {"name": "anchor", "annotations": {"kubernetes.io/ingress.allow-http": "false"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 8080}}}},
+    }
+    w.create(INGRESS, anchor)
+    ingresses.reconcile()
+    built(w)
+    neg = neg_name(w.env.cluster_uid, NS, "web", 8080)
+    gateway_bs = w.get("backendServices", tr.backend_name(w.env.cluster_uid, NS, "web", 8080))
+    assert gateway_bs and gateway_bs["backends"][0]["group"].endswith(f"/networkEndpointGroups/{neg}")
+    w.kube.delete(INGRESS, NS, "anchor")
+    ingresses.reconcile()
+    assert w.get("backendServices", neg) is None  # the Ingress's backend service is collected...
+    assert w.compute.get(P, "networkEndpointGroups", neg, ZONE) is not None  # ...its NEG is still in use
+    w.kube.delete(GATEWAY, NS, "gw")
+    w.controller.reconcile()
+    assert w.compute.get(P, "networkEndpointGroups", neg, ZONE) is None
+
+
+def test_a_gateway_of_another_controllers_class_is_left_alone(world: World) -> None:
+    w = world
+    w.kube.create(
+        GATEWAY_CLASS, None, {"metadata": {"name": "other"}, "spec": {"controllerName": "example.com/gw"}}
+    )
+    body = gateway_body()
+    body["spec"]["gatewayClassName"] = "other"
+    w.create(GATEWAY, body)
+    w.controller.reconcile()
+    assert "status" not in w.gateway() or not w.gateway()["status"].get("conditions")
+    assert gw.FINALIZER not in (w.gateway()["metadata"].get("finalizers") or [])
+    assert w.get("forwardingRules") is None
+
+
+def test_a_class_that_claims_the_insecure_fallback_gets_allow_mode_and_says_so(world: World) -> None:
+    w = world
+    features = [{"name": f} for f in (gw.FEATURE_VALIDATION, gw.FEATURE_FALLBACK)]
+    w.kube.patch(GATEWAY_CLASS, None, CLASS, {"status": {"supportedFeatures": features}}, status_only=True)
+    built(w, None, gw.ALLOW_INSECURE_FALLBACK)
+    stp = w.located("serverTlsPolicies")
+    assert stp and stp["mtlsPolicy"]["clientValidationMode"] == "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+    insecure = w.cond(w.gateway(), gw.INSECURE_MODE_CONDITION)
+    assert (insecure["status"], insecure["reason"]) == ("True", "ConfigurationChanged")
+
+
+def test_a_namespace_being_deleted_goes_once_the_gateways_finalizer_ran(world: World) -> None:
+    w = built(world)
+    w.kube.mark_terminating(NS)
+    for kind, obj in w.kube.contents(NS):
+        w.kube.delete(kind, NS, obj["metadata"]["name"])
+    assert not w.kube.settle(NS)  # the Gateway still holds it
+    w.controller.reconcile()
+    assert w.kube.get(KINDS[("", "namespaces")], None, NS) is None
+    assert w.get("forwardingRules") is None
+
+
+def test_a_gateway_gone_without_its_finalizer_leaves_nothing_behind(world: World) -> None:
+    """Removing the Gateway API (its CRDs) takes the objects with it; the next sync collects the rest."""
+    w = built(world)
+    w.env.store.delete(API, GATEWAY.qualified, key_of(GATEWAY, NS, "gw"))
+    w.controller.reconcile()
+    for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps", "addresses"):
+        assert w.get(coll) is None, coll
+    assert w.located("serverTlsPolicies") is None
