@@ -149,8 +149,13 @@ def annotation_paths(gateway: dict[str, Any], key: str) -> list[ResourcePath]:
 
 def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """An object's status conditions by type."""
-    items = ((obj or {}).get("status") or {}).get("conditions") or []
-    return {str(c.get("type")): c for c in items if isinstance(c, dict)}
+    return by_type(((obj or {}).get("status") or {}).get("conditions"))
+
+
+def by_type(items: Any) -> dict[str, dict[str, Any]]:
+    """Conditions by type, from a list as the API writes them (a Gateway's listeners and a route's
+    parents carry theirs directly, not under a status)."""
+    return {str(c.get("type")): c for c in items or [] if isinstance(c, dict)}
 
 
 def is_true(obj: dict[str, Any] | None, kind: str) -> bool:
@@ -203,7 +208,12 @@ def readiness_problem(params: Params, gateway: dict[str, Any] | None) -> str:
             f"Programmed=True, or see why in `{kubectl_describe_gateway(params)}` (its events and "
             f"listener conditions); {BUILD_FIX}"
         )
-    regional = [p.name for key in ("forwarding_rules", "target_https_proxies") for p in annotation_paths(gateway, key) if p.region]
+    regional = [
+        p.name
+        for key in ("forwarding_rules", "target_https_proxies")
+        for p in annotation_paths(gateway, key)
+        if p.region
+    ]
     if regional:
         return (
             f"{where} built regional resources ({', '.join(regional)}): the kit verifies the global "
@@ -228,7 +238,9 @@ def read_gateway(clients: Clients, params: Params) -> dict[str, Any] | None:
     return dict(obj)
 
 
-def gateway_names(clients: Clients, params: Params, gateway: dict[str, Any] | None = None) -> LoadBalancerNames:
+def gateway_names(
+    clients: Clients, params: Params, gateway: dict[str, Any] | None = None
+) -> LoadBalancerNames:
     """The load balancer the Gateway controller built, read from the Gateway's annotations, the
     target HTTPS proxy and its server TLS policy. Raises `GatewayNotReady` (naming the Gateway, its
     conditions and what to do) until the Gateway is Programmed and annotated."""
