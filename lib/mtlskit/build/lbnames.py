@@ -203,7 +203,12 @@ def readiness_problem(params: Params, gateway: dict[str, Any] | None) -> str:
             f"Programmed=True, or see why in `{kubectl_describe_gateway(params)}` (its events and "
             f"listener conditions); {BUILD_FIX}"
         )
-    regional = [p.name for key in ("forwarding_rules", "target_https_proxies") for p in annotation_paths(gateway, key) if p.region]
+    regional = [
+        p.name
+        for key in ("forwarding_rules", "target_https_proxies")
+        for p in annotation_paths(gateway, key)
+        if p.region
+    ]
     if regional:
         return (
             f"{where} built regional resources ({', '.join(regional)}): the kit verifies the global "
@@ -228,7 +233,9 @@ def read_gateway(clients: Clients, params: Params) -> dict[str, Any] | None:
     return dict(obj)
 
 
-def gateway_names(clients: Clients, params: Params, gateway: dict[str, Any] | None = None) -> LoadBalancerNames:
+def gateway_names(
+    clients: Clients, params: Params, gateway: dict[str, Any] | None = None
+) -> LoadBalancerNames:
     """The load balancer the Gateway controller built, read from the Gateway's annotations, the
     target HTTPS proxy and its server TLS policy. Raises `GatewayNotReady` (naming the Gateway, its
     conditions and what to do) until the Gateway is Programmed and annotated."""
