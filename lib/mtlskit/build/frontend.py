@@ -31,11 +31,17 @@ class Inputs:
     """What the desired fields and printed commands of a frontend resource are computed from."""
 
     params: Params
-    backend_service: BackendService
+    backend_service: BackendService | None  # None in the Gateway topology: no URL map of the kit's
     server_tls_policy: str  # the reference a target HTTPS proxy stores
 
     def link(self, collection: str, name: str) -> str:
         return link(self.params.project, collection, name)
+
+    @property
+    def backend_name(self) -> str:
+        if self.backend_service is None:
+            raise ValueError("the URL map needs the Ingress's backend service (split topology only)")
+        return self.backend_service.name
 
 
 @dataclass(frozen=True)
@@ -152,9 +158,9 @@ _ALL = (
     Kind(
         "UrlMap", "urlMaps", "url-maps", "url_maps", "url_map",
         compute_v1.UrlMap, compute_v1.InsertUrlMapRequest, "url_map",
-        desired=lambda i: {"default_service": i.link("backendServices", i.backend_service.name)},
-        create_flags=lambda i: f"--default-service={i.backend_service.name}",
-        update_args=lambda i, name: f"set-default-service {name} --default-service={i.backend_service.name}",
+        desired=lambda i: {"default_service": i.link("backendServices", i.backend_name)},
+        create_flags=lambda i: f"--default-service={i.backend_name}",
+        update_args=lambda i, name: f"set-default-service {name} --default-service={i.backend_name}",
     ),
     Kind(
         "TargetHttpsProxy", "targetHttpsProxies", "target-https-proxies", "target_https_proxies",
@@ -244,15 +250,44 @@ def plan_frontend(clients: Clients, params: Params, bs: BackendService) -> list[
             f"server TLS policy {params.mtls.server_tls_policy} does not exist: run notebook "
             "30_trust with apply=True first"
         )
+    return plan_kinds(clients, params, list(KINDS), _inputs(clients, params, bs))
+
+
+def plan_kinds(clients: Clients, params: Params, kinds: list[str], inputs: Inputs) -> list[Change]:
+    """Create, update or no change for the named kinds, from what Compute has now. The Gateway
+    topology plans only the kinds the kit still owns there (`gateway_kinds`)."""
+    description = ownership.compute_description(params.stack)
     changes = []
-    for kind_name, desired in desired_frontend(clients, params, bs).items():
+    for kind_name in kinds:
         kind = KINDS[kind_name]
+        desired = {"description": description, **kind.desired(inputs)}
         name = kind.resource_name(params)
         current = kind.get(clients, name)
         diff = None if current is None else _differences(desired, current, clients)
-        command = gcloud(kind_name, name, params, bs, current is not None)
+        command = gcloud(kind_name, name, params, inputs.backend_service, current is not None)
         changes.append(decide(kind_name, name, desired, current, command, diff))
     return changes
+
+
+def gateway_kinds(params: Params) -> list[str]:
+    """The Compute resources the kit itself creates in the Gateway topology, in creation order: the
+    SSL policy (named by the GCPGatewayPolicy), the managed certificate when the listener takes a
+    pre-shared certificate, and the address when the Gateway takes a named one. The controller
+    builds the rest (URL map, proxy, forwarding rule, trust config, server TLS policy)."""
+    kinds = ["SslPolicy"]
+    if params.gateway.certificate == "pre_shared":
+        kinds.insert(0, "SslCertificate")
+    if params.gateway.address == "named_address":
+        kinds.insert(0, "Address")
+    return kinds
+
+
+def kit_kinds(params: Params) -> list[Kind]:
+    """The Compute kinds the kit creates for the params' topology (what permissions, quotas and
+    teardown count)."""
+    if params.topology == "gateway":
+        return [KINDS[k] for k in gateway_kinds(params)]
+    return list(KINDS.values())
 
 
 def apply_frontend(
@@ -290,7 +325,7 @@ def apply_frontend(
     return changes
 
 
-def gcloud(kind: str, name: str, params: Params, bs: BackendService, exists: bool = False) -> str:
+def gcloud(kind: str, name: str, params: Params, bs: BackendService | None, exists: bool = False) -> str:
     """The `gcloud compute` command that does what the kit's plan row does.
 
     A create carries the kit's ownership description, so a resource made by hand from this command

@@ -38,6 +38,17 @@ TRUST_IAM = {
 # A server TLS policy names its trust config.
 TRUST_REFERENCES = {"ServerTlsPolicy": ["certificatemanager.trustconfigs.use"]}
 TEARDOWN = "90_teardown"
+# The Gateway topology's own notebooks (the kit's Compute resources; the Gateway and its check).
+GATEWAY_PREREQS = "gw10_gateway_prereqs"
+GATEWAY_STEP = "gw20_gateway"
+GATEWAY_TEARDOWN = "gw90_gateway_teardown"
+TEARDOWN_STEPS = (TEARDOWN, GATEWAY_TEARDOWN)
+# What gw20 reads to check the load balancer the Gateway controller built.
+GATEWAY_READS = (
+    "compute.targetHttpsProxies.get",
+    "networksecurity.serverTlsPolicies.get",
+    "certificatemanager.trustconfigs.get",
+)
 BATCH = 100  # testIamPermissions answers at most this many permissions per call
 
 
@@ -61,10 +72,21 @@ def needs(params: Params) -> list[Need]:
     20's backend service, 30's trust resources, 40's frontend (with the `.use` permissions of what
     each write refers to), 60's logs, then 90's deletes."""
     out = [Need("compute.projects.get", "00_preflight", "read the project's quotas")]
-    out.append(
-        Need("compute.backendServices.get", "20_backend_service", "read the Ingress's backend service")
-    )
-    for kind in trust.TRUST_KINDS.values():
+    gateway = params.topology == "gateway"
+    # The Gateway topology: the kit creates only a few Compute resources of its own (gw10); the
+    # controller builds the rest under its own service account. Reading what it built (the proxy,
+    # server TLS policy and trust config) is the load-balancer check of gw20.
+    build_step = GATEWAY_PREREQS if gateway else "40_frontend"
+    if gateway:
+        out += [
+            Need(p, GATEWAY_STEP, f"read the load balancer the controller built ({p.split('.')[1]})")
+            for p in GATEWAY_READS
+        ]
+    else:
+        out.append(
+            Need("compute.backendServices.get", "20_backend_service", "read the Ingress's backend service")
+        )
+    for kind in [] if gateway else trust.TRUST_KINDS.values():
         prefix, name = TRUST_IAM[kind.name], kind.resource_id(params)
         out += [
             Need(f"{prefix}.{verb}", "30_trust", f"{verb} {kind.name} {name}")
@@ -76,18 +98,22 @@ def needs(params: Params) -> list[Need]:
         ]
         out.append(Need(f"{prefix.split('.')[0]}.operations.get", "30_trust", f"wait for {kind.name} {name}"))
     inputs = _stand_in_inputs(params)
-    for kind in frontend.KINDS.values():
+    kinds = frontend.kit_kinds(params)
+    for kind in kinds:
         prefix, name = f"compute.{iam.COMPUTE_IAM_TYPE[kind.collection]}", kind.resource_name(params)
         verbs = ("get", "create", "update") if kind.patchable else ("get", "create")
-        out += [Need(f"{prefix}.{verb}", "40_frontend", f"{verb} {kind.name} {name}") for verb in verbs]
+        out += [Need(f"{prefix}.{verb}", build_step, f"{verb} {kind.name} {name}") for verb in verbs]
         refs = [REFERENCE_PERMISSIONS[f] for f in kind.desired(inputs) if f in REFERENCE_PERMISSIONS]
-        out += [Need(p, "40_frontend", f"create {kind.name} {name} (refers to it)") for p in refs]
-    out.append(Need("compute.globalOperations.get", "40_frontend", "wait for Compute operations"))
+        out += [Need(p, build_step, f"create {kind.name} {name} (refers to it)") for p in refs]
+    out.append(Need("compute.globalOperations.get", build_step, "wait for Compute operations"))
     out.append(Need("logging.logEntries.list", "60_logs", "read the load balancer's request logs"))
-    for kind in reversed(frontend.KINDS.values()):
+    teardown_step = GATEWAY_TEARDOWN if gateway else TEARDOWN
+    for kind in reversed(kinds):
         prefix = f"compute.{iam.COMPUTE_IAM_TYPE[kind.collection]}"
-        out.append(Need(f"{prefix}.delete", TEARDOWN, f"delete {kind.name} {kind.resource_name(params)}"))
-    for kind in reversed(trust.TRUST_KINDS.values()):
+        out.append(
+            Need(f"{prefix}.delete", teardown_step, f"delete {kind.name} {kind.resource_name(params)}")
+        )
+    for kind in [] if gateway else reversed(trust.TRUST_KINDS.values()):
         out.append(
             Need(f"{TRUST_IAM[kind.name]}.delete", TEARDOWN, f"delete {kind.name} {kind.resource_id(params)}")
         )
@@ -111,9 +137,9 @@ class PermissionReport:
         """Missing permissions a build step needs (or, with `teardown`, only 90_teardown)."""
         if self.problem:
             return []
-        wanted = [n.permission for n in self.needs if (n.step == TEARDOWN) == teardown]
+        wanted = [n.permission for n in self.needs if (n.step in TEARDOWN_STEPS) == teardown]
         if teardown:  # one also needed to build is reported with the build
-            build = {n.permission for n in self.needs if n.step != TEARDOWN}
+            build = {n.permission for n in self.needs if n.step not in TEARDOWN_STEPS}
             wanted = [p for p in wanted if p not in build]
         return [p for p in dict.fromkeys(wanted) if p not in self.granted]
 

@@ -2,7 +2,8 @@
 reachable, are the certificates acceptable to the load balancer, all before anything is built.
 
 The caller's IAM permissions (`build.permissions`) and the quota headroom (`build.quotas`) are the
-other two readiness questions 00_preflight asks; each has its own module and table.
+other two readiness questions 00_preflight asks; each has its own module and table. For the Gateway
+topology, `topology_checks` adds the cluster's Gateway API questions (`build.gateway_preflight`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from kubernetes.client.exceptions import ApiException
 
+from mtlskit.build import gateway_preflight
 from mtlskit.cloud.clients import ADC, Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
-from mtlskit.core.errors import LIBRARY_FAILURES, SetupMissing, from_exception
+from mtlskit.core.errors import LIBRARY_FAILURES, ApiError, SetupMissing, from_exception
 from mtlskit.pki import lint
 
 
@@ -69,11 +71,12 @@ def target_checks(clients: Clients, params: Params) -> list[Check]:
             checks.append(Check(name, "pass", "reachable"))
         except ApiException as err:
             if name == "Kubernetes API" and err.status == 404:
+                creator = "gw10_gateway_prereqs" if params.topology == "gateway" else "10_ingress"
                 checks.append(
                     Check(
                         name,
                         "pass",
-                        f"reachable (namespace {params.kubernetes.namespace} will be created by 10_ingress)",
+                        f"reachable (namespace {params.kubernetes.namespace} will be created by {creator})",
                     )
                 )
             else:
@@ -95,6 +98,8 @@ def target_checks(clients: Clients, params: Params) -> list[Check]:
             checks.append(
                 Check(name, "fail", from_exception(err).describe(), "check the network path and retry")
             )
+    if params.topology == "gateway":  # the Ingress's zonal NEG backends are the split topology's
+        return checks
     checks.append(
         Check(
             "backend type",
@@ -118,3 +123,19 @@ def certificate_checks(findings: list[lint.Finding]) -> list[Check]:
         shown = "; ".join(f"{f.field or f.file}: {f.detail}" for f in worst[:3])
         return [Check("certificate lint", status, shown, worst[0].fix)]
     return [Check("certificate lint", status, f"{len(findings)} findings, none blocking")]
+
+
+def topology_checks(clients: Clients, params: Params) -> list[Check]:
+    """What the params' topology needs of the cluster beyond the APIs: for a Gateway, a Gateway API
+    whose schema carries frontend validation and a class that accepts and claims it; nothing for the
+    split topology."""
+    if params.topology != "gateway":
+        return []
+    try:
+        return gateway_preflight.gateway_checks(clients, params)
+    except SetupMissing as err:
+        return [Check("Gateway API served", "fail", f"not asked: {err.what} missing", err.fix)]
+    except (ApiException, *LIBRARY_FAILURES) as err:
+        return [Check("Gateway API served", "fail", from_exception(err).describe(), "check the kube context")]
+    except ApiError as err:
+        return [Check("Gateway API served", "fail", err.describe(), "check the kube context and your RBAC")]

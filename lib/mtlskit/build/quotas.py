@@ -1,4 +1,5 @@
-"""Room under Compute's global quotas for what 40_frontend will create, before anything is created.
+"""Room under Compute's global quotas for what the kit will create (40_frontend, or gw10 in the Gateway
+topology), before anything is created.
 
 Google counts each kind of global resource against a project-wide quota (`projects.get` ->
 `quotas[]`: metric, limit, usage). A frontend half built because the forwarding rule hit
@@ -99,7 +100,7 @@ def check_quotas(clients: Clients, params: Params) -> QuotaReport:
         quotas = {str(q.metric): q for q in project.quotas}
         needed: Counter[str] = Counter()
         kinds: dict[str, list[str]] = {}
-        for kind in frontend.KINDS.values():
+        for kind in frontend.kit_kinds(params):
             metric = iam.QUOTA_METRICS[kind.collection]
             name = kind.resource_name(params)
             kinds.setdefault(metric, []).append(f"{kind.name} {name}")

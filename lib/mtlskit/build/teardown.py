@@ -20,7 +20,7 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.errors import NotFound
 
-NOT_OURS = "not created by this stack (no ownership marker)"
+NOT_OURS = ownership.NOT_OURS
 
 
 def _row(kind: str, name: str, owned: bool, command: str, current: Any = None, warning: str = "") -> Change:

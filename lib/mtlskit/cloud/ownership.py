@@ -9,7 +9,8 @@ family has its own place for a marker:
 - Network Security and Certificate Manager resources carry labels: `managed-by: mtlskit`,
   `mtlskit-stack: <stack>`.
 - Kubernetes objects carry the recommended `app.kubernetes.io/managed-by: mtlskit` and
-  `mtlskit/stack: <stack>`.
+  `mtlskit/stack: <stack>`. The Gateway topology applies them with server-side apply under the field
+  manager `mtlskit`, so the API server also records which of their fields the kit set.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ KUBE_MANAGED_BY = "app.kubernetes.io/managed-by"
 KUBE_STACK = "mtlskit/stack"
 LABEL_MANAGED_BY = "managed-by"
 LABEL_STACK = "mtlskit-stack"
+# Why a teardown keeps a resource of the stack's name.
+NOT_OURS = "not created by this stack (no ownership marker)"
+# The field manager of every server-side apply the kit sends (`kubectl get --show-managed-fields`).
+FIELD_MANAGER = OWNER
 
 
 def compute_description(stack: str) -> str:

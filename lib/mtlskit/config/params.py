@@ -623,7 +623,7 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 
 
 # Replaces the default params file wherever the default is named (no path, or the notebooks'
-# `params/sandbox.yaml`): JupyterLab then runs the committed notebooks against another environment
+# `params/sandbox.yaml` / the Gateway notebooks' `params/sandbox-gateway.yaml`): JupyterLab then runs the committed notebooks against another environment
 # (a test's own sandbox, a training copy) without editing their parameters cell.
 PARAMS_ENV = "MTLSKIT_PARAMS"
 
@@ -683,7 +683,7 @@ def params_file(path: str | Path | None = None) -> Path:
         here = paths.resolve(path, Path.cwd())
         chosen = here if here.is_file() else paths.resolve(path)
     override = _override()
-    return override if override and chosen == default else chosen
+    return override if override and chosen in paths.default_params_files() else chosen
 
 
 def _override() -> Path | None:

@@ -15,6 +15,8 @@ exception as `cause`. An earlier runbook step that has not run is not a fault: `
     ├── PrerequisiteMissing an earlier step has not been applied; the message names it
     │   ├── IngressNotReady the anchor Ingress or the controller's backend service is not there yet
     │   ├── BackendNotFound no backend service of the anchor serves the params' Service and port
+    │   ├── GatewayApiUnsupported the cluster's Gateway API cannot carry frontend client-certificate
+    │                       validation (no Gateway API, or a schema without spec.tls.frontend)
     │   └── GatewayNotReady the Gateway does not exist, is not Programmed, or names no load balancer yet
     ├── SchemeMismatch      the params' scheme cannot work with the Ingress's backend service
     ├── ApplyRefused        a change was asked for without the params that allow it
@@ -142,6 +144,12 @@ class IngressNotReady(PrerequisiteMissing):
 
 class BackendNotFound(PrerequisiteMissing):
     """None of the anchor's backend services serves the params' Service and port."""
+
+
+class GatewayApiUnsupported(PrerequisiteMissing):
+    """The cluster serves no Gateway API, or a Gateway schema without `spec.tls.frontend` (older than
+    the v1.5 standard CRDs): the server would prune the field and build a load balancer without mTLS.
+    Raised before any write; the message names the upgrade."""
 
 
 class GatewayNotReady(PrerequisiteMissing):

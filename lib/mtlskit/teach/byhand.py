@@ -358,6 +358,82 @@ def _outcome(expected: str, mode: str) -> str:
     return probe.expectation_text(expected, mode) + closed
 
 
+def _gateway_target(n: _Names) -> str:
+    return k8s.kubectl_target(n.params).replace(
+        f"-n {shlex.quote(n.params.kubernetes.namespace)}", f"-n {shlex.quote(n.params.gateway_namespace)}", 1
+    )
+
+
+def _gateway_prerequisites(n: _Names) -> list[Command]:
+    g, k = n.params.gateway, n.params.kubernetes
+    jsonpath = shlex.quote("{.data.ca\\.crt}")
+    return [
+        Command(
+            f"kubectl get service {shlex.quote(k.service)} {n.kubectl} --show-managed-fields -o yaml",
+            "the Service the HTTPRoute sends to, and which field managers set its fields (mtlskit among them)",
+        ),
+        Command(
+            f"kubectl get configmap {shlex.quote(g.ca_configmap)} {_gateway_target(n)} -o jsonpath={jsonpath}"
+            " | openssl storeutl -noout -text -certs /dev/stdin",
+            "the CA bundle the Gateway validates clients with: the trust anchors, then the intermediates",
+        ),
+    ]
+
+
+def _gateway(n: _Names) -> list[Command]:
+    g = n.params.gateway
+    frontend = shlex.quote("{.spec.tls.frontend}")
+    return [
+        Command(
+            f"kubectl describe gateway {shlex.quote(g.name)} {_gateway_target(n)}",
+            "the Gateway's conditions (Accepted, Programmed), address, listener conditions (GEP-91 reasons "
+            "such as InvalidCACertificateRef), the controller's networking.gke.io annotations and events",
+        ),
+        Command(
+            f"kubectl get gateway {shlex.quote(g.name)} {_gateway_target(n)} -o jsonpath={frontend}",
+            "spec.tls.frontend as the server stored it: empty means an older schema pruned it (no mTLS)",
+        ),
+        Command(
+            f"kubectl describe httproute {shlex.quote(g.http_route)} {n.kubectl}",
+            "the route: its parent's Accepted condition, the backend Service and the mTLS header filter",
+        ),
+        Command(
+            f"kubectl get gcpbackendpolicy,healthcheckpolicy {n.kubectl} -l "
+            f"{ownership.KUBE_STACK}={shlex.quote(n.params.stack)} -o wide",
+            "the backend's policies (request logging, health check) and their Attached condition",
+        ),
+    ]
+
+
+def _gateway_proxy(n: _Names) -> list[Command]:
+    g = n.params.gateway
+    key = "networking\\.gke\\.io/target-https-proxies"
+    path = shlex.quote("{.metadata.annotations." + key + "}")
+    return [
+        Command(
+            f"kubectl get gateway {shlex.quote(g.name)} {_gateway_target(n)} -o jsonpath={path}",
+            "the target HTTPS proxy the controller built (a gkegw1-… path); describe it with "
+            "`gcloud compute target-https-proxies describe NAME --global` for its serverTlsPolicy",
+        )
+    ]
+
+
+def _gateway_leftovers(n: _Names) -> list[Command]:
+    kinds = "gateways,httproutes,gcpgatewaypolicies,gcpbackendpolicies,healthcheckpolicies,configmaps"
+    selector = f"{ownership.KUBE_STACK}={shlex.quote(n.params.stack)}"
+    description = f"'description~\"{ownership.compute_description(n.params.stack)}$\"'"
+    return [
+        Command(
+            f"kubectl get {kinds} -A -l {selector} {k8s.kubectl_target(n.params, namespaced=False)}".rstrip(),
+            "this stack's Gateway objects (none after teardown; the Service stays)",
+        ),
+        Command(
+            n.gcloud("compute ssl-policies", "list", scope="", extra=f"--filter={description}"),
+            "this stack's SSL policies (empty after teardown)",
+        ),
+    ]
+
+
 COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
     "enabled APIs": _enabled_apis,
     "quotas": _quotas,
@@ -372,6 +448,10 @@ COMMANDS: dict[str, Callable[[_Names], list[Command]]] = {
     "DNS": _dns,
     "requests": _requests,
     "kit's leftovers": _kit_leftovers,
+    "Gateway prerequisites": _gateway_prerequisites,
+    "Gateway": _gateway,
+    "Gateway's HTTPS proxy": _gateway_proxy,
+    "Gateway leftovers": _gateway_leftovers,
     **DESCRIBES,
 }
 
@@ -409,6 +489,12 @@ STEPS: dict[str, tuple[str, ...]] = {
     ),
     "90_teardown": ("kit's leftovers", "Kubernetes objects"),
 }
+# The Gateway topology's own pages (their reads need a cluster that serves the Gateway API).
+GATEWAY_STEPS: dict[str, tuple[str, ...]] = {
+    "gw10_gateway_prereqs": ("Gateway prerequisites", "SSL policy", "managed certificate"),
+    "gw20_gateway": ("Gateway", "Gateway's HTTPS proxy"),
+    "gw90_gateway_teardown": ("Gateway leftovers",),
+}
 
 Located = BackendService | probe.Frontend | DriftState | str | None
 
@@ -421,13 +507,14 @@ def by_hand(params: Params, step: str, located: Located = None) -> ByHand:
     commands that need the backend service's name carry `BACKEND_SERVICE` and say where to read it.
     60_logs prints its own: `mtlskit.verify.logs.by_hand(params)`.
     """
-    if step not in STEPS:
+    pages = {**STEPS, **GATEWAY_STEPS}
+    if step not in pages:
         raise ValueError(
-            f"no by-hand commands for step {step!r}: the steps are {', '.join(STEPS)} "
+            f"no by-hand commands for step {step!r}: the steps are {', '.join(pages)} "
             "(60_logs prints its own with mtlskit.verify.logs.by_hand(params))"
         )
     names = _names(params, located)
-    commands = tuple(c for key in STEPS[step] for c in COMMANDS[key](names))
+    commands = tuple(c for key in pages[step] for c in COMMANDS[key](names))
     text = "\n".join(c.line for c in commands)
     placeholders = {name: where for name, where in PLACEHOLDERS.items() if name in text}
     return ByHand(step, commands, placeholders)

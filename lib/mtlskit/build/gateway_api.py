@@ -1,0 +1,154 @@
+"""What the cluster says about its Gateway API: is it served, does its Gateway schema carry frontend
+client-certificate validation, and does the GatewayClass exist, accept, and claim the feature.
+
+GKE installs the Gateway API CRDs with the cluster, and only the v1.5 bundle (GKE 1.35.2 and later)
+has `spec.tls.frontend` in the standard channel. An older schema does not refuse a Gateway that sets
+it: the API server prunes the unknown field and the load balancer comes up without mTLS. So the kit
+reads the served schema (the CRD's `openAPIV3Schema`, not a version guess) before writing anything,
+and the build refuses (`errors.GatewayApiUnsupported`) when it lacks the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtlskit.build import gateway_kube as kube
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
+from mtlskit.core.errors import GatewayApiUnsupported, NotFound
+from mtlskit.rules import gateway as gw
+
+GATEWAY_CRD = f"gateways.{gw.GROUP}"
+BUNDLE_ANNOTATION = f"{gw.GROUP}/bundle-version"
+CHANNEL_ANNOTATION = f"{gw.GROUP}/channel"
+# The schema path of GEP-91's validation, below the Gateway's openAPIV3Schema.
+FRONTEND_PATH = ("spec", "tls", "frontend", "default", "validation", "caCertificateRefs")
+
+
+def upgrade_fix(params: Params) -> str:
+    """What makes a cluster serve frontend validation (the reader's cluster and region are not in the
+    params: the kube context names them)."""
+    return (
+        f"upgrade the cluster to GKE {gw.FRONTEND_VALIDATION_GKE} or later (Gateway API "
+        f"{gw.FRONTEND_VALIDATION_SINCE} standard CRDs) and enable the standard channel: `gcloud container "
+        f"clusters update CLUSTER --gateway-api=standard --location=LOCATION --project={params.project}`"
+    )
+
+
+@dataclass(frozen=True)
+class GatewaySchema:
+    """The served Gateway CRD, as far as frontend validation is concerned."""
+
+    served: bool  # discovery lists gateways in gateway.networking.k8s.io/v1
+    crd_found: bool
+    bundle: str  # the bundle-version annotation ("v1.5.0"), "" when absent
+    channel: str  # "standard" / "experimental", "" when absent
+    frontend: bool  # spec.tls.frontend.default.validation.caCertificateRefs is in the v1 schema
+    has_mode: bool  # ... and validation.mode
+
+    def describe(self) -> str:
+        if not self.served:
+            return f"{gw.GROUP}/{gw.VERSION} is not served: the cluster has no Gateway API"
+        bundle = f"bundle {self.bundle or 'unknown'} ({self.channel or 'channel unknown'})"
+        if not self.crd_found:
+            return f"gateways are served but CRD {GATEWAY_CRD} could not be read"
+        where = ".".join(FRONTEND_PATH)
+        if not self.frontend:
+            return f"CRD {GATEWAY_CRD} {bundle}: the v1 schema has no {where}"
+        return f"CRD {GATEWAY_CRD} {bundle}: the v1 schema has {where}" + (
+            " and validation.mode" if self.has_mode else " but no validation.mode"
+        )
+
+
+def _served(clients: Clients) -> bool:
+    try:
+        resources = clients.call(clients.kube.custom.get_api_resources, gw.GROUP, gw.VERSION)
+    except NotFound:
+        return False
+    return any(r.name == "gateways" for r in resources.resources or [])
+
+
+def _walk(schema: dict[str, Any] | None, path: tuple[str, ...]) -> dict[str, Any] | None:
+    node = schema
+    for part in path:
+        node = ((node or {}).get("properties") or {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def read_schema(clients: Clients) -> GatewaySchema:
+    """Discovery for the group, then the Gateway CRD's v1 `openAPIV3Schema` (reads only)."""
+    if not _served(clients):
+        return GatewaySchema(False, False, "", "", False, False)
+    crd = kube.read(clients, kube.CRD, None, GATEWAY_CRD)
+    if crd is None:
+        return GatewaySchema(True, False, "", "", False, False)
+    annotations = crd["metadata"].get("annotations") or {}
+    versions = {v.get("name"): v for v in crd.get("spec", {}).get("versions", [])}
+    schema = ((versions.get(gw.VERSION) or {}).get("schema") or {}).get("openAPIV3Schema")
+    validation = _walk(schema, FRONTEND_PATH[:-1])
+    return GatewaySchema(
+        served=True,
+        crd_found=True,
+        bundle=annotations.get(BUNDLE_ANNOTATION, ""),
+        channel=annotations.get(CHANNEL_ANNOTATION, ""),
+        frontend=_walk(validation, FRONTEND_PATH[-1:]) is not None,
+        has_mode=_walk(validation, ("mode",)) is not None,
+    )
+
+
+@dataclass(frozen=True)
+class ClassState:
+    """The GatewayClass as its controller reports it."""
+
+    name: str
+    found: bool
+    controller: str = ""
+    accepted: str = ""  # the Accepted condition's status: "True", "False", "Unknown" or "" (none yet)
+    reason: str = ""
+    message: str = ""
+    features: list[str] | None = field(default=None)  # None: status.supportedFeatures not published
+
+
+def features_of(status: dict[str, Any]) -> list[str] | None:
+    """`status.supportedFeatures`: a list of `{name}` since Gateway API v1.2 (plain strings before)."""
+    raw = status.get("supportedFeatures")
+    if raw is None:
+        return None
+    return [str(f.get("name") if isinstance(f, dict) else f) for f in raw]
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    """A status condition by type (`Accepted`, `Programmed`, ...), or an empty dict."""
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+def read_class(clients: Clients, name: str) -> ClassState:
+    obj = kube.read(clients, kube.GATEWAY_CLASS, None, name)
+    if obj is None:
+        return ClassState(name, False)
+    accepted = condition(obj, "Accepted")
+    return ClassState(
+        name,
+        True,
+        controller=str((obj.get("spec") or {}).get("controllerName", "")),
+        accepted=str(accepted.get("status", "")),
+        reason=str(accepted.get("reason", "")),
+        message=str(accepted.get("message", "")),
+        features=features_of(obj.get("status") or {}),
+    )
+
+
+def require_frontend_validation(clients: Clients, params: Params) -> GatewaySchema:
+    """Refuse before any write when the cluster's Gateway schema cannot carry frontend validation."""
+    schema = read_schema(clients)
+    if not (schema.served and schema.crd_found and schema.frontend):
+        raise GatewayApiUnsupported(
+            f"{schema.describe()}; nothing was applied. Fix: {upgrade_fix(params)}, then run 00_preflight"
+        )
+    return schema
