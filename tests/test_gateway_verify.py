@@ -465,3 +465,14 @@ def test_a_gateway_naming_no_load_balancer_fails_without_an_exception(params: Pa
     )
     assert checks[drift.DNS].status == "fail"
     assert len(s.rows()) == 13
+
+
+def test_a_gateway_that_forwards_no_mtls_headers_is_a_warning() -> None:
+    header_names = {probe.VERIFIED: "X-Client-Cert-Chain-Verified"}
+    attempt = probe.Attempt("http", "HTTP 200", 200, {"x-mtlskit-probe": "id"})
+    verdict, detail, fix = probe.judge(
+        probe.Case("c", "ok"), "REJECT_INVALID", attempt, header_names, names()
+    )
+    assert verdict == "warn" and "RequestHeaderModifier" in detail and "header filter" in fix
+    split = lbnames.LoadBalancerNames(**{**names().__dict__, "topology": "split", "scheme": "EXTERNAL"})
+    assert probe.judge(probe.Case("c", "ok"), "REJECT_INVALID", attempt, header_names, split)[0] == "pass"

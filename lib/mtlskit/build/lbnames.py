@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mtlskit.build import backend, frontend, trust
+from mtlskit.build import gateway_kube as kube
 from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.core.errors import GatewayNotReady, NotFound
+from mtlskit.core.errors import GatewayNotReady
 from mtlskit.rules import gateway as gw
 
 Topology = Literal["split", "gateway"]
-GATEWAYS = "gateways"  # the Gateway kind's plural in gateway.networking.k8s.io
 # What to do when the Gateway is not there or not ready (the build is `mtlskit run ... --apply` on
 # the Gateway params, or its build notebooks with apply=True).
 BUILD_FIX = (
@@ -224,18 +224,7 @@ def readiness_problem(params: Params, gateway: dict[str, Any] | None) -> str:
 
 def read_gateway(clients: Clients, params: Params) -> dict[str, Any] | None:
     """The params' Gateway as the API server has it (a plain dict), or None."""
-    try:
-        obj = clients.call(
-            clients.kube.custom.get_namespaced_custom_object,
-            gw.GROUP,
-            gw.VERSION,
-            params.gateway_namespace,
-            GATEWAYS,
-            params.gateway.name,
-        )
-    except NotFound:
-        return None
-    return dict(obj)
+    return kube.read(clients, kube.KUBE_KINDS["Gateway"], params.gateway_namespace, params.gateway.name)
 
 
 def gateway_names(

@@ -25,12 +25,12 @@ from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 from google.cloud import network_security_v1 as ns
 
-from mtlskit.build import frontend, lbnames, trust
+from mtlskit.build import frontend, gateway, lbnames, trust
 from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
-from mtlskit.core.errors import GatewayNotReady, NotFound
+from mtlskit.core.errors import GatewayNotReady
 from mtlskit.rules import gateway as gw
 from mtlskit.verify.driftcommon import (
     DNS,
@@ -60,14 +60,9 @@ ROUTE = "HTTPRoute attached and routing to the Service"
 HEADER_FILTER = "mTLS header filter on every HTTPRoute rule"
 POLICIES = "Gateway policies Attached"
 
-ROUTES = "httproutes"
 REQUEST_HEADER_MODIFIER = "RequestHeaderModifier"
-# The GKE policy kinds the Gateway build applies: plural, and the `params.gateway` field naming each.
-POLICY_KINDS = {
-    "GCPGatewayPolicy": ("gcpgatewaypolicies", "gateway_policy"),
-    "GCPBackendPolicy": ("gcpbackendpolicies", "backend_policy"),
-    "HealthCheckPolicy": ("healthcheckpolicies", "health_check_policy"),
-}
+# The GKE policy kinds the Gateway build applies.
+POLICY_KINDS = ("GCPGatewayPolicy", "GCPBackendPolicy", "HealthCheckPolicy")
 # What each GEP-91 CA-reference reason asks for.
 CA_REASON_FIX = {
     "InvalidCACertificateRef": "the CA ConfigMap named in spec.tls.frontend is missing or has no "
@@ -202,38 +197,22 @@ def _rules_summary(route: dict[str, Any] | None) -> str:
 # ---- reading ------------------------------------------------------------------------------------------
 
 
-def _custom(clients: Clients, group: str, version: str, namespace: str, plural: str, name: str) -> Any:
-    try:
-        obj = clients.call(
-            clients.kube.custom.get_namespaced_custom_object, group, version, namespace, plural, name
-        )
-    except NotFound:
-        return None
-    return dict(obj)
-
-
-def _configmap(clients: Clients, params: Params) -> dict[str, Any] | None:
-    found = clients.find(
-        clients.kube.core.read_namespaced_config_map, params.gateway.ca_configmap, params.gateway_namespace
-    )
-    return None if found is None else dict(clients.kube.api.sanitize_for_serialization(found))
+KUBE_OBJECTS = ("Gateway", "HTTPRoute", "ConfigMap", *POLICY_KINDS)
 
 
 def looked_up(params: Params) -> dict[str, str]:
-    """The Kubernetes objects the Gateway drift reads, by kind (namespace/name)."""
-    ns_, g = params.gateway_namespace, params.gateway
+    """The Kubernetes objects the Gateway drift reads, by kind (namespace/name, where the build puts them)."""
+    manifests = gateway.manifests(params)
     return {
-        "Gateway": f"{ns_}/{g.name}",
-        "HTTPRoute": f"{ns_}/{g.http_route}",
-        "ConfigMap": f"{ns_}/{g.ca_configmap}",
-        **{kind: f"{ns_}/{getattr(g, fld)}" for kind, (_, fld) in POLICY_KINDS.items()},
+        kind: f"{manifests[kind]['metadata']['namespace']}/{manifests[kind]['metadata']['name']}"
+        for kind in KUBE_OBJECTS
     }
 
 
 def read_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> GatewayDriftState:
     """Read the Gateway's objects and the load balancer its controller built, once, by name. A Gateway
     that names no load balancer yet is not an error here: its checks say so and what to do."""
-    g, where = params.gateway, params.gateway_namespace
+    g = params.gateway
     gateway = lbnames.read_gateway(clients, params)
     problem = lbnames.readiness_problem(params, gateway)
     names = None
@@ -244,12 +223,9 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
             problem = str(err)
     state = GatewayDriftState(
         gateway=gateway,
-        route=_custom(clients, gw.GROUP, gw.VERSION, where, ROUTES, g.http_route),
-        configmap=_configmap(clients, params),
-        policies={
-            kind: _custom(clients, gw.POLICY_GROUP, gw.POLICY_VERSION, where, plural, getattr(g, fld))
-            for kind, (plural, fld) in POLICY_KINDS.items()
-        },
+        route=gateway.read_object(clients, params, "HTTPRoute"),
+        configmap=gateway.read_object(clients, params, "ConfigMap"),
+        policies={kind: gateway.read_object(clients, params, kind) for kind in POLICY_KINDS},
         names=names,
         problem=problem,
         dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
@@ -326,12 +302,8 @@ def header_filter(rule: dict[str, Any]) -> dict[str, str] | None:
 
 
 def wanted_headers(params: Params) -> dict[str, str]:
-    """The params' mTLS headers as a filter carries them: lowercase name -> value."""
-    out = {}
-    for h in params.mtls.custom_headers:
-        name, _, value = h.partition(":")
-        out[name.strip().lower()] = value.strip()
-    return out
+    """The headers the build's filter adds (`gateway.header_additions`): lowercase name -> value."""
+    return {h["name"].lower(): h["value"] for h in gateway.header_additions(params)}
 
 
 def listener_problems(gateway: dict[str, Any]) -> list[tuple[str, str]]:
@@ -421,12 +393,16 @@ def check_frontend_validation(params: Params, state: GatewayDriftState) -> Check
             + f"kubectl get gateway {params.gateway.name} -n {params.gateway_namespace} -o jsonpath='{{.spec.tls}}'",
         )
     problems = []
-    want_mode = gw.MODE_FOR_VALIDATION[params.mtls.validation_mode]
+    want = gateway.gateway_manifest(params)["spec"]["tls"]["frontend"]["default"]["validation"]
+    want_mode = want["mode"]
     mode = validation.get("mode") or gw.ALLOW_VALID_ONLY  # the API's default
     if mode != want_mode:
         problems.append(f"mode {mode}, params ask {want_mode} ({params.mtls.validation_mode})")
     refs = validation.get("caCertificateRefs") or []
-    wanted_ref = ("", "ConfigMap", params.gateway.ca_configmap, params.gateway_namespace)
+    wanted_ref = next(
+        (r.get("group") or "", r["kind"], r["name"], r.get("namespace") or params.gateway_namespace)
+        for r in want["caCertificateRefs"]
+    )
     shown = [
         f"{r.get('kind')} {r.get('namespace') or params.gateway_namespace}/{r.get('name')}" for r in refs
     ]
@@ -456,7 +432,7 @@ def check_frontend_validation(params: Params, state: GatewayDriftState) -> Check
 
 def check_ca_bundle(params: Params, state: GatewayDriftState) -> Check:
     """The ConfigMap's ca.crt decides who gets in; compare it with the params' files by SHA-256."""
-    where = f"ConfigMap {params.gateway_namespace}/{params.gateway.ca_configmap}"
+    where = f"ConfigMap {state.looked_up['ConfigMap']}"
     if state.configmap is None:
         return Check(
             CA_BUNDLE,
@@ -485,7 +461,7 @@ def check_route(params: Params, state: GatewayDriftState) -> Check:
     """The HTTPRoute names the Gateway as parent, every rule sends to the params' Service and port, and
     the controller accepted it for this Gateway."""
     g, k = params.gateway, params.kubernetes
-    where = f"HTTPRoute {params.gateway_namespace}/{g.http_route}"
+    where = f"HTTPRoute {state.looked_up['HTTPRoute']}"
     if state.route is None:
         return Check(
             ROUTE, "fail", f"{where} does not exist: the Gateway routes nothing to the Service", REBUILD
@@ -518,7 +494,7 @@ def check_route(params: Params, state: GatewayDriftState) -> Check:
 def check_header_filter(params: Params, state: GatewayDriftState) -> Check:
     """Client-certificate headers reach the app only through a RequestHeaderModifier on each route rule;
     a rule without it (or with other values) forwards requests without them."""
-    where = f"HTTPRoute {params.gateway_namespace}/{params.gateway.http_route}"
+    where = f"HTTPRoute {state.looked_up['HTTPRoute']}"
     if state.route is None:
         return Check(HEADER_FILTER, "fail", f"{where} does not exist", REBUILD)
     want = wanted_headers(params)
