@@ -23,6 +23,7 @@ from mtlskit.build import backend, frontend, k8s, stack, trust
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config.params import Params
 from mtlskit.pki import certs
+from mtlskit.rules.gateway import DATA_PLANE
 from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox load balancer of its own
@@ -524,7 +525,8 @@ def test_control_plane_changes_reach_the_data_plane(plane: Plane) -> None:
     assert sandbox_pid() == pid  # the same process throughout: no restart
 
 
-def test_backend_without_endpoints_answers_503_and_logs_it(plane: Plane) -> None:
+def test_backend_without_endpoints_answers_502_and_logs_it(plane: Plane) -> None:
+    """The classic load balancer's answer when it cannot pick a backend (EXTERNAL_MANAGED: 503)."""
     _ready(plane)
     core = plane.clients.kube.core
     ns, svc = plane.params.kubernetes.namespace, plane.params.kubernetes.service
@@ -533,10 +535,10 @@ def test_backend_without_endpoints_answers_503_and_logs_it(plane: Plane) -> None
     try:
         before = len(plane.entries())
         r = plane.session("client").get(plane.url("/nobody"), timeout=5)
-        assert r.status_code == 503
+        assert r.status_code == DATA_PLANE["EXTERNAL"].no_healthy_backend == 502
         entry = plane.entry_for("/nobody", before)
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
-        assert entry.http_request["status"] == 503
+        assert entry.http_request["status"] == 502
     finally:
         body.metadata.resource_version = None
         core.create_namespaced_service(ns, body)
@@ -682,7 +684,7 @@ def test_url_map_host_and_path_rules_pick_the_backend_service(plane: Plane) -> N
     try:
         session = plane.session("client")
         before = len(plane.entries())
-        assert session.get(plane.url("/empty/x"), timeout=5).status_code == 503
+        assert session.get(plane.url("/empty/x"), timeout=5).status_code == 502
         entry = plane.entry_for("/empty/x", before)
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         assert entry.resource.labels["backend_service_name"] == "no-endpoints"
@@ -722,8 +724,8 @@ def test_deleting_the_anchor_ingress_orphans_the_backend_until_it_is_applied_aga
     net.delete_namespaced_ingress(name, ns)
     try:
         before = len(plane.entries())
-        _follows(lambda: _status(plane, "client") == 503)
-        entry = plane.entry_where(lambda e: e.http_request["status"] == 503, before)
+        _follows(lambda: _status(plane, "client") == 502)
+        entry = plane.entry_where(lambda e: e.http_request["status"] == 502, before)
         assert entry.payload["statusDetails"] == "failed_to_pick_backend"
         # the backend service is still there (the URL map uses it), just no longer served
         assert plane.clients.compute.backend_services.get(project=PROJECT, backend_service=plane.bs_name)

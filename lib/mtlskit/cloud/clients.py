@@ -321,6 +321,7 @@ def sandbox_settings(params: Params) -> dict[str, Any]:
         "data_plane_port": params.sandbox.data_plane_port,
         "withhold_permissions": list(params.sandbox.withhold_permissions),
         "exhaust_quota": list(params.sandbox.exhaust_quota),
+        "gateway_api": params.sandbox.gateway_api,
     }
 
 

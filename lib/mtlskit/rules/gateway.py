@@ -109,3 +109,84 @@ DATA_PLANE = {
     "EXTERNAL": DataPlane(no_healthy_backend=502, header_too_large=413, forwarded_for_delimiter=", "),
     "EXTERNAL_MANAGED": DataPlane(no_healthy_backend=503, header_too_large=431, forwarded_for_delimiter=","),
 }
+
+
+# ---- what the controller writes back, read by the kit -----------------------------------------------
+
+# Events about Gateways come from this component (single-cluster controller), with these reasons.
+EVENT_COMPONENT = "sc-gateway-controller"
+EVENT_REASONS = ("ADD", "UPDATE", "SYNC", "DELETE")
+# A `networking.gke.io/*` annotation holds resource paths (`/projects/P/global/<collection>/<name>`)
+# joined by this separator; an empty string when the controller built none of that collection.
+PATH_SEPARATOR = ", "
+
+# Listener and route condition reasons the kit names in its checks (Gateway API v1.5).
+UNSUPPORTED_VALUE = "UnsupportedValue"
+BACKEND_NOT_FOUND = "BackendNotFound"
+# Policies report `Attached` (GKE's shared policy status).
+POLICY_CONDITION = "Attached"
+POLICY_TARGET_NOT_FOUND = "TargetNotFound"
+POLICY_INVALID = "Invalid"
+
+
+def join_paths(paths: list[str]) -> str:
+    """An annotation value from resource paths, as the controller writes it."""
+    return PATH_SEPARATOR.join(paths)
+
+
+def split_paths(value: str | None) -> list[str]:
+    """The resource paths an annotation holds (none for an absent or empty one)."""
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
+def resource_name(path: str) -> str:
+    """The name at the end of a resource path or link."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+# ---- the CRD bundle a cluster serves ------------------------------------------------------------------
+
+# `sandbox.gateway_api` (the simulated cluster's bundle) and the Gateway API release each one installs
+# (GKE's GatewayClass capabilities page: 1.35.2+ installs 1.5.0, 1.34.1+ 1.4.0, 1.33.2+ 1.3.0). "none"
+# is a cluster without the Gateway API enabled: no Gateway API CRDs and no GKE policy CRDs.
+BUNDLE_VERSIONS = {"v1.5": "v1.5.0", "v1.4": "v1.4.0", "v1.3": "v1.3.0"}
+NO_GATEWAY_API = "none"
+CHANNEL = "standard"
+# The annotations every Gateway API CRD carries (what the kit reads to name the installed bundle).
+BUNDLE_VERSION_ANNOTATION = "gateway.networking.k8s.io/bundle-version"
+CHANNEL_ANNOTATION = "gateway.networking.k8s.io/channel"
+# The label on GKE's policy CRDs (GEP-713: a Direct policy attaches to the object it targets).
+POLICY_LABEL = "gateway.networking.k8s.io/policy"
+
+
+def frontend_in_standard(bundle: str) -> bool:
+    """True when the bundle's standard Gateway CRD carries `spec.tls.frontend` (v1.5 and later)."""
+    release = BUNDLE_VERSIONS.get(bundle)
+    return release is not None and _release(release) >= _release(FRONTEND_VALIDATION_SINCE)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.lstrip("v").split("."))
+
+
+# Features GKE's conformance reports (v1.3 to v1.6) list as supported on the managed classes besides
+# the frontend validation ones: the core profile and the extended features every report claims.
+CORE_FEATURES = ("Gateway", "HTTPRoute", "ReferenceGrant")
+COMMON_FEATURES = (
+    "GatewayPort8080",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRedirect",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+)
+
+
+def supported_features(class_name: str, bundle: str) -> list[str]:
+    """What the class publishes in `status.supportedFeatures` on a cluster with this bundle, sorted as
+    the API lists them: the frontend validation features only where the bundle's schema has the field."""
+    facts = CLASSES[class_name]
+    features = set(CORE_FEATURES) | set(COMMON_FEATURES)
+    if frontend_in_standard(bundle):
+        features |= facts.claims
+    return sorted(features)

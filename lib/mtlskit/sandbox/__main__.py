@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from mtlskit.sandbox.env import Settings
+from mtlskit.sandbox.kube_crds import BUNDLES
 from mtlskit.sandbox.process import INFO, SandboxInfo, write_kubeconfig
 from mtlskit.sandbox.server import Sandbox, serve
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-plane-port", type=int, required=True)
     ap.add_argument("--withhold-permission", action="append", default=[], help="answer 403 for it")
     ap.add_argument("--exhaust-quota", action="append", default=[], help="a Compute quota metric used up")
+    ap.add_argument(
+        "--gateway-api", required=True, choices=BUNDLES, help="the cluster's Gateway API CRD bundle"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data_plane_port,
         withhold_permissions=tuple(args.withhold_permission),
         exhaust_quota=tuple(args.exhaust_quota),
+        gateway_api=args.gateway_api,
     )
     sandbox = Sandbox(state_dir, settings, args.project)
     server = serve(sandbox, args.port)

@@ -63,6 +63,46 @@ def frontend_name(kind: str, cluster_uid: str, namespace: str, ingress: str) -> 
     return f"k8s2-{kind}-{cluster_uid[:8]}-{ns}-{name}-{digest}"
 
 
+def ensure_neg(
+    compute: ComputeStore, project: str, cluster_uid: str, svc: dict[str, Any], port: int, owner: str
+) -> bool:
+    """The zonal NEG of one Service port, as the cluster's NEG controller keeps it for whichever load
+    balancer (Ingress or Gateway) uses that port; True when it had to be created."""
+    ns, svc_name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+    name = neg_name(cluster_uid, ns, svc_name, port)
+    if compute.get(project, "networkEndpointGroups", name, ZONE) is not None:
+        return False
+    target_port = next(
+        (p.get("targetPort", port) for p in svc["spec"].get("ports", []) if p.get("port") == port), port
+    )
+    compute.create(
+        project,
+        "networkEndpointGroups",
+        {
+            "name": name,
+            "networkEndpointType": "GCE_VM_IP_PORT",
+            "size": 1,
+            "defaultPort": target_port,
+            "description": json.dumps(
+                {"cluster-uid": cluster_uid, "namespace": ns, "service-name": svc_name, "port": str(port)}
+            ),
+            "_endpoints": [{"ip": "127.0.0.1", "port": target_port}],
+            "_owner": owner,
+        },
+        ZONE,
+    )
+    return True
+
+
+def delete_unused_neg(compute: ComputeStore, project: str, name: str) -> bool:
+    """Delete a NEG no backend service uses any more (another load balancer may still use it)."""
+    if compute.get(project, "networkEndpointGroups", name, ZONE) is None:
+        return False
+    if compute.referrers(self_link(project, "networkEndpointGroups", name, ZONE)):
+        return False
+    return compute.delete(project, "networkEndpointGroups", name, ZONE)
+
+
 def is_gce_ingress(ing: dict[str, Any]) -> bool:
     cls = (ing["metadata"].get("annotations") or {}).get("kubernetes.io/ingress.class")
     if cls is not None:
@@ -205,31 +245,7 @@ class IngressController:
         c = self.compute
         ns, svc_name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         name = neg_name(self.uid, ns, svc_name, port)
-        target_port = next(
-            (p.get("targetPort", port) for p in svc["spec"].get("ports", []) if p.get("port") == port), port
-        )
-        if c.get(self.project, "networkEndpointGroups", name, ZONE) is None:
-            c.create(
-                self.project,
-                "networkEndpointGroups",
-                {
-                    "name": name,
-                    "networkEndpointType": "GCE_VM_IP_PORT",
-                    "size": 1,
-                    "defaultPort": target_port,
-                    "description": json.dumps(
-                        {
-                            "cluster-uid": self.uid,
-                            "namespace": ns,
-                            "service-name": svc_name,
-                            "port": str(port),
-                        }
-                    ),
-                    "_endpoints": [{"ip": "127.0.0.1", "port": target_port}],
-                    "_owner": OWNER,
-                },
-                ZONE,
-            )
+        if ensure_neg(c, self.project, self.uid, svc, port, OWNER):
             self._event(ing, "Create", f'Created NEG "{name}" for {ns}/{svc_name}-{port} in "{ZONE}"')
         if c.get(self.project, "healthChecks", name) is None:
             c.create(
@@ -410,8 +426,8 @@ class IngressController:
                         "Warning",
                     )
                 continue
-            for coll, zone in (("healthChecks", None), ("networkEndpointGroups", ZONE)):
-                c.delete(p, coll, name, zone)
+            c.delete(p, "healthChecks", name)
+            delete_unused_neg(c, p, name)
             for ing in deleting:
                 self._event(ing, "GarbageCollection", f"Deleted backend service {name}")
 

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import socket
 import socketserver
 import struct
@@ -34,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
+from mtlskit.rules.gateway import DATA_PLANE
 from mtlskit.rules.logentry import (
     BACKEND_UNREACHABLE,
     FORWARDED,
@@ -50,7 +52,7 @@ from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
 from mtlskit.sandbox.kube import KubeObjects
 from mtlskit.sandbox.logs import append_entry
-from mtlskit.sandbox.mtls_headers import request_headers, variables
+from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
 from mtlskit.sandbox.stand_in_ca import Served
 
 log = logging.getLogger("mtlskit.sandbox.dataplane")
@@ -105,6 +107,7 @@ class Frontend:
     certs: list[ServingCert]
     mtls_mode: str | None  # None: the proxy has no server TLS policy
     trust: TrustMaterial | None
+    scheme: str = "EXTERNAL"  # the forwarding rule's: classic and managed answer some cases differently
 
     def context_for(self, server_name: str | None) -> SSL.Context | None:
         if not self.certs:
@@ -121,6 +124,16 @@ def _host_matches(host: str, pattern: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and host.count(".") == pattern.count(".")
     return host == pattern
+
+
+@dataclass
+class Route:
+    """What the URL map picked for one request: the backend service and the header actions that apply
+    (URL map, path matcher, route rule, weighted backend: outermost first)."""
+
+    service: dict[str, Any] | None
+    url_map: str
+    header_actions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -275,6 +288,7 @@ class DataPlane:
             certs=serving,
             mtls_mode=mtls_mode,
             trust=trust,
+            scheme=fr.get("loadBalancingScheme", "EXTERNAL"),
         )
 
     def _certificate(self, body: dict[str, Any]) -> tuple[Served, tuple[str, ...]] | None:
@@ -432,12 +446,15 @@ class DataPlane:
 
     # ---- routing and the backend ----------------------------------------------------------------------
 
-    def _route(self, frontend: Frontend, host: str, path: str) -> tuple[dict[str, Any] | None, str]:
-        """(backend service, url map name) the URL map picks for host and path."""
+    def _route(
+        self, frontend: Frontend, host: str, path: str, headers: dict[str, str] | None = None
+    ) -> Route:
+        """The backend service the URL map picks for host, path (and headers, for route rules)."""
         um = self.compute.get_ref(frontend.url_map, frontend.project, "urlMaps")
         if um is None:
-            return None, ""
+            return Route(None, "")
         service = um.get("defaultService", "")
+        actions = [um["headerAction"]] if um.get("headerAction") else []
         matcher_name = None
         for rule in um.get("hostRules", []):
             if any(h == "*" or _host_matches(host, h) for h in rule.get("hosts", [])):
@@ -447,12 +464,21 @@ class DataPlane:
             if matcher.get("name") != matcher_name:
                 continue
             service = matcher.get("defaultService", service)
-            for rule in matcher.get("pathRules", []):
-                if any(_path_matches(path, p) for p in rule.get("paths", [])):
-                    service = rule.get("service", service)
+            if matcher.get("headerAction"):
+                actions.append(matcher["headerAction"])
+            for rule in sorted(matcher.get("routeRules", []), key=lambda r: r.get("priority", 0)):
+                if any(_rule_matches(m, path, headers or {}) for m in rule.get("matchRules") or [{}]):
+                    service = rule.get("service") or _pick_weighted(rule) or service
+                    if rule.get("headerAction"):
+                        actions.append(rule["headerAction"])
                     break
+            else:
+                for rule in matcher.get("pathRules", []):
+                    if any(_path_matches(path, p) for p in rule.get("paths", [])):
+                        service = rule.get("service", service)
+                        break
         bs = self.compute.get_ref(service, frontend.project, "backendServices")
-        return bs, um["name"]
+        return Route(bs, um["name"], actions)
 
     def _endpoint(self, project: str, bs: dict[str, Any]) -> tuple[str, int] | None:
         """The echo app of the Service behind the backend service's NEG, if the Service still exists.
@@ -478,27 +504,38 @@ class DataPlane:
     ) -> tuple[int, list[tuple[str, str]], bytes, str, dict[str, Any] | None]:
         host = _header(request, "host")
         path = request.target.decode("latin-1")
-        bs, um_name = self._route(conn.frontend, host.split(":")[0], path.split("?")[0])
-        conn.url_map_name = um_name
+        client_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        route = self._route(conn.frontend, host.split(":")[0], path.split("?")[0], client_headers)
+        bs = route.service
+        conn.url_map_name = route.url_map
         text = [("content-type", "text/plain")]
+        plane = DATA_PLANE.get(conn.frontend.scheme, DATA_PLANE["EXTERNAL"])
         if bs is None:
             return 404, text, b"no backend for this host and path\n", "backend_service_not_found", None
+        if bs.get("_answers") == 404:  # the Gateway's default backend: what no route matched
+            return 404, text, b"default backend - 404\n", FORWARDED, bs
         endpoint = self._endpoint(conn.frontend.project, bs)
         if endpoint is None:
-            return 503, text, b"no healthy upstream\n", NO_BACKEND, bs
+            return plane.no_healthy_backend, text, b"no healthy upstream\n", NO_BACKEND, bs
         added = request_headers(bs.get("customRequestHeaders", []), conn.values)
+        appended, removed = _header_actions(route.header_actions, conn.values)
+        replacing = [(n, v) for n, v, replace in appended if replace]
         # Headers the load balancer sets replace same-named client headers: no spoofed X-Client-Cert-*.
-        replaced = {n.lower() for n, _ in added} | HOP_BY_HOP | {"x-forwarded-for"}
+        # A header action with replace=false appends instead, keeping what the client sent.
+        replaced = {n.lower() for n, _ in added + replacing} | HOP_BY_HOP | {"x-forwarded-for"} | removed
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in request.headers
             if k.decode("latin-1").lower() not in replaced
         ]
         forwarded = _header(request, "x-forwarded-for")
+        delimiter = plane.forwarded_for_delimiter
         headers += [
-            ("X-Forwarded-For", f"{forwarded}, {conn.remote_ip}" if forwarded else conn.remote_ip),
+            ("X-Forwarded-For", f"{forwarded}{delimiter}{conn.remote_ip}" if forwarded else conn.remote_ip),
             ("X-Forwarded-Proto", "https"),
             ("Via", "1.1 google"),
+            *replacing,
+            *[(n, v) for n, v, replace in appended if not replace],
             *added,
         ]
         try:
@@ -604,7 +641,8 @@ class DataPlane:
         }
 
     def _log_closed(self, conn: Connection, started: float) -> None:
-        bs, um_name = self._route(conn.frontend, "", "/")
+        route = self._route(conn.frontend, "", "/")
+        bs, um_name = route.service, route.url_map
         if not self._log_config(bs):
             return
         verdict = conn.verdict or Verdict(False, False, NOT_PROVIDED)
@@ -681,6 +719,50 @@ def _header(request: h11.Request, name: str) -> str:
         if k.decode("latin-1").lower() == name:
             return v.decode("latin-1")
     return ""
+
+
+def _rule_matches(rule: dict[str, Any], path: str, headers: dict[str, str]) -> bool:
+    """A URL map route rule's matchRule: one of prefix/full/regex path, and every header match."""
+    if "fullPathMatch" in rule and path != rule["fullPathMatch"]:
+        return False
+    if "prefixMatch" in rule and not path.startswith(rule["prefixMatch"]):
+        return False
+    if "regexMatch" in rule and not re.fullmatch(rule["regexMatch"], path):
+        return False
+    for h in rule.get("headerMatches") or []:
+        value = headers.get(h.get("headerName", "").lower())
+        if "exactMatch" in h and value != h["exactMatch"]:
+            return False
+        if "regexMatch" in h and (value is None or not re.fullmatch(h["regexMatch"], value)):
+            return False
+        if h.get("presentMatch") and value is None:
+            return False
+    return True
+
+
+def _pick_weighted(rule: dict[str, Any]) -> str:
+    """One of a route rule's weighted backend services, drawn by weight."""
+    weighted = (rule.get("routeAction") or {}).get("weightedBackendServices") or []
+    if not weighted:
+        return ""
+    picked = random.choices(weighted, weights=[max(int(w.get("weight", 0)), 0) or 1 for w in weighted])[0]
+    return str(picked.get("backendService", ""))
+
+
+def _header_actions(
+    actions: list[dict[str, Any]], values: dict[str, str]
+) -> tuple[list[tuple[str, str, bool]], set[str]]:
+    """(name, expanded value, replace) of every header the URL map's actions add, and the lowercase
+    names they remove; values expand the `{client_cert_*}` variables like custom headers do."""
+    added: list[tuple[str, str, bool]] = []
+    removed: set[str] = set()
+    for action in actions:
+        removed |= {n.lower() for n in action.get("requestHeadersToRemove") or []}
+        for h in action.get("requestHeadersToAdd") or []:
+            added.append(
+                (h.get("headerName", ""), expand(h.get("headerValue", ""), values), bool(h.get("replace")))
+            )
+    return added, removed
 
 
 def _path_matches(path: str, pattern: str) -> bool:

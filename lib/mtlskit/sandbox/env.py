@@ -33,6 +33,9 @@ class Settings:
     # metrics used up. Changed at run time through `/_sandbox/access`.
     withhold_permissions: tuple[str, ...] = ()
     exhaust_quota: tuple[str, ...] = ()
+    # The simulated cluster's Gateway API CRD bundle (`kube_crds`): v1.5, v1.4, v1.3, or none (the
+    # Gateway API not enabled). Changed at run time through `/_sandbox/cluster`.
+    gateway_api: str = "none"
 
 
 @dataclass

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mtlskit.rules import gateway as gw
 from mtlskit.sandbox.state import Store
 from mtlskit.sandbox.web import ApiError, kube_time, merge_patch
 
@@ -62,6 +63,58 @@ KINDS = {
     # Served so that `kubectl describe` can look up a Service's endpoints; the sandbox keeps none.
     ("discovery.k8s.io", "endpointslices"): Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ("cloud.google.com", "backendconfigs"): Kind("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
+    # The cluster's CustomResourceDefinitions, readable as on GKE (they follow `sandbox.gateway_api`).
+    ("apiextensions.k8s.io", "customresourcedefinitions"): Kind(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short_names=("crd", "crds"),
+        categories=("api-extensions",),
+        has_status=True,
+    ),
+    # The Gateway API's standard channel and GKE's policies: custom resources, served only while the
+    # cluster's CRD bundle installs them (`kube_crds`).
+    (gw.GROUP, "gatewayclasses"): Kind(
+        gw.GROUP,
+        gw.VERSION,
+        "gatewayclasses",
+        "GatewayClass",
+        namespaced=False,
+        short_names=("gc",),
+        categories=("gateway-api",),
+        has_status=True,
+    ),
+    (gw.GROUP, "gateways"): Kind(
+        gw.GROUP,
+        gw.VERSION,
+        "gateways",
+        "Gateway",
+        short_names=("gtw",),
+        categories=("gateway-api",),
+        has_status=True,
+    ),
+    (gw.GROUP, "httproutes"): Kind(
+        gw.GROUP, gw.VERSION, "httproutes", "HTTPRoute", categories=("gateway-api",), has_status=True
+    ),
+    (gw.GROUP, "referencegrants"): Kind(
+        gw.GROUP,
+        "v1beta1",
+        "referencegrants",
+        "ReferenceGrant",
+        short_names=("refgrant",),
+        categories=("gateway-api",),
+    ),
+    (gw.POLICY_GROUP, "gcpgatewaypolicies"): Kind(
+        gw.POLICY_GROUP, gw.POLICY_VERSION, "gcpgatewaypolicies", "GCPGatewayPolicy", has_status=True
+    ),
+    (gw.POLICY_GROUP, "gcpbackendpolicies"): Kind(
+        gw.POLICY_GROUP, gw.POLICY_VERSION, "gcpbackendpolicies", "GCPBackendPolicy", has_status=True
+    ),
+    (gw.POLICY_GROUP, "healthcheckpolicies"): Kind(
+        gw.POLICY_GROUP, gw.POLICY_VERSION, "healthcheckpolicies", "HealthCheckPolicy", has_status=True
+    ),
 }
 
 
@@ -295,7 +348,13 @@ class KubeObjects:
         return True
 
     def record_event(
-        self, involved: dict[str, Any], kind: Kind, reason: str, message: str, type_: str = "Normal"
+        self,
+        involved: dict[str, Any],
+        kind: Kind,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "loadbalancer-controller",
     ) -> None:
         meta = involved["metadata"]
         ns = meta.get("namespace", "default")
@@ -320,6 +379,6 @@ class KubeObjects:
                 "count": 1,
                 "firstTimestamp": now,
                 "lastTimestamp": now,
-                "source": {"component": "loadbalancer-controller"},
+                "source": {"component": component},
             },
         )

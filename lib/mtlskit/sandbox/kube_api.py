@@ -1,9 +1,12 @@
 """The Kubernetes API's HTTP surface for the kinds the kit uses, reached by the official client
 through a kubeconfig.
 
-Writes are validated against the published schemas (`kube_openapi`), record their field manager
-(`kube_apply`), and take merge, strategic merge and server-side apply patches. Every accepted write is published as an event, so the Ingress controller reconciles before the
-response returns.
+Which kinds are served is the cluster's CRD bundle's say (`kube_crds`): a kind it lacks is absent
+from discovery and its paths answer 404. Writes are validated against the published schemas
+(`kube_openapi`; custom resources are also defaulted and checked as the CRD handler does), record
+their field manager (`kube_apply`), and take merge, strategic merge and server-side apply patches.
+Every accepted write is published as an event, so the controllers reconcile before the response
+returns. CustomResourceDefinitions are read-only: they follow `sandbox.gateway_api`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from typing import Any
 
 import yaml
 
-from mtlskit.sandbox import kube_apply, kube_openapi
+from mtlskit.sandbox import kube_apply, kube_openapi, kube_table
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
+from mtlskit.sandbox.kube_crds import CRD, CUSTOM_KINDS, InstalledCrds, resource_of
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
 
 
 class KubeApi:
-    def __init__(self, objects: KubeObjects, events: Events):
+    def __init__(self, objects: KubeObjects, events: Events, crds: InstalledCrds):
         self.objects = objects
         self.events = events
+        self.crds = crds
 
     def handle(self, req: Request, parts: list[str]) -> Response:
         if parts[:1] == ["version"]:
@@ -39,48 +44,59 @@ class KubeApi:
         if found is not None:
             return found
         if parts[:1] == ["api"] and len(parts) >= 2:
-            group, rest = "", parts[2:]
+            group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
-            group, rest = parts[1], parts[3:]
+            group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
+        served = {key: k for key, k in self.crds.served().items() if k.version == version}
         namespace = None
         # `namespaces/NAME/KIND/...` is a namespaced scope; `namespaces/NAME[/status]` is the
         # Namespace object itself (a cluster-scoped kind like any other)
-        if len(rest) >= 3 and rest[0] == "namespaces" and (group, rest[2]) in KINDS:
+        if len(rest) >= 3 and rest[0] == "namespaces" and (group, rest[2]) in served:
             namespace, rest = rest[1], rest[2:]
-        if not rest or (group, rest[0]) not in KINDS:
+        if not rest or (group, rest[0]) not in served:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        return self._dispatch(req, KINDS[(group, rest[0])], namespace, rest[1:])
+        return self._dispatch(req, served[(group, rest[0])], namespace, rest[1:])
 
     def _discovery(self, req: Request, parts: list[str]) -> Response | None:
         """Discovery and OpenAPI documents, or None when the path names resources instead."""
         if parts[:1] == ["openapi"]:
-            return kube_openapi.handle(req.headers.get("accept", ""), parts[1:])
+            return kube_openapi.handle(req.headers.get("accept", ""), parts[1:], self.crds.bundle)
         if req.method != "GET" or parts[:1] not in (["api"], ["apis"]):
             return None
+        served = self.crds.served().values()
         if len(parts) == 1:
             if discovery.wants_aggregated(req.headers.get("accept", "")):
-                body = discovery.aggregated(core=parts == ["api"])
+                body = discovery.aggregated(served, core=parts == ["api"])
                 return Response(200, body, {"Content-Type": discovery.AGGREGATED_V2})
             if parts == ["api"]:
-                return Response(200, discovery.api_versions(req.headers.get("host", "127.0.0.1")))
-            return Response(200, discovery.api_group_list())
+                return Response(200, discovery.api_versions(served, req.headers.get("host", "127.0.0.1")))
+            return Response(200, discovery.api_group_list(served))
         if parts[0] == "apis" and len(parts) == 2:
-            return _found(discovery.api_group(parts[1]))
+            return _found(discovery.api_group(served, parts[1]))
         if parts[0] == "api" and len(parts) == 2:
-            return _found(discovery.api_resource_list("", parts[1]))
+            return _found(discovery.api_resource_list(served, "", parts[1]))
         if parts[0] == "apis" and len(parts) == 3:
-            return _found(discovery.api_resource_list(parts[1], parts[2]))
+            return _found(discovery.api_resource_list(served, parts[1], parts[2]))
         return None
 
     def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
+        if kind == CRD and req.method != "GET":
+            raise ApiError.kube(
+                405,
+                "MethodNotAllowed",
+                "the sandbox's CustomResourceDefinitions follow its Gateway API bundle and cannot be "
+                "changed through the API; set sandbox.gateway_api in the params instead",
+            )
+        bundle = self.crds.bundle
         if not rest and req.method == "GET":
             return self._list(req, kind, namespace)
         if not rest and req.method == "POST":
-            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"))
+            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"), bundle)
             manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
             managed = kube_apply.created_by(manager, "Update", kind.api_version, body)
+            body = kube_openapi.admit(kind, _new_custom_object(kind, body), bundle)
             created = self.objects.create(kind, namespace, _with_managed(body, managed))
             return self._written(kind, created, 201, warnings)
         if not rest:
@@ -88,7 +104,7 @@ class KubeApi:
         name, sub = rest[0], rest[1] if len(rest) > 1 else None
         status_only = sub == "status"
         if req.method == "GET":
-            return Response(200, self.objects.require(kind, namespace, name))
+            return self._read(req, kind, [self.objects.require(kind, namespace, name)], single=True)
         if req.method == "DELETE":
             return self._delete(kind, namespace, name)
         manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
@@ -106,17 +122,21 @@ class KubeApi:
         incoming = req.json()
         warnings: list[str] = []
         if req.method == "PUT":
-            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"))
+            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"), bundle)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             if req.method == "PUT":
                 new = incoming
-            elif ctype == "application/strategic-merge-patch+json" and kind.group != "cloud.google.com":
+            elif ctype == "application/strategic-merge-patch+json" and kind not in CUSTOM_KINDS:
                 new = kube_apply.strategic_merge(
-                    current, incoming, kube_openapi.schema_of(kind), kube_openapi.resolve
+                    current, incoming, kube_openapi.schema_of(kind, bundle), kube_openapi.resolve
                 )
             else:  # custom resources take merge patches only, as the API server's CRD handler does
                 new = merge_patch(current, incoming)
+                if kind in CUSTOM_KINDS:  # the patched object is pruned like any other write
+                    new, pruned = kube_openapi.validate(kind, new, req.arg("fieldValidation"), bundle)
+                    warnings.extend(pruned)
+            new = kube_openapi.admit(kind, new, bundle)
             if status_only:
                 return new
             return _with_managed(
@@ -147,19 +167,22 @@ class KubeApi:
             raise ApiError.kube(
                 400, "BadRequest", "the name of the object does not match the name on the URL"
             )
-        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"))
+        bundle = self.crds.bundle
+        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"), bundle)
+        # Compared with the stored object, which has its defaults: a manifest that leaves a defaulted
+        # field out (a listener's allowedRoutes) must not conflict with its own earlier apply.
+        applied = kube_openapi.defaulted(kind, applied, bundle)
         force = (req.arg("force") or "").lower() == "true"
         if self.objects.get(kind, namespace, name) is None:
             managed = kube_apply.created_by(manager, "Apply", kind.api_version, applied)
             meta = {**(applied.get("metadata") or {}), "name": name}
-            created = self.objects.create(
-                kind, namespace, _with_managed({**applied, "metadata": meta}, managed)
-            )
+            body = kube_openapi.admit(kind, _new_custom_object(kind, {**applied, "metadata": meta}), bundle)
+            created = self.objects.create(kind, namespace, _with_managed(body, managed))
             return self._written(kind, created, 201, warnings)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             result, managed = kube_apply.apply(current, applied, manager, force)
-            return _with_managed(result, managed)
+            return _with_managed(kube_openapi.admit(kind, result, bundle), managed)
 
         return self._written(kind, self.objects.update_with(kind, namespace, name, {}, change), 200, warnings)
 
@@ -182,12 +205,23 @@ class KubeApi:
             if all(((i["metadata"].get("labels") or {}).get(k) == v) is eq for k, (v, eq) in labels.items())
             and all((_field(i, k) == v) is eq for k, (v, eq) in fields.items())
         ]
+        return self._read(req, kind, items, single=False)
+
+    def _read(self, req: Request, kind: Kind, items: list[dict[str, Any]], single: bool) -> Response:
+        """Objects as asked: a Table of a custom resource's printer columns for `kubectl get`, else
+        the object or the list."""
+        resource = resource_of(kind)
+        version = self.objects.resource_version()
+        if resource is not None and kube_table.wants_table(req.headers.get("accept", "")):
+            return Response(200, kube_table.table(resource.columns, items, version))
+        if single:
+            return Response(200, items[0])
         return Response(
             200,
             {
                 "apiVersion": kind.api_version,
                 "kind": f"{kind.kind}List",
-                "metadata": {"resourceVersion": self.objects.resource_version()},
+                "metadata": {"resourceVersion": version},
                 "items": items,
             },
         )
@@ -233,6 +267,14 @@ class KubeApi:
                 if kind.plural == "events":  # recorded while it emptied; nothing holds them
                     self.objects.delete(kind, namespace, obj["metadata"]["name"])
             self.objects.finish_namespace(namespace)
+
+
+def _new_custom_object(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+    """A new custom resource with a status subresource starts without the status it was sent (the
+    CRD's status default, or its controller, fills it), as the API server's CRD strategy does."""
+    if kind in CUSTOM_KINDS and kind.has_status:
+        return {k: v for k, v in body.items() if k != "status"}
+    return body
 
 
 def _with_managed(obj: dict[str, Any], managed: list[dict[str, Any]]) -> dict[str, Any]:

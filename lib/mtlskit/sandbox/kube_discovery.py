@@ -5,7 +5,8 @@ kubectl maps `ingress`, `ing` or `backendconfig` to a URL only through discovery
 `/api` and `/apis` for the aggregated form (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`, one
 request for everything) and fall back to the legacy form (`APIVersions`, `APIGroupList`, then one
 `APIResourceList` per group version) when the answer's Content-Type is plain JSON, so both are served
-from the one registry of kinds in `kube.KINDS`.
+from the kinds the cluster serves: `kube.KINDS`, less the custom resources its CRD bundle lacks
+(`kube_crds.served`), which every function here takes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mtlskit.sandbox.kube import KINDS, Kind
+from mtlskit.sandbox.kube import Kind
+
+Kinds = Iterable[Kind]
 
 # What the sandbox implements for every kind: no watch and no deletecollection, so clients that need
 # them are told up front instead of failing mid-way.
@@ -31,18 +34,18 @@ def wants_aggregated(accept: str) -> bool:
     return False
 
 
-def group_versions() -> dict[str, list[str]]:
+def group_versions(served: Kinds) -> dict[str, list[str]]:
     """Served groups ("" is the core group) and their versions, preferred first."""
     out: dict[str, list[str]] = {}
-    for kind in KINDS.values():
+    for kind in served:
         versions = out.setdefault(kind.group, [])
         if kind.version not in versions:
             versions.append(kind.version)
     return out
 
 
-def kinds_of(group: str, version: str) -> list[Kind]:
-    return [k for k in KINDS.values() if k.group == group and k.version == version]
+def kinds_of(served: Kinds, group: str, version: str) -> list[Kind]:
+    return [k for k in served if k.group == group and k.version == version]
 
 
 def _names(k: Kind) -> dict[str, list[str]]:
@@ -54,11 +57,11 @@ def _names(k: Kind) -> dict[str, list[str]]:
 # ---- legacy form -----------------------------------------------------------------------------------
 
 
-def api_versions(server_address: str) -> dict[str, Any]:
+def api_versions(served: Kinds, server_address: str) -> dict[str, Any]:
     """`GET /api`: the core group's versions."""
     return {
         "kind": "APIVersions",
-        "versions": group_versions()[""],
+        "versions": group_versions(served)[""],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
     }
 
@@ -68,23 +71,23 @@ def _api_group(group: str, versions: list[str]) -> dict[str, Any]:
     return {"name": group, "versions": listed, "preferredVersion": listed[0]}
 
 
-def api_group_list() -> dict[str, Any]:
+def api_group_list(served: Kinds) -> dict[str, Any]:
     """`GET /apis`: every named group."""
-    groups = [_api_group(g, vs) for g, vs in group_versions().items() if g]
+    groups = [_api_group(g, vs) for g, vs in group_versions(served).items() if g]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(group: str) -> dict[str, Any] | None:
+def api_group(served: Kinds, group: str) -> dict[str, Any] | None:
     """`GET /apis/<group>`, or None when the group is not served."""
-    versions = group_versions().get(group) if group else None
+    versions = group_versions(served).get(group) if group else None
     if not versions:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_api_group(group, versions)}
 
 
-def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
+def api_resource_list(served: Kinds, group: str, version: str) -> dict[str, Any] | None:
     """`GET /api/v1` or `/apis/<group>/<version>`, or None when that version is not served."""
-    kinds = kinds_of(group, version)
+    kinds = kinds_of(served, group, version)
     if not kinds:
         return None
     resources: list[dict[str, Any]] = []
@@ -138,21 +141,22 @@ def _resource_discovery(k: Kind) -> dict[str, Any]:
     return entry
 
 
-def aggregated(core: bool) -> dict[str, Any]:
+def aggregated(served: Kinds, core: bool) -> dict[str, Any]:
     """`GET /api` (core=True) or `/apis` asked for `APIGroupDiscoveryList` v2."""
+    served = list(served)
     items = [
         {
             "metadata": {"name": group, "creationTimestamp": None},
             "versions": [
                 {
                     "version": v,
-                    "resources": [_resource_discovery(k) for k in kinds_of(group, v)],
+                    "resources": [_resource_discovery(k) for k in kinds_of(served, group, v)],
                     "freshness": "Current",
                 }
                 for v in versions
             ],
         }
-        for group, versions in group_versions().items()
+        for group, versions in group_versions(served).items()
         if (group == "") == core
     ]
     return {
@@ -163,7 +167,7 @@ def aggregated(core: bool) -> dict[str, Any]:
     }
 
 
-def served_group_versions() -> Iterable[tuple[str, str]]:
-    for group, versions in group_versions().items():
+def served_group_versions(served: Kinds) -> Iterable[tuple[str, str]]:
+    for group, versions in group_versions(served).items():
         for v in versions:
             yield group, v

@@ -2,9 +2,12 @@
 
 The schemas come from the `kubernetes-validate` package, which ships the definitions of every
 Kubernetes release's OpenAPI document as JSON Schema (`_definitions.json`, one per version): the
-same field names, types, descriptions and `x-kubernetes-*` extensions the API server publishes, so
-nothing here is written by hand except the BackendConfig CRD, which no package ships (its fields are
-ingress-gce's `pkg/apis/backendconfig/v1/types.go`).
+same field names, types, descriptions and `x-kubernetes-*` extensions the API server publishes. The
+custom resources' schemas (BackendConfig, the Gateway API, GKE's policies) come from the CRDs the
+cluster has installed (`kube_crds`), so every document and check takes the cluster's CRD bundle.
+Custom resources are validated as the CRD handler does: unknown fields pruned (or refused under
+Strict), defaults filled in, then types, enums, bounds and required fields checked (422 Invalid with
+one cause per field).
 
 kubectl (1.27 and later) reads `/openapi/v3` first: when a kind's PATCH operation lists the
 `fieldValidation` parameter it leaves validation to the server and sends `fieldValidation=Strict`;
@@ -21,40 +24,49 @@ import importlib.resources
 import json
 from typing import Any
 
+from mtlskit.sandbox import kube_crds
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.kube import Kind
 from mtlskit.sandbox.web import ApiError, Response
 
 SCHEMA_VERSION = "1.31.0"  # the release the sandbox's /version reports
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
-BACKEND_CONFIG = "com.google.cloud.v1.BackendConfig"
 
 
 @functools.cache
-def definitions() -> dict[str, Any]:
-    """Every definition of the Kubernetes release, plus the BackendConfig CRD's, in JSON Schema form."""
+def release_definitions() -> dict[str, Any]:
+    """Every definition of the Kubernetes release, in JSON Schema form (what `$ref`s point to)."""
     folder = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
     raw = json.loads((folder / f"v{SCHEMA_VERSION}-local" / "_definitions.json").read_text())
     defs: dict[str, Any] = raw["$defs"]
-    defs[BACKEND_CONFIG] = _backend_config_schema()
     return defs
 
 
+@functools.cache
+def definitions(bundle: str) -> dict[str, Any]:
+    """The release's definitions and the schemas of the CRDs a cluster with this bundle has installed."""
+    return {**release_definitions(), **kube_crds.definitions(bundle)}
+
+
 def resolve(schema: Any) -> Any:
-    """A schema with its `$ref` followed (to a definition)."""
+    """A schema with its `$ref` followed (to a definition of the release: CRD schemas are never
+    referenced, only their metadata points into the release)."""
     while isinstance(schema, dict) and "$ref" in schema:
-        schema = definitions()[schema["$ref"].rsplit("/", 1)[-1]]
+        schema = release_definitions()[schema["$ref"].rsplit("/", 1)[-1]]
     return schema
 
 
-def schema_of(kind: Kind) -> dict[str, Any]:
-    return definitions()[definition_name(kind)]
+def schema_of(kind: Kind, bundle: str) -> dict[str, Any]:
+    return definitions(bundle)[definition_name(kind)]
 
 
 @functools.cache
 def definition_name(kind: Kind) -> str:
-    """The definition whose `x-kubernetes-group-version-kind` names the kind."""
-    for name, schema in definitions().items():
+    """A CRD's name as the API server publishes it, else the release definition whose
+    `x-kubernetes-group-version-kind` names the kind."""
+    if kind in kube_crds.CUSTOM_KINDS:
+        return kube_crds.definition_name(kind)
+    for name, schema in release_definitions().items():
         for gvk in schema.get("x-kubernetes-group-version-kind", []):
             if (gvk.get("group", ""), gvk["version"], gvk["kind"]) == (kind.group, kind.version, kind.kind):
                 return name
@@ -63,7 +75,9 @@ def definition_name(kind: Kind) -> str:
 
 def _refs(schema: Any) -> set[str]:
     if isinstance(schema, dict):
-        found = {schema["$ref"].rsplit("/", 1)[-1]} if "$ref" in schema else set()
+        # a string: JSONSchemaProps (the CRD's schema type) has a *property* named "$ref"
+        ref = schema.get("$ref")
+        found = {ref.rsplit("/", 1)[-1]} if isinstance(ref, str) else set()
         for value in schema.values():
             found |= _refs(value)
         return found
@@ -72,16 +86,16 @@ def _refs(schema: Any) -> set[str]:
     return set()
 
 
-def _closure(names: set[str]) -> set[str]:
+def _closure(names: set[str], defs: dict[str, Any]) -> set[str]:
     """The named definitions and every definition they reference."""
     seen: set[str] = set()
     todo = list(names)
     while todo:
         name = todo.pop()
-        if name in seen or name not in definitions():
+        if name in seen or name not in defs:
             continue
         seen.add(name)
-        todo.extend(_refs(definitions()[name]) - seen)
+        todo.extend(_refs(defs[name]) - seen)
     return seen
 
 
@@ -182,16 +196,17 @@ def _operations(kind: Kind, gv: str) -> dict[str, Any]:
 
 
 @functools.cache
-def v3_document(group: str, version: str) -> dict[str, Any] | None:
-    kinds = discovery.kinds_of(group, version)
+def v3_document(bundle: str, group: str, version: str) -> dict[str, Any] | None:
+    kinds = discovery.kinds_of(kube_crds.served(bundle).values(), group, version)
     if not kinds:
         return None
     gv = _gv_path(group, version)
     paths: dict[str, Any] = {}
     for kind in kinds:
         paths.update(_operations(kind, gv))
-    names = _closure({definition_name(k) for k in kinds} | {META + "Status", META + "DeleteOptions"})
-    schemas = {n: _to_openapi(definitions()[n], "#/components/schemas/") for n in sorted(names)}
+    defs = definitions(bundle)
+    names = _closure({definition_name(k) for k in kinds} | {META + "Status", META + "DeleteOptions"}, defs)
+    schemas = {n: _to_openapi(defs[n], "#/components/schemas/") for n in sorted(names)}
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": f"v{SCHEMA_VERSION}"},
@@ -201,41 +216,44 @@ def v3_document(group: str, version: str) -> dict[str, Any] | None:
 
 
 @functools.cache
-def v3_index() -> dict[str, Any]:
-    """`/openapi/v3`: one entry per group version, with the hash clients cache the document under."""
+def v3_index(bundle: str) -> dict[str, Any]:
+    """`/openapi/v3`: one entry per group version, with the hash clients cache the document under
+    (so a client that cached another bundle's document fetches the new one)."""
     paths = {}
-    for group, version in discovery.served_group_versions():
-        digest = hashlib.sha512(json.dumps(v3_document(group, version), sort_keys=True).encode()).hexdigest()
+    for group, version in discovery.served_group_versions(kube_crds.served(bundle).values()):
+        document = v3_document(bundle, group, version)
+        digest = hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest()
         gv = _gv_path(group, version)
         paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={digest[:128].upper()}"}
     return {"paths": paths}
 
 
 @functools.cache
-def v2_document() -> dict[str, Any]:
-    kinds = [k for g, v in discovery.served_group_versions() for k in discovery.kinds_of(g, v)]
-    names = _closure({definition_name(k) for k in kinds} | {META + "Status"})
+def v2_document(bundle: str) -> dict[str, Any]:
+    kinds = kube_crds.served(bundle).values()
+    defs = definitions(bundle)
+    names = _closure({definition_name(k) for k in kinds} | {META + "Status"}, defs)
     return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": f"v{SCHEMA_VERSION}"},
         "paths": {},
-        "definitions": {n: _to_openapi(definitions()[n], "#/definitions/") for n in sorted(names)},
+        "definitions": {n: _to_openapi(defs[n], "#/definitions/") for n in sorted(names)},
     }
 
 
-def handle(accept: str, parts: list[str]) -> Response:
+def handle(accept: str, parts: list[str], bundle: str) -> Response:
     """`/openapi/v2` (JSON only) and `/openapi/v3[/<group version path>]`."""
     if parts == ["v2"]:
         if "json" not in accept and accept not in ("", "*/*"):
             raise ApiError.kube(406, "NotAcceptable", "only application/json is served for /openapi/v2")
-        return Response(200, v2_document())
+        return Response(200, v2_document(bundle))
     if parts == ["v3"]:
-        return Response(200, v3_index())
+        return Response(200, v3_index(bundle))
     doc = None
     if parts[:2] == ["v3", "api"] and len(parts) == 3:
-        doc = v3_document("", parts[2])
+        doc = v3_document(bundle, "", parts[2])
     elif parts[:2] == ["v3", "apis"] and len(parts) == 4:
-        doc = v3_document(parts[2], parts[3])
+        doc = v3_document(bundle, parts[2], parts[3])
     if doc is None:
         raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
     return Response(200, doc)
@@ -245,17 +263,19 @@ def handle(accept: str, parts: list[str]) -> Response:
 
 
 Path = tuple[str | int, ...]
+# A value of the wrong type: where, the type the schema wants, the JSON type that came.
+WrongType = tuple[Path, str, str]
 
 
 def _show(path: Path) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def problems(kind: Kind, obj: Any) -> tuple[list[Path], list[str]]:
+def problems(kind: Kind, obj: Any, bundle: str) -> tuple[list[Path], list[WrongType]]:
     """(unknown fields, type errors) of an object; paths as the API server names them."""
     unknown: list[Path] = []
-    wrong: list[str] = []
-    _walk({"$ref": "#/$defs/" + definition_name(kind)}, obj, (), unknown, wrong)
+    wrong: list[WrongType] = []
+    _walk(schema_of(kind, bundle), obj, (), unknown, wrong)
     return unknown, wrong
 
 
@@ -269,7 +289,19 @@ _TYPES = {
 }
 
 
-def _walk(schema: dict[str, Any], value: Any, path: Path, unknown: list[Path], wrong: list[str]) -> None:
+def _json_type(value: Any) -> str:
+    """The JSON type name of a decoded value, as the API server's messages say it."""
+    if isinstance(value, bool):
+        return "boolean"
+    for name in ("integer", "number", "string", "object", "array"):
+        if isinstance(value, _TYPES[name]):
+            return name
+    return "null"
+
+
+def _walk(
+    schema: dict[str, Any], value: Any, path: Path, unknown: list[Path], wrong: list[WrongType]
+) -> None:
     schema = resolve(schema)
     if value is None or schema.get("x-kubernetes-preserve-unknown-fields") or "oneOf" in schema:
         return  # oneOf: int-or-string, the one union the served kinds use
@@ -279,7 +311,7 @@ def _walk(schema: dict[str, Any], value: Any, path: Path, unknown: list[Path], w
         isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool))
         for t in types
     ):
-        wrong.append(f"{_show(path) or '<root>'}: expected {types[0]}, got {type(value).__name__}")
+        wrong.append((path, types[0], _json_type(value)))
         return
     if isinstance(value, dict):
         props = schema.get("properties")
@@ -307,88 +339,160 @@ def prune(obj: Any, fields: list[Path]) -> Any:
     return obj
 
 
-def validate(kind: Kind, obj: Any, directive: str | None) -> tuple[Any, list[str]]:
+def validate(kind: Kind, obj: Any, directive: str | None, bundle: str) -> tuple[Any, list[str]]:
     """Check a write as the API server decodes it: the object to store and the warnings to send.
 
-    Type errors always fail (the server cannot decode them); unknown fields fail under
-    `fieldValidation=Strict`, are dropped with a warning under `Warn` (the default), silently under
-    `Ignore`."""
-    unknown, wrong = problems(kind, obj)
+    Unknown fields fail under `fieldValidation=Strict`, are dropped with a warning under `Warn` (the
+    default), silently under `Ignore`. A value of the wrong type cannot be decoded into a built-in
+    kind (400); in a custom resource it is a schema violation (422, as `admit` reports)."""
+    unknown, wrong = problems(kind, obj, bundle)
     cannot = f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}'
-    if wrong:
-        raise ApiError.kube(400, "BadRequest", f"{cannot}: {'; '.join(wrong)}")
+    custom = kind in kube_crds.CUSTOM_KINDS
+    if wrong and not custom:
+        listed = "; ".join(f"{_show(p) or '<root>'}: expected {want}, got {got}" for p, want, got in wrong)
+        raise ApiError.kube(400, "BadRequest", f"{cannot}: {listed}")
     mode = (directive or "Warn").lower()
     if unknown and mode == "strict":
         listed = ", ".join(f'unknown field "{_show(f)}"' for f in unknown)
         raise ApiError.kube(400, "BadRequest", f"{cannot}: strict decoding error: {listed}")
+    if wrong:
+        _invalid(kind, obj, [_type_cause(p, want, got) for p, want, got in wrong])
     warnings = [f'unknown field "{_show(f)}"' for f in unknown] if mode == "warn" else []
     return prune(obj, unknown), warnings
 
 
-# ---- the BackendConfig CRD -----------------------------------------------------------------------------
+# ---- custom resources: defaults and schema validation ---------------------------------------------------
 
 
-# ingress-gce's BackendConfig `spec` (cloud.google.com/v1, pkg/apis/backendconfig/v1/types.go), in a
-# shorthand `_schema` expands: a type name, a map of fields, or a one-element list of items.
-BACKEND_CONFIG_SPEC: dict[str, Any] = {
-    "iap": {
-        "enabled": "boolean",
-        "oauthclientCredentials": dict.fromkeys(("secretName", "clientID", "clientSecret"), "string"),
-    },
-    "cdn": {
-        "enabled": "boolean",
-        "bypassCacheOnRequestHeaders": [{"headerName": "string"}],
-        "cachePolicy": {
-            **dict.fromkeys(("includeHost", "includeProtocol", "includeQueryString"), "boolean"),
-            **dict.fromkeys(("queryStringBlacklist", "queryStringWhitelist"), ["string"]),
-        },
-        "cacheMode": "string",
-        **dict.fromkeys(
-            ("clientTtl", "defaultTtl", "maxTtl", "serveWhileStale", "signedUrlCacheMaxAgeSec"), "integer"
-        ),
-        **dict.fromkeys(("negativeCaching", "requestCoalescing"), "boolean"),
-        "negativeCachingPolicy": [{"code": "integer", "ttl": "integer"}],
-        "signedUrlKeys": [dict.fromkeys(("keyName", "keyValue", "secretName"), "string")],
-    },
-    "securityPolicy": {"name": "string"},
-    "timeoutSec": "integer",
-    "connectionDraining": {"drainingTimeoutSec": "integer"},
-    "sessionAffinity": {"affinityType": "string", "affinityCookieTtlSec": "integer"},
-    "customRequestHeaders": {"headers": ["string"]},
-    "customResponseHeaders": {"headers": ["string"]},
-    "healthCheck": {
-        **dict.fromkeys(
-            ("checkIntervalSec", "timeoutSec", "healthyThreshold", "unhealthyThreshold", "port"), "integer"
-        ),
-        **dict.fromkeys(("type", "requestPath"), "string"),
-    },
-    "logging": {"enable": "boolean", "sampleRate": "number"},
-}
+Cause = dict[str, str]
 
 
-def _schema(shape: Any) -> dict[str, Any]:
-    if isinstance(shape, str):
-        return {"type": shape}
-    if isinstance(shape, list):
-        return {"type": "array", "items": _schema(shape[0])}
-    return {"type": "object", "properties": {k: _schema(v) for k, v in shape.items()}}
+def admit(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
+    """A custom resource as the API server stores it: the schema's defaults filled in, then checked
+    against its enums, bounds, list keys and required fields (422 Invalid naming every field).
+    Built-in kinds pass unchanged: their validation is the server's code, not their schema."""
+    if kind not in kube_crds.CUSTOM_KINDS:
+        return obj
+    filled = defaulted(kind, obj, bundle)
+    causes: list[Cause] = []
+    _check(schema_of(kind, bundle), filled, (), causes)
+    if causes:
+        _invalid(kind, obj, causes)
+    return filled
 
 
-def _backend_config_schema() -> dict[str, Any]:
-    """The BackendConfig CRD's structural schema, as its CustomResourceDefinition publishes it."""
-    s = {"type": "string"}
-    spec = _schema(BACKEND_CONFIG_SPEC)
-    return {
-        "description": "BackendConfig is the Schema for the backendconfig API (GKE Ingress).",
-        "type": "object",
-        "properties": {
-            "apiVersion": s,
-            "kind": s,
-            "metadata": {"$ref": f"#/$defs/{META}ObjectMeta"},
-            "spec": spec,
-            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-        "x-kubernetes-group-version-kind": [
-            {"group": "cloud.google.com", "kind": "BackendConfig", "version": "v1"}
-        ],
-    }
+def defaulted(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
+    """A custom resource with its schema's defaults filled in where a field is absent (built-in
+    kinds unchanged)."""
+    if kind not in kube_crds.CUSTOM_KINDS:
+        return obj
+    filled: dict[str, Any] = _default(schema_of(kind, bundle), copy.deepcopy(obj))
+    return filled
+
+
+def _default(schema: dict[str, Any], value: Any) -> Any:
+    schema = resolve(schema)
+    if isinstance(value, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = _default(sub, value[key])
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_default(schema["items"], item) for item in value]
+    return value
+
+
+def _check(schema: dict[str, Any], value: Any, path: Path, causes: list[Cause]) -> None:
+    schema = resolve(schema)
+    if value is None or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    where = _show(path)
+    if "enum" in schema and value not in schema["enum"]:
+        supported = ", ".join(json.dumps(v) for v in schema["enum"])
+        causes.append(
+            _cause(
+                "FieldValueNotSupported",
+                where,
+                f"Unsupported value: {json.dumps(value)}: supported values: {supported}",
+            )
+        )
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            causes.append(_bound(where, value, f"should be greater than or equal to {schema['minimum']}"))
+        if "maximum" in schema and value > schema["maximum"]:
+            causes.append(_bound(where, value, f"should be less than or equal to {schema['maximum']}"))
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            causes.append(_bound(where, value, f"should be at least {schema['minLength']} chars long"))
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            causes.append(
+                _cause(
+                    "FieldValueTooLong", where, f"Too long: may not be more than {schema['maxLength']} bytes"
+                )
+            )
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key in schema.get("required", []):
+            if key not in value:
+                causes.append(_cause("FieldValueRequired", _show((*path, key)), "Required value"))
+        for key, item in value.items():
+            sub = props.get(key, schema.get("additionalProperties"))
+            if isinstance(sub, dict):
+                _check(sub, item, (*path, key), causes)
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            causes.append(_bound(where, len(value), f"should have at least {schema['minItems']} items"))
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            causes.append(
+                _cause(
+                    "FieldValueTooMany",
+                    where,
+                    f"Too many: {len(value)}: must have at most {schema['maxItems']} items",
+                )
+            )
+        keys = schema.get("x-kubernetes-list-map-keys")
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            if keys and isinstance(item, dict):
+                identity = json.dumps({k: item.get(k) for k in keys}, separators=(",", ":"))
+                if identity in seen:
+                    causes.append(
+                        _cause("FieldValueDuplicate", _show((*path, i)), f"Duplicate value: {identity}")
+                    )
+                seen.add(identity)
+            if isinstance(schema.get("items"), dict):
+                _check(schema["items"], item, (*path, i), causes)
+
+
+def _cause(reason: str, field: str, message: str) -> Cause:
+    return {"reason": reason, "message": message, "field": field}
+
+
+def _bound(where: str, value: Any, rule: str) -> Cause:
+    return _cause("FieldValueInvalid", where, f"Invalid value: {json.dumps(value)}: {where} in body {rule}")
+
+
+def _type_cause(path: Path, want: str, got: str) -> Cause:
+    where = _show(path)
+    return _cause(
+        "FieldValueTypeInvalid",
+        where,
+        f'Invalid value: "{got}": {where} in body must be of type {want}: "{got}"',
+    )
+
+
+def _invalid(kind: Kind, obj: Any, causes: list[Cause]) -> None:
+    """Raise the API server's 422 for a custom resource that breaks its schema."""
+    name = ((obj or {}).get("metadata") or {}).get("name", "") if isinstance(obj, dict) else ""
+    listed = [f"{c['field']}: {c['message']}" for c in causes]
+    detail = listed[0] if len(listed) == 1 else f"[{', '.join(listed)}]"
+    raise ApiError.kube(
+        422,
+        "Invalid",
+        f'{kind.kind}.{kind.group} "{name}" is invalid: {detail}',
+        name=name,
+        group=kind.group,
+        kind=kind.kind,
+        causes=causes,
+    )

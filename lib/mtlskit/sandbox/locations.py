@@ -249,6 +249,43 @@ class Locations:
                     users.append(key)
         return users
 
+    # ---- direct writes, for the Google-side controllers ----------------------------------------------------
+
+    def save(self, coll: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or update `name` in place, as a Google-side controller does (no operation to wait
+        for): the API's own rules apply, and an unchanged resource keeps its times and etag."""
+        spec = KINDS[coll]
+        current = self.store.get(spec["api"], coll, name)
+        getattr(self, f"_check_{coll}")(body, name.rsplit(f"/{coll}/", 1)[0])
+        if current is not None and {k: v for k, v in current.items() if k not in OUTPUT_ONLY} == body:
+            return current
+        now = rfc3339()
+        updated = {
+            **body,
+            "name": name,
+            "createTime": (current or {}).get("createTime", now),
+            "updateTime": now,
+        }
+        if coll == "trustConfigs":
+            updated["etag"] = _etag(updated)
+        self.store.put(spec["api"], coll, name, updated)
+        return updated
+
+    def remove(self, coll: str, name: str) -> bool:
+        """Delete `name` directly; refused (the API's 400) while something still uses it."""
+        spec = KINDS[coll]
+        if self.store.get(spec["api"], coll, name) is None:
+            return False
+        users = self._users(coll, name)
+        if users:
+            raise ApiError.google(
+                400,
+                f"The resource '{name}' is already being used by '{users[0]}'",
+                "resourceInUseByAnotherResource",
+                "FAILED_PRECONDITION",
+            )
+        return self.store.delete(spec["api"], coll, name)
+
     # ---- rules ------------------------------------------------------------------------------------------
 
     def _check_serverTlsPolicies(self, body: dict[str, Any], parent: str) -> None:

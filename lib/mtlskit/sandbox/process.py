@@ -127,6 +127,7 @@ class ServerSettings(TypedDict):
     data_plane_port: int
     withhold_permissions: list[str]
     exhaust_quota: list[str]
+    gateway_api: str
 
 
 def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) -> list[str]:
@@ -149,7 +150,7 @@ def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) 
         args += ["--withhold-permission", permission]
     for metric in settings["exhaust_quota"]:
         args += ["--exhaust-quota", metric]
-    return args
+    return [*args, "--gateway-api", settings["gateway_api"]]
 
 
 def start(
@@ -159,9 +160,11 @@ def start(
     state_dir = Path(state_dir).resolve()
     running = status(state_dir)
     if running:
-        # A running sandbox takes the params' refusals as they are now, so editing
-        # `sandbox.withhold_permissions` or `sandbox.exhaust_quota` needs no restart.
+        # A running sandbox takes the params' refusals and CRD bundle as they are now, so editing
+        # `sandbox.withhold_permissions`, `sandbox.exhaust_quota` or `sandbox.gateway_api` needs no
+        # restart.
         set_access(running, settings["withhold_permissions"], settings["exhaust_quota"])
+        set_gateway_api(running, settings["gateway_api"])
         return running
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / INFO).unlink(missing_ok=True)
@@ -195,10 +198,19 @@ def start(
 
 def set_access(info: SandboxInfo, withhold_permissions: list[str], exhaust_quota: list[str]) -> None:
     """Tell a running sandbox which permissions to withhold and which quotas to exhaust."""
-    body = json.dumps({"withhold_permissions": withhold_permissions, "exhaust_quota": exhaust_quota})
+    _post(info, "access", {"withhold_permissions": withhold_permissions, "exhaust_quota": exhaust_quota})
+
+
+def set_gateway_api(info: SandboxInfo, bundle: str) -> None:
+    """Give a running sandbox's cluster this Gateway API CRD bundle (an upgrade, or the API enabled
+    or disabled); nothing changes when it already has it."""
+    _post(info, "cluster", {"gateway_api": bundle})
+
+
+def _post(info: SandboxInfo, path: str, body: dict[str, object]) -> None:
     request = urllib.request.Request(
-        f"{info.endpoint}/_sandbox/access",
-        data=body.encode(),
+        f"{info.endpoint}/_sandbox/{path}",
+        data=json.dumps(body).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )

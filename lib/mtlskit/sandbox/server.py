@@ -23,8 +23,10 @@ from mtlskit.sandbox.controller import IngressController
 from mtlskit.sandbox.dataplane import DataPlane
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.events import KUBE_WRITE, Events
+from mtlskit.sandbox.gateway_controller import GatewayController
 from mtlskit.sandbox.kube import KubeObjects
 from mtlskit.sandbox.kube_api import KubeApi
+from mtlskit.sandbox.kube_crds import InstalledCrds, check_bundle
 from mtlskit.sandbox.locations import Locations
 from mtlskit.sandbox.logs import Logging
 from mtlskit.sandbox.web import ApiError, Request, Response
@@ -53,13 +55,18 @@ class Sandbox:
         self.events = Events()
         kube_objects = KubeObjects(self.store)
         kube_objects.bootstrap(self.env.cluster_uid)
+        self.crds = InstalledCrds(kube_objects)
+        self.crds.install(settings.gateway_api)
         self.compute = Compute(self.env)
         self.netsec = Locations(self.env)
         self.logging = Logging(self.env)
         self.storage = storage.Storage(self.env)
-        self.kube = KubeApi(kube_objects, self.events)
+        self.kube = KubeApi(kube_objects, self.events, self.crds)
         self.controller = IngressController(self.env, kube_objects, ComputeStore(self.env))
         self.events.subscribe(KUBE_WRITE, self.controller.on_kube_write)
+        self.gateways = GatewayController(self.env, kube_objects, ComputeStore(self.env), self.netsec)
+        self.events.subscribe(KUBE_WRITE, self.gateways.on_kube_write)
+        self.gateways.schedule()  # Gateways written before a restart are synced again
         self.dataplane = DataPlane(self.env)
         self.access = access.Access(self.env)
 
@@ -169,6 +176,13 @@ class Sandbox:
                 if req.method == "POST"
                 else Response(200, self.access.describe())
             )
+        if parts == ["cluster"]:
+            if req.method == "POST":
+                bundle = req.json().get("gateway_api")
+                with self.store.lock:
+                    if bundle != self.crds.bundle:
+                        self.crds.install(check_bundle(bundle))
+            return Response(200, {"gateway_api": self.crds.bundle})
         if parts == ["faults"]:
             if req.method in ("POST", "PUT"):
                 self.env.faults.update(req.json())

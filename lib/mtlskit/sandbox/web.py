@@ -137,7 +137,14 @@ class ApiError(Exception):
 
     @classmethod
     def kube(
-        cls, status: int, reason: str, message: str, name: str = "", group: str = "", kind: str = ""
+        cls,
+        status: int,
+        reason: str,
+        message: str,
+        name: str = "",
+        group: str = "",
+        kind: str = "",
+        causes: list[dict[str, str]] | None = None,
     ) -> ApiError:
         details: dict[str, Any] = {}
         if name:
@@ -146,6 +153,8 @@ class ApiError(Exception):
             details["group"] = group
         if kind:
             details["kind"] = kind
+        if causes:
+            details["causes"] = causes
         body = {
             "kind": "Status",
             "apiVersion": "v1",

@@ -42,7 +42,7 @@ CHUNK = 10_000  # entries per write: big enough to amortise the call, small enou
 
 # Answered by the load balancer itself: documented statusDetails with the status it sends.
 LB_ANSWERS = (
-    (NO_BACKEND, 503),
+    (NO_BACKEND, 502),  # the classic load balancer; EXTERNAL_MANAGED answers 503 (rules.gateway)
     (BACKEND_TIMEOUT, 502),
 )
 

@@ -24,6 +24,10 @@ def services_of_url_map(url_map: dict[str, Any]) -> set[str]:
     for m in url_map.get("pathMatchers", []):
         links.add(m.get("defaultService"))
         links.update(r.get("service") for r in m.get("pathRules", []))
+        for rule in m.get("routeRules", []):
+            links.add(rule.get("service"))
+            weighted = (rule.get("routeAction") or {}).get("weightedBackendServices") or []
+            links.update(w.get("backendService") for w in weighted)
     return {link for link in links if link}
 
 

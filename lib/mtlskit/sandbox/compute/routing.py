@@ -44,6 +44,16 @@ def prepare_url_map(res: ComputeStore, project: str, body: dict[str, Any]) -> di
         for j, rule in enumerate(m.get("pathRules", [])):
             if rule.get("service"):
                 rule["service"] = link(rule["service"], f"resource.pathMatchers[{i}].pathRules[{j}].service")
+        for j, rule in enumerate(m.get("routeRules", [])):
+            where = f"resource.pathMatchers[{i}].routeRules[{j}]"
+            if rule.get("service"):
+                rule["service"] = link(rule["service"], f"{where}.service")
+            weighted = (rule.get("routeAction") or {}).get("weightedBackendServices") or []
+            for k, wbs in enumerate(weighted):
+                wbs["backendService"] = link(
+                    wbs.get("backendService", ""),
+                    f"{where}.routeAction.weightedBackendServices[{k}].backendService",
+                )
     for i, hr in enumerate(body.get("hostRules", [])):
         if hr.get("pathMatcher") not in matchers:
             raise invalid(
@@ -135,7 +145,7 @@ def prepare_forwarding_rule(res: ComputeStore, project: str, body: dict[str, Any
         ):
             raise invalid(
                 f"Invalid value for field 'resource.IPAddress': '{body['IPAddress']}'. "
-                f"The IP and port are already in use by '{other['name']}'."
+                "Specified IP address is in-use and would result in a conflict."
             )
     for svc in backend_services_behind(res, project, target):
         if svc.get("loadBalancingScheme", "EXTERNAL") != scheme:

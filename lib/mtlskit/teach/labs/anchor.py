@@ -2,7 +2,7 @@
 
 Only an Ingress makes the GKE Ingress controller create the backend service and keep it in sync.
 The trainee deletes the anchor, watches the backend service lose its owner and the frontend answer a
-valid client with 503 (nothing syncs the backend's endpoints any more), then puts the anchor back.
+valid client with 502, the classic load balancer's answer to failed_to_pick_backend (nothing syncs the backend's endpoints any more), then puts the anchor back.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mtlskit.teach.labs.lab import BUILD_TIMEOUT_SECONDS, Lab, wait_for_data_pla
 from mtlskit.verify import drift, probe
 
 NAME = "02_anchor_ingress"
-CHOICES = ("HTTP 200", "HTTP 503", "refused in the handshake")
+CHOICES = ("HTTP 200", "HTTP 502", "refused in the handshake")
 
 
 def delete_anchor(lab: Lab) -> str:

@@ -17,7 +17,7 @@ REFERENCE: dict[str, dict[str, str]] = {
 }""",
     },
     "02_anchor_ingress": {
-        "answer-prediction": 'prediction = "HTTP 503"',
+        "answer-prediction": 'prediction = "HTTP 502"',
         "answer-delete": "labs.delete_anchor(lab)",
         "answer-restore": "labs.restore_anchor(lab)",
     },
