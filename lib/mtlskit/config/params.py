@@ -628,12 +628,13 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 PARAMS_ENV = "MTLSKIT_PARAMS"
 
 
-def sandbox_default(state_dir: str | Path) -> dict[str, Any]:
+def sandbox_default(state_dir: str | Path, source: Path | None = None) -> dict[str, Any]:
     """The committed sandbox params (`params/sandbox.yaml`) as a mapping, moved to another state
     directory: `sandbox.state_dir` and every certificate path under the old one (the demo PKI) now
     point into `state_dir`. A second sandbox of its own (a test, a benchmark, a training seat) then
-    starts from exactly what a new user runs, with nothing shared with the repository's `.sandbox/`."""
-    source = paths.default_params_file()
+    starts from exactly what a new user runs, with nothing shared with the repository's `.sandbox/`.
+    `source` is another committed sandbox params file (`params/sandbox-gateway.yaml`)."""
+    source = source or paths.default_params_file()
     data = yaml.safe_load(source.read_text())
     old = paths.resolve(data["sandbox"]["state_dir"], source.parent)
     new = Path(state_dir).resolve()
