@@ -213,16 +213,16 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
     """Read the Gateway's objects and the load balancer its controller built, once, by name. A Gateway
     that names no load balancer yet is not an error here: its checks say so and what to do."""
     g = params.gateway
-    gateway = lbnames.read_gateway(clients, params)
-    problem = lbnames.readiness_problem(params, gateway)
+    found = lbnames.read_gateway(clients, params)
+    problem = lbnames.readiness_problem(params, found)
     names = None
     if not problem:
         try:
-            names = lbnames.gateway_names(clients, params, gateway)
+            names = lbnames.gateway_names(clients, params, found)
         except GatewayNotReady as err:
             problem = str(err)
     state = GatewayDriftState(
-        gateway=gateway,
+        gateway=found,
         route=gateway.read_object(clients, params, "HTTPRoute"),
         configmap=gateway.read_object(clients, params, "ConfigMap"),
         policies={kind: gateway.read_object(clients, params, kind) for kind in POLICY_KINDS},
