@@ -406,7 +406,7 @@ def run(
         except ParamsError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(EXIT_BAD_PARAMS)
-        names = _notebook_names(verify_only, teardown, notebooks)
+        names = _notebook_names(verify_only, teardown, notebooks, p.topology)
         click.echo(f"running {', '.join(names)} with apply={apply}")
         out = Path(out_dir).resolve() if out_dir else None
         result = execute.run_notebooks(
@@ -569,16 +569,20 @@ def _echo_fleet_table(rows: list[EnvironmentResult]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
-def _notebook_names(verify_only: bool, teardown: bool, notebooks: tuple[str, ...]) -> list[str]:
-    """The steps to run, checked to exist before anything runs."""
+def _notebook_names(
+    verify_only: bool, teardown: bool, notebooks: tuple[str, ...], topology: str = "split"
+) -> list[str]:
+    """The steps to run (the build and teardown steps of the params' topology), checked to exist
+    before anything runs."""
     from mtlskit.runner import execute
 
     if notebooks:
         names = list(notebooks)
     else:
-        names = list(execute.VERIFY) if verify_only else [*execute.BUILD, *execute.VERIFY]
+        build = execute.build_notebooks(topology)
+        names = list(execute.VERIFY) if verify_only else [*build, *execute.VERIFY]
     if teardown:
-        names.append(execute.TEARDOWN)
+        names.append(execute.teardown_notebook(topology))
     unknown = [n for n in names if not execute.notebook_path(n).is_file()]
     if unknown:
         raise click.ClickException(f"no such notebook: {', '.join(unknown)} (see notebooks/)")

@@ -6,9 +6,12 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
   `publish`, and `StepFailed`, the failure `mtlskit run` counts as a failed check;
 - `mtlskit.runner.tables` — the tables a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
   `backends_frame`, `recent_entries`);
-- `mtlskit.runner.stepviews` — tables read from the live target through the step (`events_frame`, `dns_frame`);
-- `mtlskit.runner.stepchecks` — the checks of 10_ingress and 20_backend_service;
-- `mtlskit.runner.progress` — the Ingress, managed-certificate and request-log waits with their progress bars;
+- `mtlskit.runner.stepviews` — tables read from the live target through the step (`events_frame`, `dns_frame`,
+  `gateway_conditions_frame`);
+- `mtlskit.runner.stepchecks` — the checks of 10_ingress and 20_backend_service, and of the Gateway
+  topology's gw10/gw20 (`conflict_checks`, `load_balancer_check`, `gateway_checks`);
+- `mtlskit.runner.progress` — the Ingress, Gateway, managed-certificate and request-log waits with their
+  progress bars;
 - `mtlskit.core.checks` — the check value and its one-line `verdict`;
 - `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params;
 - `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names;
@@ -21,10 +24,16 @@ from __future__ import annotations
 
 from mtlskit.core.checks import verdict
 from mtlskit.migrate.page import migration
-from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_probes
+from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_gateway, wait_for_probes
 from mtlskit.runner.step import Step, StepFailed, outcome_checks, publish, start
-from mtlskit.runner.stepchecks import backend_checks, ingress_checks
-from mtlskit.runner.stepviews import dns_frame, events_frame
+from mtlskit.runner.stepchecks import (
+    backend_checks,
+    conflict_checks,
+    gateway_checks,
+    ingress_checks,
+    load_balancer_check,
+)
+from mtlskit.runner.stepviews import dns_frame, events_frame, gateway_conditions_frame
 from mtlskit.runner.tables import (
     backends_frame,
     checks_frame,
@@ -40,13 +49,17 @@ __all__ = [
     "StepFailed",
     "backend_checks",
     "backends_frame",
+    "conflict_checks",
     "by_hand",
     "checks_frame",
     "design_diagram",
     "dns_frame",
     "events_frame",
     "findings_frame",
+    "gateway_checks",
+    "gateway_conditions_frame",
     "ingress_checks",
+    "load_balancer_check",
     "migration",
     "outcome_checks",
     "publish",
@@ -56,5 +69,6 @@ __all__ = [
     "verdict",
     "wait_for_backends",
     "wait_for_certificate",
+    "wait_for_gateway",
     "wait_for_probes",
 ]

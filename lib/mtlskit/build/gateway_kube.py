@@ -104,6 +104,8 @@ def apply(clients: Clients, manifest: dict[str, Any], force: bool = False) -> di
     else:
         args = [meta["name"]] if kind.kind == "Namespace" else [meta["name"], meta["namespace"]]
         obj = clients.call(_core_method(clients, "patch", kind), *args, manifest, **options)
+    if obj is None:  # the client maps only 200 for custom objects: an apply that created one (201) reads back
+        return read(clients, kind, meta.get("namespace"), meta["name"]) or {}
     return dict(clients.kube.api.sanitize_for_serialization(obj))
 
 

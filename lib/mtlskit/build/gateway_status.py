@@ -20,6 +20,12 @@ from mtlskit.rules import gateway as gw
 
 # On GKE the controller programs the load balancer in minutes; Google says 10-15 for the first time.
 GATEWAY_TIMEOUT_SECONDS = 1200.0
+# The sandbox's controller answers within seconds; a wait that long there means it is not answering.
+SANDBOX_GATEWAY_TIMEOUT_SECONDS = 120.0
+
+
+def gateway_timeout(params: Params) -> float:
+    return SANDBOX_GATEWAY_TIMEOUT_SECONDS if params.target == "sandbox" else GATEWAY_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtlskit.build import frontend, gateway, gateway_lb, k8s
+from mtlskit.build import frontend, gateway, k8s, lbnames
 from mtlskit.build import gateway_kube as kube
 from mtlskit.build.plan import Change
 from mtlskit.cloud import ownership
@@ -27,10 +27,10 @@ from mtlskit.rules import gateway as gw
 ORDER = ("Gateway", "HTTPRoute", "GCPGatewayPolicy", "GCPBackendPolicy", "HealthCheckPolicy", "ConfigMap")
 # The controller's resources whose deletion frees the kit's SSL policy, certificate and address.
 CONTROLLER_KINDS = {
-    "forwarding_rules": "forwarding_rules",
-    "target_https_proxies": "target_https_proxies",
-    "url_maps": "url_maps",
-    "addresses": "addresses",
+    "forwarding_rules": "ForwardingRule",
+    "target_https_proxies": "TargetHttpsProxy",
+    "url_maps": "UrlMap",
+    "addresses": "Address",
 }
 GATEWAY_GONE_TIMEOUT_SECONDS = 1200.0
 
@@ -73,30 +73,32 @@ def plan_gateway_teardown(clients: Clients, params: Params) -> list[Change]:
     return changes
 
 
-def controller_resources(clients: Clients, lb: gateway_lb.GatewayLoadBalancer) -> list[str]:
-    """The controller-named (`gkegw1-`) resources the Gateway annotated that still exist."""
+def controller_resources(clients: Clients, annotated: dict[str, list[str]]) -> list[str]:
+    """The controller-named (`gkegw1-`) resources of `annotated` (annotation key -> names) that still
+    exist in Compute."""
     left = []
-    for key, client in CONTROLLER_KINDS.items():
-        for name in lb.names(key):
-            if not name.startswith(gw.NAME_PREFIX):
-                continue  # the kit's own address (named_address) is not the controller's to delete
-            getter = getattr(clients.compute, client).get
-            arg = {"forwarding_rules": "forwarding_rule", "target_https_proxies": "target_https_proxy",
-                   "url_maps": "url_map", "addresses": "address"}[key]  # fmt: skip
-            if clients.find(getter, project=clients.project, **{arg: name}) is not None:
-                left.append(f"{key} {name}")
+    for key, names in annotated.items():
+        kind = frontend.KINDS[CONTROLLER_KINDS[key]]
+        for name in names:
+            if name.startswith(gw.NAME_PREFIX) and kind.get(clients, name) is not None:
+                left.append(f"{kind.name} {name}")
     return left
 
 
+def annotated_resources(obj: dict[str, Any]) -> dict[str, list[str]]:
+    """What the Gateway's annotations name of the resources that hold the kit's on the load balancer."""
+    return {key: [p.name for p in lbnames.annotation_paths(obj, key)] for key in CONTROLLER_KINDS}
+
+
 def wait_gateway_gone(
-    clients: Clients, params: Params, lb: gateway_lb.GatewayLoadBalancer, timeout: float
+    clients: Clients, params: Params, annotated: dict[str, list[str]], timeout: float
 ) -> list[str]:
     """Wait until the Gateway object is gone (its finalizer released) and none of its annotated
     controller resources exists; returns what is left (empty when done)."""
 
     def left() -> list[str]:
         still = ["Gateway"] if gateway.read_object(clients, params, "Gateway") is not None else []
-        return still + controller_resources(clients, lb)
+        return still + controller_resources(clients, annotated)
 
     return poll(left, lambda rest: not rest, timeout, every=0.2, growth=1.5, longest=10.0).value
 
@@ -113,10 +115,15 @@ def apply_gateway_teardown(
             continue
         if c.kind in kube.KUBE_KINDS:
             meta = objects[c.kind]["metadata"]
-            lb = gateway_lb.load_balancer_of(c.current) if c.kind == "Gateway" else None
+            # what the controller annotated last, read before the object goes
+            latest = (
+                (gateway.read_object(clients, params, "Gateway") or c.current)
+                if c.kind == "Gateway"
+                else None
+            )
             kube.delete(clients, kube.KUBE_KINDS[c.kind], meta["namespace"], meta["name"])
-            if lb is not None:
-                rest = wait_gateway_gone(clients, params, lb, timeout)
+            if latest is not None:
+                rest = wait_gateway_gone(clients, params, annotated_resources(latest), timeout)
                 if rest:
                     raise OperationFailed(
                         f"delete Gateway {c.name}",

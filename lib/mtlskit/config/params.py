@@ -651,18 +651,18 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
 
 
 # Replaces the default params file wherever the default is named (no path, or the notebooks'
-# `params/sandbox.yaml`): JupyterLab then runs the committed notebooks against another environment
+# `params/sandbox.yaml` / the Gateway notebooks' `params/sandbox-gateway.yaml`): JupyterLab then runs the committed notebooks against another environment
 # (a test's own sandbox, a training copy) without editing their parameters cell.
 PARAMS_ENV = "MTLSKIT_PARAMS"
 
 
-def sandbox_default(state_dir: str | Path, source: str | Path | None = None) -> dict[str, Any]:
-    """The committed sandbox params (`params/sandbox.yaml`, or another sandbox file such as
-    `params/sandbox-gateway.yaml`) as a mapping, moved to another state directory: `sandbox.state_dir`
-    and every certificate path under the old one (the demo PKI) now point into `state_dir`. A second
-    sandbox of its own (a test, a benchmark, a training seat) then starts from exactly what a new user
-    runs, with nothing shared with the repository's `.sandbox/`."""
-    source = Path(source) if source else paths.default_params_file()
+def sandbox_default(state_dir: str | Path, source: Path | None = None) -> dict[str, Any]:
+    """The committed sandbox params (`params/sandbox.yaml`) as a mapping, moved to another state
+    directory: `sandbox.state_dir` and every certificate path under the old one (the demo PKI) now
+    point into `state_dir`. A second sandbox of its own (a test, a benchmark, a training seat) then
+    starts from exactly what a new user runs, with nothing shared with the repository's `.sandbox/`.
+    `source` is another committed sandbox params file (`params/sandbox-gateway.yaml`)."""
+    source = source or paths.default_params_file()
     data = yaml.safe_load(source.read_text())
     old = paths.resolve(data["sandbox"]["state_dir"], source.parent)
     new = Path(state_dir).resolve()
@@ -712,7 +712,7 @@ def params_file(path: str | Path | None = None) -> Path:
         here = paths.resolve(path, Path.cwd())
         chosen = here if here.is_file() else paths.resolve(path)
     override = _override()
-    return override if override and chosen == default else chosen
+    return override if override and chosen in paths.default_params_files() else chosen
 
 
 def _override() -> Path | None:

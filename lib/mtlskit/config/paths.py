@@ -38,6 +38,12 @@ def default_params_file() -> Path:
     return repo_root() / "params" / "sandbox.yaml"
 
 
+def default_params_files() -> tuple[Path, ...]:
+    """The params files the committed notebooks name as their default: the sandbox's split topology
+    (the runbook) and its Gateway topology (the gw notebooks). `MTLSKIT_PARAMS` replaces either."""
+    return (default_params_file(), repo_root() / "params" / "sandbox-gateway.yaml")
+
+
 class _ManifestDumper(yaml.SafeDumper):
     """Certificates as literal blocks and no folded lines, so the file reads like a hand-written one."""
 

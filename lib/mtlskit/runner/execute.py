@@ -33,6 +33,18 @@ from mtlskit.runner.results import CHECK_FAILURE, Interrupted, NotebookResult, N
 BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
 TEARDOWN = "90_teardown"
+# The Gateway topology builds through its own notebooks (gw...), verified by the same 50 -> 70.
+GATEWAY_BUILD = ["00_design", "00_preflight", "gw10_gateway_prereqs", "gw20_gateway"]
+GATEWAY_TEARDOWN = "gw90_gateway_teardown"
+
+
+def build_notebooks(topology: str) -> list[str]:
+    """The build steps of a topology (`params.topology`), in run order."""
+    return list(GATEWAY_BUILD if topology == "gateway" else BUILD)
+
+
+def teardown_notebook(topology: str) -> str:
+    return GATEWAY_TEARDOWN if topology == "gateway" else TEARDOWN
 
 
 class _IpcKernelManager(AsyncKernelManager):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mtlskit.build import frontend, k8s
+from mtlskit.build import frontend, gateway_status, k8s
 from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
@@ -33,6 +33,19 @@ def wait_for_backends(step: Step, timeout: float = INGRESS_TIMEOUT_SECONDS) -> d
             shown.set_postfix(elapsed=f"{elapsed:.0f}s")
 
         return dict(step.need(k8s.wait_for_backends, timeout, progress) or {})
+
+
+def wait_for_gateway(step: Step, timeout: float | None = None) -> gateway_status.GatewayState:
+    """The Gateway once Accepted, Programmed and addressed (or the last read when time ran out), with
+    its conditions shown while waiting."""
+    timeout = gateway_status.gateway_timeout(step.params) if timeout is None else timeout
+    with bar(f"waiting for the Gateway controller ({step.params.gateway.name})", unit="s") as shown:
+
+        def progress(state: gateway_status.GatewayState, elapsed: float) -> None:
+            shown.set_postfix({"state": state.summary(), "elapsed": f"{elapsed:.0f}s"})
+
+        state = step.need(gateway_status.wait_for_gateway, timeout, progress)
+    return state if state is not None else gateway_status.GatewayState(False)
 
 
 def wait_for_certificate(step: Step, timeout: float | None = None) -> str:

@@ -1,4 +1,5 @@
-"""The checks that end the Ingress and backend-service notebooks (10 and 20).
+"""The checks that end the Ingress and backend-service notebooks (10 and 20), and the Gateway
+topology's (gw10, gw20).
 
 Each function turns what its step found into `Check`s (name, status, evidence, fix). The plan-based
 steps (30, 40, 90) end with `mtlskit.runner.step.outcome_checks`; the verification steps' checks live with what
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mtlskit.build import k8s
+from mtlskit.build import gateway_kube, gateway_lb, gateway_status, k8s, lbnames
 from mtlskit.core.checks import Check
 
 if TYPE_CHECKING:
@@ -69,3 +70,52 @@ def backend_checks(step: Step, bs: BackendService | None) -> list[Check]:
             BACKENDCONFIG_FIX,
         ),
     ]
+
+
+def conflict_checks(step: Step) -> list[Check]:
+    """gw10/gw20: changes the kit did not make because another field manager owns the field
+    (server-side apply without force); read from the step's own final plan."""
+    rows = [c for c in step.outcome or [] if gateway_kube.conflicted(c)]
+    if not rows:
+        return []
+    shown = "; ".join(f"{c.kind} {c.name}: {', '.join(gateway_kube.conflicted(c))}" for c in rows)
+    return [
+        Check(
+            "server-side apply conflicts",
+            "fail",
+            shown,
+            "the kit does not overwrite another manager's field: change it back, or take it over on purpose "
+            "with kubectl apply --server-side --force-conflicts --field-manager=mtlskit -f FILE (the plan "
+            "row's file)",
+        )
+    ]
+
+
+def load_balancer_check(
+    step: Step, state: gateway_status.GatewayState
+) -> gateway_lb.LoadBalancerCheck | None:
+    """gw20: the controller's load balancer checked through the APIs, once the Gateway exists."""
+    if step.blocked or not state.exists:
+        return None
+    result: gateway_lb.LoadBalancerCheck = step.call(gateway_lb.check_load_balancer)
+    return result
+
+
+def gateway_checks(
+    step: Step, state: gateway_status.GatewayState, lb: gateway_lb.LoadBalancerCheck | None
+) -> list[Check]:
+    """gw20: the Gateway's conditions, read-back and policies, then the load balancer's checks. A plan
+    only run before the Gateway exists says so as a warning (nothing was built yet)."""
+    if step.blocked:
+        return []
+    if not state.exists and not step.apply:
+        return [
+            Check(
+                "Gateway exists",
+                "warn",
+                f"Gateway {lbnames.gateway_where(step.params)} is not applied yet (plan only)",
+                "run gw20_gateway with apply=True",
+            )
+        ]
+    checks: list[Check] = step.call(gateway_status.gateway_checks, state)
+    return checks + (lb.checks if lb is not None else [])
