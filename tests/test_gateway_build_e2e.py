@@ -21,8 +21,8 @@ from mtlskit.build import (
     gateway_status,
     gateway_teardown,
     lbnames,
+    preflight,
 )
-from mtlskit.build import preflight
 from mtlskit.cloud import ownership
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config import params as params_mod
