@@ -545,6 +545,12 @@ def test_backend_without_endpoints_answers_502_and_logs_it(plane: Plane) -> None
     assert _until(lambda: _status(plane, "client") == 200, 5)
 
 
+def test_headers_over_the_limit_get_the_classic_load_balancers_413(plane: Plane) -> None:
+    _ready(plane)
+    r = plane.session("client").get(plane.url("/"), headers={"X-Big": "a" * 70_000}, timeout=5)
+    assert r.status_code == DATA_PLANE["EXTERNAL"].header_too_large == 413
+
+
 def test_request_logs_follow_the_backend_services_log_config(plane: Plane) -> None:
     """Logging is the backend service's setting, which the BackendConfig (Kubernetes) controls."""
     _ready(plane)

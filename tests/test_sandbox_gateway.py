@@ -25,7 +25,7 @@ from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
 from mtlskit.rules.gateway import DATA_PLANE
-from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own
 
@@ -189,6 +189,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         }
     )
     until(lambda: (condition(s.gateway(), "Programmed") or {}).get("status") == "True")
+    ip = s.gateway()["status"]["addresses"][0]["value"]
+
+    def serving() -> bool:  # the data plane follows the store on its own refresh
+        listeners = sandbox_call(clients, "dataplane")["listeners"]
+        return any(x["ip"] == ip and x["listening"] and x["certificates_served"] for x in listeners)
+
+    until(serving)
     yield s
     from mtlskit.sandbox import process
 
@@ -254,6 +261,21 @@ def test_a_valid_client_gets_the_route_filters_headers(stack: Stack) -> None:
     assert seen["x-client-cert-hash"] == [digest]  # the certificate the connection presented
     delimiter = DATA_PLANE["EXTERNAL_MANAGED"].forwarded_for_delimiter
     assert seen["x-forwarded-for"][0].startswith(f"203.0.113.7{delimiter}127.")
+    # the request log entry names the Gateway's resources (GCPBackendPolicy turned logging on)
+    [rule_name] = names(stack, "forwarding_rules")
+    flt = f'resource.labels.forwarding_rule_name="{rule_name}" httpRequest.requestUrl:"/hello"'
+    entry = until(lambda: list(stack.clients.logging.list_entries(filter_=flt)))[0]
+    labels = entry.resource.labels
+    assert labels["target_proxy_name"] == names(stack, "target_https_proxies")[0]
+    assert labels["url_map_name"] == names(stack, "url_maps")[0]
+    assert labels["backend_service_name"].startswith(gw.NAME_PREFIX)
+    assert entry.payload["statusDetails"] == "response_sent_by_backend"
+
+
+def test_headers_over_the_limit_get_the_managed_load_balancers_431(stack: Stack) -> None:
+    ip = stack.gateway()["status"]["addresses"][0]["value"]
+    response = stack.session().get(stack.url(ip), headers={"X-Big": "a" * 70_000}, timeout=5)
+    assert response.status_code == DATA_PLANE["EXTERNAL_MANAGED"].header_too_large == 431
 
 
 def test_a_client_without_a_certificate_is_refused_in_the_handshake(stack: Stack) -> None:

@@ -16,7 +16,9 @@ from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
 from mtlskit.sandbox import gateway_refs
 from mtlskit.sandbox import gateway_translate as tr
+from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import ComputeStore
+from mtlskit.sandbox.controller import INGRESS, IngressController, neg_name
 from mtlskit.sandbox.dataplane import _header_actions, _rule_matches
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.gateway_controller import (
@@ -503,3 +505,26 @@ def test_the_data_plane_applies_header_actions_and_route_matches() -> None:
     assert not _rule_matches(
         {"prefixMatch": "/", "headerMatches": [{"headerName": "X-A", "exactMatch": "1"}]}, "/", {}
     )
+
+
+def test_the_ingress_and_the_gateway_share_a_services_neg_until_neither_uses_it(world: World) -> None:
+    """A migration deletes the anchor Ingress while the Gateway still routes to the same Service port."""
+    w = world
+    ingresses = IngressController(w.env, w.kube, w.compute)
+    anchor = {
+        "metadata": {"name": "anchor", "annotations": {"kubernetes.io/ingress.allow-http": "false"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 8080}}}},
+    }
+    w.create(INGRESS, anchor)
+    ingresses.reconcile()
+    built(w)
+    neg = neg_name(w.env.cluster_uid, NS, "web", 8080)
+    gateway_bs = w.get("backendServices", tr.backend_name(w.env.cluster_uid, NS, "web", 8080))
+    assert gateway_bs and gateway_bs["backends"][0]["group"].endswith(f"/networkEndpointGroups/{neg}")
+    w.kube.delete(INGRESS, NS, "anchor")
+    ingresses.reconcile()
+    assert w.get("backendServices", neg) is None  # the Ingress's backend service is collected...
+    assert w.compute.get(P, "networkEndpointGroups", neg, ZONE) is not None  # ...its NEG is still in use
+    w.kube.delete(GATEWAY, NS, "gw")
+    w.controller.reconcile()
+    assert w.compute.get(P, "networkEndpointGroups", neg, ZONE) is None

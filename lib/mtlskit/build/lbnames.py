@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mtlskit.build import backend, frontend, trust
+from mtlskit.build import gateway_kube as kube
 from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.core.errors import GatewayNotReady, NotFound
+from mtlskit.core.errors import GatewayNotReady
 from mtlskit.rules import gateway as gw
 
 Topology = Literal["split", "gateway"]
-GATEWAYS = "gateways"  # the Gateway kind's plural in gateway.networking.k8s.io
 # What to do when the Gateway is not there or not ready (the build is `mtlskit run ... --apply` on
 # the Gateway params, or its build notebooks with apply=True).
 BUILD_FIX = (
@@ -149,8 +149,13 @@ def annotation_paths(gateway: dict[str, Any], key: str) -> list[ResourcePath]:
 
 def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """An object's status conditions by type."""
-    items = ((obj or {}).get("status") or {}).get("conditions") or []
-    return {str(c.get("type")): c for c in items if isinstance(c, dict)}
+    return by_type(((obj or {}).get("status") or {}).get("conditions"))
+
+
+def by_type(items: Any) -> dict[str, dict[str, Any]]:
+    """Conditions by type, from a list as the API writes them (a Gateway's listeners and a route's
+    parents carry theirs directly, not under a status)."""
+    return {str(c.get("type")): c for c in items or [] if isinstance(c, dict)}
 
 
 def is_true(obj: dict[str, Any] | None, kind: str) -> bool:
@@ -219,18 +224,7 @@ def readiness_problem(params: Params, gateway: dict[str, Any] | None) -> str:
 
 def read_gateway(clients: Clients, params: Params) -> dict[str, Any] | None:
     """The params' Gateway as the API server has it (a plain dict), or None."""
-    try:
-        obj = clients.call(
-            clients.kube.custom.get_namespaced_custom_object,
-            gw.GROUP,
-            gw.VERSION,
-            params.gateway_namespace,
-            GATEWAYS,
-            params.gateway.name,
-        )
-    except NotFound:
-        return None
-    return dict(obj)
+    return kube.read(clients, kube.KUBE_KINDS["Gateway"], params.gateway_namespace, params.gateway.name)
 
 
 def gateway_names(
@@ -340,6 +334,16 @@ def backend_service(clients: Clients, params: Params, names: LoadBalancerNames) 
         if bs is not None:
             found.append(backend.describe(bs))
     return pick_backend(found, f"{k.namespace}/{k.service}", str(k.service_port), names)
+
+
+def default_service(clients: Clients, names: LoadBalancerNames) -> BackendService | None:
+    """The URL map's default backend service (a Gateway's: the controller's 404 backend), or None."""
+    um = frontend.KINDS["UrlMap"].get(clients, names.url_map) if names.url_map else None
+    name = tail(um.default_service) if um is not None else ""
+    if not name:
+        return None
+    bs = clients.find(clients.compute.backend_services.get, project=clients.project, backend_service=name)
+    return None if bs is None else backend.describe(bs)
 
 
 def pick_backend(

@@ -58,6 +58,9 @@ from mtlskit.sandbox.stand_in_ca import Served
 log = logging.getLogger("mtlskit.sandbox.dataplane")
 
 REFRESH_SECONDS = 0.2
+# The most request-line-and-header bytes the sandbox reads before refusing the request. Google's own
+# limits differ by product and are not the point here; the answer's status is (rules.gateway.DATA_PLANE).
+MAX_REQUEST_HEADERS = 64 * 1024
 IDLE_SECONDS = 30
 MIN_VERSION = {
     "TLS_1_0": SSL.TLS1_VERSION,
@@ -406,12 +409,17 @@ class DataPlane:
             _shutdown(tls)
 
     def _serve_http(self, tls: SSL.Connection, conn: Connection) -> None:
-        h = h11.Connection(h11.SERVER)
+        h = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEADERS)
         request: h11.Request | None = None
         body = b""
         started = time.monotonic()
         while True:
-            event = h.next_event()
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as err:
+                if err.error_status_hint == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
+                    self._refuse_headers(tls, h, conn.frontend)
+                return
             if event is h11.NEED_DATA:
                 try:
                     data = tls.recv(65536)
@@ -420,6 +428,9 @@ class DataPlane:
                 h.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
+                if _header_bytes(event) > MAX_REQUEST_HEADERS:
+                    self._refuse_headers(tls, h, conn.frontend)
+                    return
                 request, body, started = event, b"", time.monotonic()
             elif isinstance(event, h11.Data):
                 body += event.data
@@ -443,6 +454,19 @@ class DataPlane:
                 h.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return
+
+    @staticmethod
+    def _refuse_headers(tls: SSL.Connection, h: h11.Connection, frontend: Frontend) -> None:
+        """Request headers over the limit: 413 from the classic load balancer, 431 from the managed one."""
+        status = DATA_PLANE.get(frontend.scheme, DATA_PLANE["EXTERNAL"]).header_too_large
+        payload = b"request headers too large\n"
+        headers = [
+            ("content-type", "text/plain"),
+            ("content-length", str(len(payload))),
+            ("connection", "close"),
+        ]
+        tls.sendall(h.send(h11.Response(status_code=status, headers=headers, reason=_reason(status))))
+        tls.sendall(h.send(h11.Data(data=payload)) + h.send(h11.EndOfMessage()))
 
     # ---- routing and the backend ----------------------------------------------------------------------
 
@@ -719,6 +743,12 @@ def _header(request: h11.Request, name: str) -> str:
         if k.decode("latin-1").lower() == name:
             return v.decode("latin-1")
     return ""
+
+
+def _header_bytes(request: h11.Request) -> int:
+    """The request line and header block's size, as it came on the wire (give or take the spacing)."""
+    line = len(request.method) + len(request.target) + 11
+    return line + sum(len(k) + len(v) + 4 for k, v in request.headers)
 
 
 def _rule_matches(rule: dict[str, Any], path: str, headers: dict[str, str]) -> bool:

@@ -536,10 +536,8 @@ class GatewayController:
             c.delete(p, "backendServices", name)
             c.delete(p, "healthChecks", name)
             for backend in bs.get("backends") or []:
-                neg = gw.resource_name(backend.get("group", ""))
-                body = c.get(p, "networkEndpointGroups", neg, ZONE)
-                if body is not None and body.get("_owner") == OWNER:
-                    delete_unused_neg(c, p, neg)
+                # the cluster's NEG goes once no load balancer (Ingress or Gateway) uses it
+                delete_unused_neg(c, p, gw.resource_name(backend.get("group", "")))
 
     # ---- the frontend ------------------------------------------------------------------------------------
 

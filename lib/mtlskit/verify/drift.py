@@ -17,84 +17,77 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 from google.cloud import network_security_v1 as ns
 
-from mtlskit.build import backend, frontend, k8s, trust
+from mtlskit.build import backend, frontend, k8s, lbnames, trust
 from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.core.checks import Check, Status
+from mtlskit.core.checks import Check
 from mtlskit.pki.files import TRUST_FIELDS
+from mtlskit.verify import gatewaydrift
+from mtlskit.verify.driftcommon import (
+    DNS,
+    DNS_TIMEOUT_SECONDS,
+    EXPIRY,
+    FAILED_CERT_STATES,
+    MANAGED_CERT,
+    TLS_POLICY,
+    TRUST,
+    WIRING,
+    CertificateEntry,
+    Resolution,
+    Resolver,
+    check_expiry,
+    check_managed_certificate,
+    params_certificates,
+    resolve_all,
+    system_resolver,
+    trust_config_certificates,
+)
+from mtlskit.verify.driftcommon import relative as _relative
+from mtlskit.verify.driftcommon import role_counts as _role_counts
+from mtlskit.verify.driftcommon import tail as _tail
+from mtlskit.verify.gatewaydrift import GatewayDriftState
 
-# Check names: stable, because summaries, reports and alerts key on them.
+# Check names: stable, because summaries, reports and alerts key on them (the ones both topologies
+# report live in driftcommon and are re-exported here).
 ANCHOR = "anchor Ingress names the backend service"
 ANCHOR_CLOSED = "anchor exposes no frontend"
 URL_MAP = "URL map points at today's backend service"
 BACKEND_CONFIG = "BackendConfig intent on the backend service"
-WIRING = "forwarding rule -> proxy -> URL map"
-TLS_POLICY = "server TLS policy attached"
-TRUST = "trust config holds the params' certificates"
-EXPIRY = "certificates far from expiry"
-MANAGED_CERT = "managed certificate ACTIVE for every domain"
-DNS = "DNS A records point at the address"
 
-DNS_TIMEOUT_SECONDS = 10.0
-
-
-# ---- reading ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What the system resolver answered for one domain (IPv4 only: the kit reserves an IPv4 address)."""
-
-    domain: str
-    addresses: tuple[str, ...] = ()
-    error: str = ""  # why nothing came back: no such name, a resolver timeout, ...
-
-
-Resolver = Callable[[str], Resolution]
-
-
-def system_resolver(domain: str) -> Resolution:
-    """The answer clients get: the machine's own resolver, not a query to one authoritative server."""
-    try:
-        infos = socket.getaddrinfo(domain, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        return Resolution(domain, (), err.strerror or str(err))
-    return Resolution(domain, tuple(sorted({str(info[4][0]) for info in infos})))
-
-
-def resolve_all(
-    domains: list[str], resolver: Resolver, timeout: float = DNS_TIMEOUT_SECONDS
-) -> list[Resolution]:
-    """Resolve in parallel with one overall deadline: a hung resolver must not stall a scheduled run."""
-    if not domains:
-        return []
-    pool = ThreadPoolExecutor(max_workers=min(8, len(domains)))
-    futures = [pool.submit(resolver, d) for d in domains]
-    out = []
-    try:
-        for domain, future in zip(domains, futures, strict=True):
-            try:
-                out.append(future.result(timeout=timeout))
-            except FutureTimeout:
-                out.append(Resolution(domain, (), f"resolver gave no answer within {timeout:.0f}s"))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return out
+__all__ = [
+    "ANCHOR",
+    "ANCHOR_CLOSED",
+    "BACKEND_CONFIG",
+    "DNS",
+    "DNS_TIMEOUT_SECONDS",
+    "EXPIRY",
+    "FAILED_CERT_STATES",
+    "MANAGED_CERT",
+    "TLS_POLICY",
+    "TRUST",
+    "URL_MAP",
+    "WIRING",
+    "CertificateEntry",
+    "DriftState",
+    "GatewayDriftState",
+    "Resolution",
+    "Resolver",
+    "check_expiry",
+    "check_managed_certificate",
+    "params_certificates",
+    "resolve_all",
+    "system_resolver",
+    "trust_config_certificates",
+]
 
 
 @dataclass
@@ -121,6 +114,11 @@ class DriftState:
     anchor_answering: list[str] = field(default_factory=list)  # ip:port where the anchor's own IPs answer
     read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     names: dict[str, str] = field(default_factory=dict)  # kind -> the name looked up, found or not
+
+    @property
+    def ip(self) -> str:
+        """Where the domains must point: the reserved address."""
+        return self.address.address if self.address else ""
 
     def ours(self, params: Params) -> BackendService | None:
         """The backend service the anchor names today for the params' Service and port."""
@@ -213,7 +211,24 @@ class DriftState:
         ]
 
 
-def read_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> DriftState:
+State = DriftState | GatewayDriftState
+
+
+def read_state(
+    clients: Clients,
+    params: Params,
+    resolver: Resolver | None = None,
+    topology: lbnames.Topology | None = None,
+) -> State:
+    """What the drift checks of the params' topology (or `topology`: a migration asks for either from
+    one params file) look at, read once: the split frontend and its anchor, or the Gateway's objects
+    and the load balancer its controller built (`gatewaydrift`)."""
+    if lbnames.topology_of(params, topology) == "gateway":
+        return gatewaydrift.read_state(clients, params, resolver)
+    return read_split_state(clients, params, resolver)
+
+
+def read_split_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> DriftState:
     """Read each resource the checks need once, by name. Missing resources become None; other API
     errors (after the clients' retries) propagate, so a broken API is not mistaken for drift."""
     anchor = k8s.read(clients, "Ingress", params)
@@ -222,7 +237,7 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
     bc_needed = ours is None or bool(
         _intent_differences(params, ours.log_enable, ours.log_sample_rate, ours.custom_request_headers)
     )
-    names = frontend.resource_names(params)
+    names = frontend.resource_names(params)  # the split frontend's: lbnames.split_names, by kind
     url_map = frontend.KINDS["UrlMap"].get(clients, names["UrlMap"])
     url_map_backend = None
     if url_map is not None and url_map.default_service:
@@ -300,18 +315,6 @@ def _wanted(params: Params) -> tuple[str, str]:
     return f"{k.namespace}/{k.service}", str(k.service_port)
 
 
-def _relative(link: str) -> str:
-    """Compute, Network Security and the proxy each spell references differently (full URL,
-    `//service/projects/...`, `projects/...`); compare what follows `projects/`."""
-    if not link:
-        return ""
-    return "projects/" + link.split("projects/", 1)[1] if "projects/" in link else link
-
-
-def _tail(link: str) -> str:
-    return link.rsplit("/", 1)[-1] if link else "(none)"
-
-
 def _intent_of(backend_config: dict[str, Any] | None) -> str:
     if backend_config is None:
         return ""
@@ -325,90 +328,20 @@ def _bs_label(bs: BackendService) -> str:
     return f"{bs.name} ({bs.service}:{bs.service_port})" if bs.service else bs.name
 
 
-# ---- certificates ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CertificateEntry:
-    """One certificate, from a params file or from the trust config as the API returns it."""
-
-    role: str
-    source: str  # the params field and file ("mtls.trust_anchors[0] root.pem") or "trust config"
-    subject: str
-    sha256: str
-    not_after: dt.datetime | None
-
-    def days_left(self, now: dt.datetime) -> int | None:
-        return None if self.not_after is None else (self.not_after - now).days
-
-
-def _parse(pem: bytes) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(pem)
-    except ValueError:
-        return []
-
-
-def _entries(role: str, source: str, pem: bytes) -> list[CertificateEntry]:
-    certs = _parse(pem)
-    if not certs:
-        return [CertificateEntry(role, source, "(not a PEM certificate)", "", None)]
-    return [
-        CertificateEntry(
-            role,
-            source,
-            c.subject.rfc4514_string(),
-            c.fingerprint(hashes.SHA256()).hex(),
-            c.not_valid_after_utc,
-        )
-        for c in certs
-    ]
-
-
-def params_certificates(params: Params) -> list[CertificateEntry]:
-    """Every certificate the params name for the trust config, and the probe's client certificate."""
-    out: list[CertificateEntry] = []
-    groups = [
-        *((role, fld, getattr(params.mtls, fld.split(".")[1])) for role, fld in TRUST_FIELDS.items()),
-        ("client", "probe.client_cert", [params.probe.client_cert] if params.probe.client_cert else []),
-    ]
-    for role, fld, files in groups:
-        for i, f in enumerate(files):
-            where = f"{fld}[{i}]" if fld.startswith("mtls.") else fld
-            try:
-                pem = Path(f).read_bytes()
-            except OSError as err:
-                out.append(
-                    CertificateEntry(
-                        role, f"{where} {Path(f).name}", f"(unreadable: {err.strerror})", "", None
-                    )
-                )
-                continue
-            out += _entries(role, f"{where} {Path(f).name}", pem)
-    return out
-
-
-def trust_config_certificates(tc: cm.TrustConfig) -> list[CertificateEntry]:
-    out: list[CertificateEntry] = []
-    for store in tc.trust_stores:
-        for a in store.trust_anchors:
-            out += _entries("trust anchor", "trust config", a.pem_certificate.encode())
-        for c in store.intermediate_cas:
-            out += _entries("intermediate", "trust config", c.pem_certificate.encode())
-    for c in tc.allowlisted_certificates:
-        out += _entries("allowlisted", "trust config", c.pem_certificate.encode())
-    return out
-
-
-def _role_counts(entries: list[CertificateEntry]) -> str:
-    return ", ".join(f"{sum(1 for e in entries if e.role == r)} {r}" for r in TRUST_FIELDS)
-
-
-def certificates_frame(params: Params, state: DriftState) -> pd.DataFrame:
-    """Params' certificates and the trust config's, side by side by fingerprint, with days left."""
+def certificates_frame(params: Params, state: State) -> pd.DataFrame:
+    """Params' certificates and the trust config's, side by side by fingerprint, with days left. A
+    Gateway's trust config is built from one CA bundle, so there a certificate counts as in it
+    whichever store (anchor or intermediate) the controller put it in."""
     mine = params_certificates(params)
     theirs = trust_config_certificates(state.trust_config) if state.trust_config else []
-    in_tc = {(e.role, e.sha256) for e in theirs}
+    if isinstance(state, GatewayDriftState):
+        bundle = {e.sha256 for e in theirs if e.role != "allowlisted"}
+        theirs = [e for e in theirs if e.role == "allowlisted" or e.sha256 not in {m.sha256 for m in mine}]
+        in_tc = {(e.role, e.sha256) for e in theirs} | {
+            (m.role, m.sha256) for m in mine if m.sha256 in bundle
+        }
+    else:
+        in_tc = {(e.role, e.sha256) for e in theirs}
     in_params = {(e.role, e.sha256) for e in mine}
     rows = []
     for e in [*mine, *(t for t in theirs if (t.role, t.sha256) not in in_params)]:
@@ -430,8 +363,8 @@ def certificates_frame(params: Params, state: DriftState) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def dns_frame(params: Params, state: DriftState) -> pd.DataFrame:
-    ip = state.address.address if state.address else ""
+def dns_frame(params: Params, state: State) -> pd.DataFrame:
+    ip = state.ip
     status = dict(state.certificate.managed.domain_status) if state.certificate else {}
     return pd.DataFrame(
         [
@@ -450,14 +383,20 @@ def dns_frame(params: Params, state: DriftState) -> pd.DataFrame:
 
 
 def drift_checks(
-    clients: Clients, params: Params, resolver: Resolver | None = None, now: dt.datetime | None = None
+    clients: Clients,
+    params: Params,
+    resolver: Resolver | None = None,
+    now: dt.datetime | None = None,
+    topology: lbnames.Topology | None = None,
 ) -> list[Check]:
     """Read once, then judge: the whole verification of one environment."""
-    return evaluate(params, read_state(clients, params, resolver), now)
+    return evaluate(params, read_state(clients, params, resolver, topology), now)
 
 
-def evaluate(params: Params, state: DriftState, now: dt.datetime | None = None) -> list[Check]:
-    """Every drift check from one `DriftState`; no API is asked again."""
+def evaluate(params: Params, state: State, now: dt.datetime | None = None) -> list[Check]:
+    """Every drift check from one state (split or Gateway); no API is asked again."""
+    if isinstance(state, GatewayDriftState):
+        return gatewaydrift.evaluate(params, state, now)
     return [
         check_anchor(params, state),
         check_anchor_closed(params, state),
@@ -805,100 +744,6 @@ def check_trust_config(params: Params, state: DriftState) -> Check:
             "add the certificate file to the params first",
         )
     return Check(TRUST, "pass", f"trust config {m.trust_config} = params by SHA-256 ({_role_counts(theirs)})")
-
-
-def check_expiry(params: Params, now: dt.datetime) -> Check:
-    """Renewal takes a change window; a certificate inside the horizon is a failure today, not on the
-    day it expires. An allowlisted certificate is a warning: the load balancer accepts it expired."""
-    horizon = params.expiry_horizon_days
-    entries = params_certificates(params)
-    bad: list[tuple[Status, str]] = []
-    for e in entries:
-        days = e.days_left(now)
-        if days is None or e.not_after is None:
-            bad.append(("fail", f"{e.source}: {e.subject}"))
-            continue
-        if days >= horizon:
-            continue
-        status: Status = "warn" if e.role == "allowlisted" else "fail"
-        when = (
-            f"expired on {e.not_after:%Y-%m-%d}"
-            if days < 0
-            else f"expires {e.not_after:%Y-%m-%d} ({days} days)"
-        )
-        bad.append((status, f"{e.source} ({e.subject}) {when}"))
-    if bad:
-        status = "fail" if any(s == "fail" for s, _ in bad) else "warn"
-        return Check(
-            EXPIRY,
-            status,
-            f"inside the {horizon}-day horizon: " + "; ".join(text for _, text in bad),
-            "issue replacements, point the params' fields named here at the new files, run 00_preflight, then "
-            "30_trust with apply=True (the probe's client certificate: replace probe.client_cert and client_key)",
-        )
-    soonest = min((e for e in entries if e.not_after), key=lambda e: e.not_after or now, default=None)
-    if soonest is None or soonest.not_after is None:
-        return Check(EXPIRY, "pass", "no certificates named in the params")
-    return Check(
-        EXPIRY,
-        "pass",
-        f"{len(entries)} certificates, all beyond {horizon} days; soonest {soonest.source} on "
-        f"{soonest.not_after:%Y-%m-%d} ({soonest.days_left(now)} days)",
-    )
-
-
-FAILED_CERT_STATES = {"PROVISIONING_FAILED", "PROVISIONING_FAILED_PERMANENTLY", "RENEWAL_FAILED"}
-
-
-def check_managed_certificate(params: Params, state: DriftState) -> Check:
-    f = params.frontend
-    cert = state.certificate
-    if cert is None:
-        return Check(
-            MANAGED_CERT,
-            "fail",
-            f"certificate {f.certificate} does not exist",
-            "run 40_frontend with apply=True",
-        )
-    covered = list(cert.managed.domains)
-    uncovered = [d for d in f.domains if d not in covered]
-    status = cert.managed.status
-    if cert.type_ != "MANAGED":
-        return Check(
-            MANAGED_CERT,
-            "fail",
-            f"certificate {f.certificate} is {cert.type_ or 'SELF_MANAGED'}, not Google-managed",
-            "set frontend.certificate to a new name and re-run 40_frontend with apply=True",
-        )
-    if uncovered:
-        return Check(
-            MANAGED_CERT,
-            "fail",
-            f"certificate {f.certificate} covers {covered}; params also ask {uncovered}",
-            "a managed certificate's domains cannot change: set frontend.certificate to a new name, re-run "
-            "40_frontend with apply=True (it creates the new one and moves the proxy), then delete the old one",
-        )
-    per_domain = ", ".join(f"{d}={s}" for d, s in cert.managed.domain_status.items())
-    detail = f"certificate {f.certificate} {status} for {', '.join(covered)}" + (
-        f" ({per_domain})" if per_domain else ""
-    )
-    if status == "ACTIVE":
-        return Check(MANAGED_CERT, "pass", detail)
-    if status in FAILED_CERT_STATES:
-        return Check(
-            MANAGED_CERT,
-            "fail",
-            detail,
-            "point every domain's A record at the address (see the DNS check) and check CAA records; "
-            "gcloud compute ssl-certificates describe " + f"{f.certificate} --global shows why",
-        )
-    return Check(
-        MANAGED_CERT,
-        "warn",
-        detail,
-        "Google provisions it once every domain's A record points at the address (see the DNS check); "
-        "this can take up to an hour after DNS resolves",
-    )
 
 
 def check_dns(params: Params, state: DriftState) -> Check:

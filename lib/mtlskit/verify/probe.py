@@ -577,6 +577,17 @@ def judge(
     seen = Seen(header(PRESENT), header(VERIFIED), header(ERROR))
     gateway = lb is not None and lb.topology == "gateway"
     if case.expected == "ok":
+        # A Gateway passes client-certificate headers only through the route rule's filter: an echoing
+        # backend that saw none of them shows the filter is gone (70_drift names the rule).
+        echoed = attempt.ended == "http" and attempt.backend is not None and (attempt.http_status or 0) < 500
+        if gateway and mode == REJECT and echoed and VERIFIED in names and seen.verified is None:
+            return (
+                "warn",
+                "accepted, but the backend received none of the mTLS headers: the HTTPRoute rule "
+                "that served it has no RequestHeaderModifier filter with them",
+                "see 70_drift's check 'mTLS header filter on every HTTPRoute rule' and apply the "
+                "Gateway build again",
+            )
         return _judge_accepted(mode, attempt, seen, lb)
     if mode == REJECT:
         return _judge_refused(case, attempt, seen, gateway)

@@ -49,7 +49,7 @@ def restore_command(lab: Lab) -> str:
 
 def observe(lab: Lab) -> pd.DataFrame:
     """The anchor, the backend service as the drift check sees it, and what a valid client gets now."""
-    state = lab.step.call(drift.read_state)
+    state = lab.step.call(drift.read_split_state)
     anchor_check = drift.check_anchor(lab.params, state)
     answer = sending.send(lab, sending.cases(lab, ["client"]))[0]
     now = {
