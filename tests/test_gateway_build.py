@@ -241,6 +241,14 @@ def test_read_back_and_listener_checks_catch_a_pruned_field_and_gep91_reasons(pk
 
 
 def test_each_topology_runs_its_own_build_and_teardown_notebooks() -> None:
+    from mtlskit import cli
+
+    assert cli._notebook_names(False, True, (), "gateway") == [
+        *execute.GATEWAY_BUILD,
+        *execute.VERIFY,
+        execute.GATEWAY_TEARDOWN,
+    ]
+    assert cli._notebook_names(True, False, (), "gateway") == execute.VERIFY
     for topology in ("split", "gateway"):
         names = [*execute.build_notebooks(topology), execute.teardown_notebook(topology)]
         assert all(execute.notebook_path(n).is_file() for n in names)
