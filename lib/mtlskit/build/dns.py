@@ -479,10 +479,10 @@ def _all(clients: Clients, listing: Callable[[], Any]) -> list[Any]:
 def _resolver(nameserver: str | None) -> dns.resolver.Resolver:
     if not nameserver:
         return dns.resolver.Resolver()
-    host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (nameserver, "", "")
+    host, port = rules.nameserver_address(nameserver)
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [host]
-    resolver.port = int(port) if port else 53
+    resolver.port = port
     resolver.cache = None
     return resolver
 

@@ -103,8 +103,8 @@ class CloudDns:
         }
         self.store.put(API, "zones", f"{project}/{name}", zone)
         apex = [
-            {"name": dns_name, "type": "NS", "ttl": SOA_TTL, "rrdatas": NAME_SERVERS},
-            {"name": dns_name, "type": "SOA", "ttl": SOA_TTL, "rrdatas": [SOA]},
+            _view({"name": dns_name, "type": "NS", "ttl": SOA_TTL, "rrdatas": NAME_SERVERS}),
+            _view({"name": dns_name, "type": "SOA", "ttl": SOA_TTL, "rrdatas": [SOA]}),
         ]
         for rrset in apex:
             self._put_rrset("rrsets", project, name, rrset)
