@@ -162,6 +162,7 @@ class CloudDns:
         """Every public zone with the record sets its name servers answer with now (done changes
         only), for the DNS responder."""
         with self.store.lock:
+            self.ensure_zones()
             out = []
             for _, zone in self.store.list(API, "zones"):
                 self.settle(zone["_project"], zone["name"])
