@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtlskit.build import backend, frontend, k8s, teardown, trust
+from mtlskit.build import backend, dns, frontend, k8s, teardown, trust
 from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config.params import Params, another_stack, load
+from mtlskit.rules.dns import SANDBOX_ZONE
 from mtlskit.runner.step import Step, outcome_checks
 from mtlskit.sandbox import process, shell
 from mtlskit.teach import byhand
@@ -437,3 +438,22 @@ def test_printed_teardown_commands_remove_what_gcloud_built(
     assert not failed, "printed deletions that failed or warned:\n" + "\n".join(failed)
     assert teardown.plan_teardown(s.clients, s.params) == []
     assert backend.locate_backend_service(s.clients, s.params)  # the Ingress's own is never touched
+
+
+@needs_gcloud
+def test_printed_dns_cutover_commands_move_the_names(sandbox_shell: Shell) -> None:
+    """A cut-over made by hand: the publish and cut-over plans' printed `gcloud dns record-sets`
+    commands, run as printed, leave nothing for the kit's plan to do, and the names answer the new
+    address from the sandbox's DNS responder."""
+    s = sandbox_shell
+    short = {"managed_zone": SANDBOX_ZONE, "ttl_seconds": 2, "cutover_ttl_seconds": 1}
+    params = s.params.model_copy(update={"dns": s.params.dns.model_copy(update=short)})
+    old, new = "192.0.2.10", "198.51.100.20"
+    ran = [s.gcloud(c) for c in dns.plan_records(s.clients, params, old).commands]
+    cutover = dns.plan_cutover(s.clients, params, new)
+    assert len(cutover.steps) == 2
+    ran += [s.gcloud(c) for c in cutover.commands]
+    assert ran and all(r.clean for r in ran), "\n".join(map(str, ran))
+    assert dns.plan_cutover(s.clients, params, new).changes_nothing
+    resolved = dns.wait_resolves(params.frontend.domains, new, s.clients.nameserver, 10, every=0.2)
+    assert resolved.done, resolved.answers

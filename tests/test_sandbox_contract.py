@@ -35,6 +35,7 @@ from mtlskit.cloud import clients as clients_mod
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.pki import certs
+from mtlskit.rules.dns import SANDBOX_DNS_NAME, SANDBOX_ZONE
 from mtlskit.sandbox import contract, discovery
 from mtlskit.sandbox.compute.lists import ZONE
 from tests import test_dataplane
@@ -259,6 +260,7 @@ def world(clients: Clients, params: Params) -> Iterator[World]:
         rec.attach(s, "certificatemanager")
     rec.attach(clients.logging._http, "logging")
     rec.attach(extra["storage"]._http, "storage")  # google-auth's AuthorizedSession, a requests.Session
+    rec.attach(clients.dns._http, "dns")  # google-cloud-dns: the same kind of session
     w = World(clients, rec, extra, "c" + str(int(time.time() * 1000))[-9:])
     started = time.monotonic()
     _exercise(w)
@@ -299,6 +301,7 @@ def _exercise(w: World) -> None:
     _logging(w)
     _compute_teardown(w)
     _storage(w)
+    _dns(w)
 
 
 def _compute_backend(w: World) -> None:
@@ -647,6 +650,37 @@ def _storage(w: World) -> None:
     bucket.delete()
 
 
+def _dns(w: World) -> None:
+    """What a cut-over does through the kit's client (google-cloud-dns: zones, record sets, changes),
+    and the record-set methods `gcloud dns record-sets create|update|delete` use, over plain HTTP."""
+    client = w.clients.dns
+    zone = client.zone(SANDBOX_ZONE)
+    zone.reload()
+    assert [z.name for z in client.list_zones()] == [SANDBOX_ZONE]
+    name = f"{w.u}.{SANDBOX_DNS_NAME}"
+    change = zone.changes()
+    change.add_record_set(zone.resource_record_set(name, "A", 300, ["192.0.2.10"]))
+    change.create()
+    change.reload()
+    assert [c.name for c in zone.list_changes()][:1] == ["0"]  # the change that made the zone
+    assert {r.record_type for r in zone.list_resource_record_sets()} >= {"SOA", "NS", "A"}
+    session = requests.Session()
+    w.rec.attach(session, "dns")
+    rrsets = f"{w.clients.endpoint}/dns/v1/projects/{P}/managedZones/{SANDBOX_ZONE}/rrsets"
+    other = f"www.{name}"
+    created = {"name": other, "type": "A", "ttl": 60, "rrdatas": ["192.0.2.11"]}
+    assert session.post(rrsets, json=created, timeout=10).json()["rrdatas"] == ["192.0.2.11"]
+    assert session.get(f"{rrsets}/{other}/A", timeout=10).json()["ttl"] == 60
+    patched = session.patch(f"{rrsets}/{other}/A", json={"ttl": 30}, timeout=10).json()
+    assert patched["ttl"] == 30 and patched["rrdatas"] == ["192.0.2.11"]
+    assert session.get(rrsets, params={"name": other, "type": "A"}, timeout=10).json()["rrsets"] == [patched]
+    changes = f"{w.clients.endpoint}/dns/v1/projects/{P}/managedZones/{SANDBOX_ZONE}/changes"
+    first = session.get(changes, params={"maxResults": 1, "sortOrder": "descending"}, timeout=10).json()
+    assert len(first["changes"]) == 1 and "nextPageToken" in first
+    for gone in (other, name):
+        assert session.delete(f"{rrsets}/{gone}/A", timeout=10).json() == {}
+
+
 # ---- the contract ---------------------------------------------------------------------------------
 
 
@@ -792,6 +826,9 @@ def _is_unknown_method(r: requests.Response) -> bool:
         ("GET", f"/upload/storage/v1/b/{P}-mtlskit/o"),  # uploads are POSTs
         ("POST", f"/upload/storage/v1/b/{P}-mtlskit/o/x"),  # to the bucket's o, not an object
         ("GET", f"/download/storage/v1/b/{P}-mtlskit/o"),  # only objects.get downloads
+        ("POST", f"/dns/v1/projects/{P}/managedZones"),  # Cloud DNS's, not served: the zone is seeded
+        ("GET", f"/dns/v1/projects/{P}/policies"),
+        ("PUT", f"/dns/v1/projects/{P}/managedZones/mtlskit-test"),
     ],
 )
 def test_a_method_the_sandbox_does_not_serve_is_googles_not_found(
@@ -900,7 +937,11 @@ def test_a_copy_with_a_field_removed_fails_the_contract(world: World) -> None:
     """The recorded answers pass; each with one always-returned field taken out does not."""
     checked: dict[str, int] = {}
     for a in world.rec.answers:
-        tables = {"compute": contract.ALWAYS, "storage": contract.STORAGE_ALWAYS}.get(a.api, {})
+        tables = {
+            "compute": contract.ALWAYS,
+            "storage": contract.STORAGE_ALWAYS,
+            "dns": contract.DNS_ALWAYS,
+        }.get(a.api, {})
         if a.status != 200 or not isinstance(a.body, dict) or a.body.get("kind") not in tables:
             continue
         for f in tables[a.body["kind"]]:
@@ -910,7 +951,7 @@ def test_a_copy_with_a_field_removed_fails_the_contract(world: World) -> None:
                 a.api, a.response_ref or "", broken
             ), (a.method_id, f)
             checked[a.api] = checked.get(a.api, 0) + 1
-    assert checked["compute"] > 50 and checked["storage"] > 50
+    assert checked["compute"] > 50 and checked["storage"] > 50 and checked["dns"] > 10
 
 
 # ---- the load balancer's request log ---------------------------------------------------------------

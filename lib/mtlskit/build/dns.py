@@ -198,9 +198,10 @@ def resolve(domains: Sequence[str], nameserver: str | None) -> dict[str, tuple[s
 def plan_records(clients: Clients, params: Params, address: str, ttl: int | None = None) -> DnsPlan:
     """One step: every domain's A record set to `address` with `ttl` (default `dns.ttl_seconds`),
     created where missing. How a live frontend's domains are published in the first place."""
+    _address(address)
     before = _before(clients, params)
     wanted = ttl if ttl is not None else params.dns.ttl_seconds
-    step = _step(f"point at {_address(address)}", params, before, lambda _: (address,), wanted, 0)
+    step = _step(f"point at {address}", params, before, lambda _: (address,), wanted, 0)
     return _plan(params, before, [step])
 
 
@@ -479,10 +480,10 @@ def _all(clients: Clients, listing: Callable[[], Any]) -> list[Any]:
 def _resolver(nameserver: str | None) -> dns.resolver.Resolver:
     if not nameserver:
         return dns.resolver.Resolver()
-    host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (nameserver, "", "")
+    host, port = rules.nameserver_address(nameserver)
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [host]
-    resolver.port = int(port) if port else 53
+    resolver.port = port
     resolver.cache = None
     return resolver
 

@@ -32,6 +32,7 @@ from mtlskit.config import paths, topology
 from mtlskit.core.errors import KitError
 from mtlskit.pki import certs, lint
 from mtlskit.pki.files import ParamsFile
+from mtlskit.rules import dns as dns_rules
 from mtlskit.rules import gateway as gw
 from mtlskit.rules import iam, names
 from mtlskit.rules.logentry import DOCUMENTED_OUTCOMES
@@ -257,12 +258,32 @@ class GatewaySettings(_Strict):
 
 
 class DnsSettings(_Strict):
-    """Where the frontend's domains are published, for a migration's cut-over."""
+    """Where the frontend's domains are published, for a migration's cut-over (`build.dns`)."""
 
     managed_zone: str | None = Field(None, description="Cloud DNS zone of the domains; None: change by hand")
     ttl_seconds: int = Field(300, ge=0, le=86400, description="the records' usual TTL")
     cutover_ttl_seconds: int = Field(60, ge=0, le=3600, description="TTL lowered to before a cut-over")
-    nameserver: str | None = Field(None, description="ip[:port] asked when waiting; None: the system's")
+    nameserver: str | None = Field(
+        None, description="ip[:port] asked when waiting; None: the sandbox's responder or the system's"
+    )
+
+    _zone = field_validator("managed_zone")(lambda v: v if v is None else _by(names.DNS_ZONE)(v))
+
+    @field_validator("nameserver")
+    @classmethod
+    def _nameserver(cls, v: str | None) -> str | None:
+        if v is not None:
+            dns_rules.nameserver_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def _short_ttl(self) -> DnsSettings:
+        if self.cutover_ttl_seconds > self.ttl_seconds:
+            raise ValueError(
+                f"cutover_ttl_seconds ({self.cutover_ttl_seconds}) must not exceed ttl_seconds "
+                f"({self.ttl_seconds}): a cut-over lowers the TTL first"
+            )
+        return self
 
 
 class MigrationSettings(_Strict):

@@ -8,6 +8,7 @@ sandbox's domains (`*.mtlskit.test`) can be published and cut over like a real p
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 SANDBOX_ZONE = "mtlskit-test"
@@ -26,6 +27,20 @@ def in_zone(name: str, dns_name: str) -> bool:
     `example.com.`)."""
     name, dns_name = fqdn(name), fqdn(dns_name)
     return name == dns_name or name.endswith("." + dns_name)
+
+
+def nameserver_address(value: str) -> tuple[str, int]:
+    """`ip[:port]` (an IPv6 address without a port) as (ip, port); ValueError naming the form."""
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} must be an IP address with an optional :port (e.g. 8.8.8.8 or 127.0.0.1:5353)"
+        ) from None
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{value!r}: the port must be 1-65535")
+    return host, int(port) if port else 53
 
 
 def record_key(rrset: dict[str, Any]) -> tuple[str, str]:

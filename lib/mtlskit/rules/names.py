@@ -96,6 +96,13 @@ PROJECT = NameRule(
 DOMAIN_NAME = NameRule(
     DOMAIN, "a fully qualified domain name in lowercase (e.g. api.example.com), at most 253 chars"
 )
+# Cloud DNS managed zone names.
+DNS_ZONE = NameRule(
+    re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"),
+    "a Cloud DNS zone name: 1-63 lowercase letters, digits or dashes, starting with a letter and "
+    "ending with a letter or digit",
+    63,
+)
 HEADER = NameRule(HEADER_NAME, "an RFC 7230 header name (letters, digits and !#$%&'*+.^_`|~-)")
 
 

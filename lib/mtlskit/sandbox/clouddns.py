@@ -103,8 +103,8 @@ class CloudDns:
         }
         self.store.put(API, "zones", f"{project}/{name}", zone)
         apex = [
-            {"name": dns_name, "type": "NS", "ttl": SOA_TTL, "rrdatas": NAME_SERVERS},
-            {"name": dns_name, "type": "SOA", "ttl": SOA_TTL, "rrdatas": [SOA]},
+            _view({"name": dns_name, "type": "NS", "ttl": SOA_TTL, "rrdatas": NAME_SERVERS}),
+            _view({"name": dns_name, "type": "SOA", "ttl": SOA_TTL, "rrdatas": [SOA]}),
         ]
         for rrset in apex:
             self._put_rrset("rrsets", project, name, rrset)
@@ -162,6 +162,7 @@ class CloudDns:
         """Every public zone with the record sets its name servers answer with now (done changes
         only), for the DNS responder."""
         with self.store.lock:
+            self.ensure_zones()
             out = []
             for _, zone in self.store.list(API, "zones"):
                 self.settle(zone["_project"], zone["name"])

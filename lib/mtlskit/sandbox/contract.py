@@ -107,6 +107,19 @@ STORAGE_ALWAYS: dict[str, tuple[str, ...]] = {
 # Their lists: the item kind; `items` (and `prefixes`, `nextPageToken`) are left out when empty.
 STORAGE_LISTS = {"storage#objects": "storage#object", "storage#buckets": "storage#bucket"}
 STORAGE_BUCKET_IAM = ("bucketPolicyOnly", "uniformBucketLevelAccess", "publicAccessPrevention")
+# Cloud DNS's resources, by `kind` (its API reference's resource shapes; a public zone's answers).
+DNS_ALWAYS: dict[str, tuple[str, ...]] = {
+    "dns#managedZone": ("kind", "name", "dnsName", "id", "nameServers", "creationTime", "visibility"),
+    "dns#resourceRecordSet": ("kind", "name", "type", "ttl", "rrdatas"),
+    "dns#change": ("kind", "id", "startTime", "status"),
+}
+# Their lists: the field that holds the items (left out when empty, as `nextPageToken` is) and the
+# items' schema.
+DNS_LISTS = {
+    "dns#managedZonesListResponse": ("managedZones", "ManagedZone"),
+    "dns#resourceRecordSetsListResponse": ("rrsets", "ResourceRecordSet"),
+    "dns#changesListResponse": ("changes", "Change"),
+}
 # Resources of the location-based APIs, by schema.
 LOCATION_ALWAYS: dict[str, tuple[str, ...]] = {
     "ServerTlsPolicy": ("name", "createTime", "updateTime"),
@@ -191,6 +204,8 @@ def _missing(api: str, ref: str, body: Body, where: str, items_expected: bool) -
         return _compute(body, where, items_expected, ref)
     if api == "storage":
         return _storage(body, where, items_expected, ref)
+    if api == "dns":
+        return [] if ref == "ResourceRecordSetsDeleteResponse" else _dns(body, where, items_expected, ref)
     if api == "logging":
         entries = body.get("entries", [])
         out = [f"{where}.entries: missing" for _ in [1] if items_expected and not entries]
@@ -265,6 +280,24 @@ def _storage(body: Body, where: str, items_expected: bool, ref: str) -> list[str
         # the recovery point objective belongs to multi- and dual-regions only
         if body.get("locationType") in ("multi-region", "dual-region"):
             out += _lacks(body, ["rpo"], where)
+    return out
+
+
+def _dns(body: Body, where: str, items_expected: bool, ref: str) -> list[str]:
+    # A body that lost its `kind` is still judged as the kind its schema names.
+    kind = str(body.get("kind") or f"dns#{ref[:1].lower()}{ref[1:]}")
+    if kind in DNS_LISTS:
+        key, item_ref = DNS_LISTS[kind]
+        out = _lacks(body, ["kind", *([key] if items_expected else [])], where)
+        for i, item in enumerate(body.get(key, [])):
+            out += _dns(item, f"{where}.{key}[{i}]", False, item_ref)
+        return out
+    if kind not in DNS_ALWAYS:
+        return [f"{where}.kind: {kind!r} has no always-returned table; add one to contract.DNS_ALWAYS"]
+    out = _lacks(body, DNS_ALWAYS[kind], where)
+    for part in ("additions", "deletions"):
+        for i, rrset in enumerate(body.get(part, [])):
+            out += _dns(rrset, f"{where}.{part}[{i}]", False, "ResourceRecordSet")
     return out
 
 

@@ -88,7 +88,7 @@ def shell_exports(info: SandboxInfo, project: str) -> str:
     `mtlskit.sandbox.shell`); the kit reaches the sandbox only through this module."""
     gcloud_config = shell.write_gcloud_config(Path(info.state_dir), info.endpoint, project)
     storage = [f"export {name}={shlex.quote(value)}" for name, value in storage_variables(info).items()]
-    return "\n".join([shell.exports(gcloud_config, info.kubeconfig, info.endpoint), *storage])
+    return "\n".join([shell.exports(gcloud_config, info.kubeconfig, info.endpoint, info.dns_port), *storage])
 
 
 def storage_variables(info: SandboxInfo) -> dict[str, str]:

@@ -11,6 +11,7 @@ from mtlskit.sandbox.web import ApiError, Request, Response
 SERVED = {
     "certificatemanager.googleapis.com": "Certificate Manager API",
     "compute.googleapis.com": "Compute Engine API",
+    "dns.googleapis.com": "Cloud DNS API",
     "logging.googleapis.com": "Cloud Logging API",
     "networksecurity.googleapis.com": "Network Security API",
 }

@@ -32,6 +32,7 @@ ENDPOINT_PATHS = {
     "certificatemanager": "",
     "logging": "",
     "serviceusage": "",
+    "dns": "",  # gcloud dns record-sets ..., the cut-over's by-hand commands
 }
 
 # Variables that outrank a configuration's properties: set in the person's shell, they would send
@@ -48,7 +49,7 @@ OVERRIDING_VARIABLES = (
 def gcloud_properties(endpoint: str, project: str) -> dict[str, dict[str, str]]:
     """The gcloud properties, by section, that make every API the runbook reads answer from the
     sandbox: no credentials (the sandbox asks for none, and a real token must never reach it), the
-    sandbox's project, and the four API endpoints."""
+    sandbox's project, and the APIs' endpoints."""
     root = endpoint.rstrip("/") + "/"
     return {
         "core": {"project": project, "disable_usage_reporting": "true"},
@@ -82,12 +83,15 @@ def _write_if_changed(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
-def exports(gcloud_config: Path, kubeconfig: str, endpoint: str) -> str:
+def exports(gcloud_config: Path, kubeconfig: str, endpoint: str, dns_port: int = 0) -> str:
     """The lines `eval "$(mtlskit sandbox env)"` runs: POSIX shell, values quoted. Loopback joins
-    the shell's proxy exceptions, so a corporate HTTP(S)_PROXY never receives the sandbox's calls."""
+    the shell's proxy exceptions, so a corporate HTTP(S)_PROXY never receives the sandbox's calls.
+    The DNS responder needs no variable (dig is told the server): a comment says how to ask it."""
+    dig = [f"# its DNS responder: dig @127.0.0.1 -p {dns_port} NAME"] if dns_port else []
     return "\n".join(
         [
             f"# mtlskit sandbox at {endpoint}: gcloud and kubectl in this shell now talk to it",
+            *dig,
             f"export CLOUDSDK_CONFIG={shlex.quote(str(gcloud_config))}",
             f"export KUBECONFIG={shlex.quote(kubeconfig)}",
             f"unset {' '.join(OVERRIDING_VARIABLES)}",
