@@ -10,10 +10,14 @@ import pytest
 
 from mtlskit.build.plan import Change
 from mtlskit.config import params as params_mod
+from mtlskit.core.checks import Check
 from mtlskit.migrate import drain
 from mtlskit.migrate.dns_side import Record
 from mtlskit.migrate.gateway_side import GatewayView, view_of
+from mtlskit.migrate.page import Migration
+from mtlskit.migrate.run import PhaseResult
 from mtlskit.migrate.state import DONE, MigrationState, kept_kinds, next_phase
+from mtlskit.runner.step import Step, StepFailed
 from tests.conftest import sandbox_params
 
 NEW, OLD = "127.0.0.9", "127.0.0.2"
@@ -131,3 +135,26 @@ def test_gateway_object_read_as_the_migration_needs_it(tmp_path: Path) -> None:
     }
     v = view_of(p, pending)
     assert not v.ready and "Programmed=False (Pending: syncing)" in v.reason
+
+
+def test_a_refused_gate_fails_the_step_naming_the_phase_and_its_way_back(tmp_path: Path) -> None:
+    step = Step(_params(tmp_path), clients=None, apply=True)  # type: ignore[arg-type]
+    migration = Migration(step, ops=None)  # type: ignore[arg-type]
+    migration.results = [
+        PhaseResult("build", 1.0, [Check("Gateway programmed", "pass", "on 127.0.0.9")]),
+        PhaseResult(
+            "verify", 0.5, [Check("probe demo/expired (Gateway at 127.0.0.9)", "fail", "HTTP 200", "…")]
+        ),
+    ]
+    checks = migration.checks()
+    gates = {c.name: c for c in checks if c.name.startswith("gate ")}
+    assert gates["gate build"].status == "pass" and gates["gate verify"].status == "fail"
+    assert (
+        "continues at verify" in gates["gate verify"].fix and "delete the Gateway" in gates["gate verify"].fix
+    )
+    assert "verify: probe demo/expired (Gateway at 127.0.0.9)" in {c.name for c in checks}
+    assert (
+        migration.gates() == "build: PASS (1 checks)\nverify: FAIL: probe demo/expired (Gateway at 127.0.0.9)"
+    )
+    with pytest.raises(StepFailed, match="gate verify: refused"):
+        step.finish(checks)

@@ -49,3 +49,37 @@ def test_live_split_stack_moves_to_the_gateway_with_no_refused_client(live: rehe
     assert run.migrate(run.Context(clients, params, ops)) == []  # a re-run finds nothing to do
     final = run.verify_at(clients, params, "final")
     assert final and all(c.status == "pass" for c in final), [c for c in final if c.status != "pass"]
+
+
+@pytest.fixture(scope="module")
+def live_named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rehearsal.Rehearsal]:
+    d = tmp_path_factory.mktemp("migrate-named-state")
+    try:
+        yield rehearsal.live_split_stack(d, gateway={"address": "named_address"})
+    finally:
+        process.stop(d)
+
+
+def test_named_address_keeps_the_ip_after_a_measured_downtime(live_named: rehearsal.Rehearsal) -> None:
+    params, clients, ops = live_named.params, live_named.clients, state.kit_ops()
+    plan = run.plan(clients, params, ops)
+    assert [r["phase"] for r in plan] == ["switch", "verify", "retire"] and "downtime" in plan[0]["does"]
+    ctx = run.Context(clients, params, ops)
+    client = SteadyClient.for_params(clients, params).start()
+    try:
+        results = run.migrate(ctx, until="switch")
+        answered_before_switch_ended = client.tally.answered
+        results += run.migrate(ctx)
+    finally:
+        tally = client.stop()
+    refused = {r.phase: [c for c in r.checks if c.status == "fail"] for r in results}
+    assert [r.phase for r in results] == ["switch", "verify", "retire"] and all(r.passed for r in results), (
+        refused
+    )
+    assert results[0].figures["downtime_seconds"] > 0
+    after = state.read_state(clients, params, ops)
+    assert after.gateway.ip == live_named.old_ip  # the same IP, now the Gateway's
+    assert frontend.KINDS["Address"].get(clients, params.frontend.address) is not None  # kept: the Gateway's
+    assert after.split_left == [] and k8s.read(clients, "Ingress", params) is None
+    assert tally.answered > answered_before_switch_ended  # the Gateway answers on the kept IP
+    assert set(tally.by_ip) == {live_named.old_ip}

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mtlskit.build import backend, frontend, k8s, lbnames, teardown
+from mtlskit.build import backend, frontend, gateway_lb, k8s, lbnames, teardown
 from mtlskit.build.plan import Change
 from mtlskit.cloud import ownership
 from mtlskit.cloud.clients import Clients
@@ -48,7 +48,8 @@ class MigrationRefused(KitError, RuntimeError):
 PHASE_TEXT = {
     "build": (
         "apply the Gateway's objects beside the split frontend; the controller builds a load balancer on a new IP",
-        "Gateway Programmed with an address, and it answers TLS",
+        "Gateway Programmed with an address; its load balancer carries the SSL policy, certificate, "
+        "server TLS policy and a trust config equal to the CA ConfigMap; a valid client answered",
         "delete the Gateway (the split frontend never stopped serving)",
     ),
     "verify": (
@@ -252,8 +253,28 @@ def phase_build(ctx: Context, state: MigrationState) -> PhaseResult:
     polled = _wait_gateway(ctx)
     checks = [_gateway_check(polled, ctx.params)]
     if polled.done:
+        checks += _load_balancer_checks(ctx)
         checks.append(_answering_check(ctx, str(polled.value.ip)))
     return PhaseResult("build", 0.0, checks, [f"applied Gateway {ctx.params.gateway.name}"])
+
+
+def _load_balancer_checks(ctx: Context) -> list[Check]:
+    """gw20's load-balancer checks through Compute (the proxy's SSL policy, certificate, server TLS
+    policy and a trust config holding exactly the ConfigMap's certificates), read until they pass:
+    the controller may still be reconciling what it just built."""
+    polled = poll(
+        lambda: gateway_lb.check_load_balancer(ctx.clients, ctx.params).checks,
+        lambda checks: bool(checks) and all(c.status != "fail" for c in checks),
+        ctx.params.migration.gateway_timeout_seconds,
+        every=0.2 if ctx.clients.target == "sandbox" else 10.0,
+        growth=1.5,
+        longest=30.0,
+        on_read=lambda checks, elapsed: ctx.progress(
+            f"load balancer checks: {sum(c.status == 'fail' for c in checks)} failing ({elapsed:.0f}s)"
+        ),
+        sleep=ctx.sleep,
+    )
+    return list(polled.value)
 
 
 def _answering_check(ctx: Context, ip: str) -> Check:
