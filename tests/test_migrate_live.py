@@ -30,11 +30,22 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rehearsal.Rehears
 
 def test_live_split_stack_moves_to_the_gateway_with_no_refused_client(live: rehearsal.Rehearsal) -> None:
     params, clients, ops = live.params, live.clients, state.kit_ops()
+    ctx = run.Context(clients, params, ops)
     client = SteadyClient.for_params(clients, params).start()
     try:
-        results = run.migrate(run.Context(clients, params, ops))
+        # Cut over, then take the way back (records back, Gateway deleted), then migrate for good.
+        rehearsed = run.migrate(ctx, until="cutover")
+        went_back = run.roll_back(ctx)
+        back = state.read_state(clients, params, ops)
+        results = run.migrate(ctx)
     finally:
         tally = client.stop()
+    assert [r.phase for r in rehearsed] == ["build", "verify", "cutover"] and all(r.passed for r in rehearsed)
+    assert (
+        went_back[0].startswith("api.mtlskit.test")
+        and went_back[-1] == f"deleted Gateway {params.gateway.name}"
+    )
+    assert not back.gateway.exists and back.records_at(live.old_ip) and back.split_rule
     refused = {r.phase: [c for c in r.checks if c.status == "fail"] for r in results}
     assert [r.phase for r in results] == ["build", "verify", "cutover", "drain", "retire"], refused
     assert all(r.passed for r in results), refused
