@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from mtlskit.build import frontend, k8s
+from mtlskit.build import dns, frontend, k8s
+from mtlskit.cloud.clients import Clients
 from mtlskit.migrate import rehearsal, run, state
 from mtlskit.migrate.traffic import SteadyClient
 from mtlskit.sandbox import process
+from mtlskit.verify import drift
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +62,24 @@ def test_live_split_stack_moves_to_the_gateway_with_no_refused_client(live: rehe
     assert run.migrate(run.Context(clients, params, ops)) == []  # a re-run finds nothing to do
     final = run.verify_at(clients, params, "final")
     assert final and all(c.status == "pass" for c in final), [c for c in final if c.status != "pass"]
+    drifted = [
+        c for c in drift.drift_checks(clients, params, _sandbox_resolver(clients)) if c.status == "fail"
+    ]
+    assert not drifted, drifted  # 70_drift's checks of the Gateway topology
+
+
+def _sandbox_resolver(clients: Clients) -> drift.Resolver:
+    """70_drift's DNS check asking the sandbox's responder, where the records were cut over."""
+
+    def resolve(domain: str) -> drift.Resolution:
+        answer = dns.resolve([domain], clients.nameserver)[domain]
+        return (
+            drift.Resolution(domain, answer)
+            if isinstance(answer, tuple)
+            else drift.Resolution(domain, (), answer)
+        )
+
+    return resolve
 
 
 @pytest.fixture(scope="module")
