@@ -180,6 +180,8 @@ def test_the_v15_schemas_carry_every_field_the_kit_writes_and_older_bundles_lack
     for bundle in ("v1.4", "v1.3"):
         schema = kube_openapi.schema_of(GATEWAY, bundle)
         assert node(schema, "spec.tls") is None and node(schema, "spec.listeners.[].tls.mode") is not None
+        # v1.3's listener-level frontendValidation was experimental only: not in the standard schema
+        assert node(schema, "spec.listeners.[].tls.frontendValidation") is None
 
 
 # ---- writes as the CRD handler takes them ---------------------------------------------------------------
