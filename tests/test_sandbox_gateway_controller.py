@@ -581,3 +581,20 @@ def test_a_gateway_gone_without_its_finalizer_leaves_nothing_behind(world: World
     for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps", "addresses"):
         assert w.get(coll) is None, coll
     assert w.located("serverTlsPolicies") is None
+
+
+def test_a_resource_the_apis_refuse_is_reported_and_the_next_gateway_still_syncs(
+    world: World, pki: dict[str, str]
+) -> None:
+    """Certificate Manager refuses a PEM over 5 kB: the Gateway says so; other Gateways are unaffected."""
+    w = world
+    big = certs.issue("big root", ca=True, dns_names=[f"name-{i}.mtlskit.test" for i in range(300)])
+    w.create(CONFIG_MAP, {"metadata": {"name": "big-ca"}, "data": {gw.CA_KEY: certs.pem(big.cert)}})
+    body = gateway_body([{"group": "", "kind": "ConfigMap", "name": "big-ca"}])
+    body["metadata"]["name"] = "big"
+    w.create(GATEWAY, body)
+    built(w)
+    programmed = w.cond(w.kube.get(GATEWAY, NS, "big") or {}, "Programmed")
+    assert (programmed["status"], programmed["reason"]) == ("False", "Invalid")
+    assert "at most 5 kB" in programmed["message"]
+    assert w.cond(w.gateway(), "Programmed")["status"] == "True"
