@@ -57,25 +57,51 @@ def node(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
 @pytest.mark.parametrize("bundle", ["v1.5", "v1.4", "v1.3"])
 def test_an_enabled_gateway_api_serves_its_kinds_and_gkes_policies(bundle: str) -> None:
     served = kube_crds.served(bundle)
-    kinds = {k.kind for k in served.values()}
+    kinds = {k.kind for k in served}
     assert GATEWAY_KINDS | POLICY_KINDS | {"BackendConfig", "CustomResourceDefinition", "Ingress"} <= kinds
-    listed = discovery.api_resource_list(served.values(), gw.GROUP, "v1")
+    listed = discovery.api_resource_list(served, gw.GROUP, "v1")
     assert listed is not None
     names = {r["name"]: r for r in listed["resources"]}
     assert names["gateways"]["shortNames"] == ["gtw"] and names["gateways"]["categories"] == ["gateway-api"]
     assert names["gatewayclasses"]["namespaced"] is False and names["gatewayclasses"]["shortNames"] == ["gc"]
     assert {"gateways/status", "httproutes/status", "gatewayclasses/status"} <= names.keys()
-    policies = discovery.api_resource_list(served.values(), gw.POLICY_GROUP, gw.POLICY_VERSION)
+    policies = discovery.api_resource_list(served, gw.POLICY_GROUP, gw.POLICY_VERSION)
     assert policies is not None
     plurals = ("gcpgatewaypolicies", "gcpbackendpolicies", "healthcheckpolicies")
     assert {r["name"] for r in policies["resources"]} == {*plurals, *(f"{p}/status" for p in plurals)}
 
 
+def test_kinds_that_went_ga_are_also_served_at_v1beta1_as_the_bundles_crds_do() -> None:
+    for bundle in ("v1.5", "v1.4", "v1.3"):
+        beta = discovery.api_resource_list(kube_crds.served(bundle), gw.GROUP, "v1beta1")
+        assert beta is not None
+        assert {r["name"] for r in beta["resources"] if "/" not in r["name"]} == {
+            "gatewayclasses",
+            "gateways",
+            "httproutes",
+            "referencegrants",
+        }
+        group = discovery.api_group(kube_crds.served(bundle), gw.GROUP)
+        assert group is not None and group["preferredVersion"]["version"] == "v1"
+        assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1"]
+    grants = kube_crds.resource_of(KINDS[(gw.GROUP, "referencegrants")])
+    assert grants is not None
+    versions = kube_crds.crd_body(grants, "v1.5")["spec"]["versions"]
+    assert [(v["name"], v["storage"]) for v in versions] == [("v1", False), ("v1beta1", True)]
+    assert [k.version for k in grants.kinds("v1.4")] == ["v1beta1"]
+    gateways = kube_crds.resource_of(GATEWAY)
+    assert gateways is not None
+    assert [(v["name"], v["storage"]) for v in kube_crds.crd_body(gateways, "v1.3")["spec"]["versions"]] == [
+        ("v1", True),
+        ("v1beta1", False),
+    ]
+
+
 def test_without_the_gateway_api_no_gateway_or_policy_kind_is_served() -> None:
     served = kube_crds.served(gw.NO_GATEWAY_API)
-    assert not {k.kind for k in served.values()} & (GATEWAY_KINDS | POLICY_KINDS)
-    assert discovery.api_group(served.values(), gw.GROUP) is None
-    groups = {g["name"] for g in discovery.api_group_list(served.values())["groups"]}
+    assert not {k.kind for k in served} & (GATEWAY_KINDS | POLICY_KINDS)
+    assert discovery.api_group(served, gw.GROUP) is None
+    groups = {g["name"] for g in discovery.api_group_list(served)["groups"]}
     assert "cloud.google.com" in groups and gw.GROUP not in groups and gw.POLICY_GROUP not in groups
     assert list(kube_openapi.v3_index(gw.NO_GATEWAY_API)["paths"]).count(f"apis/{gw.GROUP}/v1") == 0
 
@@ -86,20 +112,22 @@ def test_without_the_gateway_api_no_gateway_or_policy_kind_is_served() -> None:
 @pytest.mark.parametrize("bundle", ["v1.5", "v1.4", "v1.3"])
 def test_crd_objects_and_openapi_documents_publish_the_same_schema(bundle: str) -> None:
     for resource in kube_crds.installed(bundle):
-        kind = resource.kind
         crd = kube_crds.crd_body(resource, bundle)
-        (version,) = crd["spec"]["versions"]
-        assert crd["metadata"]["name"] == f"{kind.plural}.{kind.group}" and version["name"] == kind.version
-        assert crd["spec"]["scope"] == ("Namespaced" if kind.namespaced else "Cluster")
-        assert ("subresources" in version) is kind.has_status
-        published = kube_openapi.v3_document(bundle, kind.group, kind.version)
-        assert published is not None
-        from_doc = copy.deepcopy(published["components"]["schemas"][kube_crds.definition_name(kind)])
-        from_doc["properties"]["metadata"] = {"type": "object"}
-        from_doc.pop("x-kubernetes-group-version-kind")
-        assert from_doc == version["schema"]["openAPIV3Schema"], kind.kind
-        v2 = kube_openapi.v2_document(bundle)["definitions"][kube_crds.definition_name(kind)]
-        assert v2["properties"]["spec"] == from_doc["properties"]["spec"]
+        assert crd["metadata"]["name"] == f"{resource.kind.plural}.{resource.kind.group}"
+        assert crd["spec"]["scope"] == ("Namespaced" if resource.kind.namespaced else "Cluster")
+        assert crd["status"]["storedVersions"] == [resource.kind.version]
+        for kind, version in zip(resource.kinds(bundle), crd["spec"]["versions"], strict=True):
+            assert version["name"] == kind.version and ("subresources" in version) is kind.has_status
+            published = kube_openapi.v3_document(bundle, kind.group, kind.version)
+            assert published is not None
+            from_doc = copy.deepcopy(published["components"]["schemas"][kube_crds.definition_name(kind)])
+            from_doc["properties"]["metadata"] = {"type": "object"}
+            assert from_doc.pop("x-kubernetes-group-version-kind") == [
+                {"group": kind.group, "kind": kind.kind, "version": kind.version}
+            ]
+            assert from_doc == version["schema"]["openAPIV3Schema"], kind
+            v2 = kube_openapi.v2_document(bundle)["definitions"][kube_crds.definition_name(kind)]
+            assert v2["properties"]["spec"] == from_doc["properties"]["spec"]
         if resource.gateway_api:
             assert crd["metadata"]["annotations"][gw.BUNDLE_VERSION_ANNOTATION] == gw.BUNDLE_VERSIONS[bundle]
             assert crd["metadata"]["annotations"][gw.CHANNEL_ANNOTATION] == "standard"
@@ -152,6 +180,8 @@ def test_the_v15_schemas_carry_every_field_the_kit_writes_and_older_bundles_lack
     for bundle in ("v1.4", "v1.3"):
         schema = kube_openapi.schema_of(GATEWAY, bundle)
         assert node(schema, "spec.tls") is None and node(schema, "spec.listeners.[].tls.mode") is not None
+        # v1.3's listener-level frontendValidation was experimental only: not in the standard schema
+        assert node(schema, "spec.listeners.[].tls.frontendValidation") is None
 
 
 # ---- writes as the CRD handler takes them ---------------------------------------------------------------
@@ -276,3 +306,82 @@ def test_printer_columns_read_the_object_as_the_crds_jsonpaths_say() -> None:
     assert kube_table.find({"a": [{"v": 1}, {"v": 2}]}, ".a[*].v") == [1, 2]
     assert kube_table.wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not kube_table.wants_table("application/json")
+
+
+def refused(kind: Any, obj: dict[str, Any]) -> dict[str, str]:
+    """{field: message} of the causes an object is refused with."""
+    with pytest.raises(ApiError) as info:
+        kube_openapi.admit(kind, obj, "v1.5")
+    assert info.value.status == 422
+    return {c["field"]: c["message"] for c in info.value.body["details"]["causes"]}
+
+
+def test_the_crds_validation_rules_refuse_what_the_api_server_would() -> None:
+    terminate = gateway()
+    terminate["spec"]["listeners"][0]["tls"] = {"mode": "Terminate"}
+    assert refused(GATEWAY, terminate) == {
+        "spec.listeners[0].tls": 'Invalid value: "object": certificateRefs or options must be specified when mode is Terminate'
+    }
+    terminate["spec"]["listeners"][0]["tls"]["options"] = {gw.PRE_SHARED_CERTS_OPTION: "web-cert"}
+    assert (
+        kube_openapi.admit(GATEWAY, terminate, "v1.5")["spec"]["listeners"][0]["tls"]["mode"] == "Terminate"
+    )
+    plain = gateway()
+    plain["spec"]["listeners"] = [
+        {"name": "http", "port": 80, "protocol": "HTTP", "tls": {"options": {"a": "b"}}}
+    ]
+    assert (
+        "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"
+        in refused(GATEWAY, plain)["spec.listeners"]
+    )
+
+    route = {
+        "apiVersion": HTTP_ROUTE.api_version,
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r"},
+        "spec": {
+            "rules": [
+                {
+                    "filters": [{"type": "RequestHeaderModifier"}],
+                    "backendRefs": [{"name": "web"}],
+                }
+            ]
+        },
+    }
+    assert refused(HTTP_ROUTE, route) == {
+        "spec.rules[0].filters[0]": 'Invalid value: "object": filter.requestHeaderModifier must be specified '
+        "for RequestHeaderModifier filter.type",
+        "spec.rules[0].backendRefs[0]": 'Invalid value: "object": Must have port for Service reference',
+    }
+    route["spec"]["rules"][0] = {
+        "filters": [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"add": [{"name": "X-A", "value": "1"}]},
+            }
+        ],
+        "backendRefs": [{"name": "web", "port": 80}],
+    }
+    assert kube_openapi.admit(HTTP_ROUTE, route, "v1.5")["spec"]["rules"][0]["backendRefs"][0]["weight"] == 1
+
+    health = {
+        "apiVersion": HEALTH_POLICY.api_version,
+        "kind": "HealthCheckPolicy",
+        "metadata": {"name": "h"},
+        "spec": {
+            "targetRef": {"group": "", "kind": "Service", "name": "web"},
+            "default": {"timeoutSec": 10, "config": {"type": "HTTP", "httpHealthCheck": {"port": 8080}}},
+        },
+    }
+    assert set(refused(HEALTH_POLICY, health).values()) == {
+        'Invalid value: "object": when checkIntervalSec is unspecified, timeOutSec cannot exceed 5, which is '
+        "the default value of checkIntervalSec",
+        'Invalid value: "object": port and portName must be unset for portSpecification being USE_SERVING_PORT '
+        "(which is the default)",
+    }
+    health["spec"]["default"] = {
+        "checkIntervalSec": 15,
+        "timeoutSec": 10,
+        "config": {"type": "HTTP", "httpHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": 8080}},
+    }
+    kube_openapi.admit(HEALTH_POLICY, health, "v1.5")

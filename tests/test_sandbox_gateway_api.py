@@ -132,7 +132,8 @@ def test_crds_are_readable_through_apiextensions(env: Env) -> None:
     crd = ext.read_custom_resource_definition("gateways.gateway.networking.k8s.io")
     assert crd.metadata.annotations[gw.BUNDLE_VERSION_ANNOTATION] == "v1.5.0"
     assert crd.metadata.annotations[gw.CHANNEL_ANNOTATION] == "standard"
-    (version,) = crd.spec.versions
+    version, beta = crd.spec.versions
+    assert (version.name, version.storage, beta.name, beta.storage) == ("v1", True, "v1beta1", False)
     frontend = version.schema.open_apiv3_schema.properties["spec"].properties["tls"].properties["frontend"]
     assert frontend.required == ["default"]
     assert {c.type for c in crd.status.conditions} == {"Established", "NamesAccepted"}
@@ -191,6 +192,37 @@ def test_server_side_apply_creates_defaults_and_owns_the_gateway_route_and_polic
     assert got["spec"]["default"]["logging"]["sampleRate"] == 1_000_000
 
 
+def test_a_v1beta1_manifest_is_stored_once_and_read_at_either_version(env: Env) -> None:
+    clients = env[1]
+    beta = gateway("beta")
+    beta["apiVersion"] = f"{gw.GROUP}/v1beta1"
+    _, status, _ = apply(clients, "gateways", beta)
+    assert status == 201
+    as_v1 = read(clients, "gateways", "beta")
+    assert as_v1["apiVersion"] == f"{gw.GROUP}/v1" and as_v1["spec"]["tls"]["frontend"]
+    as_beta = read(clients, "gateways", "beta", version="v1beta1")
+    assert (
+        as_beta["apiVersion"] == f"{gw.GROUP}/v1beta1"
+        and as_beta["metadata"]["uid"] == as_v1["metadata"]["uid"]
+    )
+    listed = clients.kube.custom.list_namespaced_custom_object(gw.GROUP, "v1beta1", NS, "gateways")
+    assert listed["apiVersion"] == f"{gw.GROUP}/v1beta1"
+    assert {i["apiVersion"] for i in listed["items"]} == {f"{gw.GROUP}/v1beta1"}
+    custom = clients.kube.custom
+    with pytest.raises(ApiException) as info:  # the version in the body must be the one in the path
+        custom.patch_namespaced_custom_object(
+            gw.GROUP,
+            "v1beta1",
+            NS,
+            "gateways",
+            "beta",
+            gateway("beta"),
+            field_manager=MANAGER,
+            _content_type=APPLY,
+        )
+    assert info.value.status == 400 and "does not match the expected API version" in info.value.body
+
+
 def test_an_older_bundle_prunes_spec_tls_or_refuses_it_under_strict(env: Env, bundle: Any) -> None:
     clients = env[1]
     bundle("v1.4")
@@ -205,7 +237,9 @@ def test_an_older_bundle_prunes_spec_tls_or_refuses_it_under_strict(env: Env, bu
     ext = k.ApiextensionsV1Api(clients.kube.api)
     crd = ext.read_custom_resource_definition("gateways.gateway.networking.k8s.io")
     assert crd.metadata.annotations[gw.BUNDLE_VERSION_ANNOTATION] == "v1.4.0"
-    assert "tls" not in crd.spec.versions[0].schema.open_apiv3_schema.properties["spec"].properties
+    assert all(
+        "tls" not in v.schema.open_apiv3_schema.properties["spec"].properties for v in crd.spec.versions
+    )
     classes = clients.kube.custom.list_cluster_custom_object(gw.GROUP, "v1", "gatewayclasses")["items"]
     assert all(
         gw.FEATURE_VALIDATION not in {f["name"] for f in c["status"]["supportedFeatures"]} for c in classes
@@ -261,6 +295,10 @@ def test_kubectl_applies_gets_describes_and_explains_gateways(env: Env, bundle: 
     assert gw.NO_VALID_CA in described and gw.EVENT_COMPONENT in described  # conditions and events
     explained = kubectl(env, *cache, "explain", "gateway.spec.tls.frontend").stdout
     assert "default\t<Object> -required-" in explained and "perPort" in explained
+    beta = kubectl(
+        env, *cache, "get", f"gateways.v1beta1.{gw.GROUP}", "web", "-n", NS, "-o", "jsonpath={.apiVersion}"
+    )
+    assert beta.stdout == f"{gw.GROUP}/v1beta1"
     again = kubectl(env, *cache, "apply", "--server-side", "-f", manifest).stdout
     assert again.count("serverside-applied") == 2
 
