@@ -271,11 +271,7 @@ class KubeApi:
 
     def _settle(self, namespace: str | None) -> None:
         """A terminating namespace goes once the last object in it (finalizers done) has gone."""
-        if namespace and self.objects.terminating(namespace):
-            for kind, obj in self.objects.contents(namespace):
-                if kind.plural == "events":  # recorded while it emptied; nothing holds them
-                    self.objects.delete(kind, namespace, obj["metadata"]["name"])
-            self.objects.finish_namespace(namespace)
+        self.objects.settle(namespace)
 
 
 def _at(asked: Kind, obj: dict[str, Any]) -> dict[str, Any]:
