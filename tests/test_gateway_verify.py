@@ -476,3 +476,18 @@ def test_a_gateway_that_forwards_no_mtls_headers_is_a_warning() -> None:
     assert verdict == "warn" and "RequestHeaderModifier" in detail and "header filter" in fix
     split = lbnames.LoadBalancerNames(**{**names().__dict__, "topology": "split", "scheme": "EXTERNAL"})
     assert probe.judge(probe.Case("c", "ok"), "REJECT_INVALID", attempt, header_names, split)[0] == "pass"
+
+
+def test_by_hand_commands_read_the_gateways_load_balancer(params: Params) -> None:
+    from mtlskit.teach import byhand
+
+    unresolved = str(byhand.by_hand(params, "70_drift"))
+    assert "GATEWAY_FORWARDING_RULE" in unresolved and "kubectl describe gateway web-gateway" in unresolved
+    assert "mtls-fr" not in unresolved and "ingress" not in unresolved
+    resolved = byhand.by_hand(params, "70_drift", clean_state(params))
+    assert not resolved.placeholders
+    lines = "\n".join(resolved.reads("gcloud"))
+    assert f"forwarding-rules describe {FR}" in lines and "server-tls-policies describe gkegw1-stp" in lines
+    assert "trust-configs describe gkegw1-tc" in lines
+    split = params.model_copy(update={"topology": "split"})
+    assert "forwarding-rules describe mtls-fr" in "\n".join(byhand.by_hand(split, "70_drift").reads("gcloud"))

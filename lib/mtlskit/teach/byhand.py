@@ -21,13 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from mtlskit.build import k8s
+from mtlskit.build import k8s, lbnames
 from mtlskit.build.backend import BackendService
+from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud import ownership
 from mtlskit.config.params import Params
 from mtlskit.rules.logentry import NOT_PROVIDED
 from mtlskit.verify import probe
-from mtlskit.verify.drift import DriftState
+from mtlskit.verify.drift import DriftState, GatewayDriftState
 
 BACKEND_SERVICE = "BACKEND_SERVICE"
 SANDBOX_CA = "SANDBOX_CA"
@@ -38,6 +39,20 @@ PLACEHOLDERS = {
     SANDBOX_CA: "the sandbox's stand-in for Google's public CAs: the 'server trust' row of "
     "50_verify's frontend table",
 }
+# A Gateway's load balancer not resolved yet: each name its controller wrote on the Gateway.
+GATEWAY_PLACEHOLDERS = {
+    "forwarding_rule": "GATEWAY_FORWARDING_RULE",
+    "target_proxy": "GATEWAY_HTTPS_PROXY",
+    "url_map": "GATEWAY_URL_MAP",
+    "server_tls_policy": "GATEWAY_SERVER_TLS_POLICY",
+    "trust_config": "GATEWAY_TRUST_CONFIG",
+}
+GATEWAY_WHERE = (
+    "a name the Gateway's controller built: its networking.gke.io/* annotations (kubectl describe gateway), "
+    "then the HTTPS proxy's serverTlsPolicy and that policy's trust config; 50_verify's frontend table "
+    "and 70_drift's first table show them once the Gateway is Programmed"
+)
+PLACEHOLDERS.update({name: GATEWAY_WHERE for name in GATEWAY_PLACEHOLDERS.values()})
 # The Compute fields each describe shows: what the step's checks judge, nothing else.
 BACKEND_FIELDS = "yaml(description,loadBalancingScheme,logConfig,customRequestHeaders,backends)"
 PROXY_FIELDS = "yaml(urlMap,sslCertificates,sslPolicy,serverTlsPolicy)"
@@ -91,6 +106,7 @@ class _Names:
     backend_service: str
     port: int
     server_ca: str | None
+    lb: LoadBalancerNames  # the load balancer the step resolved, or the params' (placeholders for a Gateway)
 
     @property
     def kubectl(self) -> str:
@@ -178,25 +194,25 @@ DESCRIBES: dict[str, _Describe] = {
     ),
     "URL map": _Describe(
         "compute url-maps",
-        lambda n: n.params.frontend.url_map,
+        lambda n: n.lb.url_map,
         "the backend service the URL map sends every request to: the anchor's, or the split is broken",
         "value(defaultService)",
     ),
     "HTTPS proxy": _Describe(
         "compute target-https-proxies",
-        lambda n: n.params.frontend.target_proxy,
+        lambda n: n.lb.target_proxy,
         "the HTTPS proxy: its URL map, managed certificate, SSL policy and server TLS policy (no policy, no mTLS)",
         PROXY_FIELDS,
     ),
     "forwarding rule": _Describe(
         "compute forwarding-rules",
-        lambda n: n.params.frontend.forwarding_rule,
+        lambda n: n.lb.forwarding_rule,
         "the forwarding rule: the address clients reach, port 443, and the proxy it targets",
         "value(IPAddress,portRange,target)",
     ),
     "SSL policy": _Describe(
         "compute ssl-policies",
-        lambda n: n.params.frontend.ssl_policy,
+        lambda n: n.lb.ssl_policy,
         "the SSL policy's profile and minimum TLS version",
         "value(profile,minTlsVersion)",
     ),
@@ -214,13 +230,13 @@ DESCRIBES: dict[str, _Describe] = {
     ),
     "server TLS policy": _Describe(
         "network-security server-tls-policies",
-        lambda n: n.params.mtls.server_tls_policy,
+        lambda n: n.lb.server_tls_policy_id,
         "the server TLS policy: its validation mode and the trust config it points at",
         scope="--location=global",
     ),
     "trust config": _Describe(
         "certificate-manager trust-configs",
-        lambda n: n.params.mtls.trust_config,
+        lambda n: n.lb.trust_config_id,
         "the trust config: its trust anchors, intermediates and allowlisted certificates",
         scope="--location=global",
     ),
@@ -328,7 +344,7 @@ def _requests(n: _Names) -> list[Command]:
             n.gcloud(
                 "compute forwarding-rules",
                 "describe",
-                p.frontend.forwarding_rule,
+                n.lb.forwarding_rule,
                 extra="--format='value(IPAddress)'",
             ),
             "the address the domains resolve to, kept in $IP for the requests below",
@@ -496,7 +512,26 @@ GATEWAY_STEPS: dict[str, tuple[str, ...]] = {
     "gw90_gateway_teardown": ("Gateway leftovers",),
 }
 
-Located = BackendService | probe.Frontend | DriftState | str | None
+# 50_verify and 70_drift in the Gateway topology: the same reads, of the load balancer the Gateway's
+# controller built, and the Gateway's own objects instead of the anchor and the BackendConfig.
+GATEWAY_VERIFY_STEPS: dict[str, tuple[str, ...]] = {
+    "50_verify": ("Gateway", "managed certificate", "requests"),
+    "70_drift": (
+        "Gateway",
+        "Gateway prerequisites",
+        "forwarding rule",
+        "HTTPS proxy",
+        "URL map",
+        "SSL policy",
+        "server TLS policy",
+        "trust config",
+        "certificate files",
+        "managed certificate",
+        "DNS",
+    ),
+}
+
+Located = BackendService | probe.Frontend | DriftState | GatewayDriftState | str | None
 
 
 def by_hand(params: Params, step: str, located: Located = None) -> ByHand:
@@ -514,6 +549,8 @@ def by_hand(params: Params, step: str, located: Located = None) -> ByHand:
             "(60_logs prints its own with mtlskit.verify.logs.by_hand(params))"
         )
     names = _names(params, located)
+    if names.lb.topology == "gateway" and step in GATEWAY_VERIFY_STEPS:
+        pages = {**pages, **GATEWAY_VERIFY_STEPS}
     commands = tuple(c for key in pages[step] for c in COMMANDS[key](names))
     text = "\n".join(c.line for c in commands)
     placeholders = {name: where for name, where in PLACEHOLDERS.items() if name in text}
@@ -535,4 +572,30 @@ def _names(params: Params, located: Any) -> _Names:
         port, server_ca = params.sandbox.data_plane_port, SANDBOX_CA
     else:
         port, server_ca = 443, None
-    return _Names(params, backend or BACKEND_SERVICE, port, server_ca)
+    return _Names(params, backend or BACKEND_SERVICE, port, server_ca, _load_balancer(params, located))
+
+
+def _load_balancer(params: Params, located: Any) -> LoadBalancerNames:
+    """The names the step resolved (a Frontend's, a Gateway drift state's), else the params' split
+    frontend, else a Gateway's placeholders."""
+    resolved = located.names if isinstance(located, probe.Frontend | GatewayDriftState) else None
+    known = lbnames.known_names(params, resolved)
+    if known is not None:
+        return known
+    split = lbnames.split_names(params)
+    location = f"projects/{params.project}/locations/global"
+    return LoadBalancerNames(
+        **{
+            **split.__dict__,
+            "topology": "gateway",
+            "scheme": params.gateway.facts.load_balancing_scheme,
+            **{
+                k: v
+                for k, v in GATEWAY_PLACEHOLDERS.items()
+                if k not in ("server_tls_policy", "trust_config")
+            },
+            "server_tls_policy": f"{location}/serverTlsPolicies/{GATEWAY_PLACEHOLDERS['server_tls_policy']}",
+            "trust_config": f"{location}/trustConfigs/{GATEWAY_PLACEHOLDERS['trust_config']}",
+            "gateway": lbnames.gateway_where(params),
+        }
+    )
