@@ -284,3 +284,15 @@ def test_each_gateway_page_prints_its_by_hand_commands_with_the_params_names(pki
     assert "web-gateway" not in text and "mtlskit-sandbox" not in text
     if page != "gw10_gateway_prereqs":
         assert "my-gw" in text or "-l mtlskit/stack=gw" in text
+
+
+def test_the_schema_walk_follows_openapi_references() -> None:
+    defs = {
+        "Tls": {"properties": {"frontend": {"$ref": "#/components/schemas/Frontend"}}},
+        "Frontend": {"properties": {"default": {"allOf": [{"$ref": "#/components/schemas/Default"}]}}},
+        "Default": {"properties": {"validation": {"properties": {"caCertificateRefs": {"type": "array"}}}}},
+    }
+    gateway_schema = {"properties": {"spec": {"properties": {"tls": {"$ref": "#/components/schemas/Tls"}}}}}
+    assert gateway_api._walk(gateway_schema, gateway_api.FRONTEND_PATH, defs) == {"type": "array"}
+    assert gateway_api._walk(gateway_schema, (*gateway_api.FRONTEND_PATH[:-1], "mode"), defs) is None
+    assert gateway_api.openapi_definition_name() == "io.k8s.networking.gateway.v1.Gateway"
