@@ -38,6 +38,7 @@ E2E_IN_MIXED_MODULES = {
     "test_logs.py": {"lb"},
     "test_commands.py": {"built"},
     "test_cli.py": {"test_run_refuses_bad_params_and_unknown_notebooks_before_running_anything"},
+    "test_notebooks.py": {"test_gateway_notebooks_run_under_nbval_on_a_built_gateway"},
 }
 
 

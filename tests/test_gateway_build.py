@@ -11,14 +11,23 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from mtlskit.build import gateway, gateway_api, gateway_kube, gateway_lb, gateway_preflight, gateway_status
-from mtlskit.build import permissions
+from mtlskit.build import (
+    gateway,
+    gateway_api,
+    gateway_kube,
+    gateway_lb,
+    gateway_preflight,
+    gateway_status,
+    permissions,
+)
 from mtlskit.cloud import ownership
 from mtlskit.config import params as params_mod
+from mtlskit.config import paths
 from mtlskit.config.params import Params
 from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
 from mtlskit.runner import execute
+from mtlskit.teach import byhand
 
 LABELS = {"app.kubernetes.io/managed-by": "mtlskit", "mtlskit/stack": "gw"}
 
@@ -232,6 +241,14 @@ def test_read_back_and_listener_checks_catch_a_pruned_field_and_gep91_reasons(pk
 
 
 def test_each_topology_runs_its_own_build_and_teardown_notebooks() -> None:
+    from mtlskit import cli
+
+    assert cli._notebook_names(False, True, (), "gateway") == [
+        *execute.GATEWAY_BUILD,
+        *execute.VERIFY,
+        execute.GATEWAY_TEARDOWN,
+    ]
+    assert cli._notebook_names(True, False, (), "gateway") == execute.VERIFY
     for topology in ("split", "gateway"):
         names = [*execute.build_notebooks(topology), execute.teardown_notebook(topology)]
         assert all(execute.notebook_path(n).is_file() for n in names)
@@ -253,3 +270,29 @@ def test_the_gateway_notebooks_refuse_split_params(pki: Path) -> None:
     split = gateway_params(pki, topology="split")
     with pytest.raises(gateway.PrerequisiteMissing, match="topology split"):
         gateway.require_gateway_topology(split)
+
+
+@pytest.mark.parametrize("page", list(byhand.GATEWAY_STEPS))
+def test_each_gateway_page_prints_its_by_hand_commands_with_the_params_names(pki: Path, page: str) -> None:
+    import json
+
+    cells = json.loads((paths.repo_root() / "notebooks" / f"{page}.ipynb").read_text())["cells"]
+    calls = ["".join(c["source"]) for c in cells if "by_hand(" in "".join(c["source"])]
+    assert calls == [f'print(runbook.by_hand(step.params, "{page}"))']
+    p = gateway_params(pki, gateway={"namespace": "edge", "name": "my-gw"})
+    text = str(byhand.by_hand(p, page))
+    assert "web-gateway" not in text and "mtlskit-sandbox" not in text
+    if page != "gw10_gateway_prereqs":
+        assert "my-gw" in text or "-l mtlskit/stack=gw" in text
+
+
+def test_the_schema_walk_follows_openapi_references() -> None:
+    defs = {
+        "Tls": {"properties": {"frontend": {"$ref": "#/components/schemas/Frontend"}}},
+        "Frontend": {"properties": {"default": {"allOf": [{"$ref": "#/components/schemas/Default"}]}}},
+        "Default": {"properties": {"validation": {"properties": {"caCertificateRefs": {"type": "array"}}}}},
+    }
+    gateway_schema = {"properties": {"spec": {"properties": {"tls": {"$ref": "#/components/schemas/Tls"}}}}}
+    assert gateway_api._walk(gateway_schema, gateway_api.FRONTEND_PATH, defs) == {"type": "array"}
+    assert gateway_api._walk(gateway_schema, (*gateway_api.FRONTEND_PATH[:-1], "mode"), defs) is None
+    assert gateway_api.openapi_definition_name() == "io.k8s.networking.gateway.v1.Gateway"

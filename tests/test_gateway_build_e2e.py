@@ -21,8 +21,8 @@ from mtlskit.build import (
     gateway_status,
     gateway_teardown,
     lbnames,
+    preflight,
 )
-from mtlskit.build import preflight
 from mtlskit.cloud import ownership
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config import params as params_mod
@@ -85,6 +85,17 @@ def test_an_older_cluster_is_refused_by_preflight_and_nothing_is_written(state: 
         step.finish(runbook.outcome_checks(step, "gateway prerequisites match params"))
     assert all(obj is None for obj in kube_objects(p, c).values())
     assert frontend.KINDS["SslPolicy"].get(c, p.frontend.ssl_policy) is None
+
+    # applied past the kit's refusal, a v1.4 schema prunes the field silently: the read-back says so
+    p14, c14 = env(state, gateway_api="v1.4")
+    manifest = gateway.gateway_manifest(p14)
+    manifest["metadata"] = {**manifest["metadata"], "name": "applied-by-hand"}
+    stored = gateway_kube.apply(c14, manifest)
+    check = gateway_status.readback_check(p14, gateway_status.state_of(stored).frontend)
+    assert check.status == "fail" and "pruned" in check.evidence, check
+    gateway_kube.delete(
+        c14, gateway_kube.KUBE_KINDS["Gateway"], manifest["metadata"]["namespace"], "applied-by-hand"
+    )
 
 
 def test_build_waits_reads_back_checks_the_load_balancer_and_a_rerun_changes_nothing(state: Path) -> None:

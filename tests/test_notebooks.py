@@ -63,3 +63,34 @@ def test_every_notebook_named_in_pages_and_fixes_exists() -> None:
     named = {(where, ref) for where, body in sources.items() for ref in REFERENCE.findall(body)}
     unknown = sorted(f"{where}: {ref}" for where, ref in named if ref not in NAMES)
     assert named and not unknown, f"no such notebook: {unknown}"
+
+
+def test_gateway_notebooks_run_under_nbval_on_a_built_gateway(tmp_path: Path) -> None:
+    """gw20, the Gateway page with the most cells, as committed (plan only, its default params
+    replaced through MTLSKIT_PARAMS by a sandbox of its own) on a Gateway built beforehand: it plans no
+    change, waits, and its status and load-balancer checks pass. (Each nbval kernel costs seconds;
+    gw10's and gw90's calls run in tests/test_gateway_build_e2e.py.)"""
+    import os
+
+    import yaml
+
+    from mtlskit.build import stack_gateway
+    from mtlskit.cloud.clients import build_clients
+    from mtlskit.config import params as params_mod
+    from mtlskit.sandbox import process
+    from tests.conftest import free_port, run_nbval
+
+    state = tmp_path / "sandbox"
+    data = params_mod.sandbox_default(state, ROOT / "params" / "sandbox-gateway.yaml")
+    data["sandbox"]["data_plane_port"] = free_port()
+    params_file = tmp_path / "gateway.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    params = params_mod.load(params_file)
+    try:
+        stack_gateway.build(build_clients(params), params, timeout=60)
+        env = {**os.environ, params_mod.PARAMS_ENV: str(params_file)}
+        result = run_nbval([ROOT / "notebooks" / "gw20_gateway.ipynb"], ROOT, env)
+    finally:
+        process.stop(state)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout

@@ -282,6 +282,10 @@ def test_a_client_without_a_certificate_is_refused_in_the_handshake(stack: Stack
     ip = stack.gateway()["status"]["addresses"][0]["value"]
     with pytest.raises(requests.exceptions.ConnectionError):
         stack.session(with_certificate=False).get(stack.url(ip), timeout=5)
+    # logged under the route's backend service for the SNI name, whose policy turned logging on
+    [rule_name] = names(stack, "forwarding_rules")
+    flt = f'resource.labels.forwarding_rule_name="{rule_name}" jsonPayload.statusDetails="client_cert_not_provided"'
+    assert until(lambda: list(stack.clients.logging.list_entries(filter_=flt)))
 
 
 def test_a_bad_ca_reference_gives_gep91_reasons_and_no_load_balancer(stack: Stack) -> None:

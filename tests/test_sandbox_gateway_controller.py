@@ -26,6 +26,7 @@ from mtlskit.sandbox.gateway_controller import (
     CONFIG_MAP,
     EVENT,
     GATEWAY,
+    GATEWAY_CLASS,
     GATEWAY_POLICY,
     HEALTH_POLICY,
     HTTP_ROUTE,
@@ -33,7 +34,7 @@ from mtlskit.sandbox.gateway_controller import (
     SERVICE,
     GatewayController,
 )
-from mtlskit.sandbox.kube import KINDS, KubeObjects
+from mtlskit.sandbox.kube import API, KINDS, KubeObjects, key_of
 from mtlskit.sandbox.locations import Locations
 
 P = "mtlskit-sandbox"
@@ -144,6 +145,12 @@ def world(tmp_path: Path, pki: dict[str, str]) -> Iterator[World]:
     locations = Locations(env)
     w = World(env, kube, compute, locations, GatewayController(env, kube, compute, locations))
     kube.create(KINDS[("", "namespaces")], None, {"metadata": {"name": NS}})
+    for name in gw.CLASSES:  # as the cluster seeds them (GEP-2162 features as objects)
+        features = [{"name": f} for f in gw.supported_features(name, "v1.5")]
+        kube.create(
+            GATEWAY_CLASS, None, {"metadata": {"name": name}, "spec": {"controllerName": gw.CONTROLLER_NAME}}
+        )
+        kube.patch(GATEWAY_CLASS, None, name, {"status": {"supportedFeatures": features}}, status_only=True)
     w.create(SERVICE, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 8080, "targetPort": 8080}]}})
     w.create(
         CONFIG_MAP,
@@ -528,3 +535,49 @@ def test_the_ingress_and_the_gateway_share_a_services_neg_until_neither_uses_it(
     w.kube.delete(GATEWAY, NS, "gw")
     w.controller.reconcile()
     assert w.compute.get(P, "networkEndpointGroups", neg, ZONE) is None
+
+
+def test_a_gateway_of_another_controllers_class_is_left_alone(world: World) -> None:
+    w = world
+    w.kube.create(
+        GATEWAY_CLASS, None, {"metadata": {"name": "other"}, "spec": {"controllerName": "example.com/gw"}}
+    )
+    body = gateway_body()
+    body["spec"]["gatewayClassName"] = "other"
+    w.create(GATEWAY, body)
+    w.controller.reconcile()
+    assert "status" not in w.gateway() or not w.gateway()["status"].get("conditions")
+    assert gw.FINALIZER not in (w.gateway()["metadata"].get("finalizers") or [])
+    assert w.get("forwardingRules") is None
+
+
+def test_a_class_that_claims_the_insecure_fallback_gets_allow_mode_and_says_so(world: World) -> None:
+    w = world
+    features = [{"name": f} for f in (gw.FEATURE_VALIDATION, gw.FEATURE_FALLBACK)]
+    w.kube.patch(GATEWAY_CLASS, None, CLASS, {"status": {"supportedFeatures": features}}, status_only=True)
+    built(w, None, gw.ALLOW_INSECURE_FALLBACK)
+    stp = w.located("serverTlsPolicies")
+    assert stp and stp["mtlsPolicy"]["clientValidationMode"] == "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+    insecure = w.cond(w.gateway(), gw.INSECURE_MODE_CONDITION)
+    assert (insecure["status"], insecure["reason"]) == ("True", "ConfigurationChanged")
+
+
+def test_a_namespace_being_deleted_goes_once_the_gateways_finalizer_ran(world: World) -> None:
+    w = built(world)
+    w.kube.mark_terminating(NS)
+    for kind, obj in w.kube.contents(NS):
+        w.kube.delete(kind, NS, obj["metadata"]["name"])
+    assert not w.kube.settle(NS)  # the Gateway still holds it
+    w.controller.reconcile()
+    assert w.kube.get(KINDS[("", "namespaces")], None, NS) is None
+    assert w.get("forwardingRules") is None
+
+
+def test_a_gateway_gone_without_its_finalizer_leaves_nothing_behind(world: World) -> None:
+    """Removing the Gateway API (its CRDs) takes the objects with it; the next sync collects the rest."""
+    w = built(world)
+    w.env.store.delete(API, GATEWAY.qualified, key_of(GATEWAY, NS, "gw"))
+    w.controller.reconcile()
+    for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps", "addresses"):
+        assert w.get(coll) is None, coll
+    assert w.located("serverTlsPolicies") is None

@@ -182,7 +182,9 @@ def _echo_dataplane(endpoint: str) -> None:
             f"mTLS {li['mtls']}, {li['certificates_served']} certificate(s) served, {state}"
         )
     if not plane["listeners"]:
-        click.echo("  no HTTPS forwarding rule yet (run 40_frontend with apply=True)")
+        click.echo(
+            "  no HTTPS forwarding rule yet (run 40_frontend, or gw20_gateway for topology gateway, with apply=True)"
+        )
 
 
 @sandbox.command("reset")

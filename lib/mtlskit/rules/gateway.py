@@ -38,6 +38,9 @@ MODE_FOR_VALIDATION = {
 # install it (new clusters and upgrades, standard channel).
 FRONTEND_VALIDATION_SINCE = "v1.5.0"
 FRONTEND_VALIDATION_GKE = "1.35.2-gke.1751000"
+# The oldest bundle whose standard GatewayClass has `status.supportedFeatures` (GEP-2162); before it
+# a class cannot say what it supports, so the kit can only read the schema.
+SUPPORTED_FEATURES_SINCE = "v1.4.0"
 
 # Annotations the controller writes on a Gateway, each holding the resource paths it built.
 ANNOTATION_PREFIX = "networking.gke.io/"
@@ -159,10 +162,15 @@ CHANNEL_ANNOTATION = "gateway.networking.k8s.io/channel"
 POLICY_LABEL = "gateway.networking.k8s.io/policy"
 
 
+def bundle_at_least(bundle: str, release: str) -> bool:
+    """True when the bundle installs this Gateway API release or a later one ("none" installs none)."""
+    installed = BUNDLE_VERSIONS.get(bundle)
+    return installed is not None and _release(installed) >= _release(release)
+
+
 def frontend_in_standard(bundle: str) -> bool:
     """True when the bundle's standard Gateway CRD carries `spec.tls.frontend` (v1.5 and later)."""
-    release = BUNDLE_VERSIONS.get(bundle)
-    return release is not None and _release(release) >= _release(FRONTEND_VALIDATION_SINCE)
+    return bundle_at_least(bundle, FRONTEND_VALIDATION_SINCE)
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -184,7 +192,10 @@ COMMON_FEATURES = (
 
 def supported_features(class_name: str, bundle: str) -> list[str]:
     """What the class publishes in `status.supportedFeatures` on a cluster with this bundle, sorted as
-    the API lists them: the frontend validation features only where the bundle's schema has the field."""
+    the API lists them: the frontend validation features only where the bundle's schema has the field,
+    nothing where the bundle's GatewayClass has no such status field."""
+    if not bundle_at_least(bundle, SUPPORTED_FEATURES_SINCE):
+        return []
     facts = CLASSES[class_name]
     features = set(CORE_FEATURES) | set(COMMON_FEATURES)
     if frontend_in_standard(bundle):

@@ -150,6 +150,7 @@ class Connection:
     protocol: str = ""
     cipher: str = ""
     url_map_name: str = ""
+    server_name: str = ""  # the client's SNI
     upstreams: dict[tuple[str, int], http.client.HTTPConnection] = field(default_factory=dict)
 
 
@@ -387,6 +388,8 @@ class DataPlane:
             self._count("handshake_failures")
             return
         conn = Connection(frontend, remote_ip)
+        sni = tls.get_servername()
+        conn.server_name = sni.decode() if sni else ""
         conn.protocol = tls.get_protocol_version_name() or ""
         conn.cipher = tls.get_cipher_name() or ""
         if frontend.mtls_mode:
@@ -665,7 +668,9 @@ class DataPlane:
         }
 
     def _log_closed(self, conn: Connection, started: float) -> None:
-        route = self._route(conn.frontend, "", "/")
+        """A connection refused after the handshake is logged under the backend service the URL map
+        picks for the client's SNI name (a Gateway routes by host), and that service's sampling."""
+        route = self._route(conn.frontend, conn.server_name, "/")
         bs, um_name = route.service, route.url_map
         if not self._log_config(bs):
             return

@@ -20,7 +20,9 @@
   it did not create), and backend services no Gateway uses any more are garbage-collected.
 Like the Ingress controller it works on Kubernetes and Compute through their stores; Network
 Security and Certificate Manager through `Locations`' direct writes (the controller is Google-side).
-The sandbox serves no firewall API: the firewall annotation names the rule GKE would create.
+The sandbox serves no firewall API: the firewall annotation names the rule GKE would create. How GKE
+names the server TLS policy and trust config it makes is unverified; here they take the Gateway's
+`gkegw1-` name, and the kit finds them through the proxy, never by name.
 """
 
 from __future__ import annotations
@@ -185,6 +187,7 @@ class GatewayController:
         """One pass over every Gateway of a class this controller owns, then routes, policies, GC."""
         self._route_parents, self._policy_verdicts = {}, {}
         wanted: set[str] = set()
+        live: set[str] = set()
         for gateway in self.kube.list(GATEWAY):
             facts = self._class_facts(gateway)
             if facts is None:
@@ -192,7 +195,9 @@ class GatewayController:
             if gateway["metadata"].get("deletionTimestamp"):
                 self._finalize(gateway)
                 continue
+            live.add(tr.gateway_name(self.uid, gateway["metadata"]["namespace"], gateway["metadata"]["name"]))
             wanted |= self._sync(gateway, facts)
+        self._collect_frontends(live)
         self._collect_backends(wanted)
         self._write_route_status()
         self._write_policy_status()
@@ -204,12 +209,12 @@ class GatewayController:
         what the GatewayClass publishes, when it publishes them."""
         name = (gateway.get("spec") or {}).get("gatewayClassName", "")
         cls = self.kube.get(GATEWAY_CLASS, None, name)
-        if cls is not None and (cls.get("spec") or {}).get("controllerName") != gw.CONTROLLER_NAME:
-            return None
+        if cls is None or (cls.get("spec") or {}).get("controllerName") != gw.CONTROLLER_NAME:
+            return None  # no class, or another controller's: the Gateway waits for its controller
         facts = gw.CLASSES.get(name)
         if facts is None:
             return None
-        published = (cls or {}).get("status", {}).get("supportedFeatures")
+        published = (cls.get("status") or {}).get("supportedFeatures")
         if published is not None:
             names = {f.get("name") if isinstance(f, dict) else f for f in published}
             facts = gw.GatewayClassFacts(
@@ -846,10 +851,17 @@ class GatewayController:
     # ---- deletion ---------------------------------------------------------------------------------------
 
     def _finalize(self, gateway: dict[str, Any]) -> None:
-        """Delete what the Gateway built, top down, then let the API server remove it."""
+        """Delete what the Gateway built, then let the API server remove it."""
         meta = gateway["metadata"]
         ns = meta["namespace"]
-        name = tr.gateway_name(self.uid, ns, meta["name"])
+        self._delete_frontend(tr.gateway_name(self.uid, ns, meta["name"]))
+        self.env.store.set_meta(f"gateway-generation:{meta['uid']}", "")
+        fins = [f for f in meta.get("finalizers") or [] if f != gw.FINALIZER]
+        self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"finalizers": fins or None}})
+        self.kube.settle(ns)  # a namespace being deleted waited for this finalizer
+
+    def _delete_frontend(self, name: str) -> None:
+        """One Gateway's own resources, top down; never an address it did not create."""
         c, p = self.compute, self.project
         for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps"):
             c.delete(p, coll, name)
@@ -857,9 +869,14 @@ class GatewayController:
         own = c.get(p, "addresses", name)
         if own is not None and own.get("_owner") == OWNER:
             c.delete(p, "addresses", name)
-        self.env.store.set_meta(f"gateway-generation:{meta['uid']}", "")
-        fins = [f for f in meta.get("finalizers") or [] if f != gw.FINALIZER]
-        self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"finalizers": fins or None}})
+
+    def _collect_frontends(self, live: set[str]) -> None:
+        """Frontends whose Gateway went without its finalizer running (its CRD was removed with it)."""
+        prefix = f"{gw.NAME_PREFIX}{tr.cluster_tag(self.uid)}-"
+        for rule in self.compute.list(self.project, "forwardingRules"):
+            name = rule["name"]
+            if name.startswith(prefix) and rule.get("_owner") == OWNER and name not in live:
+                self._delete_frontend(name)
 
     # ---- events -------------------------------------------------------------------------------------------
 

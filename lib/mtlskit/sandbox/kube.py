@@ -338,6 +338,16 @@ class KubeObjects:
             current = self._save(KINDS[("", "namespaces")], current)
         return current
 
+    def settle(self, namespace: str | None) -> bool:
+        """A terminating namespace goes once the last object in it (finalizers done) has gone; the
+        events recorded while it emptied hold nothing and go with it. True when it went."""
+        if not namespace or not self.terminating(namespace):
+            return False
+        for kind, obj in self.contents(namespace):
+            if kind.plural == "events":
+                self.delete(kind, namespace, obj["metadata"]["name"])
+        return self.finish_namespace(namespace)
+
     def finish_namespace(self, name: str) -> bool:
         """Remove a terminating namespace once nothing is left in it (its `kubernetes` finalizer)."""
         if not self.terminating(name) or self.contents(name):

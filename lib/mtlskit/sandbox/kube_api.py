@@ -19,7 +19,7 @@ from mtlskit.sandbox import kube_apply, kube_openapi, kube_table
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
-from mtlskit.sandbox.kube_crds import CRD, CUSTOM_KINDS, InstalledCrds, resource_of
+from mtlskit.sandbox.kube_crds import CRD, InstalledCrds, is_custom, resource_of, storage_of
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
 
 
@@ -49,7 +49,7 @@ class KubeApi:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        served = {key: k for key, k in self.crds.served().items() if k.version == version}
+        served = {(k.group, k.plural): k for k in self.crds.served() if k.version == version}
         namespace = None
         # `namespaces/NAME/KIND/...` is a namespaced scope; `namespaces/NAME[/status]` is the
         # Namespace object itself (a cluster-scoped kind like any other)
@@ -65,7 +65,7 @@ class KubeApi:
             return kube_openapi.handle(req.headers.get("accept", ""), parts[1:], self.crds.bundle)
         if req.method != "GET" or parts[:1] not in (["api"], ["apis"]):
             return None
-        served = self.crds.served().values()
+        served = self.crds.served()
         if len(parts) == 1:
             if discovery.wants_aggregated(req.headers.get("accept", "")):
                 body = discovery.aggregated(served, core=parts == ["api"])
@@ -81,7 +81,10 @@ class KubeApi:
             return _found(discovery.api_resource_list(served, parts[1], parts[2]))
         return None
 
-    def _dispatch(self, req: Request, kind: Kind, namespace: str | None, rest: list[str]) -> Response:
+    def _dispatch(self, req: Request, asked: Kind, namespace: str | None, rest: list[str]) -> Response:
+        """One request for `asked` (the kind at the version in the path); objects are stored at the
+        kind's storage version and answered at the asked one."""
+        kind = storage_of(asked)
         if kind == CRD and req.method != "GET":
             raise ApiError.kube(
                 405,
@@ -91,26 +94,26 @@ class KubeApi:
             )
         bundle = self.crds.bundle
         if not rest and req.method == "GET":
-            return self._list(req, kind, namespace)
+            return self._list(req, asked, namespace)
         if not rest and req.method == "POST":
-            body, warnings = kube_openapi.validate(kind, req.json(), req.arg("fieldValidation"), bundle)
+            body, warnings = kube_openapi.validate(asked, req.json(), req.arg("fieldValidation"), bundle)
             manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
-            managed = kube_apply.created_by(manager, "Update", kind.api_version, body)
-            body = kube_openapi.admit(kind, _new_custom_object(kind, body), bundle)
+            managed = kube_apply.created_by(manager, "Update", asked.api_version, body)
+            body = kube_openapi.admit(asked, _new_custom_object(kind, body), bundle)
             created = self.objects.create(kind, namespace, _with_managed(body, managed))
-            return self._written(kind, created, 201, warnings)
+            return self._written(asked, created, 201, warnings)
         if not rest:
             raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
         name, sub = rest[0], rest[1] if len(rest) > 1 else None
         status_only = sub == "status"
         if req.method == "GET":
-            return self._read(req, kind, [self.objects.require(kind, namespace, name)], single=True)
+            return self._read(req, asked, [self.objects.require(kind, namespace, name)], single=True)
         if req.method == "DELETE":
-            return self._delete(kind, namespace, name)
+            return self._delete(asked, namespace, name)
         manager = kube_apply.manager_of(req.arg("fieldManager"), req.headers.get("user-agent", ""))
         ctype = req.headers.get("content-type", "").split(";")[0].strip()
         if req.method == "PATCH" and ctype == "application/apply-patch+yaml":
-            return self._apply(req, kind, namespace, name, manager)
+            return self._apply(req, asked, namespace, name, manager)
         if req.method not in ("PUT", "PATCH"):
             raise ApiError.kube(405, "MethodNotAllowed", f"{req.method} is not supported")
         if "json-patch" in ctype:
@@ -121,33 +124,35 @@ class KubeApi:
             )
         incoming = req.json()
         warnings: list[str] = []
+        custom = is_custom(kind)
         if req.method == "PUT":
-            incoming, warnings = kube_openapi.validate(kind, incoming, req.arg("fieldValidation"), bundle)
+            incoming, warnings = kube_openapi.validate(asked, incoming, req.arg("fieldValidation"), bundle)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             if req.method == "PUT":
                 new = incoming
-            elif ctype == "application/strategic-merge-patch+json" and kind not in CUSTOM_KINDS:
+            elif ctype == "application/strategic-merge-patch+json" and not custom:
                 new = kube_apply.strategic_merge(
                     current, incoming, kube_openapi.schema_of(kind, bundle), kube_openapi.resolve
                 )
             else:  # custom resources take merge patches only, as the API server's CRD handler does
                 new = merge_patch(current, incoming)
-                if kind in CUSTOM_KINDS:  # the patched object is pruned like any other write
-                    new, pruned = kube_openapi.validate(kind, new, req.arg("fieldValidation"), bundle)
+                if custom:  # the patched object is pruned like any other write
+                    new, pruned = kube_openapi.validate(asked, new, req.arg("fieldValidation"), bundle)
                     warnings.extend(pruned)
-            new = kube_openapi.admit(kind, new, bundle)
+            new = kube_openapi.admit(asked, new, bundle)
             if status_only:
                 return new
             return _with_managed(
-                new, kube_apply.record_update(current, incoming, new, manager, kind.api_version)
+                new, kube_apply.record_update(current, incoming, new, manager, asked.api_version)
             )
 
         saved = self.objects.update_with(kind, namespace, name, incoming, change, status_only)
-        return self._written(kind, saved, 200, warnings)
+        return self._written(asked, saved, 200, warnings)
 
-    def _apply(self, req: Request, kind: Kind, namespace: str | None, name: str, manager: str) -> Response:
+    def _apply(self, req: Request, asked: Kind, namespace: str | None, name: str, manager: str) -> Response:
         """Server-side apply: create (201) or update (200) with `manager` owning what it applied."""
+        kind = storage_of(asked)
         if not req.arg("fieldManager"):
             raise ApiError.kube(
                 400, "BadRequest", "PATCH /apply: fieldManager is required for apply requests"
@@ -156,47 +161,49 @@ class KubeApi:
             applied = yaml.safe_load(req.body or b"{}") or {}
         except yaml.YAMLError as exc:
             raise ApiError.kube(400, "BadRequest", f"error decoding YAML: {exc}") from None
-        if (applied.get("apiVersion"), applied.get("kind")) != (kind.api_version, kind.kind):
+        if (applied.get("apiVersion"), applied.get("kind")) != (asked.api_version, asked.kind):
             raise ApiError.kube(
                 400,
                 "BadRequest",
                 f"the API version in the data ({applied.get('apiVersion')}) does not match the expected "
-                f"API version ({kind.api_version}) or kind ({applied.get('kind')} != {kind.kind})",
+                f"API version ({asked.api_version}) or kind ({applied.get('kind')} != {asked.kind})",
             )
         if (applied.get("metadata") or {}).get("name") not in (None, name):
             raise ApiError.kube(
                 400, "BadRequest", "the name of the object does not match the name on the URL"
             )
         bundle = self.crds.bundle
-        applied, warnings = kube_openapi.validate(kind, applied, req.arg("fieldValidation"), bundle)
+        applied, warnings = kube_openapi.validate(asked, applied, req.arg("fieldValidation"), bundle)
         # Compared with the stored object, which has its defaults: a manifest that leaves a defaulted
         # field out (a listener's allowedRoutes) must not conflict with its own earlier apply.
-        applied = kube_openapi.defaulted(kind, applied, bundle)
+        applied = kube_openapi.defaulted(asked, applied, bundle)
         force = (req.arg("force") or "").lower() == "true"
         if self.objects.get(kind, namespace, name) is None:
-            managed = kube_apply.created_by(manager, "Apply", kind.api_version, applied)
+            managed = kube_apply.created_by(manager, "Apply", asked.api_version, applied)
             meta = {**(applied.get("metadata") or {}), "name": name}
-            body = kube_openapi.admit(kind, _new_custom_object(kind, {**applied, "metadata": meta}), bundle)
+            body = kube_openapi.admit(asked, _new_custom_object(kind, {**applied, "metadata": meta}), bundle)
             created = self.objects.create(kind, namespace, _with_managed(body, managed))
-            return self._written(kind, created, 201, warnings)
+            return self._written(asked, created, 201, warnings)
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
             result, managed = kube_apply.apply(current, applied, manager, force)
-            return _with_managed(kube_openapi.admit(kind, result, bundle), managed)
+            return _with_managed(kube_openapi.admit(asked, result, bundle), managed)
 
-        return self._written(kind, self.objects.update_with(kind, namespace, name, {}, change), 200, warnings)
+        saved = self.objects.update_with(kind, namespace, name, {}, change)
+        return self._written(asked, saved, 200, warnings)
 
-    def _written(self, kind: Kind, stored: dict[str, Any], status: int, warnings: list[str]) -> Response:
+    def _written(self, asked: Kind, stored: dict[str, Any], status: int, warnings: list[str]) -> Response:
         """Publish an accepted write (the controller follows before the answer) and answer with the
         object as it is now, or as written when the write completed its deletion (last finalizer)."""
+        kind = storage_of(asked)
         namespace, name = stored["metadata"].get("namespace"), stored["metadata"]["name"]
         self.events.publish(KUBE_WRITE, kind, stored)
         self._settle(namespace)
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else {}
-        return Response(status, self.objects.get(kind, namespace, name) or stored, headers)
+        headers = {"Warning": ", ".join(_warning(w) for w in warnings)} if warnings else {}
+        return Response(status, _at(asked, self.objects.get(kind, namespace, name) or stored), headers)
 
-    def _list(self, req: Request, kind: Kind, namespace: str | None) -> Response:
-        items = self.objects.list(kind, namespace)
+    def _list(self, req: Request, asked: Kind, namespace: str | None) -> Response:
+        items = self.objects.list(storage_of(asked), namespace)
         labels = _selector(req.arg("labelSelector"))
         fields = _selector(req.arg("fieldSelector"))
         items = [
@@ -205,28 +212,30 @@ class KubeApi:
             if all(((i["metadata"].get("labels") or {}).get(k) == v) is eq for k, (v, eq) in labels.items())
             and all((_field(i, k) == v) is eq for k, (v, eq) in fields.items())
         ]
-        return self._read(req, kind, items, single=False)
+        return self._read(req, asked, items, single=False)
 
-    def _read(self, req: Request, kind: Kind, items: list[dict[str, Any]], single: bool) -> Response:
+    def _read(self, req: Request, asked: Kind, items: list[dict[str, Any]], single: bool) -> Response:
         """Objects as asked: a Table of a custom resource's printer columns for `kubectl get`, else
-        the object or the list."""
-        resource = resource_of(kind)
+        the object or the list, at the asked version."""
+        resource = resource_of(asked)
         version = self.objects.resource_version()
         if resource is not None and kube_table.wants_table(req.headers.get("accept", "")):
             return Response(200, kube_table.table(resource.columns, items, version))
+        items = [_at(asked, i) for i in items]
         if single:
             return Response(200, items[0])
         return Response(
             200,
             {
-                "apiVersion": kind.api_version,
-                "kind": f"{kind.kind}List",
+                "apiVersion": asked.api_version,
+                "kind": f"{asked.kind}List",
                 "metadata": {"resourceVersion": version},
                 "items": items,
             },
         )
 
-    def _delete(self, kind: Kind, namespace: str | None, name: str) -> Response:
+    def _delete(self, asked: Kind, namespace: str | None, name: str) -> Response:
+        kind = storage_of(asked)
         if kind.plural == "namespaces":
             return self._delete_namespace(name)
         result = self.objects.delete(kind, namespace, name)
@@ -234,7 +243,7 @@ class KubeApi:
         self._settle(namespace)
         remaining = self.objects.get(kind, namespace, name)
         if remaining is not None:
-            return Response(200, remaining)
+            return Response(200, _at(asked, remaining))
         if kind.plural == "services":
             return Response(200, result)  # the API answers a Service delete with the Service
         return Response(
@@ -262,17 +271,28 @@ class KubeApi:
 
     def _settle(self, namespace: str | None) -> None:
         """A terminating namespace goes once the last object in it (finalizers done) has gone."""
-        if namespace and self.objects.terminating(namespace):
-            for kind, obj in self.objects.contents(namespace):
-                if kind.plural == "events":  # recorded while it emptied; nothing holds them
-                    self.objects.delete(kind, namespace, obj["metadata"]["name"])
-            self.objects.finish_namespace(namespace)
+        self.objects.settle(namespace)
+
+
+def _at(asked: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+    """A stored object at the version the client asked for: the CRDs here convert with strategy
+    None (one schema for every version), so only `apiVersion` changes."""
+    if obj.get("apiVersion") in (None, asked.api_version) or obj.get("kind") != asked.kind:
+        return obj
+    return {**obj, "apiVersion": asked.api_version}
+
+
+def _warning(text: str) -> str:
+    """One `Warning` header value (RFC 9111: code, agent, quoted text with `"` and `\\` escaped), as
+    the API server sends it and kubectl prints it (`Warning: unknown field "spec.tls"`)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def _new_custom_object(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
     """A new custom resource with a status subresource starts without the status it was sent (the
     CRD's status default, or its controller, fills it), as the API server's CRD strategy does."""
-    if kind in CUSTOM_KINDS and kind.has_status:
+    if is_custom(kind) and kind.has_status:
         return {k: v for k, v in body.items() if k != "status"}
     return body
 

@@ -100,7 +100,7 @@ def root(spec: Schema, status: Schema, desc: str, spec_required: bool = True) ->
 PORT = integer("Port number.", 1, 65535)
 
 
-def condition_list(default: list[dict[str, str]] | None = None) -> Schema:
+def condition_list(default: list[dict[str, str]] | None = None, at_least_one: bool = False) -> Schema:
     """metav1.Condition, keyed by type (what `kubectl describe` shows under Conditions)."""
     condition = obj(
         {
@@ -123,6 +123,8 @@ def condition_list(default: list[dict[str, str]] | None = None) -> Schema:
     )
     if default is not None:
         out["default"] = default
+    if at_least_one:
+        out["minItems"] = 1
     return out
 
 
@@ -153,6 +155,12 @@ def object_reference(desc: str, required: tuple[str, ...] = ("group", "kind", "n
         desc,
         required=required,
     )
+
+
+def local_reference(desc: str) -> Schema:
+    ref = object_reference(desc)
+    del ref["properties"]["namespace"]
+    return ref
 
 
 def secret_reference(desc: str) -> Schema:
@@ -204,19 +212,19 @@ def gateway_class(bundle: str) -> Schema:
         "Spec for this GatewayClass.",
         required=("controllerName",),
     )
-    status = obj(
-        {
-            "conditions": condition_list(pending("Accepted")),
-            "supportedFeatures": arr(
-                obj(
-                    {"name": string("A feature name of the Gateway API conformance suite.")},
-                    required=("name",),
-                ),
-                "The features the class supports, by conformance feature name (GEP-2162).",
-                maxItems=64,
-                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    status_props: dict[str, Schema] = {"conditions": condition_list(pending("Accepted"))}
+    if gw.bundle_at_least(bundle, gw.SUPPORTED_FEATURES_SINCE):
+        status_props["supportedFeatures"] = arr(
+            obj(
+                {"name": string("A feature name of the Gateway API conformance suite.")},
+                required=("name",),
             ),
-        },
+            "The features the class supports, by conformance feature name (GEP-2162).",
+            maxItems=64,
+            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        )
+    status = obj(
+        status_props,
         "Status of the GatewayClass.",
         default={"conditions": pending("Accepted")},
     )
@@ -370,6 +378,12 @@ def gateway(bundle: str) -> Schema:
         props["allowedListeners"] = loose("Which ListenerSets may attach to the Gateway.")
         props["tls"] = gateway_tls()
     spec = obj(props, "Desired state of the Gateway.", required=("gatewayClassName", "listeners"))
+    # v1.5 counts the ListenerSets attached (GEP-1713); older bundles have no such field.
+    listener_sets = (
+        {"attachedListenerSets": integer("ListenerSets attached to the Gateway.")}
+        if gw.bundle_at_least(bundle, "v1.5.0")
+        else {}
+    )
     listener_status = obj(
         {
             "name": string("The listener's name.", minLength=1, maxLength=253),
@@ -381,7 +395,10 @@ def gateway(bundle: str) -> Schema:
             ),
             "conditions": condition_list(),
         },
-        required=("name", "attachedRoutes", "conditions"),
+        # supportedKinds is required before v1.5
+        required=("name", "attachedRoutes", "conditions")
+        if gw.bundle_at_least(bundle, "v1.5.0")
+        else ("name", "attachedRoutes", "conditions", "supportedKinds"),
     )
     status = obj(
         {
@@ -394,6 +411,7 @@ def gateway(bundle: str) -> Schema:
                 maxItems=16,
             ),
             "conditions": condition_list(pending("Accepted", "Programmed")),
+            **listener_sets,
             "listeners": arr(
                 listener_status,
                 "Status of each listener.",
@@ -439,22 +457,25 @@ FILTER_TYPES = (
     "RequestRedirect",
     "URLRewrite",
     "ExtensionRef",
-    "CORS",
 )
 
-FILTER = obj(
-    {
-        "type": enum(FILTER_TYPES, "The kind of filter; the field of the same name holds its settings."),
+
+def route_filter(bundle: str) -> Schema:
+    props: dict[str, Schema] = {
         "requestHeaderModifier": header_modifier("Changes request headers before they reach the backend."),
         "responseHeaderModifier": header_modifier("Changes response headers before they reach the client."),
         "requestMirror": loose("Mirrors requests to another backend."),
         "requestRedirect": loose("Answers with a redirect."),
         "urlRewrite": loose("Rewrites the host or path."),
-        "extensionRef": object_reference("An implementation-specific filter."),
-        "cors": loose("Cross-origin resource sharing."),
-    },
-    required=("type",),
-)
+        "extensionRef": local_reference("An implementation-specific filter in the route's namespace."),
+    }
+    types = FILTER_TYPES
+    if gw.bundle_at_least(bundle, "v1.5.0"):  # CORS reached the standard channel in v1.5
+        types = (*types, "CORS")
+        props["cors"] = loose("Cross-origin resource sharing.")
+    kind = enum(types, "The kind of filter; the field of the same name holds its settings.")
+    return obj({"type": kind, **props}, required=("type",))
+
 
 MATCH = obj(
     {
@@ -476,61 +497,76 @@ MATCH = obj(
     }
 )
 
-BACKEND_REF = obj(
-    {
-        "group": string("Group of the backend; empty for the core group.", maxLength=253, default=""),
-        "kind": string("Kind of the backend.", minLength=1, maxLength=63, default="Service"),
-        "name": string("Name of the backend.", minLength=1, maxLength=253),
-        "namespace": string("Namespace of the backend.", minLength=1, maxLength=63),
-        "port": PORT,
-        "weight": {**integer("Share of requests sent to this backend.", 0, 1000000), "default": 1},
-        "filters": arr(FILTER, "Filters applied to requests sent to this backend only.", maxItems=16),
-    },
-    required=("name",),
-)
 
-ROUTE_RULE = obj(
-    {
-        "name": string("The rule's name.", minLength=1, maxLength=253),
-        "matches": arr(
-            MATCH,
-            "Conditions a request must meet for the rule to apply.",
-            maxItems=64,
-            default=[{"path": {"type": "PathPrefix", "value": "/"}}],
-        ),
-        "filters": arr(FILTER, "Filters applied to every request the rule matches.", maxItems=16),
-        "backendRefs": arr(BACKEND_REF, "Where matching requests go.", maxItems=16),
-        "timeouts": loose("Request and backend request timeouts."),
-        "retry": loose("Retry settings."),
-        "sessionPersistence": loose("Session persistence."),
-    }
-)
+def backend_ref(bundle: str) -> Schema:
+    return obj(
+        {
+            "group": string("Group of the backend; empty for the core group.", maxLength=253, default=""),
+            "kind": string("Kind of the backend.", minLength=1, maxLength=63, default="Service"),
+            "name": string("Name of the backend.", minLength=1, maxLength=253),
+            "namespace": string("Namespace of the backend.", minLength=1, maxLength=63),
+            "port": PORT,
+            "weight": {**integer("Share of requests sent to this backend.", 0, 1000000), "default": 1},
+            "filters": arr(
+                route_filter(bundle), "Filters applied to requests sent to this backend only.", maxItems=16
+            ),
+        },
+        required=("name",),
+    )
+
+
+def route_rule(bundle: str) -> Schema:
+    props: dict[str, Schema] = {}
+    if gw.bundle_at_least(bundle, "v1.4.0"):  # named rules (GEP-995) reached the standard channel in v1.4
+        props["name"] = string("The rule's name.", minLength=1, maxLength=253)
+    return obj(
+        {
+            **props,
+            "matches": arr(
+                MATCH,
+                "Conditions a request must meet for the rule to apply.",
+                maxItems=64,
+                default=[{"path": {"type": "PathPrefix", "value": "/"}}],
+            ),
+            "filters": arr(
+                route_filter(bundle), "Filters applied to every request the rule matches.", maxItems=16
+            ),
+            "backendRefs": arr(backend_ref(bundle), "Where matching requests go.", maxItems=16),
+            "timeouts": loose("Request and backend request timeouts."),
+        }
+    )
 
 
 def http_route(bundle: str) -> Schema:
+    v15 = gw.bundle_at_least(bundle, "v1.5.0")
+    rules = arr(
+        route_rule(bundle),
+        "Matching rules and the actions taken on matches.",
+        maxItems=16,
+        default=[{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}],
+    )
+    if v15:
+        rules["minItems"] = 1
     spec = obj(
         {
             "parentRefs": arr(parent_reference("A Gateway (listener) the route attaches to."), maxItems=32),
             "hostnames": arr(
                 string(minLength=1, maxLength=253), "Host names the route matches.", maxItems=16
             ),
-            "rules": arr(
-                ROUTE_RULE,
-                "Matching rules and the actions taken on matches.",
-                minItems=1,
-                maxItems=16,
-                default=[{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}],
-            ),
+            "rules": rules,
         },
         "Desired state of the HTTPRoute.",
     )
+    since_v14 = gw.bundle_at_least(bundle, "v1.4.0")
     parent_status = obj(
         {
             "parentRef": parent_reference("The parent this status is for."),
             "controllerName": string("The controller that wrote this status.", minLength=1, maxLength=253),
-            "conditions": condition_list(),
+            "conditions": condition_list(at_least_one=True),
         },
-        required=("parentRef", "controllerName", "conditions"),
+        required=("parentRef", "controllerName", "conditions")
+        if since_v14
+        else ("parentRef", "controllerName"),
     )
     status = obj(
         {"parents": arr(parent_status, "Status per parent.", maxItems=32)},
@@ -600,7 +636,7 @@ def policy(default: Schema, desc: str, ancestors: bool = False) -> Schema:
                 {
                     "ancestorRef": parent_reference("The Gateway the policy took effect through."),
                     "controllerName": string(minLength=1, maxLength=253),
-                    "conditions": condition_list(),
+                    "conditions": condition_list(at_least_one=True),
                 },
                 required=("ancestorRef", "controllerName"),
             ),

@@ -16,7 +16,9 @@ CustomResourceDefinition objects stored for `apiextensions.k8s.io/v1` (`Installe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,19 +44,44 @@ def _condition_column(name: str) -> dict[str, Any]:
 class CustomResource:
     """One CRD: its kind, its schema for a bundle, and what its CRD object says besides the schema."""
 
-    kind: Kind
+    kind: Kind  # at its storage version: what `kube.KINDS` holds, the store keeps and controllers see
     schema: Callable[[str], dict[str, Any]]
     columns: tuple[dict[str, Any], ...] = ()
     gateway_api: bool = False  # part of the Gateway API bundle (its annotations, installed with it)
     gke_policy: bool = False  # one of GKE's policies (installed with the Gateway API, labelled Direct)
+    # Other versions served with the same schema (conversion "None": only apiVersion changes), each
+    # with the first Gateway API release whose standard CRD serves it.
+    other_versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
         return self.kind.qualified
 
+    def kinds(self, bundle: str) -> tuple[Kind, ...]:
+        """The kind at every version the bundle serves, GA before beta (the CRD's and discovery's order)."""
+        others = [
+            dataclasses.replace(self.kind, version=v)
+            for v, since in self.other_versions
+            if gw.bundle_at_least(bundle, since)
+        ]
+        return tuple(sorted([self.kind, *others], key=lambda k: _version_rank(k.version)))
+
+
+def _version_rank(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version priority: v1 before v1beta2 before v1beta1 before v1alpha1."""
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if match is None:
+        return (3, 0, 0)
+    major, stage, minor = match.groups()
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -int(major), -int(minor or 0))
+
 
 def _row(
-    group: str, plural: str, schema: Callable[[str], dict[str, Any]], *columns: dict[str, Any]
+    group: str,
+    plural: str,
+    schema: Callable[[str], dict[str, Any]],
+    *columns: dict[str, Any],
+    other_versions: tuple[tuple[str, str], ...] = (),
 ) -> CustomResource:
     return CustomResource(
         KINDS[(group, plural)],
@@ -62,7 +89,13 @@ def _row(
         columns,
         gateway_api=group == gw.GROUP,
         gke_policy=group == gw.POLICY_GROUP,
+        other_versions=other_versions,
     )
+
+
+# The standard CRDs of v1.3 to v1.5 still serve v1beta1 of the kinds that went GA, and v1.5 serves
+# ReferenceGrant at v1 (its storage version stays v1beta1).
+V1BETA1 = (("v1beta1", "v1.3.0"),)
 
 
 CUSTOM_RESOURCES = (
@@ -75,6 +108,7 @@ CUSTOM_RESOURCES = (
         _condition_column("Accepted"),
         AGE,
         {"jsonPath": ".spec.description", "name": "Description", "priority": 1, "type": "string"},
+        other_versions=V1BETA1,
     ),
     _row(
         gw.GROUP,
@@ -84,6 +118,7 @@ CUSTOM_RESOURCES = (
         {"jsonPath": ".status.addresses[*].value", "name": "Address", "type": "string"},
         _condition_column("Programmed"),
         AGE,
+        other_versions=V1BETA1,
     ),
     _row(
         gw.GROUP,
@@ -91,8 +126,9 @@ CUSTOM_RESOURCES = (
         schemas.http_route,
         {"jsonPath": ".spec.hostnames", "name": "Hostnames", "type": "string"},
         AGE,
+        other_versions=V1BETA1,
     ),
-    _row(gw.GROUP, "referencegrants", schemas.reference_grant, AGE),
+    _row(gw.GROUP, "referencegrants", schemas.reference_grant, AGE, other_versions=(("v1", "v1.5.0"),)),
     _row(gw.POLICY_GROUP, "gcpgatewaypolicies", schemas.gcp_gateway_policy),
     _row(gw.POLICY_GROUP, "gcpbackendpolicies", schemas.gcp_backend_policy),
     _row(gw.POLICY_GROUP, "healthcheckpolicies", schemas.health_check_policy),
@@ -124,14 +160,27 @@ def installed(bundle: str) -> tuple[CustomResource, ...]:
 
 
 @functools.cache
-def served(bundle: str) -> dict[tuple[str, str], Kind]:
-    """Every kind the API serves with this bundle: the built-in ones and the installed CRDs'."""
-    custom = {r.kind for r in installed(bundle)}
-    return {key: k for key, k in KINDS.items() if k not in CUSTOM_KINDS or k in custom}
+def served(bundle: str) -> tuple[Kind, ...]:
+    """Every kind the API serves with this bundle, at every version: the built-in ones and the
+    installed CRDs'."""
+    builtin = tuple(k for k in KINDS.values() if k not in CUSTOM_KINDS)
+    return builtin + tuple(k for r in installed(bundle) for k in r.kinds(bundle))
 
 
 def resource_of(kind: Kind) -> CustomResource | None:
-    return next((r for r in CUSTOM_RESOURCES if r.kind == kind), None)
+    """The CRD of a kind at any of its versions, or None for a built-in kind."""
+    return next(
+        (r for r in CUSTOM_RESOURCES if (r.kind.group, r.kind.plural) == (kind.group, kind.plural)), None
+    )
+
+
+def is_custom(kind: Kind) -> bool:
+    return resource_of(kind) is not None
+
+
+def storage_of(kind: Kind) -> Kind:
+    """The kind at the version its objects are stored under (what the store and controllers use)."""
+    return KINDS[(kind.group, kind.plural)]
 
 
 def definition_name(kind: Kind) -> str:
@@ -152,16 +201,16 @@ def definitions(bundle: str) -> dict[str, dict[str, Any]]:
     definition and each names its group, version and kind."""
     out: dict[str, dict[str, Any]] = {}
     for resource in installed(bundle):
-        schema = copy.deepcopy(open_api_v3_schema(resource, bundle))
-        schema["properties"]["metadata"] = {
-            "$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-            "description": "Standard object's metadata.",
-        }
-        kind = resource.kind
-        schema["x-kubernetes-group-version-kind"] = [
-            {"group": kind.group, "kind": kind.kind, "version": kind.version}
-        ]
-        out[definition_name(kind)] = schema
+        for kind in resource.kinds(bundle):
+            schema = copy.deepcopy(open_api_v3_schema(resource, bundle))
+            schema["properties"]["metadata"] = {
+                "$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                "description": "Standard object's metadata.",
+            }
+            schema["x-kubernetes-group-version-kind"] = [
+                {"group": kind.group, "kind": kind.kind, "version": kind.version}
+            ]
+            out[definition_name(kind)] = schema
     return out
 
 
@@ -188,16 +237,7 @@ def crd_body(resource: CustomResource, bundle: str) -> dict[str, Any]:
         names["shortNames"] = list(kind.short_names)
     if kind.categories:
         names["categories"] = list(kind.categories)
-    version: dict[str, Any] = {
-        "name": kind.version,
-        "served": True,
-        "storage": True,
-        "schema": {"openAPIV3Schema": copy.deepcopy(open_api_v3_schema(resource, bundle))},
-    }
-    if kind.has_status:
-        version["subresources"] = {"status": {}}
-    if resource.columns:
-        version["additionalPrinterColumns"] = [dict(c) for c in resource.columns]
+    versions = [_crd_version(resource, served_as, bundle) for served_as in resource.kinds(bundle)]
     meta: dict[str, Any] = {"name": resource.name}
     if annotations:
         meta["annotations"] = annotations
@@ -212,7 +252,7 @@ def crd_body(resource: CustomResource, bundle: str) -> dict[str, Any]:
             "group": kind.group,
             "names": names,
             "scope": "Namespaced" if kind.namespaced else "Cluster",
-            "versions": [version],
+            "versions": versions,
             "conversion": {"strategy": "None"},
         },
         "status": {
@@ -226,6 +266,20 @@ def crd_body(resource: CustomResource, bundle: str) -> dict[str, Any]:
             "storedVersions": [kind.version],
         },
     }
+
+
+def _crd_version(resource: CustomResource, kind: Kind, bundle: str) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": kind.version,
+        "served": True,
+        "storage": kind == resource.kind,
+        "schema": {"openAPIV3Schema": copy.deepcopy(open_api_v3_schema(resource, bundle))},
+    }
+    if kind.has_status:
+        version["subresources"] = {"status": {}}
+    if resource.columns:
+        version["additionalPrinterColumns"] = [dict(c) for c in resource.columns]
+    return version
 
 
 def _condition(
@@ -267,7 +321,7 @@ class InstalledCrds:
     def bundle(self) -> str:
         return self.objects.store.meta(BUNDLE_META) or gw.NO_GATEWAY_API
 
-    def served(self) -> dict[tuple[str, str], Kind]:
+    def served(self) -> tuple[Kind, ...]:
         return served(self.bundle)
 
     def install(self, bundle: str) -> None:
@@ -310,9 +364,10 @@ class InstalledCrds:
                     None,
                     {"metadata": {"name": facts.name}, "spec": {"controllerName": gw.CONTROLLER_NAME}},
                 )
-            features = [{"name": f} for f in gw.supported_features(facts.name, bundle)]
+            # None where the bundle's GatewayClass has no such field: the merge patch removes it
+            features = [{"name": f} for f in gw.supported_features(facts.name, bundle)] or None
             status = current.get("status") or {}
-            if status.get("supportedFeatures") == features and status.get("conditions"):
+            if status.get("conditions") and status.get("supportedFeatures") == features:
                 continue
             accepted = _condition(
                 "Accepted",
@@ -321,10 +376,5 @@ class InstalledCrds:
                 kube_time(),
                 current["metadata"]["generation"],
             )
-            self.objects.patch(
-                GATEWAY_CLASS,
-                None,
-                facts.name,
-                {"status": {"conditions": [accepted], "supportedFeatures": features}},
-                status_only=True,
-            )
+            patch = {"status": {"conditions": [accepted], "supportedFeatures": features}}
+            self.objects.patch(GATEWAY_CLASS, None, facts.name, patch, status_only=True)

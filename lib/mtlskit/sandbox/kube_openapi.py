@@ -64,7 +64,7 @@ def schema_of(kind: Kind, bundle: str) -> dict[str, Any]:
 def definition_name(kind: Kind) -> str:
     """A CRD's name as the API server publishes it, else the release definition whose
     `x-kubernetes-group-version-kind` names the kind."""
-    if kind in kube_crds.CUSTOM_KINDS:
+    if kube_crds.is_custom(kind):
         return kube_crds.definition_name(kind)
     for name, schema in release_definitions().items():
         for gvk in schema.get("x-kubernetes-group-version-kind", []):
@@ -197,7 +197,7 @@ def _operations(kind: Kind, gv: str) -> dict[str, Any]:
 
 @functools.cache
 def v3_document(bundle: str, group: str, version: str) -> dict[str, Any] | None:
-    kinds = discovery.kinds_of(kube_crds.served(bundle).values(), group, version)
+    kinds = discovery.kinds_of(kube_crds.served(bundle), group, version)
     if not kinds:
         return None
     gv = _gv_path(group, version)
@@ -220,7 +220,7 @@ def v3_index(bundle: str) -> dict[str, Any]:
     """`/openapi/v3`: one entry per group version, with the hash clients cache the document under
     (so a client that cached another bundle's document fetches the new one)."""
     paths = {}
-    for group, version in discovery.served_group_versions(kube_crds.served(bundle).values()):
+    for group, version in discovery.served_group_versions(kube_crds.served(bundle)):
         document = v3_document(bundle, group, version)
         digest = hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest()
         gv = _gv_path(group, version)
@@ -230,7 +230,7 @@ def v3_index(bundle: str) -> dict[str, Any]:
 
 @functools.cache
 def v2_document(bundle: str) -> dict[str, Any]:
-    kinds = kube_crds.served(bundle).values()
+    kinds = kube_crds.served(bundle)
     defs = definitions(bundle)
     names = _closure({definition_name(k) for k in kinds} | {META + "Status"}, defs)
     return {
@@ -347,7 +347,7 @@ def validate(kind: Kind, obj: Any, directive: str | None, bundle: str) -> tuple[
     kind (400); in a custom resource it is a schema violation (422, as `admit` reports)."""
     unknown, wrong = problems(kind, obj, bundle)
     cannot = f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}'
-    custom = kind in kube_crds.CUSTOM_KINDS
+    custom = kube_crds.is_custom(kind)
     if wrong and not custom:
         listed = "; ".join(f"{_show(p) or '<root>'}: expected {want}, got {got}" for p, want, got in wrong)
         raise ApiError.kube(400, "BadRequest", f"{cannot}: {listed}")
@@ -371,7 +371,7 @@ def admit(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
     """A custom resource as the API server stores it: the schema's defaults filled in, then checked
     against its enums, bounds, list keys and required fields (422 Invalid naming every field).
     Built-in kinds pass unchanged: their validation is the server's code, not their schema."""
-    if kind not in kube_crds.CUSTOM_KINDS:
+    if not kube_crds.is_custom(kind):
         return obj
     filled = defaulted(kind, obj, bundle)
     causes: list[Cause] = []
@@ -384,7 +384,7 @@ def admit(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
 def defaulted(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
     """A custom resource with its schema's defaults filled in where a field is absent (built-in
     kinds unchanged)."""
-    if kind not in kube_crds.CUSTOM_KINDS:
+    if not kube_crds.is_custom(kind):
         return obj
     filled: dict[str, Any] = _default(schema_of(kind, bundle), copy.deepcopy(obj))
     return filled

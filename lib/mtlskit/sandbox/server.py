@@ -1,5 +1,6 @@
 """The sandbox HTTP server: one loopback port serving Compute, Network Security, Certificate Manager,
-Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the request counter and the fault switch.
+Logging, Cloud Storage and the Kubernetes API, plus `/_sandbox/*` for the request counter, the fault
+switch, the refusals to practise with (`access`) and the cluster's Gateway API bundle (`cluster`).
 
 Routing needs no per-API port: the path prefixes do not collide (`/compute/v1`, `/v1/.../
 serverTlsPolicies|trustConfigs|operations`, `/v2/entries:list`, `/storage/v1`, `/upload/storage/v1`,
