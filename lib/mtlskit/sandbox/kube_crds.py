@@ -174,6 +174,11 @@ def resource_of(kind: Kind) -> CustomResource | None:
     )
 
 
+def rules_of(kind: Kind) -> list[schemas.Rule]:
+    """The validation rules of a custom resource's CRD (none for a built-in kind)."""
+    return schemas.RULES.get(kind.plural, []) if is_custom(kind) else []
+
+
 def is_custom(kind: Kind) -> bool:
     return resource_of(kind) is not None
 
