@@ -148,6 +148,8 @@ def test_cut_over_then_back_planned_applied_and_proved_by_name(
     )
     assert resolved.done and resolved.pending == [] and looks[-1].done
     assert set(resolved.answers.values()) == {(NEW,)}
+    proof = kit_dns.resolution_check(resolved)
+    assert proof.status == "pass" and f"{unique}.mtlskit.test: {NEW}" in proof.evidence
     changes = _changes(clients)
     assert kit_dns.plan_cutover(clients, params, NEW).changes_nothing  # a second apply sends nothing
     assert kit_dns.apply(clients, params, kit_dns.plan_cutover(clients, params, NEW)) == []
@@ -169,6 +171,8 @@ def test_a_wait_that_runs_out_says_which_names_answered_what(
     late = kit_dns.wait_resolves(names, NEW, clients.nameserver, 0.3, every=0.1)
     assert not late.done and late.pending == names
     assert late.answers[names[0]] == (OLD,) and late.answers[names[2]].startswith("NXDOMAIN")
+    proof = kit_dns.resolution_check(late)
+    assert proof.status == "fail" and proof.fix.startswith(f"{', '.join(names)} not yet at {NEW}")
 
 
 # ---- refusals: nothing changes --------------------------------------------------------------------------
