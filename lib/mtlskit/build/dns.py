@@ -177,7 +177,7 @@ def current_records(clients: Clients, params: Params) -> list[Record]:
 def resolve(domains: Sequence[str], nameserver: str | None) -> dict[str, tuple[str, ...] | str]:
     """Each domain's A records as `nameserver` answers now (ip[:port]; None: the system's
     resolver), or the reason it gave none (NXDOMAIN, no answer, time-out)."""
-    resolver = _resolver(nameserver)
+    resolver = resolver_for(nameserver)
     out: dict[str, tuple[str, ...] | str] = {}
     for domain in domains:
         try:
@@ -501,7 +501,9 @@ def _all(clients: Clients, listing: Callable[[], Any]) -> list[Any]:
     return clients.call(clients.retry(lambda: list(listing())))
 
 
-def _resolver(nameserver: str | None) -> dns.resolver.Resolver:
+def resolver_for(nameserver: str | None) -> dns.resolver.Resolver:
+    """A dnspython resolver asking `nameserver` (ip[:port]) without a cache of its own, or the
+    system's resolver for None: every lookup of the kit that must see the records as they are now."""
     if not nameserver:
         return dns.resolver.Resolver()
     host, port = rules.nameserver_address(nameserver)
