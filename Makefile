@@ -69,6 +69,7 @@ bench: venv
 	$(PY) bench/runbook.py
 	$(PY) bench/logs.py
 	$(PY) bench/fleet.py
+	$(PY) bench/cutover.py
 	$(PY) bench/migration.py
 
 clean:

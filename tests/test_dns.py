@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core import errors
 from mtlskit.rules import dns as rules
+from mtlskit.sandbox import clouddns
+from mtlskit.sandbox.clouddns import CloudDns
+from mtlskit.sandbox.dnsserver import DnsResponder
+from mtlskit.sandbox.env import Env, Settings
 from tests.conftest import sandbox_params
 
 OLD, NEW = "192.0.2.10", "198.51.100.20"
@@ -148,6 +153,8 @@ def test_cut_over_then_back_planned_applied_and_proved_by_name(
     )
     assert resolved.done and resolved.pending == [] and looks[-1].done
     assert set(resolved.answers.values()) == {(NEW,)}
+    proof = kit_dns.resolution_check(resolved)
+    assert proof.status == "pass" and f"{unique}.mtlskit.test: {NEW}" in proof.evidence
     changes = _changes(clients)
     assert kit_dns.plan_cutover(clients, params, NEW).changes_nothing  # a second apply sends nothing
     assert kit_dns.apply(clients, params, kit_dns.plan_cutover(clients, params, NEW)) == []
@@ -169,6 +176,8 @@ def test_a_wait_that_runs_out_says_which_names_answered_what(
     late = kit_dns.wait_resolves(names, NEW, clients.nameserver, 0.3, every=0.1)
     assert not late.done and late.pending == names
     assert late.answers[names[0]] == (OLD,) and late.answers[names[2]].startswith("NXDOMAIN")
+    proof = kit_dns.resolution_check(late)
+    assert proof.status == "fail" and proof.fix.startswith(f"{', '.join(names)} not yet at {NEW}")
 
 
 # ---- refusals: nothing changes --------------------------------------------------------------------------
@@ -250,3 +259,32 @@ def test_names_are_in_a_zone_label_by_label() -> None:
         "mtlskit.test.", "mtlskit.test"
     )
     assert not rules.in_zone("xmtlskit.test.", "mtlskit.test.")
+
+
+# ---- the responder in-process: Google's name servers take a change up once it is done ------------------
+
+
+def test_a_pending_change_is_in_the_api_but_not_yet_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = Env.open(tmp_path, Settings(30.0, 1.0, 8443), ["mtlskit-sandbox"])
+    zone_api = CloudDns(env)
+    responder = DnsResponder(zone_api)
+    name = "api.mtlskit.test."
+    body = {"additions": [{"name": name, "type": "A", "ttl": 60, "rrdatas": [NEW]}]}
+    change = zone_api._apply(
+        "mtlskit-sandbox", zone_api._zone("mtlskit-sandbox", rules.SANDBOX_ZONE), body, "entity.change"
+    )
+    assert change["status"] == "pending"
+
+    def ask() -> dns.message.Message:
+        return dns.message.from_wire(responder.answer(dns.message.make_query(name, "A").to_wire()) or b"")
+
+    assert ask().rcode() == dns.rcode.NXDOMAIN  # the API holds it; the name servers do not yet
+    later = time.time() + 31
+    monkeypatch.setattr(clouddns.time, "time", lambda: later)
+    answer = ask()
+    assert answer.rcode() == dns.rcode.NOERROR and [r.to_text() for r in answer.answer[0]] == [NEW]
+    assert zone_api._change("mtlskit-sandbox", {"name": rules.SANDBOX_ZONE}, change["id"])["status"] == "done"
+    assert responder.answer(b"\x12\x34 not a query") == b"\x12\x34\x80\x01" + bytes(8)  # FORMERR, same id
+    assert responder.answer(b"\x00") is None

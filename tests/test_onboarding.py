@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from mtlskit import runbook
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
-from mtlskit.teach import diagram
+from mtlskit.teach import diagram, gateway_diagram
 
 ROOT = paths.repo_root()
 LIB = ROOT / "lib" / "mtlskit"
@@ -424,3 +425,43 @@ def test_the_mermaid_source_names_every_resource_and_escapes_quotes() -> None:
     assert "fr&quot;2&quot;" in mermaid and 'fr"2"' not in mermaid
     assert "map&lt;&amp;&gt;" in mermaid
     assert "url_map ==>|default service| backend_service" in mermaid
+
+
+def _unusual_gateway_params(address: str = "new_ip") -> params_mod.Params:
+    base = _unusual_params()
+    gateway = base.gateway.model_copy(
+        update={
+            "name": "gw<1>",
+            "http_route": "route&2",
+            "ca_configmap": "ca'3",
+            "gateway_policy": 'gp"4',
+            "backend_policy": "bp>5",
+            "health_check_policy": "hc<6",
+            "address": address,
+        }
+    )
+    mtls = base.mtls.model_copy(update={"validation_mode": "REJECT_INVALID", "allowlisted": []})
+    return base.model_copy(update={"topology": "gateway", "gateway": gateway, "mtls": mtls})
+
+
+@pytest.mark.parametrize("address", ["new_ip", "named_address"])
+def test_the_gateway_picture_shows_every_name_and_who_builds_each_box(address: str) -> None:
+    p = _unusual_gateway_params(address)
+    picture = runbook.design_diagram(p)  # the notebooks' entry point picks the topology's picture
+    text = _all_text(picture.svg)
+    g, f, k = p.gateway, p.frontend, p.kubernetes
+    names = [g.name, g.http_route, g.ca_configmap, g.gateway_policy, g.backend_policy, g.health_check_policy]
+    names += [f.certificate, f.ssl_policy, k.service, g.class_name, "gkegw1-", "3 certificates"]
+    assert [n for n in names if n not in text] == []
+    assert f.forwarding_rule not in text and k.ingress not in text  # no split frontend, no anchor Ingress
+    placed = gateway_diagram.gateway_boxes(p)
+    kit = {"certificate", "ssl_policy"} | ({"address"} if address == "named_address" else set())
+    assert {b.key for b in placed.values() if b.zone == "kit"} == kit
+    k8s = {"gateway", "http_route", "ca_configmap", "service", "gateway_policy", "backend_policy"}
+    assert {b.key for b in placed.values() if b.zone == "k8s"} == k8s | {"health_check_policy"}
+    assert all(b.y >= diagram.K8S_TOP for b in placed.values() if b.zone == "k8s")
+    assert all(b.y + diagram.BOX_H <= diagram.KIT_BOTTOM for b in placed.values() if b.zone in ("kit", "gke"))
+    assert (f.address in text) == (address == "named_address")
+    assert "ca&apos;3" not in picture.mermaid and "gateway -->|CA ref| ca_configmap" in picture.mermaid
+    split = runbook.design_diagram(_unusual_params())
+    assert "gkegw1-" not in _all_text(split.svg)

@@ -437,9 +437,10 @@ def test_another_stack_renames_every_named_resource_and_still_validates() -> Non
             *f.domains,
             m.trust_config,
             m.server_tls_policy,
+            *(getattr(p.gateway, n) for n in params_mod.GATEWAY_NAMES),
         }
 
-    assert len(names(one)) == len(names(two)) == 13  # every one of them its own
+    assert len(names(one)) == len(names(two)) == 19  # every one of them its own
     assert not names(one) & names(two) and not names(one) & names(default)
     assert data == yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())  # not mutated
 
@@ -456,3 +457,44 @@ def test_sandbox_default_moves_the_state_dir_and_the_demo_pki_with_it(tmp_path: 
     assert {k: v for k, v in data.items() if k not in ("sandbox", "mtls", "probe")} == {
         k: v for k, v in committed.items() if k not in ("sandbox", "mtls", "probe")
     }
+
+
+def test_shipped_gateway_params_are_valid_and_say_what_the_gateway_expresses_differently() -> None:
+    p = params_mod.load(paths.repo_root() / "params" / "sandbox-gateway.yaml")
+    assert p.topology == "gateway" and p.gateway.facts.load_balancing_scheme == "EXTERNAL_MANAGED"
+    assert p.gateway_namespace == p.kubernetes.namespace
+    notes = params_mod.gateway_differences(p)
+    assert any("intermediate" in n for n in notes) and any("RequestHeaderModifier" in n for n in notes)
+    split = params_mod.load(paths.repo_root() / "params" / "sandbox.yaml")
+    assert split.topology == "split" and params_mod.gateway_differences(split) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"allowlisted": "client"}, "mtls.allowlisted"),
+        ({"validation_mode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"}, "mtls.validation_mode"),
+    ],
+)
+def test_a_gateway_refuses_at_load_what_it_cannot_carry(
+    base: dict[str, Any], pki: Path, change: dict[str, str], field: str
+) -> None:
+    base["topology"] = "gateway"
+    if "allowlisted" in change:
+        base["mtls"]["allowlisted"] = [str(pki / "client.pem")]
+    else:
+        base["mtls"].update(change)
+    with pytest.raises(ParamsError) as err:
+        params_mod.parse(base)
+    assert [p.field for p in err.value.problems] == [field]
+    assert "topology: split" in str(err.value)
+    base["topology"] = "split"  # the same params are fine in the split topology
+    assert params_mod.parse(base).topology == "split"
+
+
+def test_a_certificate_map_needs_its_name(base: dict[str, Any]) -> None:
+    base["gateway"] = {"certificate": "certificate_map"}
+    with pytest.raises(ParamsError, match="gateway.certificate_map"):
+        params_mod.parse(base)
+    base["gateway"]["certificate_map"] = "mtls-map"
+    assert params_mod.parse(base).gateway.certificate_map == "mtls-map"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,8 +190,12 @@ def _echo_dataplane(endpoint: str) -> None:
 
 
 def _echo_dns(endpoint: str) -> None:
-    with urllib.request.urlopen(f"{endpoint}/_sandbox/dns", timeout=5) as r:
-        responder = json.load(r)
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_sandbox/dns", timeout=5) as r:
+            responder = json.load(r)
+    except urllib.error.HTTPError:
+        click.echo("DNS responder: none (this sandbox was started by an older kit: restart it)")
+        return
     if not responder["listening"]:
         click.echo(f"DNS responder: NOT listening: {responder['error']}")
         return

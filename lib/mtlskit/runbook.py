@@ -42,7 +42,7 @@ from mtlskit.runner.tables import (
     rows_frame,
 )
 from mtlskit.teach.byhand import by_hand
-from mtlskit.teach.diagram import design_diagram
+from mtlskit.teach.design import design_diagram
 
 __all__ = [
     "Step",

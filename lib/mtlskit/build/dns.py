@@ -6,7 +6,8 @@ address. Done safely it is three moves, each planned as data first: lower the re
 short one), point the A records at the new IP, and once the new frontend holds, raise the TTL back
 to `dns.ttl_seconds`. The way back is the same cut-over with the old IP (`plan_cutover(..., old_ip)`),
 while the old frontend still exists. `wait_resolves` asks a name server until every domain answers
-the new IP: the proof by name that no request is still sent to the old one by a fresh resolver.
+the new IP: the proof by name that no request is still sent to the old one by a fresh resolver
+(`resolution_check` makes it the check a runbook's gate reads).
 
 Cloud DNS is reached through `google-cloud-dns`, Google's official client of its JSON API (v1), the
 one Google documents for Python; it honours `client_options.api_endpoint`, so on the sandbox it
@@ -38,6 +39,7 @@ from mtlskit.build.plan import Change
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core import errors, poll
+from mtlskit.core.checks import Check
 from mtlskit.core.errors import KitError
 from mtlskit.rules import dns as rules
 
@@ -175,7 +177,7 @@ def current_records(clients: Clients, params: Params) -> list[Record]:
 def resolve(domains: Sequence[str], nameserver: str | None) -> dict[str, tuple[str, ...] | str]:
     """Each domain's A records as `nameserver` answers now (ip[:port]; None: the system's
     resolver), or the reason it gave none (NXDOMAIN, no answer, time-out)."""
-    resolver = _resolver(nameserver)
+    resolver = resolver_for(nameserver)
     out: dict[str, tuple[str, ...] | str] = {}
     for domain in domains:
         try:
@@ -433,6 +435,28 @@ def wait_resolves(
     return Resolution(address, asked, polled.value, polled.elapsed, polled.done)
 
 
+RESOLVES_CHECK = "domains resolve to the new address"
+
+
+def resolution_check(resolution: Resolution) -> Check:
+    """The proof by name as a check (a runbook's gate between the cut-over and retiring the old
+    frontend): pass when every domain answered only the address waited for."""
+    answered = "; ".join(
+        f"{domain}: {', '.join(a) if isinstance(a, tuple) else a}" for domain, a in resolution.answers.items()
+    )
+    evidence = f"{answered} (asked {resolution.nameserver}, after {resolution.elapsed:.0f}s)"
+    if resolution.done:
+        return Check(RESOLVES_CHECK, "pass", evidence)
+    return Check(
+        RESOLVES_CHECK,
+        "fail",
+        evidence,
+        f"{', '.join(resolution.pending)} not yet at {resolution.address}: a resolver keeps an old answer "
+        "for its TTL, so wait longer or ask the zone's own name server (dns.nameserver); check the record "
+        "with gcloud dns record-sets list --zone=ZONE; the way back is the cut-over to the old address",
+    )
+
+
 def _all_at(answers: dict[str, tuple[str, ...] | str], address: str) -> bool:
     return all(a == (address,) for a in answers.values())
 
@@ -477,7 +501,9 @@ def _all(clients: Clients, listing: Callable[[], Any]) -> list[Any]:
     return clients.call(clients.retry(lambda: list(listing())))
 
 
-def _resolver(nameserver: str | None) -> dns.resolver.Resolver:
+def resolver_for(nameserver: str | None) -> dns.resolver.Resolver:
+    """A dnspython resolver asking `nameserver` (ip[:port]) without a cache of its own, or the
+    system's resolver for None: every lookup of the kit that must see the records as they are now."""
     if not nameserver:
         return dns.resolver.Resolver()
     host, port = rules.nameserver_address(nameserver)

@@ -703,6 +703,14 @@ def sandbox_default(state_dir: str | Path, source: Path | None = None) -> dict[s
 
 
 FRONTEND_NAMES = ("address", "certificate", "ssl_policy", "url_map", "target_proxy", "forwarding_rule")
+GATEWAY_NAMES = (
+    "name",
+    "http_route",
+    "ca_configmap",
+    "gateway_policy",
+    "backend_policy",
+    "health_check_policy",
+)
 
 
 def another_stack(data: dict[str, Any], key: str, stack: str | None = None) -> dict[str, Any]:
@@ -720,6 +728,9 @@ def another_stack(data: dict[str, Any], key: str, stack: str | None = None) -> d
         [f"{key}.mtlskit.test"] if out.get("target") == "sandbox" else frontend.get("domains")
     )
     out.setdefault("mtls", {}).update(trust_config=f"{key}-trust", server_tls_policy=f"{key}-policy")
+    out.setdefault("gateway", {}).update(
+        {part: f"{key}-gw-{part.replace('_', '-')}" for part in GATEWAY_NAMES}
+    )
     return out
 
 

@@ -146,10 +146,14 @@ class CloudDns:
 
     def settle(self, project: str, zone: str) -> None:
         """Changes whose delay has passed become `done`, and the responder's records take them up,
-        in change order."""
+        in change order. Only pending changes are read (every DNS query settles first)."""
         now = time.time()
-        for change in self._changes(project, zone):
-            if change["status"] == "done" or change["_doneAt"] > now:
+        for key, pending in self.store.list(API, "pending", f"{project}/{zone}/"):
+            if pending["_doneAt"] > now:
+                break  # later changes are later still
+            change = self.store.get(API, "changes", key)
+            self.store.delete(API, "pending", key)
+            if change is None:
                 continue
             for rrset in change.get("deletions", []):
                 self.store.delete(API, "served", self._key(project, zone, rrset["name"], rrset["type"]))
@@ -342,6 +346,8 @@ class CloudDns:
         }
         change.update({k: v for k, v in (("additions", additions), ("deletions", deletions)) if v})
         self._put_change(project, zone["name"], change)
+        key = f"{project}/{zone['name']}/{int(change['id']):0{CHANGE_ID_WIDTH}d}"
+        self.store.put(API, "pending", key, {"_doneAt": change["_doneAt"]})
         return _change_view(change)
 
     @staticmethod

@@ -26,6 +26,7 @@ ROW = {"r1": 104, "r2": 232, "r3": 350, "k1": 526, "k2": 668}
 
 KIT_FILL, KIT_STROKE = "#eef4ff", "#3367d6"
 K8S_FILL, K8S_STROKE = "#eefaf0", "#1e8e3e"
+GKE_FILL, GKE_STROKE = "#fef7e0", "#b06000"
 REQUEST = "#1a237e"
 SYNC = "#e8710a"
 REFERS = "#80868b"
@@ -51,6 +52,7 @@ TEXT_LOOK = {
     "note": 'fill="#5f6368"',
     "zone kit": 'fill="#174ea6" font-weight="700"',
     "zone k8s": 'fill="#137333" font-weight="700"',
+    "zone gke": 'fill="#b06000" font-weight="700"',
     "label request": f'fill="{REQUEST}"',
     "label sync": 'fill="#b06000"',
     "label refers": 'fill="#5f6368"',
@@ -67,7 +69,7 @@ class Box:
     kind: str  # the resource type, small and bold on top
     name: str  # the params' name, monospace
     detail: str = ""  # one short line under the name
-    zone: str = "kit"  # "kit", "k8s" or "none" (the client)
+    zone: str = "kit"  # "kit", "k8s", "gke" (built by the Gateway controller) or "none" (the client)
     full: str = ""  # the box's tooltip: everything, untruncated
 
     @property
@@ -214,7 +216,7 @@ def design_diagram(params: Params) -> Diagram:
 # ---- SVG ---------------------------------------------------------------------------------------------
 
 
-def _text(
+def svg_text(
     x: float,
     y: float,
     text: str,
@@ -234,10 +236,11 @@ def _text(
     )
 
 
-def _box(box: Box) -> str:
+def svg_box(box: Box) -> str:
     fill, stroke = {
         "kit": ("#ffffff", KIT_STROKE),
         "k8s": ("#ffffff", K8S_STROKE),
+        "gke": ("#ffffff", GKE_STROKE),
         "none": ("#fff8e1", "#f9ab00"),
     }[box.zone]
     title = box.full or f"{box.kind}: {box.name}" + (f" ({box.detail})" if box.detail else "")
@@ -247,15 +250,17 @@ def _box(box: Box) -> str:
             f'<g class="mtlskit-box" data-resource={quoteattr(box.key)}><title>{escape(title)}</title>',
             f'<rect x="{box.x}" y="{box.y}" width="{BOX_W}" height="{BOX_H}" rx="9" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="1.6"/>',
-            _text(box.cx, box.y + 19, box.kind, size=11.5, cls="kind", max_w=inner),
-            _text(box.cx, box.y + 42, box.name, size=13, cls="name", max_w=inner),
-            _text(box.cx, box.y + 62, box.detail, size=10.5, cls="detail", max_w=inner) if box.detail else "",
+            svg_text(box.cx, box.y + 19, box.kind, size=11.5, cls="kind", max_w=inner),
+            svg_text(box.cx, box.y + 42, box.name, size=13, cls="name", max_w=inner),
+            svg_text(box.cx, box.y + 62, box.detail, size=10.5, cls="detail", max_w=inner)
+            if box.detail
+            else "",
             "</g>",
         ]
     )
 
 
-def _arrow(
+def svg_arrow(
     points: list[tuple[float, float]], style: str, label: str = "", at: int = 0, dy: float = -6
 ) -> str:
     """A polyline through `points`, ending in the style's arrowhead; the label sits on segment `at`."""
@@ -272,9 +277,9 @@ def _arrow(
     if label:
         (x1, y1), (x2, y2) = points[at], points[at + 1]
         if x1 == x2:  # beside a vertical segment, not across it
-            out += _text(x1 - 8, (y1 + y2) / 2 + 4, label, size=10.5, cls=f"label {style}", anchor="end")
+            out += svg_text(x1 - 8, (y1 + y2) / 2 + 4, label, size=10.5, cls=f"label {style}", anchor="end")
         else:
-            out += _text((x1 + x2) / 2, (y1 + y2) / 2 + dy, label, size=10.5, cls=f"label {style}")
+            out += svg_text((x1 + x2) / 2, (y1 + y2) / 2 + dy, label, size=10.5, cls=f"label {style}")
     return out
 
 
@@ -284,36 +289,40 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
     k = params.kubernetes
     arrows = [
         # the request path
-        _arrow(
+        svg_arrow(
             [(right("client"), b["client"].cy), (b["forwarding_rule"].x, b["client"].cy)],
             "request",
             "HTTPS",
         ),
-        _arrow([(right("forwarding_rule"), b["proxy"].cy), (b["proxy"].x, b["proxy"].cy)], "request", "TLS"),
-        _arrow(
+        svg_arrow(
+            [(right("forwarding_rule"), b["proxy"].cy), (b["proxy"].x, b["proxy"].cy)], "request", "TLS"
+        ),
+        svg_arrow(
             [(right("proxy"), b["proxy"].cy), (b["url_map"].x, b["url_map"].cy)], "request", "mTLS passed"
         ),
-        _arrow(
+        svg_arrow(
             [(b["url_map"].cx, bottom("url_map")), (b["url_map"].cx, b["backend_service"].y)],
             "request",
             "default service",
             dy=4,
         ),
-        _arrow([(b["backend_service"].x, b["neg"].cy), (right("neg"), b["neg"].cy)], "request"),
-        _arrow([(b["neg"].x, b["service"].cy), (right("service"), b["service"].cy)], "request"),
+        svg_arrow([(b["backend_service"].x, b["neg"].cy), (right("neg"), b["neg"].cy)], "request"),
+        svg_arrow([(b["neg"].x, b["service"].cy), (right("service"), b["service"].cy)], "request"),
         # what the kit's resources use
-        _arrow(
+        svg_arrow(
             [(b["forwarding_rule"].cx, bottom("forwarding_rule")), (b["address"].cx, b["address"].y)],
             "refers",
             "",
         ),
-        _arrow([(b["proxy"].x + 30, bottom("proxy")), (b["certificate"].cx, b["certificate"].y)], "refers"),
-        _arrow([(b["proxy"].cx, bottom("proxy")), (b["ssl_policy"].cx, b["ssl_policy"].y)], "refers"),
-        _arrow(
+        svg_arrow(
+            [(b["proxy"].x + 30, bottom("proxy")), (b["certificate"].cx, b["certificate"].y)], "refers"
+        ),
+        svg_arrow([(b["proxy"].cx, bottom("proxy")), (b["ssl_policy"].cx, b["ssl_policy"].y)], "refers"),
+        svg_arrow(
             [(right("proxy") - 30, bottom("proxy")), (b["server_tls_policy"].cx, b["server_tls_policy"].y)],
             "refers",
         ),
-        _arrow(
+        svg_arrow(
             [
                 (b["server_tls_policy"].cx, bottom("server_tls_policy")),
                 (b["trust_config"].cx, b["trust_config"].y),
@@ -321,19 +330,19 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             "refers",
         ),
         # Kubernetes' references
-        _arrow(
+        svg_arrow(
             [(right("ingress"), b["ingress"].cy), (b["service"].x, b["service"].cy)],
             "refers",
             f"backend {k.service}:{k.service_port}",
         ),
-        _arrow(
+        svg_arrow(
             [(b["service"].cx, bottom("service")), (b["backend_config"].cx, b["backend_config"].y)],
             "refers",
             "annotation names it",
             dy=4,
         ),
         # what the controller creates and keeps in sync
-        _arrow(
+        svg_arrow(
             [
                 (b["ingress"].x + 30, bottom("ingress")),
                 (b["ingress"].x + 30, K8S_BOTTOM - 22),
@@ -344,7 +353,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             "GKE Ingress controller creates the backend service + NEG and keeps them in sync, only while this Ingress exists",
             at=1,
         ),
-        _arrow(
+        svg_arrow(
             [
                 (right("backend_config"), b["backend_config"].cy),
                 (b["backend_service"].x + 60, b["backend_config"].cy),
@@ -354,7 +363,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             "applied by the controller: logging, mTLS headers",
             at=0,
         ),
-        _arrow(
+        svg_arrow(
             [(b["neg"].cx, K8S_BOTTOM - 22), (b["neg"].cx, bottom("neg"))],
             "sync",
         ),
@@ -362,7 +371,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
     zones = [
         f'<rect x="{ZONE_LEFT}" y="{KIT_TOP}" width="{WIDTH - ZONE_LEFT - 10}" height="{KIT_BOTTOM - KIT_TOP}" rx="14" '
         f'fill="{KIT_FILL}" stroke="{KIT_STROKE}" stroke-width="1.5"/>',
-        _text(
+        svg_text(
             ZONE_LEFT + 16,
             KIT_TOP + 24,
             "Owned by mtlskit — 30_trust, 40_frontend (teardown: 90)",
@@ -370,7 +379,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             cls="zone kit",
             anchor="start",
         ),
-        _text(
+        svg_text(
             WIDTH - 24,
             KIT_TOP + 24,
             f"description managed-by=mtlskit stack={params.stack}",
@@ -380,7 +389,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
         ),
         f'<rect x="{ZONE_LEFT}" y="{K8S_TOP}" width="{WIDTH - ZONE_LEFT - 10}" height="{K8S_BOTTOM - K8S_TOP}" rx="14" '
         f'fill="{K8S_FILL}" stroke="{K8S_STROKE}" stroke-width="1.5"/>',
-        _text(
+        svg_text(
             ZONE_LEFT + 16,
             K8S_TOP + 24,
             f"Owned by Kubernetes — namespace {k.namespace}, applied by 10_ingress; the GKE Ingress controller builds the rest",
@@ -389,7 +398,7 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             anchor="start",
         ),
         *(
-            _text(
+            svg_text(
                 b["ingress"].x + 40,
                 bottom("ingress") + 20 + 15 * i,
                 line,
@@ -400,25 +409,25 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             for i, line in enumerate(("never delete it: without it nothing", "syncs the backend service"))
         ),
         *(
-            _text(b["address"].x + 4, ROW["r3"] + 14 + 17 * i, line, size=11.5, cls="why", anchor="start")
+            svg_text(b["address"].x + 4, ROW["r3"] + 14 + 17 * i, line, size=11.5, cls="why", anchor="start")
             for i, line in enumerate(WHY)
         ),
     ]
     legend_y = K8S_BOTTOM + 38
     legend = [
-        _arrow([(30, legend_y), (80, legend_y)], "request"),
-        _text(88, legend_y + 4, "request path", size=11.5, anchor="start"),
-        _arrow([(210, legend_y), (260, legend_y)], "sync"),
-        _text(
+        svg_arrow([(30, legend_y), (80, legend_y)], "request"),
+        svg_text(88, legend_y + 4, "request path", size=11.5, anchor="start"),
+        svg_arrow([(210, legend_y), (260, legend_y)], "sync"),
+        svg_text(
             268, legend_y + 4, "creates / keeps in sync (GKE Ingress controller)", size=11.5, anchor="start"
         ),
-        _arrow([(560, legend_y), (610, legend_y)], "refers"),
-        _text(618, legend_y + 4, "uses / names", size=11.5, anchor="start"),
+        svg_arrow([(560, legend_y), (610, legend_y)], "refers"),
+        svg_text(618, legend_y + 4, "uses / names", size=11.5, anchor="start"),
         f'<rect x="730" y="{legend_y - 9}" width="18" height="14" rx="3" fill="{KIT_FILL}" stroke="{KIT_STROKE}"/>',
-        _text(754, legend_y + 4, "the kit's", size=11.5, anchor="start"),
+        svg_text(754, legend_y + 4, "the kit's", size=11.5, anchor="start"),
         f'<rect x="830" y="{legend_y - 9}" width="18" height="14" rx="3" fill="{K8S_FILL}" stroke="{K8S_STROKE}"/>',
-        _text(854, legend_y + 4, "Kubernetes'", size=11.5, anchor="start"),
-        _text(
+        svg_text(854, legend_y + 4, "Kubernetes'", size=11.5, anchor="start"),
+        svg_text(
             WIDTH - 20,
             legend_y + 4,
             f"{params.target}: project {params.project}",
@@ -427,16 +436,22 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             anchor="end",
         ),
     ]
+    body = "".join([*zones, *arrows, *(svg_box(x) for x in b.values()), *legend])
+    title = f"mtlskit: the split load balancer of {params.project} (stack {params.stack})"
+    return svg_document(params, title, body)
+
+
+def svg_document(params: Params, title: str, body: str) -> str:
+    """The picture's frame: size, arrowheads, a white page and the title screen readers announce."""
     markers = "".join(
         f'<marker id="mtlskit-{mid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" markerHeight="{size}" '
         f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         for mid, colour, size in (("req", REQUEST, 5), ("sync", SYNC, 6), ("ref", REFERS, 7))
     )
-    body = "".join([*zones, *arrows, *(_box(x) for x in b.values()), *legend])
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="{SANS}" role="img" aria-label="mtlskit design for {escape(params.project)}">'
-        f"<title>{escape(f'mtlskit: the split load balancer of {params.project} (stack {params.stack})')}</title>"
+        f"<title>{escape(title)}</title>"
         f"<defs>{markers}</defs>"
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>{body}</svg>'
     )
@@ -449,7 +464,7 @@ def _mermaid(params: Params, b: dict[str, Box]) -> str:
     def node(key: str) -> str:
         box = b[key]
         label = f"{box.kind}<br/>{box.name}" + (f"<br/>{box.detail}" if box.detail else "")
-        return f'{key}["{_mermaid_text(label)}"]'
+        return f'{key}["{mermaid_text(label)}"]'
 
     kit = [
         "forwarding_rule",
@@ -482,7 +497,7 @@ def _mermaid(params: Params, b: dict[str, Box]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mermaid_text(text: str) -> str:
+def mermaid_text(text: str) -> str:
     """Mermaid labels in quotes take HTML entities; a quote or angle bracket in a name must not end them."""
     return (
         text.replace("&", "&amp;")
