@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.exception
-import dns.resolver
 
+from mtlskit.build import dns as kit_dns
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 
@@ -45,13 +45,9 @@ class Tally:
 
 
 def dns_lookup(nameserver: str | None, timeout: float = 2.0) -> Lookup:
-    """A lookup through `nameserver` (ip[:port]; None: the system's resolver) giving the TTL too."""
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
-    if nameserver:
-        host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (nameserver, "", "")
-        resolver.nameservers = [host]
-        resolver.port = int(port) if port else 53
-    resolver.cache = None
+    """A lookup through `nameserver` (ip[:port]; None: the system's resolver) giving the TTL too: the
+    client keeps the answer that long, as a caching stub resolver would."""
+    resolver = kit_dns.resolver_for(nameserver)
 
     def lookup(domain: str) -> tuple[tuple[str, ...], float]:
         answer = resolver.resolve(domain, "A", lifetime=timeout, search=False)
