@@ -465,6 +465,7 @@ def phase_switch(ctx: Context, state: MigrationState) -> PhaseResult:
         checks.append(answering)
         if answering.status == "pass":
             figures["downtime_seconds"] = time.monotonic() - down_since
+            checks += _load_balancer_checks(ctx)
             checks.append(
                 Check(
                     "downtime",
