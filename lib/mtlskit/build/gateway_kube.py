@@ -99,8 +99,6 @@ def apply(clients: Clients, manifest: dict[str, Any], force: bool = False) -> di
     if kind.group:
         args = _custom_args(kind, meta.get("namespace"), meta["name"])
         obj = clients.call(_custom_method(clients, "patch", kind), *args, manifest, **options)
-        if obj is None:  # 201 Created: the client deserialises only a 200 answer of this method
-            return read(clients, kind, meta.get("namespace"), meta["name"]) or {}
     else:
         args = [meta["name"]] if kind.kind == "Namespace" else [meta["name"], meta["namespace"]]
         obj = clients.call(_core_method(clients, "patch", kind), *args, manifest, **options)
