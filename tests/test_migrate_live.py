@@ -98,11 +98,16 @@ def test_named_address_keeps_the_ip_after_a_measured_downtime(live_named: rehear
     ctx = run.Context(clients, params, ops)
     client = SteadyClient.for_params(clients, params).start()
     try:
+        # Switch, take the way back (Gateway deleted, the kit's forwarding rule re-created), then for good.
+        went_back = run.migrate(ctx, until="switch") and run.roll_back(ctx)
+        back = state.read_state(clients, params, ops)
         results = run.migrate(ctx, until="switch")
         answered_before_switch_ended = client.tally.answered
         results += run.migrate(ctx)
     finally:
         tally = client.stop()
+    assert went_back and went_back[-1] == f"re-created forwarding rule {params.frontend.forwarding_rule}"
+    assert back.split_rule and not back.gateway.exists and back.split_ip == live_named.old_ip
     refused = {r.phase: [c for c in r.checks if c.status == "fail"] for r in results}
     assert [r.phase for r in results] == ["switch", "verify", "retire"] and all(r.passed for r in results), (
         refused
