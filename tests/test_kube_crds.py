@@ -306,3 +306,82 @@ def test_printer_columns_read_the_object_as_the_crds_jsonpaths_say() -> None:
     assert kube_table.find({"a": [{"v": 1}, {"v": 2}]}, ".a[*].v") == [1, 2]
     assert kube_table.wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not kube_table.wants_table("application/json")
+
+
+def refused(kind: Any, obj: dict[str, Any]) -> dict[str, str]:
+    """{field: message} of the causes an object is refused with."""
+    with pytest.raises(ApiError) as info:
+        kube_openapi.admit(kind, obj, "v1.5")
+    assert info.value.status == 422
+    return {c["field"]: c["message"] for c in info.value.body["details"]["causes"]}
+
+
+def test_the_crds_validation_rules_refuse_what_the_api_server_would() -> None:
+    terminate = gateway()
+    terminate["spec"]["listeners"][0]["tls"] = {"mode": "Terminate"}
+    assert refused(GATEWAY, terminate) == {
+        "spec.listeners[0].tls": 'Invalid value: "object": certificateRefs or options must be specified when mode is Terminate'
+    }
+    terminate["spec"]["listeners"][0]["tls"]["options"] = {gw.PRE_SHARED_CERTS_OPTION: "web-cert"}
+    assert (
+        kube_openapi.admit(GATEWAY, terminate, "v1.5")["spec"]["listeners"][0]["tls"]["mode"] == "Terminate"
+    )
+    plain = gateway()
+    plain["spec"]["listeners"] = [
+        {"name": "http", "port": 80, "protocol": "HTTP", "tls": {"options": {"a": "b"}}}
+    ]
+    assert (
+        "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"
+        in refused(GATEWAY, plain)["spec.listeners"]
+    )
+
+    route = {
+        "apiVersion": HTTP_ROUTE.api_version,
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r"},
+        "spec": {
+            "rules": [
+                {
+                    "filters": [{"type": "RequestHeaderModifier"}],
+                    "backendRefs": [{"name": "web"}],
+                }
+            ]
+        },
+    }
+    assert refused(HTTP_ROUTE, route) == {
+        "spec.rules[0].filters[0]": 'Invalid value: "object": filter.requestHeaderModifier must be specified '
+        "for RequestHeaderModifier filter.type",
+        "spec.rules[0].backendRefs[0]": 'Invalid value: "object": Must have port for Service reference',
+    }
+    route["spec"]["rules"][0] = {
+        "filters": [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"add": [{"name": "X-A", "value": "1"}]},
+            }
+        ],
+        "backendRefs": [{"name": "web", "port": 80}],
+    }
+    assert kube_openapi.admit(HTTP_ROUTE, route, "v1.5")["spec"]["rules"][0]["backendRefs"][0]["weight"] == 1
+
+    health = {
+        "apiVersion": HEALTH_POLICY.api_version,
+        "kind": "HealthCheckPolicy",
+        "metadata": {"name": "h"},
+        "spec": {
+            "targetRef": {"group": "", "kind": "Service", "name": "web"},
+            "default": {"timeoutSec": 10, "config": {"type": "HTTP", "httpHealthCheck": {"port": 8080}}},
+        },
+    }
+    assert set(refused(HEALTH_POLICY, health).values()) == {
+        'Invalid value: "object": when checkIntervalSec is unspecified, timeOutSec cannot exceed 5, which is '
+        "the default value of checkIntervalSec",
+        'Invalid value: "object": port and portName must be unset for portSpecification being USE_SERVING_PORT '
+        "(which is the default)",
+    }
+    health["spec"]["default"] = {
+        "checkIntervalSec": 15,
+        "timeoutSec": 10,
+        "config": {"type": "HTTP", "httpHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": 8080}},
+    }
+    kube_openapi.admit(HEALTH_POLICY, health, "v1.5")

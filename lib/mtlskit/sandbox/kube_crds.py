@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtlskit.rules import gateway as gw
+from mtlskit.sandbox import kube_crd_rules
 from mtlskit.sandbox import kube_crd_schemas as schemas
 from mtlskit.sandbox.kube import API, KINDS, Kind, KubeObjects, key_of
 from mtlskit.sandbox.web import ApiError, kube_time
@@ -172,6 +173,11 @@ def resource_of(kind: Kind) -> CustomResource | None:
     return next(
         (r for r in CUSTOM_RESOURCES if (r.kind.group, r.kind.plural) == (kind.group, kind.plural)), None
     )
+
+
+def rules_of(kind: Kind) -> list[kube_crd_rules.Rule]:
+    """The validation rules of a custom resource's CRD (none for a built-in kind)."""
+    return kube_crd_rules.RULES.get(kind.plural, []) if is_custom(kind) else []
 
 
 def is_custom(kind: Kind) -> bool:

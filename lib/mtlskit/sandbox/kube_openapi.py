@@ -376,6 +376,8 @@ def admit(kind: Kind, obj: dict[str, Any], bundle: str) -> dict[str, Any]:
     filled = defaulted(kind, obj, bundle)
     causes: list[Cause] = []
     _check(schema_of(kind, bundle), filled, (), causes)
+    if not causes:  # the CRD's rules run on an object that already fits its schema
+        causes = _broken_rules(kind, filled)
     if causes:
         _invalid(kind, obj, causes)
     return filled
@@ -463,6 +465,32 @@ def _check(schema: dict[str, Any], value: Any, path: Path, causes: list[Cause]) 
                 seen.add(identity)
             if isinstance(schema.get("items"), dict):
                 _check(schema["items"], item, (*path, i), causes)
+
+
+def _broken_rules(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
+    """A cause for every node a CRD validation rule refuses (`Invalid value: "object": <message>`)."""
+    causes: list[Cause] = []
+    for path, message, holds in kube_crds.rules_of(kind):
+        for where, node in _nodes(obj, tuple(path.split(".")), ()):
+            if not holds(node):
+                shown = "array" if isinstance(node, list) else "object"
+                causes.append(
+                    _cause("FieldValueInvalid", _show(where), f'Invalid value: "{shown}": {message}')
+                )
+    return causes
+
+
+def _nodes(value: Any, steps: tuple[str, ...], at: Path) -> list[tuple[Path, Any]]:
+    """The nodes at a rule's path (`[]` steps into every item), with where each one is."""
+    if not steps:
+        return [(at, value)]
+    step, rest = steps[0], steps[1:]
+    if step == "[]":
+        items = value if isinstance(value, list) else []
+        return [found for i, item in enumerate(items) for found in _nodes(item, rest, (*at, i))]
+    if isinstance(value, dict) and step in value and value[step] is not None:
+        return _nodes(value[step], rest, (*at, step))
+    return []
 
 
 def _cause(reason: str, field: str, message: str) -> Cause:
