@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h11
 import pytest
 from cryptography import x509
 
 from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
+from mtlskit.rules.gateway import DATA_PLANE
 from mtlskit.sandbox import gateway_refs
 from mtlskit.sandbox import gateway_translate as tr
 from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import ComputeStore
 from mtlskit.sandbox.controller import INGRESS, IngressController, neg_name
-from mtlskit.sandbox.dataplane import _header_actions, _rule_matches
+from mtlskit.sandbox.dataplane import Connection, DataPlane, Frontend, _header_actions, _rule_matches
 from mtlskit.sandbox.env import Env, Settings
 from mtlskit.sandbox.gateway_controller import (
     BACKEND_POLICY,
@@ -286,6 +288,7 @@ def test_a_new_ca_updates_the_trust_config_in_place(world: World, pki: dict[str,
     ("refs", "reason"),
     [
         ([{"group": "", "kind": "ConfigMap", "name": "absent"}], "InvalidCACertificateRef"),
+        ([{"group": "", "kind": "ConfigMap", "name": "no-key"}], "InvalidCACertificateRef"),
         ([{"group": "", "kind": "Secret", "name": "client-ca"}], "InvalidCACertificateKind"),
         ([{"group": "", "kind": "ConfigMap", "name": "client-ca", "namespace": "other"}], "RefNotPermitted"),
     ],
@@ -295,6 +298,7 @@ def test_invalid_ca_references_give_gep91_reasons_and_build_nothing(
 ) -> None:
     world.kube.create(KINDS[("", "namespaces")], None, {"metadata": {"name": "other"}})
     world.create(CONFIG_MAP, {"metadata": {"name": "client-ca"}, "data": {gw.CA_KEY: pki["root"]}}, "other")
+    world.create(CONFIG_MAP, {"metadata": {"name": "no-key"}, "data": {"root.pem": pki["root"]}})
     w = built(world, refs)
     resolved, accepted = w.listener_cond("ResolvedRefs"), w.listener_cond("Accepted")
     assert (resolved["status"], resolved["reason"]) == ("False", reason)
@@ -581,3 +585,49 @@ def test_a_gateway_gone_without_its_finalizer_leaves_nothing_behind(world: World
     for coll in ("forwardingRules", "targetHttpsProxies", "urlMaps", "addresses"):
         assert w.get(coll) is None, coll
     assert w.located("serverTlsPolicies") is None
+
+
+def test_a_resource_the_apis_refuse_is_reported_and_the_next_gateway_still_syncs(
+    world: World, pki: dict[str, str]
+) -> None:
+    """Certificate Manager refuses a PEM over 5 kB: the Gateway says so; other Gateways are unaffected."""
+    w = world
+    big = certs.issue("big root", ca=True, dns_names=[f"name-{i}.mtlskit.test" for i in range(300)])
+    w.create(CONFIG_MAP, {"metadata": {"name": "big-ca"}, "data": {gw.CA_KEY: certs.pem(big.cert)}})
+    body = gateway_body([{"group": "", "kind": "ConfigMap", "name": "big-ca"}])
+    body["metadata"]["name"] = "big"
+    w.create(GATEWAY, body)
+    built(w)
+    programmed = w.cond(w.kube.get(GATEWAY, NS, "big") or {}, "Programmed")
+    assert (programmed["status"], programmed["reason"]) == ("False", "Invalid")
+    assert "at most 5 kB" in programmed["message"]
+    assert w.cond(w.gateway(), "Programmed")["status"] == "True"
+
+
+@pytest.mark.parametrize("scheme", ["EXTERNAL", "EXTERNAL_MANAGED"])
+def test_no_backend_to_pick_is_answered_by_scheme(world: World, scheme: str) -> None:
+    """A backend service whose Service is gone: 502 from the classic load balancer, 503 from the managed."""
+    w = world
+    neg = w.compute.create(
+        P,
+        "networkEndpointGroups",
+        {
+            "name": "gone",
+            "description": '{"namespace": "shop", "service-name": "gone"}',
+            "_endpoints": [{"ip": "127.0.0.1", "port": 1}],
+        },
+        ZONE,
+    )
+    bs = w.compute.create(
+        P,
+        "backendServices",
+        {"name": "gone", "loadBalancingScheme": scheme, "backends": [{"group": neg["selfLink"]}]},
+    )
+    um = w.compute.create(P, "urlMaps", {"name": "um", "defaultService": bs["selfLink"]})
+    plane = DataPlane(w.env)
+    frontend = Frontend(P, "127.0.0.1", "fr", "proxy", um["selfLink"], [], None, None, scheme)
+    request = h11.Request(method="GET", target="/", headers=[("Host", "api.mtlskit.test")])
+    status, *_ = plane._forward(Connection(frontend, "127.0.0.1"), request, b"")
+    assert (
+        status == DATA_PLANE[scheme].no_healthy_backend == {"EXTERNAL": 502, "EXTERNAL_MANAGED": 503}[scheme]
+    )

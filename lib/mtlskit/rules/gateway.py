@@ -118,7 +118,7 @@ DATA_PLANE = {
 
 # Events about Gateways come from this component (single-cluster controller), with these reasons.
 EVENT_COMPONENT = "sc-gateway-controller"
-EVENT_REASONS = ("ADD", "UPDATE", "SYNC", "DELETE")
+EVENT_REASONS = ("ADD", "UPDATE", "SYNC")
 # A `networking.gke.io/*` annotation holds resource paths (`/projects/P/global/<collection>/<name>`)
 # joined by this separator; an empty string when the controller built none of that collection.
 PATH_SEPARATOR = ", "

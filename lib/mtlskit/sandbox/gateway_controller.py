@@ -242,7 +242,8 @@ class GatewayController:
                     f"class {facts.name} builds a regional load balancer; the sandbox builds global ones only",
                 )
             mtls = self._client_validation(gateway, facts, listeners, result)
-            certificates = sorted({c for lst in listeners if lst.usable for c in lst.certificates})
+            # in listener order: the proxy's first certificate is the one served without SNI
+            certificates = list(dict.fromkeys(c for lst in listeners if lst.usable for c in lst.certificates))
             if (meta.get("annotations") or {}).get(gw.CERTMAP_ANNOTATION):
                 raise Blocked("Programmed", "Invalid", NO_CERTMAP)
             if not certificates:
@@ -251,8 +252,12 @@ class GatewayController:
                     "Invalid",
                     "no HTTPS listener on port 443 has a usable certificate: nothing to serve",
                 )
-            ip = self._build_frontend(gateway, serve404["selfLink"], routes, certificates, mtls, result)
-            result.ip = ip
+            try:
+                result.ip = self._build_frontend(
+                    gateway, serve404["selfLink"], routes, certificates, mtls, result
+                )
+            except ApiError as err:  # Compute, Network Security or Certificate Manager refused a resource
+                raise Blocked("Programmed", "Invalid", err.body["error"]["message"]) from None
         except Blocked as blocked:
             setattr(result, blocked.condition.lower(), (False, blocked.reason, blocked.message))
             if blocked.condition == "Accepted":
