@@ -329,7 +329,9 @@ def test_request_logs_are_read_by_the_gateways_forwarding_rule(params: Params) -
 
 
 def test_probes_of_a_gateway_are_kept_apart_from_the_split_frontends(params: Params) -> None:
-    assert probe.results_file(params) != probe.results_file(params.model_copy(update={"topology": "split"}))
+    split = params.model_copy(update={"topology": "split"})
+    assert probe.results_file(params) != probe.results_file(split)
+    assert probe.results_file(params, "split") == probe.results_file(split)  # a migration's split probes
 
 
 # ---- 70_drift's Gateway checks ----------------------------------------------------------------------------

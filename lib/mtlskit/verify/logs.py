@@ -860,7 +860,12 @@ def probe_checks(
     elif backend_logging is not None and backend_logging.sampled:
         checks.append(
             _sampled_check(
-                len(expecting) - len(missing), len(expecting), waited_seconds, backend_logging, ended
+                len(expecting) - len(missing),
+                len(expecting),
+                waited_seconds,
+                backend_logging,
+                ended,
+                topology,
             )
         )
     else:
@@ -901,8 +906,19 @@ def probe_checks(
     return checks
 
 
+SAMPLE_RATE_SETTER = {
+    "split": "10_ingress's BackendConfig",
+    "gateway": "the Gateway build's GCPBackendPolicy",
+}
+
+
 def _sampled_check(
-    found: int, probes: int, waited_seconds: float, backend_logging: BackendLogging, ended: Ended
+    found: int,
+    probes: int,
+    waited_seconds: float,
+    backend_logging: BackendLogging,
+    ended: Ended,
+    topology: str = "split",
 ) -> Check:
     verdict = judge_sample(found, probes, backend_logging.sample_rate)
     evidence = f"{verdict.message()} (backend service {backend_logging.backend_service})"
@@ -918,8 +934,8 @@ def _sampled_check(
         "fail",
         evidence,
         "check that the backend service still logs at the sampleRate its params set (logging.sample_rate, "
-        "applied by 10_ingress's BackendConfig) and that no exclusion filter or sink drops request logs; "
-        "on Google Cloud, re-run this notebook in a few minutes in case ingestion is late",
+        f"applied by {SAMPLE_RATE_SETTER[topology]}) and that no exclusion filter or sink drops request "
+        "logs; on Google Cloud, re-run this notebook in a few minutes in case ingestion is late",
     )
 
 

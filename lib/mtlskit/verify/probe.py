@@ -91,28 +91,34 @@ class ProbeResult:
         return asdict(self)
 
 
-def results_file(params: Params) -> Path:
+def results_file(params: Params, topology: lbnames.Topology | None = None) -> Path:
     """Where the last probes of one environment are kept, so 60_logs finds them whether the runbook
     ran headless or step by step in JupyterLab. A Gateway's probes are kept apart from the split
     frontend's, which one params file may also name (a migration)."""
     # Two sandboxes may hold the same project and stack names: their state directories tell them apart.
     key = f"{params.state_dir}|{params.frontend.forwarding_rule}"
-    if params.topology == "gateway":
+    if lbnames.topology_of(params, topology) == "gateway":
         key += f"|gateway {lbnames.gateway_where(params)}"
     where = hashlib.sha256(key.encode()).hexdigest()[:8]
     return paths.repo_root() / "runs" / "probes" / f"{params.project}-{params.stack}-{where}.json"
 
 
 def save_results(params: Params, results: list[ProbeResult]) -> Path:
-    path = results_file(params)
+    """Kept under the topology the probes went to (a migration probes both frontends of one params file)."""
+    path = results_file(params, _topology_of(results))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([r.row() for r in results], indent=2))
     return path
 
 
-def load_results(params: Params) -> list[ProbeResult]:
+def _topology_of(results: list[ProbeResult]) -> lbnames.Topology | None:
+    topologies = {r.topology for r in results}
+    return "gateway" if topologies == {"gateway"} else ("split" if topologies == {"split"} else None)
+
+
+def load_results(params: Params, topology: lbnames.Topology | None = None) -> list[ProbeResult]:
     """The probes 50_verify sent last; empty when it has not run for this environment."""
-    path = results_file(params)
+    path = results_file(params, topology)
     if not path.is_file():
         return []
     return [ProbeResult(**row) for row in json.loads(path.read_text())]
