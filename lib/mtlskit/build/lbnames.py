@@ -336,16 +336,6 @@ def backend_service(clients: Clients, params: Params, names: LoadBalancerNames) 
     return pick_backend(found, f"{k.namespace}/{k.service}", str(k.service_port), names)
 
 
-def default_service(clients: Clients, names: LoadBalancerNames) -> BackendService | None:
-    """The URL map's default backend service (a Gateway's: the controller's 404 backend), or None."""
-    um = frontend.KINDS["UrlMap"].get(clients, names.url_map) if names.url_map else None
-    name = tail(um.default_service) if um is not None else ""
-    if not name:
-        return None
-    bs = clients.find(clients.compute.backend_services.get, project=clients.project, backend_service=name)
-    return None if bs is None else backend.describe(bs)
-
-
 def pick_backend(
     found: list[BackendService], service: str, port: str, names: LoadBalancerNames
 ) -> BackendService:

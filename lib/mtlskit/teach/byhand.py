@@ -512,6 +512,15 @@ GATEWAY_STEPS: dict[str, tuple[str, ...]] = {
     "gw90_gateway_teardown": ("Gateway leftovers",),
 }
 
+GATEWAY_URL_MAP = _Describe(
+    "compute url-maps",
+    lambda n: n.lb.url_map,
+    "the URL map the controller built from the HTTPRoute: each domain's host rule to the Service's backend "
+    "service, with the route's mTLS headers as its header action (the default service is its 404 backend)",
+    "yaml(defaultService,hostRules,pathMatchers)",
+)
+COMMANDS["Gateway URL map"] = GATEWAY_URL_MAP
+
 # 50_verify and 70_drift in the Gateway topology: the same reads, of the load balancer the Gateway's
 # controller built, and the Gateway's own objects instead of the anchor and the BackendConfig.
 GATEWAY_VERIFY_STEPS: dict[str, tuple[str, ...]] = {
@@ -521,7 +530,7 @@ GATEWAY_VERIFY_STEPS: dict[str, tuple[str, ...]] = {
         "Gateway prerequisites",
         "forwarding rule",
         "HTTPS proxy",
-        "URL map",
+        "Gateway URL map",
         "SSL policy",
         "server TLS policy",
         "trust config",

@@ -683,10 +683,10 @@ def wait_for_probe_entries(
     """
     since = since or default_since(params, probes)
     names = names or lbnames.load_balancer_names(clients, params)
+    expecting = [p for p in probes if p.expected_status_details]
     config = backend_logging
-    if config is None and any(p.expected_status_details for p in probes):
+    if config is None and expecting:
         config = read_backend_logging(clients, params, names)
-    expecting = [p for p in probes if p.expected_status_details and _loggable(p, config)]
     pull = Pull([], since, backend_logging=config, probes_expected=len(expecting), names=names)
     rate = pull.sample_rate
     last = max((p for p in expecting if p.sent_at), key=lambda p: parse_time(p.sent_at), default=None)
@@ -757,14 +757,6 @@ class BackendLogging:
     enable: bool
     sample_rate: float
     problem: str = ""  # why it could not be read
-    # A connection refused in the handshake never reaches a route: the sandbox logs it under the URL
-    # map's default service, which in a Gateway's load balancer is the controller's 404 backend (no
-    # GCPBackendPolicy reaches it). Set when that service is another one and does not log.
-    closed_unlogged_by: str = ""
-
-    @property
-    def closed_logged(self) -> bool:
-        return not self.closed_unlogged_by
 
     @property
     def sampled(self) -> bool:
@@ -787,12 +779,6 @@ class BackendLogging:
         )
 
 
-def _loggable(probe: ProbeResult, config: BackendLogging | None) -> bool:
-    """Whether the probe's entry can come at all: a refused connection's does not where the service
-    that logs closed connections does not log."""
-    return config is None or config.closed_logged or probe.expected_status_details == FORWARDED
-
-
 def read_backend_logging(
     clients: Clients, params: Params, names: LoadBalancerNames | None = None
 ) -> BackendLogging:
@@ -801,13 +787,9 @@ def read_backend_logging(
     try:
         names = names or lbnames.load_balancer_names(clients, params)
         bs = lbnames.backend_service(clients, params, names)
-        default = lbnames.default_service(clients, names) if names.topology == "gateway" else None
     except (PrerequisiteMissing, ApiError) as err:
         return BackendLogging("", False, 0.0, problem=str(err).split("\n", 1)[0])
-    unlogged = (
-        default.name if default is not None and default.name != bs.name and not default.log_enable else ""
-    )
-    return BackendLogging(bs.name, bs.log_enable, bs.log_sample_rate, closed_unlogged_by=unlogged)
+    return BackendLogging(bs.name, bs.log_enable, bs.log_sample_rate)
 
 
 def probe_checks(
@@ -833,23 +815,7 @@ def probe_checks(
     missing = expecting[~expecting["found"]]
     wrong = matched[matched["found"] & ~matched["match"]]
     checks = []
-    unlogged = backend_logging.closed_unlogged_by if backend_logging is not None else ""
-    refused = missing["expected_status_details"] != FORWARDED
-    if unlogged and not missing.empty and refused.all():
-        names = ", ".join(f"{r.probe_id} ({r.case})" for r in missing.itertuples())
-        checks.append(
-            Check(
-                "probes found in request logs",
-                "warn",
-                f"{len(expecting) - len(missing)}/{len(expecting)} probes have their log entry; the "
-                f"{len(missing)} refused in the handshake have none ({names}): a refused connection reaches "
-                f"no route, so it is logged under the URL map's default service {unlogged}, which does not "
-                "log (the Gateway's controller builds it; no GCPBackendPolicy reaches it)",
-                "judge the refusals by 50_verify's probes (each was closed in the handshake); the forwarded "
-                "probes' entries show request logging works",
-            )
-        )
-    elif missing.empty:
+    if missing.empty:
         checks.append(
             Check(
                 "probes found in request logs",
