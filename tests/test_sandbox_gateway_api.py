@@ -302,6 +302,19 @@ def test_kubectl_applies_gets_describes_and_explains_gateways(env: Env, bundle: 
     again = kubectl(env, *cache, "apply", "--server-side", "-f", manifest).stdout
     assert again.count("serverside-applied") == 2
 
+    # a dry run (kubectl diff, --dry-run=server) is checked like a write and changes nothing
+    fallback = gateway("web")
+    fallback["spec"]["tls"]["frontend"]["default"]["validation"]["mode"] = gw.ALLOW_INSECURE_FALLBACK
+    changed = write(tmp_path, "fallback.yaml", [fallback, route("web")])
+    before = env[1].kube.custom.get_namespaced_custom_object(gw.GROUP, "v1", NS, "gateways", "web")
+    diff = kubectl(env, *cache, "diff", "--server-side", "--force-conflicts", "-f", changed, check=False)
+    assert diff.returncode == 1 and "-          mode: AllowValidOnly" in diff.stdout
+    assert "+          mode: AllowInsecureFallback" in diff.stdout and "httproutes" not in diff.stdout
+    dry = kubectl(env, *cache, "delete", "gateway", "web", "-n", NS, "--dry-run=server").stdout
+    assert dry.strip() == 'gateway.gateway.networking.k8s.io "web" deleted (server dry run)'
+    after = env[1].kube.custom.get_namespaced_custom_object(gw.GROUP, "v1", NS, "gateways", "web")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
     bundle("v1.4")
     refused = kubectl(
         env, *cache, "apply", "-f", write(tmp_path, "old.yaml", [gateway("old-cluster")]), check=False

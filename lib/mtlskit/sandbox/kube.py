@@ -118,6 +118,20 @@ KINDS = {
 }
 
 
+def _bookkeeping_only(current: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when `new` differs from `current` only in what a write stamps (resourceVersion, the times
+    in managedFields): nothing a client or a `kubectl diff` would see changed."""
+
+    def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+        meta["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "time"} for entry in meta.get("managedFields") or []
+        ]
+        return {**obj, "metadata": meta}
+
+    return comparable(current) == comparable(new)
+
+
 def key_of(kind: Kind, namespace: str | None, name: str) -> str:
     return f"{kind.qualified}/{namespace or ''}/{name}"
 
@@ -301,6 +315,8 @@ class KubeObjects:
             )
             body["metadata"] = meta
             body["apiVersion"], body["kind"] = kind.api_version, kind.kind
+        if _bookkeeping_only(current, body):
+            return current  # a no-op write keeps the resourceVersion, as the API server's does
         saved = self._save(kind, body)
         if saved["metadata"].get("deletionTimestamp") and not saved["metadata"].get("finalizers"):
             self.store.delete(

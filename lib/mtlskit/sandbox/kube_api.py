@@ -11,6 +11,7 @@ returns. CustomResourceDefinitions are read-only: they follow `sandbox.gateway_a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -21,6 +22,8 @@ from mtlskit.sandbox.events import KUBE_WRITE, Events
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
 from mtlskit.sandbox.kube_crds import CRD, InstalledCrds, is_custom, resource_of, storage_of
 from mtlskit.sandbox.web import ApiError, Request, Response, merge_patch
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class KubeApi:
@@ -57,7 +60,18 @@ class KubeApi:
             namespace, rest = rest[1], rest[2:]
         if not rest or (group, rest[0]) not in served:
             raise ApiError.kube(404, "NotFound", "the server could not find the requested resource")
-        return self._dispatch(req, served[(group, rest[0])], namespace, rest[1:])
+        kind = served[(group, rest[0])]
+        dry_run = _dry_run(req)
+        if dry_run is None or req.method not in WRITES:
+            return self._dispatch(req, kind, namespace, rest[1:])
+        if dry_run != "All":
+            raise ApiError.kube(
+                400, "BadRequest", f'dryRun: Unsupported value: "{dry_run}": supported values: "All"'
+            )
+        # A dry run (`kubectl apply --dry-run=server`, `kubectl diff`): the write with every check,
+        # default and conflict of a real one, answered, then undone; no controller hears of it.
+        with self.objects.store.discarded(), self.events.held():
+            return self._dispatch(req, kind, namespace, rest[1:])
 
     def _discovery(self, req: Request, parts: list[str]) -> Response | None:
         """Discovery and OpenAPI documents, or None when the path names resources instead."""
@@ -272,6 +286,19 @@ class KubeApi:
     def _settle(self, namespace: str | None) -> None:
         """A terminating namespace goes once the last object in it (finalizers done) has gone."""
         self.objects.settle(namespace)
+
+
+def _dry_run(req: Request) -> str | None:
+    """The request's dry-run directive: the `dryRun` query parameter, or for a delete the
+    DeleteOptions body's `dryRun` list (what `kubectl delete --dry-run=server` sends)."""
+    if req.arg("dryRun") is not None or req.method != "DELETE" or not req.body.strip():
+        return req.arg("dryRun")
+    try:
+        options = json.loads(req.body)
+    except ValueError:
+        return None
+    listed = options.get("dryRun") if isinstance(options, dict) else None
+    return ",".join(listed) if isinstance(listed, list) and listed else None
 
 
 def _at(asked: Kind, obj: dict[str, Any]) -> dict[str, Any]:

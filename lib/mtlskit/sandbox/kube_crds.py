@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtlskit.rules import gateway as gw
+from mtlskit.sandbox import kube_crd_rules
 from mtlskit.sandbox import kube_crd_schemas as schemas
 from mtlskit.sandbox.kube import API, KINDS, Kind, KubeObjects, key_of
 from mtlskit.sandbox.web import ApiError, kube_time
@@ -174,9 +175,9 @@ def resource_of(kind: Kind) -> CustomResource | None:
     )
 
 
-def rules_of(kind: Kind) -> list[schemas.Rule]:
+def rules_of(kind: Kind) -> list[kube_crd_rules.Rule]:
     """The validation rules of a custom resource's CRD (none for a built-in kind)."""
-    return schemas.RULES.get(kind.plural, []) if is_custom(kind) else []
+    return kube_crd_rules.RULES.get(kind.plural, []) if is_custom(kind) else []
 
 
 def is_custom(kind: Kind) -> bool:

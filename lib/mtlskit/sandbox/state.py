@@ -7,6 +7,7 @@ read-modify-write cycles trivially consistent with the API handlers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -36,6 +37,18 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def discarded(self) -> Iterator[None]:
+        """Run writes that are undone afterwards, whatever happens (an API dry run: every check and
+        default of a real write, nothing kept). Holds the lock throughout."""
+        with self.lock:
+            self._db.execute("SAVEPOINT discarded")
+            try:
+                yield
+            finally:
+                self._db.execute("ROLLBACK TO discarded")
+                self._db.execute("RELEASE discarded")
 
     def get(self, api: str, collection: str, key: str) -> dict[str, Any] | None:
         with self.lock:
