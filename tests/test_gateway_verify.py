@@ -493,3 +493,23 @@ def test_by_hand_commands_read_the_gateways_load_balancer(params: Params) -> Non
     assert "trust-configs describe gkegw1-tc" in lines
     split = params.model_copy(update={"topology": "split"})
     assert "forwarding-rules describe mtls-fr" in "\n".join(byhand.by_hand(split, "70_drift").reads("gcloud"))
+
+
+def test_a_route_the_controller_did_not_accept_and_a_gateway_not_programmed_are_named(params: Params) -> None:
+    s = clean_state(params)
+    assert s.route is not None and s.gateway is not None
+    s.route["status"]["parents"][0]["conditions"][1] = {
+        "type": "ResolvedRefs",
+        "status": "False",
+        "reason": "BackendNotFound",
+        "message": "Service default/web not found",
+    }
+    s.gateway["status"]["conditions"][1] = {"type": "Programmed", "status": "False", "reason": "Pending"}
+    checks = by_name(drift.evaluate(params, s))
+    assert (
+        "ResolvedRefs=False (BackendNotFound: Service default/web not found)"
+        in checks[gatewaydrift.ROUTE].evidence
+    )
+    ready = checks[gatewaydrift.GATEWAY_READY]
+    assert ready.status == "fail" and "Programmed=False (Pending)" in ready.evidence
+    assert "kubectl describe gateway web-gateway -n default" in ready.fix

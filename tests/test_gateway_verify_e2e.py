@@ -22,7 +22,7 @@ from mtlskit.core.poll import poll
 from mtlskit.rules import gateway as gw
 from mtlskit.sandbox import process
 from mtlskit.verify import drift, gatewaydrift, logs, probe
-from tests.conftest import sandbox_params
+from tests.conftest import sandbox_call, sandbox_params
 
 pytestmark = pytest.mark.e2e  # starts a sandbox of its own
 
@@ -105,8 +105,12 @@ def test_probes_logs_and_drift_pass_on_the_gateway_then_drift_names_what_changed
     matched = logs.match_probes(results, logs.entries_frame(pull.entries))
     assert failing(logs.checks(clients, params, matched, pull)) == {}
 
-    # 70_drift
+    # 70_drift, each object read once
+    sandbox_call(clients, "counters", "DELETE")
     assert failing(drift.drift_checks(clients, params, resolver_to(names.ip))) == {}
+    counts = sandbox_call(clients, "counters")["counts"]
+    print(f"\nAPI calls per Gateway drift run: {sum(counts.values())} {counts}")
+    assert all(n == 1 for n in counts.values()), counts
 
     # Behind the kit's back: the route's header filter removed.
     route_kind = kube.KUBE_KINDS["HTTPRoute"]

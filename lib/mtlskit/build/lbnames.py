@@ -17,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from google.cloud import compute_v1
+from google.cloud import network_security_v1 as ns
+
 from mtlskit.build import backend, frontend, trust
 from mtlskit.build import gateway_kube as kube
 from mtlskit.build.backend import BackendService
@@ -227,12 +230,30 @@ def read_gateway(clients: Clients, params: Params) -> dict[str, Any] | None:
     return kube.read(clients, kube.KUBE_KINDS["Gateway"], params.gateway_namespace, params.gateway.name)
 
 
+@dataclass(frozen=True)
+class GatewayLoadBalancer:
+    """The names, and the three resources read to find them (a caller that judges them, 70_drift,
+    then reads each only once)."""
+
+    names: LoadBalancerNames
+    forwarding_rule: compute_v1.ForwardingRule
+    proxy: compute_v1.TargetHttpsProxy
+    policy: ns.ServerTlsPolicy | None
+
+
 def gateway_names(
     clients: Clients, params: Params, gateway: dict[str, Any] | None = None
 ) -> LoadBalancerNames:
     """The load balancer the Gateway controller built, read from the Gateway's annotations, the
     target HTTPS proxy and its server TLS policy. Raises `GatewayNotReady` (naming the Gateway, its
     conditions and what to do) until the Gateway is Programmed and annotated."""
+    return gateway_load_balancer(clients, params, gateway).names
+
+
+def gateway_load_balancer(
+    clients: Clients, params: Params, gateway: dict[str, Any] | None = None
+) -> GatewayLoadBalancer:
+    """`gateway_names` with the forwarding rule, proxy and server TLS policy it read."""
     gateway = read_gateway(clients, params) if gateway is None else gateway
     problem = readiness_problem(params, gateway)
     if problem or gateway is None:
@@ -263,17 +284,15 @@ def gateway_names(
             f"`{kubectl_describe_gateway(params)}`"
         )
     policy_ref = relative(proxy.server_tls_policy)
-    trust_ref = ""
-    if policy_ref:
-        policy = trust.SERVER_TLS_POLICY.get(clients, policy_ref)
-        trust_ref = relative(policy.mtls_policy.client_validation_trust_config) if policy else ""
+    policy = trust.SERVER_TLS_POLICY.get(clients, policy_ref) if policy_ref else None
+    trust_ref = relative(policy.mtls_policy.client_validation_trust_config) if policy else ""
     addresses = [p.name for p in annotation_paths(gateway, "addresses")]
     named = [
         str(a.get("value"))
         for a in (gateway.get("spec") or {}).get("addresses") or []
         if isinstance(a, dict) and a.get("type") == "NamedAddress"
     ]
-    return LoadBalancerNames(
+    names = LoadBalancerNames(
         topology="gateway",
         scheme=rule.load_balancing_scheme or params.gateway.facts.load_balancing_scheme,
         forwarding_rule=rule.name,
@@ -290,6 +309,7 @@ def gateway_names(
         gateway=gateway_where(params),
         conditions=conditions_summary(gateway),
     )
+    return GatewayLoadBalancer(names, rule, proxy, policy)
 
 
 def relative(link: str) -> str:

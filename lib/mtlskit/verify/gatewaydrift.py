@@ -215,12 +215,13 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
     g = params.gateway
     found = lbnames.read_gateway(clients, params)
     problem = lbnames.readiness_problem(params, found)
-    names = None
+    lb = None
     if not problem:
         try:
-            names = lbnames.gateway_names(clients, params, found)
+            lb = lbnames.gateway_load_balancer(clients, params, found)
         except GatewayNotReady as err:
             problem = str(err)
+    names = lb.names if lb else None
     state = GatewayDriftState(
         gateway=found,
         route=gateway.read_object(clients, params, "HTTPRoute"),
@@ -231,10 +232,9 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
         dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
         looked_up=looked_up(params),
     )
-    if names is None:
+    if lb is None or names is None:
         return state
-    state.forwarding_rule = frontend.KINDS["ForwardingRule"].get(clients, names.forwarding_rule)
-    state.proxy = frontend.KINDS["TargetHttpsProxy"].get(clients, names.target_proxy)
+    state.forwarding_rule, state.proxy, state.policy = lb.forwarding_rule, lb.proxy, lb.policy
     state.url_map = frontend.KINDS["UrlMap"].get(clients, names.url_map) if names.url_map else None
     state.ssl_policy = (
         frontend.KINDS["SslPolicy"].get(clients, names.ssl_policy) if names.ssl_policy else None
@@ -243,9 +243,6 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
     state.certificate = frontend.KINDS["SslCertificate"].get(clients, cert_name) if cert_name else None
     if g.address == "named_address":
         state.address = frontend.KINDS["Address"].get(clients, params.frontend.address)
-    state.policy = (
-        trust.SERVER_TLS_POLICY.get(clients, names.server_tls_policy) if names.server_tls_policy else None
-    )
     state.trust_config = trust.TRUST_CONFIG.get(clients, names.trust_config) if names.trust_config else None
     state.looked_up.update(
         ForwardingRule=names.forwarding_rule,

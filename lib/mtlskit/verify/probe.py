@@ -257,10 +257,6 @@ class Frontend:
         return self.names.scheme if self.names else "EXTERNAL"
 
     @property
-    def data_plane(self) -> gw.DataPlane:
-        return gw.DATA_PLANE[self.scheme]
-
-    @property
     def answering(self) -> bool:
         return any(h.server_answered for h in self.handshakes)
 
