@@ -10,6 +10,7 @@ must not depend on that to stay well-formed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -100,11 +101,21 @@ class Diagram:
         return f"Diagram(svg=<{len(self.svg)} characters>, mermaid=<{self.mermaid.count(chr(10))} lines>)"
 
 
+CLIENT = Box(
+    "client", COL["client"], ROW["r1"], "client", "curl / the app", "sends its client certificate", "none"
+)
+
+
+def domains_shown(domains: list[str]) -> str:
+    """The first two domains and how many more: a box has room for one short line."""
+    return ", ".join(domains[:2]) + (f" +{len(domains) - 2} more" if len(domains) > 2 else "")
+
+
 def boxes(params: Params) -> dict[str, Box]:
     """Every resource of the design with the params' names, placed on the grid."""
     f, k, m = params.frontend, params.kubernetes, params.mtls
     domains = list(f.domains)
-    shown = ", ".join(domains[:2]) + (f" +{len(domains) - 2} more" if len(domains) > 2 else "")
+    shown = domains_shown(domains)
     anchors = len(m.trust_anchors)
     trust_detail = (
         f"{anchors} anchor{'s' if anchors != 1 else ''} · {len(m.intermediates)} intermediate"
@@ -112,15 +123,7 @@ def boxes(params: Params) -> dict[str, Box]:
     )
     bs_name = f"k8s1-…-{k.namespace}-{k.service}-{k.service_port}-…"
     items = [
-        Box(
-            "client",
-            COL["client"],
-            ROW["r1"],
-            "client",
-            "curl / the app",
-            "sends its client certificate",
-            "none",
-        ),
+        CLIENT,
         Box(
             "forwarding_rule",
             COL["c0"],
@@ -200,7 +203,7 @@ def boxes(params: Params) -> dict[str, Box]:
             ROW["k2"],
             "BackendConfig",
             k.backend_config,
-            f"logging {'on' if params.logging.enable else 'off'}, mTLS headers",
+            f"logging {on_off(params.logging.enable)}, mTLS headers",
             "k8s",
         ),
     ]
@@ -283,16 +286,20 @@ def svg_arrow(
     return out
 
 
-def _svg(params: Params, b: dict[str, Box]) -> str:
-    right = lambda k: b[k].x + BOX_W  # noqa: E731 - two tiny geometry helpers read better inline
-    bottom = lambda k: b[k].y + BOX_H  # noqa: E731
-    k = params.kubernetes
-    arrows = [
-        # the request path
+def frontend_arrows(b: dict[str, Box]) -> list[str]:
+    """The frontend's part of the picture, the same in both topologies: the request from the client to
+    the URL map, and what the forwarding rule, the proxy and the server TLS policy use."""
+
+    def right(k: str) -> float:
+        return b[k].x + BOX_W
+
+    def bottom(k: str) -> float:
+        return b[k].y + BOX_H
+
+    stp, tc = b["server_tls_policy"], b["trust_config"]
+    return [
         svg_arrow(
-            [(right("client"), b["client"].cy), (b["forwarding_rule"].x, b["client"].cy)],
-            "request",
-            "HTTPS",
+            [(right("client"), b["client"].cy), (b["forwarding_rule"].x, b["client"].cy)], "request", "HTTPS"
         ),
         svg_arrow(
             [(right("forwarding_rule"), b["proxy"].cy), (b["proxy"].x, b["proxy"].cy)], "request", "TLS"
@@ -301,34 +308,32 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             [(right("proxy"), b["proxy"].cy), (b["url_map"].x, b["url_map"].cy)], "request", "mTLS passed"
         ),
         svg_arrow(
-            [(b["url_map"].cx, bottom("url_map")), (b["url_map"].cx, b["backend_service"].y)],
+            [(b["forwarding_rule"].cx, bottom("forwarding_rule")), (b["address"].cx, b["address"].y)],
+            "refers",
+        ),
+        svg_arrow(
+            [(b["proxy"].x + 30, bottom("proxy")), (b["certificate"].cx, b["certificate"].y)], "refers"
+        ),
+        svg_arrow([(b["proxy"].cx, bottom("proxy")), (b["ssl_policy"].cx, b["ssl_policy"].y)], "refers"),
+        svg_arrow([(right("proxy") - 30, bottom("proxy")), (stp.cx, stp.y)], "refers"),
+        svg_arrow([(stp.cx, bottom("server_tls_policy")), (tc.cx, tc.y)], "refers"),
+    ]
+
+
+def _svg(params: Params, b: dict[str, Box]) -> str:
+    right = lambda k: b[k].x + BOX_W  # noqa: E731 - two tiny geometry helpers read better inline
+    bottom = lambda k: b[k].y + BOX_H  # noqa: E731
+    k = params.kubernetes
+    arrows = [
+        *frontend_arrows(b),
+        svg_arrow(
+            [(b["url_map"].cx, b["url_map"].y + BOX_H), (b["url_map"].cx, b["backend_service"].y)],
             "request",
             "default service",
             dy=4,
         ),
         svg_arrow([(b["backend_service"].x, b["neg"].cy), (right("neg"), b["neg"].cy)], "request"),
         svg_arrow([(b["neg"].x, b["service"].cy), (right("service"), b["service"].cy)], "request"),
-        # what the kit's resources use
-        svg_arrow(
-            [(b["forwarding_rule"].cx, bottom("forwarding_rule")), (b["address"].cx, b["address"].y)],
-            "refers",
-            "",
-        ),
-        svg_arrow(
-            [(b["proxy"].x + 30, bottom("proxy")), (b["certificate"].cx, b["certificate"].y)], "refers"
-        ),
-        svg_arrow([(b["proxy"].cx, bottom("proxy")), (b["ssl_policy"].cx, b["ssl_policy"].y)], "refers"),
-        svg_arrow(
-            [(right("proxy") - 30, bottom("proxy")), (b["server_tls_policy"].cx, b["server_tls_policy"].y)],
-            "refers",
-        ),
-        svg_arrow(
-            [
-                (b["server_tls_policy"].cx, bottom("server_tls_policy")),
-                (b["trust_config"].cx, b["trust_config"].y),
-            ],
-            "refers",
-        ),
         # Kubernetes' references
         svg_arrow(
             [(right("ingress"), b["ingress"].cy), (b["service"].x, b["service"].cy)],
@@ -369,15 +374,13 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
         ),
     ]
     zones = [
-        f'<rect x="{ZONE_LEFT}" y="{KIT_TOP}" width="{WIDTH - ZONE_LEFT - 10}" height="{KIT_BOTTOM - KIT_TOP}" rx="14" '
-        f'fill="{KIT_FILL}" stroke="{KIT_STROKE}" stroke-width="1.5"/>',
-        svg_text(
-            ZONE_LEFT + 16,
-            KIT_TOP + 24,
-            "Owned by mtlskit — 30_trust, 40_frontend (teardown: 90)",
-            size=14,
-            cls="zone kit",
-            anchor="start",
+        *svg_zones(
+            ("kit", "Owned by mtlskit — 30_trust, 40_frontend (teardown: 90)"),
+            (
+                "k8s",
+                f"Owned by Kubernetes — namespace {k.namespace}, applied by 10_ingress; the GKE Ingress "
+                "controller builds the rest",
+            ),
         ),
         svg_text(
             WIDTH - 24,
@@ -386,16 +389,6 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             size=11,
             cls="note",
             anchor="end",
-        ),
-        f'<rect x="{ZONE_LEFT}" y="{K8S_TOP}" width="{WIDTH - ZONE_LEFT - 10}" height="{K8S_BOTTOM - K8S_TOP}" rx="14" '
-        f'fill="{K8S_FILL}" stroke="{K8S_STROKE}" stroke-width="1.5"/>',
-        svg_text(
-            ZONE_LEFT + 16,
-            K8S_TOP + 24,
-            f"Owned by Kubernetes — namespace {k.namespace}, applied by 10_ingress; the GKE Ingress controller builds the rest",
-            size=14,
-            cls="zone k8s",
-            anchor="start",
         ),
         *(
             svg_text(
@@ -408,37 +401,67 @@ def _svg(params: Params, b: dict[str, Box]) -> str:
             )
             for i, line in enumerate(("never delete it: without it nothing", "syncs the backend service"))
         ),
-        *(
-            svg_text(b["address"].x + 4, ROW["r3"] + 14 + 17 * i, line, size=11.5, cls="why", anchor="start")
-            for i, line in enumerate(WHY)
-        ),
+        *svg_why(b["address"].x + 4, WHY),
     ]
-    legend_y = K8S_BOTTOM + 38
-    legend = [
-        svg_arrow([(30, legend_y), (80, legend_y)], "request"),
-        svg_text(88, legend_y + 4, "request path", size=11.5, anchor="start"),
-        svg_arrow([(210, legend_y), (260, legend_y)], "sync"),
-        svg_text(
-            268, legend_y + 4, "creates / keeps in sync (GKE Ingress controller)", size=11.5, anchor="start"
-        ),
-        svg_arrow([(560, legend_y), (610, legend_y)], "refers"),
-        svg_text(618, legend_y + 4, "uses / names", size=11.5, anchor="start"),
-        f'<rect x="730" y="{legend_y - 9}" width="18" height="14" rx="3" fill="{KIT_FILL}" stroke="{KIT_STROKE}"/>',
-        svg_text(754, legend_y + 4, "the kit's", size=11.5, anchor="start"),
-        f'<rect x="830" y="{legend_y - 9}" width="18" height="14" rx="3" fill="{K8S_FILL}" stroke="{K8S_STROKE}"/>',
-        svg_text(854, legend_y + 4, "Kubernetes'", size=11.5, anchor="start"),
+    legend = svg_legend(params, "creates / keeps in sync (GKE Ingress controller)", ("kit", "k8s"))
+    body = "".join([*zones, *arrows, *(svg_box(x) for x in b.values()), *legend])
+    title = f"mtlskit: the split load balancer of {params.project} (stack {params.stack})"
+    return svg_document(params, title, body)
+
+
+ZONE_LOOK = {"kit": (KIT_FILL, KIT_STROKE), "k8s": (K8S_FILL, K8S_STROKE), "gke": (GKE_FILL, GKE_STROKE)}
+OWNER_WORDS = {"kit": "the kit's", "k8s": "Kubernetes'", "gke": "the controller's"}
+
+
+def svg_zones(upper: tuple[str, str], lower: tuple[str, str]) -> list[str]:
+    """The two owners' zones, upper (the load balancer) and lower (Kubernetes), each titled."""
+    out = []
+    for (owner, title), top, bottom in ((upper, KIT_TOP, KIT_BOTTOM), (lower, K8S_TOP, K8S_BOTTOM)):
+        fill, stroke = ZONE_LOOK[owner]
+        out.append(
+            f'<rect x="{ZONE_LEFT}" y="{top}" width="{WIDTH - ZONE_LEFT - 10}" height="{bottom - top}" rx="14" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
+        )
+        out.append(svg_text(ZONE_LEFT + 16, top + 24, title, size=14, cls=f"zone {owner}", anchor="start"))
+    return out
+
+
+def svg_why(x: float, lines: tuple[str, ...]) -> list[str]:
+    return [
+        svg_text(x, ROW["r3"] + 14 + 17 * i, line, size=11.5, cls="why", anchor="start")
+        for i, line in enumerate(lines)
+    ]
+
+
+def svg_legend(params: Params, sync_words: str, owners: tuple[str, ...]) -> list[str]:
+    """The line under the picture: what each arrow and each colour means, and which project it shows."""
+    y = K8S_BOTTOM + 38
+    out = [
+        svg_arrow([(30, y), (80, y)], "request"),
+        svg_text(88, y + 4, "request path", size=11.5, anchor="start"),
+        svg_arrow([(210, y), (260, y)], "sync"),
+        svg_text(268, y + 4, sync_words, size=11.5, anchor="start"),
+        svg_arrow([(560, y), (610, y)], "refers"),
+        svg_text(618, y + 4, "uses / names", size=11.5, anchor="start"),
+    ]
+    for i, owner in enumerate(owners):
+        fill, stroke = ZONE_LOOK[owner]
+        x = 730 + 110 * i
+        out.append(
+            f'<rect x="{x}" y="{y - 9}" width="18" height="14" rx="3" fill="{fill}" stroke="{stroke}"/>'
+        )
+        out.append(svg_text(x + 24, y + 4, OWNER_WORDS[owner], size=11.5, anchor="start"))
+    out.append(
         svg_text(
             WIDTH - 20,
-            legend_y + 4,
+            y + 4,
             f"{params.target}: project {params.project}",
             size=11.5,
             cls="note",
             anchor="end",
-        ),
-    ]
-    body = "".join([*zones, *arrows, *(svg_box(x) for x in b.values()), *legend])
-    title = f"mtlskit: the split load balancer of {params.project} (stack {params.stack})"
-    return svg_document(params, title, body)
+        )
+    )
+    return out
 
 
 def svg_document(params: Params, title: str, body: str) -> str:
@@ -460,12 +483,23 @@ def svg_document(params: Params, title: str, body: str) -> str:
 # ---- Mermaid -----------------------------------------------------------------------------------------
 
 
-def _mermaid(params: Params, b: dict[str, Box]) -> str:
+def mermaid_nodes(b: dict[str, Box]) -> Callable[[str], str]:
+    """A Mermaid node per box, labelled as the SVG box is (kind, name, detail)."""
+
     def node(key: str) -> str:
         box = b[key]
         label = f"{box.kind}<br/>{box.name}" + (f"<br/>{box.detail}" if box.detail else "")
         return f'{key}["{mermaid_text(label)}"]'
 
+    return node
+
+
+def on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _mermaid(params: Params, b: dict[str, Box]) -> str:
+    node = mermaid_nodes(b)
     kit = [
         "forwarding_rule",
         "address",
