@@ -38,6 +38,9 @@ def test_committed_without_outputs_and_with_a_parameters_cell(notebook: Path) ->
     assert len(tagged) == 1, "exactly one cell tagged `parameters`"
     assigned = {t.id for n in ast.parse(text(tagged[0])).body if isinstance(n, ast.Assign) for t in n.targets}  # type: ignore[attr-defined]
     assert {"params_file", "apply"} <= assigned
+    # nbformat 4.5 wants an id on every cell; without one, every run warns and future nbformat refuses it
+    ids = [c.get("id") for c in json.loads(notebook.read_text())["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
