@@ -40,7 +40,7 @@ from mtlskit.sandbox import gateway_translate as tr
 from mtlskit.sandbox.compute import routing
 from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import FINGERPRINTED, ComputeStore, self_link
-from mtlskit.sandbox.controller import delete_unused_neg, ensure_neg, neg_name
+from mtlskit.sandbox.controller import ClusterController, delete_unused_neg, ensure_neg, neg_name
 from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
 from mtlskit.sandbox.locations import Locations
@@ -138,25 +138,15 @@ class Sync:
     changed: list[str] = field(default_factory=list)  # resources created or updated
 
 
-class GatewayController:
+class GatewayController(ClusterController):
     def __init__(self, env: Env, kube: KubeObjects, compute: ComputeStore, locations: Locations):
-        self.env = env
-        self.kube = kube
-        self.compute = compute
+        super().__init__(env, kube, compute)
         self.locations = locations
         self._pending: threading.Timer | None = None
         self._pending_lock = threading.Lock()
         # per reconcile pass: route parents and policy verdicts collected while syncing Gateways
         self._route_parents: dict[str, list[dict[str, Any]]] = {}
         self._policy_verdicts: dict[str, tuple[bool, str, str]] = {}
-
-    @property
-    def uid(self) -> str:
-        return self.env.cluster_uid
-
-    @property
-    def project(self) -> str:
-        return self.env.cluster_project
 
     # ---- entry points ---------------------------------------------------------------------------------
 
