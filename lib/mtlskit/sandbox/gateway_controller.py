@@ -719,7 +719,7 @@ class GatewayController(ClusterController):
             self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"annotations": patch}})
         status = self._status(gateway, result)
         if status != {k: (gateway.get("status") or {}).get(k) for k in status}:
-            self.kube.patch(GATEWAY, ns, meta["name"], {"status": status}, status_only=True)
+            self._patch_status(GATEWAY, gateway, status)
 
     def _status(self, gateway: dict[str, Any], result: Sync) -> dict[str, Any]:
         generation = int(gateway["metadata"].get("generation", 1))
@@ -804,14 +804,7 @@ class GatewayController(ClusterController):
                 )
             parents = others + mine
             if parents != old:
-                meta = route["metadata"]
-                self.kube.patch(
-                    HTTP_ROUTE,
-                    meta["namespace"],
-                    meta["name"],
-                    {"status": {"parents": parents}},
-                    status_only=True,
-                )
+                self._patch_status(HTTP_ROUTE, route, {"parents": parents})
 
     def _write_policy_status(self) -> None:
         for kind in POLICIES:
@@ -835,13 +828,12 @@ class GatewayController(ClusterController):
                 generation = int(meta.get("generation", 1))
                 conditions = [condition(gw.POLICY_CONDITION, *verdict, generation, old)]
                 if conditions != old:
-                    self.kube.patch(
-                        kind,
-                        meta["namespace"],
-                        meta["name"],
-                        {"status": {"conditions": conditions}},
-                        status_only=True,
-                    )
+                    self._patch_status(kind, policy, {"conditions": conditions})
+
+    def _patch_status(self, kind: Kind, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        """Write `obj`'s status subresource only, as a controller does (its spec is the user's)."""
+        meta = obj["metadata"]
+        self.kube.patch(kind, meta["namespace"], meta["name"], {"status": status}, status_only=True)
 
     # ---- deletion ---------------------------------------------------------------------------------------
 
