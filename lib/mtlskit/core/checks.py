@@ -42,11 +42,3 @@ def verdict(checks: list[Check]) -> str:
     if failed_:
         return f"FAIL: {', '.join(failed_)}"
     return f"PASS ({len(checks)} checks{', warnings: ' + ', '.join(warned) if warned else ''})"
-
-
-def judged(name: str, problems: list[str], fix: str, evidence: str, where: str = "") -> Check:
-    """The verdict most checks reach: every problem found (after `where`, when it names the object)
-    fails the check with the fix; none passes it with the evidence of what was compared."""
-    if problems:
-        return Check(name, "fail", where + "; ".join(problems), fix)
-    return Check(name, "pass", evidence)

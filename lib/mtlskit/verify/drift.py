@@ -29,7 +29,7 @@ from mtlskit.build import backend, frontend, k8s, lbnames, trust
 from mtlskit.build.backend import BackendService
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.core.checks import Check, judged
+from mtlskit.core.checks import Check
 from mtlskit.pki.files import TRUST_FIELDS
 from mtlskit.verify import gatewaydrift
 from mtlskit.verify.driftcommon import (
@@ -47,6 +47,7 @@ from mtlskit.verify.driftcommon import (
     check_dns_answers,
     check_expiry,
     check_managed_certificate,
+    judged,
     params_certificates,
     resolve_all,
     system_resolver,

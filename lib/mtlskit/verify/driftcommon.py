@@ -181,6 +181,14 @@ class HasCertificate(Protocol):
     certificate: compute_v1.SslCertificate | None
 
 
+def judged(name: str, problems: list[str], fix: str, evidence: str, where: str = "") -> Check:
+    """The verdict most checks reach: every problem found (after `where`, when it names the object)
+    fails the check with the fix; none passes it with the evidence of what was compared."""
+    if problems:
+        return Check(name, "fail", where + "; ".join(problems), fix)
+    return Check(name, "pass", evidence)
+
+
 def check_expiry(params: Params, now: dt.datetime) -> Check:
     """Renewal takes a change window; a certificate inside the horizon is a failure today, not on the
     day it expires. An allowlisted certificate is a warning: the load balancer accepts it expired."""

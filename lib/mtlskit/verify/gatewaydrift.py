@@ -29,16 +29,18 @@ from mtlskit.build import frontend, gateway, lbnames, trust
 from mtlskit.build.lbnames import LoadBalancerNames
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
-from mtlskit.core.checks import Check, judged
+from mtlskit.core.checks import Check
 from mtlskit.core.errors import GatewayNotReady
 from mtlskit.rules import gateway as gw
 from mtlskit.verify import driftcommon as common
 from mtlskit.verify.driftcommon import (
     DNS,
+    MANAGED_CERT,
     TLS_POLICY,
     TRUST,
     WIRING,
     CertificateEntry,
+    judged,
     role_counts,
     tail,
     trust_config_certificates,
@@ -659,7 +661,7 @@ def check_certificate(params: Params, state: GatewayDriftState) -> Check:
     if params.gateway.certificate == "pre_shared":
         return common.check_managed_certificate(params, state)
     return Check(
-        common.MANAGED_CERT,
+        MANAGED_CERT,
         "pass",
         f"served from Certificate Manager map {params.gateway.certificate_map}: its certificates' status is "
         "Certificate Manager's (gcloud certificate-manager certificates list)",
