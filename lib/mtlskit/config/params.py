@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -229,7 +229,10 @@ class GatewaySettings(_Strict):
     namespace: str | None = Field(None, description="default: kubernetes.namespace")
     name: str = "web-gateway"
     http_route: str = "web-route"
-    ca_configmap: str = "web-client-ca"
+    ca_configmap: str = Field(
+        "web-client-ca",
+        description="ConfigMap whose ca.crt holds the client CA bundle (anchors and intermediates)",
+    )
     gateway_policy: str = "web-gateway-policy"
     backend_policy: str = "web-backend-policy"
     health_check_policy: str = "web-health-check"
@@ -257,6 +260,17 @@ class GatewaySettings(_Strict):
         return gw.CLASSES[self.class_name]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _at_most(model: M, low: str, high: str, why: str) -> M:
+    """A model validator's refusal of field `low` above field `high`, naming both values and why."""
+    lo, hi = getattr(model, low), getattr(model, high)
+    if lo > hi:
+        raise ValueError(f"{low} ({lo:g}) must not exceed {high} ({hi:g}): {why}")
+    return model
+
+
 class DnsSettings(_Strict):
     """Where the frontend's domains are published, for a migration's cut-over (`build.dns`)."""
 
@@ -278,12 +292,7 @@ class DnsSettings(_Strict):
 
     @model_validator(mode="after")
     def _short_ttl(self) -> DnsSettings:
-        if self.cutover_ttl_seconds > self.ttl_seconds:
-            raise ValueError(
-                f"cutover_ttl_seconds ({self.cutover_ttl_seconds}) must not exceed ttl_seconds "
-                f"({self.ttl_seconds}): a cut-over lowers the TTL first"
-            )
-        return self
+        return _at_most(self, "cutover_ttl_seconds", "ttl_seconds", "a cut-over lowers the TTL first")
 
 
 class MigrationSettings(_Strict):
@@ -312,12 +321,9 @@ class MigrationSettings(_Strict):
 
     @model_validator(mode="after")
     def _poll_within_window(self) -> MigrationSettings:
-        if self.poll_seconds > self.drain_window_seconds:
-            raise ValueError(
-                f"poll_seconds ({self.poll_seconds:g}) must not exceed drain_window_seconds "
-                f"({self.drain_window_seconds:g}): the window would pass between two reads"
-            )
-        return self
+        return _at_most(
+            self, "poll_seconds", "drain_window_seconds", "the window would pass between two reads"
+        )
 
 
 # Case names the probe uses for its own two cases.

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from mtlskit.build import backend, frontend, gateway_lb, k8s, lbnames, teardown
 from mtlskit.build.plan import Change
@@ -36,6 +37,8 @@ from mtlskit.migrate import drain
 from mtlskit.migrate.gateway_side import GatewayView
 from mtlskit.migrate.state import DONE, PHASES, MigrationState, Ops, next_phase, read_state
 from mtlskit.verify import probe
+
+T = TypeVar("T")
 
 Progress = Callable[[str], None]
 
@@ -173,10 +176,22 @@ def verify_at(clients: Clients, params: Params, where: str, ip: str | None = Non
     return [replace(c, name=f"{c.name} ({where})") for c in checks]
 
 
-def _first_pause(ctx: Context) -> float:
-    """How soon to look again at something a controller or load balancer is building: the sandbox
-    answers in fractions of a second, Google in minutes (the waits grow from here)."""
-    return 0.2 if ctx.clients.target == "sandbox" else 10.0
+def _poll_built(
+    ctx: Context, read: Callable[[], T], done: Callable[[T], bool], on_read: Callable[[T, float], None]
+) -> Polled[T]:
+    """Read until `done` something a controller or load balancer is building, up to
+    migration.gateway_timeout_seconds: the sandbox answers in fractions of a second, Google in minutes,
+    so the first pause depends on the target and the pauses grow from there."""
+    return poll(
+        read,
+        done,
+        ctx.params.migration.gateway_timeout_seconds,
+        every=0.2 if ctx.clients.target == "sandbox" else 10.0,
+        growth=1.5,
+        longest=30.0,
+        on_read=on_read,
+        sleep=ctx.sleep,
+    )
 
 
 def _wait_gateway(ctx: Context) -> Polled[GatewayView]:
@@ -185,15 +200,11 @@ def _wait_gateway(ctx: Context) -> Polled[GatewayView]:
             f"Gateway {ctx.params.gateway.name}: {'programmed on ' + str(v.ip) if v.ready else v.reason or 'not there yet'} ({elapsed:.0f}s)"
         )
 
-    return poll(
+    return _poll_built(
+        ctx,
         lambda: ctx.ops.gateway.read(ctx.clients, ctx.params),
         lambda v: v.ready,
-        ctx.params.migration.gateway_timeout_seconds,
-        every=_first_pause(ctx),
-        growth=1.5,
-        longest=30.0,
-        on_read=show,
-        sleep=ctx.sleep,
+        show,
     )
 
 
@@ -271,34 +282,26 @@ def _load_balancer_checks(ctx: Context) -> list[Check]:
     """gw20's load-balancer checks through Compute (the proxy's SSL policy, certificate, server TLS
     policy and a trust config holding exactly the ConfigMap's certificates), read until they pass:
     the controller may still be reconciling what it just built."""
-    polled = poll(
+    polled = _poll_built(
+        ctx,
         lambda: gateway_lb.check_load_balancer(ctx.clients, ctx.params).checks,
         lambda checks: bool(checks) and all(c.status != "fail" for c in checks),
-        ctx.params.migration.gateway_timeout_seconds,
-        every=_first_pause(ctx),
-        growth=1.5,
-        longest=30.0,
-        on_read=lambda checks, elapsed: ctx.progress(
+        lambda checks, elapsed: ctx.progress(
             f"load balancer checks: {sum(c.status == 'fail' for c in checks)} failing ({elapsed:.0f}s)"
         ),
-        sleep=ctx.sleep,
     )
     return list(polled.value)
 
 
 def _answering_check(ctx: Context, ip: str) -> Check:
     """Poll until a valid request is answered on `ip` (a new load balancer takes a while to serve)."""
-    polled = poll(
+    polled = _poll_built(
+        ctx,
         lambda: _answers(ctx.clients, ctx.params),
         bool,
-        ctx.params.migration.gateway_timeout_seconds,
-        every=_first_pause(ctx),
-        growth=1.5,
-        longest=30.0,
-        on_read=lambda ok, elapsed: ctx.progress(
+        lambda ok, elapsed: ctx.progress(
             f"valid request to {ip}: {'answered' if ok else 'not yet'} ({elapsed:.0f}s)"
         ),
-        sleep=ctx.sleep,
     )
     if polled.done:
         return Check(

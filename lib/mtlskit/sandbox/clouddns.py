@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -224,13 +225,7 @@ class CloudDns:
             for _, z in self.store.list(API, "zones", f"{project}/")
             if wanted is None or z["dnsName"] == rules.fqdn(wanted)
         ]
-        page, token = key_page(zones, req)
-        out: dict[str, Any] = {"kind": "dns#managedZonesListResponse"}
-        if page:
-            out["managedZones"] = [_zone_view(z) for _, z in page]
-        if token:
-            out["nextPageToken"] = token
-        return Response(200, out)
+        return _list_page(zones, req, "dns#managedZonesListResponse", "managedZones", _zone_view)
 
     def _list_rrsets(self, req: Request, project: str, zone: dict[str, Any]) -> Response:
         name, type_ = req.arg("name"), req.arg("type")
@@ -245,13 +240,13 @@ class CloudDns:
             for r in self._rrsets("rrsets", project, zone["name"])
             if (name is None or r["name"] == rules.fqdn(name)) and (type_ is None or r["type"] == type_)
         ]
-        page, token = key_page(sorted(rrsets, key=lambda e: e[0]), req)
-        out: dict[str, Any] = {"kind": "dns#resourceRecordSetsListResponse"}
-        if page:
-            out["rrsets"] = [r for _, r in page]
-        if token:
-            out["nextPageToken"] = token
-        return Response(200, out)
+        return _list_page(
+            sorted(rrsets, key=lambda e: e[0]),
+            req,
+            "dns#resourceRecordSetsListResponse",
+            "rrsets",
+            lambda r: r,
+        )
 
     def _rrset(self, project: str, zone: dict[str, Any], name: str, type_: str) -> dict[str, Any]:
         found = self.store.get(API, "rrsets", self._key(project, zone["name"], name, type_))
@@ -287,13 +282,7 @@ class CloudDns:
             )
             for c in changes
         ]
-        page, token = key_page(entries, req)
-        out: dict[str, Any] = {"kind": "dns#changesListResponse"}
-        if page:
-            out["changes"] = [_change_view(c) for _, c in page]
-        if token:
-            out["nextPageToken"] = token
-        return Response(200, out)
+        return _list_page(entries, req, "dns#changesListResponse", "changes", _change_view)
 
     # ---- changes -------------------------------------------------------------------------------------
 
@@ -393,3 +382,17 @@ def _zone_view(zone: dict[str, Any]) -> dict[str, Any]:
 
 def _change_view(change: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "dns#change", **{k: v for k, v in change.items() if not k.startswith("_")}}
+
+
+def _list_page(
+    entries: list[tuple[str, Any]], req: Request, kind: str, field: str, view: Callable[[Any], Any]
+) -> Response:
+    """A Cloud DNS list response: one page of key-ordered entries under `field`, shown by `view`,
+    with the token for the next; an empty page has no `field` at all, as Google's JSON omits it."""
+    page, token = key_page(entries, req)
+    out: dict[str, Any] = {"kind": kind}
+    if page:
+        out[field] = [view(e) for _, e in page]
+    if token:
+        out["nextPageToken"] = token
+    return Response(200, out)

@@ -110,7 +110,10 @@ def is_gce_ingress(ing: dict[str, Any]) -> bool:
     return not (ing.get("spec") or {}).get("ingressClassName")
 
 
-class IngressController:
+class ClusterController:
+    """What every simulated GKE controller has: the cluster it runs in (its uid goes into the names it
+    builds, its project is where it builds them) and the objects it reads and writes."""
+
     def __init__(self, env: Env, kube: KubeObjects, compute: ComputeStore):
         self.env = env
         self.kube = kube
@@ -124,6 +127,8 @@ class IngressController:
     def project(self) -> str:
         return self.env.cluster_project
 
+
+class IngressController(ClusterController):
     # ---- entry point ----------------------------------------------------------------------------------
 
     def on_kube_write(self, kind: Kind, obj: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ from mtlskit.sandbox import gateway_translate as tr
 from mtlskit.sandbox.compute import routing
 from mtlskit.sandbox.compute.lists import ZONE
 from mtlskit.sandbox.compute.resources import FINGERPRINTED, ComputeStore, self_link
-from mtlskit.sandbox.controller import delete_unused_neg, ensure_neg, neg_name
+from mtlskit.sandbox.controller import ClusterController, delete_unused_neg, ensure_neg, neg_name
 from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS, Kind, KubeObjects
 from mtlskit.sandbox.locations import Locations
@@ -138,25 +138,15 @@ class Sync:
     changed: list[str] = field(default_factory=list)  # resources created or updated
 
 
-class GatewayController:
+class GatewayController(ClusterController):
     def __init__(self, env: Env, kube: KubeObjects, compute: ComputeStore, locations: Locations):
-        self.env = env
-        self.kube = kube
-        self.compute = compute
+        super().__init__(env, kube, compute)
         self.locations = locations
         self._pending: threading.Timer | None = None
         self._pending_lock = threading.Lock()
         # per reconcile pass: route parents and policy verdicts collected while syncing Gateways
         self._route_parents: dict[str, list[dict[str, Any]]] = {}
         self._policy_verdicts: dict[str, tuple[bool, str, str]] = {}
-
-    @property
-    def uid(self) -> str:
-        return self.env.cluster_uid
-
-    @property
-    def project(self) -> str:
-        return self.env.cluster_project
 
     # ---- entry points ---------------------------------------------------------------------------------
 
@@ -729,7 +719,7 @@ class GatewayController:
             self.kube.patch(GATEWAY, ns, meta["name"], {"metadata": {"annotations": patch}})
         status = self._status(gateway, result)
         if status != {k: (gateway.get("status") or {}).get(k) for k in status}:
-            self.kube.patch(GATEWAY, ns, meta["name"], {"status": status}, status_only=True)
+            self._patch_status(GATEWAY, gateway, status)
 
     def _status(self, gateway: dict[str, Any], result: Sync) -> dict[str, Any]:
         generation = int(gateway["metadata"].get("generation", 1))
@@ -814,14 +804,7 @@ class GatewayController:
                 )
             parents = others + mine
             if parents != old:
-                meta = route["metadata"]
-                self.kube.patch(
-                    HTTP_ROUTE,
-                    meta["namespace"],
-                    meta["name"],
-                    {"status": {"parents": parents}},
-                    status_only=True,
-                )
+                self._patch_status(HTTP_ROUTE, route, {"parents": parents})
 
     def _write_policy_status(self) -> None:
         for kind in POLICIES:
@@ -845,13 +828,12 @@ class GatewayController:
                 generation = int(meta.get("generation", 1))
                 conditions = [condition(gw.POLICY_CONDITION, *verdict, generation, old)]
                 if conditions != old:
-                    self.kube.patch(
-                        kind,
-                        meta["namespace"],
-                        meta["name"],
-                        {"status": {"conditions": conditions}},
-                        status_only=True,
-                    )
+                    self._patch_status(kind, policy, {"conditions": conditions})
+
+    def _patch_status(self, kind: Kind, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        """Write `obj`'s status subresource only, as a controller does (its spec is the user's)."""
+        meta = obj["metadata"]
+        self.kube.patch(kind, meta["namespace"], meta["name"], {"status": status}, status_only=True)
 
     # ---- deletion ---------------------------------------------------------------------------------------
 

@@ -47,74 +47,52 @@ class Kind:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+def _gateway_api(plural: str, kind: str, version: str = gw.VERSION, **facts: Any) -> Kind:
+    """A Gateway API kind: its group, and the category `kubectl get gateway-api` lists."""
+    return Kind(gw.GROUP, version, plural, kind, categories=("gateway-api",), **facts)
+
+
+def _gke_policy(plural: str, kind: str) -> Kind:
+    """A GKE Gateway policy kind (networking.gke.io): its controller reports attachment in status."""
+    return Kind(gw.POLICY_GROUP, gw.POLICY_VERSION, plural, kind, has_status=True)
+
+
+# Keyed by (group, plural), in the order discovery lists them.
 KINDS = {
-    ("", "namespaces"): Kind(
-        "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), has_status=True
-    ),
-    ("", "services"): Kind(
-        "", "v1", "services", "Service", short_names=("svc",), categories=("all",), has_status=True
-    ),
-    ("", "endpoints"): Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
-    ("", "events"): Kind("", "v1", "events", "Event", short_names=("ev",)),
-    ("", "configmaps"): Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
-    ("networking.k8s.io", "ingresses"): Kind(
-        "networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), has_status=True
-    ),
-    # Served so that `kubectl describe` can look up a Service's endpoints; the sandbox keeps none.
-    ("discovery.k8s.io", "endpointslices"): Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
-    ("cloud.google.com", "backendconfigs"): Kind("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
-    # The cluster's CustomResourceDefinitions, readable as on GKE (they follow `sandbox.gateway_api`).
-    ("apiextensions.k8s.io", "customresourcedefinitions"): Kind(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        namespaced=False,
-        short_names=("crd", "crds"),
-        categories=("api-extensions",),
-        has_status=True,
-    ),
-    # The Gateway API's standard channel and GKE's policies: custom resources, served only while the
-    # cluster's CRD bundle installs them (`kube_crds`).
-    (gw.GROUP, "gatewayclasses"): Kind(
-        gw.GROUP,
-        gw.VERSION,
-        "gatewayclasses",
-        "GatewayClass",
-        namespaced=False,
-        short_names=("gc",),
-        categories=("gateway-api",),
-        has_status=True,
-    ),
-    (gw.GROUP, "gateways"): Kind(
-        gw.GROUP,
-        gw.VERSION,
-        "gateways",
-        "Gateway",
-        short_names=("gtw",),
-        categories=("gateway-api",),
-        has_status=True,
-    ),
-    (gw.GROUP, "httproutes"): Kind(
-        gw.GROUP, gw.VERSION, "httproutes", "HTTPRoute", categories=("gateway-api",), has_status=True
-    ),
-    (gw.GROUP, "referencegrants"): Kind(
-        gw.GROUP,
-        "v1beta1",
-        "referencegrants",
-        "ReferenceGrant",
-        short_names=("refgrant",),
-        categories=("gateway-api",),
-    ),
-    (gw.POLICY_GROUP, "gcpgatewaypolicies"): Kind(
-        gw.POLICY_GROUP, gw.POLICY_VERSION, "gcpgatewaypolicies", "GCPGatewayPolicy", has_status=True
-    ),
-    (gw.POLICY_GROUP, "gcpbackendpolicies"): Kind(
-        gw.POLICY_GROUP, gw.POLICY_VERSION, "gcpbackendpolicies", "GCPBackendPolicy", has_status=True
-    ),
-    (gw.POLICY_GROUP, "healthcheckpolicies"): Kind(
-        gw.POLICY_GROUP, gw.POLICY_VERSION, "healthcheckpolicies", "HealthCheckPolicy", has_status=True
-    ),
+    (k.group, k.plural): k
+    for k in (
+        Kind("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), has_status=True),
+        Kind("", "v1", "services", "Service", short_names=("svc",), categories=("all",), has_status=True),
+        Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+        Kind("", "v1", "events", "Event", short_names=("ev",)),
+        Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+        Kind("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), has_status=True),
+        # Served so that `kubectl describe` can look up a Service's endpoints; the sandbox keeps none.
+        Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+        Kind("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
+        # The cluster's CustomResourceDefinitions, readable as on GKE (they follow `sandbox.gateway_api`).
+        Kind(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            namespaced=False,
+            short_names=("crd", "crds"),
+            categories=("api-extensions",),
+            has_status=True,
+        ),
+        # The Gateway API's standard channel and GKE's policies: custom resources, served only while
+        # the cluster's CRD bundle installs them (`kube_crds`).
+        _gateway_api(
+            "gatewayclasses", "GatewayClass", namespaced=False, short_names=("gc",), has_status=True
+        ),
+        _gateway_api("gateways", "Gateway", short_names=("gtw",), has_status=True),
+        _gateway_api("httproutes", "HTTPRoute", has_status=True),
+        _gateway_api("referencegrants", "ReferenceGrant", "v1beta1", short_names=("refgrant",)),
+        _gke_policy("gcpgatewaypolicies", "GCPGatewayPolicy"),
+        _gke_policy("gcpbackendpolicies", "GCPBackendPolicy"),
+        _gke_policy("healthcheckpolicies", "HealthCheckPolicy"),
+    )
 }
 
 

@@ -37,8 +37,18 @@ BUNDLES = (*gw.BUNDLE_VERSIONS, gw.NO_GATEWAY_API)
 AGE = {"jsonPath": ".metadata.creationTimestamp", "name": "Age", "type": "date"}
 
 
+def _column(name: str, json_path: str, priority: int = 0) -> dict[str, Any]:
+    """A string column of `kubectl get` (priority 1: shown only with -o wide)."""
+    return {
+        "jsonPath": json_path,
+        "name": name,
+        **({"priority": priority} if priority else {}),
+        "type": "string",
+    }
+
+
 def _condition_column(name: str) -> dict[str, Any]:
-    return {"jsonPath": f'.status.conditions[?(@.type=="{name}")].status', "name": name, "type": "string"}
+    return _column(name, f'.status.conditions[?(@.type=="{name}")].status')
 
 
 @dataclass(frozen=True, eq=False)  # one object per CRD, hashed by identity (its columns are dicts)
@@ -105,18 +115,18 @@ CUSTOM_RESOURCES = (
         gw.GROUP,
         "gatewayclasses",
         schemas.gateway_class,
-        {"jsonPath": ".spec.controllerName", "name": "Controller", "type": "string"},
+        _column("Controller", ".spec.controllerName"),
         _condition_column("Accepted"),
         AGE,
-        {"jsonPath": ".spec.description", "name": "Description", "priority": 1, "type": "string"},
+        _column("Description", ".spec.description", priority=1),
         other_versions=V1BETA1,
     ),
     _row(
         gw.GROUP,
         "gateways",
         schemas.gateway,
-        {"jsonPath": ".spec.gatewayClassName", "name": "Class", "type": "string"},
-        {"jsonPath": ".status.addresses[*].value", "name": "Address", "type": "string"},
+        _column("Class", ".spec.gatewayClassName"),
+        _column("Address", ".status.addresses[*].value"),
         _condition_column("Programmed"),
         AGE,
         other_versions=V1BETA1,
@@ -125,7 +135,7 @@ CUSTOM_RESOURCES = (
         gw.GROUP,
         "httproutes",
         schemas.http_route,
-        {"jsonPath": ".spec.hostnames", "name": "Hostnames", "type": "string"},
+        _column("Hostnames", ".spec.hostnames"),
         AGE,
         other_versions=V1BETA1,
     ),

@@ -222,6 +222,13 @@ class Locations:
         etag = req.arg("etag")
         if etag and etag != current.get("etag"):
             raise _err(409, "The etag does not match the current resource (ABORTED); read it again.")
+        self._refuse_in_use(coll, name)
+        parent = name.rsplit(f"/{coll}/", 1)[0]
+        drop = functools.partial(self.store.delete, spec["api"], coll, name)
+        return self._operate(req, parent, spec, name, "delete", drop, empty=True)
+
+    def _refuse_in_use(self, coll: str, name: str) -> None:
+        """The API's 400 for deleting what something still uses, naming the first user."""
         users = self._users(coll, name)
         if users:
             raise ApiError.google(
@@ -230,9 +237,6 @@ class Locations:
                 "resourceInUseByAnotherResource",
                 "FAILED_PRECONDITION",
             )
-        parent = name.rsplit(f"/{coll}/", 1)[0]
-        drop = functools.partial(self.store.delete, spec["api"], coll, name)
-        return self._operate(req, parent, spec, name, "delete", drop, empty=True)
 
     def _users(self, coll: str, name: str) -> list[str]:
         users = []
@@ -276,14 +280,7 @@ class Locations:
         spec = KINDS[coll]
         if self.store.get(spec["api"], coll, name) is None:
             return False
-        users = self._users(coll, name)
-        if users:
-            raise ApiError.google(
-                400,
-                f"The resource '{name}' is already being used by '{users[0]}'",
-                "resourceInUseByAnotherResource",
-                "FAILED_PRECONDITION",
-            )
+        self._refuse_in_use(coll, name)
         return self.store.delete(spec["api"], coll, name)
 
     # ---- rules ------------------------------------------------------------------------------------------

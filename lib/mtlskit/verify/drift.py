@@ -44,8 +44,10 @@ from mtlskit.verify.driftcommon import (
     CertificateEntry,
     Resolution,
     Resolver,
+    check_dns_answers,
     check_expiry,
     check_managed_certificate,
+    judged,
     params_certificates,
     resolve_all,
     system_resolver,
@@ -705,11 +707,10 @@ def check_tls_policy(params: Params, state: DriftState) -> Check:
         problems.append(f"policy points at trust config {trust_ref or '(none)'}, not {expected_trust}")
     if mode != m.validation_mode:
         problems.append(f"policy mode {mode}, params ask {m.validation_mode}")
-    if problems:
-        return Check(TLS_POLICY, "fail", "; ".join(problems), "re-run 30_trust with apply=True")
-    return Check(
+    return judged(
         TLS_POLICY,
-        "pass",
+        problems,
+        "re-run 30_trust with apply=True",
         f"proxy {f.target_proxy} -> policy {m.server_tls_policy} ({mode}) -> trust config {_tail(trust_ref)}",
     )
 
@@ -750,16 +751,6 @@ def check_dns(params: Params, state: DriftState) -> Check:
     f = params.frontend
     if state.address is None:
         return Check(DNS, "fail", f"address {f.address} does not exist", "run 40_frontend with apply=True")
-    ip = state.address.address
-    wrong = [r for r in state.dns if r.addresses and set(r.addresses) != {ip}]
-    unresolved = [r for r in state.dns if not r.addresses]
-    good = [r.domain for r in state.dns if set(r.addresses) == {ip}]
-    if not wrong and not unresolved:
-        return Check(DNS, "pass", f"{', '.join(good)} -> {ip}")
-    evidence = [f"{r.domain} -> {', '.join(r.addresses)}, not {ip}" for r in wrong]
-    evidence += [f"{r.domain} does not resolve ({r.error})" for r in unresolved]
-    if good:
-        evidence.append(f"{', '.join(good)} -> {ip}")
-    fixes = [f"change the A record {r.domain} -> {ip}" for r in wrong]
-    fixes += [f"create an A record {r.domain} -> {ip}" for r in unresolved]
-    return Check(DNS, "fail" if wrong else "warn", "; ".join(evidence), "; ".join(fixes))
+    return check_dns_answers(
+        state.dns, state.address.address, wrong_fix=lambda domain, ip: f"change the A record {domain} -> {ip}"
+    )

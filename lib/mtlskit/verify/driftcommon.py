@@ -181,6 +181,14 @@ class HasCertificate(Protocol):
     certificate: compute_v1.SslCertificate | None
 
 
+def judged(name: str, problems: list[str], fix: str, evidence: str, where: str = "") -> Check:
+    """The verdict most checks reach: every problem found (after `where`, when it names the object)
+    fails the check with the fix; none passes it with the evidence of what was compared."""
+    if problems:
+        return Check(name, "fail", where + "; ".join(problems), fix)
+    return Check(name, "pass", evidence)
+
+
 def check_expiry(params: Params, now: dt.datetime) -> Check:
     """Renewal takes a change window; a certificate inside the horizon is a failure today, not on the
     day it expires. An allowlisted certificate is a warning: the load balancer accepts it expired."""
@@ -273,3 +281,29 @@ def check_managed_certificate(params: Params, state: HasCertificate) -> Check:
         "Google provisions it once every domain's A record points at the address (see the DNS check); "
         "this can take up to an hour after DNS resolves",
     )
+
+
+def check_dns_answers(
+    resolutions: list[Resolution],
+    ip: str,
+    *,
+    whose: str = "",
+    wrong_fix: Callable[[str, str], str],
+    good_in_evidence: bool = True,
+) -> Check:
+    """Each domain should resolve to exactly `ip` (`whose` names the address, e.g. "the Gateway's").
+    A domain pointing elsewhere fails (clients reach another load balancer); one that does not resolve
+    only warns (no client reaches anything yet). `wrong_fix(domain, ip)` says how to repoint a record."""
+    wrong = [r for r in resolutions if r.addresses and set(r.addresses) != {ip}]
+    unresolved = [r for r in resolutions if not r.addresses]
+    good = [r.domain for r in resolutions if set(r.addresses) == {ip}]
+    if not wrong and not unresolved:
+        return Check(DNS, "pass", f"{', '.join(good)} -> {ip}" + (f" ({whose} address)" if whose else ""))
+    not_ip = f"{whose} {ip}" if whose else ip
+    evidence = [f"{r.domain} -> {', '.join(r.addresses)}, not {not_ip}" for r in wrong]
+    evidence += [f"{r.domain} does not resolve ({r.error})" for r in unresolved]
+    if good and good_in_evidence:
+        evidence.append(f"{', '.join(good)} -> {ip}")
+    fixes = [wrong_fix(r.domain, ip) for r in wrong]
+    fixes += [f"create an A record {r.domain} -> {ip}" for r in unresolved]
+    return Check(DNS, "fail" if wrong else "warn", "; ".join(evidence), "; ".join(fixes))

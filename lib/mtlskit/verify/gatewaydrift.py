@@ -32,6 +32,7 @@ from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import GatewayNotReady
 from mtlskit.rules import gateway as gw
+from mtlskit.verify import driftcommon as common
 from mtlskit.verify.driftcommon import (
     DNS,
     MANAGED_CERT,
@@ -39,15 +40,8 @@ from mtlskit.verify.driftcommon import (
     TRUST,
     WIRING,
     CertificateEntry,
-    Resolution,
-    Resolver,
-    check_expiry,
-    check_managed_certificate,
-    params_certificates,
-    pem_entries,
-    resolve_all,
+    judged,
     role_counts,
-    system_resolver,
     tail,
     trust_config_certificates,
 )
@@ -98,7 +92,7 @@ class GatewayDriftState:
     address: compute_v1.Address | None = None
     policy: ns.ServerTlsPolicy | None = None
     trust_config: cm.TrustConfig | None = None
-    dns: list[Resolution] = field(default_factory=list)
+    dns: list[common.Resolution] = field(default_factory=list)
     read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     looked_up: dict[str, str] = field(default_factory=dict)  # kind -> the name read
 
@@ -209,7 +203,9 @@ def looked_up(params: Params) -> dict[str, str]:
     }
 
 
-def read_state(clients: Clients, params: Params, resolver: Resolver | None = None) -> GatewayDriftState:
+def read_state(
+    clients: Clients, params: Params, resolver: common.Resolver | None = None
+) -> GatewayDriftState:
     """Read the Gateway's objects and the load balancer its controller built, once, by name. A Gateway
     that names no load balancer yet is not an error here: its checks say so and what to do."""
     g = params.gateway
@@ -229,7 +225,7 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
         policies={kind: gateway.read_object(clients, params, kind) for kind in POLICY_KINDS},
         names=names,
         problem=problem,
-        dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
+        dns=common.resolve_all(list(params.frontend.domains), resolver or common.system_resolver),
         looked_up=looked_up(params),
     )
     if lb is None or names is None:
@@ -262,14 +258,14 @@ def read_state(clients: Clients, params: Params, resolver: Resolver | None = Non
 def bundle_entries(configmap: dict[str, Any] | None) -> list[CertificateEntry]:
     """The certificates in the ConfigMap's `ca.crt` (one CA bundle: anchors and intermediates)."""
     pem = str(((configmap or {}).get("data") or {}).get(gw.CA_KEY) or "")
-    return pem_entries("CA bundle", f"ConfigMap {gw.CA_KEY}", pem.encode()) if pem.strip() else []
+    return common.pem_entries("CA bundle", f"ConfigMap {gw.CA_KEY}", pem.encode()) if pem.strip() else []
 
 
 def wanted_bundle(params: Params) -> dict[str, CertificateEntry]:
     """What the CA bundle must hold, by SHA-256: the params' trust anchors and intermediates."""
     return {
         e.sha256: e
-        for e in params_certificates(params)
+        for e in common.params_certificates(params)
         if e.role in ("trust anchor", "intermediate") and e.sha256
     }
 
@@ -334,7 +330,7 @@ def evaluate(params: Params, state: GatewayDriftState, now: dt.datetime | None =
         check_wiring(params, state),
         check_tls_policy(params, state),
         check_trust_config(params, state),
-        check_expiry(params, now or state.read_at),
+        common.check_expiry(params, now or state.read_at),
         check_certificate(params, state),
         check_dns(params, state),
     ]
@@ -417,11 +413,10 @@ def check_frontend_validation(params: Params, state: GatewayDriftState) -> Check
             f"a perPort override for port {entry.get('port')} replaces the default there (the params ask one "
             "validation for every port)"
         )
-    if problems:
-        return Check(FRONTEND_VALIDATION, "fail", "; ".join(problems), REBUILD)
-    return Check(
+    return judged(
         FRONTEND_VALIDATION,
-        "pass",
+        problems,
+        REBUILD,
         f"spec.tls.frontend.default: {mode}, CA from ConfigMap {params.gateway_namespace}/"
         f"{params.gateway.ca_configmap}",
     )
@@ -590,22 +585,16 @@ def check_wiring(params: Params, state: GatewayDriftState) -> Check:
         problems.append(
             f"SSL policy {sp.name} is {sp.profile} {sp.min_tls_version}, params ask {f.ssl_profile} {f.min_tls_version}"
         )
-    if problems:
-        return Check(
-            WIRING,
-            "fail",
-            "; ".join(problems),
-            f"{REBUILD}; the controller rebuilds its own resources from the Gateway and the GCPGatewayPolicy "
-            "(never edit gkegw1-… resources by hand)",
-        )
     served = (
         f"certificate {f.certificate}"
         if g.certificate == "pre_shared"
         else f"certificate map {g.certificate_map}"
     )
-    return Check(
+    return judged(
         WIRING,
-        "pass",
+        problems,
+        f"{REBUILD}; the controller rebuilds its own resources from the Gateway and the GCPGatewayPolicy "
+        "(never edit gkegw1-… resources by hand)",
         f"{lb.ip}:443 ({lb.forwarding_rule}, {lb.scheme}) -> {lb.target_proxy} -> {lb.url_map}; {served}; "
         f"SSL policy {f.ssl_policy}",
     )
@@ -637,17 +626,12 @@ def check_tls_policy(params: Params, state: GatewayDriftState) -> Check:
         problems.append(
             f"policy points at trust config {lb.trust_config_id or '(none)'}, which does not exist"
         )
-    if problems:
-        return Check(
-            TLS_POLICY,
-            "fail",
-            f"server TLS policy {lb.server_tls_policy_id}: " + "; ".join(problems),
-            REBUILD,
-        )
-    return Check(
+    return judged(
         TLS_POLICY,
-        "pass",
+        problems,
+        REBUILD,
         f"proxy {lb.target_proxy} -> policy {lb.server_tls_policy_id} ({mode}) -> trust config {lb.trust_config_id}",
+        where=f"server TLS policy {lb.server_tls_policy_id}: ",
     )
 
 
@@ -675,7 +659,7 @@ def check_certificate(params: Params, state: GatewayDriftState) -> Check:
     """The pre-shared managed certificate, judged as the split's; a certificate map is Certificate
     Manager's to report."""
     if params.gateway.certificate == "pre_shared":
-        return check_managed_certificate(params, state)
+        return common.check_managed_certificate(params, state)
     return Check(
         MANAGED_CERT,
         "pass",
@@ -689,13 +673,12 @@ def check_dns(params: Params, state: GatewayDriftState) -> Check:
     ip = state.ip
     if not ip:
         return Check(DNS, "fail", "the Gateway reports no address", lbnames.BUILD_FIX)
-    wrong = [r for r in state.dns if r.addresses and set(r.addresses) != {ip}]
-    unresolved = [r for r in state.dns if not r.addresses]
-    good = [r.domain for r in state.dns if set(r.addresses) == {ip}]
-    if not wrong and not unresolved:
-        return Check(DNS, "pass", f"{', '.join(good)} -> {ip} (the Gateway's address)")
-    evidence = [f"{r.domain} -> {', '.join(r.addresses)}, not the Gateway's {ip}" for r in wrong]
-    evidence += [f"{r.domain} does not resolve ({r.error})" for r in unresolved]
-    fixes = [f"point the A record {r.domain} at {ip} (a migration's cut-over does this)" for r in wrong]
-    fixes += [f"create an A record {r.domain} -> {ip}" for r in unresolved]
-    return Check(DNS, "fail" if wrong else "warn", "; ".join(evidence), "; ".join(fixes))
+    return common.check_dns_answers(
+        state.dns,
+        ip,
+        whose="the Gateway's",
+        wrong_fix=lambda domain, ip: (
+            f"point the A record {domain} at {ip} (a migration's cut-over does this)"
+        ),
+        good_in_evidence=False,
+    )
