@@ -91,7 +91,14 @@ def test_build_runbook_then_idempotent_rerun_then_teardown(second_env: Path, tmp
         for o in c.get("outputs", [])
         if "image/svg+xml" in o.get("data", {})
     ]
-    assert len(svgs) == 1 and "b-proxy" in svgs[0] and "team-b/api" in svgs[0]
+    assert len(svgs) == 2 and "b-proxy" in svgs[0] and "team-b/api" in svgs[0]
+    # and the same environment drawn as a Gateway: its own Gateway names, the controller's gkegw1 ones
+    assert (
+        "team-b/web-gateway" in svgs[1]
+        and "b-ssl" in svgs[1]
+        and "gkegw1-" in svgs[1]
+        and "b-proxy" not in svgs[1]
+    )
     report = (run.out_dir / "report.html").read_text()
     assert "<svg" in report and ">b-proxy</text>" in report
 

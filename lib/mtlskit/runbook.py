@@ -13,7 +13,8 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.runner.progress` — the Ingress, Gateway, managed-certificate and request-log waits with their
   progress bars;
 - `mtlskit.core.checks` — the check value and its one-line `verdict`;
-- `mtlskit.teach.diagram` — `design_diagram`, the picture of 00_design drawn from the params;
+- `mtlskit.teach.design` — `design_diagram` and `other_topology_diagram`, the pictures of 00_design
+  drawn from the params;
 - `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names;
 - `mtlskit.migrate.page` — `migration`, the split frontend's move to the Gateway, phase by phase.
 
@@ -42,7 +43,7 @@ from mtlskit.runner.tables import (
     rows_frame,
 )
 from mtlskit.teach.byhand import by_hand
-from mtlskit.teach.design import design_diagram
+from mtlskit.teach.design import design_diagram, other_topology_diagram
 
 __all__ = [
     "Step",
@@ -53,6 +54,7 @@ __all__ = [
     "by_hand",
     "checks_frame",
     "design_diagram",
+    "other_topology_diagram",
     "dns_frame",
     "events_frame",
     "findings_frame",
