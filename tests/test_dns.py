@@ -29,6 +29,7 @@ from mtlskit.sandbox import clouddns
 from mtlskit.sandbox.clouddns import CloudDns
 from mtlskit.sandbox.dnsserver import DnsResponder
 from mtlskit.sandbox.env import Env, Settings
+from mtlskit.verify import driftcommon
 from tests.conftest import sandbox_params
 
 OLD, NEW = "192.0.2.10", "198.51.100.20"
@@ -165,6 +166,12 @@ def test_cut_over_then_back_planned_applied_and_proved_by_name(
     assert kit_dns.wait_resolves(params.frontend.domains, OLD, clients.nameserver, 10, every=0.2).done
     kit_dns.apply(clients, params, kit_dns.plan_ttl(clients, params))
     assert {r.ttl for r in kit_dns.current_records(clients, params)} == {params.dns.ttl_seconds}
+    # 70_drift's DNS check asks the same name server: what the cut-over wrote, or why nothing came back
+    ask = driftcommon.resolver_for(clients.nameserver)
+    assert ask(params.frontend.domains[0]).addresses == (OLD,)
+    missing = ask(f"nothing-{unique}.mtlskit.test")
+    assert missing.addresses == () and "NXDOMAIN" in missing.error and clients.nameserver in missing.error
+    assert driftcommon.resolver_for(None) is driftcommon.system_resolver
 
 
 def test_a_wait_that_runs_out_says_which_names_answered_what(

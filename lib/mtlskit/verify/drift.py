@@ -50,6 +50,7 @@ from mtlskit.verify.driftcommon import (
     judged,
     params_certificates,
     resolve_all,
+    resolver_for,
     system_resolver,
     trust_config_certificates,
 )
@@ -261,7 +262,7 @@ def read_split_state(clients: Clients, params: Params, resolver: Resolver | None
         address=frontend.KINDS["Address"].get(clients, names["Address"]),
         policy=trust.SERVER_TLS_POLICY.get(clients, trust.policy_name(clients, params)),
         trust_config=trust.TRUST_CONFIG.get(clients, trust.trust_config_name(clients, params)),
-        dns=resolve_all(list(params.frontend.domains), resolver or system_resolver),
+        dns=resolve_all(list(params.frontend.domains), resolver or resolver_for(clients.nameserver)),
         names=looked_up(params),
     )
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 
+from mtlskit.build import dns
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check, Status
 from mtlskit.pki.files import TRUST_FIELDS
@@ -51,6 +52,21 @@ class Resolution:
 
 
 Resolver = Callable[[str], Resolution]
+
+
+def resolver_for(nameserver: str | None) -> Resolver:
+    """The machine's resolver, or the name server the params (dns.nameserver) or the sandbox name:
+    there the records a cut-over wrote are what clients of that zone see."""
+    if not nameserver:
+        return system_resolver
+
+    def ask(domain: str) -> Resolution:
+        answer = dns.resolve([domain], nameserver)[domain]
+        if isinstance(answer, str):
+            return Resolution(domain, (), f"{answer}, asked {nameserver}")
+        return Resolution(domain, answer)
+
+    return ask
 
 
 def system_resolver(domain: str) -> Resolution:

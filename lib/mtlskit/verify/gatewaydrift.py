@@ -225,7 +225,9 @@ def read_state(
         policies={kind: gateway.read_object(clients, params, kind) for kind in POLICY_KINDS},
         names=names,
         problem=problem,
-        dns=common.resolve_all(list(params.frontend.domains), resolver or common.system_resolver),
+        dns=common.resolve_all(
+            list(params.frontend.domains), resolver or common.resolver_for(clients.nameserver)
+        ),
         looked_up=looked_up(params),
     )
     if lb is None or names is None:
