@@ -103,6 +103,16 @@ def run_phases(lab: Lab, until: str | None = None) -> pd.DataFrame:
     return rows
 
 
+def way_back(lab: Lab) -> pd.DataFrame:
+    """The migration's way back from where the world is (mg10 with `way_back = True`): records back at
+    the split frontend while it exists, then the Gateway deleted; refused once retirement began."""
+    migration = page.migration(lab.step)
+    rows = migration.run(way_back=True)
+    if migration.refused:
+        return pd.DataFrame([{"way back": f"refused: {migration.refused}"}])
+    return rows
+
+
 def counts(lab: Lab) -> pd.DataFrame:
     """What the steady client saw during the last run of phases: requests by outcome and by IP."""
     tallies: list[Tally] = lab.seen.get("tallies", [])
@@ -145,7 +155,7 @@ def observe(lab: Lab) -> pd.DataFrame:
 
 
 def _not_ready(view: GatewayView) -> str:
-    return f"(not ready: {view.reason})" if view.exists else "(no Gateway yet)"
+    return f"(not ready: {view.reason})" if view.exists else "(no Gateway)"
 
 
 def _item(answer: Any, key: str) -> Any:
