@@ -157,6 +157,26 @@ def test_blank_labs_run_clean_and_say_not_yet(lab_sandbox: Path) -> None:
     assert_put_back(lab_sandbox)
 
 
+@pytest.mark.e2e
+def test_the_gateway_labs_way_back_after_the_cut_over_leaves_the_split_stack(lab_sandbox: Path) -> None:
+    lab = labs.gateway.start(str(gateway_params_file(lab_sandbox)))
+    labs.gateway.run_phases(lab, until="cutover")
+    moved = labs.gateway.observe(lab)
+    back = labs.gateway.way_back(lab)
+    after = labs.gateway.observe(lab)
+    assert lab.seen["observed"][0]["answered by"] == gateway.GATEWAY, moved
+    assert list(back["way back"])[-1] == "deleted Gateway web-gateway", back
+    assert lab.seen["observed"][1] == {
+        "gateway ready": False,
+        "records moved": False,
+        "resolves to": gateway.SPLIT,
+        "answered by": gateway.SPLIT,
+    }, after
+    assert labs.gateway.check_cutover(lab, False).right  # the cut-over refused no one
+    labs.put_back(lab)
+    assert_put_back(lab_sandbox)
+
+
 # ---- no sandbox -------------------------------------------------------------------------------------------
 
 
