@@ -17,11 +17,12 @@ from mtlskit.build import stack
 from mtlskit.cloud.clients import build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
+from mtlskit.migrate import rehearsal
 from mtlskit.pki import certs
 from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
 from mtlskit.teach import labs
-from mtlskit.teach.labs import anchor, certificates, chain, modes, outage
+from mtlskit.teach.labs import anchor, certificates, chain, gateway, modes, outage
 from mtlskit.teach.labs.lab import Lab
 from tests.conftest import free_port, run_nbval
 
@@ -33,15 +34,37 @@ CHECKS = {
     modes.NAME: 1,
     chain.NAME: 2,
     outage.NAME: 2,
+    gateway.NAME: 3,
+}
+# The labs whose params file names both the split frontend and the Gateway (params/sandbox-gateway.yaml).
+GATEWAY_LABS = {gateway.NAME}
+# Shorter still than the migration rehearsal's: records already at the cut-over TTL (no lowering
+# step to wait out) and a one-second drain window; the lab's predictions hold for any values.
+SHORTER = {
+    "dns": {"ttl_seconds": 1, "cutover_ttl_seconds": 1},
+    "migration": {"drain_window_seconds": 1, "poll_seconds": 0.25},
 }
 
 
 def lab_params_file(state_dir: Path, out: Path) -> Path:
-    """params/sandbox.yaml as a trainee has it, pointed at a test state directory and data-plane port."""
+    """params/sandbox.yaml as a trainee has it, pointed at a test state directory and data-plane port;
+    beside it params/sandbox-gateway.yaml moved the same way (same sandbox), with the migration
+    rehearsal's TTLs and drain window in seconds (`gateway_params_file`)."""
     data = params_mod.sandbox_default(state_dir)
     data["sandbox"].update({"data_plane_port": free_port(), "operation_delay_seconds": 0.1})
     out.write_text(yaml.safe_dump(data))
+    source = paths.repo_root() / "params" / "sandbox-gateway.yaml"
+    both = params_mod.sandbox_default(state_dir, source)
+    both["sandbox"] = data["sandbox"]
+    for fast in (rehearsal.FAST, SHORTER):
+        for key, value in fast.items():
+            both[key] = {**both.get(key, {}), **value}
+    gateway_params_file(out).write_text(yaml.safe_dump(both))
     return out
+
+
+def gateway_params_file(params_file: Path) -> Path:
+    return params_file.with_name(f"{params_file.stem}-gateway.yaml")
 
 
 def answer_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
@@ -58,6 +81,8 @@ def lab_cells(name: str, params_file: Path, reference: bool) -> list[nbformat.No
     for cell in nb.cells:
         cell.metadata.setdefault("tags", [])  # papermill reads every cell's tags
     nb.metadata.setdefault("papermill", {})  # ... and records the parameters here
+    if name in GATEWAY_LABS:
+        params_file = gateway_params_file(params_file)
     nb = parameterize_notebook(nb, {"params_file": str(params_file)})
     if reference:
         for tag, source in labs.REFERENCE[name].items():
@@ -132,6 +157,26 @@ def test_blank_labs_run_clean_and_say_not_yet(lab_sandbox: Path) -> None:
     assert_put_back(lab_sandbox)
 
 
+@pytest.mark.e2e
+def test_the_gateway_labs_way_back_after_the_cut_over_leaves_the_split_stack(lab_sandbox: Path) -> None:
+    lab = labs.gateway.start(str(gateway_params_file(lab_sandbox)))
+    labs.gateway.run_phases(lab, until="cutover")
+    moved = labs.gateway.observe(lab)
+    back = labs.gateway.way_back(lab)
+    after = labs.gateway.observe(lab)
+    assert lab.seen["observed"][0]["answered by"] == gateway.GATEWAY, moved
+    assert list(back["way back"])[-1] == "deleted Gateway web-gateway", back
+    assert lab.seen["observed"][1] == {
+        "gateway ready": False,
+        "records moved": False,
+        "resolves to": gateway.SPLIT,
+        "answered by": gateway.SPLIT,
+    }, after
+    assert labs.gateway.check_cutover(lab, False).right  # the cut-over refused no one
+    labs.put_back(lab)
+    assert_put_back(lab_sandbox)
+
+
 # ---- no sandbox -------------------------------------------------------------------------------------------
 
 
@@ -159,6 +204,40 @@ def test_a_lab_refuses_a_real_project_before_building_any_client(tmp_path: Path)
     assert "target: gcp (project some-project)" in str(refused.value)
 
 
+def test_the_gateway_lab_refuses_params_without_a_gateway_before_building_any_client(tmp_path: Path) -> None:
+    split = {"target": "sandbox", "project": "mtlskit-sandbox", "mtls": {"trust_anchors": [a_root(tmp_path)]}}
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(split))
+    with pytest.raises(labs.LabRefused, match="names both") as refused:
+        labs.gateway.start(str(tmp_path / "split.yaml"))
+    assert "topology: split" in str(refused.value) and "params/sandbox-gateway.yaml" in str(refused.value)
+
+
+def test_the_gateway_lab_judges_what_it_saw_not_what_it_was_told(offline_lab: Lab) -> None:
+    offline_lab.seen["observed"] = [
+        {
+            "gateway ready": True,
+            "records moved": False,
+            "resolves to": "split frontend",
+            "answered by": "split frontend",
+        }
+    ]
+    wrong = gateway.check_side_by_side(
+        offline_lab, {"resolves to": "Gateway", "answered by": "split frontend"}
+    )
+    assert not wrong.right and "resolves to differ" in wrong.line
+    right = gateway.check_side_by_side(
+        offline_lab, {"resolves to": "Split Frontend", "answered by": "split frontend"}
+    )
+    assert right.right
+    offline_lab.seen["retired"] = {
+        "order": ["ForwardingRule", "TargetHttpsProxy", "Ingress"],
+        "service": False,
+    }
+    said = {"deleted first": "forwarding rule", "anchor Ingress": gateway.AFTER, "Service": gateway.KEPT}
+    retired = gateway.check_retired(offline_lab, said)
+    assert not retired.right and "Service differ" in retired.line  # the Service was seen deleted here
+
+
 @pytest.fixture
 def offline_lab(tmp_path: Path) -> Lab:
     """A lab with nothing observed yet, for the answer checks (they read only what the lab saw)."""
@@ -177,8 +256,11 @@ def test_missing_or_malformed_answers_say_not_yet_and_never_raise(offline_lab: L
         chain.check_found(offline_lab, answer),  # type: ignore[arg-type]
         anchor.check_deleted(offline_lab, answer),
         outage.check_stopped(offline_lab, answer),
+        gateway.check_side_by_side(offline_lab, answer),
+        gateway.check_cutover(offline_lab, answer),
+        gateway.check_retired(offline_lab, answer),
     ]
-    assert [v.right for v in verdicts] == [False] * 5
+    assert [v.right for v in verdicts] == [False] * 8
     assert all(v.line.startswith("not yet: ") for v in verdicts)
     assert offline_lab.verdicts == verdicts
 

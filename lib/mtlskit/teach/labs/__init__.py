@@ -7,7 +7,7 @@ or not yet with a hint). `REFERENCE` holds the answers CI fills in.
 
 from __future__ import annotations
 
-from mtlskit.teach.labs import anchor, certificates, chain, modes, outage
+from mtlskit.teach.labs import anchor, certificates, chain, gateway, modes, outage
 from mtlskit.teach.labs.anchor import delete_anchor, restore_anchor
 from mtlskit.teach.labs.chain import allowlist_leaf, reissue_intermediate
 from mtlskit.teach.labs.lab import (
@@ -24,7 +24,7 @@ from mtlskit.teach.labs.lab import (
 from mtlskit.teach.labs.modes import switch_mode
 from mtlskit.teach.labs.reference import REFERENCE
 
-LABS = (certificates.NAME, anchor.NAME, modes.NAME, chain.NAME, outage.NAME)
+LABS = (certificates.NAME, anchor.NAME, modes.NAME, chain.NAME, outage.NAME, gateway.NAME)
 
 __all__ = [
     "LABS",
@@ -39,6 +39,7 @@ __all__ = [
     "chain",
     "delete_anchor",
     "faults_command",
+    "gateway",
     "modes",
     "outage",
     "put_back",

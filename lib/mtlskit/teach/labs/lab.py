@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from mtlskit.build import k8s, stack, trust
+from mtlskit.build import k8s, lbnames, stack, trust
 from mtlskit.build.trust import SERVER_TLS_POLICY
 from mtlskit.config.params import Params
 from mtlskit.core.errors import KitError
@@ -32,7 +33,8 @@ BUILD_TIMEOUT_SECONDS = 120.0
 
 
 class LabRefused(KitError, RuntimeError):
-    """A lab was pointed at something other than the local sandbox."""
+    """A lab was pointed at something it cannot run on: anything but the local sandbox, or (lab 06) a
+    params file that does not name a Gateway to move to."""
 
 
 class LabTimedOut(KitError, TimeoutError):
@@ -65,6 +67,9 @@ class Lab:
     built_by_lab: bool = False
     seen: dict[str, Any] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
+    # What this lab changes beyond the split stack (lab 06's Gateway and DNS records), undone by
+    # `put_back` once the split stack is built again.
+    undo: Callable[[Lab], object] | None = None
 
     @property
     def params(self) -> Params:
@@ -77,9 +82,10 @@ class Lab:
         return verdict
 
 
-def start_lab(name: str, params_file: str | None = None) -> Lab:
+def start_lab(name: str, params_file: str | None = None, undo: Callable[[Lab], object] | None = None) -> Lab:
     """Load the params, refuse anything but the sandbox, and build the stack the params describe
-    (every step is idempotent, so an already built stack costs only its plans)."""
+    (every step is idempotent, so an already built stack costs only its plans); `undo` puts back
+    what the lab changes beyond that stack."""
     from mtlskit.config import params as params_mod
 
     source = params_mod.params_file(params_file)  # the file actually read (MTLSKIT_PARAMS included)
@@ -96,16 +102,19 @@ def start_lab(name: str, params_file: str | None = None) -> Lab:
         project=params.project,
         forwarding_rule=params.frontend.forwarding_rule,
     )
-    lab = Lab(name, step, built_by_lab=built is None)
+    lab = Lab(name, step, built_by_lab=built is None, undo=undo)
     put_back(lab)
     return lab
 
 
 def put_back(lab: Lab) -> pd.DataFrame:
     """Undo what a lab changes: faults off, the anchor Ingress, trust config and validation mode as
-    the params say, and the whole stack built. Safe to run any time, as often as wanted."""
+    the params say, and the whole stack built (a retired split frontend too); then the lab's own
+    `undo` (lab 06: the Gateway deleted, the records back). Safe to run any time, as often as wanted."""
     set_faults(lab, error_rate=0.0, operation_error_rate=0.0)
     stack.build(lab.step.clients, lab.params, BUILD_TIMEOUT_SECONDS)
+    if lab.undo is not None:
+        lab.undo(lab)
     lab.seen["frontend"] = wait_until_answering(lab)
     # The handshakes just made are logged too (a refused one as status 0, like a refused request):
     # let them fall out of the time window the lab's own requests are matched in.
@@ -115,9 +124,13 @@ def put_back(lab: Lab) -> pd.DataFrame:
 
 def wait_until_answering(lab: Lab, timeout: float = BUILD_TIMEOUT_SECONDS) -> probe.Frontend:
     """A new frontend serves once its managed certificate is ACTIVE: wait for a handshake, so the lab's
-    first request is judged by the server TLS policy, not refused for want of a certificate."""
+    first request is judged by the server TLS policy, not refused for want of a certificate. The
+    split frontend, also when the params name a Gateway to move to (lab 06)."""
+    clients, params = lab.step.clients, lab.params
     waited = poll(
-        lambda: probe.locate_frontend(lab.step.clients, lab.params),
+        lambda: probe.locate_frontend(
+            clients, params, lbnames.load_balancer_names(clients, params, topology="split")
+        ),
         lambda target: target.answering,
         timeout,
         every=DATA_PLANE_REFRESH_SECONDS,

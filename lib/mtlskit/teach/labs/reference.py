@@ -43,4 +43,16 @@ REFERENCE: dict[str, dict[str, str]] = {
         "answer-safe": "safe_to_rerun = True",
         "answer-fault-off": "labs.set_faults(lab, error_rate=0.0)",
     },
+    "06_move_to_the_gateway": {
+        "answer-build": 'labs.gateway.run_phases(lab, until="verify")',
+        "answer-side-by-side": 'after_build = {"resolves to": "split frontend", "answered by": "split frontend"}',
+        "answer-refused": "refused = False",
+        "answer-cutover": 'labs.gateway.run_phases(lab, until="cutover")',
+        "answer-retirement": """retirement = {
+    "deleted first": "ForwardingRule",
+    "anchor Ingress": "after the split frontend",
+    "Service": "kept",
+}""",
+        "answer-retire": "labs.gateway.run_phases(lab)",
+    },
 }
