@@ -37,8 +37,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check lib tests bench
 	$(VENV)/bin/lint-imports pyproject.toml
 
+# Three workers on two cores: the e2e tests spend much of their time waiting on sandboxes and kernels.
 test: venv lint browser
-	$(VENV)/bin/pytest -n auto --dist loadfile --durations=15
+	$(VENV)/bin/pytest -n 3 --dist loadfile --durations=15
 
 # The browser tests drive the distribution's Chromium (Playwright never downloads one).
 CHROMIUM ?= /usr/bin/chromium
