@@ -106,6 +106,19 @@ CLIENT = Box(
 )
 
 
+def certificate_box(name: str, domains: list[str], how: str = "") -> Box:
+    """The managed certificate, its first domains on the box and all of them in the tooltip."""
+    return Box(
+        "certificate",
+        COL["c1"],
+        ROW["r2"],
+        "managed certificate",
+        name,
+        domains_shown(domains),
+        full=f"managed certificate {name}{how}: {', '.join(domains)}",
+    )
+
+
 def domains_shown(domains: list[str]) -> str:
     """The first two domains and how many more: a box has room for one short line."""
     return ", ".join(domains[:2]) + (f" +{len(domains) - 2} more" if len(domains) > 2 else "")
@@ -115,7 +128,6 @@ def boxes(params: Params) -> dict[str, Box]:
     """Every resource of the design with the params' names, placed on the grid."""
     f, k, m = params.frontend, params.kubernetes, params.mtls
     domains = list(f.domains)
-    shown = domains_shown(domains)
     anchors = len(m.trust_anchors)
     trust_detail = (
         f"{anchors} anchor{'s' if anchors != 1 else ''} · {len(m.intermediates)} intermediate"
@@ -135,15 +147,7 @@ def boxes(params: Params) -> dict[str, Box]:
         Box("address", COL["c0"], ROW["r2"], "global address", f.address, "the IP clients resolve to"),
         Box("proxy", COL["c2"], ROW["r1"], "target HTTPS proxy", f.target_proxy, "terminates TLS + mTLS"),
         Box("url_map", COL["c4"], ROW["r1"], "URL map", f.url_map, "every host and path"),
-        Box(
-            "certificate",
-            COL["c1"],
-            ROW["r2"],
-            "managed certificate",
-            f.certificate,
-            shown,
-            full=f"managed certificate {f.certificate}: {', '.join(domains)}",
-        ),
+        certificate_box(f.certificate, domains),
         Box(
             "ssl_policy",
             COL["c2"],

@@ -19,7 +19,7 @@ from mtlskit.teach.diagram import (
     ROW,
     Box,
     Diagram,
-    domains_shown,
+    certificate_box,
     frontend_arrows,
     mermaid_nodes,
     on_off,
@@ -46,21 +46,11 @@ def gateway_boxes(params: Params) -> dict[str, Box]:
     built = f"{gw.NAME_PREFIX}…-{ns}-{g.name}-…"
     backend = f"{gw.NAME_PREFIX}…-{k.namespace}-{k.service}-{k.service_port}-…"
     domains = list(f.domains)
-    shown = domains_shown(domains)
     named = g.address == "named_address"
     bundle = len(m.trust_anchors) + len(m.intermediates)
     mode = gw.MODE_FOR_VALIDATION[m.validation_mode]
     certificate = (
-        Box(
-            "certificate",
-            COL["c1"],
-            ROW["r2"],
-            "managed certificate",
-            f.certificate,
-            shown,
-            full=f"managed certificate {f.certificate} (listener option {gw.PRE_SHARED_CERTS_OPTION}): "
-            + ", ".join(domains),
-        )
+        certificate_box(f.certificate, domains, f" (listener option {gw.PRE_SHARED_CERTS_OPTION})")
         if g.certificate == "pre_shared"
         else Box(
             "certificate",

@@ -162,6 +162,19 @@ def _item(answer: Any, key: str) -> Any:
     return answer.get(key) if isinstance(answer, dict) else None
 
 
+def _compared(
+    answer: Any, observed: dict[str, Any], keys: tuple[str, ...], unseen: str
+) -> tuple[list[dict[str, str]], list[str]]:
+    """The trainee's prediction beside what the lab saw, item by item, and the items that differ."""
+    rows, wrong = [], []
+    for key in keys:
+        mine, want = _item(answer, key), observed.get(key)
+        rows.append({"item": key, "your prediction": mine or "(none)", "observed": want or unseen})
+        if not _same(mine, want):
+            wrong.append(key)
+    return rows, wrong
+
+
 def _same(mine: Any, want: str | None) -> bool:
     """A typed answer matches whatever its case, spacing or quotes ("forwarding rule" is ForwardingRule)."""
 
@@ -176,12 +189,7 @@ def check_side_by_side(lab: Lab, after_build: Any) -> Any:
     where the domain resolves and which frontend answers?"""
     seen = [o for o in lab.seen.get("observed", []) if o["gateway ready"] and not o["records moved"]]
     got = seen[-1] if seen else {}
-    rows, wrong = [], []
-    for key in ("resolves to", "answered by"):
-        mine, want = _item(after_build, key), got.get(key)
-        rows.append({"item": key, "your prediction": mine or "(none)", "observed": want or "(not observed)"})
-        if not _same(mine, want):
-            wrong.append(key)
+    rows, wrong = _compared(after_build, got, ("resolves to", "answered by"), "(not observed)")
     if not seen:
         hint = "run the build and verify phases (labs.gateway.run_phases(lab, until='verify')), then observe"
     elif not isinstance(after_build, dict):
@@ -234,12 +242,7 @@ def check_retired(lab: Lab, retirement: Any) -> Any:
             "anchor Ingress": AFTER if compute and at > max(compute) else BEFORE,
             "Service": KEPT if seen["service"] else DELETED,
         }
-    rows, wrong = [], []
-    for key in ("deleted first", "anchor Ingress", "Service"):
-        mine, want = _item(retirement, key), observed.get(key)
-        rows.append({"item": key, "your prediction": mine or "(none)", "observed": want or "(not run)"})
-        if not _same(mine, want):
-            wrong.append(key)
+    rows, wrong = _compared(retirement, observed, ("deleted first", "anchor Ingress", "Service"), "(not run)")
     if not seen:
         hint = "drain and retire (labs.gateway.run_phases(lab)), then check"
     elif not isinstance(retirement, dict):
