@@ -11,18 +11,16 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
-from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from figures import bare_sandbox, time_calls  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from mtlskit.build import dns as kit_dns  # noqa: E402
 from mtlskit.cloud.clients import build_clients  # noqa: E402
-from mtlskit.config import params as params_mod  # noqa: E402
 from mtlskit.rules import dns as rules  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
 
@@ -31,32 +29,13 @@ OLD, NEW = "192.0.2.10", "198.51.100.20"
 TTL, CUTOVER_TTL = 3, 1
 
 
-def _rate(label: str, fn: Callable[[], None], seconds: float) -> None:
-    latencies: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        fn()
-        latencies.append(time.perf_counter() - t)
-    print(rate_line(label, latencies, time.perf_counter() - start))
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         state = Path(d)
-        p = params_mod.parse(
-            {
-                "target": "sandbox",
-                "project": "mtlskit-sandbox",
-                "sandbox": {"state_dir": str(state), "demo_pki": False},
-                "mtls": {"validation_mode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"},
-                "frontend": {"domains": DOMAINS},
-                "dns": {
-                    "managed_zone": rules.SANDBOX_ZONE,
-                    "ttl_seconds": TTL,
-                    "cutover_ttl_seconds": CUTOVER_TTL,
-                },
-            }
+        p = bare_sandbox(
+            state,
+            frontend={"domains": DOMAINS},
+            dns={"managed_zone": rules.SANDBOX_ZONE, "ttl_seconds": TTL, "cutover_ttl_seconds": CUTOVER_TTL},
         )
         clients = build_clients(p)
         try:
@@ -71,13 +50,15 @@ def main() -> None:
             assert published.done, published.answers
             query = dns.message.make_query(DOMAINS[0], "A")
             print(f"DNS responder on {host}:{port}, authoritative for {rules.SANDBOX_DNS_NAME}")
-            _rate(
-                "A query over UDP (dnspython)", lambda: dns.query.udp(query, host, port=port, timeout=2), 3.0
+            time_calls(
+                "A query over UDP (dnspython)",
+                lambda: dns.query.udp(query, host, port=port, timeout=2),
+                seconds=3.0,
             )
-            _rate(
+            time_calls(
                 "A query over TCP, a connection each",
                 lambda: dns.query.tcp(query, host, port=port, timeout=2),
-                3.0,
+                seconds=3.0,
             )
 
             steps: list[tuple[str, float]] = []

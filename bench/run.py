@@ -14,35 +14,17 @@ from google.cloud import compute_v1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from figures import rate_line  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from figures import bare_sandbox, time_calls  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from mtlskit.cloud.clients import build_clients  # noqa: E402
 from mtlskit.cloud.operations import wait  # noqa: E402
-from mtlskit.config import params as params_mod  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
-
-
-def timed(label: str, fn, n: int) -> None:  # type: ignore[no-untyped-def]
-    samples = []
-    start = time.perf_counter()
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    print(rate_line(label, samples, time.perf_counter() - start))
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         state = Path(d)
-        p = params_mod.parse(
-            {
-                "target": "sandbox",
-                "project": "mtlskit-sandbox",
-                "sandbox": {"state_dir": str(state), "operation_delay_seconds": 0.0, "demo_pki": False},
-                "mtls": {"validation_mode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT"},
-            }
-        )
+        p = bare_sandbox(state, {"operation_delay_seconds": 0.0})
         t = time.perf_counter()
         clients = build_clients(p)
         print(f"{'sandbox start + client build':<40} {time.perf_counter() - t:8.2f} s")
@@ -55,14 +37,16 @@ def main() -> None:
                 ),
                 "x",
             )
-            timed(
+            time_calls(
                 "compute sslPolicies.get",
                 lambda: clients.compute.ssl_policies.get(project=p.project, ssl_policy="bench"),
-                300,
+                n=300,
             )
-            timed("kubernetes read_namespace", lambda: clients.kube.core.read_namespace("default"), 300)
+            time_calls(
+                "kubernetes read_namespace", lambda: clients.kube.core.read_namespace("default"), n=300
+            )
             counter = iter(range(10_000))
-            timed(
+            time_calls(
                 "compute addresses.insert (+wait)",
                 lambda: wait(
                     clients,
@@ -71,7 +55,7 @@ def main() -> None:
                     ),
                     "insert",
                 ),
-                100,
+                n=100,
             )
         finally:
             process.stop(state)

@@ -192,3 +192,21 @@ def stand_in_notebook(directory: Path, name: str, *sources: str) -> str:
     path = directory / f"{name}.ipynb"
     nbformat.write(nb, path)
     return str(path)
+
+
+def gateway_spec(ca_configmap: str = "client-ca", mode: str | None = None, **spec: Any) -> dict[str, Any]:
+    """A Gateway's spec as the kit writes it: the default class, one HTTPS listener on 443 and GEP-91
+    frontend validation against one CA ConfigMap (no mode: the schema's default applies)."""
+    from mtlskit.rules import gateway as gw
+
+    validation: dict[str, Any] = {
+        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": ca_configmap}]
+    }
+    if mode is not None:
+        validation["mode"] = mode
+    return {
+        "gatewayClassName": gw.DEFAULT_CLASS,
+        "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
+        "tls": {"frontend": {"default": {"validation": validation}}},
+        **spec,
+    }

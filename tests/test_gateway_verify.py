@@ -22,7 +22,7 @@ from mtlskit.pki import certs
 from mtlskit.rules import gateway as gw
 from mtlskit.verify import drift, gatewaydrift, logs, probe
 from mtlskit.verify.gatewaydrift import GatewayDriftState
-from tests.conftest import PROJECT, sandbox_params
+from tests.conftest import PROJECT, gateway_spec, sandbox_params
 
 NS = "default"
 PREFIX = "/projects/123456789/global"
@@ -68,22 +68,7 @@ def gateway_object(**annotations: str) -> dict[str, Any]:
     ok = [{"type": t, "status": "True", "reason": t} for t in ("ResolvedRefs", "Accepted", "Programmed")]
     return {
         "metadata": {"name": "web-gateway", "namespace": NS, "annotations": notes},
-        "spec": {
-            "gatewayClassName": gw.DEFAULT_CLASS,
-            "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
-            "tls": {
-                "frontend": {
-                    "default": {
-                        "validation": {
-                            "mode": gw.ALLOW_VALID_ONLY,
-                            "caCertificateRefs": [
-                                {"group": "", "kind": "ConfigMap", "name": "web-client-ca"}
-                            ],
-                        }
-                    }
-                }
-            },
-        },
+        "spec": gateway_spec("web-client-ca", gw.ALLOW_VALID_ONLY),
         "status": {
             "addresses": [{"type": "IPAddress", "value": "127.1.0.9"}],
             "conditions": [

@@ -14,6 +14,7 @@ from mtlskit.sandbox import kube_crds, kube_openapi, kube_table
 from mtlskit.sandbox import kube_discovery as discovery
 from mtlskit.sandbox.kube import KINDS
 from mtlskit.sandbox.web import ApiError
+from tests.conftest import gateway_spec
 
 GATEWAY = KINDS[(gw.GROUP, "gateways")]
 HTTP_ROUTE = KINDS[(gw.GROUP, "httproutes")]
@@ -24,20 +25,7 @@ POLICY_KINDS = {"GCPGatewayPolicy", "GCPBackendPolicy", "HealthCheckPolicy"}
 
 
 def gateway(**spec: Any) -> dict[str, Any]:
-    body = {
-        "gatewayClassName": gw.DEFAULT_CLASS,
-        "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
-        "tls": {
-            "frontend": {
-                "default": {
-                    "validation": {
-                        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "client-ca"}]
-                    }
-                }
-            }
-        },
-        **spec,
-    }
+    body = gateway_spec(**spec)
     return {"apiVersion": GATEWAY.api_version, "kind": "Gateway", "metadata": {"name": "web"}, "spec": body}
 
 

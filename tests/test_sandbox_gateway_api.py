@@ -19,7 +19,7 @@ from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config.params import Params
 from mtlskit.rules import gateway as gw
 from mtlskit.sandbox import process
-from tests.conftest import sandbox_params
+from tests.conftest import gateway_spec, sandbox_params
 from tests.test_kubectl import kubectl, write
 from tests.test_sandbox_gateway import until as poll_until
 
@@ -57,21 +57,7 @@ def gateway(name: str, **spec: Any) -> dict[str, Any]:
         "apiVersion": f"{gw.GROUP}/v1",
         "kind": "Gateway",
         "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "gatewayClassName": gw.DEFAULT_CLASS,
-            "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
-            "tls": {
-                "frontend": {
-                    "default": {
-                        "validation": {
-                            "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "client-ca"}],
-                            "mode": gw.ALLOW_VALID_ONLY,
-                        }
-                    }
-                }
-            },
-            **spec,
-        },
+        "spec": gateway_spec(mode=gw.ALLOW_VALID_ONLY, **spec),
     }
 
 
