@@ -306,12 +306,15 @@ def test_the_committed_sandbox_params_pass_on_a_fresh_state_dir(tmp_path: Path) 
     shutil.copy(paths.repo_root() / "params" / "sandbox.yaml", tmp_path / "params" / "sandbox.yaml")
     result = CliRunner().invoke(main, ["check-params", str(tmp_path / "params" / "sandbox.yaml")])
     assert result.exit_code == 0, result.output
-    assert (
-        f"sandbox.state_dir      {tmp_path / '.sandbox'}  [created when the sandbox starts]" in result.output
-    )
+    rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in result.output.splitlines()[2:] if line}
+    assert rows["sandbox.state_dir"] == f"{tmp_path / '.sandbox'}  [created when the sandbox starts]"
     pki = tmp_path / ".sandbox" / "pki"
-    assert f"mtls.trust_anchors[0]  {pki / 'root.pem'}  [demo PKI: generated on first use]" in result.output
-    assert f"probe.client_key       {pki / 'client.key'}  [demo PKI: generated on first use]" in result.output
+    assert rows["mtls.trust_anchors[0]"] == f"{pki / 'root.pem'}  [demo PKI: generated on first use]"
+    assert rows["probe.client_key"] == f"{pki / 'client.key'}  [demo PKI: generated on first use]"
+    assert (
+        rows["changes.proof_clients[0].key"]
+        == f"{pki / 'next-client.key'}  [demo PKI: generated on first use]"
+    )
     assert not (tmp_path / ".sandbox").exists()  # nothing written: the PKI is made on first use
 
 
@@ -452,10 +455,12 @@ def test_sandbox_default_moves_the_state_dir_and_the_demo_pki_with_it(tmp_path: 
     assert p.state_dir == state
     moved = [*p.mtls.trust_anchors, *p.mtls.intermediates, *p.mtls.allowlisted]
     moved += [p.probe.client_cert, p.probe.client_key]
-    assert len(moved) == 5 and all(Path(f).parent == state / "pki" for f in moved), moved
+    moved += [f for c in p.changes.proof_clients for f in (c.cert, c.key, *c.chain)]
+    assert len(moved) == 8 and all(Path(f).parent == state / "pki" for f in moved), moved
     committed = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
-    assert {k: v for k, v in data.items() if k not in ("sandbox", "mtls", "probe")} == {
-        k: v for k, v in committed.items() if k not in ("sandbox", "mtls", "probe")
+    keep = ("sandbox", "mtls", "probe", "changes")
+    assert {k: v for k, v in data.items() if k not in keep} == {
+        k: v for k, v in committed.items() if k not in keep
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,9 @@ class SandboxSettings(_Strict):
     # (spec.tls.frontend) in the standard channel; v1.4 and v1.3 are an older cluster's; "none" is a
     # cluster without the Gateway API enabled.
     gateway_api: Literal["v1.5", "v1.4", "v1.3", "none"] = "v1.5"
+    # How long a trust-config, server-TLS-policy or proxy change takes to reach the data plane, as
+    # Google's load balancer takes minutes: a runbook that verifies before it is applied is caught.
+    propagation_delay_seconds: float = Field(0.0, ge=0, le=600)
 
     @field_validator("withhold_permissions", "exhaust_quota")
     @classmethod
@@ -379,6 +383,78 @@ class ProbeSettings(_Strict):
         return self
 
 
+class ProofClient(_Strict):
+    """A client certificate the day-2 changes present to prove each phase. Unlike a probe case it
+    carries no expectation: what the load balancer should answer is judged by the kit's verdict
+    rules against each phase's trust config (`rules.verdict.judge`)."""
+
+    name: str = Field(min_length=1, max_length=63)
+    cert: str = Field(description="leaf first, then the issuers the client sends (TLS order)")
+    key: str = Field(description="read by path only; never shown in any output")
+    chain: list[str] = Field(default_factory=list, description="issuer files sent after the leaf (TLS order)")
+
+
+class ChangeSettings(_Strict):
+    """Day-2 changes (client-CA rotation, enforcement, partner certificates, break-glass): how their
+    reports are read, when their gates pass, and where their records go."""
+
+    report_window_seconds: float = Field(
+        86400.0, gt=0, le=30 * 86400, description="request logs the impact and readiness reports read"
+    )
+    max_refused_share: float = Field(
+        0.0, ge=0, le=1, description="enforcement: the share of requests the flip may refuse (0: none)"
+    )
+    client_certificates: str | None = Field(
+        None, description="a folder of the team's known client certificates (PEM), judged by the report"
+    )
+    intended_refusals: list[str] = Field(
+        default_factory=list,
+        description="certificate files or SHA-256 fingerprints (hex) of clients a change means to refuse",
+    )
+    proof_clients: list[ProofClient] = Field(default_factory=list, max_length=20)
+    propagation_timeout_seconds: float = Field(
+        900.0, gt=0, le=86400, description="how long to wait for the load balancer to apply a change"
+    )
+    poll_seconds: float = Field(5.0, gt=0, le=600, description="how often propagation and watches look")
+    watch_seconds: float = Field(
+        300.0, ge=0, le=86400, description="how long probes and logs are watched after a change"
+    )
+    rollback_on_failure: bool = Field(
+        False, description="apply the way back when the watch after a change fails (else only name it)"
+    )
+    break_glass: Literal["allow", "detach"] = Field(
+        "allow", description="allow: ALLOW_INVALID_OR_MISSING_CLIENT_CERT; detach: no server TLS policy"
+    )
+    records: str | None = Field(
+        None, description="local folder or gs://BUCKET/PREFIX for change records (default: runs/changes)"
+    )
+    half_done_warning_days: float = Field(
+        14.0, gt=0, le=3650, description="70_drift warns when a rotation stays half done longer"
+    )
+
+    @field_validator("proof_clients")
+    @classmethod
+    def _unique_clients(cls, v: list[ProofClient]) -> list[ProofClient]:
+        names = [c.name for c in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"names must be unique: {', '.join(map(repr, twice))}")
+        return v
+
+    @field_validator("records")
+    @classmethod
+    def _records(cls, v: str | None) -> str | None:
+        if v is not None and v.startswith("gs://") and not v[len("gs://") :].split("/")[0]:
+            raise ValueError(f"{v}: name a bucket, as in gs://BUCKET/PREFIX")
+        return v
+
+    @model_validator(mode="after")
+    def _poll_within_timeout(self) -> ChangeSettings:
+        return _at_most(
+            self, "poll_seconds", "propagation_timeout_seconds", "the wait would end before its first look"
+        )
+
+
 class LoggingSettings(_Strict):
     enable: bool = True
     sample_rate: float = Field(1.0, ge=0.0, le=1.0)
@@ -403,6 +479,7 @@ class Params(_Strict):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     migration: MigrationSettings = Field(default_factory=MigrationSettings)
+    changes: ChangeSettings = Field(default_factory=ChangeSettings)
     expiry_horizon_days: int = Field(30, ge=1, le=3650)
     api_retry_seconds: float = Field(
         90.0, gt=0, le=3600, description="how long each API call retries 429/5xx answers before giving up"
@@ -458,6 +535,18 @@ class Params(_Strict):
         for i, case in enumerate(p.cases):
             out.append(ParamsFile(f"probe.cases[{i}].cert", Path(case.cert), "probe case"))
             out.append(ParamsFile(f"probe.cases[{i}].key", Path(case.key), "probe case key"))
+        for i, client in enumerate(self.changes.proof_clients):
+            out.append(ParamsFile(f"changes.proof_clients[{i}].cert", Path(client.cert), "probe case"))
+            out.append(ParamsFile(f"changes.proof_clients[{i}].key", Path(client.key), "probe case key"))
+            out += [
+                ParamsFile(f"changes.proof_clients[{i}].chain[{j}]", Path(f), "probe case")
+                for j, f in enumerate(client.chain)
+            ]
+        out += [
+            ParamsFile(f"changes.intended_refusals[{i}]", Path(v), "probe case")
+            for i, v in enumerate(self.changes.intended_refusals)
+            if not is_fingerprint(v)
+        ]
         if self.kubernetes.kubeconfig:
             out.append(ParamsFile("kubernetes.kubeconfig", Path(self.kubernetes.kubeconfig), "kubeconfig"))
         return out
@@ -705,6 +794,9 @@ def sandbox_default(state_dir: str | Path, source: Path | None = None) -> dict[s
     for key in ("client_cert", "client_key"):
         if probe.get(key):
             probe[key] = moved(probe[key])
+    for client in (data.get("changes") or {}).get("proof_clients") or []:
+        client.update(cert=moved(client["cert"]), key=moved(client["key"]))
+        client["chain"] = [moved(v) for v in client.get("chain") or []]
     return data
 
 
@@ -831,7 +923,31 @@ def _absolutise(params: Params, base: Path | None) -> Params:
     state_dir = paths.resolve(params.sandbox.state_dir, base if given else None)
     sandbox = params.sandbox.model_copy(update={"state_dir": str(state_dir)})
     kube = params.kubernetes.model_copy(update={"kubeconfig": fix(params.kubernetes.kubeconfig)})
-    return params.model_copy(update={"mtls": mtls, "probe": probe, "sandbox": sandbox, "kubernetes": kube})
+    ch = params.changes
+    changes = ch.model_copy(
+        update={
+            "client_certificates": fix(ch.client_certificates),
+            "intended_refusals": [v if is_fingerprint(v) else fix(v) for v in ch.intended_refusals],
+            "proof_clients": [
+                c.model_copy(
+                    update={"cert": fix(c.cert), "key": fix(c.key), "chain": [fix(f) for f in c.chain]}
+                )
+                for c in ch.proof_clients
+            ],
+            "records": ch.records
+            if ch.records is None or ch.records.startswith("gs://")
+            else fix(ch.records),
+        }
+    )
+    return params.model_copy(
+        update={"mtls": mtls, "probe": probe, "sandbox": sandbox, "kubernetes": kube, "changes": changes}
+    )
+
+
+def is_fingerprint(value: str) -> bool:
+    """A SHA-256 fingerprint in hex (colons allowed), as `changes.intended_refusals` may name a client
+    instead of its certificate file."""
+    return bool(re.fullmatch(r"[0-9a-fA-F]{64}", value.replace(":", "")))
 
 
 _MISSING = {
@@ -870,6 +986,9 @@ def _file_problems(params: Params) -> list[FieldProblem]:
     otherwise show up a second time as the probe certificate failing validation.
     """
     problems: list[FieldProblem] = []
+    folder = params.changes.client_certificates
+    if folder and not Path(folder).is_dir():
+        problems.append(FieldProblem("changes.client_certificates", f"folder not found: {folder}"))
     present: list[ParamsFile] = []
     pending = False
     for ref in params.files():

@@ -257,6 +257,16 @@ def demo_pki_specs() -> list[CertSpec]:
     ]
 
 
+# Certificates for the day-2 changes, not probed by 50_verify (their verdict depends on the phase a
+# change is in, so the change runbooks judge them against each phase's trust config): the CA a
+# rotation moves to, with a client it issued, and a partner's CA with one of its clients.
+NEXT_ANCHOR = "next-root"
+NEXT_INTERMEDIATE = "next-intermediate"
+NEXT_CLIENT = "next-client"
+PARTNER_ANCHOR = "partner-root"
+PARTNER_CLIENT = "partner-client"
+DAY2_CERTIFICATES = (NEXT_ANCHOR, NEXT_INTERMEDIATE, NEXT_CLIENT, PARTNER_ANCHOR, PARTNER_CLIENT)
+
 # The issuers of the demo PKI; every other certificate in it is a `demo_pki_specs()` case.
 DEMO_ISSUERS = (
     TRUST_ANCHOR,
@@ -313,7 +323,7 @@ class DemoPki(PkiFiles):
     @staticmethod
     def file_names() -> frozenset[str]:
         """The file names the demo PKI consists of (certificates, keys and the manifest)."""
-        stems = [*DEMO_ISSUERS, *(s.name for s in demo_pki_specs())]
+        stems = [*DEMO_ISSUERS, *DAY2_CERTIFICATES, *(s.name for s in demo_pki_specs())]
         files = PkiFiles(Path())
         return frozenset(
             {MANIFEST, *(files.cert(n).name for n in stems), *(files.key(n).name for n in stems)}
@@ -335,8 +345,47 @@ def ensure_demo_pki(directory: Path) -> dict[str, object]:
         if manifest.get("version") == PKI_VERSION and all(
             pki.cert(str(n)).is_file() for n in (certificates if isinstance(certificates, dict) else {})
         ):
-            return manifest
+            return ensure_day2_certificates(directory, manifest)
     return generate_demo_pki(directory)
+
+
+def ensure_day2_certificates(directory: Path, manifest: dict[str, object]) -> dict[str, object]:
+    """Add the day-2 certificates to a demo PKI made before they existed, keeping every other file:
+    a sandbox's load balancer trusts the demo root, which must not change under it."""
+    pki = DemoPki(directory)
+    if all(pki.cert(n).is_file() and pki.key(n).is_file() for n in DAY2_CERTIFICATES):
+        return manifest
+    for name, issued in _day2_certificates().items():
+        write_issued(directory, name, issued)
+    certificates = manifest.get("certificates")
+    if isinstance(certificates, dict):
+        certificates.update(_day2_manifest())
+    pki.manifest_file.write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _day2_certificates() -> dict[str, Issued]:
+    out: dict[str, Issued] = {}
+    nxt = out[NEXT_ANCHOR] = issue("mtlskit demo next root CA", ca=True, eku=CLIENT_AUTH)
+    inter = out[NEXT_INTERMEDIATE] = issue(
+        "mtlskit demo next intermediate CA", issuer=nxt, ca=True, eku=CLIENT_AUTH
+    )
+    out[NEXT_CLIENT] = issue("next-client.mtlskit.test", issuer=inter, eku=CLIENT_AUTH)
+    partner = out[PARTNER_ANCHOR] = issue("mtlskit demo partner root CA", ca=True, eku=CLIENT_AUTH)
+    out[PARTNER_CLIENT] = issue("partner-client.mtlskit.test", issuer=partner, eku=CLIENT_AUTH)
+    return out
+
+
+def _day2_manifest() -> dict[str, object]:
+    purposes = {
+        NEXT_ANCHOR: "CA: the root a client-CA rotation moves to",
+        NEXT_INTERMEDIATE: "CA: the next root's intermediate",
+        NEXT_CLIENT: "client under next-root -> next-intermediate (send next-intermediate with it)",
+        PARTNER_ANCHOR: "CA: a partner's root, for adding or revoking a partner CA",
+        PARTNER_CLIENT: "client under partner-root",
+    }
+    chains = {NEXT_CLIENT: [NEXT_INTERMEDIATE]}
+    return {n: {"purpose": p, "expected": "", "chain": chains.get(n, [])} for n, p in purposes.items()}
 
 
 def generate_demo_pki(directory: Path) -> dict[str, object]:
@@ -401,6 +450,7 @@ def generate_demo_pki(directory: Path) -> dict[str, object]:
         )
     out["deep-client"] = issue("deep.mtlskit.test", issuer=parent, eku=CLIENT_AUTH)
 
+    out.update(_day2_certificates())
     for name, issued in out.items():
         write_issued(directory, name, issued)
     specs = {
@@ -412,7 +462,10 @@ def generate_demo_pki(directory: Path) -> dict[str, object]:
         "trust_anchors": [TRUST_ANCHOR],
         "intermediates": [INTERMEDIATE, "serverauth-intermediate"] + [f"deep-{i}" for i in range(11)],
         "allowlisted": ["allowlisted-client", "allowlisted-expired-client"],
-        "certificates": {n: specs.get(n, {"purpose": "CA", "expected": "", "chain": []}) for n in out},
+        "certificates": {
+            **{n: specs.get(n, {"purpose": "CA", "expected": "", "chain": []}) for n in out},
+            **_day2_manifest(),
+        },
     }
     DemoPki(directory).manifest_file.write_text(json.dumps(manifest, indent=2))
     return manifest
