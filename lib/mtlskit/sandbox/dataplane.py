@@ -39,6 +39,7 @@ from mtlskit.rules.gateway import DATA_PLANE
 from mtlskit.rules.logentry import (
     BACKEND_UNREACHABLE,
     FORWARDED,
+    MTLS,
     NO_BACKEND,
     NOT_PROVIDED,
     PAYLOAD_TYPE,
@@ -52,7 +53,7 @@ from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
 from mtlskit.sandbox.kube import KubeObjects
 from mtlskit.sandbox.logs import append_entry
-from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
+from mtlskit.sandbox.mtls_headers import expand, log_fields, request_headers, variables
 from mtlskit.sandbox.stand_in_ca import Served
 
 log = logging.getLogger("mtlskit.sandbox.dataplane")
@@ -633,16 +634,8 @@ class DataPlane:
         if f.mtls_mode:
             # The `mtls` object as Google's Envoy-based proxies log it; the global load balancer's
             # documented schema has only statusDetails, so analyses should not depend on it.
-            v = conn.values
-            payload["mtls"] = {
-                "clientCertPresent": v["client_cert_present"] == "true",
-                "clientCertChainVerified": v["client_cert_chain_verified"] == "true",
-                "clientCertError": v["client_cert_error"],
-                "clientCertSha256Fingerprint": v["client_cert_sha256_fingerprint"],
-                "clientCertSerialNumber": v["client_cert_serial_number"],
-                "clientCertValidStartTime": v["client_cert_valid_not_before"],
-                "clientCertValidEndTime": v["client_cert_valid_not_after"],
-            }
+            # The certificate's fields are there in both modes, also for a refused connection.
+            payload[MTLS] = log_fields(conn.values)
         return {
             "logName": f"projects/{f.project}/logs/requests",
             "resource": {
