@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -28,6 +27,7 @@ from traitlets import CaselessStrEnum, default
 from mtlskit.config import paths
 from mtlskit.core.bars import HEADLESS_ENV
 from mtlskit.core.checks import MIME, Check
+from mtlskit.pki.files import PRIVATE_KEY_BLOCK
 from mtlskit.runner.results import CHECK_FAILURE, Interrupted, NotebookResult, NotebookStatus, RunResult
 
 BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
@@ -180,9 +180,6 @@ def _with_reset(src: Path) -> nbformat.NotebookNode:
     return nb
 
 
-PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
-)
 KEY_CHECK = "no private key in outputs"
 
 
