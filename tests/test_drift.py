@@ -41,6 +41,8 @@ CHECK_ORDER = [
     drift.TLS_POLICY,
     drift.TRUST,
     drift.EXPIRY,
+    drift.SUCCESSOR,
+    drift.HALF_DONE,
     drift.MANAGED_CERT,
     drift.DNS,
 ]
