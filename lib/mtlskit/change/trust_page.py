@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mtlskit.change import apply, proof, rollback
-from mtlskit.change.enforce_page import PLAN_ONLY, with_bar, recorded, state_rows
+from mtlskit.change.enforce_page import PLAN_ONLY, recorded, state_rows, with_bar
 from mtlskit.change.phases import trust_phases
 from mtlskit.change.run import Next, PhaseRun, default_reporter, next_phase, run_phase
 from mtlskit.change.state import TrustState, live_state, require_split, target_state
