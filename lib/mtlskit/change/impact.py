@@ -32,7 +32,15 @@ import pandas as pd
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from mtlskit.change.seen import cell_text, client_label, clients_seen, fingerprint_hex, listed, normal_serial
+from mtlskit.change.seen import (
+    READ_COLUMNS,
+    cell_text,
+    client_label,
+    clients_seen,
+    fingerprint_hex,
+    listed,
+    normal_serial,
+)
 from mtlskit.change.state import ROLES, Role, TrustedCert, TrustState
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params, is_fingerprint
@@ -694,7 +702,7 @@ def window_entries(
     entries pulled through the Logging API (at most `PULL_LIMIT`, the newest)."""
     notes: list[str] = []
     if sources:
-        with logs.scan_exported(sources, params, since=since) as scan:
+        with logs.scan_exported(sources, params, since=since, columns=READ_COLUMNS) as scan:
             yield scan, notes
         return
     entries = logs.fetch_entries(clients, params, since, max_entries=PULL_LIMIT)
