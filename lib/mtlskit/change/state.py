@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from mtlskit.build import frontend, trust
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+from mtlskit.core.errors import TopologyUnsupported
 from mtlskit.rules.verdict import TrustMaterial
 
 Role = Literal["anchor", "intermediate", "allowlisted"]
@@ -107,8 +108,13 @@ class TrustState:
     def of_role(self, role: Role) -> tuple[TrustedCert, ...]:
         return tuple(c for c in self.certs if c.role == role)
 
-    def keys(self) -> frozenset[tuple[str, str]]:
+    def cert_keys(self) -> frozenset[tuple[str, str]]:
+        """(role, sha256) of every certificate: what two states are compared by."""
         return frozenset(c.key for c in self.certs)
+
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The same as `cert_keys` (the first name of it, kept for callers that use it)."""
+        return self.cert_keys()
 
     def material(self) -> TrustMaterial:
         """The trust config as `rules.verdict.judge` reads it."""
@@ -155,6 +161,18 @@ def _from_pems(role: Role, pems: list[str]) -> list[TrustedCert]:
     for text in pems:
         out += [TrustedCert.from_x509(role, c) for c in x509.load_pem_x509_certificates(text.encode())]
     return out
+
+
+def require_split(params: Params) -> None:
+    """Day-2 changes patch the split topology's trust config, policy and proxy; say so, naming the
+    topology, before anything is read or changed."""
+    if params.topology != "split":
+        raise TopologyUnsupported(
+            f"topology {params.topology}: day-2 changes (rotation, partner certificates, enforcement, "
+            "break-glass) move the split frontend's trust config, server TLS policy and proxy; a "
+            "Gateway's client CA bundle is its ConfigMap (gateway.ca_configmap), which the Gateway "
+            "build (gw20) applies: change the bundle there, or use a params file with topology: split"
+        )
 
 
 def target_state(params: Params) -> TrustState:

@@ -113,6 +113,8 @@ class Clients:
     nameserver: str | None = None
     # What this machine lacks to reach the target (see the module docstring); empty when set up.
     setup_problems: list[errors.SetupMissing] = field(default_factory=list)
+    # The credentials every client above was built with: a change record names their account.
+    credentials: Credentials | None = None
 
     @property
     def retry(self) -> gretry.Retry:
@@ -401,6 +403,7 @@ def build_clients(params: Params) -> Clients:
             client_options={"api_endpoint": endpoint} if endpoint else None,
         ),
         nameserver=nameserver,
+        credentials=credentials,
     )
 
 

@@ -166,6 +166,16 @@ class ApplyRefused(KitError):
     """A change was requested without what the params require for it; the message says what to set."""
 
 
+class TopologyUnsupported(KitError, ValueError):
+    """A day-2 change was asked of a topology it does not serve (the Gateway's CA bundle is a
+    ConfigMap the controller reads, not a trust config the kit patches); raised before any call."""
+
+
+class ChangeRefused(KitError):
+    """A day-2 change would not start or continue: the live state is not one it can move in place
+    (a missing resource, nothing to roll back to), or its gate refused; nothing was changed."""
+
+
 class SetupMissing(KitError):
     """This machine is not set up to reach the target: `what` is missing (Application Default
     Credentials, a kube context), `detail` says how it showed, `fix` is the command that sets it up.

@@ -6,6 +6,7 @@ role, and the params only list them: the configuration layer depends on the PKI,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -20,6 +21,12 @@ FileRole = Literal[
     "probe case key",
     "kubeconfig",
 ]
+
+# A PEM private key block of any kind (PKCS#8, RSA, EC, encrypted), to its end or to the end of the
+# text: what must never leave the machine in an output, a record or a report.
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
+)
 
 # The trust config's three roles, each with the params field that lists its certificate files, in the
 # order the trust config holds them.
