@@ -336,17 +336,6 @@ def test_intended_refusals_are_fingerprints_or_certificate_files(tmp_path: Path)
     assert impact.intended_fingerprints(p) == {sha(OLD_CLIENT), sha(PARTNER)}
 
 
-def test_gateway_topology_is_refused_with_the_reason() -> None:
-    p = SimpleParams("gateway")
-    with pytest.raises(ChangeReportError, match="topology: gateway: day-2 changes .* split topology"):
-        impact.split_only(p)  # type: ignore[arg-type]
-
-
-class SimpleParams:
-    def __init__(self, topology: str) -> None:
-        self.topology = topology
-
-
 # ---- log values and one query --------------------------------------------------------------------------------
 
 
