@@ -145,3 +145,28 @@ def test_a_population_spreads_the_clients_without_a_certificate(pki_dir: Path) -
         traffic.population(p, 10, 11)
     with pytest.raises(ValueError, match="127.0.0.0/8"):
         traffic.population(p, 300, 0, first_source="127.255.255.0")
+
+
+def test_readiness_leaves_out_the_kits_own_probes() -> None:
+    """50_verify and every proof send requests without a certificate: in ALLOW mode they are logged
+    with their probe id; refused in REJECT mode, from the same address, without a URL."""
+    from mtlskit.change.readiness import readiness
+
+    frame = logs.entries_frame(
+        [
+            _entry("127.0.0.1", FORWARDED, "https://api.test/.mtlskit/probe/abc", "aa"),
+            {
+                **_entry("127.0.0.1", FORWARDED, "https://api.test/.mtlskit/probe/abd"),
+                "jsonPayload": {"statusDetails": FORWARDED, "mtls": {"clientCertPresent": False}},
+            },
+            _entry("127.0.0.1", NOT_PROVIDED),
+            _entry("127.0.0.5", FORWARDED, fingerprint="cc"),
+            {
+                **_entry("127.0.0.6", FORWARDED),
+                "jsonPayload": {"statusDetails": FORWARDED, "mtls": {"clientCertPresent": False}},
+            },
+        ]
+    )
+    report = readiness(frame)
+    assert (report.requests, report.refused) == (2, 1)
+    assert [str(c) for c in report.by_client["remote_ip"]] == ["127.0.0.6"]
