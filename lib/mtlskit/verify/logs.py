@@ -294,11 +294,13 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         error = mtls.get("clientCertError") or None
         fingerprint = mtls.get("clientCertSha256Fingerprint") or None
         serial = mtls.get("clientCertSerialNumber") or None
+        issuer_dn = mtls.get("clientCertIssuerDn") or None
+        subject_dn = mtls.get("clientCertSubjectDn") or None
     else:
         present = False if details == NOT_PROVIDED else None
         verified = False if details.startswith(REFUSED_PREFIX) else None
         error = details if details.startswith(REFUSED_PREFIX) else None
-        fingerprint = serial = None
+        fingerprint = serial = issuer_dn = subject_dn = None
     probe = PROBE_ID.search(url or "")
     return {
         "time": entry.get("timestamp"),
@@ -310,6 +312,8 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "client_cert_error": error,
         "client_cert_sha256_fingerprint": fingerprint,
         "client_cert_serial_number": serial,
+        "client_cert_issuer_dn": issuer_dn,
+        "client_cert_subject_dn": subject_dn,
         "remote_ip": http.get("remoteIp") or payload.get("remoteIp") or None,
         "method": http.get("requestMethod") or None,
         "url": url,

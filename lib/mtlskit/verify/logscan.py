@@ -54,6 +54,8 @@ COLUMNS = [
     "client_cert_error",
     "client_cert_sha256_fingerprint",
     "client_cert_serial_number",
+    "client_cert_issuer_dn",
+    "client_cert_subject_dn",
     "remote_ip",
     "method",
     "url",
@@ -83,7 +85,8 @@ PROJECTION = {
         'STRUCT("@type" VARCHAR, statusDetails VARCHAR, remoteIp VARCHAR, '
         "tls STRUCT(protocol VARCHAR, cipher VARCHAR), "
         "mtls STRUCT(clientCertPresent VARCHAR, clientCertChainVerified VARCHAR, clientCertError VARCHAR, "
-        "clientCertSha256Fingerprint VARCHAR, clientCertSerialNumber VARCHAR))"
+        "clientCertSha256Fingerprint VARCHAR, clientCertSerialNumber VARCHAR, "
+        "clientCertIssuerDn VARCHAR, clientCertSubjectDn VARCHAR))"
     ),
 }
 
@@ -307,6 +310,8 @@ class LogScan:
                 AS client_cert_error,
             NULLIF(mtls.clientCertSha256Fingerprint, '') AS client_cert_sha256_fingerprint,
             NULLIF(mtls.clientCertSerialNumber, '') AS client_cert_serial_number,
+            NULLIF(mtls.clientCertIssuerDn, '') AS client_cert_issuer_dn,
+            NULLIF(mtls.clientCertSubjectDn, '') AS client_cert_subject_dn,
             COALESCE(NULLIF(httpRequest.remoteIp, ''), NULLIF(jsonPayload.remoteIp, '')) AS remote_ip,
             NULLIF(httpRequest.requestMethod, '') AS method,
             url,
