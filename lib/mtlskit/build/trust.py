@@ -98,19 +98,28 @@ def policy_reference(clients: Clients, params: Params) -> str:
 
 
 def desired_trust_config(params: Params) -> dict[str, Any]:
+    m = params.mtls
+    return trust_config_body(params, _pems(m.trust_anchors), _pems(m.intermediates), _pems(m.allowlisted))
+
+
+def trust_config_body(
+    params: Params, anchors: list[str], intermediates: list[str], allowlisted: list[str]
+) -> dict[str, Any]:
+    """A trust config holding these PEM certificates, with the stack's description and labels: what
+    30_trust builds from the params' files and what a day-2 change patches from a trust state."""
     store: dict[str, Any] = {}
-    if params.mtls.trust_anchors:
-        store["trust_anchors"] = [{"pem_certificate": p} for p in _pems(params.mtls.trust_anchors)]
-    if params.mtls.intermediates:
-        store["intermediate_cas"] = [{"pem_certificate": p} for p in _pems(params.mtls.intermediates)]
+    if anchors:
+        store["trust_anchors"] = [{"pem_certificate": p} for p in anchors]
+    if intermediates:
+        store["intermediate_cas"] = [{"pem_certificate": p} for p in intermediates]
     body: dict[str, Any] = {
         "description": f"mTLS trust for {params.stack}",
         "labels": ownership.cloud_labels(params.stack),
     }
     if store:
         body["trust_stores"] = [store]
-    if params.mtls.allowlisted:
-        body["allowlisted_certificates"] = [{"pem_certificate": p} for p in _pems(params.mtls.allowlisted)]
+    if allowlisted:
+        body["allowlisted_certificates"] = [{"pem_certificate": p} for p in allowlisted]
     return body
 
 
@@ -151,7 +160,7 @@ def plan_trust(clients: Clients, params: Params) -> list[Change]:
     for kind in TRUST_KINDS.values():
         current = _current(clients, kind, params)
         diff = _trust_config_diff(desired[kind.name], current) if kind is TRUST_CONFIG else None
-        command = _import_command(params, kind, desired[kind.name], exists=current is not None)
+        command = import_command(params, kind, desired[kind.name], exists=current is not None)
         changes.append(
             decide(kind.name, kind.resource_id(params), desired[kind.name], current, command, diff)
         )
@@ -195,7 +204,7 @@ def _import_source(params: Params, kind: str, name: str, message: Any) -> str:
     return shlex.quote(str(paths.write_manifest(params.project, params.stack, f"{kind}-{name}.yaml", body)))
 
 
-def _import_command(params: Params, kind: TrustKind, desired: dict[str, Any], exists: bool = False) -> str:
+def import_command(params: Params, kind: TrustKind, desired: dict[str, Any], exists: bool = False) -> str:
     """`gcloud ... import`, which creates or replaces, so one command serves create and update. An
     update of a kind whose API requires an update mask (the trust config's PATCH) names the same
     fields the kit's own update sends: without it the API answers "updateMask is required"."""

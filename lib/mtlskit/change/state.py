@@ -108,7 +108,7 @@ class TrustState:
     def of_role(self, role: Role) -> tuple[TrustedCert, ...]:
         return tuple(c for c in self.certs if c.role == role)
 
-    def keys(self) -> frozenset[tuple[str, str]]:
+    def cert_keys(self) -> frozenset[tuple[str, str]]:
         return frozenset(c.key for c in self.certs)
 
     def material(self) -> TrustMaterial:

@@ -1,0 +1,68 @@
+"""The way back from a recorded phase: the trust state saved before it, applied in place and
+proven the same way the phase was.
+
+Every phase's record keeps the state before it, so the way back needs no memory of what the phase
+did and works days later, from another machine (records can live in a bucket). A rollback is itself
+recorded, under the change's id, so 70_drift knows a rotation rolled back from phase 2 is open again
+and a re-run of the change continues from the state the rollback left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mtlskit.change import apply, proof
+from mtlskit.change.phases import Phase
+from mtlskit.change.run import PhaseRun, Progress, make_record
+from mtlskit.change.state import TrustState, live_state, require_split
+from mtlskit.cloud.clients import Clients
+from mtlskit.config.params import Params
+from mtlskit.core.errors import ChangeRefused
+from mtlskit.verify import changerecords as records
+from mtlskit.verify.changerecords import ChangeRecord
+
+
+def last_phase_record(params: Params) -> ChangeRecord:
+    """The newest record of a phase that changed something (applied, or failed after applying); a
+    rollback's own record is not one (rolling back a rollback is a change to make with c10)."""
+    found = [
+        r for r in records.read_records(params) if r.kind != "rollback" and r.outcome in ("applied", "failed")
+    ]
+    if not found:
+        raise ChangeRefused(
+            f"no change of stack {records.stack_of(params)} is recorded in {records.records_location(params)}: "
+            "nothing to roll back; check changes.records names the folder or bucket the change wrote to"
+        )
+    return found[-1]
+
+
+def rollback(
+    clients: Clients,
+    params: Params,
+    record: ChangeRecord | None = None,
+    on_progress: Progress | None = None,
+    run_dir: str | None = None,
+) -> PhaseRun:
+    """Apply the state saved before `record`'s phase (default: the last recorded phase), wait until a
+    new connection shows it, prove every case against it, and record the rollback."""
+    require_split(params)
+    record = record or last_phase_record(params)
+    if not record.before.get("certs"):
+        raise ChangeRefused(
+            f"record {record.file_name()} holds no trust certificates before its phase: there is no "
+            "state to go back to; restore the trust config with 30_trust"
+        )
+    started = dt.datetime.now(dt.UTC)
+    live = live_state(clients, params)
+    back = TrustState.from_dict(record.before)
+    run = PhaseRun(
+        Phase("roll back", 1, 1, live, back), "rollback", record.change_id, record.phase, record.phases
+    )
+    run.plan = apply.apply_state(clients, params, back)
+    run.applied = proof.wait_applied(clients, params, live, back, on_progress)
+    run.proven = proof.proof_results(clients, params, back, live)
+    outcome: records.Outcome = "applied" if run.passed else "failed"
+    note = f"back to the state before {record.kind} phase {record.phase} of {record.phases} ({record.file_name()})"
+    run.record = make_record(clients, params, run, started, live, live_state(clients, params), outcome, note)
+    run.written = records.write_record(params, run.record, run_dir)
+    return run
