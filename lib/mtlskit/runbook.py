@@ -16,13 +16,16 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.teach.design` — `design_diagram` and `other_topology_diagram`, the pictures of 00_design
   drawn from the params;
 - `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names;
-- `mtlskit.migrate.page` — `migration`, the split frontend's move to the Gateway, phase by phase.
+- `mtlskit.migrate.page` — `migration`, the split frontend's move to the Gateway, phase by phase;
+- `mtlskit.change.enforce_page` — `enforcement` (c20: the readiness gate and the flip to REJECT_INVALID)
+  and `break_glass` (c30: one step to ALLOW or detached, and its way back).
 
 `mtlskit run` imports this module while its kernel starts, so every notebook finds the kit loaded.
 """
 
 from __future__ import annotations
 
+from mtlskit.change.enforce_page import break_glass, enforcement
 from mtlskit.core.checks import verdict
 from mtlskit.migrate.page import migration
 from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_gateway, wait_for_probes
@@ -50,10 +53,12 @@ __all__ = [
     "StepFailed",
     "backend_checks",
     "backends_frame",
+    "break_glass",
     "conflict_checks",
     "by_hand",
     "checks_frame",
     "design_diagram",
+    "enforcement",
     "other_topology_diagram",
     "dns_frame",
     "events_frame",
