@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from mtlskit.pki import certs
+from mtlskit.rules import logentry as le
 from mtlskit.rules.verdict import Verdict
-from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
+from mtlskit.sandbox.mtls_headers import expand, log_fields, request_headers, variables
 
 
 def test_template_escapes_and_unknown_variables() -> None:
@@ -52,3 +53,23 @@ def test_oversized_subject_is_blanked_with_its_error() -> None:
 def test_no_mtls_means_every_variable_is_empty() -> None:
     leaf = certs.issue("leaf.test", eku=certs.CLIENT_AUTH)
     assert set(variables(False, leaf.cert, [], None).values()) == {""}
+
+
+def test_log_fields_carry_the_certificate_in_the_documented_words_and_formats() -> None:
+    """gcp-mtls.md section 4.2: the `jsonPayload.mtls` fields the impact report reads, whose values
+    the report can turn back into the kit's own names (hex fingerprint, issuer DER)."""
+    issuer = certs.issue("issuer.test", ca=True)
+    leaf = certs.issue("leaf.test", issuer=issuer, eku=certs.CLIENT_AUTH)
+    fields = log_fields(variables(True, leaf.cert, [], Verdict(True, False, "client_cert_validation_failed")))
+    assert tuple(fields) == le.MTLS_FIELDS
+    assert fields[le.CERT_PRESENT] is True and fields[le.CERT_CHAIN_VERIFIED] is False
+    assert (
+        le.fingerprint_hex(str(fields[le.CERT_FINGERPRINT])) == leaf.cert.fingerprint(hashes.SHA256()).hex()
+    )
+    assert le.dn_der(str(fields[le.CERT_ISSUER_DN])) == issuer.cert.subject.public_bytes()
+    assert le.dn_der(str(fields[le.CERT_SUBJECT_DN])) == leaf.cert.subject.public_bytes()
+    assert fields[le.CERT_SERIAL] == le.serial_value(leaf.cert.serial_number)
+    assert le.mtls_path(le.CERT_ISSUER_DN) == "jsonPayload.mtls.clientCertIssuerDn"
+    assert le.fingerprint_hex("not base64!") == "" and le.dn_der("%%") == b""
+    missing = log_fields(variables(True, None, [], Verdict(False, False, le.NOT_PROVIDED)))
+    assert missing[le.CERT_PRESENT] is False and missing[le.CERT_ISSUER_DN] == ""

@@ -343,6 +343,7 @@ def sandbox_settings(params: Params) -> dict[str, Any]:
         "withhold_permissions": list(params.sandbox.withhold_permissions),
         "exhaust_quota": list(params.sandbox.exhaust_quota),
         "gateway_api": params.sandbox.gateway_api,
+        "propagation_delay": params.sandbox.propagation_delay_seconds,
     }
 
 

@@ -1,11 +1,15 @@
 """The words of a load-balancer request log entry, as Google documents them for the global external
-Application Load Balancer: the resource type, the payload's type, and the `statusDetails` strings.
+Application Load Balancer: the resource type, the payload's type, the `statusDetails` strings, and the
+client certificate's fields under `jsonPayload.mtls` with the formats of their values.
 
 The sandbox's data plane writes entries with these words and the kit's log analysis, synthetic logs,
 probes and labs read them; stating them once here is what keeps the writer and the readers agreeing.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 RESOURCE_TYPE = "http_load_balancer"
 PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
@@ -38,3 +42,76 @@ DOCUMENTED_OUTCOMES = (
     "client_cert_validation_search_limit_exceeded",
     "client_cert_validation_not_performed",
 )
+
+# ---- the client certificate's fields (`jsonPayload.mtls`) ------------------------------------------
+# The Envoy-style `mtls` object (gcp-mtls.md section 4.2): each field carries the value of the custom
+# header variable of the same meaning, in the same format. The sandbox writes it in ALLOW and
+# REJECT_INVALID modes (not when no server TLS policy is attached); the synthetic generator writes the
+# same words and the impact and readiness reports read them, by these names only.
+MTLS = "mtls"
+CERT_PRESENT = "clientCertPresent"
+CERT_CHAIN_VERIFIED = "clientCertChainVerified"
+CERT_ERROR = "clientCertError"
+CERT_FINGERPRINT = "clientCertSha256Fingerprint"  # unpadded Base64 of the leaf's SHA-256
+CERT_SERIAL = "clientCertSerialNumber"  # colon-joined lowercase hex of the DER integer
+CERT_ISSUER_DN = "clientCertIssuerDn"  # Base64 of the DER Issuer field
+CERT_SUBJECT_DN = "clientCertSubjectDn"  # Base64 of the DER Subject field
+CERT_VALID_START = "clientCertValidStartTime"  # RFC 3339
+CERT_VALID_END = "clientCertValidEndTime"  # RFC 3339
+
+# The fields the sandbox writes (and the synthetic generator), in this order.
+MTLS_FIELDS = (
+    CERT_PRESENT,
+    CERT_CHAIN_VERIFIED,
+    CERT_ERROR,
+    CERT_FINGERPRINT,
+    CERT_SERIAL,
+    CERT_ISSUER_DN,
+    CERT_SUBJECT_DN,
+    CERT_VALID_START,
+    CERT_VALID_END,
+)
+MTLS_BOOLEANS = (CERT_PRESENT, CERT_CHAIN_VERIFIED)  # JSON booleans (some exporters write strings)
+
+
+def mtls_path(field: str) -> str:
+    """The field's dotted path in a LogEntry, as a Logging filter or a DuckDB column names it:
+    `jsonPayload.mtls.clientCertIssuerDn`."""
+    return f"jsonPayload.{MTLS}.{field}"
+
+
+def fingerprint_value(der_sha256: bytes) -> str:
+    """A leaf's SHA-256 digest as the load balancer writes it: Base64 without padding."""
+    return base64.b64encode(der_sha256).decode().rstrip("=")
+
+
+def fingerprint_hex(value: str) -> str:
+    """A logged fingerprint (unpadded Base64) as lowercase hex, the way the kit names certificates;
+    a value that is not Base64 of 32 bytes gives ""."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return ""
+    return raw.hex() if len(raw) == 32 else ""
+
+
+def serial_value(serial: int) -> str:
+    """A serial number as the load balancer writes it: the DER integer's bytes (a leading 00 when the
+    high bit is set) as colon-joined lowercase hex."""
+    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def dn_value(der_name: bytes) -> str:
+    """A distinguished name (the DER of an Issuer or Subject field) as the load balancer writes it:
+    Base64. The same bytes as a CA certificate's `subject.public_bytes()`, so a logged issuer is
+    compared with a trust anchor's subject exactly, not by a text rendering."""
+    return base64.b64encode(der_name).decode()
+
+
+def dn_der(value: str) -> bytes:
+    """A logged DN back to its DER bytes (b"" for a value that is not Base64)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return b""

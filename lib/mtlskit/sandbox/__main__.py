@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--withhold-permission", action="append", default=[], help="answer 403 for it")
     ap.add_argument("--exhaust-quota", action="append", default=[], help="a Compute quota metric used up")
     ap.add_argument(
+        "--propagation-delay",
+        type=float,
+        required=True,
+        help="seconds before a trust config, server TLS policy or proxy mTLS change reaches the data plane",
+    )
+    ap.add_argument(
         "--gateway-api", required=True, choices=BUNDLES, help="the cluster's Gateway API CRD bundle"
     )
     args = ap.parse_args(argv)
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         withhold_permissions=tuple(args.withhold_permission),
         exhaust_quota=tuple(args.exhaust_quota),
         gateway_api=args.gateway_api,
+        propagation_delay_seconds=args.propagation_delay,
     )
     sandbox = Sandbox(state_dir, settings, args.project)
     server = serve(sandbox, args.port)

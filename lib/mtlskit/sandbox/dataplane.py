@@ -1,9 +1,11 @@
 """The sandbox data plane: a real TLS listener per HTTPS forwarding rule, enforcing the proxy's
 certificate, SSL policy and server TLS policy as the load balancer documents them.
 
-It follows the control-plane state by re-reading the store every `REFRESH_SECONDS`: a changed policy, trust
-config, certificate or URL map applies to the next connection, a new forwarding rule opens a
-listener and a deleted one closes it, all without a restart.
+It follows the control-plane state by re-reading the store every `REFRESH_SECONDS`: a changed
+certificate or URL map applies to the next connection, a new forwarding rule opens a listener and a
+deleted one closes it, all without a restart. A changed server TLS policy, trust config or proxy
+`serverTlsPolicy` applies to connections made `propagation_delay_seconds` later (`propagation`),
+and a connection keeps the mTLS setting and verdict of its handshake until it closes.
 
 TLS is pyOpenSSL because the standard library cannot accept a client certificate that fails
 verification, and the load balancer must see such certificates to name the error (ALLOW mode
@@ -39,6 +41,7 @@ from mtlskit.rules.gateway import DATA_PLANE
 from mtlskit.rules.logentry import (
     BACKEND_UNREACHABLE,
     FORWARDED,
+    MTLS,
     NO_BACKEND,
     NOT_PROVIDED,
     PAYLOAD_TYPE,
@@ -52,8 +55,10 @@ from mtlskit.sandbox.env import Env
 from mtlskit.sandbox.kube import KINDS as KUBE_KINDS
 from mtlskit.sandbox.kube import KubeObjects
 from mtlskit.sandbox.logs import append_entry
-from mtlskit.sandbox.mtls_headers import expand, request_headers, variables
+from mtlskit.sandbox.mtls_headers import expand, log_fields, request_headers, variables
+from mtlskit.sandbox.propagation import MtlsView, Propagation
 from mtlskit.sandbox.stand_in_ca import Served
+from mtlskit.sandbox.web import ApiError
 
 log = logging.getLogger("mtlskit.sandbox.dataplane")
 
@@ -108,9 +113,10 @@ class Frontend:
     proxy: str
     url_map: str  # self link, "" when the proxy has none
     certs: list[ServingCert]
-    mtls_mode: str | None  # None: the proxy has no server TLS policy
+    mtls_mode: str | None  # None: the proxy has no server TLS policy (in force, see `propagation`)
     trust: TrustMaterial | None
     scheme: str = "EXTERNAL"  # the forwarding rule's: classic and managed answer some cases differently
+    mtls: MtlsView = field(default_factory=lambda: MtlsView(None))  # what mtls_mode and trust came from
 
     def context_for(self, server_name: str | None) -> SSL.Context | None:
         if not self.certs:
@@ -172,6 +178,7 @@ class DataPlane:
         self._trust: dict[str, TrustMaterial] = {}
         self._stop = threading.Event()
         self.refreshes = 0
+        self.propagation = Propagation(env.settings.propagation_delay_seconds)
         self._thread: threading.Thread | None = None
         self.counters = {"connections": 0, "handshake_failures": 0, "requests": 0}
         self._count_lock = threading.Lock()
@@ -210,6 +217,7 @@ class DataPlane:
         changed the state can wait for the first refresh begun after its change instead of sleeping."""
         frontends = {f.ip: f for f in self._read_frontends()}
         self.frontends = frontends
+        self.propagation.keep_only(frontends)
         for ip in list(self.listeners):
             if ip not in frontends:
                 _close(self.listeners.pop(ip))
@@ -223,10 +231,24 @@ class DataPlane:
                 self.errors[ip] = f"cannot listen on {ip}:{self.port}: {err.strerror or err}"
         self.refreshes += 1
 
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Settings a running sandbox takes without a restart (`POST /_sandbox/dataplane`)."""
+        unknown = set(changes) - {"propagation_delay_seconds"}
+        if unknown:
+            raise ApiError.google(400, f"unknown data plane settings: {sorted(unknown)}")
+        if "propagation_delay_seconds" in changes:
+            try:
+                self.propagation.set_delay(changes["propagation_delay_seconds"])
+            except ValueError as err:
+                raise ApiError.google(400, str(err)) from None
+
     def status(self) -> dict[str, Any]:
+        """What the data plane serves; per listener, the mTLS setting in force (`enforced`) and the
+        changes still propagating (`pending`), so a test can tell "not applied yet" from "wrong"."""
         return {
             "port": self.port,
             "refreshes": self.refreshes,
+            "propagation_delay_seconds": self.propagation.delay,
             "ca_file": str(self.ca_file),
             "listeners": [
                 {
@@ -236,6 +258,8 @@ class DataPlane:
                     "target_proxy": f.proxy,
                     "certificates_served": len(f.certs),
                     "mtls": f.mtls_mode or "off",
+                    "enforced": f.mtls.describe(),
+                    "pending": self.propagation.pending(ip),
                     "listening": ip in self.listeners,
                     "error": "; ".join(e for e in (self.errors.get(ip), self.config_errors.get(ip)) if e),
                 }
@@ -265,15 +289,8 @@ class DataPlane:
         policy_body = self.compute.get_ref(proxy.get("sslPolicy", ""), project, "sslPolicies")
         profile = (policy_body or {}).get("profile", "COMPATIBLE")
         min_tls = (policy_body or {}).get("minTlsVersion", "TLS_1_0")
-        mtls_mode, trust = None, None
-        if proxy.get("serverTlsPolicy"):
-            stp = locations.server_tls_policy(self.store, proxy["serverTlsPolicy"])
-            if stp is not None:
-                mtls = stp.get("mtlsPolicy") or {}
-                mtls_mode = mtls.get("clientValidationMode", "REJECT_INVALID")
-                tc_ref = mtls.get("clientValidationTrustConfig")
-                tc = locations.trust_config(self.store, tc_ref) if tc_ref else None
-                trust = self._trust_material(tc) if tc is not None else None
+        view = self.propagation.enforced(ip, self._mtls_view(proxy))
+        mtls_mode, trust = view.mode, view.trust
         serving = []
         for link in proxy.get("sslCertificates", []):
             body = self.compute.get_ref(link, project, "sslCertificates")
@@ -292,7 +309,25 @@ class DataPlane:
             certs=serving,
             mtls_mode=mtls_mode,
             trust=trust,
+            mtls=view,
             scheme=fr.get("loadBalancingScheme", "EXTERNAL"),
+        )
+
+    def _mtls_view(self, proxy: dict[str, Any]) -> MtlsView:
+        """The mTLS setting the control plane holds for this proxy now."""
+        ref = proxy.get("serverTlsPolicy")
+        stp = locations.server_tls_policy(self.store, ref) if ref else None
+        if stp is None:
+            return MtlsView(None)
+        mtls = stp.get("mtlsPolicy") or {}
+        tc_ref = mtls.get("clientValidationTrustConfig")
+        tc = locations.trust_config(self.store, tc_ref) if tc_ref else None
+        return MtlsView(
+            mode=mtls.get("clientValidationMode", "REJECT_INVALID"),
+            trust=self._trust_material(tc) if tc is not None else None,
+            policy=stp["name"],
+            trust_config=(tc or {}).get("name", ""),
+            trust_etag=(tc or {}).get("etag", ""),
         )
 
     def _certificate(self, body: dict[str, Any]) -> tuple[Served, tuple[str, ...]] | None:
@@ -633,16 +668,8 @@ class DataPlane:
         if f.mtls_mode:
             # The `mtls` object as Google's Envoy-based proxies log it; the global load balancer's
             # documented schema has only statusDetails, so analyses should not depend on it.
-            v = conn.values
-            payload["mtls"] = {
-                "clientCertPresent": v["client_cert_present"] == "true",
-                "clientCertChainVerified": v["client_cert_chain_verified"] == "true",
-                "clientCertError": v["client_cert_error"],
-                "clientCertSha256Fingerprint": v["client_cert_sha256_fingerprint"],
-                "clientCertSerialNumber": v["client_cert_serial_number"],
-                "clientCertValidStartTime": v["client_cert_valid_not_before"],
-                "clientCertValidEndTime": v["client_cert_valid_not_after"],
-            }
+            # The certificate's fields are there in both modes, also for a refused connection.
+            payload[MTLS] = log_fields(conn.values)
         return {
             "logName": f"projects/{f.project}/logs/requests",
             "resource": {

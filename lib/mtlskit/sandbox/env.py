@@ -36,6 +36,10 @@ class Settings:
     # The simulated cluster's Gateway API CRD bundle (`kube_crds`): v1.5, v1.4, v1.3, or none (the
     # Gateway API not enabled). Changed at run time through `/_sandbox/cluster`.
     gateway_api: str = "none"
+    # How long a change to a trust config, a server TLS policy or a proxy's serverTlsPolicy takes to
+    # reach the data plane (`dataplane.Propagation`); 0: the next connection. Changed at run time
+    # through `/_sandbox/dataplane`.
+    propagation_delay_seconds: float = 0.0
 
 
 @dataclass

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from mtlskit.rules import logentry as le
+from mtlskit.rules.logentry import dn_value, fingerprint_value, serial_value
 from mtlskit.rules.verdict import Verdict
 
 VARIABLES = (
@@ -33,6 +35,18 @@ VARIABLES = (
     "client_cert_leaf",
     "client_cert_chain",
 )
+# The request log's `jsonPayload.mtls` fields and the variable whose value each carries.
+LOG_FIELDS = {
+    le.CERT_PRESENT: "client_cert_present",
+    le.CERT_CHAIN_VERIFIED: "client_cert_chain_verified",
+    le.CERT_ERROR: "client_cert_error",
+    le.CERT_FINGERPRINT: "client_cert_sha256_fingerprint",
+    le.CERT_SERIAL: "client_cert_serial_number",
+    le.CERT_ISSUER_DN: "client_cert_issuer_dn",
+    le.CERT_SUBJECT_DN: "client_cert_subject_dn",
+    le.CERT_VALID_START: "client_cert_valid_not_before",
+    le.CERT_VALID_END: "client_cert_valid_not_after",
+}
 LIMITS = {  # bytes; over the limit the value is blank and the error is added
     "serial_number": 50,
     "spiffe_id": 2048,
@@ -51,11 +65,6 @@ def _b64(data: bytes) -> str:
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def _serial_hex(serial: int) -> str:
-    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # DER integer: 00 when the high bit is set
-    return ":".join(f"{b:02x}" for b in raw)
 
 
 def _rfc3339(value: object) -> str:
@@ -84,12 +93,12 @@ def variables(
         dns, uris = _sans(leaf)
         spiffe = [u for u in uris if u.startswith("spiffe://")]
         raw = {
-            "serial_number": _serial_hex(leaf.serial_number),
+            "serial_number": serial_value(leaf.serial_number),
             "spiffe_id": spiffe[0] if len(spiffe) == 1 else "",
             "uri_sans": ",".join(_b64(u.encode()) for u in uris if u not in spiffe),
             "dnsname_sans": ",".join(_b64(d.encode()) for d in dns),
-            "issuer_dn": _b64(leaf.issuer.public_bytes()),
-            "subject_dn": _b64(leaf.subject.public_bytes()),
+            "issuer_dn": dn_value(leaf.issuer.public_bytes()),
+            "subject_dn": dn_value(leaf.subject.public_bytes()),
         }
         serial_bytes = (leaf.serial_number.bit_length() + 8) // 8
         for name, value in raw.items():
@@ -98,8 +107,7 @@ def variables(
                 value = ""
                 errors.append(f"client_cert_{name}_exceeded_size_limit")
             values[f"client_cert_{name}"] = value
-        digest = leaf.fingerprint(hashes.SHA256())
-        values["client_cert_sha256_fingerprint"] = _b64(digest).rstrip("=")
+        values["client_cert_sha256_fingerprint"] = fingerprint_value(leaf.fingerprint(hashes.SHA256()))
         values["client_cert_valid_not_before"] = _rfc3339(leaf.not_valid_before_utc)
         values["client_cert_valid_not_after"] = _rfc3339(leaf.not_valid_after_utc)
         if verdict.verified:
@@ -115,6 +123,14 @@ def variables(
                 values["client_cert_chain"] = ",".join(f":{_b64(d)}:" for d in chain_der)
     values["client_cert_error"] = ",".join(errors)
     return values
+
+
+def log_fields(values: Mapping[str, str]) -> dict[str, str | bool]:
+    """The `jsonPayload.mtls` object of one connection's log entries, from its variables."""
+    return {
+        name: values[variable] == "true" if name in le.MTLS_BOOLEANS else values[variable]
+        for name, variable in LOG_FIELDS.items()
+    }
 
 
 def expand(template: str, values: Mapping[str, str]) -> str:

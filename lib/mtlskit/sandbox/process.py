@@ -136,6 +136,7 @@ class ServerSettings(TypedDict):
     withhold_permissions: list[str]
     exhaust_quota: list[str]
     gateway_api: str
+    propagation_delay: float
 
 
 def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) -> list[str]:
@@ -153,6 +154,8 @@ def server_args(state_dir: Path, port: int, **settings: Unpack[ServerSettings]) 
         str(settings["data_plane_port"]),
         "--dns-port",
         str(settings["dns_port"]),
+        "--propagation-delay",
+        str(settings["propagation_delay"]),
     ]
     for p in settings["projects"]:
         args += ["--project", p]
@@ -170,11 +173,12 @@ def start(
     state_dir = Path(state_dir).resolve()
     running = status(state_dir)
     if running:
-        # A running sandbox takes the params' refusals and CRD bundle as they are now, so editing
-        # `sandbox.withhold_permissions`, `sandbox.exhaust_quota` or `sandbox.gateway_api` needs no
-        # restart.
+        # A running sandbox takes the params' refusals, CRD bundle and propagation delay as they are
+        # now, so editing `sandbox.withhold_permissions`, `sandbox.exhaust_quota`,
+        # `sandbox.gateway_api` or `sandbox.propagation_delay_seconds` needs no restart.
         set_access(running, settings["withhold_permissions"], settings["exhaust_quota"])
         set_gateway_api(running, settings["gateway_api"])
+        set_propagation_delay(running, settings["propagation_delay"])
         return running
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / INFO).unlink(missing_ok=True)
@@ -215,6 +219,12 @@ def set_gateway_api(info: SandboxInfo, bundle: str) -> None:
     """Give a running sandbox's cluster this Gateway API CRD bundle (an upgrade, or the API enabled
     or disabled); nothing changes when it already has it."""
     _post(info, "cluster", {"gateway_api": bundle})
+
+
+def set_propagation_delay(info: SandboxInfo, seconds: float) -> None:
+    """Tell a running sandbox how long a trust config, server TLS policy or proxy mTLS change takes to
+    reach its data plane; changes already waiting keep the time they were made."""
+    _post(info, "dataplane", {"propagation_delay_seconds": seconds})
 
 
 def _post(info: SandboxInfo, path: str, body: dict[str, object]) -> None:

@@ -173,6 +173,8 @@ class Sandbox:
         if parts == ["healthz"]:
             return Response(200, {"ok": True, "cluster_uid": self.env.cluster_uid, "projects": self.projects})
         if parts == ["dataplane"]:
+            if req.method == "POST":
+                self.dataplane.configure(req.json())
             return Response(200, self.dataplane.status())
         if parts == ["dns"]:
             return Response(200, self.dns_responder.status())
