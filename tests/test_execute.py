@@ -13,6 +13,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from mtlskit.cli import main
 from mtlskit.runner import execute, results
+from mtlskit.verify.changerecords import RUN_DIR_VARIABLE
 
 pytestmark = pytest.mark.e2e  # starts a kernel
 
@@ -94,8 +95,18 @@ def test_verification_steps_each_run_after_one_fails(tmp_path: Path) -> None:
 
 
 def test_shared_kernel_does_not_leak_variables(books: dict[str, str], tmp_path: Path) -> None:
-    run = execute.run_notebooks(None, [books["good"], books["leak"]], False, tmp_path / "out")
-    assert [n.status for n in run.notebooks] == ["ok", "ok"], run.notebooks[1].error
+    """...and each notebook's kernel knows the run's folder (where a change is recorded beside the
+    run), whether the kernel is fresh or shared; the cell that tells it is not in the executed copy."""
+    out = tmp_path / "out"
+    knows = f"import os\nassert os.environ[{RUN_DIR_VARIABLE!r}] == {str(out)!r}"
+    first = _notebook(tmp_path / "nb", "first", knows, "leftover = 1")
+    second = _notebook(tmp_path / "nb", "second", knows)
+    run = execute.run_notebooks(None, [first, books["leak"], second], False, out)
+    assert [n.status for n in run.notebooks] == ["ok", "ok", "ok"], [n.error for n in run.notebooks]
+    for name in ("first", "second"):  # a fresh kernel, then the shared one
+        executed = nbformat.read(out / f"{name}.ipynb", as_version=4)
+        assert RUN_DIR_VARIABLE not in executed.cells[0].source  # the parameters cell comes first again
+        assert [c.execution_count for c in executed.cells[:2]] == [1, 2], name  # In [1] comes first
 
 
 def test_report_puts_checks_first_and_hides_code(books: dict[str, str], tmp_path: Path) -> None:

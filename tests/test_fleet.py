@@ -628,3 +628,29 @@ def test_an_indexed_job_pod_verifies_the_environment_at_its_index_in_process(
     assert "70_drift: URL map points at today's backend service" in proc.stdout
     # in this process: no child `mtlskit run` (whose log would be run.log)
     assert not (tmp_path / "job" / "charlie-drift" / fleet.LOG_NAME).exists()
+
+
+def test_the_environment_s_change_records_go_up_with_its_results(
+    state_dir: Path, clients: object, tmp_path: Path
+) -> None:
+    """`mtlskit verify --out gs://...`: the stack's change records land in <env>/changes/ beside the
+    verification's results, in the sandbox's Cloud Storage (real uploads)."""
+    from mtlskit.cloud.clients import storage_client
+    from mtlskit.verify import changerecords
+    from tests.recordstates import ca, record, state
+
+    data = params_mod.sandbox_default(state_dir)
+    data["changes"] = {"records": str(tmp_path / "records")}
+    path = _touch(tmp_path / "a.yaml", yaml.safe_dump(data))
+    loaded = params_mod.load(path)
+    root = ca("recorded root")
+    change = record("trust", 1, state(), state(("anchor", root)), stack=changerecords.stack_of(loaded))
+    changerecords.write_record(loaded, change)
+    bucket = f"{loaded.project}-mtlskit"
+    command = _stand_in({"a": (0, 0.1)})
+    result = fleet.run_fleet(fleet.environments([path]), f"gs://{bucket}/rec", 1, command=command, stamp="S")
+
+    assert [r.exit_code for r in result.rows] == [0]
+    blob = storage_client(loaded).bucket(bucket).blob(f"rec/S/a/changes/{change.file_name()}")
+    assert json.loads(blob.download_as_text())["change_id"] == change.change_id
+    assert storage_client(loaded).bucket(bucket).blob("rec/S/a/summary.json").exists()

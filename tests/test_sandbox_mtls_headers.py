@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from mtlskit.pki import certs
+from mtlskit.rules import dn
 from mtlskit.rules import logentry as le
 from mtlskit.rules.verdict import Verdict
 from mtlskit.sandbox.mtls_headers import expand, log_fields, request_headers, variables
@@ -66,10 +67,10 @@ def test_log_fields_carry_the_certificate_in_the_documented_words_and_formats() 
     assert (
         le.fingerprint_hex(str(fields[le.CERT_FINGERPRINT])) == leaf.cert.fingerprint(hashes.SHA256()).hex()
     )
-    assert le.dn_der(str(fields[le.CERT_ISSUER_DN])) == issuer.cert.subject.public_bytes()
-    assert le.dn_der(str(fields[le.CERT_SUBJECT_DN])) == leaf.cert.subject.public_bytes()
+    assert dn.text(str(fields[le.CERT_ISSUER_DN])) == issuer.cert.subject.rfc4514_string()
+    assert dn.text(str(fields[le.CERT_SUBJECT_DN])) == leaf.cert.subject.rfc4514_string()
     assert fields[le.CERT_SERIAL] == le.serial_value(leaf.cert.serial_number)
     assert le.mtls_path(le.CERT_ISSUER_DN) == "jsonPayload.mtls.clientCertIssuerDn"
-    assert le.fingerprint_hex("not base64!") == "" and le.dn_der("%%") == b""
+    assert le.fingerprint_hex("not base64!") == ""
     missing = log_fields(variables(True, None, [], Verdict(False, False, le.NOT_PROVIDED)))
     assert missing[le.CERT_PRESENT] is False and missing[le.CERT_ISSUER_DN] == ""

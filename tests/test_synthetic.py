@@ -38,6 +38,8 @@ def sandbox_entries() -> tuple[dict[str, Any], dict[str, Any]]:
         "client_cert_serial_number": "0A",
         "client_cert_valid_not_before": "2026-01-01T00:00:00Z",
         "client_cert_valid_not_after": "2027-01-01T00:00:00Z",
+        "client_cert_issuer_dn": "MBkxFzAVBgNVBAMMDm10bHNraXQgaXNzdWVy",
+        "client_cert_subject_dn": "MBkxFzAVBgNVBAMMDmNsaWVudC5leGFtcGxl",
     }
     conn = SimpleNamespace(
         frontend=frontend, values=values, remote_ip="198.51.100.1", protocol="TLSv1.3", cipher="X"

@@ -794,9 +794,14 @@ def sandbox_default(state_dir: str | Path, source: Path | None = None) -> dict[s
     for key in ("client_cert", "client_key"):
         if probe.get(key):
             probe[key] = moved(probe[key])
-    for client in (data.get("changes") or {}).get("proof_clients") or []:
+    changes = data.get("changes") or {}
+    for client in changes.get("proof_clients") or []:
         client.update(cert=moved(client["cert"]), key=moved(client["key"]))
         client["chain"] = [moved(v) for v in client.get("chain") or []]
+    if changes.get("intended_refusals"):
+        changes["intended_refusals"] = [
+            v if is_fingerprint(v) else moved(v) for v in changes["intended_refusals"]
+        ]
     return data
 
 

@@ -57,6 +57,15 @@ def dns_lookup(nameserver: str | None, timeout: float = 2.0) -> Lookup:
     return lookup
 
 
+def fixed_address(ip: str, ttl: float = 3600.0) -> Lookup:
+    """A lookup that always answers `ip`, as `curl --resolve` pins a client to one load balancer."""
+
+    def lookup(_domain: str) -> tuple[tuple[str, ...], float]:
+        return (ip,), ttl
+
+    return lookup
+
+
 class SteadyClient:
     """Sends requests until stopped; `tally` holds the counts so far."""
 
@@ -80,19 +89,30 @@ class SteadyClient:
         self._thread = threading.Thread(target=self._loop, name="steady-client", daemon=True)
 
     @classmethod
-    def for_params(cls, clients: Clients, params: Params, pause: float = 0.0) -> SteadyClient:
-        """The probe's valid certificate, the first domain, resolved through the clients' name
-        server (`dns.nameserver`; on the sandbox, its DNS responder)."""
-        if not (params.probe.client_cert and params.probe.client_key):
+    def for_params(
+        cls,
+        clients: Clients,
+        params: Params,
+        pause: float = 0.0,
+        cert: str | None = None,
+        key: str | None = None,
+        lookup: Lookup | None = None,
+    ) -> SteadyClient:
+        """The first domain, resolved through the clients' name server (`dns.nameserver`; on the
+        sandbox, its DNS responder) unless `lookup` is given, presenting `cert` and `key` (leaf first,
+        then the issuers it sends), by default the probe's valid certificate: a client-CA rotation
+        watches old-CA and new-CA clients side by side."""
+        cert, key = (cert, key) if cert else (params.probe.client_cert, params.probe.client_key)
+        if not (cert and key):
             raise ValueError(
                 "probe.client_cert and probe.client_key: the steady client needs a valid certificate"
             )
         return cls(
             params.frontend.domains[0],
             clients.https_port,
-            params.probe.client_cert,
-            params.probe.client_key,
-            dns_lookup(clients.nameserver),
+            cert,
+            key,
+            lookup or dns_lookup(clients.nameserver),
             clients.server_ca_file,
             params.probe.timeout_seconds,
             pause,

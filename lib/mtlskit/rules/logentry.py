@@ -54,8 +54,8 @@ CERT_CHAIN_VERIFIED = "clientCertChainVerified"
 CERT_ERROR = "clientCertError"
 CERT_FINGERPRINT = "clientCertSha256Fingerprint"  # unpadded Base64 of the leaf's SHA-256
 CERT_SERIAL = "clientCertSerialNumber"  # colon-joined lowercase hex of the DER integer
-CERT_ISSUER_DN = "clientCertIssuerDn"  # Base64 of the DER Issuer field
-CERT_SUBJECT_DN = "clientCertSubjectDn"  # Base64 of the DER Subject field
+CERT_ISSUER_DN = "clientCertIssuerDn"  # Base64 of the DER Issuer field (`rules.dn`)
+CERT_SUBJECT_DN = "clientCertSubjectDn"  # Base64 of the DER Subject field (`rules.dn`)
 CERT_VALID_START = "clientCertValidStartTime"  # RFC 3339
 CERT_VALID_END = "clientCertValidEndTime"  # RFC 3339
 
@@ -100,18 +100,3 @@ def serial_value(serial: int) -> str:
     high bit is set) as colon-joined lowercase hex."""
     raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
     return ":".join(f"{b:02x}" for b in raw)
-
-
-def dn_value(der_name: bytes) -> str:
-    """A distinguished name (the DER of an Issuer or Subject field) as the load balancer writes it:
-    Base64. The same bytes as a CA certificate's `subject.public_bytes()`, so a logged issuer is
-    compared with a trust anchor's subject exactly, not by a text rendering."""
-    return base64.b64encode(der_name).decode()
-
-
-def dn_der(value: str) -> bytes:
-    """A logged DN back to its DER bytes (b"" for a value that is not Base64)."""
-    try:
-        return base64.b64decode(value, validate=True)
-    except (ValueError, binascii.Error):
-        return b""

@@ -29,6 +29,7 @@ from mtlskit.core.bars import HEADLESS_ENV
 from mtlskit.core.checks import MIME, Check
 from mtlskit.pki.files import PRIVATE_KEY_BLOCK
 from mtlskit.runner.results import CHECK_FAILURE, Interrupted, NotebookResult, NotebookStatus, RunResult
+from mtlskit.verify.changerecords import RUN_DIR_VARIABLE
 
 BUILD = ["00_design", "00_preflight", "10_ingress", "20_backend_service", "30_trust", "40_frontend"]
 VERIFY = ["50_verify", "60_logs", "70_drift"]
@@ -96,10 +97,13 @@ def _out_dir(params_path: Path, out_dir: Path | None) -> Path:
 # What every notebook imports first (the step harness, tables and checks behind it); a kernel loads
 # it while it starts.
 PRELOAD = ["mtlskit.runbook"]
-RESET_TAG = "mtlskit-reset"
-# The first cell of every notebook that runs in a kernel an earlier notebook used: variables go,
-# imported modules stay, and In [n] starts again at 1. It is removed from the executed notebook.
-RESET_SOURCE = "%reset -f\nget_ipython().execution_count = 0"
+PROLOGUE_TAG = "mtlskit-prologue"
+# The first cell of every notebook a run executes, removed from the executed notebook: in a kernel an
+# earlier notebook used, variables go (imported modules stay); the kernel learns the run's folder
+# (`changerecords.RUN_DIR_VARIABLE`: a change notebook records the change beside the run, whenever
+# the shared kernel was started); and In [n] starts again at 1.
+RESET_SOURCE = "%reset -f"
+COUNT_SOURCE = "get_ipython().execution_count = 1"
 
 
 class SharedKernel:
@@ -173,9 +177,11 @@ class SharedKernel:
             kill_kernel_group(self.km)
 
 
-def _with_reset(src: Path) -> nbformat.NotebookNode:
+def _with_prologue(src: Path, used: bool, run_dir: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(src, as_version=4)
-    cell = nbformat.v4.new_code_cell(RESET_SOURCE, metadata={"tags": [RESET_TAG]})
+    run_dir_line = f"__import__('os').environ[{RUN_DIR_VARIABLE!r}] = {str(run_dir)!r}"
+    lines = [*([RESET_SOURCE] if used else []), run_dir_line, COUNT_SOURCE]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [PROLOGUE_TAG]})
     nb.cells.insert(0, cell)
     return nb
 
@@ -200,9 +206,9 @@ def _scrub_private_keys(dst: Path) -> Check:
     )
 
 
-def _drop_reset(dst: Path) -> None:
+def _drop_prologue(dst: Path) -> None:
     nb = json.loads(dst.read_text())
-    nb["cells"] = [c for c in nb["cells"] if RESET_TAG not in c.get("metadata", {}).get("tags", [])]
+    nb["cells"] = [c for c in nb["cells"] if PROLOGUE_TAG not in c.get("metadata", {}).get("tags", [])]
     dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -279,7 +285,7 @@ def _execute_one(
             _wait_until_answering(km, KERNEL_START_SECONDS)
             deadline = _Deadline(km, timeout)
         pm.execute_notebook(
-            _with_reset(src) if used else str(src),
+            _with_prologue(src, used, dst.parent),
             str(dst),
             parameters=parameters,
             kernel_name="python3",
@@ -304,8 +310,7 @@ def _execute_one(
     result.seconds = time.monotonic() - started
     result.path = str(dst)
     if dst.is_file():
-        if used:
-            _drop_reset(dst)
+        _drop_prologue(dst)
         key_check = _scrub_private_keys(dst)
         result.checks = published_checks(dst)
         if key_check.status == "fail":

@@ -556,6 +556,8 @@ class Output:
         environment without valid params: the first that loads) and point its row there. An upload that
         fails makes the row a crash (the run's output is not where the team looks) and keeps the local
         folder, named in the row, instead of stopping the other environments."""
+        if params is not None:
+            attach_records(params, Path(row.folder))
         if not self.cloud:
             return
         url = f"{self.root_text}/{env.name}"
@@ -599,16 +601,31 @@ class Output:
             shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
+def attach_records(params: params_mod.Params, folder: Path) -> None:
+    """The environment's change records go with its results (`<folder>/changes/`), so the team finds
+    what changed beside the verification that judged it. Records that cannot be read are noted in the
+    run's log; 70_drift has already reported them in its checks."""
+    from mtlskit.verify import changerecords
+
+    try:
+        changerecords.copy_records(params, folder)
+    except Exception as err:  # any client or transport error: the verification's verdict stands
+        with (folder / LOG_NAME).open("a") as log:
+            log.write(f"change records not copied from {changerecords.records_location(params)}: {err}\n")
+
+
 def upload_folder(params: params_mod.Params, folder: Path, bucket: str, prefix: str) -> None:
-    """The whole run folder (executed notebooks, summary.json, report.html, the run's log), after the
-    child has cut private keys out of the notebooks.
+    """The whole run folder (executed notebooks, summary.json, report.html, the run's log, the change
+    records in changes/), after the child has cut private keys out of the notebooks.
 
     Through the params' own storage client rather than papermill's gs:// writer: gcsfs takes its
     endpoint from process-wide environment variables, which would carry one environment's target (a
     sandbox) into the next one's upload, and a notebook written to the bucket while it runs would be
     there before the key scrub."""
-    files = [f for f in sorted(folder.iterdir()) if f.is_file()]
-    upload_files(params, files, bucket, prefix)
+    for directory in [folder, *sorted(d for d in folder.rglob("*") if d.is_dir())]:
+        files = [f for f in sorted(directory.iterdir()) if f.is_file()]
+        below = directory.relative_to(folder).as_posix()
+        upload_files(params, files, bucket, prefix if below == "." else f"{prefix}/{below}")
 
 
 def upload_files(params: params_mod.Params, files: Sequence[Path], bucket: str, prefix: str) -> None:

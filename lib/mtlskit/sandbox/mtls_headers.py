@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from mtlskit.rules import dn
 from mtlskit.rules import logentry as le
-from mtlskit.rules.logentry import dn_value, fingerprint_value, serial_value
+from mtlskit.rules.logentry import fingerprint_value, serial_value
 from mtlskit.rules.verdict import Verdict
 
 VARIABLES = (
@@ -97,8 +98,8 @@ def variables(
             "spiffe_id": spiffe[0] if len(spiffe) == 1 else "",
             "uri_sans": ",".join(_b64(u.encode()) for u in uris if u not in spiffe),
             "dnsname_sans": ",".join(_b64(d.encode()) for d in dns),
-            "issuer_dn": dn_value(leaf.issuer.public_bytes()),
-            "subject_dn": dn_value(leaf.subject.public_bytes()),
+            "issuer_dn": dn.field(leaf.issuer),
+            "subject_dn": dn.field(leaf.subject),
         }
         serial_bytes = (leaf.serial_number.bit_length() + 8) // 8
         for name, value in raw.items():

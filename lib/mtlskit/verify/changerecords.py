@@ -248,6 +248,13 @@ def write_record(params: Params, record: ChangeRecord, run_dir: str | Path | Non
     return written
 
 
+def copy_records(params: Params, run_dir: str | Path) -> list[str]:
+    """The stack's records into `<run_dir>/changes/`: a verification's results then carry the records
+    its drift check judged (uploaded with them by `mtlskit verify --out gs://...`)."""
+    folder = str(Path(run_dir) / BESIDE_RUN)
+    return [_write(folder, r.file_name(), record_text(r), params) for r in read_records(params)]
+
+
 def _write(location: str, name: str, text: str, params: Params) -> str:
     if location.startswith("gs://"):
         from mtlskit.cloud.clients import storage_client

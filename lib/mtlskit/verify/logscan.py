@@ -19,6 +19,7 @@ same values, and the same final typing (`tidy`), so both paths feed the same not
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import glob
@@ -26,7 +27,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -466,13 +467,23 @@ def frame_summaries(
     DuckDB reads the frame in place, as a view named `flat`."""
     if bucket is not None:
         bucket_size(bucket)
-    view = pd.DataFrame({"ts": frame["time"], **{c: frame[c] for c in SUMMARY_COLUMNS}})
-    for c in SUMMARY_COLUMNS:  # missing text as NULL, whatever the frame's string dtype holds
-        view[c] = view[c].astype(object).where(view[c].notna(), None)
+    with frame_relation(frame, SUMMARY_COLUMNS) as con:
+        return summarise(con, 0, bucket, n, sample_rate)
+
+
+@contextlib.contextmanager
+def frame_relation(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection on which `flat` is a view over a frame of entries (what
+    `logs.entries_frame` builds): its `time` as `ts` and the named columns, read in place. So a
+    query written for `LogScan`'s table runs unchanged over pulled entries."""
+    view = pd.DataFrame({"ts": frame["time"], **{c: frame[c] for c in columns}})
+    for c in columns:
+        if c in TEXT_COLUMNS:  # missing text as NULL, whatever the frame's string dtype holds
+            view[c] = view[c].astype(object).where(view[c].notna(), None)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("flat", view)
-        return summarise(con, 0, bucket, n, sample_rate)
+        yield con
 
 
 def estimated(table: pd.DataFrame, sample_rate: float) -> pd.DataFrame:

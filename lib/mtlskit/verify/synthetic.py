@@ -318,6 +318,14 @@ def lines(n: int, seed: int = 0, shape: Shape | None = None) -> Iterator[str]:
     return _mix_lines(n, seed, shape)
 
 
+# The default mix's DNs: every certificate from one demo issuer, as the sandbox logs DNs (a population
+# names its own issuers and subjects).
+MIX_DNS = (
+    dn.field(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mtlskit demo intermediate")])),
+    dn.field(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client.example")])),
+)
+
+
 def _mix_lines(n: int, seed: int, shape: Shape) -> Iterator[str]:
     rng = random.Random(seed)
     details_pool = list(shape.mix)
@@ -339,13 +347,14 @@ def _mix_lines(n: int, seed: int, shape: Shape) -> Iterator[str]:
             cert = _pick(certs, r)
             status = _pick(STATUSES, r) if details == FORWARDED else lb_status[details]
             http, head = render.answered(ip, status), render.head_backend
-            mtls = _mtls(True, True, "", cert) if shape.mtls_object else ""
+            mtls = _mtls(True, True, "", cert, MIX_DNS) if shape.mtls_object else ""
         else:
             present = details != NOT_PROVIDED
             ip = _pick(scanners, r) if not present else _pick(ips, r)
             cert = _pick(offenders, r) if present else None
             http, head = render.closed(ip), render.head_closed
-            mtls = _mtls(present, False, details, cert) if shape.mtls_object else ""
+            dns = MIX_DNS if present else ("", "")
+            mtls = _mtls(present, False, details, cert, dns) if shape.mtls_object else ""
         yield render.entry(i, head, http, details, ip, mtls)
 
 

@@ -1,0 +1,154 @@
+"""A client-CA rotation end to end on a sandbox of its own whose load balancer applies trust changes
+after a propagation delay: steady clients on fresh connections (old-CA certificates, then new-CA ones
+from the end of phase 1's proof) see no valid request refused, and old-CA certificates are refused
+after phase 2. The reverse rotation (params/sandbox.yaml) rolls back from each phase and the probes
+show the previous verdicts again; a re-run after phase 1 goes on to phase 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from mtlskit.build import frontend, stack
+from mtlskit.change import proof, rollback, run
+from mtlskit.change.state import live_state, target_state
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config.params import Params
+from mtlskit.migrate import rehearsal
+from mtlskit.migrate.traffic import SteadyClient, fixed_address
+from mtlskit.pki import certs
+from mtlskit.sandbox import process
+from mtlskit.verify import changerecords, probe
+
+pytestmark = pytest.mark.e2e
+
+FAST = {
+    "sandbox": {"operation_delay_seconds": 0.05, "propagation_delay_seconds": 1.0},
+}
+
+
+@dataclass
+class Stack:
+    clients: Clients
+    old: Params  # params/sandbox.yaml: the stack as built, trusting the demo root
+    new: Params  # params/sandbox-rotation.yaml: the same stack trusting the next root
+    ip: str
+    pki: certs.DemoPki
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    d = tmp_path_factory.mktemp("rotation-state")
+    changes = {"poll_seconds": 0.2, "propagation_timeout_seconds": 20, "records": str(d / "records")}
+    try:
+        old = rehearsal.moved("sandbox.yaml", d, {**FAST, "changes": changes})
+        new = rehearsal.moved("sandbox-rotation.yaml", d, {**FAST, "changes": changes})
+        clients = build_clients(old)
+        stack.build(clients, old)
+        frontend.wait_for_certificate(clients, old, 30, poll_seconds=0.2)
+        ip = probe.locate_frontend(clients, old).ip
+        yield Stack(clients, old, new, ip, certs.DemoPki.in_state_dir(d))
+    finally:
+        process.stop(d)
+
+
+def _reporter() -> run.Reporter:
+    pytest.importorskip("mtlskit.change.impact")  # the impact report's gate
+    return run.default_reporter()
+
+
+def _steady(s: Stack, name: str) -> SteadyClient:
+    return SteadyClient.for_params(
+        s.clients,
+        s.new,
+        pause=0.02,
+        cert=str(s.pki.cert(name)),
+        key=str(s.pki.key(name)),
+        lookup=fixed_address(s.ip),
+    )
+
+
+def _failed(r: run.PhaseRun) -> list[object]:
+    return [c for c in r.checks() if c.status == "fail"]
+
+
+def _verdicts(r: run.PhaseRun) -> dict[str, str]:
+    """case -> what the load balancer did with it ("ok" or the refusal), as proven."""
+    return {p.result.case: p.result.expected for p in r.proven}
+
+
+def test_rotation_refuses_no_valid_client_and_refuses_the_old_ca_after_phase_2(built: Stack) -> None:
+    s = built
+    old_client = _steady(s, "client").start()
+    try:
+        first = run.trust_change(s.clients, s.new, _reporter())
+        assert first is not None and first.label == "rotation phase 1 of 2", first
+        assert first.record and first.record.outcome == "applied", _failed(first)
+        new_client = _steady(s, certs.NEXT_CLIENT).start()  # clients move once phase 1 is proven
+        try:
+            # A re-run after phase 1 goes on to phase 2 of the same change, never phase 1 again.
+            nxt = run.next_phase(s.new, live_state(s.clients, s.new), target_state(s.new))
+            assert nxt is not None and (nxt.kind, nxt.number, nxt.change_id) == (
+                "rotation",
+                2,
+                first.change_id,
+            )
+            old_tally = old_client.stop()  # every old-CA client has moved before the old CA goes
+            second = run.trust_change(s.clients, s.new, _reporter())
+        finally:
+            new_tally = new_client.stop()
+    finally:
+        old_client.stop()  # (again, when phase 1 failed: stopping twice is harmless)
+    assert second is not None and second.label == "rotation phase 2 of 2", second
+    assert second.record and second.record.outcome == "applied", _failed(second)
+    assert old_tally.sent > 0 and (old_tally.refused, old_tally.failed) == (0, 0), old_tally.problems
+    assert new_tally.sent > 0 and (new_tally.refused, new_tally.failed) == (0, 0), new_tally.problems
+    # Old-CA certificates are refused now, on new connections; the new CA's are accepted.
+    late = _steady(s, "client")
+    assert [late.send_one() for _ in range(3)] == ["refused"] * 3
+    assert _verdicts(second)["old-ca-client"] == "client_cert_validation_failed"
+    assert _verdicts(second)[probe.PROBE_CERTIFICATE] == "ok"
+    categories = {p.result.case: p.category for p in second.proven}
+    assert categories == {
+        probe.PROBE_CERTIFICATE: proof.NEW,
+        "old-ca-client": proof.OLD,
+        proof.FOREIGN_CASE: proof.FOREIGN,
+        probe.NO_CERTIFICATE: proof.MISSING,
+    }
+    assert live_state(s.clients, s.new) == target_state(s.new)
+    assert run.trust_change(s.clients, s.new, _reporter()) is None  # done: nothing repeats
+    kept = changerecords.read_records(s.new)
+    assert [(r.kind, r.phase, r.outcome) for r in kept] == [
+        ("rotation", 1, "applied"),
+        ("rotation", 2, "applied"),
+    ]
+    assert kept[0].before_fingerprint != kept[1].after_fingerprint and kept[1].change_id == first.change_id
+
+
+def test_rollback_from_each_phase_restores_the_previous_verdicts(built: Stack) -> None:
+    """The reverse rotation, back to params/sandbox.yaml's root, rolled back from each phase."""
+    s, params = built, built.old
+    start = live_state(s.clients, params)
+    first = run.trust_change(s.clients, params, _reporter())
+    assert first is not None and first.label == "rotation phase 1 of 2" and not _failed(first)
+    assert _verdicts(first)[probe.PROBE_CERTIFICATE] == "ok"  # the demo root's client, beside the next CA
+    back = rollback.rollback(s.clients, params)
+    assert not _failed(back) and back.record and back.record.kind == "rollback"
+    assert live_state(s.clients, params) == start
+    assert _verdicts(back)[probe.PROBE_CERTIFICATE] == "client_cert_validation_failed"  # refused again
+    assert _verdicts(back)["next-ca-client"] == "ok"
+
+    again = run.trust_change(s.clients, params, _reporter())  # phase 1 again: the rollback undid it
+    assert again is not None and again.phase_number == 1 and not _failed(again)
+    second = run.trust_change(s.clients, params, _reporter())
+    assert second is not None and second.label == "rotation phase 2 of 2" and not _failed(second)
+    assert _verdicts(second)["next-ca-client"] == "client_cert_validation_failed"
+    back2 = rollback.rollback(s.clients, params)
+    assert not _failed(back2) and live_state(s.clients, params) == again.phase.after
+    assert _verdicts(back2)["next-ca-client"] == "ok"  # phase 1's verdicts: both CAs accepted
+    assert _verdicts(back2)[probe.PROBE_CERTIFICATE] == "ok"
+    # After the rollback of phase 2 the rotation is open again: a re-run is its phase 2.
+    nxt = run.next_phase(params, live_state(s.clients, params), target_state(params))
+    assert nxt is not None and (nxt.kind, nxt.number, nxt.change_id) == ("rotation", 2, again.change_id)
