@@ -72,7 +72,9 @@ def population(params: Params, fixed: bool) -> list[traffic.Client]:
     cert, key = params.probe.client_cert, params.probe.client_key
     every = traffic.population(params, len(CLIENTS), 0, FIRST_SOURCE)
     return [
-        dataclasses.replace(c, name=name, cert=cert if has or fixed else None, key=key if has or fixed else None)
+        dataclasses.replace(
+            c, name=name, cert=cert if has or fixed else None, key=key if has or fixed else None
+        )
         for c, (name, has) in zip(every, CLIENTS, strict=True)
     ]
 
@@ -230,7 +232,9 @@ def check_gate(lab: Lab, would_be_refused: Any) -> Any:
     """The first flip: refused by the gate, naming the clients that send no certificate."""
     tried = _steps(lab, "flip")
     first = tried[0] if tried else None
-    predicted = sorted(map(sending.normalised, would_be_refused)) if isinstance(would_be_refused, list) else None
+    predicted = (
+        sorted(map(sending.normalised, would_be_refused)) if isinstance(would_be_refused, list) else None
+    )
     named = sorted(map(sending.normalised, first["named"])) if first else []
     rows = [
         {"item": "gate", "your prediction": "refused", "observed": first[GATE] if first else "(not tried)"},
@@ -260,8 +264,12 @@ def check_flip(lab: Lab, after_flip: Any) -> Any:
     elif not isinstance(after_flip, dict):
         hint = f"set `after_flip` to a dict: {GATE!r} (passed or refused), {WITH!r} and {WITHOUT!r}"
     else:
-        hint = f"{', '.join(wrong)} differ: what does {REJECT} do with a connection that sends no certificate?"
-    return lab.judged(rows, bool(passed) and not wrong, f"the flip passed its gate; {REJECT} refuses the rest", hint)
+        hint = (
+            f"{', '.join(wrong)} differ: what does {REJECT} do with a connection that sends no certificate?"
+        )
+    return lab.judged(
+        rows, bool(passed) and not wrong, f"the flip passed its gate; {REJECT} refuses the rest", hint
+    )
 
 
 def check_break_glass(lab: Lab, predictions: Any) -> Any:
@@ -279,7 +287,12 @@ def check_break_glass(lab: Lab, predictions: Any) -> Any:
     elif not isinstance(predictions, dict):
         hint = f"set `break_glass` to a dict: {DURING!r}, {AFTER_WAY_BACK!r} and {MODE_AFTER!r}"
     else:
-        hint = f"{', '.join(wrong)} differ: what does break-glass set, and what did its record save before it?"
+        hint = (
+            f"{', '.join(wrong)} differ: what does break-glass set, and what did its record save before it?"
+        )
     return lab.judged(
-        rows, bool(broke and back) and not wrong, "break-glass let everyone in; the way back restored the state before it", hint
+        rows,
+        bool(broke and back) and not wrong,
+        "break-glass let everyone in; the way back restored the state before it",
+        hint,
     )

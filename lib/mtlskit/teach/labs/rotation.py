@@ -21,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from mtlskit.change import proof
+from mtlskit.change import proof as proofs
 from mtlskit.change.apply import diff_rows
+from mtlskit.change.impact import ClientImpact, report_for_change
 from mtlskit.change.phases import trust_phases
 from mtlskit.change.rollback import rollback
 from mtlskit.change.run import PhaseRun, trust_change
@@ -36,11 +37,12 @@ NAME = "07_rotate_the_client_ca"
 PROPAGATION_SECONDS = 1.0  # long enough to see on the sandbox, short enough to wait for
 # How often the lab's wait opens a new connection: several looks within the propagation delay.
 POLL_SECONDS = 0.2
-CATEGORIES = proof.CATEGORIES  # old CA, new CA, foreign, missing
+CATEGORIES = proofs.CATEGORIES  # old CA, new CA, foreign, missing
 RIGHT_AFTER = "right after the PATCH"
 GATE = "gate"
 PASSED, REFUSED_GATE = "passed", "refused"
 NEW_CA_CLIENT = "next-ca-client"
+NOT_SEEN = "not seen"  # a known client the window's logs do not hold: the report counts it for nobody
 
 
 def start(params_file: str | None = None) -> Lab:
@@ -86,7 +88,7 @@ def rotation_params(lab: Lab) -> Params:
     return p.model_copy(update={"mtls": mtls, "changes": changes})
 
 
-def _clients_frame(proven: list[proof.Proven]) -> pd.DataFrame:
+def _clients_frame(proven: list[proofs.Proven]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -106,7 +108,7 @@ def the_clients(lab: Lab) -> pd.DataFrame:
     the request logs the impact report reads hold them."""
     clients, params = lab.step.clients, rotation_params(lab)
     live = live_state(clients, params)
-    return _clients_frame(proof.proof_results(clients, params, live, live))
+    return _clients_frame(proofs.proof_results(clients, params, live, live))
 
 
 def plan(lab: Lab) -> pd.DataFrame:
@@ -132,7 +134,7 @@ def _category_by_fingerprint(lab: Lab, params: Params) -> dict[str, str]:
     clients = lab.step.clients
     live = live_state(clients, params)
     out = {}
-    for case in proof.proof_cases(params, live, live):
+    for case in proofs.proof_cases(params, live, live):
         leaf, _ = case.presented()
         if leaf is not None:
             out[TrustedCert.from_x509("allowlisted", leaf).sha256] = case.category
@@ -142,8 +144,6 @@ def _category_by_fingerprint(lab: Lab, params: Params) -> dict[str, str]:
 def impact(lab: Lab) -> pd.DataFrame:
     """The impact report of each phase left (the kit's `change.impact`): every client known or seen,
     its verdict now and after the phase, on what basis, and whether the phase's gate lets it be refused."""
-    from mtlskit.change.impact import report_for_change
-
     clients, params = lab.step.clients, rotation_params(lab)
     categories = _category_by_fingerprint(lab, params)
     rows, refused = [], {}
@@ -153,38 +153,55 @@ def impact(lab: Lab) -> pd.DataFrame:
         newly = {_category_of(c, categories) for c in report.newly_refused()}
         refused[label] = sorted(newly)
         gate = report.gate()
-        for c in report.clients:
+        for c in (c for c in report.clients if c.outcome_now != NOT_SEEN):
             rows.append({"phase": label, **_client_row(c, categories)})
-        rows.append({"phase": label, "client": "gate", "after": PASSED if gate.passed else REFUSED_GATE, "basis": gate.reason})
+        rows.append(
+            {
+                "phase": label,
+                "client": "gate",
+                "after": PASSED if gate.passed else REFUSED_GATE,
+                "basis": gate.reason,
+            }
+        )
     lab.seen["impact"] = refused
     return pd.DataFrame(rows).fillna("")
 
 
-def _category_of(client: Any, categories: dict[str, str]) -> str:
-    fingerprint = str(getattr(client, "fingerprint", "") or "").lower()
-    return categories.get(fingerprint, getattr(client, "name", "") or fingerprint or "unknown")
+def _category_of(client: ClientImpact, categories: dict[str, str]) -> str:
+    """The lab's name of a report's client: its kind when its certificate is one the lab sends."""
+    if client.certificate == "none":
+        return proofs.MISSING
+    return categories.get(client.fingerprint.lower(), client.client)
 
 
-def _client_row(client: Any, categories: dict[str, str]) -> dict[str, Any]:
+def _client_row(client: ClientImpact, categories: dict[str, str]) -> dict[str, Any]:
     return {
         "client": _category_of(client, categories),
-        "now": getattr(client, "outcome_now", ""),
-        "after": getattr(client, "expected_after", ""),
-        "basis": getattr(client, "basis", ""),
-        "intended": getattr(client, "intended", False),
+        "requests": client.requests,
+        "now": client.outcome_now,
+        "after": client.expected_after,
+        "basis": client.basis,
+        "intended": client.intended,
+        "known as": client.known_as,
     }
 
 
 def check_impact(lab: Lab, refused: Any) -> Any:
     """The kinds of client the impact report lists as newly refused, phase by phase."""
     seen: dict[str, list[str]] = lab.seen.get("impact", {})
-    observed = {phase: ", ".join(sorted(kinds, key=sending.normalised)) or "nobody" for phase, kinds in seen.items()}
-    given = refused if isinstance(refused, dict) else None
-    answer = None if given is None else {
-        k: ", ".join(sorted(map(sending.normalised, v))) or "nobody"
-        for k, v in given.items()
-        if isinstance(v, list | tuple)
+    observed = {
+        phase: ", ".join(sorted(kinds, key=sending.normalised)) or "nobody" for phase, kinds in seen.items()
     }
+    given = refused if isinstance(refused, dict) else None
+    answer = (
+        None
+        if given is None
+        else {
+            k: ", ".join(sorted(map(sending.normalised, v))) or "nobody"
+            for k, v in given.items()
+            if isinstance(v, list | tuple)
+        }
+    )
     rows, wrong = sending.compare(answer, observed, ("phase 1", "phase 2"), "(report not read yet)")
     if not seen:
         hint = "run the cell that reads the impact report first"
@@ -195,7 +212,9 @@ def check_impact(lab: Lab, refused: Any) -> Any:
             f"{', '.join(wrong)} differ: a client counts only if it is accepted now and refused after the "
             "phase; who is accepted now, and which CA does each phase leave trusted?"
         )
-    return lab.judged(rows, bool(seen) and not wrong, "phase 1 refuses nobody, phase 2 the old CA's clients", hint)
+    return lab.judged(
+        rows, bool(seen) and not wrong, "phase 1 refuses nobody, phase 2 the old CA's clients", hint
+    )
 
 
 # ---- the phases -------------------------------------------------------------------------------------------
@@ -217,7 +236,7 @@ def _remember(lab: Lab, run: PhaseRun, timeline: list[tuple[float, str]]) -> dic
         "timeline": timeline,
         "verdicts": _verdicts(run),
         "applied": run.applied.check().evidence if run.applied else "",
-        "proof": proof.proof_frame(run.proven),
+        "proof": proofs.proof_frame(run.proven),
         "record": ", ".join(run.written),
     }
     lab.seen.setdefault("runs", []).append(seen)
@@ -240,7 +259,9 @@ def run_phase(lab: Lab) -> pd.DataFrame:
         return pd.DataFrame([{"phase": "none left: the trust config already is the rotation's target"}])
     seen = _remember(lab, run, timeline)
     if seen["gate"] == REFUSED_GATE:
-        return pd.DataFrame([{"phase": run.label, "gate": "refused: nothing was changed", "why": seen["reason"]}])
+        return pd.DataFrame(
+            [{"phase": run.label, "gate": "refused: nothing was changed", "why": seen["reason"]}]
+        )
     return pd.DataFrame([run.row()])
 
 
@@ -249,7 +270,11 @@ def intend_old_ca_refused(lab: Lab) -> pd.DataFrame:
     as a team does once it knows they moved to the new CA."""
     clients, params = lab.step.clients, rotation_params(lab)
     live = live_state(clients, params)
-    old = [c.case.cert for c in proof.proof_cases(params, live, target_state(params)) if c.category == proof.OLD]
+    old = [
+        c.case.cert
+        for c in proofs.proof_cases(params, live, target_state(params))
+        if c.category == proofs.OLD
+    ]
     lab.seen["intended"] = sorted({str(f) for f in old if f})
     return pd.DataFrame([{"changes.intended_refusals": f} for f in lab.seen["intended"]])
 
