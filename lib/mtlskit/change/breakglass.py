@@ -111,11 +111,7 @@ def open_break_glass(params: Params) -> changerecords.ChangeRecord | None:
     if not glass:
         return None
     last = glass[-1]
-    back = [
-        r
-        for r in records
-        if r.kind == "rollback" and r.change_id == last.change_id and r.outcome == "applied"
-    ]
+    back = [r for r in records if r.kind == "rollback" and r.change_id == last.change_id and r.outcome == "applied"]
     return None if back else last
 
 
@@ -153,11 +149,7 @@ def way_back(clients: Clients, params: Params, progress: Progress | None = None)
             "state before break-glass restored",
             "pass" if restored == before else "fail",
             f"{describe(restored)}, trust config {restored.fingerprint()} "
-            + (
-                "as recorded"
-                if restored == before
-                else f"but the record says {describe(before)}, {before.fingerprint()}"
-            ),
+            + ("as recorded" if restored == before else f"but the record says {describe(before)}, {before.fingerprint()}"),
             "compare the live policy and proxy with the record; run c30_break_glass with way_back=True again",
         )
     )

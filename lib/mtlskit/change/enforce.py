@@ -82,10 +82,7 @@ class Prepared:
     def gate_check(self) -> Check:
         if self.refused:
             return Check(
-                "enforcement gate",
-                "fail",
-                self.refused,
-                "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md",
+                "enforcement gate", "fail", self.refused, "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md"
             )
         if self.enforcing:
             return Check(
@@ -129,9 +126,7 @@ class Enforcement:
             out.append(
                 Check(
                     "way back",
-                    "pass"
-                    if self.went_back and not any(c.status == "fail" for c in self.went_back)
-                    else "warn",
+                    "pass" if self.went_back and not any(c.status == "fail" for c in self.went_back) else "warn",
                     self.way_back,
                     "run c40_rollback with apply=True: it restores the recorded state before the flip",
                 )

@@ -69,10 +69,7 @@ class EnforcementPage:
         if p.readiness is not None:
             r = p.readiness
             rows = [
-                {
-                    "item": "window",
-                    "value": f"{self.step.params.changes.report_window_seconds:g}s of request logs",
-                },
+                {"item": "window", "value": f"{self.step.params.changes.report_window_seconds:g}s of request logs"},
                 {"item": "requests", "value": r.requests},
                 {"item": "would be refused", "value": f"{r.refused_share:.2%}"},
                 {"item": "allowed", "value": f"{self.step.params.changes.max_refused_share:.2%}"},
@@ -82,11 +79,7 @@ class EnforcementPage:
 
     def _table(self, name: str) -> pd.DataFrame:
         r = self._prepared().readiness
-        return (
-            tables.skipped_frame(self._prepared().refused or "no readiness report")
-            if r is None
-            else getattr(r, name)
-        )
+        return tables.skipped_frame(self._prepared().refused or "no readiness report") if r is None else getattr(r, name)
 
     def by_client(self) -> pd.DataFrame:
         """Clients that sent no certificate or one whose chain did not verify: who the flip refuses."""
@@ -161,14 +154,7 @@ class BreakGlassPage:
     def checks(self) -> list[Check]:
         what = "way back" if self.way_back else "break-glass"
         if self.refused:
-            return [
-                Check(
-                    what,
-                    "fail",
-                    self.refused,
-                    "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md",
-                )
-            ]
+            return [Check(what, "fail", self.refused, "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md")]
         if self.went_back is not None:
             return self.went_back.checks
         if self.broke is not None:

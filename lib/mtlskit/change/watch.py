@@ -136,7 +136,5 @@ def watch(
             progress(f"watch {elapsed:.0f}/{ch.watch_seconds:.0f}s: {value.line()}")
 
     options = {"sleep": sleep} if sleep else {}
-    polled = poll(
-        read, lambda v: v.failed, ch.watch_seconds, every=ch.poll_seconds, on_read=report, **options
-    )
+    polled = poll(read, lambda v: v.failed, ch.watch_seconds, every=ch.poll_seconds, on_read=report, **options)
     return Watch(counted[0], polled.elapsed, polled.value)
