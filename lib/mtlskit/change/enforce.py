@@ -9,7 +9,7 @@ is taken in this order:
 2. gate: the flip passes only when the share of requests it would refuse is at most
    `changes.max_refused_share` (default 0); a refusal names the clients and changes nothing;
 3. the flip, in place (the policy's mode, nothing else), waited for until a new connection shows
-   it, and proven case by case (`change.move`);
+   it, and proven case by case (`change.run`, as every phase of a trust change);
 4. the watch: proof cases and logs for `changes.watch_seconds` (`change.watch`);
 5. when the proof or the watch fails: the way back (the state before, from the record: c40_rollback)
    is named, or taken at once when `changes.rollback_on_failure` is set.
@@ -21,28 +21,33 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mtlskit.build.plan import Change
 from mtlskit.change.apply import plan_state
-from mtlskit.change.impact import Gate
-from mtlskit.change.move import Progress, Run, apply_and_prove
-from mtlskit.change.readiness import Readiness, readiness_for
+from mtlskit.change.phases import SWITCH, Phase
 from mtlskit.change.rollback import rollback
+from mtlskit.change.run import Next, PhaseRun, Progress, run_phase
 from mtlskit.change.state import REJECT, TrustState, live_state, require_split
-from mtlskit.change.watch import Watch, watch
+from mtlskit.change.watch import watch
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, TopologyUnsupported
+from mtlskit.verify import changerecords
 
-KIND = "enforcement"
+if TYPE_CHECKING:
+    from mtlskit.change.impact import Gate
+    from mtlskit.change.readiness import Readiness
+
+KIND: changerecords.Kind = "enforcement"
+GATE = "enforcement gate"
 
 
 def target_of(params: Params, live: TrustState) -> TrustState:
     """The live state with the policy's mode REJECT_INVALID: the flip changes nothing else. Refused
     (ChangeRefused, before anything is called) when the params would undo it or there is no policy
     in front of the clients to flip."""
-    require_split(params)
     if params.mtls.validation_mode != REJECT:
         raise ChangeRefused(
             f"mtls.validation_mode is {params.mtls.validation_mode} in the params file: the next 30_trust "
@@ -63,6 +68,21 @@ def target_of(params: Params, live: TrustState) -> TrustState:
     return TrustState(live.certs, REJECT, attached=True)
 
 
+@dataclass(frozen=True)
+class ReadinessReport:
+    """The readiness report in the shape a phase's gate reads (`change.run.ReportLike`): its gate is
+    the refused share against `changes.max_refused_share`."""
+
+    readiness: Readiness
+    max_share: float
+
+    def gate(self) -> Gate:
+        return self.readiness.gate(self.max_share)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.readiness.to_dict()
+
+
 @dataclass
 class Prepared:
     """Everything known before the flip: the live state, the target, the readiness and its gate,
@@ -70,8 +90,7 @@ class Prepared:
 
     live: TrustState
     target: TrustState | None = None
-    readiness: Readiness | None = None
-    gate: Gate | None = None
+    report: ReadinessReport | None = None
     plan: list[Change] = field(default_factory=list)
     refused: str = ""
 
@@ -79,17 +98,18 @@ class Prepared:
     def enforcing(self) -> bool:
         return self.live.enforcing
 
+    @property
+    def readiness(self) -> Readiness | None:
+        return self.report.readiness if self.report else None
+
     def gate_check(self) -> Check:
         if self.refused:
             return Check(
-                "enforcement gate", "fail", self.refused, "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md"
+                GATE, "fail", self.refused, "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md"
             )
-        if self.enforcing:
-            return Check(
-                "enforcement gate", "pass", f"the policy is already {REJECT} and attached: nothing to flip"
-            )
-        assert self.gate is not None
-        return self.gate.check("enforcement gate")
+        if self.enforcing or self.report is None:
+            return Check(GATE, "pass", f"the policy is already {REJECT} and attached: nothing to flip")
+        return self.report.gate().check(GATE)
 
 
 def prepare(clients: Clients, params: Params) -> Prepared:
@@ -105,85 +125,83 @@ def prepare(clients: Clients, params: Params) -> Prepared:
         target = target_of(params, live)
     except ChangeRefused as err:
         return Prepared(live, refused=str(err))
-    readiness = readiness_for(clients, params)
-    gate = readiness.gate(params.changes.max_refused_share)
-    return Prepared(live, target, readiness, gate, plan_state(clients, params, target))
+    from mtlskit.change.readiness import (
+        readiness_for,
+    )  # the report reads logs with DuckDB: load it when asked
+
+    report = ReadinessReport(readiness_for(clients, params), params.changes.max_refused_share)
+    return Prepared(live, target, report, plan_state(clients, params, target))
 
 
 @dataclass
 class Enforcement:
     prepared: Prepared
-    run: Run | None = None  # None: nothing was flipped or recorded (plan only, already enforcing)
-    watched: Watch | None = None
+    run: PhaseRun | None = None  # None: nothing was flipped or recorded (refused early, already enforcing)
     way_back: str = ""
-    went_back: list[Check] = field(default_factory=list)
+    went_back: PhaseRun | None = None
 
     def checks(self) -> list[Check]:
-        out = [self.prepared.gate_check()]
-        if self.run is not None:
-            out += [c for c in self.run.checks if c.name != "enforcement gate"]
+        if self.run is None:
+            return [self.prepared.gate_check()]
+        out = self.run.checks()
         if self.way_back:
+            back = self.went_back
             out.append(
                 Check(
                     "way back",
-                    "pass" if self.went_back and not any(c.status == "fail" for c in self.went_back) else "warn",
+                    "pass" if back is not None and back.passed else "warn",
                     self.way_back,
-                    "run c40_rollback with apply=True: it restores the recorded state before the flip",
+                    "run c40_rollback with apply=True: it restores the state recorded before the flip",
                 )
             )
+        if back := self.went_back:
+            out += [Check(f"rollback: {c.name}", c.status, c.evidence, c.fix) for c in back.checks()]
         return out
-
-
-def way_back_text(run: Run) -> str:
-    return (
-        f"the state before the flip (mode {run.before.mode}, trust config {run.before.fingerprint()}) is in "
-        f"change record {run.change_id}: c40_rollback with apply=True restores it"
-    )
 
 
 def flip(
     clients: Clients,
     params: Params,
     prepared: Prepared,
-    progress: Progress | None = None,
+    on_progress: Progress | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Enforcement:
-    """Take the flip `prepared` describes: recorded as refused when its gate did not pass, else
-    applied, proven, watched and recorded, with the way back named or taken."""
+    """Take the flip `prepared` describes, through `change.run` like every phase: recorded as refused
+    when its gate did not pass, else applied, waited for, proven and watched, then recorded; when the
+    proof or the watch failed, the way back is named, or taken (`changes.rollback_on_failure`)."""
     result = Enforcement(prepared)
-    if prepared.enforcing or prepared.refused:
+    if prepared.enforcing or prepared.refused or prepared.report is None or prepared.target is None:
         return result
-    assert prepared.target is not None and prepared.readiness is not None
-    run = Run(KIND, prepared.live, prepared.target, impact=prepared.readiness.to_dict())
+    after = prepared.target
+    nxt = Next(Phase(SWITCH, 1, 1, prepared.live, after), KIND, changerecords.new_change_id(), 1, 1)
+
+    started = dt.datetime.now(dt.UTC)  # the watch reads the logs from here
+
+    def watched(_run: PhaseRun) -> list[Check]:
+        return watch(clients, params, after, started, on_progress, sleep).checks()
+
+    report = prepared.report
+    run = run_phase(clients, params, nxt, lambda *_: report, on_progress, after_proof=watched)
     result.run = run
-    run.checks.append(prepared.gate_check())
-    if run.failed:
-        run.outcome = "refused"
-        run.write(clients, params, prepared.live)
+    if run.record is None or run.record.outcome != "failed":
         return result
-    flipped_at = dt.datetime.now(dt.UTC)
-    run.checks += apply_and_prove(clients, params, prepared.live, prepared.target, progress)
-    if not run.failed:
-        result.watched = watch(clients, params, prepared.target, flipped_at, progress, sleep)
-        run.checks += result.watched.checks()
-    run.outcome = "failed" if run.failed else "applied"
-    result.way_back = way_back_text(run)
-    if run.failed and params.changes.rollback_on_failure:
-        if progress:
-            progress("the flip did not hold: taking the way back (changes.rollback_on_failure)")
-        record = run.record(clients, params, live_state(clients, params))
-        result.went_back = list(rollback(clients, params, record))  # writes its own record
-        run.outcome = "rolled back"
+    result.way_back = (
+        f"the state before the flip (mode {prepared.live.mode}, trust config {prepared.live.fingerprint()}) "
+        f"is in change record {run.record.file_name()}: c40_rollback with apply=True restores it"
+    )
+    if params.changes.rollback_on_failure:
+        if on_progress:
+            on_progress("the flip did not hold: taking the way back (changes.rollback_on_failure)", 0.0)
+        result.went_back = rollback(clients, params, run.record, on_progress)
         result.way_back = f"taken (changes.rollback_on_failure): {result.way_back}"
-    run.write(clients, params, live_state(clients, params))
     return result
 
 
 def enforce(
     clients: Clients,
     params: Params,
-    progress: Progress | None = None,
+    on_progress: Progress | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Enforcement:
     """Prepare, then flip: what c20_enforce_mtls does with apply=True."""
-    return flip(clients, params, prepare(clients, params), progress, sleep)
+    return flip(clients, params, prepare(clients, params), on_progress, sleep)

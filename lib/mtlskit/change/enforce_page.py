@@ -8,6 +8,7 @@ c20_enforce_mtls` exits 1 and quotes the reason on stderr, and nothing was chang
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,8 @@ from typing import Any
 import pandas as pd
 
 from mtlskit.change import breakglass, enforce
+from mtlskit.change.run import PhaseRun, Progress
 from mtlskit.change.state import TrustState, live_state
-from mtlskit.cloud.clients import Clients
-from mtlskit.config.params import Params
 from mtlskit.core.bars import bar
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, TopologyUnsupported
@@ -40,9 +40,16 @@ def state_rows(live: TrustState, after: TrustState | None, after_label: str) -> 
     return pd.DataFrame(rows)
 
 
-def _with_bar(what: str, fn: Callable[[Callable[[str], None]], Any]) -> Any:
+def _with_bar(what: str, fn: Callable[[Progress], Any]) -> Any:
     with bar(what, unit="s") as shown:
-        return fn(lambda line: shown.set_postfix_str(line, refresh=True))
+        return fn(lambda line, _elapsed: shown.set_postfix_str(line, refresh=True))
+
+
+def recorded(run: PhaseRun | None) -> list[Check]:
+    """Where the run's record went, as a check (none: nothing was recorded)."""
+    if run is None or not run.written:
+        return []
+    return [Check("change recorded", "pass", ", ".join(run.written))]
 
 
 @dataclass
@@ -69,7 +76,10 @@ class EnforcementPage:
         if p.readiness is not None:
             r = p.readiness
             rows = [
-                {"item": "window", "value": f"{self.step.params.changes.report_window_seconds:g}s of request logs"},
+                {
+                    "item": "window",
+                    "value": f"{self.step.params.changes.report_window_seconds:g}s of request logs",
+                },
                 {"item": "requests", "value": r.requests},
                 {"item": "would be refused", "value": f"{r.refused_share:.2%}"},
                 {"item": "allowed", "value": f"{self.step.params.changes.max_refused_share:.2%}"},
@@ -79,7 +89,11 @@ class EnforcementPage:
 
     def _table(self, name: str) -> pd.DataFrame:
         r = self._prepared().readiness
-        return tables.skipped_frame(self._prepared().refused or "no readiness report") if r is None else getattr(r, name)
+        return (
+            tables.skipped_frame(self._prepared().refused or "no readiness report")
+            if r is None
+            else getattr(r, name)
+        )
 
     def by_client(self) -> pd.DataFrame:
         """Clients that sent no certificate or one whose chain did not verify: who the flip refuses."""
@@ -105,21 +119,11 @@ class EnforcementPage:
         return tables.checks_frame(self.result.checks())
 
     def checks(self) -> list[Check]:
+        """The run's checks and where it was recorded; plan only, the gate (and that nothing changed)."""
         if self.result is not None:
-            out = self.result.checks()
-            if self.result.run is not None and self.result.run.records:
-                out.append(Check("change recorded", "pass", ", ".join(self.result.run.records)))
-            return out
+            return self.result.checks() + recorded(self.result.run) + recorded(self.result.went_back)
         gate = self._prepared().gate_check()
         return [gate] if gate.status == "fail" or self._prepared().enforcing else [gate, PLAN_ONLY]
-
-
-def _way_back(clients: Clients, params: Params, progress: Callable[[str], None]) -> breakglass.WayBack:
-    return breakglass.way_back(clients, params, progress)
-
-
-def _break(clients: Clients, params: Params, progress: Callable[[str], None]) -> breakglass.BreakGlass:
-    return breakglass.break_glass(clients, params, progress)
 
 
 @dataclass
@@ -144,21 +148,26 @@ class BreakGlassPage:
             return tables.skipped_frame("plan only: apply=True takes the step")
         try:
             if self.way_back:
-                self.went_back = _with_bar("way back", lambda pr: self.step.call(_way_back, pr))
+                self.went_back = _with_bar("way back", lambda pr: self.step.call(breakglass.way_back, pr))
             else:
-                self.broke = _with_bar("break-glass", lambda pr: self.step.call(_break, pr))
+                self.broke = _with_bar("break-glass", lambda pr: self.step.call(breakglass.break_glass, pr))
         except (ChangeRefused, TopologyUnsupported) as err:  # a refusal is a verdict (exit 1), not a crash
             self.refused = str(err)
         return tables.checks_frame(self.checks())
 
     def checks(self) -> list[Check]:
-        what = "way back" if self.way_back else "break-glass"
         if self.refused:
-            return [Check(what, "fail", self.refused, "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md")]
+            refusal = Check(
+                "break-glass",
+                "fail",
+                self.refused,
+                "see ChangeRefused and TopologyUnsupported in TROUBLESHOOTING.md",
+            )
+            return [dataclasses.replace(refusal, name="way back")] if self.way_back else [refusal]
         if self.went_back is not None:
-            return self.went_back.checks
+            return self.went_back.checks() + recorded(self.went_back.run)
         if self.broke is not None:
-            return self.broke.checks()
+            return self.broke.checks() + recorded(self.broke.run)
         return [PLAN_ONLY]
 
 

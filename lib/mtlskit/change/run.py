@@ -39,6 +39,7 @@ class ReportLike(Protocol):
 
 Reporter = Callable[[Clients, Params, TrustState, TrustState], ReportLike]
 Progress = Callable[[str, float], None]
+AfterProof = Callable[["PhaseRun"], list[Check]]
 
 
 def default_reporter() -> Reporter:
@@ -64,6 +65,9 @@ class PhaseRun:
     proven: list[proof.Proven] = field(default_factory=list)
     record: ChangeRecord | None = None
     written: list[str] = field(default_factory=list)
+    # What a change checks once its proof passed (enforcement's watch, break-glass's client without a
+    # certificate), recorded with the rest.
+    after_proof: list[Check] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -73,7 +77,7 @@ class PhaseRun:
         out = [self.gate] if self.gate else []
         if self.applied:
             out.append(self.applied.check())
-        return out + [p.check() for p in self.proven]
+        return out + [p.check() for p in self.proven] + self.after_proof
 
     @property
     def passed(self) -> bool:
@@ -139,9 +143,11 @@ def run_phase(
     reporter: Reporter | None = None,
     on_progress: Progress | None = None,
     run_dir: str | None = None,
+    after_proof: AfterProof | None = None,
 ) -> PhaseRun:
     """Gate, apply, wait, prove and record one phase. A refused gate changes nothing and is recorded
-    as refused; a wait that times out or a failed proof is recorded as failed (the way back is in it)."""
+    as refused; a wait that times out or a failed proof is recorded as failed (the way back is in it).
+    `after_proof` adds the change's own checks once the proof passed (they decide the outcome too)."""
     require_split(params)
     started = dt.datetime.now(dt.UTC)
     phase = nxt.phase
@@ -153,6 +159,8 @@ def run_phase(
         run.plan = apply.apply_state(clients, params, phase.after)
         run.applied = proof.wait_applied(clients, params, phase.before, phase.after, on_progress)
         run.proven = proof.proof_results(clients, params, phase.after, phase.before)
+        if after_proof is not None and run.passed:
+            run.after_proof = after_proof(run)
         outcome: records.Outcome = "applied" if run.passed else "failed"
     else:
         outcome = "refused"

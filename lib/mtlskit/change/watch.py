@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mtlskit.change.proof import prove
+from mtlskit.change.run import Progress
 from mtlskit.change.state import TrustState
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.poll import poll
 from mtlskit.verify import logs
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,10 @@ def watch(
 
     def report(value: Look, elapsed: float) -> None:
         if progress:
-            progress(f"watch {elapsed:.0f}/{ch.watch_seconds:.0f}s: {value.line()}")
+            progress(f"watch {elapsed:.0f}/{ch.watch_seconds:.0f}s: {value.line()}", elapsed)
 
     options = {"sleep": sleep} if sleep else {}
-    polled = poll(read, lambda v: v.failed, ch.watch_seconds, every=ch.poll_seconds, on_read=report, **options)
+    polled = poll(
+        read, lambda v: v.failed, ch.watch_seconds, every=ch.poll_seconds, on_read=report, **options
+    )
     return Watch(counted[0], polled.elapsed, polled.value)

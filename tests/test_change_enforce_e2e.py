@@ -1,0 +1,199 @@
+"""Enforcement and break-glass on a sandbox of their own, with real TLS clients from distinct loopback
+addresses: two frontends in ALLOW mode in front of the same backend service, each with its own
+forwarding rule (so each has its own request logs).
+
+- frontend A: 100 clients, 3 of them without a certificate; the flip's gate refuses, names those
+  three, and changes nothing;
+- frontend B: 100 clients, all with a certificate; the flip passes its gate, is applied, proven and
+  watched, and a client without a certificate is refused afterwards; then break-glass (to ALLOW, and
+  detached) lets that client through, and each way back restores exactly the enforcing state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mtlskit.build import frontend, stack
+from mtlskit.change import breakglass, enforce, traffic
+from mtlskit.change.state import ALLOW, REJECT, TrustState, live_state
+from mtlskit.cloud.clients import Clients, build_clients
+from mtlskit.config import params as params_mod
+from mtlskit.core.errors import ChangeRefused
+from mtlskit.migrate import rehearsal
+from mtlskit.sandbox import process
+from mtlskit.verify import changerecords, probe
+from tests.conftest import sandbox_call
+from tests.test_runbook import mutating_calls
+
+pytestmark = pytest.mark.e2e
+
+FAST = {
+    "report_window_seconds": 600,
+    "propagation_timeout_seconds": 20,
+    "poll_seconds": 0.2,
+    "watch_seconds": 1.0,
+}
+B_NAMES = {
+    "frontend": {
+        k: f"{v}-b"
+        for k, v in {
+            "address": "mtls-ip",
+            "certificate": "mtls-cert",
+            "ssl_policy": "mtls-ssl",
+            "url_map": "mtls-urlmap",
+            "target_proxy": "mtls-proxy",
+            "forwarding_rule": "mtls-fr",
+        }.items()
+    },
+    "mtls": {"trust_config": "mtls-trust-b", "server_tls_policy": "mtls-policy-b"},
+}
+
+
+@dataclass
+class Frontend:
+    allow: params_mod.Params  # what built it: ALLOW mode
+    params: params_mod.Params  # the params after the operator's edit: REJECT_INVALID
+    clients: Clients
+
+    def target(self) -> probe.Frontend:
+        return probe.locate_frontend(self.clients, self.params)
+
+
+def _params(
+    d: Path, names: dict[str, dict[str, str]], mode: str, records: str, **changes: Any
+) -> params_mod.Params:
+    mtls = {**names.get("mtls", {}), "validation_mode": mode}
+    return rehearsal.moved(
+        "sandbox.yaml",
+        d,
+        {
+            **names,
+            "mtls": mtls,
+            "sandbox": {"operation_delay_seconds": 0.05, "propagation_delay_seconds": 0.5},
+            "changes": {**FAST, "records": records, **changes},
+        },
+    )
+
+
+def _built(d: Path, names: dict[str, dict[str, str]], records: str) -> Frontend:
+    allow = _params(d, names, ALLOW, records)
+    clients = build_clients(allow)
+    stack.build(clients, allow)
+    frontend.wait_for_certificate(clients, allow, 30, poll_seconds=0.2)
+    return Frontend(allow, _params(d, names, REJECT, records), clients)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    d = tmp_path_factory.mktemp("enforce-state")
+    try:
+        yield d
+    finally:
+        process.stop(d)
+
+
+@pytest.fixture(scope="module")
+def a(sandbox: Path) -> Frontend:
+    return _built(sandbox, {}, str(sandbox / "records-a"))
+
+
+@pytest.fixture(scope="module")
+def b(sandbox: Path, a: Frontend) -> Frontend:
+    return _built(sandbox, B_NAMES, str(sandbox / "records-b"))
+
+
+def _bare(f: Frontend, source: str = "127.0.0.250") -> traffic.Sent:
+    """One request without a certificate from an address no population client uses."""
+    return traffic.send(f.target(), [traffic.Client("bare", source)])[0]
+
+
+def test_gate_refuses_the_flip_while_3_percent_of_clients_send_no_certificate(a: Frontend) -> None:
+    clients = traffic.population(a.params, 100, 3)
+    bare = {c.source_ip for c in clients if c.cert is None}
+    sent = traffic.send(a.target(), clients)
+    assert len(bare) == 3 and all(s.status == 200 for s in sent)  # ALLOW mode forwards them all
+    before = live_state(a.clients, a.params)
+    sandbox_call(a.clients, "counters", "DELETE")
+
+    result = enforce.enforce(a.clients, a.params)
+
+    gate = result.checks()[0]
+    assert gate.status == "fail", gate
+    named = set(result.prepared.report.gate().names) if result.prepared.report else set()
+    said = " ".join(named) + gate.evidence
+    assert all(ip in said for ip in bare), (bare, named, gate.evidence)
+    others = {c.source_ip for c in clients} - bare
+    assert not any(f"{ip} " in f"{n} " for ip in others for n in named), (
+        named
+    )  # no client with a certificate named
+    assert live_state(a.clients, a.params) == before and before.mode == ALLOW  # nothing changed
+    assert mutating_calls(sandbox_call(a.clients, "counters")["counts"]) == {}
+    record = changerecords.last_record(a.params, "enforcement")
+    assert record is not None and record.outcome == "refused" and record.exit_code == 1
+    assert record.mode_before == record.mode_after == ALLOW
+    assert _bare(a).status == 200  # still let through
+
+
+def test_without_such_clients_the_flip_passes_and_is_proven_and_watched(b: Frontend) -> None:
+    clients = traffic.population(b.params, 100, 0)
+    assert all(s.status == 200 for s in traffic.send(b.target(), clients))
+
+    result = enforce.enforce(b.clients, b.params)
+
+    checks = result.checks()
+    assert checks and all(c.status == "pass" for c in checks), [c for c in checks if c.status != "pass"]
+    names = {c.name for c in checks}
+    assert {"load balancer applied the change", "watch: proof cases", "watch: refused clients"} <= names
+    assert any(n.startswith("proof missing") for n in names)
+    after = live_state(b.clients, b.params)
+    assert after.enforcing and after.certs == result.prepared.live.certs  # only the mode moved
+    assert _bare(b).ended == "closed"  # a new connection without a certificate is refused
+    assert all(s.status == 200 for s in traffic.send(b.target(), clients[:5]))
+    record = changerecords.last_record(b.params, "enforcement")
+    assert record is not None and record.outcome == "applied"
+    assert (record.mode_before, record.mode_after) == (ALLOW, REJECT)
+    assert enforce.enforce(b.clients, b.params).run is None  # a re-run finds nothing to flip
+
+
+@pytest.mark.parametrize("how", ["allow", "detach"])
+def test_break_glass_lets_a_client_without_certificate_through_and_the_way_back_restores(
+    b: Frontend, how: str
+) -> None:
+    params = _with(b.params, how)
+    enforcing = live_state(b.clients, params)
+    assert enforcing.enforcing, "runs after the flip"
+
+    broke = breakglass.break_glass(b.clients, params)
+
+    checks = broke.checks()
+    assert all(c.status == "pass" for c in checks), [c for c in checks if c.status != "pass"]
+    assert breakglass.THROUGH in {c.name for c in checks}
+    relaxed = live_state(b.clients, params)
+    expected = (
+        TrustState(enforcing.certs, ALLOW, True)
+        if how == "allow"
+        else TrustState(enforcing.certs, REJECT, False)
+    )
+    assert relaxed == expected
+    assert _bare(b).status == 200
+    record = changerecords.last_record(params, "break-glass")
+    assert record is not None and TrustState.from_dict(record.before) == enforcing
+
+    back = breakglass.way_back(b.clients, params)
+
+    checks = back.checks()
+    assert all(c.status == "pass" for c in checks), [c for c in checks if c.status != "pass"]
+    assert {"state before break-glass restored", breakglass.REFUSED_AGAIN} <= {c.name for c in checks}
+    assert live_state(b.clients, params) == enforcing
+    assert _bare(b).ended == "closed"
+    with pytest.raises(ChangeRefused, match="no break-glass"):
+        breakglass.way_back(b.clients, params)  # taken already: nothing to take back
+
+
+def _with(p: params_mod.Params, how: str) -> params_mod.Params:
+    return p.model_copy(update={"changes": p.changes.model_copy(update={"break_glass": how})})
