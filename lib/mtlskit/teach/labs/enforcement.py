@@ -183,13 +183,12 @@ def flip(lab: Lab) -> pd.DataFrame:
     """The flip to REJECT_INVALID as c20 takes it with apply=True: readiness, gate, flip in place,
     proof, watch, record. A refused gate changes nothing and names the clients."""
     result = enforce.enforce(lab.step.clients, lab_params(lab))
-    gate = result.prepared.gate_check()
-    names = list(getattr(result.prepared.gate, "names", []) or [])
+    gate = result.prepared.gate_check()  # its evidence names the clients a refused flip would cut off
     _remember(
         lab,
         "flip",
         gate=PASSED if gate.status != "fail" else REFUSED_GATE,
-        named=_names(lab, [*map(str, names), gate.evidence]),
+        named=_names(lab, [gate.evidence]) if gate.status == "fail" else [],
     )
     return pd.DataFrame([c.row() for c in result.checks()])
 
@@ -212,7 +211,7 @@ def way_back(lab: Lab) -> pd.DataFrame:
     """c30_break_glass with way_back=True: the state recorded before break-glass, proven."""
     back = breakglass.way_back(lab.step.clients, lab_params(lab))
     _remember(lab, "way back")
-    return pd.DataFrame([c.row() for c in back.checks])
+    return pd.DataFrame([c.row() for c in back.checks()])
 
 
 def verdicts(lab: Lab) -> pd.DataFrame:
