@@ -22,7 +22,7 @@ from mtlskit.pki import certs
 from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
 from mtlskit.teach import labs
-from mtlskit.teach.labs import anchor, certificates, chain, gateway, modes, outage
+from mtlskit.teach.labs import anchor, certificates, chain, enforcement, gateway, modes, outage, rotation
 from mtlskit.teach.labs.lab import Lab
 from tests.conftest import free_port, run_nbval
 
@@ -35,6 +35,8 @@ CHECKS = {
     chain.NAME: 2,
     outage.NAME: 2,
     gateway.NAME: 3,
+    rotation.NAME: 4,
+    enforcement.NAME: 3,
 }
 # The labs whose params file names both the split frontend and the Gateway (params/sandbox-gateway.yaml).
 GATEWAY_LABS = {gateway.NAME}
@@ -52,6 +54,7 @@ def lab_params_file(state_dir: Path, out: Path) -> Path:
     rehearsal's TTLs and drain window in seconds (`gateway_params_file`)."""
     data = params_mod.sandbox_default(state_dir)
     data["sandbox"].update({"data_plane_port": free_port(), "operation_delay_seconds": 0.1})
+    data["changes"]["records"] = str(state_dir.parent / "change-records")  # labs 07 and 08 record changes
     out.write_text(yaml.safe_dump(data))
     source = paths.repo_root() / "params" / "sandbox-gateway.yaml"
     both = params_mod.sandbox_default(state_dir, source)
@@ -259,10 +262,57 @@ def test_missing_or_malformed_answers_say_not_yet_and_never_raise(offline_lab: L
         gateway.check_side_by_side(offline_lab, answer),
         gateway.check_cutover(offline_lab, answer),
         gateway.check_retired(offline_lab, answer),
+        rotation.check_impact(offline_lab, answer),
+        rotation.check_phase_1(offline_lab, answer),
+        rotation.check_phase_2(offline_lab, answer),
+        rotation.check_rollback(offline_lab, answer),
+        enforcement.check_gate(offline_lab, answer),
+        enforcement.check_flip(offline_lab, answer),
+        enforcement.check_break_glass(offline_lab, answer),
     ]
-    assert [v.right for v in verdicts] == [False] * 8
+    assert [v.right for v in verdicts] == [False] * 15
     assert all(v.line.startswith("not yet: ") for v in verdicts)
     assert offline_lab.verdicts == verdicts
+
+
+def test_the_rotation_lab_judges_the_phases_it_saw(offline_lab: Lab) -> None:
+    offline_lab.seen["impact"] = {"phase 1": [], "phase 2": ["old CA"]}
+    assert rotation.check_impact(offline_lab, {"phase 1": [], "phase 2": ["Old CA"]}).right
+    wrong = rotation.check_impact(offline_lab, {"phase 1": ["old CA"], "phase 2": ["old CA"]})
+    assert not wrong.right and wrong.line.startswith("not yet: phase 1 differ")
+    both = {"old CA": "accepted", "new CA": "accepted", "foreign": "refused", "missing": "refused"}
+    refused_first = {"label": "rotation phase 2 of 2", "gate": "refused", "timeline": [], "verdicts": {}}
+    applied = {
+        "label": "rotation phase 1 of 2",
+        "gate": "passed",
+        "timeline": [
+            (0.05, "next-ca-client: closed after the TLS handshake"),
+            (1.1, "next-ca-client: HTTP 200"),
+        ],
+        "verdicts": both,
+    }
+    offline_lab.seen["runs"] = [applied, refused_first]
+    seen_then = {"right after the PATCH": "refused", **both}
+    assert rotation.check_phase_1(offline_lab, seen_then).right
+    assert not rotation.check_phase_1(offline_lab, {**seen_then, "right after the PATCH": "accepted"}).right
+    assert not rotation.check_phase_2(offline_lab, {"gate": "refused"}).right  # phase 2 never applied
+    phase_2 = {**both, "old CA": "refused"}
+    offline_lab.seen["runs"].append({**refused_first, "gate": "passed", "verdicts": phase_2})
+    assert rotation.check_phase_2(offline_lab, {"gate": "refused", **phase_2}).right
+    assert not rotation.check_phase_2(
+        offline_lab, {"gate": "passed", **phase_2}
+    ).right  # the first try counts
+
+
+def test_the_enforcement_lab_compares_the_named_clients_whatever_their_order(offline_lab: Lab) -> None:
+    offline_lab.seen["steps"] = [
+        {"step": "flip", "gate": "refused", "named": ["billing-batch", "status-monitor"]}
+    ]
+    assert enforcement.check_gate(offline_lab, ["status-monitor", "Billing-Batch"]).right
+    assert not enforcement.check_gate(offline_lab, ["status-monitor"]).right
+    offline_lab.seen["population"] = enforcement.population(offline_lab.params, fixed=False)
+    named = enforcement._names(offline_lab, ["40% would be refused: 127.0.0.23, no certificate; 127.0.0.250"])
+    assert named == ["billing-batch"]  # 127.0.0.25 is not read inside 127.0.0.250
 
 
 def test_wrong_predictions_are_named_against_what_was_logged(offline_lab: Lab) -> None:

@@ -70,7 +70,7 @@ def start(params_file: str | None = None) -> Lab:
 def population(params: Params, fixed: bool) -> list[traffic.Client]:
     """The lab's clients from their own addresses; `fixed`: every one sends the valid certificate."""
     cert, key = params.probe.client_cert, params.probe.client_key
-    every = traffic.population(params, len(CLIENTS), 0, FIRST_SOURCE)
+    every = traffic.population(params, len(CLIENTS), len(CLIENTS), FIRST_SOURCE)  # addresses only
     return [
         dataclasses.replace(
             c, name=name, cert=cert if has or fixed else None, key=key if has or fixed else None
