@@ -103,6 +103,9 @@ def test_rotation_refuses_no_valid_client_and_refuses_the_old_ca_after_phase_2(b
         old_client.stop()  # (again, when phase 1 failed: stopping twice is harmless)
     assert second is not None and second.label == "rotation phase 2 of 2", second
     assert second.record and second.record.outcome == "applied", _failed(second)
+    # The load balancer applies a change after its propagation delay: a new connection right after
+    # the update still got the old verdict, and the proof waited for the new one.
+    assert first.applied and second.applied and first.applied.tries > 1 and second.applied.tries > 1
     assert old_tally.sent > 0 and (old_tally.refused, old_tally.failed) == (0, 0), old_tally.problems
     assert new_tally.sent > 0 and (new_tally.refused, new_tally.failed) == (0, 0), new_tally.problems
     # Old-CA certificates are refused now, on new connections; the new CA's are accepted.

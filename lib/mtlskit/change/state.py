@@ -109,7 +109,12 @@ class TrustState:
         return tuple(c for c in self.certs if c.role == role)
 
     def cert_keys(self) -> frozenset[tuple[str, str]]:
+        """(role, sha256) of every certificate: what two states are compared by."""
         return frozenset(c.key for c in self.certs)
+
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The same as `cert_keys` (the first name of it, kept for callers that use it)."""
+        return self.cert_keys()
 
     def material(self) -> TrustMaterial:
         """The trust config as `rules.verdict.judge` reads it."""
