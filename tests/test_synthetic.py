@@ -130,3 +130,75 @@ def test_written_files_are_json_lines_or_one_array(tmp_path: Path, monkeypatch: 
     assert json.loads(array.read_text()) == parsed == synthetic.entries(45, seed=5)
     assert synthetic.write(tmp_path / "none.json", 0).read_text() == ""
     assert json.loads(synthetic.write(tmp_path / "none2.json", 0, array=True).read_text()) == []
+
+
+# ---- client populations ------------------------------------------------------------------------------------
+
+
+def _issuer(cn: str) -> str:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from mtlskit.rules import dn
+
+    return dn.field(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+
+
+def test_population_clients_keep_their_identity_and_get_their_mode_s_outcome() -> None:
+    from mtlskit.rules import dn
+
+    pop = synthetic.rotation_population(
+        _issuer("old CA"), _issuer("new CA"), _issuer("foreign CA"), clients=200
+    )
+    shape = synthetic.Shape(population=pop)
+    assert list(synthetic.lines(300, seed=9, shape=shape)) == list(synthetic.lines(300, seed=9, shape=shape))
+    got = synthetic.entries(8000, seed=9, shape=shape)
+    members = {m.ip: m for group in synthetic.members(pop, seed=9) for m in group}
+    kinds = Counter()
+    for e in got:
+        m = members[e["httpRequest"]["remoteIp"]]  # every entry comes from a member, from its own address
+        kinds[m.kind] += 1
+        mtls = e["jsonPayload"]["mtls"]
+        assert (
+            mtls["clientCertSha256Fingerprint"] == m.fingerprint
+            and mtls["clientCertSerialNumber"] == m.serial
+        )
+        assert mtls["clientCertIssuerDn"] == m.issuer_dn
+        refused = m.kind in (
+            synthetic.NEW_CA,
+            synthetic.FOREIGN,
+            synthetic.NO_CERTIFICATE,
+        )  # REJECT, new CA untrusted
+        assert e["httpRequest"]["status"] == 0 if refused else e["httpRequest"]["status"] > 0
+        assert e["jsonPayload"]["statusDetails"] == (m.error if refused else "response_sent_by_backend")
+    share = {k: v / len(got) for k, v in kinds.items()}
+    assert share[synthetic.OLD_CA] == pytest.approx(0.80, abs=0.02) and share[
+        synthetic.NEW_CA
+    ] == pytest.approx(0.15, abs=0.02)
+    assert share[synthetic.NO_CERTIFICATE] == pytest.approx(0.03, abs=0.01)
+    old = next(m for m in members.values() if m.kind == synthetic.OLD_CA)
+    assert dn.text(old.issuer_dn) == "CN=old CA" and dn.text(old.subject_dn).startswith("CN=old-ca-")
+    assert (
+        len({m.fingerprint for m in members.values() if m.fingerprint}) == 194
+    )  # 200 clients, 6 without one
+
+
+def test_population_in_allow_mode_forwards_everyone_with_the_verdict_logged() -> None:
+    pop = synthetic.rotation_population("T2xk", "TmV3", "Rm9y", clients=50, mode=synthetic.ALLOW)
+    frame = logs.entries_frame(synthetic.entries(2000, seed=10, shape=synthetic.Shape(population=pop)))
+    assert (frame["status_details"] == "response_sent_by_backend").all()
+    unverified = frame[~frame["client_cert_chain_verified"].astype(bool)]
+    assert set(unverified["client_cert_error"]) == {
+        "client_cert_validation_failed",
+        "client_cert_not_provided",
+    }
+    assert frame["client_cert_issuer_dn"].notna().sum() == frame["client_cert_present"].astype(bool).sum()
+
+
+def test_population_refuses_groups_that_cannot_be() -> None:
+    with pytest.raises(
+        ValueError, match="kind 'other' is not one of old-ca, new-ca, no-certificate, foreign"
+    ):
+        synthetic.ClientGroup("other", 1, 0.5)
+    with pytest.raises(ValueError, match="an unverified group names its client_cert_"):
+        synthetic.ClientGroup(synthetic.FOREIGN, 1, 0.5, verified=False)

@@ -130,7 +130,10 @@ def window_args(since: dt.datetime | None, until: dt.datetime | None) -> dict[st
 
 
 def _utc(when: dt.datetime | None) -> dt.datetime | None:
-    return None if when is None or when.tzinfo else when.replace(tzinfo=dt.UTC)
+    """A window bound as an aware time; a naive one is taken as UTC, as the logs' times are."""
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def clients_seen(

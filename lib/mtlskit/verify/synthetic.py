@@ -431,7 +431,7 @@ def _population_lines(n: int, seed: int, shape: Shape, population: Population) -
             )
         else:
             http, head, details = render.closed(client.ip), render.head_closed, client.error
-        yield render.entry(i, head, http, details, client.ip, client.mtls)
+        yield render.entry(i, head, http, details, client.ip, client.mtls if shape.mtls_object else "")
 
 
 def entries(n: int, seed: int = 0, shape: Shape | None = None) -> list[dict[str, Any]]:
