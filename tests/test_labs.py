@@ -1,32 +1,44 @@
 """The hands-on labs: each runs under nbval with the reference answers filled in and every check cell
 must say right; run blank, each runs clean and every check says not yet. Plus the refusals and the
-answer checks that need no sandbox."""
+answer checks that need no sandbox, and the change notebooks lab 08 teaches run headless (their
+refused gate is exit code 1 with its reason on stderr)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from click.testing import CliRunner
 from papermill.parameterize import parameterize_notebook
 
 from mtlskit.build import stack
+from mtlskit.change import traffic
+from mtlskit.change.apply import apply_state
+from mtlskit.change.proof import wait_applied
+from mtlskit.change.state import ALLOW, TrustState, live_state
+from mtlskit.cli import _notebook_names, main
 from mtlskit.cloud.clients import build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.migrate import rehearsal
 from mtlskit.pki import certs
+from mtlskit.runner import execute
 from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
 from mtlskit.teach import labs
 from mtlskit.teach.labs import anchor, certificates, chain, enforcement, gateway, modes, outage, rotation
 from mtlskit.teach.labs.lab import Lab
+from mtlskit.verify import changerecords, probe
 from tests.conftest import free_port, run_nbval
 
 LAB_DIR = paths.repo_root() / "notebooks" / "labs"
+CHANGE_NOTEBOOKS = ("c10_trust_change", "c20_enforce_mtls", "c30_break_glass", "c40_rollback")
+NO_CERTIFICATE_FROM = "127.0.0.41"
 # How many check cells each lab has: every one must leave a verdict.
 CHECKS = {
     certificates.NAME: 1,
@@ -178,6 +190,52 @@ def test_the_gateway_labs_way_back_after_the_cut_over_leaves_the_split_stack(lab
     assert labs.gateway.check_cutover(lab, False).right  # the cut-over refused no one
     labs.put_back(lab)
     assert_put_back(lab_sandbox)
+
+
+@pytest.mark.e2e
+def test_a_refused_enforcement_gate_exits_1_headless_with_its_reason_on_stderr(
+    lab_sandbox: Path, tmp_path: Path
+) -> None:
+    """What lab 08 shows in a notebook, as a scheduler sees it: `mtlskit run --apply c20_enforce_mtls`
+    on a stack in ALLOW mode with a client sending no certificate exits 1, names the failing gate and
+    the client on stderr, and changes nothing. (On the labs' sandbox, which is built already.)"""
+    params = params_mod.load(lab_sandbox)
+    clients = build_clients(params)
+    live = live_state(clients, params)
+    allow = TrustState(live.certs, ALLOW, attached=True)
+    apply_state(clients, params, allow)
+    try:
+        assert wait_applied(clients, params, live, allow).done
+        bare = traffic.Client("batch-job", NO_CERTIFICATE_FROM)
+        sent = traffic.send(probe.locate_frontend(clients, params), [bare], 2)
+        assert [s.status for s in sent] == [200, 200]  # forwarded, and logged without a certificate
+        run = [
+            "run",
+            "--params",
+            str(lab_sandbox),
+            "--apply",
+            "--out",
+            str(tmp_path / "run"),
+            "c20_enforce_mtls",
+        ]
+        result = CliRunner().invoke(main, run)
+        assert result.exit_code == 1, result.output
+        failed = re.search(r"c20_enforce_mtls: check failed: [^:]*gate[^:]*: (.*)", result.stderr)
+        assert failed and "would be refused" in failed[1], result.stderr
+        assert NO_CERTIFICATE_FROM in failed[1]  # the client the flip would cut off, named
+        assert "exit code 1: a check failed" in result.stderr
+        assert live_state(clients, params) == allow  # nothing was changed
+        record = changerecords.last_record(params, kind="enforcement")
+        assert record is not None and (record.outcome, record.exit_code) == ("refused", 1)
+    finally:
+        labs.put_back(Lab("check", Step(params, clients, apply=True)))
+    assert_put_back(lab_sandbox)
+
+
+def test_the_change_notebooks_are_found_by_name() -> None:
+    present = [n for n in CHANGE_NOTEBOOKS if execute.notebook_path(n).is_file()]
+    assert "c20_enforce_mtls" in present
+    assert _notebook_names(False, False, tuple(present)) == present
 
 
 # ---- no sandbox -------------------------------------------------------------------------------------------
