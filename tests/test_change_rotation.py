@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from mtlskit.build import frontend, stack
+from mtlskit.build import frontend, stack, trust
 from mtlskit.change import proof, rollback, run
 from mtlskit.change.state import live_state, target_state
 from mtlskit.cloud.clients import Clients, build_clients
@@ -70,6 +71,10 @@ def _steady(s: Stack, name: str) -> SteadyClient:
     )
 
 
+def _trust_config(s: Stack) -> Any:
+    return trust.TRUST_CONFIG.get(s.clients, trust.trust_config_name(s.clients, s.new))
+
+
 def _failed(r: run.PhaseRun) -> list[object]:
     return [c for c in r.checks() if c.status == "fail"]
 
@@ -81,6 +86,7 @@ def _verdicts(r: run.PhaseRun) -> dict[str, str]:
 
 def test_rotation_refuses_no_valid_client_and_refuses_the_old_ca_after_phase_2(built: Stack) -> None:
     s = built
+    made = _trust_config(s).create_time
     old_client = _steady(s, "client").start()
     try:
         first = run.trust_change(s.clients, s.new, _reporter())
@@ -121,6 +127,7 @@ def test_rotation_refuses_no_valid_client_and_refuses_the_old_ca_after_phase_2(b
         probe.NO_CERTIFICATE: proof.MISSING,
     }
     assert live_state(s.clients, s.new) == target_state(s.new)
+    assert _trust_config(s).create_time == made  # patched in place, never deleted and created again
     assert run.trust_change(s.clients, s.new, _reporter()) is None  # done: nothing repeats
     kept = changerecords.read_records(s.new)
     assert [(r.kind, r.phase, r.outcome) for r in kept] == [

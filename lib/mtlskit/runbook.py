@@ -18,7 +18,9 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.teach.byhand` — `by_hand`, each page's "how to check by hand" commands, with the params' names;
 - `mtlskit.migrate.page` — `migration`, the split frontend's move to the Gateway, phase by phase;
 - `mtlskit.change.enforce_page` — `enforcement` (c20: the readiness gate and the flip to REJECT_INVALID)
-  and `break_glass` (c30: one step to ALLOW or detached, and its way back).
+  and `break_glass` (c30: one step to ALLOW or detached, and its way back);
+- `mtlskit.change.trust_page` — `trust_change` (c10: the next phase of a rotation or partner change,
+  gated by its impact report) and `rollback_change` (c40: the state recorded before the last phase).
 
 `mtlskit run` imports this module while its kernel starts, so every notebook finds the kit loaded.
 """
@@ -26,6 +28,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 from __future__ import annotations
 
 from mtlskit.change.enforce_page import break_glass, enforcement
+from mtlskit.change.trust_page import rollback_change, trust_change
 from mtlskit.core.checks import verdict
 from mtlskit.migrate.page import migration
 from mtlskit.runner.progress import wait_for_backends, wait_for_certificate, wait_for_gateway, wait_for_probes
@@ -59,6 +62,8 @@ __all__ = [
     "checks_frame",
     "design_diagram",
     "enforcement",
+    "rollback_change",
+    "trust_change",
     "other_topology_diagram",
     "dns_frame",
     "events_frame",
