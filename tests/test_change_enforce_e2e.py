@@ -11,6 +11,7 @@ forwarding rule (so each has its own request logs).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from mtlskit.change.state import ALLOW, REJECT, TrustState, live_state
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.core.errors import ChangeRefused
+from mtlskit.core.poll import poll
 from mtlskit.migrate import rehearsal
 from mtlskit.sandbox import process
 from mtlskit.verify import changerecords, probe
@@ -38,20 +40,22 @@ FAST = {
     "poll_seconds": 0.2,
     "watch_seconds": 1.0,
 }
-B_NAMES = {
-    "frontend": {
-        k: f"{v}-b"
-        for k, v in {
-            "address": "mtls-ip",
-            "certificate": "mtls-cert",
-            "ssl_policy": "mtls-ssl",
-            "url_map": "mtls-urlmap",
-            "target_proxy": "mtls-proxy",
-            "forwarding_rule": "mtls-fr",
-        }.items()
-    },
-    "mtls": {"trust_config": "mtls-trust-b", "server_tls_policy": "mtls-policy-b"},
+FRONTEND = {
+    "address": "mtls-ip",
+    "certificate": "mtls-cert",
+    "ssl_policy": "mtls-ssl",
+    "url_map": "mtls-urlmap",
+    "target_proxy": "mtls-proxy",
+    "forwarding_rule": "mtls-fr",
 }
+
+
+def _names(suffix: str) -> dict[str, dict[str, str]]:
+    """Another frontend in front of the same backend service: its own forwarding rule (and logs)."""
+    return {
+        "frontend": {k: f"{v}-{suffix}" for k, v in FRONTEND.items()},
+        "mtls": {"trust_config": f"mtls-trust-{suffix}", "server_tls_policy": f"mtls-policy-{suffix}"},
+    }
 
 
 @dataclass
@@ -80,12 +84,16 @@ def _params(
     )
 
 
-def _built(d: Path, names: dict[str, dict[str, str]], records: str) -> Frontend:
-    allow = _params(d, names, ALLOW, records)
+def _built(d: Path, names: dict[str, dict[str, str]], records: str, **changes: Any) -> Frontend:
+    allow = _params(d, names, ALLOW, records, **changes)
     clients = build_clients(allow)
     stack.build(clients, allow)
     frontend.wait_for_certificate(clients, allow, 30, poll_seconds=0.2)
-    return Frontend(allow, _params(d, names, REJECT, records), clients)
+    built = Frontend(allow, _params(d, names, REJECT, records, **changes), clients)
+    one = traffic.population(allow, 1, 0, first_source="127.0.0.251")
+    answered = poll(lambda: traffic.send(built.target(), one)[0], lambda s: s.status == 200, 15, every=0.2)
+    assert answered.done, answered.value  # the data plane serves the new frontend
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +112,14 @@ def a(sandbox: Path) -> Frontend:
 
 @pytest.fixture(scope="module")
 def b(sandbox: Path, a: Frontend) -> Frontend:
-    return _built(sandbox, B_NAMES, str(sandbox / "records-b"))
+    return _built(sandbox, _names("b"), str(sandbox / "records-b"))
+
+
+@pytest.fixture(scope="module")
+def c(sandbox: Path, b: Frontend) -> Frontend:
+    return _built(
+        sandbox, _names("c"), str(sandbox / "records-c"), rollback_on_failure=True, watch_seconds=3.0
+    )
 
 
 def _bare(f: Frontend, source: str = "127.0.0.250") -> traffic.Sent:
@@ -141,7 +156,8 @@ def test_gate_refuses_the_flip_while_3_percent_of_clients_send_no_certificate(a:
 
 def test_without_such_clients_the_flip_passes_and_is_proven_and_watched(b: Frontend) -> None:
     clients = traffic.population(b.params, 100, 0)
-    assert all(s.status == 200 for s in traffic.send(b.target(), clients))
+    sent = traffic.send(b.target(), clients)
+    assert all(s.status == 200 for s in sent), {(s.status, s.ended) for s in sent}
 
     result = enforce.enforce(b.clients, b.params)
 
@@ -197,3 +213,35 @@ def test_break_glass_lets_a_client_without_certificate_through_and_the_way_back_
 
 def _with(p: params_mod.Params, how: str) -> params_mod.Params:
     return p.model_copy(update={"changes": p.changes.model_copy(update={"break_glass": how})})
+
+
+def test_a_client_refused_during_the_watch_fails_the_flip_and_the_way_back_is_taken(c: Frontend) -> None:
+    """A client without a certificate that was quiet in the report's window starts calling once the
+    flip is under way: the watch sees it refused, and changes.rollback_on_failure takes the way back."""
+    target, late = c.target(), traffic.Client("late", "127.0.0.240")
+    stop, calling = threading.Event(), threading.Event()
+
+    def keep_calling() -> None:
+        calling.wait(30)
+        while not stop.is_set():
+            traffic.send(target, [late])
+            stop.wait(0.05)
+
+    sender = threading.Thread(target=keep_calling, daemon=True)
+    sender.start()
+    try:
+        result = enforce.enforce(c.clients, c.params, on_progress=lambda _line, _elapsed: calling.set())
+    finally:
+        stop.set()
+        calling.set()
+        sender.join(10)
+
+    checks = {ch.name: ch for ch in result.checks()}
+    assert checks["watch: refused clients"].status == "fail", checks["watch: refused clients"]
+    assert late.source_ip in checks["watch: refused clients"].evidence
+    assert result.went_back is not None and result.went_back.passed, result.went_back
+    assert checks["way back"].status == "pass" and "taken" in checks["way back"].evidence
+    assert live_state(c.clients, c.params) == result.prepared.live  # back in ALLOW mode
+    assert _bare(c).status == 200
+    kinds = [(r.kind, r.outcome) for r in changerecords.read_records(c.params)]
+    assert kinds[-2:] == [("enforcement", "failed"), ("rollback", "applied")], kinds
