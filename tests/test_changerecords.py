@@ -59,6 +59,8 @@ def test_records_are_written_locally_and_beside_the_run_and_read_back_oldest_fir
     assert read[0] == one and read.broken == []
     assert cr.last_record(params) == two
     assert cr.last_record(params, kind="rollback") is None
+    odd = record("trust", 1, one.before, one.after, change_id="../team/x")
+    assert Path(cr.write_record(params, odd)[0]).parent == tmp_path / "records"  # an id names no folder
 
 
 def test_the_run_folder_comes_from_the_runner_s_variable(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import hashes
 from google.cloud import certificate_manager_v1 as cm
 from google.cloud import compute_v1
 from google.protobuf import field_mask_pb2
@@ -41,6 +42,8 @@ CHECK_ORDER = [
     drift.TLS_POLICY,
     drift.TRUST,
     drift.EXPIRY,
+    drift.SUCCESSOR,
+    drift.HALF_DONE,
     drift.MANAGED_CERT,
     drift.DNS,
 ]
@@ -355,3 +358,40 @@ def test_missing_resources_are_failing_checks_not_exceptions(env: Env, unique: s
         assert checks[name].status == "fail", checks[name]
         assert "does not exist" in checks[name].evidence or "no backend service" in checks[name].evidence
         assert checks[name].fix
+
+
+def test_a_trust_config_mid_rotation_warns_with_its_record_instead_of_failing(
+    env: Env, restore: None, tmp_path: Path
+) -> None:
+    """Phase 1 of a rotation applied on the sandbox (a new root beside the old, in place) and recorded
+    20 days ago: the trust check says so as a warning, and the rotation is half done past 14 days."""
+    from mtlskit.verify import changedrift, changerecords
+    from tests.recordstates import record
+
+    new_root = certs.issue("drift next root CA", ca=True)
+    name = trust.trust_config_name(env.clients, env.params)
+    tc = env.clients.certificate_manager.get_trust_config(name=name)
+    tc.trust_stores[0].trust_anchors.append(
+        cm.TrustConfig.TrustAnchor(pem_certificate=certs.pem(new_root.cert))
+    )
+    env.clients.certificate_manager.update_trust_config(
+        trust_config=cm.TrustConfig(name=name, trust_stores=tc.trust_stores),
+        update_mask=field_mask_pb2.FieldMask(paths=["trust_stores"]),
+    ).result(timeout=30)
+    params = env_params(env.params.state_dir, changes={"records": str(tmp_path / "records")})
+    live = changedrift.live_certificates(env.clients.certificate_manager.get_trust_config(name=name))
+    after = {"certs": [{"role": role, "sha256": sha} for role, sha in sorted(live)], "mode": "REJECT_INVALID"}
+    before = {
+        "certs": [
+            c for c in after["certs"] if c["sha256"] != new_root.cert.fingerprint(hashes.SHA256()).hex()
+        ]
+    }
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
+    one = record("rotation", 1, before, after, finished=when, stack=changerecords.stack_of(params))
+    changerecords.write_record(params, one)
+
+    checks = by_name(drift.drift_checks(env.clients, params))
+    assert failing(list(checks.values())) == {}
+    assert checks[drift.TRUST].status == "warn"
+    assert checks[drift.TRUST].evidence.startswith(f"rotation phase 1 of 2 since {when:%Y-%m-%d %H:%M} UTC")
+    assert checks[drift.HALF_DONE].status == "warn" and "warned after 14" in checks[drift.HALF_DONE].evidence

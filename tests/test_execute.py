@@ -100,9 +100,21 @@ def test_shared_kernel_does_not_leak_variables(books: dict[str, str], tmp_path: 
     out = tmp_path / "out"
     knows = f"import os\nassert os.environ[{RUN_DIR_VARIABLE!r}] == {str(out)!r}"
     first = _notebook(tmp_path / "nb", "first", knows, "leftover = 1")
-    second = _notebook(tmp_path / "nb", "second", knows)
+    records = tmp_path / "records"
+    change = (  # a change notebook's record, written without naming the run: it lands beside it too
+        "import datetime as dt\nfrom mtlskit.config import params as params_mod\n"
+        "from mtlskit.verify import changerecords as cr\n"
+        f"p = params_mod.sandbox_default({str(tmp_path / 'state')!r})\n"
+        f"p['changes'] = {{'records': {str(records)!r}}}\np = params_mod.parse(p, 'p')\n"
+        "now = dt.datetime.now(dt.UTC)\n"
+        "r = cr.ChangeRecord(cr.stack_of(p), 'c1', 'trust', 1, 'me', now, now, {}, {}, 'applied', 0)\n"
+        "cr.write_record(p, r)"
+    )
+    second = _notebook(tmp_path / "nb", "second", knows, change)
     run = execute.run_notebooks(None, [first, books["leak"], second], False, out)
     assert [n.status for n in run.notebooks] == ["ok", "ok", "ok"], [n.error for n in run.notebooks]
+    beside = [f.name for f in (out / "changes").iterdir()]
+    assert len(beside) == 1 and [f.name for f in records.iterdir()] == beside
     for name in ("first", "second"):  # a fresh kernel, then the shared one
         executed = nbformat.read(out / f"{name}.ipynb", as_version=4)
         assert RUN_DIR_VARIABLE not in executed.cells[0].source  # the parameters cell comes first again

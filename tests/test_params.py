@@ -182,6 +182,8 @@ def test_example_gcp_template_is_complete_but_for_its_certificate_files() -> Non
         params_mod.load(paths.repo_root() / "params" / "example-gcp.yaml")
     assert info.value.problems
     assert all("not found" in p.message for p in info.value.problems), info.value.problems
+    template = yaml.safe_load((paths.repo_root() / "params" / "example-gcp.yaml").read_text())
+    assert set(template["changes"]) == set(params_mod.ChangeSettings.model_fields)  # every day-2 key
 
 
 # ---- the catalogue of broken files: check-params refuses each, names the field, writes nothing -----

@@ -22,6 +22,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -112,7 +113,8 @@ class ChangeRecord:
     def file_name(self) -> str:
         """Sortable by time, unique per phase: <finished>-<kind>-<change_id>-p<phase>.json."""
         stamp = self.finished.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        return f"{stamp}-{self.kind}-{self.change_id}-p{self.phase}{SUFFIX}"
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", self.change_id)  # one file, never a folder
+        return f"{stamp}-{self.kind}-{safe_id}-p{self.phase}{SUFFIX}"
 
     def certificates(self, which: Literal["before", "after"]) -> frozenset[tuple[str, str]]:
         """(role, sha256) of every certificate in the saved state `which`: what a live trust config is

@@ -31,7 +31,8 @@ from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.pki.files import TRUST_FIELDS
-from mtlskit.verify import gatewaydrift
+from mtlskit.verify import changedrift, gatewaydrift
+from mtlskit.verify.changedrift import HALF_DONE, SUCCESSOR, ChangeHistory
 from mtlskit.verify.driftcommon import (
     DNS,
     DNS_TIMEOUT_SECONDS,
@@ -74,7 +75,9 @@ __all__ = [
     "DNS_TIMEOUT_SECONDS",
     "EXPIRY",
     "FAILED_CERT_STATES",
+    "HALF_DONE",
     "MANAGED_CERT",
+    "SUCCESSOR",
     "TLS_POLICY",
     "TRUST",
     "URL_MAP",
@@ -117,6 +120,9 @@ class DriftState:
     anchor_answering: list[str] = field(default_factory=list)  # ip:port where the anchor's own IPs answer
     read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     names: dict[str, str] = field(default_factory=dict)  # kind -> the name looked up, found or not
+    # The stack's day-2 change records: an open rotation explains a trust config that differs from
+    # the params (see `changedrift`).
+    changes: ChangeHistory = field(default_factory=ChangeHistory)
 
     @property
     def ip(self) -> str:
@@ -207,6 +213,7 @@ class DriftState:
                 tc is not None,
                 _role_counts(trust_config_certificates(tc)) if tc else "",
             ),
+            ("change records", self.changes.location, not self.changes.error, self.changes.summary()),
         ]
         return [
             {"resource": kind, "name": name, "found": "yes" if found else "NO", "detail": detail}
@@ -264,6 +271,7 @@ def read_split_state(clients: Clients, params: Params, resolver: Resolver | None
         trust_config=trust.TRUST_CONFIG.get(clients, trust.trust_config_name(clients, params)),
         dns=resolve_all(list(params.frontend.domains), resolver or resolver_for(clients.nameserver)),
         names=looked_up(params),
+        changes=changedrift.read_history(params),
     )
 
 
@@ -407,8 +415,12 @@ def evaluate(params: Params, state: State, now: dt.datetime | None = None) -> li
         check_backend_config(params, state),
         check_wiring(params, state),
         check_tls_policy(params, state),
-        check_trust_config(params, state),
+        changedrift.trust_check_mid_rotation(
+            check_trust_config(params, state), state.changes, state.trust_config
+        ),
         check_expiry(params, now or state.read_at),
+        changedrift.check_successors(params, state.trust_config, now or state.read_at),
+        changedrift.check_half_done(params, state.changes, state.trust_config, now or state.read_at),
         check_managed_certificate(params, state),
         check_dns(params, state),
     ]
