@@ -1,5 +1,6 @@
 """Sandbox data plane on loopback: mTLS handshakes per second, requests per second, and how long a
-control-plane change takes to show in the data plane (figures only).
+control-plane change takes to show in the data plane, without and with a propagation delay (figures
+only).
 
 Run: make bench. Uses a throwaway state directory and stops its sandbox afterwards.
 """
@@ -27,6 +28,7 @@ from mtlskit.pki import certs  # noqa: E402
 from mtlskit.sandbox import process  # noqa: E402
 
 DOMAIN = "api.mtlskit.test"
+PROPAGATION = 1.0  # seconds, as the day-2 tests and labs set sandbox.propagation_delay_seconds
 REQUEST = f"GET /bench HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n".encode()
 
 
@@ -180,6 +182,21 @@ def main() -> None:
                     "forwarding rule created -> listener serving",
                     lambda: stack.build(clients, p, 60),
                     lambda: not gone(),
+                )
+            # With a propagation delay the new behaviour waits for it: a runbook must wait too.
+            info = process.status(state)
+            assert info is not None
+            process.set_propagation_delay(info, PROPAGATION)
+            for _ in range(3):
+                reaction(
+                    f"mode switch (to ALLOW), delay {PROPAGATION:g} s",
+                    set_mode("ALLOW_INVALID_OR_MISSING_CLIENT_CERT"),
+                    lambda: not refused(),
+                )
+                reaction(
+                    f"mode switch (to REJECT), delay {PROPAGATION:g} s",
+                    set_mode("REJECT_INVALID"),
+                    refused,
                 )
             print("control plane -> data plane, from the API call returning to the new behaviour (bar: 1 s):")
             for label, values in samples.items():

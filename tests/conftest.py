@@ -137,13 +137,16 @@ def no_faults(clients: Clients) -> Iterator[None]:
 
 
 class ResolveAdapter(HTTPAdapter):
-    """`curl --resolve` for requests: connect to the listener's IP, send SNI and check `domain`."""
+    """`curl --resolve` for requests: connect to the listener's IP, send SNI and check `domain`; with
+    `source_ip`, also `curl --interface`: connect from that local address (any 127.0.0.N on Linux),
+    so the load balancer's log tells the clients apart by remoteIp as it would real ones."""
 
-    def __init__(self, ctx: ssl.SSLContext, domain: str):
-        self.ctx, self.domain = ctx, domain
+    def __init__(self, ctx: ssl.SSLContext, domain: str, source_ip: str | None = None):
+        self.ctx, self.domain, self.source_ip = ctx, domain, source_ip
         super().__init__()
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: Any) -> None:
+        source = {"source_address": (self.source_ip, 0)} if self.source_ip else {}
         self.poolmanager = PoolManager(
             num_pools=connections,
             maxsize=maxsize,
@@ -151,6 +154,7 @@ class ResolveAdapter(HTTPAdapter):
             ssl_context=self.ctx,
             server_hostname=self.domain,
             assert_hostname=self.domain,
+            **source,
         )
 
 

@@ -67,18 +67,21 @@ class Plane:
         path = self.work / f"{case}-bundle.pem"
         if not path.exists():
             parts = [(self.pki / f"{case}.pem").read_text()]
-            parts += [(self.pki / f"{n}.pem").read_text() for n in SPECS[case].chain]
+            chain = SPECS[case].chain if case in SPECS else []  # the next and partner CAs' clients: none
+            parts += [(self.pki / f"{n}.pem").read_text() for n in chain]
             path.write_text("".join(parts))
         return path, self.pki / f"{case}.key"
 
-    def session(self, case: str) -> requests.Session:
+    def session(self, case: str, source_ip: str | None = None) -> requests.Session:
+        """A client presenting `case`'s certificate ("none": no certificate), connecting from
+        `source_ip` when given (127.0.0.N), keeping its connection alive between requests."""
         ctx = ssl.create_default_context(cafile=str(self.ca))
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         pair = self.bundle(case)
         if pair:
             ctx.load_cert_chain(str(pair[0]), str(pair[1]))
         s = requests.Session()
-        s.mount("https://", ResolveAdapter(ctx, DOMAIN))
+        s.mount("https://", ResolveAdapter(ctx, DOMAIN, source_ip))
         s.headers["Host"] = DOMAIN  # as curl --resolve sends it: the URL map matches on it
         return s
 

@@ -541,6 +541,13 @@ def _locations(w: World) -> None:
     got = cmc.get_trust_config(name=f"{LOC}/trustConfigs/{u}-tc")
     got.description = "updated"
     cmc.update_trust_config(trust_config=got, update_mask={"paths": ["description"]}).result()
+    # a day-2 change: the trust store replaced in place, named by the mask
+    second = certs.issue("Contract Root 2", ca=True)
+    got = cmc.get_trust_config(name=f"{LOC}/trustConfigs/{u}-tc")  # its etag changed with the update
+    got.trust_stores[0].trust_anchors.append(
+        cm.TrustConfig.TrustAnchor(pem_certificate=certs.pem(second.cert))
+    )
+    cmc.update_trust_config(trust_config=got, update_mask={"paths": ["trust_stores"]}).result()
     list(cmc.list_trust_configs(parent=LOC))
     policy = ns.ServerTlsPolicy(
         name=f"{LOC}/serverTlsPolicies/{u}-stp",
@@ -554,6 +561,15 @@ def _locations(w: World) -> None:
     nsc.get_server_tls_policy(name=policy.name)
     policy.description = "updated"
     nsc.update_server_tls_policy(server_tls_policy=policy).result()
+    mode_only = ns.ServerTlsPolicy(
+        name=policy.name,
+        mtls_policy=ns.ServerTlsPolicy.MTLSPolicy(
+            client_validation_mode="ALLOW_INVALID_OR_MISSING_CLIENT_CERT"
+        ),
+    )
+    nsc.update_server_tls_policy(
+        server_tls_policy=mode_only, update_mask={"paths": ["mtls_policy.client_validation_mode"]}
+    ).result()
     list(nsc.list_server_tls_policies(parent=LOC))
     list(nsc.list_server_tls_policies(request={"parent": LOC, "page_size": 1}))
     nsc.get_operation(request={"name": op.operation.name})
@@ -575,6 +591,19 @@ def _locations(w: World) -> None:
         ),
         "attach",
     )
+    # a day-2 break-glass: detached ("" is what the typed client sends for a cleared reference), and back
+    for reference in ("", attach.server_tls_policy):
+        px = w.clients.compute.target_https_proxies.get(project=P, target_https_proxy=px.name)
+        w.clients.wait(
+            w.clients.compute.target_https_proxies.patch(
+                project=P,
+                target_https_proxy=px.name,
+                target_https_proxy_resource=compute_v1.TargetHttpsProxy(
+                    fingerprint=px.fingerprint, server_tls_policy=reference
+                ),
+            ),
+            "detach" if not reference else "attach again",
+        )
 
 
 def _logging(w: World) -> None:

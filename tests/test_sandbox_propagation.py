@@ -89,3 +89,27 @@ def test_status_names_the_certificates_in_force_by_sha256() -> None:
     assert described["anchors"] == [hashlib.sha256(der).hexdigest()]
     assert described["mode"] == REJECT and described["intermediates"] == []
     assert MtlsView(None).describe()["mode"] == "off"
+
+
+def test_an_update_mask_changes_only_the_fields_it_names_nested_ones_too() -> None:
+    """FieldMask semantics of the location APIs' PATCH (the mode alone, keeping the trust config)."""
+    from mtlskit.sandbox.locations import _masked
+
+    current = {
+        "name": "n",
+        "createTime": "t0",
+        "description": "d",
+        "mtlsPolicy": {
+            "clientValidationMode": "ALLOW_INVALID_OR_MISSING_CLIENT_CERT",
+            "clientValidationTrustConfig": "tc",
+        },
+    }
+    patch = {"name": "other", "createTime": "t1", "mtlsPolicy": {"clientValidationMode": REJECT}}
+    updated = _masked(current, patch, "mtls_policy.client_validation_mode,create_time,description")
+    assert updated == {
+        "name": "n",
+        "createTime": "t0",  # output only: never from the patch
+        "mtlsPolicy": {"clientValidationMode": REJECT, "clientValidationTrustConfig": "tc"},
+    }  # description named but absent: cleared
+    assert current["mtlsPolicy"]["clientValidationMode"] != REJECT  # the stored body is not touched
+    assert _masked(current, patch, "mtlsPolicy")["mtlsPolicy"] == {"clientValidationMode": REJECT}

@@ -177,11 +177,16 @@ def _echo_dataplane(endpoint: str) -> None:
     with urllib.request.urlopen(f"{endpoint}/_sandbox/dataplane", timeout=5) as r:
         plane = json.load(r)
     click.echo(f"data plane CA (for --cacert): {plane['ca_file']}")
+    delay = plane.get("propagation_delay_seconds") or 0  # absent from an older kit's sandbox
+    if delay:
+        click.echo(f"trust and mTLS policy changes reach new connections {delay:g} s after the API call")
     for li in plane["listeners"]:
         state = "listening" if li["listening"] else f"NOT listening: {li['error']}"
+        pending = len(li.get("pending") or [])
+        propagating = f" ({pending} change(s) propagating)" if pending else ""
         click.echo(
             f"  https://{li['ip']}:{li['port']}  forwarding rule {li['forwarding_rule']}, "
-            f"mTLS {li['mtls']}, {li['certificates_served']} certificate(s) served, {state}"
+            f"mTLS {li['mtls']}{propagating}, {li['certificates_served']} certificate(s) served, {state}"
         )
     if not plane["listeners"]:
         click.echo(

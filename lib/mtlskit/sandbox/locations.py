@@ -8,6 +8,7 @@ here, because the real APIs refuse the same things.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import re
@@ -196,15 +197,7 @@ class Locations:
         if coll == "trustConfigs" and patch.get("etag") and patch["etag"] != current.get("etag"):
             raise _err(409, "The etag does not match the current trust config (ABORTED); read it again.")
         if mask:
-            updated = dict(current)
-            for path in mask.split(","):
-                top = discovery.snake_to_camel(path.strip().split(".")[0])
-                if top in OUTPUT_ONLY:
-                    continue
-                if top in patch:
-                    updated[top] = patch[top]
-                else:
-                    updated.pop(top, None)
+            updated = _masked(current, patch, mask)
         else:
             keep = {k: current[k] for k in OUTPUT_ONLY if k in current}
             updated = {**{k: v for k, v in patch.items() if k not in OUTPUT_ONLY}, **keep}
@@ -411,6 +404,31 @@ class Locations:
         if verb in ("delete", "cancel"):
             return Response(200, {})
         return Response(200, self._render_op(op, req.enums_as_int))
+
+
+def _masked(current: dict[str, Any], patch: dict[str, Any], mask: str) -> dict[str, Any]:
+    """`current` with every field the update mask names taken from `patch` (FieldMask semantics): a
+    nested path (`mtls_policy.client_validation_mode`) changes only that field and keeps its
+    siblings; a named field the patch leaves out is cleared; output-only fields never change.
+    Paths come snake_case (the Python clients) or camelCase (gcloud, REST)."""
+    updated = copy.deepcopy(current)
+    for path in mask.split(","):
+        parts = [discovery.snake_to_camel(p) for p in path.strip().split(".") if p]
+        if not parts or parts[0] in OUTPUT_ONLY:
+            continue
+        source: Any = patch
+        target = updated
+        for part in parts[:-1]:
+            source = source.get(part) if isinstance(source, dict) else None
+            child = target.get(part)
+            target[part] = child = child if isinstance(child, dict) else {}
+            target = child
+        leaf = parts[-1]
+        if isinstance(source, dict) and leaf in source:
+            target[leaf] = copy.deepcopy(source[leaf])
+        else:
+            target.pop(leaf, None)
+    return updated
 
 
 def _page(req: Request, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:

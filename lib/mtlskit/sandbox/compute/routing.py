@@ -85,6 +85,13 @@ def prepare_https_proxy(res: ComputeStore, project: str, body: dict[str, Any]) -
         res.resolve(c, project, {"sslCertificates"}, f"resource.sslCertificates[{i}]")["selfLink"]
         for i, c in enumerate(certs)
     ]
+    # A PATCH clears a reference with null (gcloud --clear-server-tls-policy); the typed Python
+    # client cannot send null and sends "" instead. Whether Google reads "" as a detach is not
+    # documented (gcp-mtls.md 1.2); the sandbox treats both alike and, as Google leaves empty fields
+    # out, keeps no empty reference.
+    for reference in ("sslPolicy", "serverTlsPolicy"):
+        if body.get(reference) == "":
+            del body[reference]
     if body.get("sslPolicy"):
         body["sslPolicy"] = res.resolve(body["sslPolicy"], project, {"sslPolicies"}, "resource.sslPolicy")[
             "selfLink"
