@@ -39,6 +39,7 @@ from tests.conftest import free_port, run_nbval
 LAB_DIR = paths.repo_root() / "notebooks" / "labs"
 CHANGE_NOTEBOOKS = ("c10_trust_change", "c20_enforce_mtls", "c30_break_glass", "c40_rollback")
 NO_CERTIFICATE_FROM = "127.0.0.41"
+BUSIEST = 40
 # How many check cells each lab has: every one must leave a verdict.
 CHECKS = {
     certificates.NAME: 1,
@@ -207,8 +208,9 @@ def test_a_refused_enforcement_gate_exits_1_headless_with_its_reason_on_stderr(
     try:
         assert wait_applied(clients, params, live, allow).done
         bare = traffic.Client("batch-job", NO_CERTIFICATE_FROM)
-        sent = traffic.send(probe.locate_frontend(clients, params), [bare], 2)
-        assert [s.status for s in sent] == [200, 200]  # forwarded, and logged without a certificate
+        # The busiest client is named first (the reason lists five): the labs' own are in the window too.
+        sent = traffic.send(probe.locate_frontend(clients, params), [bare], BUSIEST)
+        assert {s.status for s in sent} == {200}  # forwarded, and logged without a certificate
         run = [
             "run",
             "--params",
