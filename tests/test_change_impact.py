@@ -336,17 +336,6 @@ def test_intended_refusals_are_fingerprints_or_certificate_files(tmp_path: Path)
     assert impact.intended_fingerprints(p) == {sha(OLD_CLIENT), sha(PARTNER)}
 
 
-def test_gateway_topology_is_refused_with_the_reason() -> None:
-    p = SimpleParams("gateway")
-    with pytest.raises(ChangeReportError, match="topology: gateway: day-2 changes .* split topology"):
-        impact.split_only(p)  # type: ignore[arg-type]
-
-
-class SimpleParams:
-    def __init__(self, topology: str) -> None:
-        self.topology = topology
-
-
 # ---- log values and one query --------------------------------------------------------------------------------
 
 
@@ -372,6 +361,11 @@ def test_clients_seen_is_the_same_for_pulled_entries_and_exported_files(tmp_path
     derivation = logscan.Derivation(forwarded="response_sent_by_backend", probe_path="/p/")
     with logscan.LogScan(path, derivation) as scan:
         exported = seen.clients_seen(scan)
+    with logscan.LogScan(path, derivation, columns=seen.READ_COLUMNS) as lean:  # what the reports load
+        assert lean.con.execute("SELECT count(*) FROM flat").fetchone() == (5,)
+        assert seen.clients_seen(lean).to_dict("records") == exported.to_dict("records")
+    with pytest.raises(logscan.LogScanError, match=r"columns \['nope'\] are not columns of the flat table"):
+        logscan.LogScan(path, derivation, columns=["nope"])
     assert pulled.to_dict("records") == exported.to_dict("records")
     first = pulled.iloc[0]
     assert (first["requests"], first["outcome_now"], first["key_kind"]) == (3, "accepted", "fingerprint")

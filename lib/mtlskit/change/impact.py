@@ -32,7 +32,16 @@ import pandas as pd
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from mtlskit.change.seen import cell_text, client_label, clients_seen, fingerprint_hex, listed, normal_serial
+from mtlskit.change import state
+from mtlskit.change.seen import (
+    READ_COLUMNS,
+    cell_text,
+    client_label,
+    clients_seen,
+    fingerprint_hex,
+    listed,
+    normal_serial,
+)
 from mtlskit.change.state import ROLES, Role, TrustedCert, TrustState
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params, is_fingerprint
@@ -562,8 +571,8 @@ def impact_report(
     judge_ = _Judge(before, after)
     wanted = {fingerprint_hex(i) or i.lower() for i in intended}
     by_sha = {c.sha256: c for c in known}
-    for state in (before, after):
-        for cert in state.of_role("allowlisted"):
+    for side in (before, after):
+        for cert in side.of_role("allowlisted"):
             by_sha.setdefault(cert.sha256, KnownClient(_short(cert), "trust config allowlist", cert.x509()))
     by_serial = {(c.serial, c.issuer): c for c in by_sha.values()}
     clients: list[ClientImpact] = []
@@ -669,17 +678,6 @@ def _unseen_client(client: KnownClient, judge_: _Judge, wanted: set[str]) -> Cli
 # ---- from the live stack ------------------------------------------------------------------------------
 
 
-def split_only(params: Params) -> None:
-    """Day-2 changes are for the split topology: a Gateway's CA bundle is a ConfigMap the kit does
-    not change in place."""
-    if params.topology != "split":
-        raise ChangeReportError(
-            f"topology: {params.topology}: day-2 changes (impact and readiness reports, rotation, "
-            "enforcement, break-glass) are for the split topology; a Gateway's client CA is its CA "
-            "ConfigMap, changed by applying the Gateway build (gw20_gateway) with the new bundle"
-        )
-
-
 def log_window(params: Params, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     until = now or dt.datetime.now(dt.UTC)
     return until - dt.timedelta(seconds=params.changes.report_window_seconds), until
@@ -694,7 +692,7 @@ def window_entries(
     entries pulled through the Logging API (at most `PULL_LIMIT`, the newest)."""
     notes: list[str] = []
     if sources:
-        with logs.scan_exported(sources, params, since=since) as scan:
+        with logs.scan_exported(sources, params, since=since, columns=READ_COLUMNS) as scan:
             yield scan, notes
         return
     entries = logs.fetch_entries(clients, params, since, max_entries=PULL_LIMIT)
@@ -718,7 +716,7 @@ def report_for_change(
 ) -> ImpactReport:
     """The impact report of moving the live `before` to `after`, from the request logs of the last
     `changes.report_window_seconds` and the certificates the params know."""
-    split_only(params)
+    state.require_split(params)
     since, until = log_window(params, now)
     known, intended = known_clients(params), intended_fingerprints(params)
     with window_entries(clients, params, since, sources) as (entries, notes):

@@ -26,7 +26,6 @@ from mtlskit.change.impact import (
     KnownClient,
     known_clients,
     log_window,
-    split_only,
     window_entries,
 )
 from mtlskit.change.seen import KEYED, client_label, fingerprint_hex, listed, relation, window_args
@@ -227,7 +226,7 @@ def readiness_for(
 ) -> Readiness:
     """The readiness report of the live stack over the last `changes.report_window_seconds`: entries
     pulled through the Logging API, or exported files when `sources` are given."""
-    split_only(params)
+    state.require_split(params)
     live = state.live_state(clients, params)
     since, until = log_window(params, now)
     known = known_clients(params)

@@ -10,8 +10,6 @@ here makes a Python object per entry.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from mtlskit.config.params import is_fingerprint
+from mtlskit.rules import logentry
 from mtlskit.verify import logscan
 
 # The flat columns the queries read (beside `ts`).
@@ -158,18 +157,12 @@ def cell_text(value: Any) -> str:
 
 
 def fingerprint_hex(value: Any) -> str:
-    """A logged SHA-256 fingerprint (unpadded Base64, as the load balancer writes it, or hex) as
-    lowercase hex; empty when there is none or it is not a SHA-256."""
+    """A logged SHA-256 fingerprint (unpadded Base64, as the load balancer writes it, or hex as people
+    write it) as lowercase hex; empty when there is none or it is not a SHA-256."""
     text = cell_text(value).strip()
-    if not text:
-        return ""
     if is_fingerprint(text):
         return text.replace(":", "").lower()
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return ""
-    return raw.hex() if len(raw) == 32 else ""
+    return logentry.fingerprint_hex(text) if text else ""
 
 
 def normal_serial(value: Any) -> str:
