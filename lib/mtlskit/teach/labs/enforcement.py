@@ -236,7 +236,11 @@ def check_gate(lab: Lab, would_be_refused: Any) -> Any:
     )
     named = sorted(map(sending.normalised, first["named"])) if first else []
     rows = [
-        {"item": "gate", "your prediction": "refused", "observed": first[GATE] if first else "(not tried)"},
+        {
+            "item": "gate",
+            "your prediction": "(not asked)",
+            "observed": first[GATE] if first else "(not tried)",
+        },
         {
             "item": "named",
             "your prediction": ", ".join(predicted) if predicted is not None else "(none)",
