@@ -23,10 +23,18 @@ from mtlskit.verify.changerecords import ChangeRecord
 
 
 def last_phase_record(params: Params) -> ChangeRecord:
-    """The newest record of a phase that changed something (applied, or failed after applying); a
-    rollback's own record is not one (rolling back a rollback is a change to make with c10)."""
+    """The newest record of a phase that changed something (applied, or failed after applying) and
+    was not rolled back since; a rollback's own record is not one (rolling back a rollback is a
+    change to make with c10)."""
+    kept = list(records.read_records(params))
     found = [
-        r for r in records.read_records(params) if r.kind != "rollback" and r.outcome in ("applied", "failed")
+        r
+        for i, r in enumerate(kept)
+        if r.kind != "rollback"
+        and r.outcome in ("applied", "failed")
+        and not any(
+            o.kind == "rollback" and o.change_id == r.change_id and o.phase == r.phase for o in kept[i + 1 :]
+        )
     ]
     if not found:
         raise ChangeRefused(

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mtlskit.change import apply, proof, rollback
-from mtlskit.change.enforce_page import PLAN_ONLY, _with_bar, recorded, state_rows
+from mtlskit.change.enforce_page import PLAN_ONLY, recorded, state_rows, with_bar
 from mtlskit.change.phases import trust_phases
 from mtlskit.change.run import Next, PhaseRun, default_reporter, next_phase, run_phase
 from mtlskit.change.state import TrustState, live_state, require_split, target_state
@@ -106,7 +106,7 @@ class TrustChangePage:
             return tables.skipped_frame(p.refused or NOTHING_LEFT)
         report = p.report
         nxt = p.nxt
-        self.result = _with_bar(
+        self.result = with_bar(
             nxt.phase.label,
             lambda progress: self.step.call(run_phase, nxt, lambda *_: report, progress),
         )
@@ -234,7 +234,7 @@ class RollbackPage:
             return tables.skipped_frame(self.refused)
         last = self.last
         try:
-            self.result = _with_bar(
+            self.result = with_bar(
                 "rollback", lambda progress: self.step.call(rollback.rollback, last, progress)
             )
         except ChangeRefused as err:
