@@ -21,11 +21,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtlskit.build.plan import Change
 from mtlskit.change.apply import plan_state
+from mtlskit.change.impact import Gate
 from mtlskit.change.phases import SWITCH, Phase
+from mtlskit.change.readiness import Readiness, readiness_for
 from mtlskit.change.rollback import rollback
 from mtlskit.change.run import Next, PhaseRun, Progress, run_phase
 from mtlskit.change.state import REJECT, TrustState, live_state, require_split
@@ -35,10 +37,6 @@ from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, TopologyUnsupported
 from mtlskit.verify import changerecords
-
-if TYPE_CHECKING:
-    from mtlskit.change.impact import Gate
-    from mtlskit.change.readiness import Readiness
 
 KIND: changerecords.Kind = "enforcement"
 GATE = "enforcement gate"
@@ -125,10 +123,6 @@ def prepare(clients: Clients, params: Params) -> Prepared:
         target = target_of(params, live)
     except ChangeRefused as err:
         return Prepared(live, refused=str(err))
-    from mtlskit.change.readiness import (
-        readiness_for,
-    )  # the report reads logs with DuckDB: load it when asked
-
     report = ReadinessReport(readiness_for(clients, params), params.changes.max_refused_share)
     return Prepared(live, target, report, plan_state(clients, params, target))
 

@@ -90,12 +90,12 @@ class EnforcementPage:
         return pd.DataFrame(rows)
 
     def _table(self, name: str) -> pd.DataFrame:
-        r = self._prepared().readiness
-        return (
-            tables.skipped_frame(self._prepared().refused or "no readiness report")
-            if r is None
-            else getattr(r, name)
-        )
+        """One of the readiness report's tables, or why there is no report."""
+        p = self._prepared()
+        if p.readiness is not None:
+            frame: pd.DataFrame = getattr(p.readiness, name)
+            return frame
+        return tables.skipped_frame(p.refused or p.gate_check().evidence)
 
     def by_client(self) -> pd.DataFrame:
         """Clients that sent no certificate or one whose chain did not verify: who the flip refuses."""
