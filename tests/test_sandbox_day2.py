@@ -107,9 +107,19 @@ def _delay(plane: Plane, seconds: float) -> None:
 
 
 def _propagate(plane: Plane) -> dict[str, Any]:
-    """Let every change waiting apply now, and return the listener once it has."""
+    """Let every change made so far apply now, and return the listener once it has: the second data
+    plane refresh from now has read the control plane after every change (the first may have begun
+    before the last one), and nothing it saw is still waiting."""
+    start = sandbox_call(plane.clients, "dataplane")["refreshes"]
     _delay(plane, SHORT)
-    return _applied(plane)
+    polled = poll(
+        lambda: sandbox_call(plane.clients, "dataplane"),
+        lambda s: s["refreshes"] >= start + 2 and not s["listeners"][0]["pending"],
+        20.0,
+        every=0.05,
+    )
+    assert polled.done, polled.value
+    return dict(polled.value["listeners"][0])
 
 
 def _fresh(
@@ -192,6 +202,12 @@ def test_the_params_delay_reaches_the_sandbox_and_a_new_stack_is_served_at_once(
         refused = requests.post(f"{plane.clients.endpoint}/_sandbox/dataplane", json=bad, timeout=10)
         assert refused.status_code == 400 and "propagation_delay" in refused.text, refused.text
     assert sandbox_call(plane.clients, "dataplane")["propagation_delay_seconds"] == 0.25  # unchanged
+    # Params edited while the sandbox runs: the next client factory call passes the new delay on.
+    edited = plane.params.model_copy(
+        update={"sandbox": plane.params.sandbox.model_copy(update={"propagation_delay_seconds": 0.4})}
+    )
+    build_clients(edited)
+    assert sandbox_call(plane.clients, "dataplane")["propagation_delay_seconds"] == 0.4
 
 
 def test_a_mode_patch_reaches_only_new_connections_after_the_delay(plane: Plane) -> None:
