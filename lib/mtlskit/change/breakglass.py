@@ -125,6 +125,7 @@ class BreakGlass:
 def break_glass(clients: Clients, params: Params, on_progress: Progress | None = None) -> BreakGlass:
     """One step to ALLOW mode (or the policy detached), proven (a client without a certificate reaches
     the backend) and recorded with the state before it."""
+    require_split(params)
     live = live_state(clients, params)
     after = relaxed(params, live)
     if after is None:
