@@ -138,8 +138,8 @@ class Enforcement:
         if self.run is None:
             return [self.prepared.gate_check()]
         out = self.run.checks()
+        back = self.went_back
         if self.way_back:
-            back = self.went_back
             out.append(
                 Check(
                     "way back",
@@ -148,7 +148,7 @@ class Enforcement:
                     "run c40_rollback with apply=True: it restores the state recorded before the flip",
                 )
             )
-        if back := self.went_back:
+        if back is not None:
             out += [Check(f"rollback: {c.name}", c.status, c.evidence, c.fix) for c in back.checks()]
         return out
 
@@ -163,6 +163,8 @@ def flip(
     """Take the flip `prepared` describes, through `change.run` like every phase: recorded as refused
     when its gate did not pass, else applied, waited for, proven and watched, then recorded; when the
     proof or the watch failed, the way back is named, or taken (`changes.rollback_on_failure`)."""
+    if not prepared.refused and live_state(clients, params) != prepared.live:
+        prepared = prepare(clients, params)  # the live state moved since the report was read: read again
     result = Enforcement(prepared)
     if prepared.enforcing or prepared.refused or prepared.report is None or prepared.target is None:
         return result
