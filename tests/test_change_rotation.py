@@ -193,3 +193,28 @@ def test_c10_page_refuses_a_gate_as_a_failed_check_and_c40_page_takes_back_the_l
     assert [c.status for c in back.checks() if c.status == "fail"] == [], back.checks()
     assert set(back.proof()["verdict"]) == {"pass"}
     assert live_state(s.clients, strict) == target_state(s.new)  # back before the reverse rotation
+
+
+def test_a_phase_the_load_balancer_has_not_applied_in_time_fails_and_its_way_back_is_taken(
+    built: Stack,
+) -> None:
+    """A propagation timeout shorter than the sandbox's delay: the wait sees the old verdict to the
+    end, the proof fails, the phase is recorded as failed and, as the params ask, the way back is
+    taken at once and proven."""
+    s = built
+    impatient = s.old.model_copy(
+        update={
+            "changes": s.old.changes.model_copy(
+                update={"propagation_timeout_seconds": 0.3, "poll_seconds": 0.1, "rollback_on_failure": True}
+            )
+        }
+    )
+    before = live_state(s.clients, impatient)
+    page = trust_page.trust_change(Step(impatient, s.clients, apply=True))
+    page.run()
+    checks = {c.name: c for c in page.checks()}
+    assert checks["load balancer applied the change"].status == "fail"
+    assert page.result and page.result.record and page.result.record.outcome == "failed"
+    assert checks["way back"].status == "pass" and checks["way back"].evidence.startswith("taken")
+    assert checks["rollback: load balancer applied the change"].status == "pass"
+    assert live_state(s.clients, impatient) == before

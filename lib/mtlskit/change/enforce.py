@@ -28,7 +28,7 @@ from mtlskit.change.apply import plan_state
 from mtlskit.change.impact import Gate
 from mtlskit.change.phases import SWITCH, Phase
 from mtlskit.change.readiness import Readiness, readiness_for
-from mtlskit.change.rollback import rollback
+from mtlskit.change.rollback import WayBack, way_back
 from mtlskit.change.run import Next, PhaseRun, Progress, run_phase
 from mtlskit.change.state import REJECT, TrustState, live_state, require_split
 from mtlskit.change.watch import watch
@@ -137,20 +137,7 @@ class Enforcement:
     def checks(self) -> list[Check]:
         if self.run is None:
             return [self.prepared.gate_check()]
-        out = self.run.checks()
-        back = self.went_back
-        if self.way_back:
-            out.append(
-                Check(
-                    "way back",
-                    "pass" if back is not None and back.passed else "warn",
-                    self.way_back,
-                    "run c40_rollback with apply=True: it restores the state recorded before the flip",
-                )
-            )
-        if back is not None:
-            out += [Check(f"rollback: {c.name}", c.status, c.evidence, c.fix) for c in back.checks()]
-        return out
+        return self.run.checks() + WayBack(self.way_back, self.went_back).checks()
 
 
 def flip(
@@ -179,17 +166,8 @@ def flip(
     report = prepared.report
     run = run_phase(clients, params, nxt, lambda *_: report, on_progress, after_proof=watched)
     result.run = run
-    if run.record is None or run.record.outcome != "failed":
-        return result
-    result.way_back = (
-        f"the state before the flip (mode {prepared.live.mode}, trust config {prepared.live.fingerprint()}) "
-        f"is in change record {run.record.file_name()}: c40_rollback with apply=True restores it"
-    )
-    if params.changes.rollback_on_failure:
-        if on_progress:
-            on_progress("the flip did not hold: taking the way back (changes.rollback_on_failure)", 0.0)
-        result.went_back = rollback(clients, params, run.record, on_progress)
-        result.way_back = f"taken (changes.rollback_on_failure): {result.way_back}"
+    back = way_back(clients, params, run, "the flip", on_progress)
+    result.way_back, result.went_back = back.text, back.went_back
     return result
 
 
