@@ -133,7 +133,7 @@ class BreakGlassPage:
     step: Step
     way_back: bool = False
     broke: breakglass.BreakGlass | None = None
-    went_back: breakglass.WayBack | None = None
+    went_back: breakglass.Restored | None = None
     refused: str = ""
 
     def state(self) -> pd.DataFrame:
