@@ -364,6 +364,19 @@ def test_the_rotation_lab_judges_the_phases_it_saw(offline_lab: Lab) -> None:
     ).right  # the first try counts
 
 
+def test_the_rotation_lab_moves_the_params_to_the_next_ca_and_keeps_the_rest(offline_lab: Lab) -> None:
+    offline_lab.seen["intended"] = ["/somewhere/old-client.pem"]
+    moved = rotation.rotation_params(offline_lab)
+    pki = certs.DemoPki.in_state_dir(offline_lab.params.state_dir)
+    assert moved.mtls.trust_anchors == [str(pki.cert(certs.NEXT_ANCHOR))]
+    assert moved.mtls.intermediates == [str(pki.cert(certs.NEXT_INTERMEDIATE))]
+    assert moved.mtls.allowlisted == offline_lab.params.mtls.allowlisted
+    assert [c.name for c in moved.changes.proof_clients] == [rotation.NEW_CA_CLIENT]  # added: none had one
+    assert moved.changes.intended_refusals == ["/somewhere/old-client.pem"]
+    assert 0 < moved.changes.report_window_seconds < 60  # since the lab started, not the params' hour
+    assert offline_lab.params.mtls.trust_anchors != moved.mtls.trust_anchors  # the lab's own are kept
+
+
 def test_the_enforcement_lab_compares_the_named_clients_whatever_their_order(offline_lab: Lab) -> None:
     offline_lab.seen["steps"] = [
         {"step": "flip", "gate": "refused", "named": ["billing-batch", "status-monitor"]}
