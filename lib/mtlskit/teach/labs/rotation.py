@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mtlskit.change import proof as proofs
-from mtlskit.change.apply import diff_rows
+from mtlskit.change.apply import diff_rows, plan_state
 from mtlskit.change.impact import ClientImpact, report_for_change
 from mtlskit.change.phases import trust_phases
 from mtlskit.change.rollback import rollback
@@ -124,6 +124,17 @@ def changes(lab: Lab) -> pd.DataFrame:
     """The certificates the whole rotation adds and removes, by subject and SHA-256."""
     clients, params = lab.step.clients, rotation_params(lab)
     return pd.DataFrame(diff_rows(live_state(clients, params), target_state(params)))
+
+
+def by_hand(lab: Lab) -> str:
+    """The next phase's change by hand: the gcloud command the kit's plan gives for it (an import of
+    the trust config file the kit writes, with both CAs in phase 1)."""
+    clients, params = lab.step.clients, rotation_params(lab)
+    phases = trust_phases(live_state(clients, params), target_state(params))
+    if not phases:
+        return "nothing left: the trust config already is the rotation's target"
+    changes = plan_state(clients, params, phases[0].after)
+    return "\n".join(c.gcloud for c in changes if c.gcloud) or "nothing to change by hand"
 
 
 # ---- the impact report --------------------------------------------------------------------------------
