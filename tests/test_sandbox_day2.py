@@ -107,9 +107,19 @@ def _delay(plane: Plane, seconds: float) -> None:
 
 
 def _propagate(plane: Plane) -> dict[str, Any]:
-    """Let every change waiting apply now, and return the listener once it has."""
+    """Let every change made so far apply now, and return the listener once it has: the second data
+    plane refresh from now has read the control plane after every change (the first may have begun
+    before the last one), and nothing it saw is still waiting."""
+    start = sandbox_call(plane.clients, "dataplane")["refreshes"]
     _delay(plane, SHORT)
-    return _applied(plane)
+    polled = poll(
+        lambda: sandbox_call(plane.clients, "dataplane"),
+        lambda s: s["refreshes"] >= start + 2 and not s["listeners"][0]["pending"],
+        20.0,
+        every=0.05,
+    )
+    assert polled.done, polled.value
+    return dict(polled.value["listeners"][0])
 
 
 def _fresh(
@@ -152,6 +162,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def _logged_fingerprint(path: Path) -> str:
+    """A certificate file's SHA-256 as the load balancer logs it."""
+    return le.fingerprint_value(bytes.fromhex(_sha256(path)))
+
+
 def _pem(path: Path) -> str:
     return path.read_text()
 
@@ -187,6 +202,12 @@ def test_the_params_delay_reaches_the_sandbox_and_a_new_stack_is_served_at_once(
         refused = requests.post(f"{plane.clients.endpoint}/_sandbox/dataplane", json=bad, timeout=10)
         assert refused.status_code == 400 and "propagation_delay" in refused.text, refused.text
     assert sandbox_call(plane.clients, "dataplane")["propagation_delay_seconds"] == 0.25  # unchanged
+    # Params edited while the sandbox runs: the next client factory call passes the new delay on.
+    edited = plane.params.model_copy(
+        update={"sandbox": plane.params.sandbox.model_copy(update={"propagation_delay_seconds": 0.4})}
+    )
+    build_clients(edited)
+    assert sandbox_call(plane.clients, "dataplane")["propagation_delay_seconds"] == 0.4
 
 
 def test_a_mode_patch_reaches_only_new_connections_after_the_delay(plane: Plane) -> None:
@@ -339,7 +360,7 @@ def test_log_entries_name_each_source_address_and_certificate_in_both_modes(plan
     assert allowed.http_request["requestUrl"].endswith("/src-11")
     assert allowed.payload["remoteIp"] == "127.0.0.11"
     mtls = allowed.payload[le.MTLS]
-    assert le.fingerprint_hex(mtls[le.CERT_FINGERPRINT]) == _sha256(plane.pki / "client.pem")
+    assert mtls[le.CERT_FINGERPRINT] == _logged_fingerprint(plane.pki / "client.pem")
     assert mtls[le.CERT_SERIAL] == le.serial_value(leaf.serial_number)
     assert dn.text(mtls[le.CERT_ISSUER_DN]) == issuer.subject.rfc4514_string()
     assert dn.text(mtls[le.CERT_SUBJECT_DN]) == leaf.subject.rfc4514_string()
@@ -356,4 +377,4 @@ def test_log_entries_name_each_source_address_and_certificate_in_both_modes(plan
         assert fields[le.CERT_PRESENT] is True and fields[le.CERT_CHAIN_VERIFIED] is False
         assert dn.text(fields[le.CERT_ISSUER_DN]) == untrusted.issuer.rfc4514_string()
         assert dn.text(fields[le.CERT_SUBJECT_DN]) == untrusted.subject.rfc4514_string()
-        assert le.fingerprint_hex(fields[le.CERT_FINGERPRINT]) == _sha256(plane.pki / "untrusted-client.pem")
+        assert fields[le.CERT_FINGERPRINT] == _logged_fingerprint(plane.pki / "untrusted-client.pem")

@@ -14,6 +14,7 @@ from mtlskit.pki import certs
 from mtlskit.rules import dn
 from mtlskit.rules import logentry as le
 from mtlskit.rules.verdict import Verdict
+from mtlskit.sandbox import contract
 from mtlskit.sandbox.mtls_headers import expand, log_fields, request_headers, variables
 
 
@@ -63,14 +64,13 @@ def test_log_fields_carry_the_certificate_in_the_documented_words_and_formats() 
     leaf = certs.issue("leaf.test", issuer=issuer, eku=certs.CLIENT_AUTH)
     fields = log_fields(variables(True, leaf.cert, [], Verdict(True, False, "client_cert_validation_failed")))
     assert tuple(fields) == le.MTLS_FIELDS
+    assert set(le.MTLS_FIELDS) <= contract.LB_MTLS_FIELDS  # every one a documented field
     assert fields[le.CERT_PRESENT] is True and fields[le.CERT_CHAIN_VERIFIED] is False
-    assert (
-        le.fingerprint_hex(str(fields[le.CERT_FINGERPRINT])) == leaf.cert.fingerprint(hashes.SHA256()).hex()
-    )
+    assert fields[le.CERT_FINGERPRINT] == le.fingerprint_value(leaf.cert.fingerprint(hashes.SHA256()))
+    assert "=" not in str(fields[le.CERT_FINGERPRINT])  # unpadded, as the header variable
     assert dn.text(str(fields[le.CERT_ISSUER_DN])) == issuer.cert.subject.rfc4514_string()
     assert dn.text(str(fields[le.CERT_SUBJECT_DN])) == leaf.cert.subject.rfc4514_string()
     assert fields[le.CERT_SERIAL] == le.serial_value(leaf.cert.serial_number)
     assert le.mtls_path(le.CERT_ISSUER_DN) == "jsonPayload.mtls.clientCertIssuerDn"
-    assert le.fingerprint_hex("not base64!") == ""
     missing = log_fields(variables(True, None, [], Verdict(False, False, le.NOT_PROVIDED)))
     assert missing[le.CERT_PRESENT] is False and missing[le.CERT_ISSUER_DN] == ""
