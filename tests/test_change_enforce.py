@@ -104,23 +104,6 @@ def _entry(
     }
 
 
-def test_the_watch_counts_refused_clients_but_not_the_kits_own_probes() -> None:
-    probe_url = "https://api.test/.mtlskit/probe/abc123"
-    frame = logs.entries_frame(
-        [
-            _entry("127.0.0.1", FORWARDED, probe_url, "aa"),  # a probe: its address is the probes'
-            _entry("127.0.0.1", NOT_PROVIDED),  # the probe without a certificate, refused
-            _entry("127.0.0.5", NOT_PROVIDED),
-            _entry("127.0.0.5", NOT_PROVIDED),
-            _entry("127.0.0.6", "client_cert_validation_failed", fingerprint="bb"),
-            _entry("127.0.0.7", FORWARDED, fingerprint="cc"),
-        ]
-    )
-    requests, refused = watch.refused_by_client(frame)
-    assert requests == 4 and refused == {"127.0.0.5": 2, "bb": 1}
-    assert watch.refused_by_client(logs.entries_frame([])) == (0, {})
-
-
 def test_a_look_fails_on_a_proof_case_or_refusals_above_the_share() -> None:
     ok = (Check("proof new CA: probe certificate", "pass", "accepted"),)
     assert not watch.Look(ok, 10).failed
@@ -145,3 +128,28 @@ def test_a_population_spreads_the_clients_without_a_certificate(pki_dir: Path) -
         traffic.population(p, 10, 11)
     with pytest.raises(ValueError, match="127.0.0.0/8"):
         traffic.population(p, 300, 0, first_source="127.255.255.0")
+
+
+def test_readiness_leaves_out_the_kits_own_probes() -> None:
+    """50_verify and every proof send requests without a certificate: in ALLOW mode they are logged
+    with their probe id; refused in REJECT mode, from the same address, without a URL."""
+    from mtlskit.change.readiness import readiness
+
+    frame = logs.entries_frame(
+        [
+            _entry("127.0.0.1", FORWARDED, "https://api.test/.mtlskit/probe/abc", "aa"),
+            {
+                **_entry("127.0.0.1", FORWARDED, "https://api.test/.mtlskit/probe/abd"),
+                "jsonPayload": {"statusDetails": FORWARDED, "mtls": {"clientCertPresent": False}},
+            },
+            _entry("127.0.0.1", NOT_PROVIDED),
+            _entry("127.0.0.5", FORWARDED, fingerprint="cc"),
+            {
+                **_entry("127.0.0.6", FORWARDED),
+                "jsonPayload": {"statusDetails": FORWARDED, "mtls": {"clientCertPresent": False}},
+            },
+        ]
+    )
+    report = readiness(frame)
+    assert (report.requests, report.refused) == (2, 1)
+    assert [str(c) for c in report.by_client["remote_ip"]] == ["127.0.0.6"]

@@ -158,6 +158,8 @@ def test_without_such_clients_the_flip_passes_and_is_proven_and_watched(b: Front
     clients = traffic.population(b.params, 100, 0)
     sent = traffic.send(b.target(), clients)
     assert all(s.status == 200 for s in sent), {(s.status, s.ended) for s in sent}
+    # 50_verify's probes (no certificate, foreign, expired, ...) are the kit's own, not clients
+    assert len(probe.send_probes(b.clients, b.allow, b.target())) > 5
 
     result = enforce.enforce(b.clients, b.params)
 

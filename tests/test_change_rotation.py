@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from mtlskit.build import frontend, stack, trust
-from mtlskit.change import proof, rollback, run
+from mtlskit.change import proof, rollback, run, trust_page
 from mtlskit.change.state import live_state, target_state
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config.params import Params
 from mtlskit.migrate import rehearsal
 from mtlskit.migrate.traffic import SteadyClient, fixed_address
 from mtlskit.pki import certs
+from mtlskit.runner.step import Step, StepFailed
 from mtlskit.sandbox import process
 from mtlskit.verify import changerecords, probe
 
@@ -162,3 +163,58 @@ def test_rollback_from_each_phase_restores_the_previous_verdicts(built: Stack) -
     # After the rollback of phase 2 the rotation is open again: a re-run is its phase 2.
     nxt = run.next_phase(params, live_state(s.clients, params), target_state(params))
     assert nxt is not None and (nxt.kind, nxt.number, nxt.change_id) == ("rotation", 2, again.change_id)
+
+
+def test_c10_page_refuses_a_gate_as_a_failed_check_and_c40_page_takes_back_the_last_phase(
+    built: Stack,
+) -> None:
+    """The notebooks' calls, in process: after the reverse rotation's rollback of phase 2, c10 without
+    the next CA's client named as an intended refusal shows phase 2 next and its gate refusing that
+    client (accepted in the window): a failed check, the record says refused, nothing changed. c40
+    then takes back the last phase not rolled back yet (phase 1), proven."""
+    s = built
+    strict = s.old.model_copy(update={"changes": s.old.changes.model_copy(update={"intended_refusals": []})})
+    before = live_state(s.clients, strict)
+    page = trust_page.trust_change(Step(strict, s.clients, apply=True))
+    assert page.phases()["phase"][0] == "rotation phase 2 of 2 (next)"
+    assert page.gate().startswith("FAIL: 1 client(s) accepted today would be refused")
+    assert set(page.diff()["change"]) == {"keep", "remove"}
+    page.run()
+    (gate,) = [c for c in page.checks() if c.name == "gate rotation phase 2 of 2"]
+    assert gate.status == "fail" and "next-ca-client" in gate.evidence
+    with pytest.raises(StepFailed, match="gate rotation phase 2 of 2"):
+        page.step.finish(page.checks())
+    assert live_state(s.clients, strict) == before
+    assert changerecords.last_record(strict).outcome == "refused"  # type: ignore[union-attr]
+
+    back = trust_page.rollback_change(Step(strict, s.clients, apply=True))
+    assert "rotation phase 1 of 2" in back.recorded_phase()["value"][0]
+    back.run()
+    assert [c.status for c in back.checks() if c.status == "fail"] == [], back.checks()
+    assert set(back.proof()["verdict"]) == {"pass"}
+    assert live_state(s.clients, strict) == target_state(s.new)  # back before the reverse rotation
+
+
+def test_a_phase_the_load_balancer_has_not_applied_in_time_fails_and_its_way_back_is_taken(
+    built: Stack,
+) -> None:
+    """A propagation timeout shorter than the sandbox's delay: the wait sees the old verdict to the
+    end, the proof fails, the phase is recorded as failed and, as the params ask, the way back is
+    taken at once and proven."""
+    s = built
+    impatient = s.old.model_copy(
+        update={
+            "changes": s.old.changes.model_copy(
+                update={"propagation_timeout_seconds": 0.3, "poll_seconds": 0.1, "rollback_on_failure": True}
+            )
+        }
+    )
+    before = live_state(s.clients, impatient)
+    page = trust_page.trust_change(Step(impatient, s.clients, apply=True))
+    page.run()
+    checks = {c.name: c for c in page.checks()}
+    assert checks["load balancer applied the change"].status == "fail"
+    assert page.result and page.result.record and page.result.record.outcome == "failed"
+    assert checks["way back"].status == "pass" and checks["way back"].evidence.startswith("taken")
+    assert checks["rollback: load balancer applied the change"].status == "pass"
+    assert live_state(s.clients, impatient) == before

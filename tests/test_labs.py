@@ -1,32 +1,45 @@
 """The hands-on labs: each runs under nbval with the reference answers filled in and every check cell
 must say right; run blank, each runs clean and every check says not yet. Plus the refusals and the
-answer checks that need no sandbox."""
+answer checks that need no sandbox, and the change notebooks lab 08 teaches run headless (their
+refused gate is exit code 1 with its reason on stderr)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from click.testing import CliRunner
 from papermill.parameterize import parameterize_notebook
 
 from mtlskit.build import stack
+from mtlskit.change import traffic
+from mtlskit.change.apply import apply_state
+from mtlskit.change.proof import wait_applied
+from mtlskit.change.state import ALLOW, TrustState, live_state
+from mtlskit.cli import _notebook_names, main
 from mtlskit.cloud.clients import build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
 from mtlskit.migrate import rehearsal
 from mtlskit.pki import certs
+from mtlskit.runner import execute
 from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
 from mtlskit.teach import labs
-from mtlskit.teach.labs import anchor, certificates, chain, gateway, modes, outage
+from mtlskit.teach.labs import anchor, certificates, chain, enforcement, gateway, modes, outage, rotation
 from mtlskit.teach.labs.lab import Lab
+from mtlskit.verify import changerecords, probe
 from tests.conftest import free_port, run_nbval
 
 LAB_DIR = paths.repo_root() / "notebooks" / "labs"
+CHANGE_NOTEBOOKS = ("c10_trust_change", "c20_enforce_mtls", "c30_break_glass", "c40_rollback")
+NO_CERTIFICATE_FROM = "127.0.0.41"
+BUSIEST = 40
 # How many check cells each lab has: every one must leave a verdict.
 CHECKS = {
     certificates.NAME: 1,
@@ -35,6 +48,8 @@ CHECKS = {
     chain.NAME: 2,
     outage.NAME: 2,
     gateway.NAME: 3,
+    rotation.NAME: 4,
+    enforcement.NAME: 3,
 }
 # The labs whose params file names both the split frontend and the Gateway (params/sandbox-gateway.yaml).
 GATEWAY_LABS = {gateway.NAME}
@@ -52,6 +67,7 @@ def lab_params_file(state_dir: Path, out: Path) -> Path:
     rehearsal's TTLs and drain window in seconds (`gateway_params_file`)."""
     data = params_mod.sandbox_default(state_dir)
     data["sandbox"].update({"data_plane_port": free_port(), "operation_delay_seconds": 0.1})
+    data["changes"]["records"] = str(state_dir.parent / "change-records")  # labs 07 and 08 record changes
     out.write_text(yaml.safe_dump(data))
     source = paths.repo_root() / "params" / "sandbox-gateway.yaml"
     both = params_mod.sandbox_default(state_dir, source)
@@ -177,6 +193,53 @@ def test_the_gateway_labs_way_back_after_the_cut_over_leaves_the_split_stack(lab
     assert_put_back(lab_sandbox)
 
 
+@pytest.mark.e2e
+def test_a_refused_enforcement_gate_exits_1_headless_with_its_reason_on_stderr(
+    lab_sandbox: Path, tmp_path: Path
+) -> None:
+    """What lab 08 shows in a notebook, as a scheduler sees it: `mtlskit run --apply c20_enforce_mtls`
+    on a stack in ALLOW mode with a client sending no certificate exits 1, names the failing gate and
+    the client on stderr, and changes nothing. (On the labs' sandbox, which is built already.)"""
+    params = params_mod.load(lab_sandbox)
+    clients = build_clients(params)
+    live = live_state(clients, params)
+    allow = TrustState(live.certs, ALLOW, attached=True)
+    apply_state(clients, params, allow)
+    try:
+        assert wait_applied(clients, params, live, allow).done
+        bare = traffic.Client("batch-job", NO_CERTIFICATE_FROM)
+        # The busiest client is named first (the reason lists five): the labs' own are in the window too.
+        sent = traffic.send(probe.locate_frontend(clients, params), [bare], BUSIEST)
+        assert {s.status for s in sent} == {200}  # forwarded, and logged without a certificate
+        run = [
+            "run",
+            "--params",
+            str(lab_sandbox),
+            "--apply",
+            "--out",
+            str(tmp_path / "run"),
+            "c20_enforce_mtls",
+        ]
+        result = CliRunner().invoke(main, run)
+        assert result.exit_code == 1, result.output
+        failed = re.search(r"c20_enforce_mtls: check failed: [^:]*gate[^:]*: (.*)", result.stderr)
+        assert failed and "would be refused" in failed[1], result.stderr
+        assert NO_CERTIFICATE_FROM in failed[1]  # the client the flip would cut off, named
+        assert "exit code 1: a check failed" in result.stderr
+        assert live_state(clients, params) == allow  # nothing was changed
+        record = changerecords.last_record(params, kind="enforcement")
+        assert record is not None and (record.outcome, record.exit_code) == ("refused", 1)
+    finally:
+        labs.put_back(Lab("check", Step(params, clients, apply=True)))
+    assert_put_back(lab_sandbox)
+
+
+def test_the_change_notebooks_are_found_by_name() -> None:
+    present = [n for n in CHANGE_NOTEBOOKS if execute.notebook_path(n).is_file()]
+    assert "c20_enforce_mtls" in present
+    assert _notebook_names(False, False, tuple(present)) == present
+
+
 # ---- no sandbox -------------------------------------------------------------------------------------------
 
 
@@ -259,10 +322,57 @@ def test_missing_or_malformed_answers_say_not_yet_and_never_raise(offline_lab: L
         gateway.check_side_by_side(offline_lab, answer),
         gateway.check_cutover(offline_lab, answer),
         gateway.check_retired(offline_lab, answer),
+        rotation.check_impact(offline_lab, answer),
+        rotation.check_phase_1(offline_lab, answer),
+        rotation.check_phase_2(offline_lab, answer),
+        rotation.check_rollback(offline_lab, answer),
+        enforcement.check_gate(offline_lab, answer),
+        enforcement.check_flip(offline_lab, answer),
+        enforcement.check_break_glass(offline_lab, answer),
     ]
-    assert [v.right for v in verdicts] == [False] * 8
+    assert [v.right for v in verdicts] == [False] * 15
     assert all(v.line.startswith("not yet: ") for v in verdicts)
     assert offline_lab.verdicts == verdicts
+
+
+def test_the_rotation_lab_judges_the_phases_it_saw(offline_lab: Lab) -> None:
+    offline_lab.seen["impact"] = {"phase 1": [], "phase 2": ["old CA"]}
+    assert rotation.check_impact(offline_lab, {"phase 1": [], "phase 2": ["Old CA"]}).right
+    wrong = rotation.check_impact(offline_lab, {"phase 1": ["old CA"], "phase 2": ["old CA"]})
+    assert not wrong.right and wrong.line.startswith("not yet: phase 1 differ")
+    both = {"old CA": "accepted", "new CA": "accepted", "foreign": "refused", "missing": "refused"}
+    refused_first = {"label": "rotation phase 2 of 2", "gate": "refused", "timeline": [], "verdicts": {}}
+    applied = {
+        "label": "rotation phase 1 of 2",
+        "gate": "passed",
+        "timeline": [
+            (0.05, "next-ca-client: closed after the TLS handshake"),
+            (1.1, "next-ca-client: HTTP 200"),
+        ],
+        "verdicts": both,
+    }
+    offline_lab.seen["runs"] = [applied, refused_first]
+    seen_then = {"right after the PATCH": "refused", **both}
+    assert rotation.check_phase_1(offline_lab, seen_then).right
+    assert not rotation.check_phase_1(offline_lab, {**seen_then, "right after the PATCH": "accepted"}).right
+    assert not rotation.check_phase_2(offline_lab, {"gate": "refused"}).right  # phase 2 never applied
+    phase_2 = {**both, "old CA": "refused"}
+    offline_lab.seen["runs"].append({**refused_first, "gate": "passed", "verdicts": phase_2})
+    assert rotation.check_phase_2(offline_lab, {"gate": "refused", **phase_2}).right
+    assert not rotation.check_phase_2(
+        offline_lab, {"gate": "passed", **phase_2}
+    ).right  # the first try counts
+
+
+def test_the_enforcement_lab_compares_the_named_clients_whatever_their_order(offline_lab: Lab) -> None:
+    offline_lab.seen["steps"] = [
+        {"step": "flip", "gate": "refused", "named": ["billing-batch", "status-monitor"]}
+    ]
+    assert enforcement.check_gate(offline_lab, ["status-monitor", "Billing-Batch"]).right
+    assert not enforcement.check_gate(offline_lab, ["status-monitor"]).right
+    offline_lab.seen["population"] = enforcement.population(offline_lab.params, fixed=False)
+    named = enforcement._names(offline_lab, ["40% would be refused: 127.0.0.23, no certificate; 127.0.0.250"])
+    assert named == ["billing-batch"]  # 127.0.0.25 is not read inside 127.0.0.250
 
 
 def test_wrong_predictions_are_named_against_what_was_logged(offline_lab: Lab) -> None:

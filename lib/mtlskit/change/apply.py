@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import field_mask_pb2
+
 from mtlskit.build import frontend, trust
 from mtlskit.build.plan import Change
 from mtlskit.change.state import TrustState, live_state, require_split
@@ -141,9 +143,23 @@ def apply_state(clients: Clients, params: Params, target: TrustState) -> list[Ch
     plan it applied. A second call with the same target plans "no change" and sends nothing."""
     ownership.may_apply(params, apply=True)
     changes = plan_state(clients, params, target)
-    trust.apply_trust(clients, params, [c for c in changes if c.kind in trust.TRUST_KINDS])
+    trust.apply_trust(clients, params, [c for c in changes if c.kind == trust.TRUST_CONFIG.name])
+    for c in changes:
+        if c.kind == trust.SERVER_TLS_POLICY.name and c.action == "update":
+            _patch_mode(clients, params, c)
     frontend.apply_frontend(clients, params, [c for c in changes if c.kind == PROXY])
     return changes
+
+
+def _patch_mode(clients: Clients, params: Params, change: Change) -> None:
+    """The policy's mode alone, by an update mask naming it: whatever else the policy holds (its
+    trust config, labels someone added) stays as it is."""
+    kind = trust.SERVER_TLS_POLICY
+    message = kind.message(change.desired)
+    message.name = kind.full_name(clients, params)
+    mask = field_mask_pb2.FieldMask(paths=change.fields)
+    op = clients.call(kind.method(clients, "update"), server_tls_policy=message, update_mask=mask)
+    clients.wait(op, f"update {kind.name} {change.name}")
 
 
 def diff_rows(before: TrustState, after: TrustState) -> list[dict[str, str]]:

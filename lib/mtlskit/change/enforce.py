@@ -21,12 +21,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtlskit.build.plan import Change
 from mtlskit.change.apply import plan_state
+from mtlskit.change.impact import Gate
 from mtlskit.change.phases import SWITCH, Phase
-from mtlskit.change.rollback import rollback
+from mtlskit.change.readiness import Readiness, readiness_for
+from mtlskit.change.rollback import WayBack, way_back
 from mtlskit.change.run import Next, PhaseRun, Progress, run_phase
 from mtlskit.change.state import REJECT, TrustState, live_state, require_split
 from mtlskit.change.watch import watch
@@ -35,10 +37,6 @@ from mtlskit.config.params import Params
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, TopologyUnsupported
 from mtlskit.verify import changerecords
-
-if TYPE_CHECKING:
-    from mtlskit.change.impact import Gate
-    from mtlskit.change.readiness import Readiness
 
 KIND: changerecords.Kind = "enforcement"
 GATE = "enforcement gate"
@@ -125,10 +123,6 @@ def prepare(clients: Clients, params: Params) -> Prepared:
         target = target_of(params, live)
     except ChangeRefused as err:
         return Prepared(live, refused=str(err))
-    from mtlskit.change.readiness import (
-        readiness_for,
-    )  # the report reads logs with DuckDB: load it when asked
-
     report = ReadinessReport(readiness_for(clients, params), params.changes.max_refused_share)
     return Prepared(live, target, report, plan_state(clients, params, target))
 
@@ -143,20 +137,7 @@ class Enforcement:
     def checks(self) -> list[Check]:
         if self.run is None:
             return [self.prepared.gate_check()]
-        out = self.run.checks()
-        if self.way_back:
-            back = self.went_back
-            out.append(
-                Check(
-                    "way back",
-                    "pass" if back is not None and back.passed else "warn",
-                    self.way_back,
-                    "run c40_rollback with apply=True: it restores the state recorded before the flip",
-                )
-            )
-        if back := self.went_back:
-            out += [Check(f"rollback: {c.name}", c.status, c.evidence, c.fix) for c in back.checks()]
-        return out
+        return self.run.checks() + WayBack(self.way_back, self.went_back).checks()
 
 
 def flip(
@@ -183,17 +164,8 @@ def flip(
     report = prepared.report
     run = run_phase(clients, params, nxt, lambda *_: report, on_progress, after_proof=watched)
     result.run = run
-    if run.record is None or run.record.outcome != "failed":
-        return result
-    result.way_back = (
-        f"the state before the flip (mode {prepared.live.mode}, trust config {prepared.live.fingerprint()}) "
-        f"is in change record {run.record.file_name()}: c40_rollback with apply=True restores it"
-    )
-    if params.changes.rollback_on_failure:
-        if on_progress:
-            on_progress("the flip did not hold: taking the way back (changes.rollback_on_failure)", 0.0)
-        result.went_back = rollback(clients, params, run.record, on_progress)
-        result.way_back = f"taken (changes.rollback_on_failure): {result.way_back}"
+    back = way_back(clients, params, run, "the flip", on_progress)
+    result.way_back, result.went_back = back.text, back.went_back
     return result
 
 

@@ -40,7 +40,9 @@ def state_rows(live: TrustState, after: TrustState | None, after_label: str) -> 
     return pd.DataFrame(rows)
 
 
-def _with_bar(what: str, fn: Callable[[Progress], Any]) -> Any:
+def with_bar(what: str, fn: Callable[[Progress], Any]) -> Any:
+    """`fn(progress)` under a progress bar whose line is the change's latest (the trust change and
+    rollback pages share it)."""
     with bar(what, unit="s") as shown:
         return fn(lambda line, _elapsed: shown.set_postfix_str(line, refresh=True))
 
@@ -88,12 +90,12 @@ class EnforcementPage:
         return pd.DataFrame(rows)
 
     def _table(self, name: str) -> pd.DataFrame:
-        r = self._prepared().readiness
-        return (
-            tables.skipped_frame(self._prepared().refused or "no readiness report")
-            if r is None
-            else getattr(r, name)
-        )
+        """One of the readiness report's tables, or why there is no report."""
+        p = self._prepared()
+        if p.readiness is not None:
+            frame: pd.DataFrame = getattr(p.readiness, name)
+            return frame
+        return tables.skipped_frame(p.refused or p.gate_check().evidence)
 
     def by_client(self) -> pd.DataFrame:
         """Clients that sent no certificate or one whose chain did not verify: who the flip refuses."""
@@ -113,7 +115,7 @@ class EnforcementPage:
         if not self.step.apply:
             return tables.skipped_frame("plan only: apply=True flips when the gate passes")
         prepared = self._prepared()
-        self.result = _with_bar(
+        self.result = with_bar(
             "enforcement", lambda progress: self.step.call(enforce.flip, prepared, progress)
         )
         return tables.checks_frame(self.result.checks())
@@ -148,9 +150,9 @@ class BreakGlassPage:
             return tables.skipped_frame("plan only: apply=True takes the step")
         try:
             if self.way_back:
-                self.went_back = _with_bar("way back", lambda pr: self.step.call(breakglass.way_back, pr))
+                self.went_back = with_bar("way back", lambda pr: self.step.call(breakglass.way_back, pr))
             else:
-                self.broke = _with_bar("break-glass", lambda pr: self.step.call(breakglass.break_glass, pr))
+                self.broke = with_bar("break-glass", lambda pr: self.step.call(breakglass.break_glass, pr))
         except (ChangeRefused, TopologyUnsupported) as err:  # a refusal is a verdict (exit 1), not a crash
             self.refused = str(err)
         return tables.checks_frame(self.checks())

@@ -32,18 +32,29 @@ from mtlskit.change.seen import KEYED, client_label, fingerprint_hex, listed, re
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
 from mtlskit.rules.logentry import NOT_PROVIDED, VALIDATION_FAILED
+from mtlskit.verify.probe import PROBE_PATH
 
 # Each request with whether REJECT_INVALID would refuse it and why (the first error the log gives; a
 # missing certificate, or an unverified chain without an error, named as the load balancer would).
+# The kit's own probes are left out (50_verify and every proof send a request without a certificate
+# and others that must not verify): their requests carry the probe id in the URL, and the connections
+# refused from the addresses they came from carry no URL at all.
 JUDGED = f"""
-WITH keyed AS ({KEYED})
+WITH keyed AS ({KEYED}),
+probes AS (SELECT *, COALESCE(url, '') LIKE '%{PROBE_PATH}%' AS is_probe FROM keyed),
+probe_sources AS (SELECT DISTINCT remote_ip FROM probes WHERE is_probe AND remote_ip IS NOT NULL),
+clients AS (
+    SELECT * EXCLUDE (is_probe) FROM probes
+    WHERE NOT is_probe
+      AND NOT (outcome = 'refused' AND COALESCE(remote_ip IN (SELECT remote_ip FROM probe_sources), false))
+)
 SELECT *,
     COALESCE(client_cert_present = false OR client_cert_chain_verified = false, false) AS refuse,
     client_cert_chain_verified IS NULL AND client_cert_present IS DISTINCT FROM false
         AND outcome <> 'refused' AND NOT $enforcing AS no_verdict,
     COALESCE(NULLIF(split_part(client_cert_error, ',', 1), ''),
              CASE WHEN client_cert_present = false THEN '{NOT_PROVIDED}' ELSE '{VALIDATION_FAILED}' END) AS reason
-FROM keyed
+FROM clients
 """
 
 TOTALS_SQL = f"""

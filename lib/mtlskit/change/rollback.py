@@ -10,6 +10,7 @@ and a re-run of the change continues from the state the rollback left.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from mtlskit.change import apply, proof
 from mtlskit.change.phases import Phase
@@ -17,16 +18,25 @@ from mtlskit.change.run import PhaseRun, Progress, make_record
 from mtlskit.change.state import TrustState, live_state, require_split
 from mtlskit.cloud.clients import Clients
 from mtlskit.config.params import Params
+from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused
 from mtlskit.verify import changerecords as records
 from mtlskit.verify.changerecords import ChangeRecord
 
 
 def last_phase_record(params: Params) -> ChangeRecord:
-    """The newest record of a phase that changed something (applied, or failed after applying); a
-    rollback's own record is not one (rolling back a rollback is a change to make with c10)."""
+    """The newest record of a phase that changed something (applied, or failed after applying) and
+    was not rolled back since; a rollback's own record is not one (rolling back a rollback is a
+    change to make with c10)."""
+    kept = list(records.read_records(params))
     found = [
-        r for r in records.read_records(params) if r.kind != "rollback" and r.outcome in ("applied", "failed")
+        r
+        for i, r in enumerate(kept)
+        if r.kind != "rollback"
+        and r.outcome in ("applied", "failed")
+        and not any(
+            o.kind == "rollback" and o.change_id == r.change_id and o.phase == r.phase for o in kept[i + 1 :]
+        )
     ]
     if not found:
         raise ChangeRefused(
@@ -66,3 +76,48 @@ def rollback(
     run.record = make_record(clients, params, run, started, live, live_state(clients, params), outcome, note)
     run.written = records.write_record(params, run.record, run_dir)
     return run
+
+
+@dataclass
+class WayBack:
+    """After a phase that did not hold: the way back named, or taken (`changes.rollback_on_failure`)."""
+
+    text: str = ""
+    went_back: PhaseRun | None = None
+
+    def checks(self) -> list[Check]:
+        if not self.text:
+            return []
+        back = self.went_back
+        out = [
+            Check(
+                "way back",
+                "pass" if back is not None and back.passed else "warn",
+                self.text,
+                "run c40_rollback with apply=True: it restores the state recorded before the phase",
+            )
+        ]
+        if back is not None:
+            out += [Check(f"rollback: {c.name}", c.status, c.evidence, c.fix) for c in back.checks()]
+        return out
+
+
+def way_back(
+    clients: Clients, params: Params, run: PhaseRun, what: str, on_progress: Progress | None = None
+) -> WayBack:
+    """Nothing when the phase held (or changed nothing); else where the state before `what` is kept,
+    and, when the params ask for it, that state applied and proven at once."""
+    record = run.record
+    if record is None or record.outcome != "failed":
+        return WayBack()
+    before = TrustState.from_dict(record.before)
+    text = (
+        f"the state before {what} (mode {before.mode}, trust config {before.fingerprint()}) is in change "
+        f"record {record.file_name()}: c40_rollback with apply=True restores it"
+    )
+    if not params.changes.rollback_on_failure:
+        return WayBack(text)
+    if on_progress:
+        on_progress(f"{what} did not hold: taking the way back (changes.rollback_on_failure)", 0.0)
+    went_back = rollback(clients, params, record, on_progress)
+    return WayBack(f"taken (changes.rollback_on_failure): {text}", went_back)

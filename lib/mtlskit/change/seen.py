@@ -33,6 +33,7 @@ READ_COLUMNS = [
     "client_cert_issuer_dn",
     "client_cert_subject_dn",
     "remote_ip",
+    "url",  # the kit's own probes carry their id in it (`verify.probe.PROBE_PATH`)
 ]
 
 # How a request is tied to a client: its certificate's fingerprint, else its serial and issuer,

@@ -16,9 +16,10 @@ from typing import Any
 import pandas as pd
 
 from mtlskit.change import apply, proof, rollback
-from mtlskit.change.enforce_page import PLAN_ONLY, _with_bar, recorded, state_rows
+from mtlskit.change.enforce_page import PLAN_ONLY, recorded, state_rows, with_bar
+from mtlskit.change.impact import ChangeReportError
 from mtlskit.change.phases import trust_phases
-from mtlskit.change.run import Next, PhaseRun, default_reporter, next_phase, run_phase
+from mtlskit.change.run import Next, PhaseRun, Progress, default_reporter, next_phase, run_phase
 from mtlskit.change.state import TrustState, live_state, require_split, target_state
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, KitError, TopologyUnsupported
@@ -44,7 +45,7 @@ class TrustChangePage:
     step: Step
     prepared: Prepared | None = None
     result: PhaseRun | None = None
-    refused: str = ""
+    way_back: rollback.WayBack | None = None
 
     def _prepared(self) -> Prepared:
         if self.prepared is None:
@@ -92,7 +93,7 @@ class TrustChangePage:
 
     def plan(self) -> pd.DataFrame:
         p = self._prepared()
-        if p.nxt is None:
+        if p.nxt is None or p.refused:
             return tables.skipped_frame(p.refused or NOTHING_LEFT)
         return tables.plan_frame(self.step.call(apply.plan_state, p.nxt.phase.after))
 
@@ -102,13 +103,10 @@ class TrustChangePage:
         p = self._prepared()
         if not self.step.apply:
             return tables.skipped_frame("plan only: apply=True runs the next phase when its gate passes")
-        if p.nxt is None:
+        if p.nxt is None or p.refused:
             return tables.skipped_frame(p.refused or NOTHING_LEFT)
-        report = p.report
-        nxt = p.nxt
-        self.result = _with_bar(
-            nxt.phase.label,
-            lambda progress: self.step.call(run_phase, nxt, lambda *_: report, progress),
+        self.result, self.way_back = with_bar(
+            p.nxt.phase.label, lambda progress: self.step.call(_phase, p, progress)
         )
         return pd.DataFrame([self.result.row()])
 
@@ -137,9 +135,18 @@ class TrustChangePage:
         if p.nxt is None:
             return [Check("trust change", "pass", NOTHING_LEFT)]
         if self.result is not None:
-            return self.result.checks() + recorded(self.result)
+            back = self.way_back or rollback.WayBack()
+            return self.result.checks() + recorded(self.result) + back.checks() + recorded(back.went_back)
         gate = p.report.gate().check(f"gate {p.nxt.kind} phase {p.nxt.number} of {p.nxt.of}")
         return [gate] if gate.status == "fail" else [gate, PLAN_ONLY]
+
+
+def _phase(clients: Any, params: Any, p: Prepared, progress: Progress) -> tuple[PhaseRun, rollback.WayBack]:
+    """The next phase, gated by the report the page showed; when it does not hold, its way back."""
+    assert p.nxt is not None
+    report = p.report
+    done = run_phase(clients, params, p.nxt, lambda *_: report, progress)
+    return done, rollback.way_back(clients, params, done, f"{p.nxt.kind} phase {p.nxt.number}", progress)
 
 
 def _prepare(clients: Any, params: Any) -> Prepared:
@@ -156,7 +163,10 @@ def _prepare(clients: Any, params: Any) -> Prepared:
         apply.plan_state(clients, params, nxt.phase.after)  # refuses a missing or foreign resource
     except ChangeRefused as err:
         return Prepared(live, nxt, refused=str(err))
-    report = default_reporter()(clients, params, nxt.phase.before, nxt.phase.after)
+    try:
+        report = default_reporter()(clients, params, nxt.phase.before, nxt.phase.after)
+    except ChangeReportError as err:  # a params file the report cannot read: named, nothing changed
+        return Prepared(live, nxt, refused=str(err))
     return Prepared(live, nxt, report)
 
 
@@ -224,7 +234,11 @@ class RollbackPage:
         back = self._back()
         if back is None:
             return tables.skipped_frame(self.refused)
-        return tables.plan_frame(self.step.call(apply.plan_state, back))
+        try:
+            return tables.plan_frame(self.step.call(apply.plan_state, back))
+        except ChangeRefused as err:  # a resource the rollback patches is gone
+            self.refused = str(err)
+            return tables.skipped_frame(self.refused)
 
     def run(self) -> pd.DataFrame:
         self._load()
@@ -234,7 +248,7 @@ class RollbackPage:
             return tables.skipped_frame(self.refused)
         last = self.last
         try:
-            self.result = _with_bar(
+            self.result = with_bar(
                 "rollback", lambda progress: self.step.call(rollback.rollback, last, progress)
             )
         except ChangeRefused as err:

@@ -5,10 +5,11 @@ before the operator walks away.
 A proof right after the load balancer applied a change says the known cases get the verdicts the
 rules give; it says nothing of clients nobody listed. The logs do: every request refused since the
 change by a client other than the kit's own probes is counted by client (certificate fingerprint,
-else source address), and the watch fails at the first look where their share of requests is above
-`changes.max_refused_share`, or where a proof case got another verdict. The kit's probes are told
-apart by their source address, read from the log entries of the probes it forwarded (their URL
-carries the probe id); a client sharing the operator's address is hidden with them.
+else source address) with the readiness report's query, and the watch fails at the first look where
+their share of requests is above `changes.max_refused_share`, or where a proof case got another
+verdict. The kit's probes are told apart as the readiness report tells them (their URL carries the
+probe id; refused connections from the addresses they came from carry none), so a client sharing
+the operator's address is hidden with them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from mtlskit.change.proof import prove
+from mtlskit.change.readiness import readiness
 from mtlskit.change.run import Progress
 from mtlskit.change.state import TrustState
 from mtlskit.cloud.clients import Clients
@@ -94,24 +94,16 @@ class Watch:
         return [proof, requests]
 
 
-def refused_by_client(frame: pd.DataFrame) -> tuple[int, dict[str, int]]:
-    """(requests, refused requests per client) of a log table, the kit's own probes left out (by
-    the source addresses their forwarded requests were logged from). A client is its certificate's
-    fingerprint when the log carries one, else its source address."""
-    if frame.empty:
-        return 0, {}
-    probe_sources = set(frame.loc[frame["probe_id"].notna(), "remote_ip"].dropna())
-    others = frame[~frame["remote_ip"].isin(probe_sources)]
-    refused = others[others["outcome"] == "refused"]
-    who = refused["client_cert_sha256_fingerprint"].fillna(refused["remote_ip"]).fillna("(unknown)")
-    return len(others), {str(k): int(v) for k, v in who.value_counts().items()}
-
-
 def look(clients: Clients, params: Params, after: TrustState, since: dt.datetime) -> Look:
-    """The proof once more, and the logs since `since`."""
+    """The proof once more, and the logs since `since` counted by the readiness report's own query
+    (the kit's probes left out, a client named by its certificate, else its source address)."""
     proof = tuple(prove(clients, params, after))
-    requests, refused = refused_by_client(logs.entries_frame(logs.fetch_entries(clients, params, since)))
-    return Look(proof, requests, refused, params.changes.max_refused_share)
+    frame = logs.entries_frame(logs.fetch_entries(clients, params, since))
+    seen = readiness(frame, since, enforcing=True)
+    refused = {
+        str(c): int(n) for c, n in zip(seen.by_client["client"], seen.by_client["requests"], strict=True)
+    }
+    return Look(proof, seen.requests, refused, params.changes.max_refused_share)
 
 
 def watch(

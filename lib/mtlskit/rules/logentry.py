@@ -9,6 +9,7 @@ probes and labs read them; stating them once here is what keeps the writer and t
 from __future__ import annotations
 
 import base64
+import binascii
 
 RESOURCE_TYPE = "http_load_balancer"
 PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
@@ -82,6 +83,16 @@ def mtls_path(field: str) -> str:
 def fingerprint_value(der_sha256: bytes) -> str:
     """A leaf's SHA-256 digest as the load balancer writes it: Base64 without padding."""
     return base64.b64encode(der_sha256).decode().rstrip("=")
+
+
+def fingerprint_hex(value: str) -> str:
+    """A logged fingerprint (unpadded Base64) as lowercase hex, the way the kit names certificates;
+    a value that is not Base64 of 32 bytes gives "". The reports read logged fingerprints back with it."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return ""
+    return raw.hex() if len(raw) == 32 else ""
 
 
 def serial_value(serial: int) -> str:

@@ -7,7 +7,7 @@ or not yet with a hint). `REFERENCE` holds the answers CI fills in.
 
 from __future__ import annotations
 
-from mtlskit.teach.labs import anchor, certificates, chain, gateway, modes, outage
+from mtlskit.teach.labs import anchor, certificates, chain, enforcement, gateway, modes, outage, rotation
 from mtlskit.teach.labs.anchor import delete_anchor, restore_anchor
 from mtlskit.teach.labs.chain import allowlist_leaf, reissue_intermediate
 from mtlskit.teach.labs.lab import (
@@ -18,13 +18,23 @@ from mtlskit.teach.labs.lab import (
     faults_command,
     put_back,
     set_faults,
+    set_propagation_delay,
     start_lab,
     state_frame,
 )
 from mtlskit.teach.labs.modes import switch_mode
 from mtlskit.teach.labs.reference import REFERENCE
 
-LABS = (certificates.NAME, anchor.NAME, modes.NAME, chain.NAME, outage.NAME, gateway.NAME)
+LABS = (
+    certificates.NAME,
+    anchor.NAME,
+    modes.NAME,
+    chain.NAME,
+    outage.NAME,
+    gateway.NAME,
+    rotation.NAME,
+    enforcement.NAME,
+)
 
 __all__ = [
     "LABS",
@@ -38,6 +48,7 @@ __all__ = [
     "certificates",
     "chain",
     "delete_anchor",
+    "enforcement",
     "faults_command",
     "gateway",
     "modes",
@@ -45,7 +56,9 @@ __all__ = [
     "put_back",
     "reissue_intermediate",
     "restore_anchor",
+    "rotation",
     "set_faults",
+    "set_propagation_delay",
     "start_lab",
     "state_frame",
     "switch_mode",

@@ -8,6 +8,7 @@ params for a real project stops before it builds a client.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.request
@@ -30,6 +31,9 @@ from mtlskit.verify import probe
 DATA_PLANE_REFRESH_SECONDS = 0.5  # pause between polls, and between a lab's own handshakes and its requests
 DATA_PLANE_WAIT_SECONDS = 30.0
 BUILD_TIMEOUT_SECONDS = 120.0
+# The request logs a day-2 lab's reports read start this long before the lab's own first request
+# (the sandbox's clock and ours are the same; the margin only covers rounding).
+WINDOW_MARGIN_SECONDS = 2.0
 
 
 class LabRefused(KitError, RuntimeError):
@@ -75,6 +79,12 @@ class Lab:
     def params(self) -> Params:
         return self.step.params
 
+    def since_start(self) -> float:
+        """Seconds since the lab started (its setup done): the window a day-2 lab's reports read, so
+        an earlier lab's requests (lab 03's in ALLOW mode) are not taken for this lab's clients."""
+        started = self.seen.setdefault("started", dt.datetime.now(dt.UTC))
+        return (dt.datetime.now(dt.UTC) - started).total_seconds() + WINDOW_MARGIN_SECONDS
+
     def judged(self, rows: list[dict[str, Any]], right: bool, good: str, hint: str) -> Verdict:
         """Record a check's verdict: `good` when right, else `hint` (what to do next)."""
         verdict = Verdict(pd.DataFrame(rows), right, f"right: {good}" if right else f"not yet: {hint}")
@@ -112,9 +122,13 @@ def put_back(lab: Lab) -> pd.DataFrame:
     the params say, and the whole stack built (a retired split frontend too); then the lab's own
     `undo` (lab 06: the Gateway deleted, the records back). Safe to run any time, as often as wanted."""
     set_faults(lab, error_rate=0.0, operation_error_rate=0.0)
+    delay = lab.params.sandbox.propagation_delay_seconds
+    set_propagation_delay(lab, delay)  # lab 07 lengthens it to show the wait
     stack.build(lab.step.clients, lab.params, BUILD_TIMEOUT_SECONDS)
     if lab.undo is not None:
         lab.undo(lab)
+    if delay:
+        wait_for_data_plane(lab, DATA_PLANE_WAIT_SECONDS + delay)
     lab.seen["frontend"] = wait_until_answering(lab)
     # The handshakes just made are logged too (a refused one as status 0, like a refused request):
     # let them fall out of the time window the lab's own requests are matched in.
@@ -187,16 +201,27 @@ def faults_now(lab: Lab) -> dict[str, Any]:
 def wait_for_data_plane(lab: Lab, timeout: float = DATA_PLANE_WAIT_SECONDS) -> None:
     """Return once the sandbox's data plane serves what the control plane holds now. It re-reads the
     state in a loop; the second refresh completed after this call began started after the caller's
-    change (the first may have read the state before it), so the next request is judged by it."""
+    change (the first may have read the state before it), and a trust or policy change it saw is
+    applied only after `sandbox.propagation_delay_seconds` (listed as pending until then), so the
+    next request is judged by the change once nothing is pending."""
     start = int(_control(lab, "dataplane")["refreshes"])
-    waited = poll(
-        lambda: int(_control(lab, "dataplane")["refreshes"]),
-        lambda refreshes: refreshes >= start + 2,
-        timeout,
-        every=0.05,
-    )
+
+    def settled(status: dict[str, Any]) -> bool:
+        pending = any(listener.get("pending") for listener in status.get("listeners", []))
+        return int(status["refreshes"]) >= start + 2 and not pending
+
+    waited = poll(lambda: _control(lab, "dataplane"), settled, timeout, every=0.05)
     if not waited.done:
-        raise LabTimedOut(f"the sandbox's data plane did not refresh within {timeout:.0f}s: is it running?")
+        raise LabTimedOut(
+            f"the sandbox's data plane did not apply the change within {timeout:.0f}s: is it running? "
+            "`mtlskit sandbox status` lists the changes still propagating"
+        )
+
+
+def set_propagation_delay(lab: Lab, seconds: float) -> dict[str, Any]:
+    """How long the sandbox's data plane takes to apply a trust config or policy change (Google's
+    takes minutes); `put_back` sets the params' value again."""
+    return _control(lab, "dataplane", {"propagation_delay_seconds": seconds})
 
 
 def set_faults(lab: Lab, error_rate: float = 1.0, operation_error_rate: float = 0.0) -> dict[str, Any]:

@@ -62,3 +62,41 @@ def logged(lab: Lab, sent: list[ProbeResult]) -> pd.DataFrame:
 
 def short(case: str) -> str:
     return case.removeprefix(DEMO)
+
+
+ACCEPTED, REFUSED = "accepted", "refused"
+
+
+def got(http_status: int | None) -> str:
+    """What a day-2 lab asks a trainee to predict of a request: accepted (an HTTP answer came, from the
+    backend or the load balancer) or refused (the load balancer closed the connection)."""
+    return ACCEPTED if http_status is not None else REFUSED
+
+
+def normalised(answer: object) -> str:
+    """A typed answer as compared: any case, spacing or quotes ("Accepted " is accepted)."""
+    return " ".join(str(answer).strip().strip("'\"").lower().split())
+
+
+def compare(
+    answer: object, observed: dict[str, str], keys: tuple[str, ...], unseen: str = "(not observed)"
+) -> tuple[list[dict[str, object]], list[str]]:
+    """A prediction (a dict) beside what the lab saw, key by key: the rows a check shows and the keys
+    that differ. A missing or malformed answer differs everywhere and never raises."""
+    given = answer if isinstance(answer, dict) else {}
+    rows: list[dict[str, object]] = []
+    wrong = []
+    for key in keys:
+        mine, want = given.get(key), observed.get(key)
+        ok = mine is not None and want is not None and normalised(mine) == normalised(want)
+        rows.append(
+            {
+                "item": key,
+                "your prediction": "(none)" if mine is None else str(mine),
+                "observed": want if want is not None else unseen,
+                "right": ok,
+            }
+        )
+        if not ok:
+            wrong.append(key)
+    return rows, wrong
