@@ -3,10 +3,16 @@ and target trust states alone, and the readable diff of each."""
 
 from __future__ import annotations
 
-from mtlskit.change import apply
+import datetime as dt
+from pathlib import Path
+
+from mtlskit.change import apply, run
 from mtlskit.change.phases import ADD, REMOVE, SWITCH, between_phases, trust_phases
 from mtlskit.change.state import ALLOW, REJECT, TrustedCert, TrustState
+from mtlskit.config.params import Params
 from mtlskit.pki import certs
+from mtlskit.verify import changerecords
+from tests.conftest import sandbox_params
 
 
 def _ca(name: str) -> certs.Issued:
@@ -88,3 +94,55 @@ def test_the_diff_names_each_certificate_added_removed_or_kept_and_the_mode() ->
     } == by
     sha = {r["sha256"] for r in rows if r["change"] == "add" and r["role"] == "anchor"}
     assert sha == {NEW_ROOT.cert.fingerprint(certs.hashes.SHA256()).hex()}
+
+
+# ---- how a phase is named, from the states and the open rotation's record ---------------------------------
+
+
+def _params(tmp_path: Path) -> Params:
+    return sandbox_params(tmp_path, changes={"records": str(tmp_path / "records")})
+
+
+def _recorded(params: Params, nxt: run.Next, outcome: str = "applied") -> None:
+    now = dt.datetime.now(dt.UTC)
+    record = changerecords.ChangeRecord(
+        stack=changerecords.stack_of(params),
+        change_id=nxt.change_id,
+        kind=nxt.kind,
+        phase=nxt.number,
+        phases=nxt.of,
+        who="test",
+        started=now,
+        finished=now,
+        before=nxt.phase.before.to_dict(),
+        after=nxt.phase.after.to_dict(),
+        outcome=outcome,  # type: ignore[arg-type]
+        exit_code=0,
+    )
+    changerecords.write_record(params, record)
+
+
+def test_a_removal_that_ends_a_recorded_rotation_is_its_phase_2_with_the_same_id(tmp_path: Path) -> None:
+    params = _params(tmp_path)
+    first = run.next_phase(params, OLD, NEW)
+    assert first is not None and (first.kind, first.number, first.of) == ("rotation", 1, 2)
+    beside = first.phase.after
+    unrecorded = run.next_phase(params, beside, NEW)  # no record: a removal of its own
+    assert unrecorded is not None and (unrecorded.kind, unrecorded.number, unrecorded.of) == ("partner", 1, 1)
+    _recorded(params, first)
+    second = run.next_phase(params, beside, NEW)
+    assert second is not None and (second.kind, second.number, second.of) == ("rotation", 2, 2)
+    assert second.change_id == first.change_id and second.phase.after == NEW
+
+
+def test_partner_and_mode_only_changes_are_named_as_such(tmp_path: Path) -> None:
+    params = _params(tmp_path)
+    with_partner = state(*OLD.certs, tc("anchor", PARTNER))
+    added = run.next_phase(params, OLD, with_partner)
+    assert added is not None and (added.kind, added.number, added.of) == ("partner", 1, 1)
+    relisted = state(*[c for c in OLD.certs if c.role != "allowlisted"], tc("allowlisted", OLD_ROOT))
+    swapped = run.next_phase(params, OLD, relisted)  # an allowlisted certificate replaced: two phases
+    assert swapped is not None and (swapped.kind, swapped.of) == ("partner", 2)
+    mode = run.next_phase(params, OLD, TrustState(OLD.certs, ALLOW, True))
+    assert mode is not None and mode.kind == "trust"
+    assert run.next_phase(params, OLD, OLD) is None
