@@ -51,6 +51,7 @@ from mtlskit.pki import certs
 from mtlskit.rules import dn
 from mtlskit.rules.verdict import TrustMaterial, judge
 from mtlskit.verify import logs
+from mtlskit.verify.probe import PROBE_CERTIFICATE
 
 Basis = Literal["certificate", "mode", "logged", "issuer", "unknown"]
 ACCEPTED, REFUSED, UNKNOWN = "accepted", "refused", "unknown"
@@ -143,7 +144,7 @@ def known_clients(params: Params) -> list[KnownClient]:
         out.append(KnownClient.from_file(c.name, "changes.proof_clients", c.cert, c.chain))
     probe = params.probe
     if probe.client_cert:
-        out.append(KnownClient.from_file("probe certificate", "probe.client_cert", probe.client_cert))
+        out.append(KnownClient.from_file(PROBE_CERTIFICATE, "probe.client_cert", probe.client_cert))
     out += [KnownClient.from_file(c.name, "probe.cases", c.cert) for c in probe.cases]
     out += _folder(params.changes.client_certificates)
     out += _demo(params)
