@@ -122,7 +122,10 @@ def c(sandbox: Path, b: Frontend) -> Frontend:
     )
 
 
-def _bare(f: Frontend, source: str = "127.0.0.250") -> traffic.Sent:
+BARE = "127.0.0.250"
+
+
+def _bare(f: Frontend, source: str = BARE) -> traffic.Sent:
     """One request without a certificate from an address no population client uses."""
     return traffic.send(f.target(), [traffic.Client("bare", source)])[0]
 
@@ -152,6 +155,32 @@ def test_gate_refuses_the_flip_while_3_percent_of_clients_send_no_certificate(a:
     assert record is not None and record.outcome == "refused" and record.exit_code == 1
     assert record.mode_before == record.mode_after == ALLOW
     assert _bare(a).status == 200  # still let through
+
+
+def test_c20_and_c30_pages_show_the_refusal_as_a_failed_check_and_change_nothing(a: Frontend) -> None:
+    """The notebooks' calls in process, on frontend A after its refused gate: the readiness tables
+    name the clients without a certificate, the run is a failed check (what `mtlskit run` turns into exit 1 with the
+    reason on stderr), and c30's way back refuses when no break-glass is open."""
+    from mtlskit import runbook
+    from mtlskit.runner.step import Step, StepFailed
+
+    before = live_state(a.clients, a.params)
+    page = runbook.enforcement(Step(a.params, a.clients, apply=True))
+    assert page.state()["after the flip"].tolist()[0] == REJECT
+    bare = {c.source_ip for c in traffic.population(a.params, 100, 3) if c.cert is None} | {BARE}
+    assert set(page.by_client()["remote_ip"]) == bare  # the three, and the bare request after the gate
+    assert page.by_error()["error"].tolist() == ["client_cert_not_provided"]
+    page.run()
+    checks = page.checks()
+    assert [c.status for c in checks] == ["fail", "pass"] and "127.0.0.52" in checks[0].evidence
+    assert checks[1].name == "change recorded"
+    with pytest.raises(StepFailed, match="127.0.0.18"):
+        Step(a.params, a.clients, apply=True).finish(checks)
+    glass = runbook.break_glass(Step(a.params, a.clients, apply=True), way_back=True)
+    glass.run()
+    assert [(c.name, c.status) for c in glass.checks()] == [("way back", "fail")]
+    assert "no break-glass" in glass.checks()[0].evidence
+    assert live_state(a.clients, a.params) == before
 
 
 def test_without_such_clients_the_flip_passes_and_is_proven_and_watched(b: Frontend) -> None:

@@ -125,6 +125,7 @@ class BreakGlass:
 def break_glass(clients: Clients, params: Params, on_progress: Progress | None = None) -> BreakGlass:
     """One step to ALLOW mode (or the policy detached), proven (a client without a certificate reaches
     the backend) and recorded with the state before it."""
+    require_split(params)
     live = live_state(clients, params)
     after = relaxed(params, live)
     if after is None:
@@ -158,7 +159,9 @@ def open_break_glass(params: Params) -> changerecords.ChangeRecord | None:
 
 
 @dataclass
-class WayBack:
+class Restored:
+    """The way back from a break-glass: its record, and the rollback run that restored its state."""
+
     record: changerecords.ChangeRecord
     run: PhaseRun
 
@@ -166,7 +169,7 @@ class WayBack:
         return self.run.checks()
 
 
-def way_back(clients: Clients, params: Params, on_progress: Progress | None = None) -> WayBack:
+def way_back(clients: Clients, params: Params, on_progress: Progress | None = None) -> Restored:
     """Apply exactly the state saved before the last break-glass, proven (a client without a
     certificate is refused again when that state enforced) and recorded by the rollback."""
     require_split(params)
@@ -204,4 +207,4 @@ def way_back(clients: Clients, params: Params, on_progress: Progress | None = No
     )
     if before.enforcing:
         run.after_proof.append(no_certificate_check(run, through=False))
-    return WayBack(record, run)
+    return Restored(record, run)

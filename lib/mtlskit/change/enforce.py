@@ -150,6 +150,8 @@ def flip(
     """Take the flip `prepared` describes, through `change.run` like every phase: recorded as refused
     when its gate did not pass, else applied, waited for, proven and watched, then recorded; when the
     proof or the watch failed, the way back is named, or taken (`changes.rollback_on_failure`)."""
+    if not prepared.refused and live_state(clients, params) != prepared.live:
+        prepared = prepare(clients, params)  # the live state moved since the report was read: read again
     result = Enforcement(prepared)
     if prepared.enforcing or prepared.refused or prepared.report is None or prepared.target is None:
         return result
