@@ -399,6 +399,10 @@ def run(
 ) -> None:
     """Run the runbook headless (00 -> 70 unless named) and exit with the checks' verdict.
 
+    Day-2 changes run by name, one at a time: c10_trust_change (a rotation's next phase, a partner
+    CA or certificate), c20_enforce_mtls, c30_break_glass, c40_rollback (the last recorded phase).
+    A refused gate is a failed check: exit 1, its reason on stderr, nothing changed.
+
     \b
     Exit codes: 0 every check passed (warnings allowed), 1 a check failed,
     2 a notebook crashed or an API kept failing, 3 the params or the command line are invalid,

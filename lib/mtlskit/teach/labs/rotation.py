@@ -159,6 +159,7 @@ def impact(lab: Lab) -> pd.DataFrame:
             {
                 "phase": label,
                 "client": "gate",
+                "requests": "",
                 "after": PASSED if gate.passed else REFUSED_GATE,
                 "basis": gate.reason,
             }
