@@ -61,6 +61,14 @@ def test_a_gateway_params_file_is_refused_by_name_before_any_call(pki_dir: Path)
     gate = prepared.gate_check()
     assert gate.status == "fail" and "topology gateway" in gate.evidence
     assert enforce.flip(None, p, prepared).run is None  # type: ignore[arg-type]
+    from mtlskit import runbook
+    from mtlskit.runner.step import Step
+
+    for way_back in (False, True):
+        glass = runbook.break_glass(Step(p, None, apply=True), way_back)  # type: ignore[arg-type]
+        glass.state()
+        glass.run()
+        assert [(c.status, "topology gateway" in c.evidence) for c in glass.checks()] == [("fail", True)]
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mtlskit.change import state
+from mtlskit.change import apply, state
 from mtlskit.change.state import TrustedCert, TrustState
 from mtlskit.cloud.clients import Clients
+from mtlskit.core.errors import ChangeRefused
 from mtlskit.pki import certs
 from mtlskit.rules import verdict
 from tests.conftest import sandbox_params
@@ -91,3 +92,8 @@ def test_live_state_reads_trust_config_policy_and_proxy_through_the_clients(
     live = state.live_state(clients, p)
     assert live.certs == state.target_state(p).certs
     assert live.mode == "REJECT_INVALID" and not live.attached  # no proxy yet
+    # A change patches in place and never creates: the missing proxy is named, with the step to run.
+    with pytest.raises(
+        ChangeRefused, match=f"target HTTPS proxy {p.frontend.target_proxy} does not exist.*40_frontend"
+    ):
+        apply.plan_state(clients, p, state.target_state(p))

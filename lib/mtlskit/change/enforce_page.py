@@ -17,7 +17,7 @@ import pandas as pd
 
 from mtlskit.change import breakglass, enforce
 from mtlskit.change.run import PhaseRun, Progress
-from mtlskit.change.state import TrustState, live_state
+from mtlskit.change.state import TrustState, live_state, require_split
 from mtlskit.core.bars import bar
 from mtlskit.core.checks import Check
 from mtlskit.core.errors import ChangeRefused, TopologyUnsupported
@@ -137,7 +137,12 @@ class BreakGlassPage:
     refused: str = ""
 
     def state(self) -> pd.DataFrame:
-        """The live state beside the one this run moves to."""
+        """The live state beside the one this run moves to (why not, for a Gateway params file)."""
+        try:
+            require_split(self.step.params)
+        except TopologyUnsupported as err:
+            self.refused = str(err)
+            return tables.skipped_frame(self.refused)
         live = self.step.call(live_state)
         if self.way_back:
             record = breakglass.open_break_glass(self.step.params)
@@ -146,8 +151,8 @@ class BreakGlassPage:
         return state_rows(live, breakglass.relaxed(self.step.params, live), "break-glass")
 
     def run(self) -> pd.DataFrame:
-        if not self.step.apply:
-            return tables.skipped_frame("plan only: apply=True takes the step")
+        if self.refused or not self.step.apply:
+            return tables.skipped_frame(self.refused or "plan only: apply=True takes the step")
         try:
             if self.way_back:
                 self.went_back = with_bar("way back", lambda pr: self.step.call(breakglass.way_back, pr))

@@ -49,7 +49,7 @@ from mtlskit.core.checks import Check
 from mtlskit.core.errors import KitError
 from mtlskit.pki import certs
 from mtlskit.rules import dn
-from mtlskit.rules.verdict import TrustMaterial, judge
+from mtlskit.rules.verdict import TrustMaterial, Verdict, judge
 from mtlskit.verify import logs
 from mtlskit.verify.probe import PROBE_CERTIFICATE
 
@@ -57,13 +57,6 @@ Basis = Literal["certificate", "mode", "logged", "issuer", "unknown"]
 ACCEPTED, REFUSED, UNKNOWN = "accepted", "refused", "unknown"
 NOT_SEEN = "not seen"
 VALIDATION_FAILED = "client_cert_validation_failed"
-# Errors that belong to the certificate itself, not to the trust config: they stay whatever changes.
-CERTIFICATE_ERRORS = (
-    "client_cert_chain_invalid_eku",
-    "client_cert_invalid_rsa_key_size",
-    "client_cert_unsupported_elliptic_curve_key",
-    "client_cert_unsupported_key_algorithm",
-)
 IMPACT_GATE = "no accepted client refused"
 READINESS_GATE = "refused share within max_refused_share"
 LIMIT = 50  # clients listed in a report's dict (records, summary.json): the rest are counted
@@ -103,8 +96,9 @@ class KnownClient:
     def issuer(self) -> str:
         return self.leaf.issuer.rfc4514_string()
 
-    def verdict(self, state: TrustState, material: TrustMaterial | None = None) -> Any:
-        return judge(self.leaf, list(self.chain), material if material is not None else state.material())
+    def verdict(self, material: TrustMaterial) -> Verdict:
+        """What the load balancer makes of this client against a trust config's material."""
+        return judge(self.leaf, list(self.chain), material)
 
     @classmethod
     def from_file(
@@ -299,7 +293,7 @@ class _Judge:
 
     def certificate(self, client: KnownClient | None) -> Expectation:
         """Judged by the kit's verdict rules: a known certificate, or none at all."""
-        verdict = judge(client.leaf if client else None, list(client.chain) if client else [], self.material)
+        verdict = client.verdict(self.material) if client else judge(None, [], self.material)
         mode = self.by_mode(verdict.error)
         if mode is not None:
             return Expectation(ACCEPTED, "certificate", verdict.error, f"{verdict.detail}; {mode.detail}")
@@ -319,8 +313,6 @@ class _Judge:
                 if verified_now
                 else Expectation(REFUSED, "logged", error_now or VALIDATION_FAILED, why)
             )
-        if not verified_now and error_now in CERTIFICATE_ERRORS:
-            return Expectation(REFUSED, "logged", error_now, f"{error_now} is the certificate's own fault")
         if not issuer:
             return Expectation(UNKNOWN, "unknown", "", "the log names neither its certificate nor its issuer")
         return self.by_issuer(issuer, verified_now, error_now)
@@ -649,7 +641,7 @@ def _source(row: Any) -> str:
 
 
 def _unseen_client(client: KnownClient, judge_: _Judge, wanted: set[str]) -> ClientImpact:
-    today = judge(client.leaf, list(client.chain), judge_.before_material)
+    today = client.verdict(judge_.before_material)
     expectation = judge_.certificate(client)
     return ClientImpact(
         client=client.name,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mtlskit.change import apply, proof
+from mtlskit.change.impact import report_for_change
 from mtlskit.change.phases import REMOVE, Phase, trust_phases
 from mtlskit.change.state import TrustState, live_state, require_split, target_state
 from mtlskit.cloud.clients import Clients
@@ -44,8 +45,6 @@ AfterProof = Callable[["PhaseRun"], list[Check]]
 
 def default_reporter() -> Reporter:
     """The impact report of `change.impact` (who would be refused, from the request logs)."""
-    from mtlskit.change.impact import report_for_change
-
     return report_for_change  # type: ignore[return-value]
 
 

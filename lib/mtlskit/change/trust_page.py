@@ -17,6 +17,7 @@ import pandas as pd
 
 from mtlskit.change import apply, proof, rollback
 from mtlskit.change.enforce_page import PLAN_ONLY, recorded, state_rows, with_bar
+from mtlskit.change.impact import ChangeReportError
 from mtlskit.change.phases import trust_phases
 from mtlskit.change.run import Next, PhaseRun, Progress, default_reporter, next_phase, run_phase
 from mtlskit.change.state import TrustState, live_state, require_split, target_state
@@ -92,7 +93,7 @@ class TrustChangePage:
 
     def plan(self) -> pd.DataFrame:
         p = self._prepared()
-        if p.nxt is None:
+        if p.nxt is None or p.refused:
             return tables.skipped_frame(p.refused or NOTHING_LEFT)
         return tables.plan_frame(self.step.call(apply.plan_state, p.nxt.phase.after))
 
@@ -102,7 +103,7 @@ class TrustChangePage:
         p = self._prepared()
         if not self.step.apply:
             return tables.skipped_frame("plan only: apply=True runs the next phase when its gate passes")
-        if p.nxt is None:
+        if p.nxt is None or p.refused:
             return tables.skipped_frame(p.refused or NOTHING_LEFT)
         self.result, self.way_back = with_bar(
             p.nxt.phase.label, lambda progress: self.step.call(_phase, p, progress)
@@ -162,7 +163,10 @@ def _prepare(clients: Any, params: Any) -> Prepared:
         apply.plan_state(clients, params, nxt.phase.after)  # refuses a missing or foreign resource
     except ChangeRefused as err:
         return Prepared(live, nxt, refused=str(err))
-    report = default_reporter()(clients, params, nxt.phase.before, nxt.phase.after)
+    try:
+        report = default_reporter()(clients, params, nxt.phase.before, nxt.phase.after)
+    except ChangeReportError as err:  # a params file the report cannot read: named, nothing changed
+        return Prepared(live, nxt, refused=str(err))
     return Prepared(live, nxt, report)
 
 
@@ -230,7 +234,11 @@ class RollbackPage:
         back = self._back()
         if back is None:
             return tables.skipped_frame(self.refused)
-        return tables.plan_frame(self.step.call(apply.plan_state, back))
+        try:
+            return tables.plan_frame(self.step.call(apply.plan_state, back))
+        except ChangeRefused as err:  # a resource the rollback patches is gone
+            self.refused = str(err)
+            return tables.skipped_frame(self.refused)
 
     def run(self) -> pd.DataFrame:
         self._load()

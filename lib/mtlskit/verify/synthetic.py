@@ -45,6 +45,8 @@ from mtlskit.rules.logentry import (
     PAYLOAD_TYPE,
     RESOURCE_TYPE,
     VALIDATION_FAILED,
+    fingerprint_value,
+    serial_value,
 )
 
 T = TypeVar("T")
@@ -387,8 +389,8 @@ def members(population: Population, seed: int = 0) -> list[list[Member]]:
                 listed.append(Member(group.kind, ip, "", "", "", "", False, NOT_PROVIDED, mtls))
                 continue
             digest = hashlib.sha256(f"{group.kind}-{i}-{seed}".encode()).digest()
-            serial = ":".join(f"{b:02x}" for b in bytes([digest[0] & 0x7F]) + digest[1:16])
-            cert = _Cert(base64.b64encode(digest).decode().rstrip("="), serial, *VALIDITY)
+            serial = serial_value(int.from_bytes(digest[:16], "big") >> 1)  # a positive 127-bit serial
+            cert = _Cert(fingerprint_value(digest), serial, *VALIDITY)
             subject = dn.field(
                 x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{group.kind}-{i:05d}.example")])
             )
