@@ -272,10 +272,13 @@ def test_the_pod_runs_as_its_workload_identity_account_non_root_with_measured_re
 
 
 def _dockerfile() -> tuple[str, list[str], list[str]]:
-    """The FROM image, ENTRYPOINT and CMD of deploy/Dockerfile (both in exec form, JSON arrays)."""
+    """The FROM image (a build argument's default resolved), ENTRYPOINT and CMD of deploy/Dockerfile
+    (both in exec form, JSON arrays)."""
     text = (DEPLOY / "Dockerfile").read_text()
     instructions = dict(re.findall(r"(?m)^(FROM|ENTRYPOINT|CMD)\s+(.+)$", text))
-    return instructions["FROM"], json.loads(instructions["ENTRYPOINT"]), json.loads(instructions["CMD"])
+    defaults = dict(re.findall(r"(?m)^ARG\s+(\w+)=(\S+)$", text))
+    base = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], instructions["FROM"])
+    return base, json.loads(instructions["ENTRYPOINT"]), json.loads(instructions["CMD"])
 
 
 def test_the_image_is_pinned_installs_the_lock_and_runs_as_a_user() -> None:

@@ -496,7 +496,7 @@ def verify(
     import os
 
     from mtlskit.config import paths
-    from mtlskit.runner import fleet
+    from mtlskit.runner import execute, fleet, inputs
     from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING
 
     where = out or str(paths.repo_root() / "runs" / "verify")
@@ -510,6 +510,12 @@ def verify(
     except fleet.FleetError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(EXIT_BAD_PARAMS)
+    if indexed:
+        missing = inputs.run_inputs(env.params_file, execute.VERIFY, where)
+        for problem in missing:
+            click.echo(f"Error: cannot verify {env.name}: {problem}", err=True)
+        if missing:
+            sys.exit(EXIT_BAD_PARAMS)
     try:
         if indexed:
             click.echo(f"{fleet.INDEX_VARIABLE}={os.environ[fleet.INDEX_VARIABLE]}: verifying {env.name}")
