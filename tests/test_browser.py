@@ -333,8 +333,11 @@ def test_a_first_time_user_gets_no_news_prompt_from_the_project_s_jupyter_config
     by a user with no settings of their own shows no news toast."""
     url = f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={lab.token}"
     with urllib.request.urlopen(url, timeout=30) as resp:
-        composite = json.load(resp)["settings"]
-    assert composite["fetchNews"] == "false" and composite["checkForUpdates"] is False, composite
+        plugin = json.load(resp)
+    # overrides become the schema's defaults; the user's own settings (none here) would come on top
+    defaults = {k: v.get("default") for k, v in plugin["schema"]["properties"].items()}
+    assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
+    assert not {"fetchNews", "checkForUpdates"} & set(plugin["settings"]), plugin["settings"]
     page = open_notebook(browser, lab, DESIGN)
     page.wait_for_timeout(3000)  # the prompt comes once the notification plugin has started
     toasts = page.locator(".Toastify__toast").all_inner_texts()
