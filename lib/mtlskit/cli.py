@@ -490,7 +490,10 @@ def verify(
     Kubernetes Indexed Job: `mtlskit verify --indexed PARAMS_DIR_OR_FILES... --out OUT`
     reads JOB_COMPLETION_INDEX (which Kubernetes sets in each pod), takes the params files as above,
     runs only the one at that index, in this process, and exits with its run's exit code. A missing
-    or invalid index, or one beyond the list, exits 3 naming the index and the list. Pass the same
+    or invalid index, or one beyond the list, exits 3 naming the index and the list; so does a file the
+    run needs (the params file, a notebook, the kernel) that is missing or unreadable, or a folder it
+    writes (temporary files, the Jupyter runtime folder, runs/, OUT) on a read-only filesystem: each is
+    named before anything runs. Pass the same
     --stamp to every pod (for example the Job's name) to keep the pods' folders side by side.
     """
     import os
