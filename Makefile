@@ -75,13 +75,16 @@ image-tools:
 	fi
 
 image-test: venv image-tools
-	@start=$$(date +%s); \
+	@start=$$(date +%s); base=0; built=0; \
 	export CONTAINERS_CONF=$(IMAGE_TEST_CONF) PATH="$$PATH:/usr/sbin:/sbin"; \
-	deploy/image-test/base.sh $(IMAGE_TEST_BASE) $(IMAGE_CACHE) \
+	deploy/image-test/base.sh $(IMAGE_TEST_BASE) $(IMAGE_CACHE) && base=$$(date +%s) \
 	&& $(MAKE) --no-print-directory image ENGINE=podman BASE=$(IMAGE_TEST_BASE) IMAGE=$(IMAGE_TEST_IMAGE) \
-	     BUILD_ARGS="--network=host --layers" \
+	     BUILD_ARGS="--network=host --layers" && built=$$(date +%s) \
 	&& MTLSKIT_IMAGE=$(IMAGE_TEST_IMAGE) $(VENV)/bin/pytest tests/test_image.py -q -rs -s; \
-	code=$$?; echo "make image-test: $$(( $$(date +%s) - start )) s, exit code $$code"; exit $$code
+	code=$$?; end=$$(date +%s); \
+	echo "make image-test: $$(( end - start )) s (base $$(( base ? base - start : 0 )) s, build" \
+	  "$$(( built ? built - base : 0 )) s, containers and scan $$(( built ? end - built : 0 )) s), exit code $$code"; \
+	exit $$code
 
 # Seconds, no sandbox and no kernel: every test not marked e2e (tests/conftest.py says which are).
 test-fast: venv
