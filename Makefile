@@ -7,7 +7,7 @@ KERNEL  := mtlskit
 LOCK     := deploy/requirements.lock
 DEV_LOCK := deploy/requirements-dev.lock
 
-.PHONY: venv lock demo test test-fast lint lab sandbox sandbox-down clean bench browser
+.PHONY: venv lock demo test test-fast lint lab sandbox sandbox-down clean bench browser image image-test image-tools
 
 # The exact versions of the lock (hashes checked), then the kit itself without resolving anything.
 $(STAMP): pyproject.toml $(DEV_LOCK)
@@ -22,8 +22,9 @@ venv: $(STAMP)
 # Exact versions with hashes, from pyproject.toml, for the venv, the container image and CI. Pins already
 # in the lock files are kept; `make lock UPGRADE=1` moves them to the newest releases pyproject.toml allows.
 # The runtime lock starts from the dev lock's pins, so both name the same version of every package.
+# deploy/python-floor.txt keeps them installable on Python 3.11.2 (Debian bookworm's) and later.
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
-	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -c deploy/python-floor.txt
 lock: venv
 	$(PIP_COMPILE) $(if $(UPGRADE),--upgrade) --extra dev --output-file $(DEV_LOCK) pyproject.toml
 	cp $(DEV_LOCK) $(LOCK)
@@ -50,13 +51,50 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
 	fi
 
+# The nightly image (deploy/Dockerfile) with docker or podman, whichever is here. BASE, when set, replaces
+# the pinned Python base the Dockerfile names (any Debian with python3 and its venv module).
+IMAGE  ?= mtlskit:local
+BASE   ?=
+ENGINE ?= $(shell command -v podman || command -v docker || echo docker)
+image:
+	$(ENGINE) build -f deploy/Dockerfile $(if $(BASE),--build-arg BASE=$(BASE)) $(BUILD_ARGS) -t $(IMAGE) .
+
+# The image built and run as the Indexed Job runs it, with podman from the distribution's packages on a
+# bookworm base made with debootstrap (kept in IMAGE_CACHE and in podman between runs; registry images
+# cannot be pulled where this was proven). tests/test_image.py says what it checks.
+IMAGE_TEST_CONF  := $(CURDIR)/deploy/image-test/containers.conf
+IMAGE_TEST_BASE  ?= localhost/mtlskit-base:bookworm-python3
+IMAGE_TEST_IMAGE ?= localhost/mtlskit:image-test
+IMAGE_CACHE      ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mtlskit/image-test
+image-tools:
+	@missing=$$(for t in podman runc debootstrap; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "$$missing missing and installing needs root: run 'apt-get install -y $$missing' as root" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+image-test: venv image-tools
+	@start=$$(date +%s); base=0; built=0; \
+	export CONTAINERS_CONF=$(IMAGE_TEST_CONF) PATH="$$PATH:/usr/sbin:/sbin"; \
+	deploy/image-test/base.sh $(IMAGE_TEST_BASE) $(IMAGE_CACHE) && base=$$(date +%s) \
+	&& $(MAKE) --no-print-directory image ENGINE=podman BASE=$(IMAGE_TEST_BASE) IMAGE=$(IMAGE_TEST_IMAGE) \
+	     BUILD_ARGS="--network=host --layers" && built=$$(date +%s) \
+	&& MTLSKIT_IMAGE=$(IMAGE_TEST_IMAGE) $(VENV)/bin/pytest tests/test_image.py -q -rs -s; \
+	code=$$?; end=$$(date +%s); \
+	echo "make image-test: $$(( end - start )) s (base $$(( base ? base - start : 0 )) s, build" \
+	  "$$(( built ? built - base : 0 )) s, containers and scan $$(( built ? end - built : 0 )) s), exit code $$code"; \
+	exit $$code
+
 # Seconds, no sandbox and no kernel: every test not marked e2e (tests/conftest.py says which are).
 test-fast: venv
 	$(VENV)/bin/pytest -m "not e2e"
 
+# jupyter/ is the project's Jupyter config (on JUPYTER_CONFIG_PATH): its JupyterLab defaults say no news
+# prompt and no update check. They are defaults: a person's own JupyterLab settings still win.
 lab: venv
 	$(VENV)/bin/mtlskit sandbox up
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 sandbox: venv
 	$(VENV)/bin/mtlskit sandbox up --foreground

@@ -56,14 +56,13 @@ LAB = "labs/01_client_certificates.ipynb"
 DESIGN = "00_design.ipynb"
 FORWARDING_RULE = "mtls-fr"  # params/sandbox.yaml's, which the diagram labels
 RAN = re.compile(r"^\[\d+\]:$")  # a cell that ran shows its execution count; [*] still runs
-# JupyterLab settings for a test: every cell in the DOM (no windowing), no news or update checks.
+# JupyterLab settings for a test: every cell in the DOM (no windowing). No news prompt and no update
+# check come from the project's own Jupyter config (jupyter/, which `make lab` uses too), not from here.
 SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
 }
+PROJECT_JUPYTER_CONFIG = paths.repo_root() / "jupyter"
+NEWS_PROMPT = "official Jupyter news"  # JupyterLab's toast: "Would you like to get notified about ..."
 
 
 # ---- MTLSKIT_PARAMS (no server needed) ------------------------------------------------------------------
@@ -144,6 +143,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         {
             params.PARAMS_ENV: str(params_file),
             "JUPYTER_CONFIG_DIR": str(base / "config"),
+            "JUPYTER_CONFIG_PATH": str(PROJECT_JUPYTER_CONFIG),  # as `make lab` sets it
             "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
@@ -322,4 +322,54 @@ def test_a_wait_shows_a_widget_progress_bar_in_jupyterlab(browser: BrowserContex
     assert widget.locator(".progress-bar").evaluate("e => e.style.width") == "100%"  # max moved to 3
     assert "probes found" not in "".join(page.locator(".jp-RenderedText").all_inner_texts())  # no text line
     screenshot(page, "jupyterlab-progress-widget")
+    page.close()
+
+
+@pytest.mark.e2e
+def test_a_first_time_user_gets_no_news_prompt_from_the_project_s_jupyter_config(
+    browser: BrowserContext, lab: Lab
+) -> None:
+    """The server applies jupyter/labconfig's defaults (its settings API says so), and a notebook opened
+    by a user with no settings of their own shows no news toast."""
+    url = f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={lab.token}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        plugin = json.load(resp)
+    # overrides become the schema's defaults; the user's own settings (none here) would come on top
+    defaults = {k: v.get("default") for k, v in plugin["schema"]["properties"].items()}
+    assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
+    assert not {"fetchNews", "checkForUpdates"} & set(plugin["settings"]), plugin["settings"]
+    page = open_notebook(browser, lab, DESIGN)
+    page.wait_for_timeout(3000)  # the prompt comes once the notification plugin has started
+    toasts = page.locator(".Toastify__toast").all_inner_texts()
+    assert not [t for t in toasts if NEWS_PROMPT in t], toasts
+    page.close()
+
+
+@pytest.mark.e2e
+def test_a_long_request_log_table_is_bounded_and_unfolds_every_row_on_a_click(
+    browser: BrowserContext, lab: Lab
+) -> None:
+    source = (
+        "import pandas as pd\n"
+        "from mtlskit import runbook\n"
+        "frame = pd.DataFrame({'status': range(300), 'outcome': ['accepted'] * 300})\n"
+        "runbook.entries_view(frame)"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (mtlskit)", "language": "python"}
+    nbformat.write(nb, lab.root / "entries.ipynb")
+    page = open_notebook(browser, lab, "entries.ipynb")
+    run_all_cells(page, "entries.ipynb")
+    output = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").first
+    shown, folded = output.locator("table").nth(0), output.locator("details table")
+    assert shown.locator("tbody tr").count() == 20
+    assert "20 of 300 rows shown; all of them: the variable `frame`" in output.inner_text()
+    assert not folded.is_visible()
+    output.locator("summary", has_text="show all 300 rows").click()
+    folded.wait_for(state="visible", timeout=10_000)
+    assert folded.locator("tbody tr").count() == 300
+    # the unfolded table scrolls inside its own box instead of lengthening the page by 300 rows
+    box, table = output.locator("details div").bounding_box(), folded.bounding_box()
+    assert box and table and box["height"] < table["height"], (box, table)
+    screenshot(page, "jupyterlab-entries-view")
     page.close()

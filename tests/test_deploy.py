@@ -108,6 +108,23 @@ def test_the_runtime_lock_names_the_same_versions_as_the_dev_lock() -> None:
     assert {n: v for n, v in differ.items() if v[0] != v[1]} == {}, STALE
 
 
+def test_every_locked_release_installs_on_the_oldest_python_the_image_may_be_built_on() -> None:
+    """Debian bookworm's python3 is 3.11.2 (the base `make image-test` builds on): a pin whose release
+    requires a later patch release fails the image build, so deploy/python-floor.txt holds it back.
+    Read from the releases installed here, which are the dev lock's (a superset of the runtime lock's)."""
+    from packaging.specifiers import SpecifierSet
+
+    refused = {}
+    for name, (pin, _) in _locked(DEV_LOCK).items():
+        try:
+            requires = importlib.metadata.metadata(name).get("Requires-Python")
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not for this platform (a marker) or not installed here
+        if requires and not SpecifierSet(requires).contains("3.11.2"):
+            refused[str(pin)] = requires
+    assert refused == {}, f"add these to deploy/python-floor.txt and run `make lock`: {refused}"
+
+
 def test_a_lock_behind_pyproject_is_caught_and_told_to_run_make_lock(tmp_path: Path) -> None:
     """The check can fail: a dependency missing from the lock, a loose pin and a lost hash are named."""
     text = LOCK.read_text()
@@ -259,7 +276,12 @@ def test_the_pod_runs_as_its_workload_identity_account_non_root_with_measured_re
     )
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
     (container,) = pod["containers"]
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # what `make image-test` runs the image with (tests/test_image.py maps these to podman's flags)
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     resources = container["resources"]
     for key in ("cpu", "memory"):
         assert key in resources["requests"] and key in resources["limits"]
@@ -272,10 +294,13 @@ def test_the_pod_runs_as_its_workload_identity_account_non_root_with_measured_re
 
 
 def _dockerfile() -> tuple[str, list[str], list[str]]:
-    """The FROM image, ENTRYPOINT and CMD of deploy/Dockerfile (both in exec form, JSON arrays)."""
+    """The FROM image (a build argument's default resolved), ENTRYPOINT and CMD of deploy/Dockerfile
+    (both in exec form, JSON arrays)."""
     text = (DEPLOY / "Dockerfile").read_text()
     instructions = dict(re.findall(r"(?m)^(FROM|ENTRYPOINT|CMD)\s+(.+)$", text))
-    return instructions["FROM"], json.loads(instructions["ENTRYPOINT"]), json.loads(instructions["CMD"])
+    defaults = dict(re.findall(r"(?m)^ARG\s+(\w+)=(\S+)$", text))
+    base = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], instructions["FROM"])
+    return base, json.loads(instructions["ENTRYPOINT"]), json.loads(instructions["CMD"])
 
 
 def test_the_image_is_pinned_installs_the_lock_and_runs_as_a_user() -> None:

@@ -654,3 +654,32 @@ def test_the_environment_s_change_records_go_up_with_its_results(
     blob = storage_client(loaded).bucket(bucket).blob(f"rec/S/a/changes/{change.file_name()}")
     assert json.loads(blob.download_as_text())["change_id"] == change.change_id
     assert storage_client(loaded).bucket(bucket).blob("rec/S/a/summary.json").exists()
+
+
+
+def test_verify_indexed_names_a_missing_notebook_and_an_unwritable_folder_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The entry command checks its inputs before anything runs: a notebook missing from the kit's
+    root and a Jupyter runtime folder it cannot write are each named, with exit code 3."""
+    root = tmp_path / "kit"
+    shutil.copytree(
+        paths.repo_root() / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("60_*")
+    )
+    d = tmp_path / "envs"
+    _touch(d / "a.yaml")
+    blocked = _touch(tmp_path / "home-is-a-file", "") / "runtime"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["verify", "--indexed", str(d), "--out", str(out)],
+        env={"JOB_COMPLETION_INDEX": "0", "MTLSKIT_ROOT": str(root), "JUPYTER_RUNTIME_DIR": str(blocked)},
+    )
+    assert result.exit_code == 3, result.output
+    missing = root / "notebooks" / "60_logs.ipynb"
+    assert f"cannot verify a: notebook 60_logs {missing}: missing; rebuild the image" in result.stderr
+    assert f"Jupyter runtime folder {blocked}: not writable by uid {os.getuid()} (Not a directory)" in (
+        result.stderr
+    )
+    assert "verifying" not in result.stdout and "50_verify" not in result.stderr
+    assert not out.exists() and not (root / "runs").exists()

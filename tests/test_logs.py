@@ -256,6 +256,7 @@ def test_counts_refused_certificates_and_outcomes() -> None:
     assert len(gaps) == 9 and gaps.loc[pd.Timestamp(at(20)), "accepted"] == 0
     fig = logs.plot_outcomes(summary)
     assert isinstance(fig, Figure) and fig.axes[0].get_legend() is not None
+    _assert_legend_beside_the_data(fig)
     empty = logs.summaries(logs.entries_frame([]))
     assert empty.top_refused.empty and empty.over_time.empty and empty.entries == 0
     assert isinstance(logs.plot_outcomes(empty), Figure)
@@ -635,6 +636,44 @@ def test_notebook_60_logs_without_probes_says_run_verify_first(lb: Stack, tmp_pa
     (result,) = run.notebooks
     assert result.status == "ok", result.error
     assert [(c.status, c.fix) for c in result.checks] == [("warn", "run 50_verify first")]
+
+
+def _assert_legend_beside_the_data(fig: Figure) -> None:
+    """Drawn, the legend's box and the plotting area's box do not overlap (and the legend is on the
+    figure): no bar can be hidden behind it, however tall the bars are."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure is detached from pyplot: draw it as the inline backend does
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    area = ax.get_window_extent(renderer)
+    assert legend.x0 >= area.x1 or legend.x1 <= area.x0 or legend.y0 >= area.y1 or legend.y1 <= area.y0, (
+        legend,
+        area,
+    )
+    assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)
+
+
+def test_a_long_entries_table_shows_its_last_rows_and_folds_the_rest_under_a_click_and_a_variable() -> None:
+    from mtlskit.runner.tables import FOLDED_ROWS, entries_view
+
+    frame = pd.DataFrame({"status": range(FOLDED_ROWS + 500), "url": ["https://a/"] * (FOLDED_ROWS + 500)})
+    view = entries_view(frame, "frame", n=20)
+    assert len(view.shown) == 20 and view.full is frame
+    page = view._repr_html_()
+    shown, folded = page.split("<details>")
+    assert "<td>2480</td>" in shown and "<td>2499</td>" in shown and "<td>2479</td>" not in shown
+    assert "20 of 2500 rows shown; all of them: the variable `frame`" in shown
+    assert f"show all 2500 rows (the first {FOLDED_ROWS})" in folded
+    assert "<td>0</td>" in folded and f"<td>{FOLDED_ROWS - 1}</td>" in folded
+    assert f"<td>{FOLDED_ROWS}</td>" not in folded
+    assert repr(view).endswith(
+        "20 of 2500 rows shown; all of them: the variable `frame` (a pandas DataFrame)"
+    )
+    small = entries_view(frame.head(3), "frame")._repr_html_()
+    assert "show all 3 rows</summary>" in small
 
 
 def test_recent_entries_blank_what_an_entry_lacks_whatever_the_column_type() -> None:

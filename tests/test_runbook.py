@@ -65,6 +65,11 @@ def second_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data["probe"].update(
         client_cert=str(state / "pki" / "client.pem"), client_key=str(state / "pki" / "client.key")
     )
+    pki = state / "pki"
+    data["changes"]["proof_clients"][0].update(
+        cert=str(pki / "next-client.pem"), key=str(pki / "next-client.key"), chain=[str(pki / "next-intermediate.pem")]
+    )
+    data["changes"]["intended_refusals"] = [str(pki / "next-client.pem")]
     path = d / "second.yaml"
     path.write_text(yaml.safe_dump(data))
     yield path

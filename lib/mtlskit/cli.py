@@ -499,13 +499,16 @@ def verify(
     Kubernetes Indexed Job: `mtlskit verify --indexed PARAMS_DIR_OR_FILES... --out OUT`
     reads JOB_COMPLETION_INDEX (which Kubernetes sets in each pod), takes the params files as above,
     runs only the one at that index, in this process, and exits with its run's exit code. A missing
-    or invalid index, or one beyond the list, exits 3 naming the index and the list. Pass the same
+    or invalid index, or one beyond the list, exits 3 naming the index and the list; so does a file the
+    run needs (the params file, a notebook, the kernel) that is missing or unreadable, or a folder it
+    writes (temporary files, the Jupyter runtime folder, runs/, OUT) on a read-only filesystem: each is
+    named before anything runs. Pass the same
     --stamp to every pod (for example the Job's name) to keep the pods' folders side by side.
     """
     import os
 
     from mtlskit.config import paths
-    from mtlskit.runner import fleet
+    from mtlskit.runner import execute, fleet, inputs
     from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_MEANING
 
     where = out or str(paths.repo_root() / "runs" / "verify")
@@ -519,6 +522,12 @@ def verify(
     except fleet.FleetError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(EXIT_BAD_PARAMS)
+    if indexed:
+        missing = inputs.run_inputs(env.params_file, execute.VERIFY, where)
+        for problem in missing:
+            click.echo(f"Error: cannot verify {env.name}: {problem}", err=True)
+        if missing:
+            sys.exit(EXIT_BAD_PARAMS)
     try:
         if indexed:
             click.echo(f"{fleet.INDEX_VARIABLE}={os.environ[fleet.INDEX_VARIABLE]}: verifying {env.name}")

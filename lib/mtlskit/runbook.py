@@ -5,7 +5,7 @@ Nothing is defined here. Each name lives in the module of its concern, which is 
 - `mtlskit.runner.step` — the step harness: `start`, `Step` (need, call, run, finish), `outcome_checks`,
   `publish`, and `StepFailed`, the failure `mtlskit run` counts as a failed check;
 - `mtlskit.runner.tables` — the tables a notebook shows (`checks_frame`, `findings_frame`, `rows_frame`,
-  `backends_frame`, `recent_entries`);
+  `backends_frame`, `recent_entries`, `entries_view`: a long table bounded, the rest a click away);
 - `mtlskit.runner.stepviews` — tables read from the live target through the step (`events_frame`, `dns_frame`,
   `gateway_conditions_frame`);
 - `mtlskit.runner.stepchecks` — the checks of 10_ingress and 20_backend_service, and of the Gateway
@@ -44,6 +44,7 @@ from mtlskit.runner.stepviews import dns_frame, events_frame, gateway_conditions
 from mtlskit.runner.tables import (
     backends_frame,
     checks_frame,
+    entries_view,
     findings_frame,
     recent_entries,
     rows_frame,
@@ -64,6 +65,7 @@ __all__ = [
     "enforcement",
     "rollback_change",
     "trust_change",
+    "entries_view",
     "other_topology_diagram",
     "dns_frame",
     "events_frame",

@@ -7,6 +7,8 @@ shows the same kind of result the same way.
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -53,6 +55,48 @@ def recent_entries(frame: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     no URL or backend), and a caption-worthy index: the row's position in the whole pull."""
     recent = frame.tail(n).astype(object)  # typed columns (booleans) cannot hold a blank
     return recent.where(recent.notna(), "").rename_axis(f"entry (last {min(n, len(frame))} of {len(frame)})")
+
+
+# Rows the folded full table shows in the notebook; beyond that the page would grow by megabytes and the
+# variable is the way to the rest.
+FOLDED_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class BoundedTable:
+    """A long table shown bounded: its last rows, the whole table one click away (a folded section
+    under them) and one variable away (`variable`, named in the caption). A first-time reader sees a
+    screenful instead of thousands of rows, and loses nothing."""
+
+    shown: pd.DataFrame
+    full: pd.DataFrame
+    variable: str
+
+    def caption(self) -> str:
+        return (
+            f"{len(self.shown)} of {len(self.full)} rows shown; all of them: the variable "
+            f"`{self.variable}` (a pandas DataFrame)"
+        )
+
+    def _repr_html_(self) -> str:
+        folded = self.full.head(FOLDED_ROWS).astype(object)
+        folded = folded.where(folded.notna(), "")
+        more = f" (the first {FOLDED_ROWS})" if len(self.full) > FOLDED_ROWS else ""
+        return (
+            f"{self.shown.to_html()}"
+            f"<p>{html.escape(self.caption())}</p>"
+            f"<details><summary>show all {len(self.full)} rows{more}</summary>"
+            f'<div style="max-height: 32em; overflow: auto">{folded.to_html()}</div></details>'
+        )
+
+    def __repr__(self) -> str:
+        return f"{self.shown.to_string()}\n{self.caption()}"
+
+
+def entries_view(frame: pd.DataFrame, variable: str = "frame", n: int = 20) -> BoundedTable:
+    """The request-log table as a notebook shows it: the last `n` entries, all of them folded below
+    and in `variable` (the name the notebook keeps the whole table under)."""
+    return BoundedTable(recent_entries(frame, n), frame, variable)
 
 
 def plan_frame(changes: list[plan.Change], after: list[plan.Change] | None = None) -> pd.DataFrame:

@@ -401,7 +401,8 @@ def plot_outcomes(summary: logscan.Summaries) -> Figure:
     else:
         ax.set_title("Request log entries: accepted vs refused")
     ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper left")
+    # Beside the axes, never on them: inside, it hid the first buckets' bars (the probes' own).
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
