@@ -656,7 +656,6 @@ def test_the_environment_s_change_records_go_up_with_its_results(
     assert storage_client(loaded).bucket(bucket).blob("rec/S/a/summary.json").exists()
 
 
-
 def test_verify_indexed_names_a_missing_notebook_and_an_unwritable_folder_and_changes_nothing(
     tmp_path: Path,
 ) -> None:

@@ -67,7 +67,9 @@ def second_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     pki = state / "pki"
     data["changes"]["proof_clients"][0].update(
-        cert=str(pki / "next-client.pem"), key=str(pki / "next-client.key"), chain=[str(pki / "next-intermediate.pem")]
+        cert=str(pki / "next-client.pem"),
+        key=str(pki / "next-client.key"),
+        chain=[str(pki / "next-intermediate.pem")],
     )
     data["changes"]["intended_refusals"] = [str(pki / "next-client.pem")]
     path = d / "second.yaml"
