@@ -31,7 +31,17 @@ from mtlskit.runner import execute
 from mtlskit.runner.step import Step
 from mtlskit.sandbox import process
 from mtlskit.teach import labs
-from mtlskit.teach.labs import anchor, certificates, chain, enforcement, gateway, modes, outage, rotation
+from mtlskit.teach.labs import (
+    anchor,
+    certificates,
+    chain,
+    enforcement,
+    gateway,
+    modes,
+    outage,
+    rotation,
+    sending,
+)
 from mtlskit.teach.labs.lab import Lab
 from mtlskit.verify import changerecords, probe
 from tests.conftest import free_port, run_nbval
@@ -403,7 +413,9 @@ def test_wrong_predictions_are_named_against_what_was_logged(offline_lab: Lab) -
 
 
 def test_a_typed_answer_matches_whatever_its_case_spacing_or_quotes_but_not_a_different_rule() -> None:
-    assert chain._same(" Issuer  EKU ", "issuer EKU")
-    assert chain._same("'intermediate'", "intermediate")
-    assert not chain._same("EKU", "issuer EKU")
-    assert not chain._same(None, "issuer EKU")
+    assert sending.same(" Issuer  EKU ", "issuer EKU")
+    assert sending.same("'intermediate'", "intermediate")
+    assert sending.same("forwarding rule", "ForwardingRule")
+    assert not sending.same("EKU", "issuer EKU")
+    assert not sending.same("0.5", "5")
+    assert not sending.same(None, "issuer EKU")

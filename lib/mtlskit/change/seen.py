@@ -25,13 +25,7 @@ from mtlskit.verify import logscan
 # The flat columns the queries read (beside `ts`).
 READ_COLUMNS = [
     "outcome",
-    "client_cert_present",
-    "client_cert_chain_verified",
-    "client_cert_error",
-    "client_cert_sha256_fingerprint",
-    "client_cert_serial_number",
-    "client_cert_issuer_dn",
-    "client_cert_subject_dn",
+    *logscan.CLIENT_CERT_COLUMNS,
     "remote_ip",
     "url",  # the kit's own probes carry their id in it (`verify.probe.PROBE_PATH`)
 ]

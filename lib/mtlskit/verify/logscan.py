@@ -45,11 +45,8 @@ if TYPE_CHECKING:
 BUCKETS = ["1s", "5s", "10s", "30s", "1min", "5min", "10min", "30min", "1h", "3h", "6h", "1D"]
 OUTCOMES = ["accepted", "refused", "other"]
 
-COLUMNS = [
-    "time",
-    "status",
-    "status_details",
-    "outcome",
+# What the load balancer logged of the client's certificate (jsonPayload.mtls), as flat columns.
+CLIENT_CERT_COLUMNS = [
     "client_cert_present",
     "client_cert_chain_verified",
     "client_cert_error",
@@ -57,6 +54,13 @@ COLUMNS = [
     "client_cert_serial_number",
     "client_cert_issuer_dn",
     "client_cert_subject_dn",
+]
+COLUMNS = [
+    "time",
+    "status",
+    "status_details",
+    "outcome",
+    *CLIENT_CERT_COLUMNS,
     "remote_ip",
     "method",
     "url",

@@ -211,15 +211,6 @@ def allowlist_command(lab: Lab) -> str:
 # ---- checks ------------------------------------------------------------------------------------------
 
 
-def _same(answer: object, truth: object) -> bool:
-    """Typed answers match whatever their case, spacing or quotes: `Issuer EKU ` is `issuer EKU`."""
-
-    def norm(x: object) -> str:
-        return " ".join(str(x).strip().strip("'\"`").split()).casefold()
-
-    return answer is not None and truth is not None and norm(answer) == norm(truth)
-
-
 def check_found(lab: Lab, culprit: dict[str, str] | None) -> Any:
     """The trainee's culprit against the lint's error for the partner's chain."""
     errors = [f for f in lab.seen.get("findings", []) if f.severity == "error" and f.rule != "chain"]
@@ -239,7 +230,7 @@ def check_found(lab: Lab, culprit: dict[str, str] | None) -> Any:
             "item": k,
             "your answer": given.get(k, "(none)"),
             "the lint says": truth.get(k, "(lint not run)"),
-            "right": bool(truth) and _same(given.get(k), truth.get(k)),
+            "right": bool(truth) and sending.same(given.get(k), truth.get(k)),
         }
         for k in ("certificate", "rule", "outcome")
     ]

@@ -232,9 +232,11 @@ def check_gate(lab: Lab, would_be_refused: Any) -> Any:
     tried = _steps(lab, "flip")
     first = tried[0] if tried else None
     predicted = (
-        sorted(map(sending.normalised, would_be_refused)) if isinstance(would_be_refused, list) else None
+        sorted(map(str, would_be_refused), key=sending.normalised)
+        if isinstance(would_be_refused, list)
+        else None
     )
-    named = sorted(map(sending.normalised, first["named"])) if first else []
+    named = sorted(first["named"], key=sending.normalised) if first else []
     rows = [
         {
             "item": "gate",
@@ -247,7 +249,12 @@ def check_gate(lab: Lab, would_be_refused: Any) -> Any:
             "observed": ", ".join(named) if first else "(not tried)",
         },
     ]
-    ok = bool(first) and first[GATE] == REFUSED_GATE and predicted == named
+    ok = (
+        bool(first)
+        and first[GATE] == REFUSED_GATE
+        and predicted is not None
+        and list(map(sending.normalised, predicted)) == list(map(sending.normalised, named))
+    )
     if not first:
         hint = "try the flip (labs.enforcement.flip(lab)), then check"
     elif predicted is None:
@@ -261,17 +268,16 @@ def check_flip(lab: Lab, after_flip: Any) -> Any:
     """The flip once the clients were fixed: the gate passed, and what each kind of client gets now."""
     passed = [s for s in _steps(lab, "flip") if s[GATE] == PASSED]
     observed = {k: passed[-1][k] for k in (GATE, WITH, WITHOUT)} if passed else {}
-    rows, wrong = sending.compare(after_flip, observed, (GATE, WITH, WITHOUT))
-    if not passed:
-        hint = "fix the clients (labs.enforcement.fix_clients(lab)) and flip again"
-    elif not isinstance(after_flip, dict):
-        hint = f"set `after_flip` to a dict: {GATE!r} (passed or refused), {WITH!r} and {WITHOUT!r}"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: what does {REJECT} do with a connection that sends no certificate?"
-        )
-    return lab.judged(
-        rows, bool(passed) and not wrong, f"the flip passed its gate; {REJECT} refuses the rest", hint
+    return sending.judge_prediction(
+        lab,
+        after_flip,
+        observed,
+        (GATE, WITH, WITHOUT),
+        seen=bool(passed),
+        good=f"the flip passed its gate; {REJECT} refuses the rest",
+        run="fix the clients (labs.enforcement.fix_clients(lab)) and flip again",
+        shape=f"set `after_flip` to a dict: {GATE!r} (passed or refused), {WITH!r} and {WITHOUT!r}",
+        why=f"what does {REJECT} do with a connection that sends no certificate?",
     )
 
 
@@ -284,18 +290,17 @@ def check_break_glass(lab: Lab, predictions: Any) -> Any:
     if back:
         observed[AFTER_WAY_BACK] = back[-1][WITHOUT]
         observed[MODE_AFTER] = str(back[-1]["mode"])
-    rows, wrong = sending.compare(predictions, observed, (DURING, AFTER_WAY_BACK, MODE_AFTER))
-    if not (broke and back):
-        hint = "break the glass (labs.enforcement.break_glass(lab)), then take the way back (labs.enforcement.way_back(lab))"
-    elif not isinstance(predictions, dict):
-        hint = f"set `break_glass` to a dict: {DURING!r}, {AFTER_WAY_BACK!r} and {MODE_AFTER!r}"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: what does break-glass set, and what did its record save before it?"
-        )
-    return lab.judged(
-        rows,
-        bool(broke and back) and not wrong,
-        "break-glass let everyone in; the way back restored the state before it",
-        hint,
+    return sending.judge_prediction(
+        lab,
+        predictions,
+        observed,
+        (DURING, AFTER_WAY_BACK, MODE_AFTER),
+        seen=bool(broke and back),
+        good="break-glass let everyone in; the way back restored the state before it",
+        run=(
+            "break the glass (labs.enforcement.break_glass(lab)), then take the way back "
+            "(labs.enforcement.way_back(lab))"
+        ),
+        shape=f"set `break_glass` to a dict: {DURING!r}, {AFTER_WAY_BACK!r} and {MODE_AFTER!r}",
+        why="what does break-glass set, and what did its record save before it?",
     )

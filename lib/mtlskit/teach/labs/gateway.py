@@ -26,6 +26,7 @@ from mtlskit.migrate import page, run, state
 from mtlskit.migrate.dns_side import dns_ops
 from mtlskit.migrate.gateway_side import GatewayView
 from mtlskit.migrate.traffic import SteadyClient, Tally
+from mtlskit.teach.labs import sending
 from mtlskit.teach.labs.lab import Lab, LabRefused, start_lab
 
 NAME = "06_move_to_the_gateway"
@@ -158,49 +159,21 @@ def _not_ready(view: GatewayView) -> str:
     return f"(not ready: {view.reason})" if view.exists else "(no Gateway)"
 
 
-def _item(answer: Any, key: str) -> Any:
-    return answer.get(key) if isinstance(answer, dict) else None
-
-
-def _compared(
-    answer: Any, observed: dict[str, Any], keys: tuple[str, ...], unseen: str
-) -> tuple[list[dict[str, str]], list[str]]:
-    """The trainee's prediction beside what the lab saw, item by item, and the items that differ."""
-    rows, wrong = [], []
-    for key in keys:
-        mine, want = _item(answer, key), observed.get(key)
-        rows.append({"item": key, "your prediction": mine or "(none)", "observed": want or unseen})
-        if not _same(mine, want):
-            wrong.append(key)
-    return rows, wrong
-
-
-def _same(mine: Any, want: str | None) -> bool:
-    """A typed answer matches whatever its case, spacing or quotes ("forwarding rule" is ForwardingRule)."""
-
-    def norm(text: object) -> str:
-        return "".join(ch for ch in str(text).lower() if ch.isalnum())
-
-    return mine is not None and want is not None and norm(mine) == norm(want)
-
-
 def check_side_by_side(lab: Lab, after_build: Any) -> Any:
     """Once the Gateway is built beside the split frontend (records not moved): did the trainee say
     where the domain resolves and which frontend answers?"""
     seen = [o for o in lab.seen.get("observed", []) if o["gateway ready"] and not o["records moved"]]
     got = seen[-1] if seen else {}
-    rows, wrong = _compared(after_build, got, ("resolves to", "answered by"), "(not observed)")
-    if not seen:
-        hint = "run the build and verify phases (labs.gateway.run_phases(lab, until='verify')), then observe"
-    elif not isinstance(after_build, dict):
-        hint = f"set `after_build` to a dict: 'resolves to' and 'answered by', each one of {', '.join(SIDES)}"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: the Gateway was built on a new IP, and nothing moved the records; "
-            "who do clients reach?"
-        )
-    return lab.judged(
-        rows, bool(seen) and not wrong, "side by side: the Gateway waits on its own IP, clients stay", hint
+    return sending.judge_prediction(
+        lab,
+        after_build,
+        got,
+        ("resolves to", "answered by"),
+        seen=bool(seen),
+        good="side by side: the Gateway waits on its own IP, clients stay",
+        run="run the build and verify phases (labs.gateway.run_phases(lab, until='verify')), then observe",
+        shape=f"set `after_build` to a dict: 'resolves to' and 'answered by', each one of {', '.join(SIDES)}",
+        why="the Gateway was built on a new IP, and nothing moved the records; who do clients reach?",
     )
 
 
@@ -242,19 +215,18 @@ def check_retired(lab: Lab, retirement: Any) -> Any:
             "anchor Ingress": AFTER if compute and at > max(compute) else BEFORE,
             "Service": KEPT if seen["service"] else DELETED,
         }
-    rows, wrong = _compared(retirement, observed, ("deleted first", "anchor Ingress", "Service"), "(not run)")
-    if not seen:
-        hint = "drain and retire (labs.gateway.run_phases(lab)), then check"
-    elif not isinstance(retirement, dict):
-        hint = "set `retirement` to a dict: 'deleted first' (a kind), 'anchor Ingress' and 'Service'"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: a resource cannot be deleted while another still uses it; the split "
-            "URL map uses the anchor's backend service; what does the HTTPRoute send requests to?"
-        )
-    return lab.judged(
-        rows,
-        bool(seen) and not wrong,
-        "the forwarding rule first, the anchor after the frontend that used it, the Service stays",
-        hint,
+    return sending.judge_prediction(
+        lab,
+        retirement,
+        observed,
+        ("deleted first", "anchor Ingress", "Service"),
+        seen=bool(seen),
+        good="the forwarding rule first, the anchor after the frontend that used it, the Service stays",
+        run="drain and retire (labs.gateway.run_phases(lab)), then check",
+        shape="set `retirement` to a dict: 'deleted first' (a kind), 'anchor Ingress' and 'Service'",
+        why=(
+            "a resource cannot be deleted while another still uses it; the split URL map uses the anchor's "
+            "backend service; what does the HTTPRoute send requests to?"
+        ),
+        unseen="(not run)",
     )

@@ -209,23 +209,25 @@ def check_impact(lab: Lab, refused: Any) -> Any:
         None
         if given is None
         else {
-            k: ", ".join(sorted(map(sending.normalised, v))) or "nobody"
+            k: ", ".join(sorted(map(str, v), key=sending.normalised)) or "nobody"
             for k, v in given.items()
             if isinstance(v, list | tuple)
         }
     )
-    rows, wrong = sending.compare(answer, observed, ("phase 1", "phase 2"), "(report not read yet)")
-    if not seen:
-        hint = "run the cell that reads the impact report first"
-    elif given is None:
-        hint = 'set `refused` to a dict: {"phase 1": [...], "phase 2": [...]}, kinds from old CA, new CA, foreign, missing'
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: a client counts only if it is accepted now and refused after the "
-            "phase; who is accepted now, and which CA does each phase leave trusted?"
-        )
-    return lab.judged(
-        rows, bool(seen) and not wrong, "phase 1 refuses nobody, phase 2 the old CA's clients", hint
+    return sending.judge_prediction(
+        lab,
+        answer,
+        observed,
+        ("phase 1", "phase 2"),
+        seen=bool(seen),
+        good="phase 1 refuses nobody, phase 2 the old CA's clients",
+        run="run the cell that reads the impact report first",
+        shape='set `refused` to a dict: {"phase 1": [...], "phase 2": [...]}, kinds from old CA, new CA, foreign, missing',
+        why=(
+            "a client counts only if it is accepted now and refused after the phase; who is accepted now, and "
+            "which CA does each phase leave trusted?"
+        ),
+        unseen="(report not read yet)",
     )
 
 
@@ -347,18 +349,19 @@ def _phase_seen(lab: Lab, label: str) -> dict[str, str]:
 def check_phase_1(lab: Lab, phase_1: Any) -> Any:
     """Right after phase 1's PATCH, and once applied, each kind of client."""
     observed = _phase_seen(lab, "phase 1")
-    rows, wrong = sending.compare(phase_1, observed, (RIGHT_AFTER, *CATEGORIES))
-    if not observed:
-        hint = "run phase 1 (labs.rotation.run_phase(lab)), then check"
-    elif not isinstance(phase_1, dict):
-        hint = f"set `phase_1` to a dict: {RIGHT_AFTER!r} and each of {', '.join(CATEGORIES)}: accepted or refused"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: the control plane answered the PATCH at once; when does the data "
-            "plane apply it? And what does a trust config holding both CAs make of each certificate?"
-        )
-    return lab.judged(
-        rows, bool(observed) and not wrong, "both CAs trusted, and the change shows only once applied", hint
+    return sending.judge_prediction(
+        lab,
+        phase_1,
+        observed,
+        (RIGHT_AFTER, *CATEGORIES),
+        seen=bool(observed),
+        good="both CAs trusted, and the change shows only once applied",
+        run="run phase 1 (labs.rotation.run_phase(lab)), then check",
+        shape=f"set `phase_1` to a dict: {RIGHT_AFTER!r} and each of {', '.join(CATEGORIES)}: accepted or refused",
+        why=(
+            "the control plane answered the PATCH at once; when does the data plane apply it? And what does "
+            "a trust config holding both CAs make of each certificate?"
+        ),
     )
 
 
@@ -369,36 +372,40 @@ def check_phase_2(lab: Lab, phase_2: Any) -> Any:
     if tried:
         observed[GATE] = tried[0]["gate"]
     applied = _last(lab, "phase 2") is not None
-    rows, wrong = sending.compare(phase_2, observed, (GATE, *CATEGORIES))
-    if not applied:
-        hint = (
+    return sending.judge_prediction(
+        lab,
+        phase_2,
+        observed,
+        (GATE, *CATEGORIES),
+        seen=applied,
+        good="the gate held phase 2 until the refusal was meant",
+        run=(
             "run phase 2; when its gate refuses, name the old CA's clients as intended "
             "(labs.rotation.intend_old_ca_refused(lab)) and run it again"
-        )
-    elif not isinstance(phase_2, dict):
-        hint = f"set `phase_2` to a dict: 'gate' (passed or refused) and each of {', '.join(CATEGORIES)}"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: the old CA's client was accepted until phase 2, and nobody had said "
-            "its refusal was meant; what is left in the trust config after phase 2?"
-        )
-    return lab.judged(rows, applied and not wrong, "the gate held phase 2 until the refusal was meant", hint)
+        ),
+        shape=f"set `phase_2` to a dict: 'gate' (passed or refused) and each of {', '.join(CATEGORIES)}",
+        why=(
+            "the old CA's client was accepted until phase 2, and nobody had said its refusal was meant; what "
+            "is left in the trust config after phase 2?"
+        ),
+    )
 
 
 def check_rollback(lab: Lab, after_rollback: Any) -> Any:
     """Each kind of client after the rollback of the last phase."""
     observed = _phase_seen(lab, "rollback")
     observed.pop(RIGHT_AFTER, None)
-    rows, wrong = sending.compare(after_rollback, observed, CATEGORIES)
-    if not observed:
-        hint = "roll back (labs.rotation.roll_back(lab)), then check"
-    elif not isinstance(after_rollback, dict):
-        hint = f"set `after_rollback` to a dict: each of {', '.join(CATEGORIES)}: accepted or refused"
-    else:
-        hint = (
-            f"{', '.join(wrong)} differ: a rollback restores the state saved before the last phase, not the "
-            "params: what did the trust config hold before phase 2?"
-        )
-    return lab.judged(
-        rows, bool(observed) and not wrong, "the way back restored the state before phase 2: both CAs", hint
+    return sending.judge_prediction(
+        lab,
+        after_rollback,
+        observed,
+        CATEGORIES,
+        seen=bool(observed),
+        good="the way back restored the state before phase 2: both CAs",
+        run="roll back (labs.rotation.roll_back(lab)), then check",
+        shape=f"set `after_rollback` to a dict: each of {', '.join(CATEGORIES)}: accepted or refused",
+        why=(
+            "a rollback restores the state saved before the last phase, not the params: what did the trust "
+            "config hold before phase 2?"
+        ),
     )

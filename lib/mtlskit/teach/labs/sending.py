@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtlskit.rules.logentry import NOT_PROVIDED
-from mtlskit.teach.labs.lab import Lab
+from mtlskit.teach.labs.lab import Lab, Verdict
 from mtlskit.verify import logs, probe
 from mtlskit.verify.probe import Case, ProbeResult
 
@@ -74,8 +74,14 @@ def got(http_status: int | None) -> str:
 
 
 def normalised(answer: object) -> str:
-    """A typed answer as compared: any case, spacing or quotes ("Accepted " is accepted)."""
-    return " ".join(str(answer).strip().strip("'\"").lower().split())
+    """A typed answer as compared: any case, spacing, quotes or punctuation ("Accepted " is accepted,
+    "forwarding rule" is ForwardingRule); dots stay, so 0.5 is not 5."""
+    return "".join(ch for ch in str(answer).lower() if ch.isalnum() or ch == ".").strip(".")
+
+
+def same(answer: object, truth: object) -> bool:
+    """A typed answer is right when it is the truth as `normalised` reads both; no answer never is."""
+    return answer is not None and truth is not None and normalised(answer) == normalised(truth)
 
 
 def compare(
@@ -88,7 +94,7 @@ def compare(
     wrong = []
     for key in keys:
         mine, want = given.get(key), observed.get(key)
-        ok = mine is not None and want is not None and normalised(mine) == normalised(want)
+        ok = same(mine, want)
         rows.append(
             {
                 "item": key,
@@ -100,3 +106,29 @@ def compare(
         if not ok:
             wrong.append(key)
     return rows, wrong
+
+
+def judge_prediction(
+    lab: Lab,
+    answer: object,
+    observed: dict[str, str],
+    keys: tuple[str, ...],
+    *,
+    seen: bool,
+    good: str,
+    run: str,
+    shape: str,
+    why: str,
+    unseen: str = "(not observed)",
+) -> Verdict:
+    """Every prediction check says what to do next in the same order: run the step when the lab saw
+    nothing yet (`run`), answer in the expected form when the prediction is not a dict (`shape`), else
+    rethink the items that differ (`why`, which leads with their names)."""
+    rows, wrong = compare(answer, observed, keys, unseen)
+    if not seen:
+        hint = run
+    elif not isinstance(answer, dict):
+        hint = shape
+    else:
+        hint = f"{', '.join(wrong)} differ: {why}"
+    return lab.judged(rows, seen and not wrong, good, hint)
