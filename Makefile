@@ -85,6 +85,8 @@ image-test: venv image-tools
 	code=$$?; end=$$(date +%s); \
 	echo "make image-test: $$(( end - start )) s (base $$(( base ? base - start : 0 )) s, build" \
 	  "$$(( built ? built - base : 0 )) s, containers and scan $$(( built ? end - built : 0 )) s), exit code $$code"; \
+	if [ $$code = 0 ]; then deploy/image-test/inputs.sh > .ci/image-tested \
+	  && echo "make image-test: passed on these inputs, recorded in .ci/image-tested (commit it)"; fi; \
 	exit $$code
 
 # The base and the image of image-test without running them: what CI builds while `make test` runs, so
