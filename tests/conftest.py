@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -128,6 +129,19 @@ def sandbox_call(clients: Clients, path: str, method: str = "GET", body: Any = N
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
+
+
+def wait_serving(clients: Clients, ip: str, timeout: float = 30.0) -> None:
+    """Until the sandbox's data plane serves a certificate on `ip`: the API says a managed certificate
+    is ACTIVE before the data plane's next refresh picks it up, and a client that connects in between
+    is closed without a handshake, as a load balancer without a certificate to present would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listeners = sandbox_call(clients, "dataplane")["listeners"]
+        if any(li["ip"] == ip and li["listening"] and li["certificates_served"] for li in listeners):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the sandbox's data plane serves no certificate on {ip} after {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from mtlskit.cli import main
 from mtlskit.cloud.clients import Clients, build_clients
 from mtlskit.config import params as params_mod
 from mtlskit.config import paths
-from mtlskit.verify import changerecords
+from mtlskit.verify import changerecords, probe
+from tests.conftest import wait_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +63,7 @@ def headless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Headless]:
         clients = build_clients(params)
         stack.build(clients, params)
         frontend.wait_for_certificate(clients, params, 30, poll_seconds=0.2)
+        wait_serving(clients, probe.locate_frontend(clients, params).ip)
         yield Headless(clients, split, rotation, work / "runs")
     finally:
         process.stop(state)

@@ -23,6 +23,7 @@ from mtlskit.migrate.traffic import SteadyClient, fixed_address
 from mtlskit.pki import certs
 from mtlskit.sandbox import process
 from mtlskit.verify import changerecords, probe
+from tests.conftest import wait_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +74,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         clients = build_clients(params)
         stack.build(clients, params)
         frontend.wait_for_certificate(clients, params, 30, poll_seconds=0.2)
+        wait_serving(clients, probe.locate_frontend(clients, params).ip)
         yield Stack(clients, params, d, certs.DemoPki.in_state_dir(d))
     finally:
         process.stop(d)

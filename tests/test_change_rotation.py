@@ -23,6 +23,7 @@ from mtlskit.pki import certs
 from mtlskit.runner.step import Step, StepFailed
 from mtlskit.sandbox import process
 from mtlskit.verify import changerecords, probe
+from tests.conftest import wait_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.build(clients, old)
         frontend.wait_for_certificate(clients, old, 30, poll_seconds=0.2)
         ip = probe.locate_frontend(clients, old).ip
+        wait_serving(clients, ip)  # the steady clients start at once
         yield Stack(clients, old, new, ip, certs.DemoPki.in_state_dir(d))
     finally:
         process.stop(d)

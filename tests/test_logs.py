@@ -28,7 +28,7 @@ from mtlskit.pki import certs
 from mtlskit.runner import execute
 from mtlskit.verify import logs, probe
 from mtlskit.verify.probe import PROBE_HEADER, PROBE_PATH, ProbeResult
-from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params
+from tests.conftest import PROJECT, ResolveAdapter, free_port, sandbox_call, sandbox_params, wait_serving
 
 T0 = dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
 FINGERPRINT = "q1w2e3r4t5y6u7i8o9p0AbCdEfGhIjKlMnOpQrStUvW="
@@ -450,12 +450,7 @@ def lb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     fr = clients.compute.forwarding_rules.get(
         project=PROJECT, forwarding_rule=params.frontend.forwarding_rule
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        listeners = sandbox_call(clients, "dataplane")["listeners"]
-        if listeners and listeners[0].get("certificates_served", 0) >= 1:
-            break
-        time.sleep(0.05)
+    wait_serving(clients, fr.I_p_address)
     yield Stack(params, clients, fr.I_p_address, pki, state / "dataplane" / "ca.pem", params_file)
     probe.results_file(params).unlink(missing_ok=True)
     from mtlskit.sandbox import process
