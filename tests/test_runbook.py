@@ -13,7 +13,7 @@ from google.api_core import exceptions as gexc
 from mtlskit.build import backend
 from mtlskit.cloud.clients import build_clients
 from mtlskit.config import paths
-from mtlskit.config.params import load
+from mtlskit.config.params import load, sandbox_default
 from mtlskit.runner import execute
 from mtlskit.sandbox import process
 from tests.conftest import PROJECT, run_nbval, sandbox_call
@@ -38,9 +38,8 @@ MUTATING = (
 def second_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second environment: other names, namespace and port, ALLOW mode."""
     d = tmp_path_factory.mktemp("second-env")
-    data = yaml.safe_load((paths.repo_root() / "params" / "sandbox.yaml").read_text())
     state = d / "state"
-    data["sandbox"]["state_dir"] = str(state)
+    data = sandbox_default(state)  # every certificate path moved into this environment's own PKI
     data["stack"] = "second"
     data["kubernetes"].update(
         namespace="team-b", service="api", service_port=8443, backend_config="api-bc", ingress="api-anchor"
@@ -58,20 +57,8 @@ def second_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
         trust_config="b-trust",
         server_tls_policy="b-policy",
         validation_mode="ALLOW_INVALID_OR_MISSING_CLIENT_CERT",
-        trust_anchors=[str(state / "pki" / "root.pem")],
-        intermediates=[str(state / "pki" / "intermediate.pem")],
         allowlisted=[str(state / "pki" / "allowlisted-client.pem")],
     )
-    data["probe"].update(
-        client_cert=str(state / "pki" / "client.pem"), client_key=str(state / "pki" / "client.key")
-    )
-    pki = state / "pki"
-    data["changes"]["proof_clients"][0].update(
-        cert=str(pki / "next-client.pem"),
-        key=str(pki / "next-client.key"),
-        chain=[str(pki / "next-intermediate.pem")],
-    )
-    data["changes"]["intended_refusals"] = [str(pki / "next-client.pem")]
     path = d / "second.yaml"
     path.write_text(yaml.safe_dump(data))
     yield path
