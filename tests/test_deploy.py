@@ -120,6 +120,7 @@ def test_every_locked_release_installs_on_the_oldest_python_the_image_may_be_bui
             requires = importlib.metadata.metadata(name).get("Requires-Python")
         except importlib.metadata.PackageNotFoundError:
             continue  # not for this platform (a marker) or not installed here
+        assert pin.specifier.contains(importlib.metadata.version(name)), f"the venv is not the lock: {pin}"
         if requires and not SpecifierSet(requires).contains("3.11.2"):
             refused[str(pin)] = requires
     assert refused == {}, f"add these to deploy/python-floor.txt and run `make lock`: {refused}"

@@ -661,9 +661,9 @@ def test_a_long_entries_table_shows_its_last_rows_and_folds_the_rest_under_a_cli
     shown, folded = page.split("<details>")
     assert "<td>2480</td>" in shown and "<td>2499</td>" in shown and "<td>2479</td>" not in shown
     assert "20 of 2500 rows shown; all of them: the variable `frame`" in shown
-    assert f"show all 2500 rows (the first {FOLDED_ROWS})" in folded
-    assert "<td>0</td>" in folded and f"<td>{FOLDED_ROWS - 1}</td>" in folded
-    assert f"<td>{FOLDED_ROWS}</td>" not in folded
+    assert f"show all 2500 rows (the last {FOLDED_ROWS})" in folded
+    assert "<td>2499</td>" in folded and "<td>500</td>" in folded  # the newest, as the rows above
+    assert "<td>499</td>" not in folded
     assert repr(view).endswith(
         "20 of 2500 rows shown; all of them: the variable `frame` (a pandas DataFrame)"
     )

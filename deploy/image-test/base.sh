@@ -7,6 +7,11 @@ set -euo pipefail
 image=$1 cache=$2
 if podman image exists "$image"; then echo "base $image: cached"; exit 0; fi
 tarball=$cache/bookworm-python3-rootfs.tar
+if [ ! -s "$tarball" ] && [ "$(id -u)" != 0 ]; then
+  echo "making the base needs root (debootstrap, chroot): run 'sudo make image-test', or put a bookworm" \
+    "root filesystem with python3 at $tarball" >&2
+  exit 1
+fi
 if [ ! -s "$tarball" ]; then
   mkdir -p "$cache"
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")

@@ -64,6 +64,9 @@ class _IpcKernelManager(AsyncKernelManager):
             shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
 
+KERNEL_NAME = "python3"  # the environment's own Python, as ipykernel installs it
+
+
 def notebook_path(name: str) -> Path:
     """A runbook step by name (`50_verify`), or any notebook by its path (a team's own extra step)."""
     if name.endswith(".ipynb"):
@@ -125,7 +128,7 @@ class SharedKernel:
         command line validates params meanwhile); the first notebook then finds it ready."""
         from jupyter_core.utils import run_sync
 
-        self.km = _IpcKernelManager(kernel_name="python3")
+        self.km = _IpcKernelManager(kernel_name=KERNEL_NAME)
         preload = [f"--IPKernelApp.exec_lines=__import__({m!r})" for m in PRELOAD]  # binds no name
         # No input history: a headless run never recalls it, and restarting In [n] at 1 for each
         # notebook would collide with the lines already stored ("Session/line number was not unique").
@@ -288,7 +291,7 @@ def _execute_one(
             _with_prologue(src, used, dst.parent),
             str(dst),
             parameters=parameters,
-            kernel_name="python3",
+            kernel_name=KERNEL_NAME,
             km=km,
             cwd=str(src.parent),
             progress_bar=False,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlskit.config import paths
-
-KERNEL = "python3"  # the kernel `execute` starts (the environment's own Python)
+from mtlskit.runner.execute import KERNEL_NAME as KERNEL
+from mtlskit.runner.execute import notebook_path
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,14 @@ def _writable(what: str, path: Path, fix: str) -> Missing | None:
 def _kernel_problem() -> Missing | None:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    specs = KernelSpecManager()
     try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+        spec = specs.get_kernel_spec(KERNEL)
     except NoSuchKernel:
         return Missing(
             "Jupyter kernelspec",
             KERNEL,
-            "not found in " + ", ".join(KernelSpecManager().kernel_dirs),
+            "not found in " + ", ".join(specs.kernel_dirs),
             "install ipykernel in this environment (the lock does)",
         )
     return _readable("Jupyter kernelspec", Path(spec.resource_dir) / "kernel.json", "reinstall ipykernel")
@@ -80,10 +81,7 @@ def run_inputs(params_file: Path, notebooks: Sequence[str], out: str | Path) -> 
     image = "rebuild the image from deploy/Dockerfile (it copies notebooks/ and params/)"
     mount = "mount a writable volume there (deploy/k8s/cronjob.yaml mounts emptyDir volumes)"
     checks = [_readable("params file", params_file, "mount the params ConfigMap (or pass another file)")]
-    checks += [
-        _readable(f"notebook {name}", paths.repo_root() / "notebooks" / f"{name}.ipynb", image)
-        for name in notebooks
-    ]
+    checks += [_readable(f"notebook {name}", notebook_path(name), image) for name in notebooks]
     checks.append(_kernel_problem())
     checks.append(_writable("temporary folder", Path(os.environ.get("TMPDIR") or "/tmp"), mount))
     checks.append(_writable("Jupyter runtime folder", Path(jupyter_runtime_dir()), mount + " (HOME)"))

@@ -62,7 +62,7 @@ def recent_entries(frame: pd.DataFrame, n: int = 20) -> pd.DataFrame:
 FOLDED_ROWS = 2000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BoundedTable:
     """A long table shown bounded: its last rows, the whole table one click away (a folded section
     under them) and one variable away (`variable`, named in the caption). A first-time reader sees a
@@ -79,9 +79,9 @@ class BoundedTable:
         )
 
     def _repr_html_(self) -> str:
-        folded = self.full.head(FOLDED_ROWS).astype(object)
+        folded = self.full.tail(FOLDED_ROWS).astype(object)  # the newest, as the rows shown above
         folded = folded.where(folded.notna(), "")
-        more = f" (the first {FOLDED_ROWS})" if len(self.full) > FOLDED_ROWS else ""
+        more = f" (the last {FOLDED_ROWS})" if len(self.full) > FOLDED_ROWS else ""
         return (
             f"{self.shown.to_html()}"
             f"<p>{html.escape(self.caption())}</p>"
