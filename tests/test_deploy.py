@@ -352,19 +352,19 @@ def params_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         process.stop(state)
 
 
-def _entry_command(
-    rendered: list[dict[str, Any]], index: int, mounts: dict[str, Path], settings: dict[str, str]
-) -> tuple[list[str], dict[str, str]]:
-    """The pod's command line and environment as the kubelet would build them: the image's ENTRYPOINT
-    (no `command` in the pod) with the container's args, `$(VAR)` expanded from the container's env,
-    the Job controller's JOB_COMPLETION_INDEX and job-name label, and each mount path mapped to a local
-    directory."""
-    cron = _one(rendered, "CronJob")
-    (container,) = _pod(cron)["containers"]
-    _, entrypoint, cmd = _dockerfile()
-    command = container.get("command") or entrypoint
-    args = container.get("args") or cmd
-    labels = {"batch.kubernetes.io/job-name": f"{cron['metadata']['name']}-29000000"}
+def job_name(rendered: list[dict[str, Any]]) -> str:
+    """The name the CronJob controller gives one of its Jobs (the CronJob's, a minute's suffix)."""
+    return f"{_one(rendered, 'CronJob')['metadata']['name']}-29000000"
+
+
+def pod_env_and_args(
+    rendered: list[dict[str, Any]], index: int, settings: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The container's environment and args as the kubelet builds them: the Job controller's
+    JOB_COMPLETION_INDEX and job-name label, values from the container's env (a ConfigMap key from
+    `settings`), and `$(VAR)` in the args expanded from that environment."""
+    (container,) = _pod(_one(rendered, "CronJob"))["containers"]
+    labels = {"batch.kubernetes.io/job-name": job_name(rendered)}
     env = {"JOB_COMPLETION_INDEX": str(index)}
     for var in container.get("env", []):
         source = var.get("valueFrom", {})
@@ -376,7 +376,19 @@ def _entry_command(
             key = re.fullmatch(r"metadata\.labels\['(.+)'\]", source["fieldRef"]["fieldPath"])
             assert key, source
             env[var["name"]] = labels[key.group(1)]
-    expanded = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in args]
+    args = container.get("args") or _dockerfile()[2]
+    return env, [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in args]
+
+
+def _entry_command(
+    rendered: list[dict[str, Any]], index: int, mounts: dict[str, Path], settings: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The pod's command line and environment as the kubelet would build them: the image's ENTRYPOINT
+    (no `command` in the pod) with the container's args (`pod_env_and_args`), and each mount path
+    mapped to a local directory."""
+    (container,) = _pod(_one(rendered, "CronJob"))["containers"]
+    command = container.get("command") or _dockerfile()[1]
+    env, expanded = pod_env_and_args(rendered, index, settings)
     for mount in container["volumeMounts"]:
         local = mounts.get(mount["mountPath"])
         if local:

@@ -33,10 +33,21 @@ import yaml
 
 from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_OK
 from tests.conftest import free_port
-from tests.test_deploy import K8S, _configmap_by_env, _dockerfile, _one, _pod, _policy_action, _render
+from tests.test_deploy import (
+    K8S,
+    _configmap_by_env,
+    _dockerfile,
+    _one,
+    _pod,
+    _policy_action,
+    _render,
+    job_name,
+    pod_env_and_args,
+)
 from tests.test_fleet import _env_file, _point_url_map_elsewhere
 
 IMAGE = os.environ.get("MTLSKIT_IMAGE", "")
+OUT = "/tmp/out"  # the run's --out in the pod: under its /tmp volume (the host's scratch folder)
 needs_image = pytest.mark.skipif(
     not IMAGE, reason="needs the built image: `make image-test` builds it and sets MTLSKIT_IMAGE"
 )
@@ -75,39 +86,16 @@ def _scan_tar(stream: IO[bytes], where: str) -> Iterator[str]:
             if not member.isfile():
                 continue
             data = tar.extractfile(member)
-            assert data is not None
-            if name.endswith(".tar") or name.startswith("blobs/"):
-                head = data.read(262)
-                rest = io.BufferedReader(_Prefixed(head, data))  # type: ignore[arg-type]
-                if head[257:262] == b"ustar":
-                    yield from _scan_tar(rest, f"{where}{' ' if where else ''}{name}")
-                    continue
-                content = head + rest.read()
-            else:
-                content = data.read()
-            known = [why for path, why in KNOWN_PUBLIC.items() if path.search(name)]
+            assert data is not None  # a tarfile.ExFileObject: a BufferedReader, so it can be peeked at
+            if (name.endswith(".tar") or name.startswith("blobs/")) and data.peek(262)[257:262] == b"ustar":
+                yield from _scan_tar(data, f"{where}{' ' if where else ''}{name}")
+                continue
+            if any(path.search(name) for path in KNOWN_PUBLIC):
+                continue
+            content = data.read()
             for what, pattern in SECRET_CONTENT.items():
-                if pattern.search(content) and not known:
+                if pattern.search(content):
                     yield f"{where}: {name}: {what}"
-
-
-class _Prefixed(io.RawIOBase):
-    """Bytes already read, then the rest of the stream: a tar member sniffed before it is opened."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]):
-        self.head, self.rest = head, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.head:
-            n = min(len(buffer), len(self.head))
-            buffer[:n], self.head = self.head[:n], self.head[n:]
-            return n
-        chunk = self.rest.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
 
 def _tar_of(files: dict[str, bytes]) -> bytes:
@@ -282,9 +270,8 @@ def _run_pod(
     """One pod of the Indexed Job: `podman run` with the pod's user, securityContext, volumes,
     environment and the image's ENTRYPOINT with the container's args ($(VAR) expanded as the kubelet
     does). `leave_out` names volumes the pod does not get."""
-    job_name = f"{_one(rendered, 'CronJob')['metadata']['name']}-29000000"
-    env = {"JOB_COMPLETION_INDEX": str(index), "JOB_NAME": job_name, "MTLSKIT_OUT": "/tmp/out"}
-    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    settings = {**_configmap_by_env(rendered, _pod(_one(rendered, "CronJob")), "MTLSKIT_OUT"), "out": OUT}
+    env, args = pod_env_and_args(rendered, index, settings)
     read_only = {m["name"]: m.get("readOnly", False) for m in container["volumeMounts"]}
     volumes = [
         f"--volume={folders[name]}:{path}:{'ro' if read_only[name] else 'rw'}"
@@ -344,7 +331,7 @@ def test_each_index_verifies_its_environment_a_drift_fails_it_and_past_the_end_e
     for index, (proc, folders) in enumerate(results):
         where = f"index {index}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         assert proc.returncode == expected[index], where
-        folder = folders["scratch"] / "out" / f"{_one(rendered, 'CronJob')['metadata']['name']}-29000000"
+        folder = folders["scratch"] / "out" / job_name(rendered)
         summary = json.loads((folder / Path(ENVIRONMENTS[index]).stem / "summary.json").read_text())
         assert summary["exit_code"] == proc.returncode
         assert [n["notebook"] for n in summary["notebooks"]] == ["50_verify", "60_logs", "70_drift"], where
