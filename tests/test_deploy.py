@@ -46,6 +46,15 @@ STALE = "the lock is out of date with pyproject.toml: run `make lock` and commit
 # ---------------------------------------------------------------- lock files
 
 
+# The container's securityContext: what `make image-test` runs the image with (tests/test_image.py
+# maps it to podman's flags).
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
 def _locked(lock: Path) -> dict[str, tuple[Requirement, list[str]]]:
     """Each pinned requirement of a pip-compile lock with its hashes, by canonical name."""
     logical = re.sub(r"\\\n", " ", lock.read_text())
@@ -278,11 +287,7 @@ def test_the_pod_runs_as_its_workload_identity_account_non_root_with_measured_re
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
     (container,) = pod["containers"]
     # what `make image-test` runs the image with (tests/test_image.py maps these to podman's flags)
-    assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
+    assert container["securityContext"] == CONTAINER_SECURITY
     resources = container["resources"]
     for key in ("cpu", "memory"):
         assert key in resources["requests"] and key in resources["limits"]

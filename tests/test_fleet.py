@@ -4,6 +4,7 @@ parallel by the real command, a hanging notebook, and a gs:// output (e2e)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -460,28 +461,35 @@ def _point_url_map_elsewhere(drifted: Path, other: Path) -> None:
     ).result()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Four environments on one sandbox, built with the library's own apply (no kernel): a directory of
-    their params files."""
+@contextlib.contextmanager
+def built_environments(root: Path, names: list[str]) -> Iterator[tuple[Path, list[Path]]]:
+    """Environments on one sandbox, built with the library's own apply (no kernel), in parallel: the
+    sandbox's state folder and their params files. The sandbox stops on the way out."""
     from mtlskit.build import stack
     from mtlskit.cloud.clients import build_clients
-    from mtlskit.config.params import load
     from mtlskit.sandbox import process
 
-    root = tmp_path_factory.mktemp("fleet")
     state, port = root / "state", free_port()
     envs = root / "envs"
     envs.mkdir()
-    files = [_env_file(envs, state, port, name) for name in ENVIRONMENTS]
+    files = [_env_file(envs, state, port, name) for name in names]
     try:
-        build_clients(load(files[0]))  # starts the sandbox once, before the builds share it
+        loaded = [params_mod.load(f) for f in files]
+        build_clients(loaded[0])  # starts the sandbox once, before the builds share it
         with ThreadPoolExecutor(len(files)) as pool:  # each build mostly waits on operations
-            list(pool.map(lambda f: stack.build(build_clients(load(f)), load(f), timeout=60), files))
-        _point_url_map_elsewhere(envs / "charlie-drift.yaml", envs / "alpha.yaml")
-        yield envs
+            list(pool.map(lambda p: stack.build(build_clients(p), p, timeout=60), loaded))
+        yield state, files
     finally:
         process.stop(state)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Four environments on one sandbox, one of them drifted: a directory of their params files."""
+    with built_environments(tmp_path_factory.mktemp("fleet"), ENVIRONMENTS) as (_, files):
+        envs = files[0].parent
+        _point_url_map_elsewhere(envs / "charlie-drift.yaml", envs / "alpha.yaml")
+        yield envs
 
 
 @pytest.mark.e2e

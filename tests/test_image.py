@@ -32,8 +32,8 @@ import pytest
 import yaml
 
 from mtlskit.runner.results import EXIT_BAD_PARAMS, EXIT_CHECK_FAILED, EXIT_OK
-from tests.conftest import free_port
 from tests.test_deploy import (
+    CONTAINER_SECURITY,
     K8S,
     _configmap_by_env,
     _dockerfile,
@@ -44,7 +44,7 @@ from tests.test_deploy import (
     job_name,
     pod_env_and_args,
 )
-from tests.test_fleet import _env_file, _point_url_map_elsewhere
+from tests.test_fleet import _point_url_map_elsewhere, built_environments
 
 IMAGE = os.environ.get("MTLSKIT_IMAGE", "")
 OUT = "/tmp/out"  # the run's --out in the pod: under its /tmp volume (the host's scratch folder)
@@ -167,11 +167,7 @@ def _security_flags(rendered: list[dict[str, Any]], container: dict[str, Any]) -
     """podman's words for the pod's and the container's securityContext, refusing anything unknown."""
     pod = _pod(_one(rendered, "CronJob"))["securityContext"]
     ctx = container["securityContext"]
-    assert ctx == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
+    assert ctx == CONTAINER_SECURITY
     assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
     return [
         f"--user={pod['runAsUser']}:{pod['runAsGroup']}",
@@ -196,23 +192,9 @@ ENVIRONMENTS = ["alpha", "charlie-drift"]
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Path]]]:
     """Two environments built on one sandbox on the host, the second one drifted: its state folder and
     the environments' params files (as the host reads them)."""
-    from mtlskit.build import stack as build
-    from mtlskit.cloud.clients import build_clients
-    from mtlskit.config.params import load
-    from mtlskit.sandbox import process
-
-    root = tmp_path_factory.mktemp("image")
-    state, port, envs = root / "state", free_port(), root / "envs"
-    envs.mkdir()
-    files = [_env_file(envs, state, port, name) for name in ENVIRONMENTS]
-    try:
-        build_clients(load(files[0]))
-        for f in files:
-            build.build(build_clients(load(f)), load(f), timeout=60)
+    with built_environments(tmp_path_factory.mktemp("image"), ENVIRONMENTS) as (state, files):
         _point_url_map_elsewhere(files[1], files[0])
         yield state, files
-    finally:
-        process.stop(state)
 
 
 def _mounts(container: dict[str, Any]) -> dict[str, str]:

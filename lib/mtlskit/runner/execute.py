@@ -37,6 +37,7 @@ TEARDOWN = "90_teardown"
 # The Gateway topology builds through its own notebooks (gw...), verified by the same 50 -> 70.
 GATEWAY_BUILD = ["00_design", "00_preflight", "gw10_gateway_prereqs", "gw20_gateway"]
 GATEWAY_TEARDOWN = "gw90_gateway_teardown"
+KERNEL_NAME = "python3"  # the environment's own Python, as ipykernel installs it
 
 
 def build_notebooks(topology: str) -> list[str]:
@@ -62,9 +63,6 @@ class _IpcKernelManager(AsyncKernelManager):
         await super()._async_cleanup_resources(restart)
         if not restart:  # a restarted kernel binds its sockets in the same directory again
             shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
-
-
-KERNEL_NAME = "python3"  # the environment's own Python, as ipykernel installs it
 
 
 def notebook_path(name: str) -> Path:
