@@ -33,7 +33,10 @@ from mtlskit.rules import gateway as gw
 
 LISTENER = "https"
 PREREQ_KINDS = ("Namespace", "Service", "ConfigMap")
-GATEWAY_KINDS = ("Gateway", "HTTPRoute", "GCPGatewayPolicy", "GCPBackendPolicy", "HealthCheckPolicy")
+# Apply order: what the Gateway uses before the Gateway itself, so the controller's first pass over it
+# builds the proxy with its SSL policy, routes and backend settings. Applied after it, a policy reaches
+# the load balancer one pass later, and a verification in between sees a proxy without its SSL policy.
+GATEWAY_KINDS = ("GCPGatewayPolicy", "GCPBackendPolicy", "HealthCheckPolicy", "HTTPRoute", "Gateway")
 # The health check the GKE Ingress controller gives a NEG backend whose BackendConfig names none (the
 # split build's BackendConfig names none): HTTP on the serving port, path "/". The HealthCheckPolicy
 # states it, so the Gateway's backend is judged healthy by the same probe.
@@ -176,12 +179,12 @@ def _policy(
 
 
 def gateway_manifests(params: Params) -> dict[str, dict[str, Any]]:
-    """Gateway, HTTPRoute and the three GKE policies, in apply order."""
+    """Gateway, HTTPRoute and the three GKE policies, in apply order (`GATEWAY_KINDS`)."""
     g, k = params.gateway, params.kubernetes
     gateway_ref = {"group": gw.GROUP, "kind": "Gateway", "name": g.name}
     service_ref = {"group": "", "kind": "Service", "name": k.service}
     logging = {"enabled": params.logging.enable, "sampleRate": sample_rate(params)}
-    return {
+    made = {
         "Gateway": gateway_manifest(params),
         "HTTPRoute": http_route_manifest(params),
         "GCPGatewayPolicy": _policy(
@@ -196,6 +199,7 @@ def gateway_manifests(params: Params) -> dict[str, dict[str, Any]]:
             {"config": HEALTH_CHECK},
         ),
     }  # fmt: skip
+    return {kind: made[kind] for kind in GATEWAY_KINDS}
 
 
 def manifests(params: Params) -> dict[str, dict[str, Any]]:
